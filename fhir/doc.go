@@ -1,0 +1,10 @@
+// Package fhir is everything gpfhir knows about FHIR R4 that needs no I/O: parsing and validating bodies
+// (google/fhir/go's jsonformat plus project rules such as the NHS number check), the table of served
+// types and search parameters, computing search-index entries at write time, and building
+// OperationOutcomes and Bundles.
+//
+// It is kept pure so that every FHIR rule can be tested as plain Go, and so that both store backends and
+// the API share one definition of what a resource and its index values are. Index values are computed
+// once, at write time, because every search is then a lookup in either backend; the search engine reuses
+// NormalizeString and ParseDateRange so that stored and searched values are normalised alike.
+package fhir

@@ -1,0 +1,356 @@
+package fhir
+
+import (
+	"sort"
+	"strings"
+)
+
+// ParamType is a FHIR search parameter type.
+type ParamType string
+
+// The search parameter types. Number and quantity are defined for completeness; no served parameter uses
+// them yet.
+const (
+	ParamToken     ParamType = "token"
+	ParamString    ParamType = "string"
+	ParamDate      ParamType = "date"
+	ParamReference ParamType = "reference"
+	ParamURI       ParamType = "uri"
+	ParamNumber    ParamType = "number"
+	ParamQuantity  ParamType = "quantity"
+)
+
+// Element datatypes a Path can end at. The extractor reads the JSON tree, where a ContactPoint and an
+// Identifier look alike, so every path says what it walks to.
+const (
+	TypeIdentifier      = "Identifier"
+	TypeCodeableConcept = "CodeableConcept"
+	TypeCoding          = "Coding"
+	TypeCode            = "code"
+	TypeBoolean         = "boolean"
+	TypeContactPoint    = "ContactPoint"
+	TypeString          = "string"
+	TypeHumanName       = "HumanName"
+	TypeAddress         = "Address"
+	TypeDate            = "date" // date, dateTime and instant
+	TypePeriod          = "Period"
+	TypeReference       = "Reference"
+	TypeURI             = "uri"
+)
+
+// Path is one route the extractor walks from the resource root to the values of a parameter.
+type Path struct {
+	// Elements are JSON element names separated by dots, without the resource type: "name.family",
+	// "participant.actor". A choice element is named with its type suffix ("medicationCodeableConcept").
+	// Arrays are flattened at every step.
+	Elements string
+	// DataType is the FHIR datatype at the end of the path (one of the Type* constants).
+	DataType string
+	// WhereField and WhereValue keep only values whose child WhereField equals WhereValue, as in
+	// telecom.where(system='phone').
+	WhereField, WhereValue string
+	// RefType keeps only references to this resource type, as in actor.where(resolve() is Patient).
+	RefType string
+	// CodeSystem is the implicit system of a code element (its required value set's code system), stored
+	// as the token's System so that "gender=http://hl7.org/fhir/administrative-gender|male" matches.
+	CodeSystem string
+}
+
+// SearchParam is one search parameter of a resource type.
+type SearchParam struct {
+	Code string
+	Type ParamType
+	// Expression is the FHIRPath expression of the R4 definition, published in the CapabilityStatement.
+	Expression string
+	// Paths are what Extract walks; together they implement Expression.
+	Paths []Path
+	// Targets are the resource types a reference parameter may point at.
+	Targets []string
+	// Description is the R4 description, for the CapabilityStatement.
+	Description string
+	// Definition is the canonical URL of the R4 SearchParameter.
+	Definition string
+	// FromStore marks _id and _lastUpdated: the store answers them from its own columns, and Extract
+	// emits no entries for them.
+	FromStore bool
+}
+
+// OfTypeSuffix names the internal index parameter that supports the :of-type modifier on an Identifier
+// token parameter. For a parameter "identifier", Extract emits entries with Param "identifier:of-type",
+// System = the identifier type's coding system, Value = the type code + "|" + the identifier value.
+const OfTypeSuffix = ":of-type"
+
+// TypeInfo describes one served resource type.
+type TypeInfo struct {
+	Name string
+	// Profile is the base StructureDefinition of the type.
+	Profile string
+	// Params are the type's search parameters, including the common ones (_id, _lastUpdated, _tag,
+	// _profile, _security), in table order.
+	Params []*SearchParam
+	byCode map[string]*SearchParam
+}
+
+// Param returns the search parameter with the given code.
+func (t *TypeInfo) Param(code string) (*SearchParam, bool) {
+	p, ok := t.byCode[code]
+	return p, ok
+}
+
+// LookupType returns a served resource type by name (case-sensitive, "Patient").
+func LookupType(name string) (*TypeInfo, bool) {
+	t, ok := registry[name]
+	return t, ok
+}
+
+// Types returns every served type, sorted by name. The slice is fresh; the TypeInfos are shared and must
+// not be modified.
+func Types() []*TypeInfo {
+	out := make([]*TypeInfo, 0, len(registry))
+	for _, t := range registry {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Code systems of required bindings used as implicit token systems.
+const (
+	csGender         = "http://hl7.org/fhir/administrative-gender"
+	csApptStatus     = "http://hl7.org/fhir/appointmentstatus"
+	csMedReqStatus   = "http://hl7.org/fhir/CodeSystem/medicationrequest-status"
+	csMedReqIntent   = "http://hl7.org/fhir/CodeSystem/medicationrequest-intent"
+	csEventStatus    = "http://hl7.org/fhir/event-status"
+	csSlotStatus     = "http://hl7.org/fhir/slotstatus"
+	spBase           = "http://hl7.org/fhir/SearchParameter/"
+	sdBase           = "http://hl7.org/fhir/StructureDefinition/"
+	actorTargetsDesc = "Practitioner, Device, Patient, HealthcareService, PractitionerRole, RelatedPerson, Location"
+)
+
+func path(elements, dataType string) Path { return Path{Elements: elements, DataType: dataType} }
+
+func refTo(elements, refType string) Path {
+	return Path{Elements: elements, DataType: TypeReference, RefType: refType}
+}
+
+func code(elements, system string) Path {
+	return Path{Elements: elements, DataType: TypeCode, CodeSystem: system}
+}
+
+func identifierParam(typ, desc string) *SearchParam {
+	return &SearchParam{Code: "identifier", Type: ParamToken, Expression: typ + ".identifier",
+		Paths: []Path{path("identifier", TypeIdentifier)}, Description: desc}
+}
+
+// commonParams are the parameters every resource has. _id and _lastUpdated come from the store's columns.
+func commonParams(typ string) []*SearchParam {
+	return []*SearchParam{
+		{Code: "_id", Type: ParamToken, Expression: typ + ".id", FromStore: true,
+			Description: "Logical id of this artifact", Definition: spBase + "Resource-id"},
+		{Code: "_lastUpdated", Type: ParamDate, Expression: typ + ".meta.lastUpdated", FromStore: true,
+			Description: "When the resource version last changed", Definition: spBase + "Resource-lastUpdated"},
+		{Code: "_tag", Type: ParamToken, Expression: typ + ".meta.tag",
+			Paths:       []Path{path("meta.tag", TypeCoding)},
+			Description: "Tags applied to this resource", Definition: spBase + "Resource-tag"},
+		{Code: "_profile", Type: ParamURI, Expression: typ + ".meta.profile",
+			Paths:       []Path{path("meta.profile", TypeURI)},
+			Description: "Profiles this resource claims to conform to", Definition: spBase + "Resource-profile"},
+		{Code: "_security", Type: ParamToken, Expression: typ + ".meta.security",
+			Paths:       []Path{path("meta.security", TypeCoding)},
+			Description: "Security Labels applied to this resource", Definition: spBase + "Resource-security"},
+	}
+}
+
+var actorTargets = strings.Split(actorTargetsDesc, ", ")
+
+// typeTable is the served types and their own search parameters (R4 4.0.1 definitions). Adding a type is
+// one entry here.
+var typeTable = []struct {
+	name   string
+	params []*SearchParam
+}{
+	{"Patient", []*SearchParam{
+		identifierParam("Patient", "A patient identifier"),
+		{Code: "name", Type: ParamString, Expression: "Patient.name",
+			Paths:       []Path{path("name", TypeHumanName)},
+			Description: "A server defined search that may match any of the string fields in the HumanName, including family, give, prefix, suffix, suffix, and/or text"},
+		{Code: "family", Type: ParamString, Expression: "Patient.name.family",
+			Paths: []Path{path("name.family", TypeString)}, Description: "A portion of the family name of the patient"},
+		{Code: "given", Type: ParamString, Expression: "Patient.name.given",
+			Paths: []Path{path("name.given", TypeString)}, Description: "A portion of the given name of the patient"},
+		{Code: "birthdate", Type: ParamDate, Expression: "Patient.birthDate",
+			Paths: []Path{path("birthDate", TypeDate)}, Description: "The patient's date of birth"},
+		{Code: "gender", Type: ParamToken, Expression: "Patient.gender",
+			Paths: []Path{code("gender", csGender)}, Description: "Gender of the patient"},
+		{Code: "address-postalcode", Type: ParamString, Expression: "Patient.address.postalCode",
+			Paths: []Path{path("address.postalCode", TypeString)}, Description: "A postalCode specified in an address"},
+		{Code: "telecom", Type: ParamToken, Expression: "Patient.telecom",
+			Paths: []Path{path("telecom", TypeContactPoint)}, Description: "The value in any kind of telecom details of the patient"},
+		{Code: "phone", Type: ParamToken, Expression: "Patient.telecom.where(system='phone')",
+			Paths:       []Path{{Elements: "telecom", DataType: TypeContactPoint, WhereField: "system", WhereValue: "phone"}},
+			Description: "A value in a phone contact"},
+		{Code: "email", Type: ParamToken, Expression: "Patient.telecom.where(system='email')",
+			Paths:       []Path{{Elements: "telecom", DataType: TypeContactPoint, WhereField: "system", WhereValue: "email"}},
+			Description: "A value in an email contact"},
+		{Code: "general-practitioner", Type: ParamReference, Expression: "Patient.generalPractitioner",
+			Paths:       []Path{path("generalPractitioner", TypeReference)},
+			Targets:     []string{"Organization", "Practitioner", "PractitionerRole"},
+			Description: "Patient's nominated general practitioner, not the organization that manages the record"},
+		{Code: "organization", Type: ParamReference, Expression: "Patient.managingOrganization",
+			Paths: []Path{path("managingOrganization", TypeReference)}, Targets: []string{"Organization"},
+			Description: "The organization that is the custodian of the patient record"},
+		{Code: "active", Type: ParamToken, Expression: "Patient.active",
+			Paths: []Path{path("active", TypeBoolean)}, Description: "Whether the patient record is active"},
+	}},
+	{"Appointment", []*SearchParam{
+		{Code: "patient", Type: ParamReference, Expression: "Appointment.participant.actor.where(resolve() is Patient)",
+			Paths: []Path{refTo("participant.actor", "Patient")}, Targets: []string{"Patient"},
+			Description: "One of the individuals of the appointment is this patient"},
+		{Code: "actor", Type: ParamReference, Expression: "Appointment.participant.actor",
+			Paths: []Path{path("participant.actor", TypeReference)}, Targets: actorTargets,
+			Description: "Any one of the individuals participating in the appointment"},
+		{Code: "practitioner", Type: ParamReference, Expression: "Appointment.participant.actor.where(resolve() is Practitioner)",
+			Paths: []Path{refTo("participant.actor", "Practitioner")}, Targets: []string{"Practitioner"},
+			Description: "One of the individuals of the appointment is this practitioner"},
+		{Code: "location", Type: ParamReference, Expression: "Appointment.participant.actor.where(resolve() is Location)",
+			Paths: []Path{refTo("participant.actor", "Location")}, Targets: []string{"Location"},
+			Description: "This location is listed in the participants of the appointment"},
+		{Code: "date", Type: ParamDate, Expression: "Appointment.start",
+			Paths: []Path{path("start", TypeDate)}, Description: "Appointment date/time."},
+		{Code: "status", Type: ParamToken, Expression: "Appointment.status",
+			Paths: []Path{code("status", csApptStatus)}, Description: "The overall status of the appointment"},
+		{Code: "slot", Type: ParamReference, Expression: "Appointment.slot",
+			Paths: []Path{path("slot", TypeReference)}, Targets: []string{"Slot"},
+			Description: "The slots that this appointment is filling"},
+		identifierParam("Appointment", "An Identifier of the Appointment"),
+		{Code: "service-type", Type: ParamToken, Expression: "Appointment.serviceType",
+			Paths:       []Path{path("serviceType", TypeCodeableConcept)},
+			Description: "The specific service that is to be performed during this appointment"},
+		{Code: "appointment-type", Type: ParamToken, Expression: "Appointment.appointmentType",
+			Paths:       []Path{path("appointmentType", TypeCodeableConcept)},
+			Description: "The style of appointment or patient that has been booked in the slot (not service type)"},
+	}},
+	{"MedicationRequest", []*SearchParam{
+		{Code: "patient", Type: ParamReference, Expression: "MedicationRequest.subject.where(resolve() is Patient)",
+			Paths: []Path{refTo("subject", "Patient")}, Targets: []string{"Patient"},
+			Description: "Returns prescriptions for a specific patient"},
+		{Code: "subject", Type: ParamReference, Expression: "MedicationRequest.subject",
+			Paths: []Path{path("subject", TypeReference)}, Targets: []string{"Group", "Patient"},
+			Description: "The identity of a patient to list orders  for"},
+		{Code: "status", Type: ParamToken, Expression: "MedicationRequest.status",
+			Paths: []Path{code("status", csMedReqStatus)}, Description: "Status of the prescription"},
+		{Code: "intent", Type: ParamToken, Expression: "MedicationRequest.intent",
+			Paths: []Path{code("intent", csMedReqIntent)}, Description: "Returns prescriptions with different intents"},
+		{Code: "authoredon", Type: ParamDate, Expression: "MedicationRequest.authoredOn",
+			Paths: []Path{path("authoredOn", TypeDate)}, Description: "Return prescriptions written on this date"},
+		{Code: "code", Type: ParamToken, Expression: "(MedicationRequest.medication as CodeableConcept)",
+			Paths:       []Path{path("medicationCodeableConcept", TypeCodeableConcept)},
+			Description: "Return prescriptions of this medication code"},
+		{Code: "medication", Type: ParamReference, Expression: "(MedicationRequest.medication as Reference)",
+			Paths: []Path{path("medicationReference", TypeReference)}, Targets: []string{"Medication"},
+			Description: "Return prescriptions for this medication reference"},
+		{Code: "requester", Type: ParamReference, Expression: "MedicationRequest.requester",
+			Paths:       []Path{path("requester", TypeReference)},
+			Targets:     []string{"Practitioner", "Organization", "Patient", "PractitionerRole", "Device", "RelatedPerson"},
+			Description: "Returns prescriptions prescribed by this prescriber"},
+		identifierParam("MedicationRequest", "Return prescriptions with this external identifier"),
+	}},
+	{"Immunization", []*SearchParam{
+		{Code: "patient", Type: ParamReference, Expression: "Immunization.patient",
+			Paths: []Path{path("patient", TypeReference)}, Targets: []string{"Patient"},
+			Description: "The patient for the vaccination record"},
+		{Code: "date", Type: ParamDate, Expression: "Immunization.occurrence",
+			Paths:       []Path{path("occurrenceDateTime", TypeDate)},
+			Description: "Vaccination  (non)-Administration Date"},
+		{Code: "status", Type: ParamToken, Expression: "Immunization.status",
+			Paths: []Path{code("status", csEventStatus)}, Description: "Immunization event status"},
+		{Code: "vaccine-code", Type: ParamToken, Expression: "Immunization.vaccineCode",
+			Paths: []Path{path("vaccineCode", TypeCodeableConcept)}, Description: "Vaccine Product Administered"},
+		identifierParam("Immunization", "Business identifier"),
+		{Code: "lot-number", Type: ParamString, Expression: "Immunization.lotNumber",
+			Paths: []Path{path("lotNumber", TypeString)}, Description: "Vaccine Lot Number"},
+	}},
+	{"Organization", []*SearchParam{
+		identifierParam("Organization", "Any identifier for the organization (not the accreditation issuer's identifier)"),
+		{Code: "name", Type: ParamString, Expression: "Organization.name | Organization.alias",
+			Paths:       []Path{path("name", TypeString), path("alias", TypeString)},
+			Description: "A portion of the organization's name or alias"},
+	}},
+	{"Practitioner", []*SearchParam{
+		identifierParam("Practitioner", "A practitioner's Identifier"),
+		{Code: "name", Type: ParamString, Expression: "Practitioner.name",
+			Paths:       []Path{path("name", TypeHumanName)},
+			Description: "A server defined search that may match any of the string fields in the HumanName, including family, give, prefix, suffix, suffix, and/or text"},
+		{Code: "family", Type: ParamString, Expression: "Practitioner.name.family",
+			Paths: []Path{path("name.family", TypeString)}, Description: "A portion of the family name"},
+	}},
+	{"Schedule", []*SearchParam{
+		{Code: "actor", Type: ParamReference, Expression: "Schedule.actor",
+			Paths: []Path{path("actor", TypeReference)}, Targets: actorTargets,
+			Description: "The individual(HealthcareService, Practitioner, Location, ...) to find a Schedule for"},
+		{Code: "date", Type: ParamDate, Expression: "Schedule.planningHorizon",
+			Paths:       []Path{path("planningHorizon", TypePeriod)},
+			Description: "Search for Schedule resources that have a period that contains this date specified"},
+		{Code: "active", Type: ParamToken, Expression: "Schedule.active",
+			Paths: []Path{path("active", TypeBoolean)}, Description: "Is the schedule in active use"},
+		identifierParam("Schedule", "A Schedule Identifier"),
+	}},
+	{"Slot", []*SearchParam{
+		{Code: "schedule", Type: ParamReference, Expression: "Slot.schedule",
+			Paths: []Path{path("schedule", TypeReference)}, Targets: []string{"Schedule"},
+			Description: "The Schedule Resource that we are seeking a slot within"},
+		{Code: "start", Type: ParamDate, Expression: "Slot.start",
+			Paths: []Path{path("start", TypeDate)}, Description: "Appointment date/time."},
+		{Code: "status", Type: ParamToken, Expression: "Slot.status",
+			Paths: []Path{code("status", csSlotStatus)}, Description: "The free/busy status of the appointment"},
+		{Code: "service-type", Type: ParamToken, Expression: "Slot.serviceType",
+			Paths:       []Path{path("serviceType", TypeCodeableConcept)},
+			Description: "The type of appointments that can be booked into the slot"},
+		identifierParam("Slot", "A Slot Identifier"),
+	}},
+}
+
+// sharedDefinitions are the R4 SearchParameters that serve several types under one canonical URL; every
+// other parameter is spBase + Type + "-" + code.
+var sharedDefinitions = map[string]string{
+	"Patient.family":               "individual-family",
+	"Patient.given":                "individual-given",
+	"Patient.birthdate":            "individual-birthdate",
+	"Patient.gender":               "individual-gender",
+	"Patient.address-postalcode":   "individual-address-postalcode",
+	"Patient.telecom":              "individual-telecom",
+	"Patient.phone":                "individual-phone",
+	"Patient.email":                "individual-email",
+	"Practitioner.family":          "individual-family",
+	"MedicationRequest.patient":    "clinical-patient",
+	"MedicationRequest.identifier": "clinical-identifier",
+	"MedicationRequest.code":       "medications-code",
+	"MedicationRequest.medication": "medications-medication",
+	"MedicationRequest.status":     "medications-status",
+	"Immunization.patient":         "clinical-patient",
+}
+
+var registry = buildRegistry()
+
+func buildRegistry() map[string]*TypeInfo {
+	reg := make(map[string]*TypeInfo, len(typeTable))
+	for _, e := range typeTable {
+		t := &TypeInfo{Name: e.name, Profile: sdBase + e.name, byCode: map[string]*SearchParam{}}
+		for _, p := range append(commonParams(e.name), e.params...) {
+			if p.Definition == "" {
+				if shared, ok := sharedDefinitions[e.name+"."+p.Code]; ok {
+					p.Definition = spBase + shared
+				} else {
+					p.Definition = spBase + e.name + "-" + p.Code
+				}
+			}
+			if _, dup := t.byCode[p.Code]; dup {
+				panic("fhir: duplicate search parameter " + e.name + "." + p.Code)
+			}
+			t.byCode[p.Code] = p
+			t.Params = append(t.Params, p)
+		}
+		reg[e.name] = t
+	}
+	return reg
+}

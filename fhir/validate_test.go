@@ -1,0 +1,122 @@
+package fhir
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseRejectsWithIssues(t *testing.T) {
+	tests := []struct {
+		name     string
+		body     string
+		kind     ErrorKind
+		code     string
+		expr     string // expected expression of some issue ("" = no expression)
+		diagWant string // substring of that issue's diagnostics
+	}{
+		{"malformed JSON is Malformed/structure", `{"resourceType":"Patient",`, Malformed, IssueStructure, "", "not valid JSON"},
+		{"trailing data is Malformed", `{"resourceType":"Patient"} {}`, Malformed, IssueStructure, "", "after the top-level value"},
+		{"array body is Malformed", `[]`, Malformed, IssueStructure, "", "JSON object"},
+		{"missing resourceType is Malformed/required", `{"id":"a"}`, Malformed, IssueRequired, "resourceType", "missing"},
+		{"unknown resourceType is Malformed/not-supported", `{"resourceType":"Foo"}`, Malformed, IssueNotSupported, "resourceType", `"Foo"`},
+		{"unknown element is Invalid/structure", `{"resourceType":"Patient","foo":1}`, Invalid, IssueStructure, "Patient.foo", `"foo"`},
+		{"unknown nested element names its path", `{"resourceType":"Patient","identifier":[{"system":"x","value":"1","bar":2}]}`, Invalid, IssueStructure, "Patient.identifier[0].bar", "not a known element"},
+		{"wrong primitive type is Invalid/value", `{"resourceType":"Patient","name":[{"family":3}]}`, Invalid, IssueValue, "Patient.name[0].family", "must be a string"},
+		{"boolean as string is Invalid/value", `{"resourceType":"Patient","active":"yes"}`, Invalid, IssueValue, "Patient.active", "boolean"},
+		{"bad date is Invalid/value", `{"resourceType":"Patient","birthDate":"1980-13"}`, Invalid, IssueValue, "Patient.birthDate", "date"},
+		{"code outside required binding is code-invalid", `{"resourceType":"Patient","gender":"bloke"}`, Invalid, IssueCodeInvalid, "Patient.gender", `"bloke"`},
+		{"missing required element is required", `{"resourceType":"Appointment","participant":[{"status":"accepted"}]}`, Invalid, IssueRequired, "Appointment.status", "required"},
+		{"reference to a wrong type is invalid", `{"resourceType":"Appointment","status":"booked","participant":[{"status":"accepted","actor":{"reference":"Slot/1"}}]}`, Invalid, IssueInvalid, "Appointment.participant[0].actor", "Slot"},
+		{"NHS number with a bad check digit is value", `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000008"}]}`, Invalid, IssueValue, "Patient.identifier[0].value", ErrNHSNumberCheckDigit.Error()},
+		{"NHS number with spaces is value", `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"900 000 0009"}]}`, Invalid, IssueValue, "Patient.identifier[0].value", ErrNHSNumberDigits.Error()},
+		{"NHS number in a logical reference is checked", `{"resourceType":"Immunization","status":"completed","vaccineCode":{"text":"x"},"occurrenceDateTime":"2020","patient":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"123"}}}`, Invalid, IssueValue, "Immunization.patient.identifier.value", ErrNHSNumberLength.Error()},
+		{"contained resource path drops its type", `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","foo":1}]}`, Invalid, IssueStructure, "Patient.contained[0].foo", "foo"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.body))
+			var fe *Error
+			if !errors.As(err, &fe) {
+				t.Fatalf("Parse error = %v, want *Error", err)
+			}
+			if fe.Kind != tt.kind {
+				t.Errorf("Kind = %v, want %v", fe.Kind, tt.kind)
+			}
+			for _, is := range fe.Issues {
+				if is.Code == tt.code && firstExpr(is) == tt.expr && strings.Contains(is.Diagnostics, tt.diagWant) {
+					if is.Severity != SeverityError {
+						t.Errorf("severity = %q", is.Severity)
+					}
+					return
+				}
+			}
+			t.Errorf("no issue with code %q, expression %q, diagnostics ~%q in %+v", tt.code, tt.expr, tt.diagWant, fe.Issues)
+		})
+	}
+}
+
+func TestParseCollectsEveryIssue(t *testing.T) {
+	body := `{"resourceType":"Patient","gender":"bloke","foo":1,"birthDate":"1980-13","name":[{"family":3}],
+		"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000008"}]}`
+	_, err := Parse([]byte(body))
+	var fe *Error
+	if !errors.As(err, &fe) {
+		t.Fatalf("err = %v", err)
+	}
+	got := map[string]string{}
+	for _, is := range fe.Issues {
+		got[firstExpr(is)] = is.Code
+	}
+	want := map[string]string{
+		"Patient.gender":              IssueCodeInvalid,
+		"Patient.foo":                 IssueStructure,
+		"Patient.birthDate":           IssueValue,
+		"Patient.name[0].family":      IssueValue,
+		"Patient.identifier[0].value": IssueValue,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("issue at %s: code %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+}
+
+func TestFinalizeSetsMetaAndKeepsTags(t *testing.T) {
+	body := `{"resourceType":"Patient","id":"old","meta":{"versionId":"7","tag":[{"system":"s","code":"c"}],"profile":["https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"],"source":"#x"},
+		"gender":"female","active":true}`
+	r, err := Parse([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 23, 11, 0, 0, 123456789, time.FixedZone("", 3600))
+	out, err := r.Finalize("p1", 3, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	for _, want := range []string{
+		`{"resourceType":"Patient",`,
+		`"id":"p1"`,
+		`"versionId":"3"`,
+		`"lastUpdated":"2026-11-23T10:00:00.123Z"`,
+		`"tag":[{"code":"c","system":"s"}]`,
+		`"profile":["https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"]`,
+		`"source":"#x"`,
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("Finalize output lacks %s:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "\n") {
+		t.Errorf("output is not compact: %s", s)
+	}
+	if r.ID() != "p1" {
+		t.Errorf("ID() = %q after Finalize", r.ID())
+	}
+	// The output parses again.
+	if _, err := Parse(out); err != nil {
+		t.Errorf("Finalize output does not parse: %v", err)
+	}
+}
