@@ -1,0 +1,533 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// casRetries bounds how often an unconditional write re-reads and retries after losing a compare-and-swap
+// race. Conditional writes (If-Match) never retry: losing the race is their 412.
+const casRetries = 8
+
+// readBody reads a request body within the configured limit.
+func (s *Server) readBody(c *gin.Context) ([]byte, *apiError) {
+	if c.Request.ContentLength > s.cfg.MaxBody {
+		return nil, tooLarge(s.cfg.MaxBody)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(s.cfg.MaxBody)
+		}
+		return nil, fail(http.StatusBadRequest, "structure", "could not read the request body: %v", err)
+	}
+	if len(body) == 0 {
+		return nil, fail(http.StatusBadRequest, "required", "the request body is empty; a FHIR JSON resource is required")
+	}
+	return body, nil
+}
+
+func tooLarge(max int64) *apiError {
+	return fail(http.StatusRequestEntityTooLarge, "too-costly",
+		"the request body is larger than this server accepts (%d bytes)", max)
+}
+
+// parseResource reads and validates a resource body for a type-level or instance-level write.
+func (s *Server) parseResource(c *gin.Context, typ *fhir.TypeInfo) (*fhir.Resource, *apiError) {
+	if err := checkBodyType(c, "application/fhir+json", "application/json", "application/json+fhir"); err != nil {
+		return nil, err
+	}
+	body, aerr := s.readBody(c)
+	if aerr != nil {
+		return nil, aerr
+	}
+	res, err := fhir.Parse(body)
+	if err != nil {
+		return nil, fromParseError(err)
+	}
+	if res.Type() != typ.Name {
+		return nil, fail(http.StatusBadRequest, "invalid",
+			"the body is a %s but the URL is for %s; resourceType must match the URL", res.Type(), typ.Name).at("resourceType")
+	}
+	return res, nil
+}
+
+// checkReferences makes sure that every literal reference to a served type points at a resource that
+// exists and is not deleted, so that the store never holds a dangling link made through this API.
+func (s *Server) checkReferences(ctx context.Context, res *fhir.Resource, self string) error {
+	var issues []fhir.Issue
+	seen := map[string]bool{}
+	for _, ref := range fhir.References(res, s.cfg.BaseURL) {
+		key := ref.Type + "/" + ref.ID
+		if _, served := fhir.LookupType(ref.Type); !served || key == self || seen[key] {
+			continue
+		}
+		seen[key] = true
+		cur, err := s.store.Get(ctx, ref.Type, ref.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return err
+		case !cur.Deleted:
+			continue
+		}
+		issues = append(issues, fhir.Issue{
+			Severity:    "error",
+			Code:        "invalid",
+			Diagnostics: "the reference " + key + " does not resolve: no such " + ref.Type + " exists on this server",
+			Expression:  []string{ref.Expression},
+		})
+	}
+	if len(issues) > 0 {
+		return &apiError{status: http.StatusUnprocessableEntity, issues: issues}
+	}
+	return nil
+}
+
+// now is the server clock at the precision that lastUpdated is stored with.
+func (s *Server) now() time.Time {
+	return s.cfg.Now().UTC().Truncate(time.Millisecond)
+}
+
+// putVersion finalises res as the version after cur and writes it with compare-and-swap on cur.
+func (s *Server) putVersion(ctx context.Context, res *fhir.Resource, typ, id string, cur int64) (store.Resource, error) {
+	now := s.now()
+	body, err := res.Finalize(id, cur+1, now)
+	if err != nil {
+		return store.Resource{}, internal(err)
+	}
+	r := store.Resource{Type: typ, ID: id, VersionID: cur + 1, LastUpdated: now, Body: body}
+	err = s.store.Apply(ctx, []store.Write{{Resource: r, ExpectVersion: cur, Index: fhir.Extract(res, s.cfg.BaseURL)}})
+	return r, err
+}
+
+func (s *Server) create(c *gin.Context, p pathParams) error {
+	res, aerr := s.parseResource(c, p.typ)
+	if aerr != nil {
+		return aerr
+	}
+	ctx := c.Request.Context()
+	if cond := c.GetHeader("If-None-Exist"); cond != "" {
+		hits, err := s.conditionalMatches(ctx, p.typ, cond, "If-None-Exist")
+		if err != nil {
+			return err
+		}
+		switch len(hits) {
+		case 0:
+		case 1:
+			// The spec's answer to a create that already happened: 200 with the existing resource.
+			s.respondResource(c, http.StatusOK, hits[0].Resource, false)
+			return nil
+		default:
+			return fail(http.StatusPreconditionFailed, "duplicate",
+				"If-None-Exist matched %d %s resources; the criteria must identify at most one", len(hits), p.typ.Name)
+		}
+	}
+	if err := s.checkReferences(ctx, res, ""); err != nil {
+		return err
+	}
+	r, err := s.putVersion(ctx, res, p.typ.Name, uuid.NewString(), 0)
+	if err != nil {
+		return err
+	}
+	s.respondResource(c, http.StatusCreated, r, true)
+	return nil
+}
+
+// ifMatch parses If-Match. It returns 0 when the header is absent.
+func ifMatch(c *gin.Context) (int64, *apiError) {
+	h := c.GetHeader("If-Match")
+	if h == "" {
+		return 0, nil
+	}
+	v, ok := parseETag(h)
+	if !ok {
+		return 0, fail(http.StatusBadRequest, "value", `If-Match %q is not a version ETag such as W/"3"`, h)
+	}
+	return v, nil
+}
+
+func parseETag(h string) (int64, bool) {
+	h = strings.TrimSpace(h)
+	h = strings.TrimPrefix(h, "W/")
+	h = strings.Trim(h, `"`)
+	v, err := strconv.ParseInt(h, 10, 64)
+	return v, err == nil && v > 0
+}
+
+func versionMismatch(typ, id string, want, have int64) *apiError {
+	switch {
+	case have == 0:
+		return fail(http.StatusPreconditionFailed, "conflict", "If-Match asked for version %d of %s/%s, which does not exist", want, typ, id)
+	case have < 0:
+		return fail(http.StatusPreconditionFailed, "conflict",
+			"If-Match asked for version %d of %s/%s but another request changed it first; read it again and retry", want, typ, id)
+	}
+	return fail(http.StatusPreconditionFailed, "conflict",
+		"If-Match asked for version %d of %s/%s but the current version is %d; read it again and retry", want, typ, id, have)
+}
+
+func (s *Server) update(c *gin.Context, p pathParams) error {
+	res, aerr := s.parseResource(c, p.typ)
+	if aerr != nil {
+		return aerr
+	}
+	switch {
+	case res.ID() == "":
+		return fail(http.StatusBadRequest, "required", "the body has no id; an update must carry the id from the URL (%s)", p.id).at(p.typ.Name + ".id")
+	case res.ID() != p.id:
+		return fail(http.StatusBadRequest, "invalid", "the body id %q does not match the URL id %q", res.ID(), p.id).at(p.typ.Name + ".id")
+	}
+	return s.updateTo(c, p.typ, p.id, res)
+}
+
+// updateTo writes res as the next version of typ/id, creating it if absent (update-as-create).
+func (s *Server) updateTo(c *gin.Context, typ *fhir.TypeInfo, id string, res *fhir.Resource) error {
+	want, aerr := ifMatch(c)
+	if aerr != nil {
+		return aerr
+	}
+	ctx := c.Request.Context()
+	if err := s.checkReferences(ctx, res, typ.Name+"/"+id); err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := s.store.Get(ctx, typ.Name, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if want != 0 && cur.VersionID != want {
+			return versionMismatch(typ.Name, id, want, cur.VersionID)
+		}
+		r, err := s.putVersion(ctx, res, typ.Name, id, cur.VersionID)
+		if errors.Is(err, store.ErrVersionConflict) {
+			if want != 0 {
+				return versionMismatch(typ.Name, id, want, -1)
+			}
+			if attempt < casRetries {
+				continue
+			}
+		}
+		if err != nil {
+			return err
+		}
+		status := http.StatusOK
+		if cur.VersionID == 0 || cur.Deleted {
+			status = http.StatusCreated
+		}
+		s.respondResource(c, status, r, status == http.StatusCreated)
+		return nil
+	}
+}
+
+func (s *Server) patch(c *gin.Context, p pathParams) error {
+	if err := checkBodyType(c, jsonPatchType); err != nil {
+		err.issues[0].Diagnostics += " (this server supports JSON Patch only, not FHIRPath Patch)"
+		return err
+	}
+	raw, aerr := s.readBody(c)
+	if aerr != nil {
+		return aerr
+	}
+	ops, perr := decodePatch(raw)
+	if perr != nil {
+		return perr
+	}
+	want, aerr := ifMatch(c)
+	if aerr != nil {
+		return aerr
+	}
+	ctx := c.Request.Context()
+	for attempt := 0; ; attempt++ {
+		cur, err := s.currentOrGone(ctx, p.typ.Name, p.id)
+		if err != nil {
+			return err
+		}
+		if want != 0 && cur.VersionID != want {
+			return versionMismatch(p.typ.Name, p.id, want, cur.VersionID)
+		}
+		patched, perr := applyPatch(ops, cur.Body)
+		if perr != nil {
+			return perr
+		}
+		res, err := fhir.Parse(patched)
+		if err != nil {
+			return fromParseError(err)
+		}
+		if res.Type() != p.typ.Name || res.ID() != p.id {
+			return fail(http.StatusUnprocessableEntity, "invalid", "a patch may not change resourceType or id")
+		}
+		if err := s.checkReferences(ctx, res, p.typ.Name+"/"+p.id); err != nil {
+			return err
+		}
+		r, err := s.putVersion(ctx, res, p.typ.Name, p.id, cur.VersionID)
+		if errors.Is(err, store.ErrVersionConflict) {
+			if want != 0 {
+				return versionMismatch(p.typ.Name, p.id, want, -1)
+			}
+			if attempt < casRetries {
+				continue
+			}
+		}
+		if err != nil {
+			return err
+		}
+		s.respondResource(c, http.StatusOK, r, false)
+		return nil
+	}
+}
+
+// currentOrGone reads the current version, answering 404 and 410 the FHIR way.
+func (s *Server) currentOrGone(ctx context.Context, typ, id string) (store.Resource, error) {
+	cur, err := s.store.Get(ctx, typ, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return cur, fail(http.StatusNotFound, "not-found", "%s/%s is not known to this server", typ, id)
+	}
+	if err != nil {
+		return cur, err
+	}
+	if cur.Deleted {
+		return cur, gone(cur)
+	}
+	return cur, nil
+}
+
+func gone(r store.Resource) *apiError {
+	return fail(http.StatusGone, "deleted", "%s/%s was deleted (version %d)", r.Type, r.ID, r.VersionID).
+		withHeader("ETag", etag(r.VersionID)).
+		withHeader("Last-Modified", r.LastUpdated.UTC().Format(http.TimeFormat))
+}
+
+func (s *Server) delete(c *gin.Context, p pathParams) error {
+	want, aerr := ifMatch(c)
+	if aerr != nil {
+		return aerr
+	}
+	ctx := c.Request.Context()
+	for attempt := 0; ; attempt++ {
+		cur, err := s.store.Get(ctx, p.typ.Name, p.id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fail(http.StatusNotFound, "not-found", "%s/%s is not known to this server", p.typ.Name, p.id)
+		}
+		if err != nil {
+			return err
+		}
+		if want != 0 && cur.VersionID != want {
+			return versionMismatch(p.typ.Name, p.id, want, cur.VersionID)
+		}
+		if cur.Deleted {
+			// Deleting again changes nothing and makes no new version.
+			s.respondDeleted(c, cur, "was already deleted")
+			return nil
+		}
+		tomb := store.Resource{Type: p.typ.Name, ID: p.id, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true}
+		err = s.store.Apply(ctx, []store.Write{{Resource: tomb, ExpectVersion: cur.VersionID}})
+		if errors.Is(err, store.ErrVersionConflict) {
+			if want != 0 {
+				return versionMismatch(p.typ.Name, p.id, want, -1)
+			}
+			if attempt < casRetries {
+				continue
+			}
+		}
+		if err != nil {
+			return err
+		}
+		s.respondDeleted(c, tomb, "was deleted")
+		return nil
+	}
+}
+
+func (s *Server) respondDeleted(c *gin.Context, tomb store.Resource, what string) {
+	c.Header("ETag", etag(tomb.VersionID))
+	if preferReturn(c) == "OperationOutcome" {
+		writeFHIR(c, http.StatusOK, fhir.OperationOutcome(fhir.Issue{
+			Severity: "information", Code: "informational",
+			Diagnostics: tomb.Type + "/" + tomb.ID + " " + what,
+		}))
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// conditionalMatches runs the search in a conditional header or URL. Criteria must be present: an empty
+// query would match everything.
+func (s *Server) conditionalMatches(ctx context.Context, typ *fhir.TypeInfo, rawQuery, where string) ([]store.Hit, error) {
+	values, err := url.ParseQuery(strings.TrimPrefix(rawQuery, "?"))
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, "invalid", "%s is not a valid query string: %v", where, err)
+	}
+	if len(values) == 0 {
+		return nil, fail(http.StatusBadRequest, "required", "%s has no search criteria", where)
+	}
+	q, aerr := s.parseSearch(typ, values, true)
+	if aerr != nil {
+		return nil, aerr
+	}
+	q.store.Limit = 2
+	return s.store.Search(ctx, q.store)
+}
+
+func (s *Server) conditionalUpdate(c *gin.Context, p pathParams) error {
+	res, aerr := s.parseResource(c, p.typ)
+	if aerr != nil {
+		return aerr
+	}
+	hits, err := s.conditionalMatches(c.Request.Context(), p.typ, c.Request.URL.RawQuery, "the conditional update URL")
+	if err != nil {
+		return err
+	}
+	switch len(hits) {
+	case 0:
+		id := res.ID()
+		if id == "" {
+			id = uuid.NewString()
+		}
+		return s.updateTo(c, p.typ, id, res)
+	case 1:
+		id := hits[0].Resource.ID
+		if res.ID() != "" && res.ID() != id {
+			return fail(http.StatusBadRequest, "invalid",
+				"the body id %q differs from the id of the resource the criteria matched (%s)", res.ID(), id).at(p.typ.Name + ".id")
+		}
+		return s.updateTo(c, p.typ, id, res)
+	}
+	return fail(http.StatusPreconditionFailed, "multiple-matches",
+		"the conditional update criteria matched %d %s resources; they must identify at most one", len(hits), p.typ.Name)
+}
+
+func (s *Server) conditionalDelete(c *gin.Context, p pathParams) error {
+	hits, err := s.conditionalMatches(c.Request.Context(), p.typ, c.Request.URL.RawQuery, "the conditional delete URL")
+	if err != nil {
+		return err
+	}
+	switch len(hits) {
+	case 0:
+		writeFHIR(c, http.StatusOK, fhir.OperationOutcome(fhir.Issue{
+			Severity: "information", Code: "not-found",
+			Diagnostics: "no " + p.typ.Name + " matched the criteria; nothing was deleted",
+		}))
+		return nil
+	case 1:
+		p.id = hits[0].Resource.ID
+		return s.delete(c, p)
+	}
+	return fail(http.StatusPreconditionFailed, "multiple-matches",
+		"the conditional delete criteria matched %d %s resources; this server deletes one at a time", len(hits), p.typ.Name)
+}
+
+func (s *Server) read(c *gin.Context, p pathParams) error {
+	r, err := s.currentOrGone(c.Request.Context(), p.typ.Name, p.id)
+	if err != nil {
+		return err
+	}
+	if notModified(c, r) {
+		c.Header("ETag", etag(r.VersionID))
+		c.Status(http.StatusNotModified)
+		return nil
+	}
+	s.respondResource(c, http.StatusOK, r, false)
+	return nil
+}
+
+func (s *Server) vread(c *gin.Context, p pathParams) error {
+	v, err := strconv.ParseInt(p.version, 10, 64)
+	if err != nil || v < 1 {
+		return fail(http.StatusNotFound, "not-found", "%q is not a version of %s/%s: versions are whole numbers from 1", p.version, p.typ.Name, p.id)
+	}
+	r, err := s.store.GetVersion(c.Request.Context(), p.typ.Name, p.id, v)
+	if errors.Is(err, store.ErrNotFound) {
+		return fail(http.StatusNotFound, "not-found", "%s/%s has no version %d", p.typ.Name, p.id, v)
+	}
+	if err != nil {
+		return err
+	}
+	if r.Deleted {
+		return gone(r)
+	}
+	if notModified(c, r) {
+		c.Header("ETag", etag(r.VersionID))
+		c.Status(http.StatusNotModified)
+		return nil
+	}
+	s.respondResource(c, http.StatusOK, r, false)
+	return nil
+}
+
+// notModified applies If-None-Match and If-Modified-Since. If-None-Match wins when both are sent, as
+// RFC 9110 says.
+func notModified(c *gin.Context, r store.Resource) bool {
+	if inm := c.GetHeader("If-None-Match"); inm != "" {
+		for _, tag := range strings.Split(inm, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" {
+				return true
+			}
+			if v, ok := parseETag(tag); ok && v == r.VersionID {
+				return true
+			}
+		}
+		return false
+	}
+	if ims := c.GetHeader("If-Modified-Since"); ims != "" {
+		t, err := http.ParseTime(ims)
+		if err != nil {
+			return false
+		}
+		// HTTP dates have whole seconds; lastUpdated has milliseconds.
+		return !r.LastUpdated.Truncate(time.Second).After(t)
+	}
+	return false
+}
+
+func etag(v int64) string { return `W/"` + strconv.FormatInt(v, 10) + `"` }
+
+// preferReturn reads the return preference of the Prefer header.
+func preferReturn(c *gin.Context) string {
+	for _, part := range strings.Split(c.GetHeader("Prefer"), ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok && strings.TrimSpace(k) == "return" {
+			return strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	return "representation"
+}
+
+// respondResource answers with one stored version: headers always, the body as Prefer asks. created
+// adds Location (the versioned URL), as create and update-as-create must.
+func (s *Server) respondResource(c *gin.Context, status int, r store.Resource, created bool) {
+	versioned := s.cfg.BaseURL + "/" + r.Type + "/" + r.ID + "/_history/" + strconv.FormatInt(r.VersionID, 10)
+	c.Header("ETag", etag(r.VersionID))
+	c.Header("Last-Modified", r.LastUpdated.UTC().Format(http.TimeFormat))
+	if created {
+		c.Header("Location", versioned)
+	}
+	if m := c.Request.Method; m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch {
+		c.Header("Content-Location", versioned)
+		switch preferReturn(c) {
+		case "minimal":
+			c.Status(status)
+			return
+		case "OperationOutcome":
+			writeFHIR(c, status, fhir.OperationOutcome(fhir.Issue{
+				Severity: "information", Code: "informational",
+				Diagnostics: r.Type + "/" + r.ID + " is now at version " + strconv.FormatInt(r.VersionID, 10),
+			}))
+			return
+		}
+	}
+	writeFHIR(c, status, r.Body)
+}

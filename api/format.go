@@ -1,0 +1,133 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+const (
+	fhirJSON      = "application/fhir+json; charset=utf-8"
+	jsonPatchType = "application/json-patch+json"
+)
+
+// jsonFormats are the _format values and media types that mean FHIR JSON. Plain application/json is
+// included because real clients send it.
+var jsonFormats = map[string]bool{
+	"json":                  true,
+	"application/json":      true,
+	"application/fhir+json": true,
+	"application/json+fhir": true, // DSTU2-era spelling that some clients still send
+}
+
+var xmlFormats = map[string]bool{
+	"xml":                  true,
+	"text/xml":             true,
+	"application/xml":      true,
+	"application/fhir+xml": true,
+	"application/xml+fhir": true,
+}
+
+// negotiate checks that the client can take JSON: from _format when given (it overrides Accept, as the
+// spec says), otherwise from the Accept header.
+func negotiate(c *gin.Context) *apiError {
+	if f := c.Query("_format"); f != "" {
+		mt := mediaType(f)
+		if jsonFormats[mt] {
+			return nil
+		}
+		return fail(http.StatusNotAcceptable, "not-supported",
+			"_format=%s is not supported: this server only produces FHIR JSON (_format=json or application/fhir+json)", f).at("_format")
+	}
+	accept := c.GetHeader("Accept")
+	if accept == "" {
+		return nil
+	}
+	for _, part := range strings.Split(accept, ",") {
+		mt := mediaType(part)
+		if q := quality(part); q == 0 {
+			continue
+		}
+		if jsonFormats[mt] || mt == "*/*" || mt == "application/*" {
+			return nil
+		}
+	}
+	return fail(http.StatusNotAcceptable, "not-supported",
+		"cannot answer Accept: %s: this server only produces FHIR JSON (application/fhir+json or application/json)", accept)
+}
+
+// checkBodyType checks the Content-Type of a request body. A missing type is taken as JSON, because curl
+// users often leave it out and the body is validated anyway.
+func checkBodyType(c *gin.Context, allowed ...string) *apiError {
+	ct := c.GetHeader("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt := mediaType(ct)
+	for _, a := range allowed {
+		if mt == a {
+			return nil
+		}
+	}
+	if xmlFormats[mt] {
+		return fail(http.StatusUnsupportedMediaType, "not-supported",
+			"Content-Type %s is not supported: this server only accepts FHIR JSON (application/fhir+json)", mt)
+	}
+	return fail(http.StatusUnsupportedMediaType, "not-supported",
+		"Content-Type %s is not supported here; use %s", mt, strings.Join(allowed, " or "))
+}
+
+func mediaType(s string) string {
+	mt, _, err := mime.ParseMediaType(strings.TrimSpace(s))
+	if err != nil {
+		return strings.ToLower(strings.TrimSpace(s))
+	}
+	return mt
+}
+
+func quality(part string) float64 {
+	_, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+	if err != nil {
+		return 1
+	}
+	q, ok := params["q"]
+	if !ok {
+		return 1
+	}
+	f, err := strconv.ParseFloat(q, 64)
+	if err != nil {
+		return 1
+	}
+	return f
+}
+
+func pretty(c *gin.Context) bool {
+	return c.Query("_pretty") == "true"
+}
+
+func indent(body []byte) []byte {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, body, "", "  "); err != nil {
+		return body
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes()
+}
+
+// writeFHIR writes a FHIR JSON body, honouring _pretty and HEAD.
+func writeFHIR(c *gin.Context, status int, body []byte) {
+	c.Header("Content-Type", fhirJSON)
+	c.Status(status)
+	if c.Request.Method == http.MethodHead || body == nil {
+		return
+	}
+	if pretty(c) {
+		body = indent(body)
+	}
+	_, _ = c.Writer.Write(body)
+}

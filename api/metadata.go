@@ -1,0 +1,133 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gpfhir/gpfhir/fhir"
+)
+
+type capabilityStatement struct {
+	ResourceType string           `json:"resourceType"`
+	Status       string           `json:"status"`
+	Date         string           `json:"date"`
+	Publisher    string           `json:"publisher"`
+	Kind         string           `json:"kind"`
+	Software     capSoftware      `json:"software"`
+	Implement    capImplement     `json:"implementation"`
+	FHIRVersion  string           `json:"fhirVersion"`
+	Format       []string         `json:"format"`
+	PatchFormat  []string         `json:"patchFormat"`
+	Rest         []capRest        `json:"rest"`
+	Instantiates []string         `json:"instantiates,omitempty"`
+	Extension    []map[string]any `json:"extension,omitempty"`
+}
+
+type capSoftware struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+}
+
+type capImplement struct {
+	Description string `json:"description"`
+	URL         string `json:"url"`
+}
+
+type capRest struct {
+	Mode        string           `json:"mode"`
+	Security    map[string]any   `json:"security,omitempty"`
+	Resource    []capResource    `json:"resource"`
+	Interaction []capInteraction `json:"interaction"`
+}
+
+type capInteraction struct {
+	Code string `json:"code"`
+}
+
+type capResource struct {
+	Type              string           `json:"type"`
+	Interaction       []capInteraction `json:"interaction"`
+	Versioning        string           `json:"versioning"`
+	ReadHistory       bool             `json:"readHistory"`
+	UpdateCreate      bool             `json:"updateCreate"`
+	ConditionalCreate bool             `json:"conditionalCreate"`
+	ConditionalRead   string           `json:"conditionalRead"`
+	ConditionalUpdate bool             `json:"conditionalUpdate"`
+	ConditionalDelete string           `json:"conditionalDelete"`
+	SearchParam       []capSearchParam `json:"searchParam"`
+}
+
+type capSearchParam struct {
+	Name          string `json:"name"`
+	Type          string `json:"type"`
+	Definition    string `json:"definition,omitempty"`
+	Documentation string `json:"documentation,omitempty"`
+}
+
+// capabilityStatement is derived from routeTable and the fhir type registry, the same tables that route
+// requests and index resources, so it cannot advertise what the server does not do.
+func (s *Server) capabilityStatement() capabilityStatement {
+	cs := capabilityStatement{
+		ResourceType: "CapabilityStatement",
+		Status:       "active",
+		Date:         s.now().Format("2006-01-02T15:04:05Z07:00"),
+		Publisher:    "gpfhir",
+		Kind:         "instance",
+		Software:     capSoftware{Name: "gpfhir", Version: s.cfg.Version},
+		Implement:    capImplement{Description: "gpfhir: FHIR R4 API for GP practice data", URL: s.cfg.BaseURL},
+		FHIRVersion:  "4.0.1",
+		Format:       []string{"application/fhir+json", "json"},
+		PatchFormat:  []string{jsonPatchType},
+	}
+	rest := capRest{Mode: "server"}
+	seen := map[string]bool{}
+	for _, r := range routeTable {
+		if !r.typeLevel && !seen[r.interaction] && r.interaction != "capabilities" {
+			seen[r.interaction] = true
+			rest.Interaction = append(rest.Interaction, capInteraction{Code: r.interaction})
+		}
+	}
+	for _, t := range fhir.Types() {
+		res := capResource{
+			Type:            t.Name,
+			Versioning:      "versioned",
+			ConditionalRead: "modified-since", // If-Modified-Since and If-None-Match on read
+		}
+		have := map[string]bool{}
+		for _, r := range routeTable {
+			if r.typeLevel && typeAllows(t, r.interaction) && !have[r.interaction] {
+				have[r.interaction] = true
+				res.Interaction = append(res.Interaction, capInteraction{Code: r.interaction})
+			}
+		}
+		res.ReadHistory = have["vread"]
+		res.UpdateCreate = have["update"]
+		res.ConditionalCreate = have["create"]
+		res.ConditionalUpdate = have["update"]
+		res.ConditionalDelete = "not-supported"
+		if have["delete"] {
+			res.ConditionalDelete = "single"
+		}
+		if have["search-type"] {
+			for _, sp := range t.Params {
+				res.SearchParam = append(res.SearchParam, capSearchParam{
+					Name: sp.Code, Type: string(sp.Type), Definition: sp.Definition, Documentation: sp.Description,
+				})
+			}
+		}
+		rest.Resource = append(rest.Resource, res)
+	}
+	cs.Rest = []capRest{rest}
+	return cs
+}
+
+func (s *Server) capabilities(c *gin.Context, _ pathParams) error {
+	body, err := json.Marshal(s.capabilityStatement())
+	if err != nil {
+		return internal(err)
+	}
+	writeFHIR(c, http.StatusOK, body)
+	return nil
+}

@@ -1,0 +1,52 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics uses its own registry rather than the global one, so that several Servers in one test binary do
+// not collide and a Server exposes only its own figures.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	// Labels are the interaction and status only: never paths or ids, which would make unbounded series.
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gpfhir_http_requests_total",
+		Help: "HTTP requests by FHIR interaction and status code.",
+	}, []string{"interaction", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "gpfhir_http_request_duration_seconds",
+		Help:    "HTTP request latency by FHIR interaction.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"interaction"})
+	m.reg.MustRegister(m.requests, m.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) middleware(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	in := c.GetString(ctxInteraction)
+	if in == "" {
+		in = "other"
+	}
+	m.requests.WithLabelValues(in, strconv.Itoa(c.Writer.Status())).Inc()
+	m.duration.WithLabelValues(in).Observe(time.Since(start).Seconds())
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

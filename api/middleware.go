@@ -1,0 +1,81 @@
+package api
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+)
+
+const (
+	ctxRequestID = "gpfhir.request_id"
+	ctxLogger    = "gpfhir.logger"
+)
+
+// Request ids come from clients (NHS APIs make X-Request-ID mandatory and reuse it on retries), so they are
+// echoed; but they also reach logs and audit records, so anything that is not a plain token is replaced.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:\-]{1,128}$`)
+
+func (s *Server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if !requestIDPattern.MatchString(id) {
+		id = uuid.NewString()
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-ID", id)
+	if corr := c.GetHeader("X-Correlation-ID"); corr != "" && requestIDPattern.MatchString(corr) {
+		c.Header("X-Correlation-ID", corr)
+	}
+	c.Set(ctxLogger, s.log.With("request_id", id))
+	c.Next()
+}
+
+// logger returns the request-scoped logger, which carries request_id on every line.
+func (s *Server) logger(c *gin.Context) *slog.Logger {
+	if l, ok := c.Get(ctxLogger); ok {
+		return l.(*slog.Logger)
+	}
+	return s.log
+}
+
+func requestIDOf(c *gin.Context) string {
+	return c.GetString(ctxRequestID)
+}
+
+// recoverer turns a panic into the same 500 OperationOutcome as any internal error: the caller sees only
+// "internal error" and the request id, the stack goes to the log.
+func (s *Server) recoverer(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.logger(c).Error("panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if !c.Writer.Written() {
+				s.respondError(c, internal(fmt.Errorf("panic: %v", v)))
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+// accessLog writes one line per request. The query string is left out on purpose: search parameters
+// carry patient data (names, NHS numbers, birth dates), which must never reach logs.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	s.logger(c).Info("request",
+		"method", c.Request.Method,
+		"path", c.Request.URL.Path,
+		"status", c.Writer.Status(),
+		"bytes", c.Writer.Size(),
+		"duration_ms", float64(time.Since(start).Microseconds())/1000,
+		"interaction", c.GetString(ctxInteraction),
+	)
+}

@@ -1,0 +1,179 @@
+package api
+
+import (
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gpfhir/gpfhir/fhir"
+)
+
+const ctxInteraction = "gpfhir.interaction"
+
+// shape is the form of a FHIR REST path, independent of the resource type.
+type shape int
+
+const (
+	shapeRoot            shape = iota + 1 // [base]
+	shapeMetadata                         // [base]/metadata
+	shapeSystemHistory                    // [base]/_history
+	shapeType                             // [base]/[type]
+	shapeTypeSearch                       // [base]/[type]/_search
+	shapeTypeHistory                      // [base]/[type]/_history
+	shapeInstance                         // [base]/[type]/[id]
+	shapeInstanceHistory                  // [base]/[type]/[id]/_history
+	shapeVersion                          // [base]/[type]/[id]/_history/[vid]
+)
+
+// pathParams are the parts of a FHIR path.
+type pathParams struct {
+	typ     *fhir.TypeInfo
+	id      string
+	version string
+}
+
+// route is one FHIR interaction. The table below routes requests and is also what the CapabilityStatement
+// is generated from, so the statement cannot claim an interaction that is not routed.
+type route struct {
+	shape       shape
+	method      string
+	interaction string // FHIR restful interaction code
+	typeLevel   bool   // appears under rest.resource.interaction rather than rest.interaction
+	handle      func(s *Server, c *gin.Context, p pathParams) error
+}
+
+var routeTable []route
+
+// The table is filled in init because the capabilities handler reads it.
+func init() {
+	routeTable = []route{
+		{shapeMetadata, http.MethodGet, "capabilities", false, (*Server).capabilities},
+		{shapeSystemHistory, http.MethodGet, "history-system", false, (*Server).history},
+		{shapeType, http.MethodGet, "search-type", true, (*Server).search},
+		{shapeTypeSearch, http.MethodPost, "search-type", true, (*Server).search},
+		{shapeType, http.MethodPost, "create", true, (*Server).create},
+		{shapeType, http.MethodPut, "update", true, (*Server).conditionalUpdate},
+		{shapeType, http.MethodDelete, "delete", true, (*Server).conditionalDelete},
+		{shapeTypeHistory, http.MethodGet, "history-type", true, (*Server).history},
+		{shapeInstance, http.MethodGet, "read", true, (*Server).read},
+		{shapeInstance, http.MethodPut, "update", true, (*Server).update},
+		{shapeInstance, http.MethodPatch, "patch", true, (*Server).patch},
+		{shapeInstance, http.MethodDelete, "delete", true, (*Server).delete},
+		{shapeInstanceHistory, http.MethodGet, "history-instance", true, (*Server).history},
+		{shapeVersion, http.MethodGet, "vread", true, (*Server).vread},
+	}
+}
+
+// idPattern is the FHIR id rule, also used for ids that clients choose on update-as-create.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// parsePath works out the shape of a path relative to the base. ok is false for paths that are not FHIR
+// REST paths at all.
+func parsePath(path string) (sh shape, typ, id, vid string, ok bool) {
+	path = strings.Trim(path, "/")
+	if path == "" {
+		return shapeRoot, "", "", "", true
+	}
+	seg := strings.Split(path, "/")
+	switch {
+	case len(seg) == 1 && seg[0] == "metadata":
+		return shapeMetadata, "", "", "", true
+	case len(seg) == 1 && seg[0] == "_history":
+		return shapeSystemHistory, "", "", "", true
+	case len(seg) == 1:
+		return shapeType, seg[0], "", "", true
+	case len(seg) == 2 && seg[1] == "_search":
+		return shapeTypeSearch, seg[0], "", "", true
+	case len(seg) == 2 && seg[1] == "_history":
+		return shapeTypeHistory, seg[0], "", "", true
+	case len(seg) == 2:
+		return shapeInstance, seg[0], seg[1], "", true
+	case len(seg) == 3 && seg[2] == "_history":
+		return shapeInstanceHistory, seg[0], seg[1], "", true
+	case len(seg) == 4 && seg[2] == "_history":
+		return shapeVersion, seg[0], seg[1], seg[3], true
+	}
+	return 0, "", "", "", false
+}
+
+// dispatch routes every FHIR REST request through routeTable.
+func (s *Server) dispatch(c *gin.Context) {
+	sh, typName, id, vid, ok := parsePath(c.Request.URL.Path)
+	if !ok {
+		s.respondError(c, fail(http.StatusNotFound, "not-found", "%s is not a FHIR REST path on this server", c.Request.URL.Path))
+		return
+	}
+	method := c.Request.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	var p pathParams
+	if typName != "" {
+		ti, known := fhir.LookupType(typName)
+		if !known {
+			s.respondError(c, fail(http.StatusNotFound, "not-supported",
+				"resource type %q is not served here; served types are listed at %s/metadata", typName, s.cfg.BaseURL))
+			return
+		}
+		p.typ = ti
+	}
+	if id != "" && !idPattern.MatchString(id) {
+		s.respondError(c, fail(http.StatusBadRequest, "value",
+			"%q is not a valid resource id: ids are 1 to 64 characters from A-Z, a-z, 0-9, '-' and '.'", id))
+		return
+	}
+	p.id, p.version = id, vid
+
+	var allowed []string
+	for i := range routeTable {
+		r := &routeTable[i]
+		if r.shape != sh {
+			continue
+		}
+		if p.typ != nil && r.typeLevel && !typeAllows(p.typ, r.interaction) {
+			continue
+		}
+		allowed = append(allowed, r.method)
+		if r.method != method {
+			continue
+		}
+		c.Set(ctxInteraction, r.interaction)
+		if err := negotiate(c); err != nil {
+			s.respondError(c, err)
+			return
+		}
+		if err := r.handle(s, c, p); err != nil {
+			s.respondError(c, err)
+		}
+		return
+	}
+	if len(allowed) == 0 {
+		s.respondError(c, fail(http.StatusNotFound, "not-supported", "%s is not a FHIR REST path on this server", c.Request.URL.Path))
+		return
+	}
+	sort.Strings(allowed)
+	if contains(allowed, http.MethodGet) {
+		allowed = append(allowed, http.MethodHead)
+	}
+	s.respondError(c, fail(http.StatusMethodNotAllowed, "not-supported",
+		"%s is not allowed on %s; allowed: %s", c.Request.Method, c.Request.URL.Path, strings.Join(allowed, ", ")).
+		withHeader("Allow", strings.Join(allowed, ", ")))
+}
+
+// typeAllows says whether a resource type supports an interaction. Every served type is fully writable
+// for now; a read-only type (AuditEvent) will be marked in the fhir registry.
+func typeAllows(_ *fhir.TypeInfo, _ string) bool {
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,151 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// Config is everything the API needs; cmd/gpfhir builds it from flags and environment.
+type Config struct {
+	Store store.Store
+	// BaseURL is the absolute base of the FHIR endpoint, used in fullUrl, Location and paging links.
+	BaseURL string
+	// MaxBody caps request bodies; larger ones get 413. Default 10 MiB.
+	MaxBody int64
+	// DefaultCount and MaxCount bound search page sizes. Defaults 20 and 1000.
+	DefaultCount int
+	MaxCount     int
+	// CursorKey signs paging links. Several processes serving one store must share it; when empty a
+	// random key is made, so links only work on the process that issued them.
+	CursorKey []byte
+	Logger    *slog.Logger
+	// Now is the clock; tests may fix it.
+	Now func() time.Time
+	// Version is reported in the CapabilityStatement.
+	Version string
+}
+
+// Server is the FHIR HTTP API.
+type Server struct {
+	cfg     Config
+	store   store.Store
+	log     *slog.Logger
+	engine  *gin.Engine
+	metrics *metrics
+	cursors *cursorSigner
+}
+
+// New builds the API. It does not listen; Handler gives the http.Handler to serve.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("api: no store")
+	}
+	if cfg.BaseURL == "" {
+		return nil, errors.New("api: no base URL")
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 10 << 20
+	}
+	if cfg.DefaultCount <= 0 {
+		cfg.DefaultCount = 20
+	}
+	if cfg.MaxCount <= 0 {
+		cfg.MaxCount = 1000
+	}
+	if cfg.DefaultCount > cfg.MaxCount {
+		cfg.DefaultCount = cfg.MaxCount
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if len(cfg.CursorKey) == 0 {
+		cfg.CursorKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.CursorKey); err != nil {
+			return nil, err
+		}
+	}
+	s := &Server{
+		cfg:     cfg,
+		store:   cfg.Store,
+		log:     cfg.Logger,
+		metrics: newMetrics(),
+		cursors: &cursorSigner{key: cfg.CursorKey},
+	}
+	s.engine = s.routes()
+	return s, nil
+}
+
+// Handler returns the http.Handler that serves the API.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	// FHIR paths are dispatched from the interaction table, which also feeds the CapabilityStatement;
+	// gin's own redirects would answer paths the table does not know.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = false
+	r.ContextWithFallback = true
+	r.Use(s.requestID, s.recoverer, s.accessLog, s.metrics.middleware)
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(s.metrics.handler()))
+	r.NoRoute(s.dispatch)
+	return r
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ok\n"))
+}
+
+// readyz checks the store, so that a load balancer stops sending traffic to a process that lost it.
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.logger(c).Warn("readiness check failed", "error", err)
+		c.Data(http.StatusServiceUnavailable, "text/plain; charset=utf-8", []byte("store unavailable\n"))
+		return
+	}
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", []byte("ready\n"))
+}
+
+// respondError writes an apiError as an OperationOutcome, logging any hidden cause.
+func (s *Server) respondError(c *gin.Context, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		ae = fromStoreError(err)
+	}
+	if ae.cause != nil || ae.status >= 500 {
+		s.logger(c).Error("request failed", "status", ae.status, "error", ae.cause)
+	}
+	for k, v := range ae.header {
+		c.Header(k, v)
+	}
+	c.Header("Content-Type", fhirJSON)
+	c.Status(ae.status)
+	if c.Request.Method == http.MethodHead {
+		return
+	}
+	body := fhir.OperationOutcome(ae.issues...)
+	if pretty(c) {
+		body = indent(body)
+	}
+	_, _ = c.Writer.Write(body)
+}

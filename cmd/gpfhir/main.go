@@ -1,0 +1,53 @@
+// Command gpfhir is the gpfhir server and its tools. See README.md for usage.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "gpfhir:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: gpfhir <command> [flags]
+
+commands:
+  serve      run the FHIR server (gpfhir serve --dev for a local demo)
+  version    print the version
+
+Run "gpfhir <command> -h" for the flags of a command. Every flag can also be set with a GPFHIR_*
+environment variable (--data-dir is GPFHIR_DATA_DIR); a flag beats the environment.
+`
+
+// run is main without the process: tests call it with their own arguments, environment and context.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], getenv, stderr, nil)
+	case "version":
+		fmt.Fprintln(stdout, "gpfhir", version)
+		return nil
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
