@@ -308,6 +308,19 @@ var typeTable = []struct {
 			Description: "The type of appointments that can be booked into the slot"},
 		identifierParam("Slot", "A Slot Identifier"),
 	}},
+	// Location is served because GP Connect schedules and appointments name the practice site, and R4
+	// does not allow an Organization as Schedule.actor.
+	{"Location", []*SearchParam{
+		identifierParam("Location", "An identifier for the location"),
+		{Code: "name", Type: ParamString, Expression: "Location.name | Location.alias",
+			Paths:       []Path{path("name", TypeString), path("alias", TypeString)},
+			Description: "A portion of the location's name or alias"},
+		{Code: "organization", Type: ParamReference, Expression: "Location.managingOrganization",
+			Paths: []Path{path("managingOrganization", TypeReference)}, Targets: []string{"Organization"},
+			Description: "Searches for locations that are managed by the provided organization"},
+		{Code: "address-postalcode", Type: ParamString, Expression: "Location.address.postalCode",
+			Paths: []Path{path("address.postalCode", TypeString)}, Description: "A postal code specified in an address"},
+	}},
 }
 
 // sharedDefinitions are the R4 SearchParameters that serve several types under one canonical URL; every
