@@ -1,0 +1,474 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// Which index serves which predicate (all lead with type, param so a search never leaves one parameter):
+//
+//	MatchPresent                      any idx_* index, on (type, param)
+//	MatchToken, MatchExact            idx_value  (type, param, value, system, id)
+//	MatchToken with only a System     idx_system (type, param, system, value, id)
+//	MatchTokenText, MatchPrefix       idx_text   (type, param, text, id), as a range
+//	MatchContains                     idx_text, on (type, param), with instr over the covering index
+//	MatchRange                        idx_range  (type, param, lo, hi, id)
+//	MatchHas                          idx_value, as a range of "Type/" references
+//	sort keys, deletes                idx_resource (type, id, param, value, text, lo)
+//
+// Every value reaches SQLite as a bound parameter; only aliases and operators are written into the text.
+
+// missing is the sort value of a resource without an entry for a sort parameter. -Inf is below every
+// integer and every string in SQLite's ordering, so missing sorts first ascending, and unlike NULL it
+// compares equal to itself in a keyset condition.
+var missing = math.Inf(-1)
+
+type builder struct {
+	sb    strings.Builder
+	args  []any
+	depth int // nesting of chained subqueries, to keep aliases apart
+}
+
+func (b *builder) w(ss ...string) {
+	for _, s := range ss {
+		b.sb.WriteString(s)
+	}
+}
+
+func (b *builder) arg(v any) {
+	b.sb.WriteByte('?')
+	b.args = append(b.args, v)
+}
+
+// buildSearch compiles q to one statement whose rows are id, version, last_updated, deleted, body, and then
+// one column per sort key.
+func buildSearch(q store.Query) (string, []any, error) {
+	if len(q.After) != 0 && len(q.After) != len(q.Sort)+1 {
+		return "", nil, fmt.Errorf("%w: After has %d values for %d sort keys and the id", store.ErrInvalidQuery, len(q.After), len(q.Sort))
+	}
+	b := &builder{}
+	b.w(`SELECT q.id, q.version, h.last_updated, h.deleted, h.body`)
+	for i := range q.Sort {
+		b.w(`, q.k`, strconv.Itoa(i))
+	}
+	b.w(` FROM (SELECT r.id AS id, r.version AS version`)
+	for i, k := range q.Sort {
+		b.w(`, `)
+		if err := b.sortExpr(k.Param); err != nil {
+			return "", nil, err
+		}
+		b.w(` AS k`, strconv.Itoa(i))
+	}
+	b.w(` FROM current r WHERE `)
+	if err := b.where(q, "r"); err != nil {
+		return "", nil, err
+	}
+	b.w(`) AS q JOIN history h ON h.type = `)
+	b.arg(q.Type)
+	b.w(` AND h.id = q.id AND h.version = q.version`)
+	if len(q.After) > 0 {
+		b.w(` WHERE `)
+		b.keyset(q.Sort, q.After)
+	}
+	b.w(` ORDER BY `)
+	for i, k := range q.Sort {
+		b.w(`q.k`, strconv.Itoa(i))
+		if k.Desc {
+			b.w(` DESC`)
+		}
+		b.w(`, `)
+	}
+	b.w(`q.id`)
+	if q.Limit > 0 {
+		b.w(` LIMIT `)
+		b.arg(q.Limit)
+	}
+	return b.sb.String(), b.args, nil
+}
+
+func buildCount(q store.Query) (string, []any, error) {
+	b := &builder{}
+	b.w(`SELECT count(*) FROM current r WHERE `)
+	if err := b.where(q, "r"); err != nil {
+		return "", nil, err
+	}
+	return b.sb.String(), b.args, nil
+}
+
+// sortExpr writes the sort value of the resource aliased r: a column for the special parameters, else
+// the lowest of the parameter's entries, each entry valued by its Text, else its Value, else (for dates
+// and numbers, which have neither) its Low.
+func (b *builder) sortExpr(param string) error {
+	switch param {
+	case "":
+		return fmt.Errorf("%w: sort key without a parameter", store.ErrInvalidQuery)
+	case store.ParamID:
+		b.w(`r.id`)
+	case store.ParamLastUpdated:
+		b.w(`r.last_updated`)
+	default:
+		b.w(`coalesce((SELECT min(CASE WHEN s.text <> '' THEN s.text WHEN s.value <> '' THEN s.value ELSE s.lo END)`,
+			` FROM idx s WHERE s.type = r.type AND s.id = r.id AND s.param = `)
+		b.arg(param)
+		b.w(`), `)
+		b.arg(missing)
+		b.w(`)`)
+	}
+	return nil
+}
+
+// keyset writes "(k0, k1, ..., id) comes after the cursor" in OR form, because the keys may mix directions.
+func (b *builder) keyset(sort []store.SortKey, after []store.SortValue) {
+	cols := make([]string, 0, len(after))
+	desc := make([]bool, 0, len(after))
+	for i, k := range sort {
+		cols = append(cols, "q.k"+strconv.Itoa(i))
+		desc = append(desc, k.Desc)
+	}
+	cols = append(cols, "q.id")
+	desc = append(desc, false)
+	b.w(`(`)
+	for i := range cols {
+		if i > 0 {
+			b.w(` OR `)
+		}
+		b.w(`(`)
+		for j := 0; j < i; j++ {
+			b.w(cols[j], ` = `)
+			b.arg(sortArg(after[j]))
+			b.w(` AND `)
+		}
+		op := ` > `
+		if desc[i] {
+			op = ` < `
+		}
+		b.w(cols[i], op)
+		b.arg(sortArg(after[i]))
+		b.w(`)`)
+	}
+	b.w(`)`)
+}
+
+func sortArg(v store.SortValue) any {
+	switch {
+	case v.IsInt:
+		return v.Int
+	case v.Str == "":
+		return missing
+	default:
+		return v.Str
+	}
+}
+
+func sortValue(v any) store.SortValue {
+	switch v := v.(type) {
+	case int64:
+		return store.SortValue{Int: v, IsInt: true}
+	case string:
+		return store.SortValue{Str: v}
+	case []byte:
+		return store.SortValue{Str: string(v)}
+	default: // missing
+		return store.SortValue{}
+	}
+}
+
+// where writes the conditions of q on the current table aliased a.
+func (b *builder) where(q store.Query, a string) error {
+	if q.Type == "" {
+		return fmt.Errorf("%w: query without a type", store.ErrInvalidQuery)
+	}
+	b.w(a, `.type = `)
+	b.arg(q.Type)
+	b.w(` AND `, a, `.deleted = 0`)
+	for _, c := range q.Clauses {
+		b.w(` AND `)
+		if err := b.clause(c, q.Type, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clause writes a disjunction. When every predicate is a plain index lookup, the lookups are UNIONed into
+// one IN list, which SQLite can drive from the index instead of testing each resource of the type.
+func (b *builder) clause(c store.Clause, typ, a string) error {
+	if len(c) == 0 {
+		return fmt.Errorf("%w: empty clause", store.ErrInvalidQuery)
+	}
+	union := true
+	for _, p := range c {
+		if p.Not || p.Param == store.ParamID || p.Param == store.ParamLastUpdated {
+			union = false
+		}
+	}
+	if union {
+		b.w(a, `.id IN (`)
+		for i, p := range c {
+			if i > 0 {
+				b.w(` UNION ALL `)
+			}
+			if err := b.ids(p, typ); err != nil {
+				return err
+			}
+		}
+		b.w(`)`)
+		return nil
+	}
+	b.w(`(`)
+	for i, p := range c {
+		if i > 0 {
+			b.w(` OR `)
+		}
+		if err := b.predicate(p, typ, a); err != nil {
+			return err
+		}
+	}
+	b.w(`)`)
+	return nil
+}
+
+func (b *builder) predicate(p store.Predicate, typ, a string) error {
+	switch p.Param {
+	case store.ParamID:
+		switch p.Match {
+		case store.MatchExact, store.MatchToken:
+			b.w(a, `.id`)
+			if p.Not {
+				b.w(` <> `)
+			} else {
+				b.w(` = `)
+			}
+			b.arg(p.Value)
+		case store.MatchPresent:
+			b.w(strconv.Itoa(boolInt(!p.Not)))
+		default:
+			return fmt.Errorf("%w: match %d on _id", store.ErrInvalidQuery, p.Match)
+		}
+		return nil
+	case store.ParamLastUpdated:
+		switch p.Match {
+		case store.MatchRange:
+			if p.Not {
+				b.w(`NOT `)
+			}
+			b.w(`(1`)
+			for _, bd := range p.Bounds {
+				op, err := cmpOp(bd.Cmp)
+				if err != nil {
+					return err
+				}
+				b.w(` AND `, a, `.last_updated`, op)
+				b.arg(bd.Value)
+			}
+			b.w(`)`)
+		case store.MatchPresent:
+			b.w(strconv.Itoa(boolInt(!p.Not)))
+		default:
+			return fmt.Errorf("%w: match %d on _lastUpdated", store.ErrInvalidQuery, p.Match)
+		}
+		return nil
+	}
+	b.w(a, `.id `)
+	if p.Not {
+		b.w(`NOT `)
+	}
+	b.w(`IN (`)
+	if err := b.ids(p, typ); err != nil {
+		return err
+	}
+	b.w(`)`)
+	return nil
+}
+
+func boolInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func cmpOp(c store.Cmp) (string, error) {
+	switch c {
+	case store.LT:
+		return ` < `, nil
+	case store.LE:
+		return ` <= `, nil
+	case store.GT:
+		return ` > `, nil
+	case store.GE:
+		return ` >= `, nil
+	}
+	return "", fmt.Errorf("%w: comparison %d", store.ErrInvalidQuery, c)
+}
+
+// ids writes a SELECT of the ids of resources of type typ that have an entry satisfying p (Not ignored).
+func (b *builder) ids(p store.Predicate, typ string) error {
+	b.depth++
+	defer func() { b.depth-- }()
+	x := "i" + strconv.Itoa(b.depth)
+	if p.Match == store.MatchHas {
+		return b.has(p, typ, x)
+	}
+	if p.Param == "" || p.Param == store.ParamID || p.Param == store.ParamLastUpdated {
+		return fmt.Errorf("%w: parameter %q in an index predicate", store.ErrInvalidQuery, p.Param)
+	}
+	b.w(`SELECT `, x, `.id FROM idx `, x, ` WHERE `, x, `.type = `)
+	b.arg(typ)
+	b.w(` AND `, x, `.param = `)
+	b.arg(p.Param)
+	switch p.Match {
+	case store.MatchPresent:
+	case store.MatchToken:
+		if p.Value != "" || p.AnySystem {
+			b.w(` AND `, x, `.value = `)
+			b.arg(p.Value)
+		}
+		if !p.AnySystem {
+			b.w(` AND `, x, `.system = `)
+			b.arg(p.System)
+		}
+	case store.MatchExact:
+		b.w(` AND `, x, `.value = `)
+		b.arg(p.Value)
+	case store.MatchTokenText, store.MatchPrefix:
+		b.w(` AND `, x, `.text >= `)
+		b.arg(p.Value)
+		if end, ok := prefixEnd(p.Value); ok {
+			b.w(` AND `, x, `.text < `)
+			b.arg(end)
+		} else if p.Value != "" {
+			b.w(` AND substr(`, x, `.text, 1, length(`)
+			b.arg(p.Value)
+			b.w(`)) = `)
+			b.arg(p.Value)
+		}
+	case store.MatchContains:
+		b.w(` AND instr(`, x, `.text, `)
+		b.arg(p.Value)
+		b.w(`) > 0`)
+	case store.MatchRange:
+		for _, bd := range p.Bounds {
+			col := ".lo"
+			switch bd.Field {
+			case store.Low:
+			case store.High:
+				col = ".hi"
+			default:
+				return fmt.Errorf("%w: bound field %d", store.ErrInvalidQuery, bd.Field)
+			}
+			op, err := cmpOp(bd.Cmp)
+			if err != nil {
+				return err
+			}
+			b.w(` AND `, x, col, op)
+			b.arg(bd.Value)
+		}
+	case store.MatchRefIn:
+		if p.Sub == nil {
+			return fmt.Errorf("%w: chained predicate on %q without a sub-query", store.ErrInvalidQuery, p.Param)
+		}
+		s := "c" + strconv.Itoa(b.depth)
+		b.w(` AND `, x, `.value IN (SELECT `)
+		b.arg(p.Sub.Type + "/")
+		b.w(` || `, s, `.id FROM current `, s, ` WHERE `)
+		if err := b.where(*p.Sub, s); err != nil {
+			return err
+		}
+		b.w(`)`)
+	default:
+		return fmt.Errorf("%w: match %d", store.ErrInvalidQuery, p.Match)
+	}
+	return nil
+}
+
+// has writes the ids of resources of type typ referenced, through p.HasParam, by a resource matching p.Sub.
+// References to typ are the index range ["typ/", "typ0"), since '0' follows '/'.
+func (b *builder) has(p store.Predicate, typ, x string) error {
+	if p.Sub == nil || p.HasParam == "" {
+		return fmt.Errorf("%w: _has without a sub-query or a reference parameter", store.ErrInvalidQuery)
+	}
+	prefix := typ + "/"
+	s := "c" + strconv.Itoa(b.depth)
+	b.w(`SELECT substr(`, x, `.value, `)
+	b.arg(len(prefix) + 1)
+	b.w(`) FROM idx `, x, ` WHERE `, x, `.type = `)
+	b.arg(p.Sub.Type)
+	b.w(` AND `, x, `.param = `)
+	b.arg(p.HasParam)
+	b.w(` AND `, x, `.value > `)
+	b.arg(prefix)
+	b.w(` AND `, x, `.value < `)
+	b.arg(typ + "0")
+	b.w(` AND `, x, `.id IN (SELECT `, s, `.id FROM current `, s, ` WHERE `)
+	if err := b.where(*p.Sub, s); err != nil {
+		return err
+	}
+	b.w(`)`)
+	return nil
+}
+
+// prefixEnd returns the least string greater than every string starting with p, for a range scan.
+func prefixEnd(p string) (string, bool) {
+	e := []byte(p)
+	for i := len(e) - 1; i >= 0; i-- {
+		if e[i] < 0xff {
+			e[i]++
+			return string(e[:i+1]), true
+		}
+	}
+	return "", false
+}
+
+// Search returns current, non-deleted resources matching q in q's order. ErrInvalidQuery if q cannot be
+// compiled (no type, an unknown Match, a chain without Sub, After of the wrong length).
+func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) {
+	query, args, err := buildSearch(q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var hits []store.Hit
+	keys := make([]any, len(q.Sort))
+	for rows.Next() {
+		h := store.Hit{Resource: store.Resource{Type: q.Type}}
+		var lu int64
+		dest := []any{&h.Resource.ID, &h.Resource.VersionID, &lu, &h.Resource.Deleted, &h.Resource.Body}
+		for i := range keys {
+			dest = append(dest, &keys[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, translate(err)
+		}
+		h.Resource.LastUpdated = fromMillis(lu)
+		h.SortValues = make([]store.SortValue, 0, len(keys)+1)
+		for _, k := range keys {
+			h.SortValues = append(h.SortValues, sortValue(k))
+		}
+		h.SortValues = append(h.SortValues, store.SortValue{Str: h.Resource.ID})
+		hits = append(hits, h)
+	}
+	return hits, translate(rows.Err())
+}
+
+// Count returns how many current, non-deleted resources match q. ErrInvalidQuery as for Search.
+func (s *Store) Count(ctx context.Context, q store.Query) (int, error) {
+	query, args, err := buildCount(q)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+		return 0, translate(err)
+	}
+	return n, nil
+}

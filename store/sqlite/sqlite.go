@@ -1,0 +1,406 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// schemaVersion is stored in PRAGMA user_version; Open refuses a file written by a newer schema.
+const schemaVersion = 1
+
+// The body lives only in history: the current table points at a version, so an update writes the body once.
+// idx rows have one column per IndexEntry field; which indexes serve which Match is listed in query.go.
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS current (
+		type TEXT NOT NULL,
+		id TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		last_updated INTEGER NOT NULL,
+		deleted INTEGER NOT NULL,
+		PRIMARY KEY (type, id)
+	) WITHOUT ROWID`,
+	`CREATE INDEX IF NOT EXISTS current_last_updated ON current (type, last_updated, id)`,
+	`CREATE TABLE IF NOT EXISTS history (
+		type TEXT NOT NULL,
+		id TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		last_updated INTEGER NOT NULL,
+		deleted INTEGER NOT NULL,
+		body BLOB NOT NULL,
+		UNIQUE (type, id, version)
+	)`,
+	`CREATE INDEX IF NOT EXISTS history_system ON history (last_updated DESC, type, id, version DESC)`,
+	`CREATE INDEX IF NOT EXISTS history_type ON history (type, last_updated DESC, id, version DESC)`,
+	`CREATE TABLE IF NOT EXISTS idx (
+		type TEXT NOT NULL,
+		id TEXT NOT NULL,
+		param TEXT NOT NULL,
+		system TEXT NOT NULL,
+		value TEXT NOT NULL,
+		text TEXT NOT NULL,
+		lo INTEGER NOT NULL,
+		hi INTEGER NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS idx_value ON idx (type, param, value, system, id)`,
+	`CREATE INDEX IF NOT EXISTS idx_system ON idx (type, param, system, value, id)`,
+	`CREATE INDEX IF NOT EXISTS idx_text ON idx (type, param, text, id)`,
+	`CREATE INDEX IF NOT EXISTS idx_range ON idx (type, param, lo, hi, id)`,
+	`CREATE INDEX IF NOT EXISTS idx_resource ON idx (type, id, param, value, text, lo)`,
+}
+
+// Store is a SQLite-backed store.Store. It is safe for concurrent use, and several processes may open the
+// same directory.
+type Store struct {
+	w *sql.DB // exactly one connection: writers queue here, in process, before SQLite's lock
+	r *sql.DB // query_only connections, so a read can never take the write lock
+
+	getStmt        *sql.Stmt
+	getVersionStmt *sql.Stmt
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database dir/gpfhir.db, creating dir with mode 0700 because the
+// file holds health records.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: create %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "gpfhir.db")
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("sqlite: data directory %q may not contain '?' or '#'", dir)
+	}
+	// busy_timeout comes first (the driver orders it so) so that even the journal_mode switch waits for
+	// another process instead of failing.
+	common := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)"
+	w, err := sql.Open("sqlite", common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		return nil, translate(err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+
+	s := &Store{w: w}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+
+	r, err := sql.Open("sqlite", common+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, translate(err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	s.r = r
+
+	if s.getStmt, err = r.PrepareContext(ctx, `SELECT h.version, h.last_updated, h.deleted, h.body
+		FROM current c JOIN history h ON h.type = c.type AND h.id = c.id AND h.version = c.version
+		WHERE c.type = ? AND c.id = ?`); err != nil {
+		s.Close()
+		return nil, translate(err)
+	}
+	if s.getVersionStmt, err = r.PrepareContext(ctx, `SELECT version, last_updated, deleted, body
+		FROM history WHERE type = ? AND id = ? AND version = ?`); err != nil {
+		s.Close()
+		return nil, translate(err)
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(err)
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return translate(err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this gpfhir (%d)", v, schemaVersion)
+	}
+	for _, stmt := range schema {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return translate(err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+		return translate(err)
+	}
+	return translate(tx.Commit())
+}
+
+// Ping checks that both pools can reach the file. It returns ErrUnavailable if not.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	var one int
+	if err := s.r.QueryRowContext(ctx, `SELECT 1 FROM current LIMIT 1`).Scan(&one); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, translate(err))
+	}
+	return nil
+}
+
+// Close waits for statements in progress, lets SQLite refresh its planner statistics, and closes both pools.
+func (s *Store) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.getStmt, s.getVersionStmt} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	// Best effort: optimize only analyses tables whose statistics are stale, and a failure changes nothing.
+	_, _ = s.w.Exec(`PRAGMA optimize`)
+	errs = append(errs, s.w.Close())
+	return errors.Join(errs...)
+}
+
+// Get returns the current version, which may be a tombstone. ErrNotFound if the resource never existed.
+func (s *Store) Get(ctx context.Context, typ, id string) (store.Resource, error) {
+	res := store.Resource{Type: typ, ID: id}
+	var lu int64
+	err := s.getStmt.QueryRowContext(ctx, typ, id).Scan(&res.VersionID, &lu, &res.Deleted, &res.Body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Resource{}, fmt.Errorf("%w: %s/%s", store.ErrNotFound, typ, id)
+	}
+	if err != nil {
+		return store.Resource{}, translate(err)
+	}
+	res.LastUpdated = fromMillis(lu)
+	return res, nil
+}
+
+// GetVersion returns one version, which may be a tombstone. ErrNotFound if there is no such version.
+func (s *Store) GetVersion(ctx context.Context, typ, id string, version int64) (store.Resource, error) {
+	res := store.Resource{Type: typ, ID: id}
+	var lu int64
+	err := s.getVersionStmt.QueryRowContext(ctx, typ, id, version).Scan(&res.VersionID, &lu, &res.Deleted, &res.Body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Resource{}, fmt.Errorf("%w: %s/%s/_history/%d", store.ErrNotFound, typ, id, version)
+	}
+	if err != nil {
+		return store.Resource{}, translate(err)
+	}
+	res.LastUpdated = fromMillis(lu)
+	return res, nil
+}
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+type key struct{ typ, id string }
+
+func validateWrites(writes []Write) error {
+	seen := make(map[key]bool, len(writes))
+	for i, w := range writes {
+		r := w.Resource
+		switch {
+		case r.Type == "" || r.ID == "":
+			return fmt.Errorf("%w: write %d has no type or id", store.ErrInvalidQuery, i)
+		case w.ExpectVersion < 0 || r.VersionID != w.ExpectVersion+1:
+			return fmt.Errorf("%w: write %d of %s/%s: version %d does not follow expected version %d",
+				store.ErrInvalidQuery, i, r.Type, r.ID, r.VersionID, w.ExpectVersion)
+		case r.Deleted && (len(r.Body) != 0 || len(w.Index) != 0):
+			return fmt.Errorf("%w: write %d of %s/%s: a tombstone has no body and no index", store.ErrInvalidQuery, i, r.Type, r.ID)
+		case seen[key{r.Type, r.ID}]:
+			return fmt.Errorf("%w: %s/%s appears twice in one group", store.ErrInvalidQuery, r.Type, r.ID)
+		}
+		seen[key{r.Type, r.ID}] = true
+	}
+	return nil
+}
+
+// Write is store.Write, named here to keep signatures short.
+type Write = store.Write
+
+// Apply writes every version and its index entries in one transaction, or nothing. ErrVersionConflict if a
+// write's ExpectVersion is not current; ErrInvalidQuery if a write is malformed (version not
+// ExpectVersion+1, a tombstone with a body, the same resource twice); ErrUnavailable if another process
+// held the write lock past the busy timeout. A nil error means the group is on disk.
+func (s *Store) Apply(ctx context.Context, writes []Write) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	if err := validateWrites(writes); err != nil {
+		return err
+	}
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = s.apply(ctx, writes); err == nil || !isBusy(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return translate(err)
+}
+
+func (s *Store) apply(ctx context.Context, writes []Write) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var idxStmt *sql.Stmt
+	for _, w := range writes {
+		r := w.Resource
+		var cur int64
+		err := tx.QueryRowContext(ctx, `SELECT version FROM current WHERE type = ? AND id = ?`, r.Type, r.ID).Scan(&cur)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if cur != w.ExpectVersion {
+			return fmt.Errorf("%w: %s/%s is at version %d, expected %d", store.ErrVersionConflict, r.Type, r.ID, cur, w.ExpectVersion)
+		}
+		lu := r.LastUpdated.UnixMilli()
+		body := r.Body
+		if body == nil {
+			body = []byte{}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO history (type, id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?)`,
+			r.Type, r.ID, r.VersionID, lu, r.Deleted, body); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO current (type, id, version, last_updated, deleted) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated, deleted = excluded.deleted`,
+			r.Type, r.ID, r.VersionID, lu, r.Deleted); err != nil {
+			return err
+		}
+		if w.ExpectVersion != 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM idx WHERE type = ? AND id = ?`, r.Type, r.ID); err != nil {
+				return err
+			}
+		}
+		if len(w.Index) > 0 && idxStmt == nil {
+			if idxStmt, err = tx.PrepareContext(ctx, insertIdx); err != nil {
+				return err
+			}
+		}
+		if err := insertEntries(ctx, idxStmt, r.Type, r.ID, w.Index); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+const insertIdx = `INSERT INTO idx (type, id, param, system, value, text, lo, hi) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+func insertEntries(ctx context.Context, st *sql.Stmt, typ, id string, index []store.IndexEntry) error {
+	for _, e := range index {
+		if e.Param == "" {
+			return fmt.Errorf("%w: index entry of %s/%s without a parameter", store.ErrInvalidQuery, typ, id)
+		}
+		if _, err := st.ExecContext(ctx, typ, id, e.Param, e.System, e.Value, e.Text, e.Low, e.High); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetIndex replaces the index entries of the current version in place. ErrNotFound if the resource does
+// not exist or is deleted (a tombstone has no index); ErrVersionConflict if version is not current.
+func (s *Store) SetIndex(ctx context.Context, typ, id string, version int64, index []store.IndexEntry) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(err)
+	}
+	defer tx.Rollback()
+	var cur int64
+	var deleted bool
+	err = tx.QueryRowContext(ctx, `SELECT version, deleted FROM current WHERE type = ? AND id = ?`, typ, id).Scan(&cur, &deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %s/%s", store.ErrNotFound, typ, id)
+	}
+	if err != nil {
+		return translate(err)
+	}
+	if cur != version {
+		return fmt.Errorf("%w: %s/%s is at version %d, expected %d", store.ErrVersionConflict, typ, id, cur, version)
+	}
+	if deleted {
+		return fmt.Errorf("%w: %s/%s is deleted", store.ErrNotFound, typ, id)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM idx WHERE type = ? AND id = ?`, typ, id); err != nil {
+		return translate(err)
+	}
+	if len(index) > 0 {
+		st, err := tx.PrepareContext(ctx, insertIdx)
+		if err != nil {
+			return translate(err)
+		}
+		if err := insertEntries(ctx, st, typ, id, index); err != nil {
+			return translate(err)
+		}
+	}
+	return translate(tx.Commit())
+}
+
+// History lists versions, tombstones included, newest first. ErrInvalidQuery if ID is set without Type.
+func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Resource, error) {
+	if q.ID != "" && q.Type == "" {
+		return nil, fmt.Errorf("%w: history of an id without a type", store.ErrInvalidQuery)
+	}
+	var b strings.Builder
+	var args []any
+	b.WriteString(`SELECT type, id, version, last_updated, deleted, body FROM history WHERE 1`)
+	if q.Type != "" {
+		b.WriteString(` AND type = ?`)
+		args = append(args, q.Type)
+	}
+	if q.ID != "" {
+		b.WriteString(` AND id = ?`)
+		args = append(args, q.ID)
+	}
+	if !q.Since.IsZero() {
+		b.WriteString(` AND last_updated >= ?`)
+		args = append(args, q.Since.UnixMilli())
+	}
+	if !q.Before.IsZero() {
+		b.WriteString(` AND last_updated < ?`)
+		args = append(args, q.Before.UnixMilli())
+	}
+	if a := q.After; a != nil {
+		lu := a.LastUpdated.UnixMilli()
+		b.WriteString(` AND (last_updated < ? OR (last_updated = ? AND (type > ? OR (type = ? AND (id > ? OR (id = ? AND version < ?))))))`)
+		args = append(args, lu, lu, a.Type, a.Type, a.ID, a.ID, a.VersionID)
+	}
+	b.WriteString(` ORDER BY last_updated DESC, type, id, version DESC`)
+	if q.Limit > 0 {
+		b.WriteString(` LIMIT ?`)
+		args = append(args, q.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out []store.Resource
+	for rows.Next() {
+		var res store.Resource
+		var lu int64
+		if err := rows.Scan(&res.Type, &res.ID, &res.VersionID, &lu, &res.Deleted, &res.Body); err != nil {
+			return nil, translate(err)
+		}
+		res.LastUpdated = fromMillis(lu)
+		out = append(out, res)
+	}
+	return out, translate(rows.Err())
+}
