@@ -135,6 +135,10 @@ func (s *Server) respondError(c *gin.Context, err error) {
 	if ae.cause != nil || ae.status >= 500 {
 		s.logger(c).Error("request failed", "status", ae.status, "error", ae.cause)
 	}
+	if ae.status == http.StatusInternalServerError {
+		// The caller gets nothing but a handle to quote to support; the detail is in the log line above.
+		ae = fail(http.StatusInternalServerError, "exception", "internal error (request id %s)", requestIDOf(c))
+	}
 	for k, v := range ae.header {
 		c.Header(k, v)
 	}
