@@ -101,7 +101,7 @@ func Parse(body []byte) (*Resource, error) {
 		}
 	}
 	issues = append(issues, rep.errors...)
-	issues = append(issues, checkNHSNumbers(tree, typ)...)
+	issues = append(issues, checkProjectRules(tree, typ)...)
 	if len(issues) > 0 {
 		sortIssues(issues)
 		return nil, &Error{Kind: Invalid, Issues: issues}
@@ -224,6 +224,7 @@ var (
 	reRequired     = regexp.MustCompile(`^missing required field "(\w+)"$`)
 	reRefType      = regexp.MustCompile(`^invalid reference to a (\w+) resource, want (.*)$`)
 	reMultiChoice  = regexp.MustCompile(`^cannot accept multiple values for (\w+) field$`)
+	reBadFormat    = regexp.MustCompile(`^invalid (\w+) format$`)
 )
 
 // issue turns one library finding into an Issue with plain-English diagnostics.
@@ -246,7 +247,7 @@ func (le libError) issue(sev string) Issue {
 		name := strings.TrimPrefix(unquoted, "_")
 		at := joinPath(expr, name)
 		return mk(IssueStructure, fmt.Sprintf("%s is not a known element: %q is not part of the FHIR R4 definition of %s",
-			at, unquoted, lastName(expr)), at)
+			at, unquoted, lastName(le.Path)), at)
 	case d == "code type mismatch":
 		if m := reCodeMismatch.FindStringSubmatch(diag); m != nil {
 			return mk(IssueCodeInvalid, fmt.Sprintf("%s has the code %s, which is not in the required value set %s",
@@ -256,10 +257,16 @@ func (le libError) issue(sev string) Issue {
 	case strings.HasPrefix(d, "expected "):
 		what := strings.TrimPrefix(d, "expected ")
 		text := fmt.Sprintf("%s must be %s %s", expr, article(what), what)
-		if diag != "" {
-			text += ", " + diag
+		if strings.TrimSpace(diag) == "" || strings.TrimSpace(diag) == "found" {
+			diag = "found null"
 		}
-		return mk(IssueValue, text, expr)
+		return mk(IssueValue, text+", "+diag, expr)
+	case reBadFormat.MatchString(d):
+		what := reBadFormat.FindStringSubmatch(d)[1]
+		if what == "Id" {
+			return mk(IssueValue, fmt.Sprintf("%s is not a valid id: ids are 1 to 64 characters, each a letter, digit, '-' or '.'", expr), expr)
+		}
+		return mk(IssueValue, fmt.Sprintf("%s is not a valid %s", expr, what), expr)
 	case reRequired.MatchString(d):
 		field := reRequired.FindStringSubmatch(d)[1]
 		at := joinPath(expr, jsonName(field))
@@ -329,7 +336,8 @@ func jsonName(field string) string {
 
 // toFHIRPath converts the library's JSON path to a FHIRPath location: primitive-extension names lose
 // their underscore ("Patient._gender" -> "Patient.gender") and a contained resource's type segment is
-// dropped ("Patient.contained[0].Organization.name" -> "Patient.contained[0].name"). Choice elements
+// dropped ("Patient.contained[0].Organization.name" -> "Patient.contained[0].name", and likewise for
+// Bundle.entry[n].resource). Choice elements
 // keep their JSON names ("Immunization.occurrenceDateTime").
 func toFHIRPath(p string) string {
 	if p == "" {
@@ -338,8 +346,8 @@ func toFHIRPath(p string) string {
 	segs := strings.Split(p, ".")
 	out := segs[:0]
 	for i, s := range segs {
-		if i > 0 && strings.HasPrefix(segs[i-1], "contained[") && s != "" && s[0] >= 'A' && s[0] <= 'Z' {
-			continue
+		if i > 0 && s != "" && s[0] >= 'A' && s[0] <= 'Z' {
+			continue // the type segment of a contained or entry resource
 		}
 		if i > 0 {
 			s = strings.TrimPrefix(s, "_")
@@ -349,9 +357,13 @@ func toFHIRPath(p string) string {
 	return strings.Join(out, ".")
 }
 
-// checkNHSNumbers applies the project rule that every NHS number identifier, anywhere in the resource
-// (contained resources and logical references included), passes the Modulus 11 check.
-func checkNHSNumbers(tree map[string]any, typ string) []Issue {
+// checkProjectRules walks the tree for what the library lets through or what the project adds:
+//   - element names must start with a lower-case letter (the library also accepts "Gender" for "gender",
+//     which would then be stored under a name no search finds);
+//   - FHIR JSON has no empty strings, objects or arrays (the library drops or keeps them silently);
+//   - every NHS number identifier, anywhere in the resource (contained resources and logical references
+//     included), passes the Modulus 11 check.
+func checkProjectRules(tree map[string]any, typ string) []Issue {
 	var issues []Issue
 	var walk func(v any, at string)
 	walk = func(v any, at string) {
@@ -366,17 +378,54 @@ func checkNHSNumbers(tree map[string]any, typ string) []Issue {
 				}
 			}
 			for _, k := range sortedKeys(v) {
-				child := v[k]
-				switch child.(type) {
-				case map[string]any, []any:
-				default:
+				name := strings.TrimPrefix(k, "_")
+				childAt := at + "." + name
+				if name == "" || name[0] < 'a' || name[0] > 'z' {
+					issues = append(issues, NewIssue(IssueStructure,
+						fmt.Sprintf("%s is not a known element: FHIR element names are case-sensitive and start with a lower-case letter, found %q", childAt, k), childAt))
 					continue
 				}
-				walk(child, at+"."+k)
+				switch child := v[k].(type) {
+				case string:
+					if strings.TrimSpace(child) == "" {
+						issues = append(issues, NewIssue(IssueValue,
+							fmt.Sprintf("%s is empty: FHIR strings must have content; leave the element out instead", childAt), childAt))
+					}
+				case map[string]any:
+					if len(child) == 0 {
+						issues = append(issues, NewIssue(IssueStructure,
+							fmt.Sprintf("%s is an empty object: FHIR elements must have a value or children; leave it out instead", childAt), childAt))
+						continue
+					}
+					walk(child, childAt)
+				case []any:
+					if len(child) == 0 {
+						issues = append(issues, NewIssue(IssueStructure,
+							fmt.Sprintf("%s is an empty array: leave the element out instead", childAt), childAt))
+						continue
+					}
+					walk(child, childAt)
+				}
 			}
 		case []any:
 			for i, e := range v {
-				walk(e, at+"["+strconv.Itoa(i)+"]")
+				elemAt := at + "[" + strconv.Itoa(i) + "]"
+				switch e := e.(type) {
+				case string:
+					if strings.TrimSpace(e) == "" {
+						issues = append(issues, NewIssue(IssueValue,
+							fmt.Sprintf("%s is empty: FHIR strings must have content", elemAt), elemAt))
+					}
+				case map[string]any:
+					if len(e) == 0 {
+						issues = append(issues, NewIssue(IssueStructure,
+							fmt.Sprintf("%s is an empty object: FHIR elements must have a value or children", elemAt), elemAt))
+						continue
+					}
+					walk(e, elemAt)
+				case []any:
+					walk(e, elemAt)
+				}
 			}
 		}
 	}

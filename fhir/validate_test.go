@@ -32,6 +32,14 @@ func TestParseRejectsWithIssues(t *testing.T) {
 		{"NHS number with a bad check digit is value", `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000008"}]}`, Invalid, IssueValue, "Patient.identifier[0].value", ErrNHSNumberCheckDigit.Error()},
 		{"NHS number with spaces is value", `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"900 000 0009"}]}`, Invalid, IssueValue, "Patient.identifier[0].value", ErrNHSNumberDigits.Error()},
 		{"NHS number in a logical reference is checked", `{"resourceType":"Immunization","status":"completed","vaccineCode":{"text":"x"},"occurrenceDateTime":"2020","patient":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"123"}}}`, Invalid, IssueValue, "Immunization.patient.identifier.value", ErrNHSNumberLength.Error()},
+		{"element name in the wrong case is structure", `{"resourceType":"Patient","Gender":"male"}`, Invalid, IssueStructure, "Patient.Gender", "case-sensitive"},
+		{"null element is value", `{"resourceType":"Patient","gender":null}`, Invalid, IssueValue, "Patient.gender", "found null"},
+		{"empty string is value", `{"resourceType":"Patient","name":[{"family":""}]}`, Invalid, IssueValue, "Patient.name[0].family", "empty"},
+		{"empty object is structure", `{"resourceType":"Patient","name":[{}]}`, Invalid, IssueStructure, "Patient.name[0]", "empty object"},
+		{"empty array is structure", `{"resourceType":"Patient","name":[]}`, Invalid, IssueStructure, "Patient.name", "empty array"},
+		{"bad id is value", `{"resourceType":"Patient","id":"a b"}`, Invalid, IssueValue, "Patient.id", "not a valid id"},
+		{"two choice types is structure", `{"resourceType":"Immunization","status":"completed","vaccineCode":{"text":"x"},"patient":{"reference":"Patient/1"},"occurrenceDateTime":"2020-01-01","occurrenceString":"x"}`, Invalid, IssueStructure, "Immunization.occurrenceString", "more than one occurrence[x]"},
+		{"bundle entry resource path drops its type", `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","foo":1},"request":{"method":"POST","url":"Patient"}}]}`, Invalid, IssueStructure, "Bundle.entry[0].resource.foo", "definition of Patient"},
 		{"contained resource path drops its type", `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","foo":1}]}`, Invalid, IssueStructure, "Patient.contained[0].foo", "foo"},
 	}
 	for _, tt := range tests {
