@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func envFrom(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestFlagBeatsEnvironmentBeatsDefault(t *testing.T) {
+	var cfg serveConfig
+	fs := serveFlags(&cfg)
+	fs.SetOutput(io.Discard)
+	env := envFrom(map[string]string{
+		"GPFHIR_DATA_DIR":    "/from/env",
+		"GPFHIR_ADDR":        "127.0.0.1:9999",
+		"GPFHIR_OIDC_ISSUER": "https://a.example, https://b.example",
+	})
+	if err := parseFlags(fs, []string{"--addr", "127.0.0.1:7777"}, env); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.addr != "127.0.0.1:7777" {
+		t.Errorf("addr = %q: the flag must beat GPFHIR_ADDR", cfg.addr)
+	}
+	if cfg.dataDir != "/from/env" {
+		t.Errorf("data-dir = %q: GPFHIR_DATA_DIR must beat the default", cfg.dataDir)
+	}
+	if cfg.storeKind != "sqlite" {
+		t.Errorf("store = %q, want the default sqlite", cfg.storeKind)
+	}
+	if strings.Join(cfg.oidcIssuers, " ") != "https://a.example https://b.example" {
+		t.Errorf("oidc issuers from env = %v", cfg.oidcIssuers)
+	}
+}
+
+func TestConfigurationErrorsAreReportedTogether(t *testing.T) {
+	err := serve(context.Background(), []string{
+		"--store", "cassandra", "--addr", "0.0.0.0:80", "--max-body", "0", "--log-level", "loud", "--cursor-key", "zz",
+	}, envFrom(nil), io.Discard, nil)
+	if err == nil {
+		t.Fatal("bad configuration accepted")
+	}
+	for _, want := range []string{"--store", "--addr", "--max-body", "--log-level", "--cursor-key"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+	err = serve(context.Background(), []string{"--store", "mongo"}, envFrom(nil), io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "--mongodb-uri") {
+		t.Errorf("--store mongo without a URI: %v", err)
+	}
+	err = serve(context.Background(), nil, envFrom(map[string]string{"GPFHIR_MAX_COUNT": "many"}), io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "GPFHIR_MAX_COUNT") {
+		t.Errorf("a bad environment value must be named: %v", err)
+	}
+}
+
+func TestUnknownCommandAndHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), []string{"frobnicate"}, envFrom(nil), &out, &errb); err == nil {
+		t.Error("unknown command accepted")
+	}
+	if err := run(context.Background(), []string{"help"}, envFrom(nil), &out, &errb); err != nil || !strings.Contains(out.String(), "serve") {
+		t.Errorf("help: %v %q", err, out.String())
+	}
+	if err := serve(context.Background(), []string{"-h"}, envFrom(nil), io.Discard, nil); err != flag.ErrHelp {
+		t.Errorf("-h: %v", err)
+	}
+}
+
+// TestServeDevSeedsAndDrainsOnShutdown runs the real command: --dev on a fresh data directory seeds the
+// demo data; cancelling the context (what SIGTERM does) lets a request in flight finish, then the store
+// closes so that the next start finds the data and does not seed again.
+func TestServeDevSeedsAndDrainsOnShutdown(t *testing.T) {
+	dir := t.TempDir()
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	listening := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, envFrom(nil), logs, listening)
+	}()
+	var base string
+	select {
+	case base = <-listening:
+	case err := <-done:
+		t.Fatalf("serve exited: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("server did not start")
+	}
+	var bundle struct {
+		Total int `json:"total"`
+	}
+	getJSON(t, base+"/Patient?_total=accurate&_count=0", &bundle)
+	if bundle.Total != 50 {
+		t.Errorf("seeded %d patients, want 50", bundle.Total)
+	}
+	getJSON(t, base+"/Slot?status=free&_total=accurate&_count=0", &bundle)
+	if bundle.Total == 0 {
+		t.Errorf("no free slots seeded")
+	}
+
+	// A request whose body is still arriving when shutdown starts.
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", base+"/Organization", pr)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	respc := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("in-flight request failed: %v", err)
+			respc <- nil
+			return
+		}
+		respc <- resp
+	}()
+	if _, err := pw.Write([]byte(`{"resourceType":"Organization",`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := pw.Write([]byte(`"name":"Late"}`)); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if resp := <-respc; resp == nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("in-flight request did not complete: %+v", resp)
+	} else {
+		resp.Body.Close()
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("serve returned %v after shutdown", err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
+		t.Errorf("no clean stop logged")
+	}
+
+	// Restart on the same directory: the data is there and is not seeded twice.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	logs2 := &syncBuffer{}
+	go func() {
+		done <- serve(ctx2, []string{"--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, envFrom(nil), logs2, listening)
+	}()
+	base = <-listening
+	getJSON(t, base+"/Patient?_total=accurate&_count=0", &bundle)
+	if bundle.Total != 50 {
+		t.Errorf("after restart %d patients, want 50", bundle.Total)
+	}
+	getJSON(t, base+"/Organization?_total=accurate&_count=0", &bundle)
+	if bundle.Total != 4 {
+		t.Errorf("after restart %d organizations, want the 3 seeded plus the one written during shutdown", bundle.Total)
+	}
+	cancel2()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getJSON(t *testing.T, url string, dst any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
