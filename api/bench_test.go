@@ -1,0 +1,78 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/gpfhir/gpfhir/api"
+	"github.com/gpfhir/gpfhir/store/sqlite"
+)
+
+// benchHandler is the API on SQLite on disk, called in-process through its http.Handler, so that the
+// figures are the per-request cost of routing, middleware, validation and storage without socket noise.
+func benchHandler(b *testing.B) http.Handler {
+	b.Helper()
+	st, err := sqlite.Open(context.Background(), b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	srv, err := api.New(api.Config{Store: st, BaseURL: "http://127.0.0.1", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return srv.Handler()
+}
+
+func benchPatient(b *testing.B) []byte {
+	raw, err := json.Marshal(patient("Benchmark", validNHS))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return raw
+}
+
+func BenchmarkReadByID(b *testing.B) {
+	h := benchHandler(b)
+	req := httptest.NewRequest("POST", "/Patient", bytes.NewReader(benchPatient(b)))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusCreated {
+		b.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	var created struct{ ID string }
+	_ = json.Unmarshal(rec.Body.Bytes(), &created)
+	path := "/Patient/" + created.ID
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != http.StatusOK {
+			b.Fatalf("read: %d", rec.Code)
+		}
+	}
+}
+
+func BenchmarkCreate(b *testing.B) {
+	h := benchHandler(b)
+	body := benchPatient(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/Patient", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			b.Fatalf("create: %d %s", rec.Code, rec.Body)
+		}
+	}
+}
