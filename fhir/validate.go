@@ -276,8 +276,8 @@ func (le libError) issue(sev string) Issue {
 		return mk(IssueInvalid, fmt.Sprintf("%s refers to a %s, but may only refer to %s", expr, m[1], m[2]), expr)
 	case reMultiChoice.MatchString(d):
 		m := reMultiChoice.FindStringSubmatch(d)
-		return mk(IssueStructure, fmt.Sprintf("%s has more than one %s[x] element (%s); only one type may be given",
-			expr, m[1], diag), joinPath(expr, strings.Trim(diag, `"`)))
+		return mk(IssueStructure, fmt.Sprintf("%s has more than one %s[x] element (%s is one of them); only one type may be given",
+			expr, m[1], diag), joinPath(expr, m[1]))
 	case d == "invalid JSON":
 		return mk(IssueStructure, fmt.Sprintf("%s is not valid JSON of the expected shape", expr), expr)
 	}

@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ func TestParseRejectsWithIssues(t *testing.T) {
 		{"empty object is structure", `{"resourceType":"Patient","name":[{}]}`, Invalid, IssueStructure, "Patient.name[0]", "empty object"},
 		{"empty array is structure", `{"resourceType":"Patient","name":[]}`, Invalid, IssueStructure, "Patient.name", "empty array"},
 		{"bad id is value", `{"resourceType":"Patient","id":"a b"}`, Invalid, IssueValue, "Patient.id", "not a valid id"},
-		{"two choice types is structure", `{"resourceType":"Immunization","status":"completed","vaccineCode":{"text":"x"},"patient":{"reference":"Patient/1"},"occurrenceDateTime":"2020-01-01","occurrenceString":"x"}`, Invalid, IssueStructure, "Immunization.occurrenceString", "more than one occurrence[x]"},
+		{"two choice types is structure", `{"resourceType":"Immunization","status":"completed","vaccineCode":{"text":"x"},"patient":{"reference":"Patient/1"},"occurrenceDateTime":"2020-01-01","occurrenceString":"x"}`, Invalid, IssueStructure, "Immunization.occurrence", "more than one occurrence[x]"},
 		{"bundle entry resource path drops its type", `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","foo":1},"request":{"method":"POST","url":"Patient"}}]}`, Invalid, IssueStructure, "Bundle.entry[0].resource.foo", "definition of Patient"},
 		{"contained resource path drops its type", `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","foo":1}]}`, Invalid, IssueStructure, "Patient.contained[0].foo", "foo"},
 	}
@@ -126,5 +127,61 @@ func TestFinalizeSetsMetaAndKeepsTags(t *testing.T) {
 	// The output parses again.
 	if _, err := Parse(out); err != nil {
 		t.Errorf("Finalize output does not parse: %v", err)
+	}
+}
+
+func TestParseAndFinalizeAreSafeForConcurrentUse(t *testing.T) {
+	done := make(chan error)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i := 0; i < 20; i++ {
+				r, err := Parse([]byte(benchPatient))
+				if err == nil {
+					_, err = r.Finalize("p1", int64(i+1), time.Now())
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+				Extract(r, testBase)
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestFinalizeAddsMetaWhenAbsentAndReplacesVersion(t *testing.T) {
+	r := mustParse(t, `{"resourceType":"Slot","schedule":{"reference":"Schedule/s1"},"status":"free","start":"2026-06-01T09:30:00Z","end":"2026-06-01T09:40:00Z"}`)
+	out, err := r.Finalize("s-1", 1, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), `{"resourceType":"Slot","end":"2026-06-01T09:40:00Z","id":"s-1","meta":{"lastUpdated":"2026-01-02T03:04:05.000Z","versionId":"1"},`) {
+		t.Errorf("got %s", out)
+	}
+	out, err = r.Finalize("s-1", 2, time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"meta":{"lastUpdated":"2026-01-02T03:04:06.000Z","versionId":"2"}`) {
+		t.Errorf("second Finalize: %s", out)
+	}
+	if _, err := r.Finalize("bad id", 3, time.Now()); err == nil {
+		t.Error("Finalize accepted an invalid id")
+	}
+}
+
+func TestParseExposesTypeIDAndTree(t *testing.T) {
+	r := mustParse(t, `{"resourceType":"Patient","id":"p9","multipleBirthInteger":2}`)
+	if r.Type() != "Patient" || r.ID() != "p9" {
+		t.Errorf("Type, ID = %q, %q", r.Type(), r.ID())
+	}
+	if n, ok := r.Tree()["multipleBirthInteger"].(json.Number); !ok || n.String() != "2" {
+		t.Errorf("tree number = %#v, want json.Number 2", r.Tree()["multipleBirthInteger"])
 	}
 }
