@@ -1,0 +1,299 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// Apply performs every write or none. See doc.go for the two strategies (transaction or journal).
+func (s *Store) Apply(ctx context.Context, writes []store.Write) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	defer s.wg.Done()
+	if len(writes) == 0 {
+		return nil
+	}
+	seen := make(map[[2]string]bool, len(writes))
+	for _, w := range writes {
+		r := w.Resource
+		if r.Type == "" || r.ID == "" {
+			return fmt.Errorf("%w: write without type or id", store.ErrInvalidQuery)
+		}
+		if r.VersionID != w.ExpectVersion+1 || w.ExpectVersion < 0 {
+			return fmt.Errorf("%w: %s/%s version %d does not follow %d", store.ErrInvalidQuery, r.Type, r.ID, r.VersionID, w.ExpectVersion)
+		}
+		k := [2]string{r.Type, r.ID}
+		if seen[k] {
+			return fmt.Errorf("%w: %s/%s appears twice in one group", store.ErrInvalidQuery, r.Type, r.ID)
+		}
+		seen[k] = true
+	}
+	ctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	for t := range seen {
+		if err := s.ensureType(ctx, t[0]); err != nil {
+			return err
+		}
+	}
+	if s.txn {
+		return s.inTxn(ctx, func(ctx context.Context) error {
+			for i, w := range writes {
+				if err := s.applyOne(ctx, w, nil, bson.ObjectID{}); err != nil {
+					return err
+				}
+				if s.afterWrite != nil {
+					if err := s.afterWrite(i); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	}
+	return s.applyJournal(ctx, writes)
+}
+
+// applyOne writes one resource. First it claims the new version by inserting it into history: the
+// history _id "Type/id/version" is unique, so of several writers expecting the same version exactly one
+// gets past this point (the others get duplicate key 11000, a version conflict). This holds even where
+// an update's filter is not evaluated atomically with the write (FerretDB 1.x runs an update as a query
+// followed by a write). Then the current document is written with compare-and-swap on its version (insert
+// with a unique _id when ExpectVersion is 0), and last the idx entries. In journal mode old is the
+// document read before (nil when ExpectVersion is 0) and jr the group marker written on every document.
+func (s *Store) applyOne(ctx context.Context, w store.Write, old *curDoc, jr bson.ObjectID) error {
+	r := w.Resource
+	d := newCurDoc(r, w.Index, jr)
+	h := histDoc{
+		Key: histKey(r.Type, r.ID, r.VersionID), Type: r.Type, ID: r.ID, Version: r.VersionID,
+		LU: d.LU, Deleted: r.Deleted, Body: d.Body, Journal: jr,
+	}
+	hist := s.db.Collection(collHistory)
+	if _, err := hist.InsertOne(ctx, h); err != nil {
+		if isDuplicate(err) {
+			return fmt.Errorf("%w: %s/%s version %d exists already", store.ErrVersionConflict, r.Type, r.ID, r.VersionID)
+		}
+		return translate("history insert", err)
+	}
+	// unclaim gives the version back when the compare-and-swap fails (outside a transaction, which
+	// would undo it anyway; in journal mode rollback removes it by its marker too).
+	unclaim := func(cause error) error {
+		if !s.txn && jr.IsZero() {
+			_, _ = hist.DeleteOne(context.WithoutCancel(ctx), bson.D{{Key: "_id", Value: h.Key}})
+		}
+		return cause
+	}
+	coll := s.res(r.Type)
+	if w.ExpectVersion == 0 {
+		if _, err := coll.InsertOne(ctx, d); err != nil {
+			if isDuplicate(err) {
+				return unclaim(fmt.Errorf("%w: %s/%s already exists", store.ErrVersionConflict, r.Type, r.ID))
+			}
+			return unclaim(translate("insert", err))
+		}
+	} else {
+		filter := bson.D{{Key: "_id", Value: r.ID}, {Key: fVersion, Value: w.ExpectVersion}}
+		if old != nil {
+			// Journal mode: the document must still carry the group marker we checked.
+			if old.Journal.IsZero() {
+				filter = append(filter, bson.E{Key: fJournal, Value: bson.D{{Key: "$exists", Value: false}}})
+			} else {
+				filter = append(filter, bson.E{Key: fJournal, Value: old.Journal})
+			}
+		}
+		res, err := coll.ReplaceOne(ctx, filter, d)
+		if err != nil {
+			return unclaim(translate("replace", err))
+		}
+		if res.MatchedCount == 0 {
+			return unclaim(fmt.Errorf("%w: %s/%s is not at version %d", store.ErrVersionConflict, r.Type, r.ID, w.ExpectVersion))
+		}
+	}
+	return s.syncIdx(ctx, r.Type, r.ID, d.Range, jr)
+}
+
+// journalDoc records an unfinished group in journal mode. Deleting it (while still pending) is the
+// commit point.
+type journalDoc struct {
+	ID      bson.ObjectID  `bson:"_id"`
+	State   string         `bson:"st"`  // "pending" or "rollback"
+	Expires int64          `bson:"exp"` // Unix ms after which recovery may roll it back
+	Writes  []journalWrite `bson:"w"`
+}
+
+type journalWrite struct {
+	Type       string  `bson:"t"`
+	ID         string  `bson:"r"`
+	NewVersion int64   `bson:"nv"`
+	Old        *curDoc `bson:"old,omitempty"` // nil: the resource did not exist
+}
+
+const (
+	jPending  = "pending"
+	jRollback = "rollback"
+)
+
+// applyJournal is Apply without transactions: check, journal, write, commit by deleting the journal.
+func (s *Store) applyJournal(ctx context.Context, writes []store.Write) error {
+	jid := bson.NewObjectID()
+	j := journalDoc{ID: jid, State: jPending, Expires: millis(time.Now().Add(s.lease)), Writes: make([]journalWrite, len(writes))}
+	olds := make([]*curDoc, len(writes))
+	for i, w := range writes {
+		r := w.Resource
+		j.Writes[i] = journalWrite{Type: r.Type, ID: r.ID, NewVersion: r.VersionID}
+		var cur curDoc
+		err := s.res(r.Type).FindOne(ctx, bson.D{{Key: "_id", Value: r.ID}}).Decode(&cur)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			if w.ExpectVersion != 0 {
+				return fmt.Errorf("%w: %s/%s does not exist", store.ErrVersionConflict, r.Type, r.ID)
+			}
+			continue
+		case err != nil:
+			return translate("read current", err)
+		}
+		if cur.Version != w.ExpectVersion {
+			return fmt.Errorf("%w: %s/%s is at version %d, not %d", store.ErrVersionConflict, r.Type, r.ID, cur.Version, w.ExpectVersion)
+		}
+		if !cur.Journal.IsZero() {
+			pending, err := s.journalPending(ctx, cur.Journal)
+			if err != nil {
+				return err
+			}
+			if pending {
+				return fmt.Errorf("%w: %s/%s is part of an unfinished group", store.ErrVersionConflict, r.Type, r.ID)
+			}
+		}
+		olds[i] = &cur
+		j.Writes[i].Old = &cur
+	}
+	jc := s.db.Collection(collJournal)
+	if _, err := jc.InsertOne(ctx, j); err != nil {
+		return translate("journal insert", err)
+	}
+	for i, w := range writes {
+		if err := s.applyOne(ctx, w, olds[i], jid); err != nil {
+			return s.abort(ctx, j, err)
+		}
+		if s.afterWrite != nil {
+			if err := s.afterWrite(i); err != nil {
+				return err // simulated crash: no compensation
+			}
+		}
+	}
+	res, err := jc.DeleteOne(ctx, bson.D{{Key: "_id", Value: jid}, {Key: "st", Value: jPending}})
+	if err != nil {
+		return s.abort(ctx, j, translate("journal commit", err))
+	}
+	if res.DeletedCount == 0 {
+		// Recovery claimed the group (its lease ran out): it rolls back; make sure it is rolled back.
+		return s.abort(ctx, j, fmt.Errorf("%w: atomic group outlived its journal lease and was rolled back", store.ErrUnavailable))
+	}
+	return nil
+}
+
+// abort compensates a failed group and returns cause. If compensation itself fails, the journal stays
+// and recovery finishes the job later.
+func (s *Store) abort(ctx context.Context, j journalDoc, cause error) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	defer cancel()
+	if err := s.rollback(cctx, j); err != nil {
+		return fmt.Errorf("%w (rollback deferred to recovery: %v)", cause, err)
+	}
+	return cause
+}
+
+// rollback undoes every write of a journal group that is still in place, then deletes the journal.
+// Every step is conditional on the group marker, so it is idempotent and safe to repeat.
+func (s *Store) rollback(ctx context.Context, j journalDoc) error {
+	jc := s.db.Collection(collJournal)
+	if _, err := jc.UpdateOne(ctx, bson.D{{Key: "_id", Value: j.ID}}, bson.D{{Key: "$set", Value: bson.D{{Key: "st", Value: jRollback}}}}); err != nil {
+		return translate("journal claim", err)
+	}
+	for i := len(j.Writes) - 1; i >= 0; i-- {
+		w := j.Writes[i]
+		coll := s.res(w.Type)
+		filter := bson.D{{Key: "_id", Value: w.ID}, {Key: fVersion, Value: w.NewVersion}, {Key: fJournal, Value: j.ID}}
+		if w.Old == nil {
+			if _, err := coll.DeleteOne(ctx, filter); err != nil {
+				return translate("rollback delete", err)
+			}
+		} else if _, err := coll.ReplaceOne(ctx, filter, w.Old); err != nil {
+			return translate("rollback restore", err)
+		}
+		if _, err := s.db.Collection(collHistory).DeleteOne(ctx, bson.D{{Key: "_id", Value: histKey(w.Type, w.ID, w.NewVersion)}, {Key: fJournal, Value: j.ID}}); err != nil {
+			return translate("rollback history", err)
+		}
+		// Rebuild the idx entries from whatever the current document now is.
+		var cur curDoc
+		err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: w.ID}}, options.FindOne().SetProjection(bson.D{{Key: fRange, Value: 1}, {Key: fDeleted, Value: 1}})).Decode(&cur)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			cur = curDoc{}
+		case err != nil:
+			return translate("rollback read", err)
+		}
+		if err := s.syncIdx(ctx, w.Type, w.ID, cur.Range, bson.ObjectID{}); err != nil {
+			return err
+		}
+	}
+	if _, err := jc.DeleteOne(ctx, bson.D{{Key: "_id", Value: j.ID}}); err != nil {
+		return translate("journal delete", err)
+	}
+	return nil
+}
+
+// journalPending reports whether the group jid is still unfinished (its journal exists). A missing
+// journal means the group committed (or was rolled back, in which case the document no longer carries
+// its marker).
+func (s *Store) journalPending(ctx context.Context, jid bson.ObjectID) (bool, error) {
+	n, err := s.db.Collection(collJournal).CountDocuments(ctx, bson.D{{Key: "_id", Value: jid}})
+	if err != nil {
+		return false, translate("journal read", err)
+	}
+	return n > 0, nil
+}
+
+// recoverJournal rolls back groups whose lease has run out (all of them when force is set). It runs at
+// Open; a group is all-or-nothing even if its process died between two writes.
+func (s *Store) recoverJournal(ctx context.Context, force bool) error {
+	jc := s.db.Collection(collJournal)
+	filter := bson.D{}
+	if !force {
+		filter = bson.D{{Key: "exp", Value: bson.D{{Key: "$lt", Value: millis(time.Now())}}}}
+	}
+	cur, err := jc.Find(ctx, filter)
+	if err != nil {
+		return translate("journal scan", err)
+	}
+	var js []journalDoc
+	if err := cur.All(ctx, &js); err != nil {
+		return translate("journal scan", err)
+	}
+	for _, j := range js {
+		// Claim it: after this the owner's commit (delete while pending) can no longer succeed.
+		claim := bson.D{{Key: "_id", Value: j.ID}}
+		if !force {
+			claim = append(claim, bson.E{Key: "exp", Value: bson.D{{Key: "$lt", Value: millis(time.Now())}}})
+		}
+		res, err := jc.UpdateOne(ctx, claim, bson.D{{Key: "$set", Value: bson.D{{Key: "st", Value: jRollback}}}})
+		if err != nil {
+			return translate("journal claim", err)
+		}
+		if res.MatchedCount == 0 {
+			continue
+		}
+		if err := s.rollback(ctx, j); err != nil {
+			return fmt.Errorf("store/mongo: recover journal group %s: %w", j.ID.Hex(), err)
+		}
+	}
+	return nil
+}
