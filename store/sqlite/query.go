@@ -47,16 +47,27 @@ func (b *builder) arg(v any) {
 
 // buildSearch compiles q to one statement whose rows are id, version, last_updated, deleted, body, and then
 // one column per sort key.
+//
+// Without sort keys the matches come out of the current table's primary key already in id order, so the
+// page is read in order and the scan stops at the limit. With sort keys the matches are materialised first,
+// so that each key's correlated subquery runs once per resource; the page is cut from them before the
+// history join, so only the page's bodies are read and sorted.
 func buildSearch(q store.Query) (string, []any, error) {
 	if len(q.After) != 0 && len(q.After) != len(q.Sort)+1 {
 		return "", nil, fmt.Errorf("%w: After has %d values for %d sort keys and the id", store.ErrInvalidQuery, len(q.After), len(q.Sort))
 	}
 	b := &builder{}
-	b.w(`SELECT q.id, q.version, h.last_updated, h.deleted, h.body`)
+	cols := `SELECT q.id, q.version, h.last_updated, h.deleted, h.body`
 	for i := range q.Sort {
-		b.w(`, q.k`, strconv.Itoa(i))
+		cols += `, q.k` + strconv.Itoa(i)
 	}
-	b.w(` FROM (SELECT r.id AS id, r.version AS version`)
+	sorted := len(q.Sort) > 0
+	if sorted {
+		b.w(`WITH q AS MATERIALIZED (`)
+	} else {
+		b.w(cols, ` FROM (`)
+	}
+	b.w(`SELECT r.id AS id, r.version AS version`)
 	for i, k := range q.Sort {
 		b.w(`, `)
 		if err := b.sortExpr(k.Param); err != nil {
@@ -68,15 +79,38 @@ func buildSearch(q store.Query) (string, []any, error) {
 	if err := b.where(q, "r"); err != nil {
 		return "", nil, err
 	}
+	if sorted {
+		b.w(`), p AS (SELECT * FROM q`)
+		b.pageOf(q)
+		b.w(`) `, cols, ` FROM p AS q JOIN history h ON h.type = `)
+		b.arg(q.Type)
+		b.w(` AND h.id = q.id AND h.version = q.version`)
+		b.orderBy(q.Sort)
+		return b.sb.String(), b.args, nil
+	}
 	b.w(`) AS q JOIN history h ON h.type = `)
 	b.arg(q.Type)
 	b.w(` AND h.id = q.id AND h.version = q.version`)
+	b.pageOf(q)
+	return b.sb.String(), b.args, nil
+}
+
+// pageOf writes the keyset condition, order and limit over the rows aliased q.
+func (b *builder) pageOf(q store.Query) {
 	if len(q.After) > 0 {
 		b.w(` WHERE `)
 		b.keyset(q.Sort, q.After)
 	}
+	b.orderBy(q.Sort)
+	if q.Limit > 0 {
+		b.w(` LIMIT `)
+		b.arg(q.Limit)
+	}
+}
+
+func (b *builder) orderBy(sort []store.SortKey) {
 	b.w(` ORDER BY `)
-	for i, k := range q.Sort {
+	for i, k := range sort {
 		b.w(`q.k`, strconv.Itoa(i))
 		if k.Desc {
 			b.w(` DESC`)
@@ -84,11 +118,6 @@ func buildSearch(q store.Query) (string, []any, error) {
 		b.w(`, `)
 	}
 	b.w(`q.id`)
-	if q.Limit > 0 {
-		b.w(` LIMIT `)
-		b.arg(q.Limit)
-	}
-	return b.sb.String(), b.args, nil
 }
 
 func buildCount(q store.Query) (string, []any, error) {

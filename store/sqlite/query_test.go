@@ -1,0 +1,150 @@
+package sqlite
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// planCases is one query per Match kind, plus sorts, paging, chains and _has: together they touch every
+// SQL shape buildSearch and buildCount produce.
+func planCases() []struct {
+	name string
+	q    store.Query
+} {
+	p := func(pr store.Predicate) store.Query {
+		return store.Query{Type: "Patient", Clauses: []store.Clause{{pr}}}
+	}
+	sub := store.Query{Type: "Patient", Clauses: []store.Clause{{{Param: "identifier", Match: store.MatchToken, System: "urn:nhs", Value: "1"}}}}
+	obs := store.Query{Type: "Observation", Clauses: []store.Clause{{{Param: "code", Match: store.MatchToken, System: "http://loinc.org", Value: "1234"}}}}
+	return []struct {
+		name string
+		q    store.Query
+	}{
+		{"present", p(store.Predicate{Param: "identifier", Match: store.MatchPresent})},
+		{"missing", p(store.Predicate{Param: "identifier", Match: store.MatchPresent, Not: true})},
+		{"token", p(store.Predicate{Param: "identifier", Match: store.MatchToken, System: "urn:nhs", Value: "1"})},
+		{"token any system", p(store.Predicate{Param: "identifier", Match: store.MatchToken, AnySystem: true, Value: "1"})},
+		{"token system only", p(store.Predicate{Param: "identifier", Match: store.MatchToken, System: "urn:nhs"})},
+		{"token not", p(store.Predicate{Param: "identifier", Match: store.MatchToken, System: "urn:nhs", Value: "1", Not: true})},
+		{"token text", p(store.Predicate{Param: "language", Match: store.MatchTokenText, Value: "eng"})},
+		{"exact", p(store.Predicate{Param: "name", Match: store.MatchExact, Value: "Alice"})},
+		{"prefix", p(store.Predicate{Param: "name", Match: store.MatchPrefix, Value: "ali"})},
+		{"contains", p(store.Predicate{Param: "name", Match: store.MatchContains, Value: "lic"})},
+		{"range low", p(store.Predicate{Param: "birthdate", Match: store.MatchRange, Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: 1}}})},
+		{"range high", p(store.Predicate{Param: "birthdate", Match: store.MatchRange, Bounds: []store.Bound{{Field: store.High, Cmp: store.LT, Value: 1}}})},
+		{"range both", p(store.Predicate{Param: "birthdate", Match: store.MatchRange, Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: 1}, {Field: store.High, Cmp: store.LE, Value: 2}}})},
+		{"chain", store.Query{Type: "Immunization", Clauses: []store.Clause{{{Param: "patient", Match: store.MatchRefIn, Sub: &sub}}}}},
+		{"has", p(store.Predicate{Param: "_has", Match: store.MatchHas, Sub: &obs, HasParam: "subject"})},
+		{"_id", p(store.Predicate{Param: store.ParamID, Match: store.MatchExact, Value: "p1"})},
+		{"_lastUpdated", p(store.Predicate{Param: store.ParamLastUpdated, Match: store.MatchRange, Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: 1}}})},
+		{"or", store.Query{Type: "Patient", Clauses: []store.Clause{{
+			{Param: "identifier", Match: store.MatchToken, System: "urn:nhs", Value: "1"},
+			{Param: "name", Match: store.MatchPrefix, Value: "ali"},
+		}}}},
+		{"or with not", store.Query{Type: "Patient", Clauses: []store.Clause{{
+			{Param: "identifier", Match: store.MatchToken, System: "urn:nhs", Value: "1"},
+			{Param: "name", Match: store.MatchPrefix, Value: "ali", Not: true},
+		}}}},
+		{"and", store.Query{Type: "Patient", Clauses: []store.Clause{
+			{{Param: "identifier", Match: store.MatchToken, System: "urn:nhs", Value: "1"}},
+			{{Param: "name", Match: store.MatchPrefix, Value: "ali"}},
+		}}},
+		{"everything", store.Query{Type: "Patient"}},
+		{"sorted and paged", store.Query{Type: "Patient",
+			Clauses: []store.Clause{{{Param: "gender", Match: store.MatchToken, AnySystem: true, Value: "female"}}},
+			Sort:    []store.SortKey{{Param: "family"}, {Param: "birthdate", Desc: true}, {Param: store.ParamLastUpdated}},
+			After:   []store.SortValue{{Str: "smith"}, {Int: 5, IsInt: true}, {Int: 7, IsInt: true}, {Str: "p1"}},
+			Limit:   10}},
+		{"sorted by _id only", store.Query{Type: "Patient", Sort: []store.SortKey{{Param: store.ParamID, Desc: true}}, Limit: 10}},
+	}
+}
+
+// TestQueryPlansUseIndexes fails when SQLite would answer any compiled search by scanning a table: every
+// table access must be a SEARCH on an index. Scans of SQLite's own temporary lists and sorters are fine.
+func TestQueryPlansUseIndexes(t *testing.T) {
+	s, err := Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// A few rows, so the planner is not looking at empty tables.
+	var ws []Write
+	for i := range 50 {
+		id := fmt.Sprintf("p%d", i)
+		ws = append(ws, Write{
+			Resource: store.Resource{Type: "Patient", ID: id, VersionID: 1, LastUpdated: time.UnixMilli(int64(i)), Body: []byte("{}")},
+			Index: []store.IndexEntry{
+				{Param: "identifier", System: "urn:nhs", Value: id},
+				{Param: "name", Value: "Alice", Text: "alice"},
+				{Param: "birthdate", Low: int64(i), High: int64(i + 1)},
+			},
+		})
+	}
+	if err := s.Apply(t.Context(), ws); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range planCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, build := range []func(store.Query) (string, []any, error){buildSearch, buildCount} {
+				query, args, err := build(tc.q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				plan := explain(t, s, query, args)
+				for _, line := range plan {
+					if scansTable(line) {
+						t.Errorf("plan scans a table: %q\nquery: %s\nplan:\n  %s", line, query, strings.Join(plan, "\n  "))
+					}
+				}
+				if testing.Verbose() {
+					t.Logf("%s\n  %s", query, strings.Join(plan, "\n  "))
+				}
+			}
+		})
+	}
+}
+
+// scansTable reports whether an EXPLAIN QUERY PLAN line reads a whole table or index. The tables are
+// aliased r, h, i<n>, c<n> and s in compiled queries; "SCAN q" (the FROM subquery) and lines about
+// temporary b-trees and LIST SUBQUERY results are not table reads.
+func scansTable(line string) bool {
+	rest, ok := strings.CutPrefix(line, "SCAN ")
+	if !ok {
+		return false
+	}
+	name, _, _ := strings.Cut(rest, " ")
+	switch {
+	case name == "current", name == "history", name == "idx", name == "r", name == "h", name == "s":
+		return true
+	case len(name) > 1 && (name[0] == 'i' || name[0] == 'c') && name[1] >= '0' && name[1] <= '9':
+		return true
+	}
+	return false
+}
+
+func explain(t *testing.T, s *Store, query string, args []any) []string {
+	t.Helper()
+	rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, query)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
