@@ -121,7 +121,7 @@ func (s *Server) create(c *gin.Context, p pathParams) error {
 	}
 	ctx := c.Request.Context()
 	if cond := c.GetHeader("If-None-Exist"); cond != "" {
-		hits, err := s.conditionalMatches(ctx, p.typ, cond, "If-None-Exist")
+		hits, err := s.conditionalMatches(c, p.typ, cond, "If-None-Exist")
 		if err != nil {
 			return err
 		}
@@ -365,7 +365,7 @@ func (s *Server) respondDeleted(c *gin.Context, tomb store.Resource, what string
 
 // conditionalMatches runs the search in a conditional header or URL. Criteria must be present: an empty
 // query would match everything.
-func (s *Server) conditionalMatches(ctx context.Context, typ *fhir.TypeInfo, rawQuery, where string) ([]store.Hit, error) {
+func (s *Server) conditionalMatches(c *gin.Context, typ *fhir.TypeInfo, rawQuery, where string) ([]store.Hit, error) {
 	values, err := url.ParseQuery(strings.TrimPrefix(rawQuery, "?"))
 	if err != nil {
 		return nil, fail(http.StatusBadRequest, "invalid", "%s is not a valid query string: %v", where, err)
@@ -377,8 +377,11 @@ func (s *Server) conditionalMatches(ctx context.Context, typ *fhir.TypeInfo, raw
 	if aerr != nil {
 		return nil, aerr
 	}
+	if err := s.restrict(c, &q.store); err != nil {
+		return nil, err
+	}
 	q.store.Limit = 2
-	return s.store.Search(ctx, q.store)
+	return s.store.Search(c.Request.Context(), q.store)
 }
 
 func (s *Server) conditionalUpdate(c *gin.Context, p pathParams) error {
@@ -386,7 +389,7 @@ func (s *Server) conditionalUpdate(c *gin.Context, p pathParams) error {
 	if aerr != nil {
 		return aerr
 	}
-	hits, err := s.conditionalMatches(c.Request.Context(), p.typ, c.Request.URL.RawQuery, "the conditional update URL")
+	hits, err := s.conditionalMatches(c, p.typ, c.Request.URL.RawQuery, "the conditional update URL")
 	if err != nil {
 		return err
 	}
@@ -410,7 +413,7 @@ func (s *Server) conditionalUpdate(c *gin.Context, p pathParams) error {
 }
 
 func (s *Server) conditionalDelete(c *gin.Context, p pathParams) error {
-	hits, err := s.conditionalMatches(c.Request.Context(), p.typ, c.Request.URL.RawQuery, "the conditional delete URL")
+	hits, err := s.conditionalMatches(c, p.typ, c.Request.URL.RawQuery, "the conditional delete URL")
 	if err != nil {
 		return err
 	}
@@ -434,6 +437,9 @@ func (s *Server) read(c *gin.Context, p pathParams) error {
 	if err != nil {
 		return err
 	}
+	if err := s.canRead(c, r); err != nil {
+		return err
+	}
 	if notModified(c, r) {
 		c.Header("ETag", etag(r.VersionID))
 		c.Status(http.StatusNotModified)
@@ -453,6 +459,9 @@ func (s *Server) vread(c *gin.Context, p pathParams) error {
 		return fail(http.StatusNotFound, "not-found", "%s/%s has no version %d", p.typ.Name, p.id, v)
 	}
 	if err != nil {
+		return err
+	}
+	if err := s.canRead(c, r); err != nil {
 		return err
 	}
 	if r.Deleted {

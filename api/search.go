@@ -399,6 +399,9 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 		}
 		q.store.After = after
 	}
+	if err := s.restrict(c, &q.store); err != nil {
+		return err
+	}
 	ctx := c.Request.Context()
 	bundle := fhir.NewBundle("searchset")
 	if q.total == "accurate" || q.total == "estimate" {
