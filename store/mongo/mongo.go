@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -248,36 +249,66 @@ func (s *Store) Close() error {
 	return translate("disconnect", s.client.Disconnect(ctx))
 }
 
-func idxModel(name string, keys bson.D, unique bool) mongo.IndexModel {
-	o := options.Index().SetName(name)
-	if unique {
-		o.SetUnique(true)
-	}
-	return mongo.IndexModel{Keys: keys, Options: o}
+// indexSpec is one index: a name (used to find out whether it exists) and its keys.
+type indexSpec struct {
+	name string
+	keys bson.D
 }
 
 // ensureBaseIndexes creates the indexes of the shared collections. createIndexes with the same
 // specification is a no-op, so this is safe on every start and from several processes.
 func (s *Store) ensureBaseIndexes(ctx context.Context) error {
-	sets := map[string][]mongo.IndexModel{
+	sets := map[string][]indexSpec{
 		collHistory: {
-			idxModel("t_r_v", bson.D{{Key: "t", Value: 1}, {Key: "r", Value: 1}, {Key: "v", Value: -1}}, false),
-			idxModel("lu_t_r_v", bson.D{{Key: "lu", Value: -1}, {Key: "t", Value: 1}, {Key: "r", Value: 1}, {Key: "v", Value: -1}}, false),
-			idxModel("t_lu", bson.D{{Key: "t", Value: 1}, {Key: "lu", Value: -1}}, false),
+			indexSpec{"t_r_v", bson.D{{Key: "t", Value: 1}, {Key: "r", Value: 1}, {Key: "v", Value: -1}}},
+			indexSpec{"lu_t_r_v", bson.D{{Key: "lu", Value: -1}, {Key: "t", Value: 1}, {Key: "r", Value: 1}, {Key: "v", Value: -1}}},
+			indexSpec{"t_lu", bson.D{{Key: "t", Value: 1}, {Key: "lu", Value: -1}}},
 		},
 		collIdx: {
-			idxModel("t_p_lo_hi", bson.D{{Key: "t", Value: 1}, {Key: "p", Value: 1}, {Key: "lo", Value: 1}, {Key: "hi", Value: 1}}, false),
-			idxModel("t_p_hi", bson.D{{Key: "t", Value: 1}, {Key: "p", Value: 1}, {Key: "hi", Value: 1}}, false),
-			idxModel("t_r", bson.D{{Key: "t", Value: 1}, {Key: "r", Value: 1}}, false),
+			indexSpec{"t_p_lo_hi", bson.D{{Key: "t", Value: 1}, {Key: "p", Value: 1}, {Key: "lo", Value: 1}, {Key: "hi", Value: 1}}},
+			indexSpec{"t_p_hi", bson.D{{Key: "t", Value: 1}, {Key: "p", Value: 1}, {Key: "hi", Value: 1}}},
+			indexSpec{"t_r", bson.D{{Key: "t", Value: 1}, {Key: "r", Value: 1}}},
 		},
 		collJournal: {
-			idxModel("exp", bson.D{{Key: "exp", Value: 1}}, false),
+			indexSpec{"exp", bson.D{{Key: "exp", Value: 1}}},
 		},
 	}
 	for _, c := range []string{collHistory, collIdx, collJournal} {
-		if _, err := s.db.Collection(c).Indexes().CreateMany(ctx, sets[c]); err != nil {
-			return fmt.Errorf("store/mongo: create indexes on %s: %w", c, translate("createIndexes", err))
+		if err := createIndexes(ctx, s.db.Collection(c), sets[c]); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// createIndexes creates the indexes of models that the collection does not have yet (by name). Asking
+// first keeps a restart from re-sending existing specifications, which FerretDB 1.24 may fail on.
+func createIndexes(ctx context.Context, c *mongo.Collection, specs []indexSpec) error {
+	cur, err := c.Indexes().List(ctx)
+	if err != nil {
+		return fmt.Errorf("store/mongo: list indexes on %s: %w", c.Name(), translate("listIndexes", err))
+	}
+	var have []struct {
+		Name string `bson:"name"`
+	}
+	if err := cur.All(ctx, &have); err != nil {
+		return fmt.Errorf("store/mongo: list indexes on %s: %w", c.Name(), translate("listIndexes", err))
+	}
+	var missing []mongo.IndexModel
+	for _, sp := range specs {
+		if !slices.ContainsFunc(have, func(h struct {
+			Name string `bson:"name"`
+		}) bool {
+			return h.Name == sp.name
+		}) {
+			missing = append(missing, mongo.IndexModel{Keys: sp.keys, Options: options.Index().SetName(sp.name)})
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := c.Indexes().CreateMany(ctx, missing); err != nil {
+		return fmt.Errorf("store/mongo: create indexes on %s: %w", c.Name(), translate("createIndexes", err))
 	}
 	return nil
 }
@@ -294,15 +325,15 @@ func (s *Store) ensureType(ctx context.Context, typ string) error {
 	if _, ok := s.ensured.Load(typ); ok {
 		return nil
 	}
-	models := []mongo.IndexModel{
-		idxModel("tk", bson.D{{Key: fTok, Value: 1}}, false),
-		idxModel("vx", bson.D{{Key: fVal, Value: 1}}, false),
-		idxModel("tx", bson.D{{Key: fText, Value: 1}}, false),
-		idxModel("p", bson.D{{Key: fPresent, Value: 1}}, false),
-		idxModel("lu_id", bson.D{{Key: fLU, Value: 1}, {Key: "_id", Value: 1}}, false),
+	models := []indexSpec{
+		indexSpec{"tk", bson.D{{Key: fTok, Value: 1}}},
+		indexSpec{"vx", bson.D{{Key: fVal, Value: 1}}},
+		indexSpec{"tx", bson.D{{Key: fText, Value: 1}}},
+		indexSpec{"p", bson.D{{Key: fPresent, Value: 1}}},
+		indexSpec{"lu_id", bson.D{{Key: fLU, Value: 1}, {Key: "_id", Value: 1}}},
 	}
-	if _, err := s.res(typ).Indexes().CreateMany(ctx, models); err != nil {
-		return fmt.Errorf("store/mongo: create indexes on %s%s: %w", collPrefix, typ, translate("createIndexes", err))
+	if err := createIndexes(ctx, s.res(typ), models); err != nil {
+		return err
 	}
 	s.ensured.Store(typ, true)
 	return nil
