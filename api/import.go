@@ -14,7 +14,7 @@ func (s *Server) Import(ctx context.Context, typ, id string, body []byte) error 
 	if !ok {
 		return fmt.Errorf("resource type %q is not served", typ)
 	}
-	if !idPattern.MatchString(id) {
+	if !validID(id) {
 		return fmt.Errorf("%q is not a valid id", id)
 	}
 	res, err := fhir.Parse(body)
