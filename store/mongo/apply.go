@@ -253,13 +253,24 @@ func (s *Store) rollback(ctx context.Context, j journalDoc) error {
 
 // journalPending reports whether the group jid is still unfinished (its journal exists). A missing
 // journal means the group committed (or was rolled back, in which case the document no longer carries
-// its marker).
+// its marker). A group whose lease has run out (its process died) is rolled back here, so that its
+// resources do not stay locked until the next Open; it still counts as pending, since the caller's view
+// of the resource is now stale.
 func (s *Store) journalPending(ctx context.Context, jid bson.ObjectID) (bool, error) {
-	n, err := s.db.Collection(collJournal).CountDocuments(ctx, bson.D{{Key: "_id", Value: jid}})
-	if err != nil {
+	var j journalDoc
+	err := s.db.Collection(collJournal).FindOne(ctx, bson.D{{Key: "_id", Value: jid}}).Decode(&j)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return false, nil
+	case err != nil:
 		return false, translate("journal read", err)
 	}
-	return n > 0, nil
+	if j.Expires < millis(time.Now()) {
+		if err := s.recoverGroup(ctx, j, false); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
 }
 
 // recoverJournal rolls back groups whose lease has run out (all of them when force is set). It runs at
@@ -279,21 +290,30 @@ func (s *Store) recoverJournal(ctx context.Context, force bool) error {
 		return translate("journal scan", err)
 	}
 	for _, j := range js {
-		// Claim it: after this the owner's commit (delete while pending) can no longer succeed.
-		claim := bson.D{{Key: "_id", Value: j.ID}}
-		if !force {
-			claim = append(claim, bson.E{Key: "exp", Value: bson.D{{Key: "$lt", Value: millis(time.Now())}}})
+		if err := s.recoverGroup(ctx, j, force); err != nil {
+			return err
 		}
-		res, err := jc.UpdateOne(ctx, claim, bson.D{{Key: "$set", Value: bson.D{{Key: "st", Value: jRollback}}}})
-		if err != nil {
-			return translate("journal claim", err)
-		}
-		if res.MatchedCount == 0 {
-			continue
-		}
-		if err := s.rollback(ctx, j); err != nil {
-			return fmt.Errorf("store/mongo: recover journal group %s: %w", j.ID.Hex(), err)
-		}
+	}
+	return nil
+}
+
+// recoverGroup claims an expired group (any group when force is set) and rolls it back. If another
+// Store claimed it first, or its owner committed meanwhile, it does nothing.
+func (s *Store) recoverGroup(ctx context.Context, j journalDoc, force bool) error {
+	// Claim it: after this the owner's commit (delete while pending) can no longer succeed.
+	claim := bson.D{{Key: "_id", Value: j.ID}}
+	if !force {
+		claim = append(claim, bson.E{Key: "exp", Value: bson.D{{Key: "$lt", Value: millis(time.Now())}}})
+	}
+	res, err := s.db.Collection(collJournal).UpdateOne(ctx, claim, bson.D{{Key: "$set", Value: bson.D{{Key: "st", Value: jRollback}}}})
+	if err != nil {
+		return translate("journal claim", err)
+	}
+	if res.MatchedCount == 0 {
+		return nil
+	}
+	if err := s.rollback(ctx, j); err != nil {
+		return fmt.Errorf("store/mongo: recover journal group %s: %w", j.ID.Hex(), err)
 	}
 	return nil
 }

@@ -219,3 +219,32 @@ func TestFerretDBHasNoTransactionsSoApplyUsesTheJournal(t *testing.T) {
 		t.Error("Open with TxnRequire succeeded on FerretDB")
 	}
 }
+
+// TestExpiredGroupIsRolledBackByTheNextWriter checks that a running Store does not need a restart to free
+// the resources of a group whose process died: the next writer that meets one rolls the group back.
+func TestExpiredGroupIsRolledBackByTheNextWriter(t *testing.T) {
+	uri := mongotest.Start(t)
+	s := open(t, uri, Options{Txn: TxnJournal})
+	ctx := t.Context()
+	if err := s.Apply(ctx, []store.Write{{Resource: res("Patient", "a", 1, 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	crashing := abandoned(t, uri, s.db.Name(), 0)
+	if err := crashing.Apply(ctx, []store.Write{
+		{Resource: res("Patient", "a", 2, 2), ExpectVersion: 1},
+		{Resource: res("Patient", "b", 1, 3)},
+	}); !errors.Is(err, errCrash) {
+		t.Fatalf("Apply = %v", err)
+	}
+	time.Sleep(5 * time.Millisecond) // the 1ms lease runs out
+	err := s.Apply(ctx, []store.Write{{Resource: res("Patient", "a", 3, 4), ExpectVersion: 2}})
+	if !errors.Is(err, store.ErrVersionConflict) {
+		t.Fatalf("write over the dead group's resource = %v, want a conflict (the group is being undone)", err)
+	}
+	if got, err := s.Get(ctx, "Patient", "a"); err != nil || got.VersionID != 1 {
+		t.Fatalf("Get a = v%d, %v; want v1 after the rollback", got.VersionID, err)
+	}
+	if err := s.Apply(ctx, []store.Write{{Resource: res("Patient", "a", 2, 5), ExpectVersion: 1}}); err != nil {
+		t.Errorf("retry after rollback: %v", err)
+	}
+}

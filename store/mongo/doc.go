@@ -1,0 +1,109 @@
+// Package mongo is the MongoDB implementation of store.Store (go.mongodb.org/mongo-driver/v2), for
+// production and scale-out: replica sets for availability, sharded clusters beyond one machine. The
+// same code runs against FerretDB 1.24 in tests (see mongotest), so it keeps to what both support:
+// index fields are scalars or arrays of scalars (no $elemMatch on sub-documents, FerretDB #2964), no
+// server-side JavaScript, no TTL indexes, and no reliance on transactions where the deployment has none.
+//
+// # Collections
+//
+//	res_<Type>  current version of each resource of one type, _id = logical id:
+//	            v (version), lu (lastUpdated, Unix ms), del (tombstone), body (the JSON served, binary),
+//	            jr (journal group that last wrote it; journal mode only), and the index:
+//	              p   []string  parameters with at least one entry                "param"
+//	              tk  []string  tokens with their system                          "param|system|code"
+//	              vx  []string  exact values: string :exact, reference, uri, code "param|value"
+//	              tx  []string  normalised text: string, token display            "param|text"
+//	              s   {param: lowest sort value} (Value, else Text, else Low; string or int64)
+//	              rg  [{p,lo,hi}] raw date/number entries (never queried; source of idx)
+//	idx         one document per date/number entry: {t, r (id), p, lo, hi}
+//	history     every version, tombstones included, _id = "Type/id/version": {t, r, v, lu, del, body}
+//	journal     unfinished atomic groups (journal mode only)
+//
+// # Index encoding and its trade-off
+//
+// Token, string, reference and uri entries live in the current document as prefixed scalar strings, so
+// those predicates run in the same find as the rest of the query, and an entry can never be out of step
+// with the version it belongs to (one document, one atomic write). Date and number entries need Low and
+// High of the same entry compared together, which without $elemMatch on sub-documents needs one
+// document per entry: they go to idx. A range predicate is first evaluated on idx into a set of ids and
+// becomes _id $in [...] (or $nor of it for :not) in the main query. The cost: a second round trip, and an
+// unselective range yields a large id list (bounded by the 16 MB command size, roughly 500,000 ids), so
+// the layer above should pair broad date ranges with a selective predicate (a patient, a practice). With
+// transactions idx changes atomically with the resource; in journal mode a concurrent reader can see the
+// previous version's date entries for the moment between the two writes.
+//
+// The same two-step evaluation serves chaining and _has: MatchRefIn evaluates Sub to ids and matches
+// vx $in ["param|SubType/id", ...]; MatchHas evaluates Sub (restricted to documents whose vx has the
+// prefix "HasParam|Type/") and collects the referenced ids into _id $in [...].
+//
+// # Which index serves which predicate and sort
+//
+//	Get, compare-and-swap, ExpectVersion 0 insert,  res_<Type> _id (unique)
+//	  _id search, id sets from idx/_has, sort by _id and the id tie-breaker
+//	MatchToken system|code, |code                   res_<Type> tk: equality
+//	MatchToken system| (any code in system)         res_<Type> tk: anchored prefix regex, an index range
+//	MatchToken code (any system), MatchExact,       res_<Type> vx: equality / $in
+//	  MatchRefIn
+//	MatchHas (inner query)                          Sub type's vx: anchored prefix "param|Type/"
+//	MatchPrefix, MatchTokenText                     res_<Type> tx: anchored prefix regex, an index range
+//	MatchContains                                   res_<Type> tx: regex "^param\|.*value", a scan of the
+//	                                                  index keys of that parameter only (no documents)
+//	MatchPresent (and :missing through Not)         res_<Type> p
+//	MatchRange on a parameter                       idx t_p_lo_hi (bounds on Low, High filtered from the
+//	                                                  index keys) or t_p_hi (bounds on High only)
+//	MatchRange on _lastUpdated, sort by it          res_<Type> lu_id
+//	Sort by a parameter                             s.<param>: not indexed by default; MongoDB sorts the
+//	                                                  filtered set in memory. Add {"s.<param>": 1, _id: 1}
+//	                                                  on res_<Type> for hot sorts (Open leaves extra
+//	                                                  indexes alone).
+//	Not (any predicate)                             $nor: evaluated on the documents the other clauses
+//	                                                  select; a query made only of negations reads every
+//	                                                  live document of the type.
+//	GetVersion, claiming a new version              history _id (unique)
+//	History of one resource / one type / system     history t_r_v / t_lu / lu_t_r_v
+//	replacing a resource's date/number entries      idx t_r
+//	recovery                                        journal exp
+//
+// Indexes of history, idx and journal are created at Open, those of res_<Type> at Open for
+// Options.Types and otherwise at the first write of the type; existing ones (by name) are left alone.
+//
+// # Writes and atomic groups
+//
+// Every write first claims its new version by inserting it into history: the _id "Type/id/version" is
+// unique, so of several writers expecting the same version exactly one proceeds, and the others get
+// duplicate key 11000, translated to store.ErrVersionConflict. Then the current document is written
+// with compare-and-swap (replace with filter {_id, v: ExpectVersion}; insert with the unique _id for
+// ExpectVersion 0) and the idx entries are replaced. The history claim matters on FerretDB, whose
+// update evaluates its filter and writes in two steps; on MongoDB the filter alone would do.
+//
+// Apply chooses at Open (Options.Txn, default TxnAuto):
+//
+//   - Replica set or sharded cluster (hello reports setName, or msg "isdbgrid" from mongos): a session
+//     transaction with majority write concern. All-or-nothing and isolated. This is what production runs.
+//   - Standalone mongod and FerretDB (tests, CI): the journal. Apply reads the current documents, inserts
+//     a journal document listing every write with the old document, applies the writes (each tagged with
+//     the group's jr), and commits by deleting the journal while it is still "pending". A failed write
+//     compensates at once: every write still tagged with the group is restored to its old document, its
+//     history claim removed, its idx entries rebuilt. A crash leaves the journal behind: once its lease
+//     (Options.JournalLease, default 1 min) has run out, the next Open, or the next writer that meets one
+//     of its resources, claims it and rolls it back. Groups are therefore all-or-nothing but not
+//     isolated: a reader can see part of a group while it is applied, and other writers get
+//     store.ErrVersionConflict on resources of an unfinished group.
+//
+// Driver errors are translated in errors.go only: 11000 and write conflicts become ErrVersionConflict,
+// timeouts, network and server-selection errors ErrUnavailable, no document ErrNotFound.
+//
+// # Sharding
+//
+// Recommended shard keys, for deployments that outgrow one replica set:
+//
+//	res_<Type>  {_id: "hashed"}   Get and compare-and-swap target one shard; _id stays unique because
+//	                              the shard key is _id; searches are scatter-gather on the index fields.
+//	history     {_id: "hashed"}   keeps the version claim unique across shards; GetVersion targets one
+//	                              shard; history listings are scatter-gather merges.
+//	idx         {t: 1, r: "hashed"}  replacing a resource's entries targets one shard; range
+//	                              predicates run on every shard against t_p_lo_hi.
+//	journal     unsharded         only used without transactions, which sharded clusters always have.
+//
+// Transactions that span shards need MongoDB 4.2 or later.
+package mongo
