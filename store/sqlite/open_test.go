@@ -58,8 +58,8 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := Write{Resource: store.Resource{Type: "Patient", ID: "p1", VersionID: 1, LastUpdated: time.UnixMilli(1).UTC(), Body: []byte(`{"a":1}`)}}
-	if err := s.Apply(t.Context(), []Write{w}); err != nil {
+	w := store.Write{Resource: store.Resource{Type: "Patient", ID: "p1", VersionID: 1, LastUpdated: time.UnixMilli(1).UTC(), Body: []byte(`{"a":1}`)}}
+	if err := s.Apply(t.Context(), []store.Write{w}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -110,7 +110,7 @@ func TestTwoStoresOnOneFileKeepCompareAndSwap(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				err = s.Apply(t.Context(), []Write{{
+				err = s.Apply(t.Context(), []store.Write{{
 					Resource:      store.Resource{Type: "Patient", ID: "hot", VersionID: cur + 1, LastUpdated: time.UnixMilli(cur).UTC(), Body: fmt.Appendf(nil, `{"w":%d}`, g)},
 					ExpectVersion: cur,
 				}})

@@ -72,10 +72,10 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 	}
 	defer s.Close()
 	// A few rows, so the planner is not looking at empty tables.
-	var ws []Write
+	var ws []store.Write
 	for i := range 50 {
 		id := fmt.Sprintf("p%d", i)
-		ws = append(ws, Write{
+		ws = append(ws, store.Write{
 			Resource: store.Resource{Type: "Patient", ID: id, VersionID: 1, LastUpdated: time.UnixMilli(int64(i)), Body: []byte("{}")},
 			Index: []store.IndexEntry{
 				{Param: "identifier", System: "urn:nhs", Value: id},

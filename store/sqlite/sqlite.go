@@ -210,7 +210,7 @@ func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
 type key struct{ typ, id string }
 
-func validateWrites(writes []Write) error {
+func validateWrites(writes []store.Write) error {
 	seen := make(map[key]bool, len(writes))
 	for i, w := range writes {
 		r := w.Resource
@@ -230,14 +230,11 @@ func validateWrites(writes []Write) error {
 	return nil
 }
 
-// Write is store.Write, named here to keep signatures short.
-type Write = store.Write
-
 // Apply writes every version and its index entries in one transaction, or nothing. ErrVersionConflict if a
 // write's ExpectVersion is not current; ErrInvalidQuery if a write is malformed (version not
 // ExpectVersion+1, a tombstone with a body, the same resource twice); ErrUnavailable if another process
 // held the write lock past the busy timeout. A nil error means the group is on disk.
-func (s *Store) Apply(ctx context.Context, writes []Write) error {
+func (s *Store) Apply(ctx context.Context, writes []store.Write) error {
 	if len(writes) == 0 {
 		return nil
 	}
@@ -253,7 +250,7 @@ func (s *Store) Apply(ctx context.Context, writes []Write) error {
 	return translate(err)
 }
 
-func (s *Store) apply(ctx context.Context, writes []Write) error {
+func (s *Store) apply(ctx context.Context, writes []store.Write) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
