@@ -13,7 +13,7 @@
 //	              tk  []string  tokens with their system                          "param|system|code"
 //	              vx  []string  exact values: string :exact, reference, uri, code "param|value"
 //	              tx  []string  normalised text: string, token display            "param|text"
-//	              s   {param: lowest sort value} (Value, else Text, else Low; string or int64)
+//	              s   {param: lowest sort value} (Text, else Value, else Low; string or int64)
 //	              rg  [{p,lo,hi}] raw date/number entries (never queried; source of idx)
 //	idx         one document per date/number entry: {t, r (id), p, lo, hi}
 //	history     every version, tombstones included, _id = "Type/id/version": {t, r, v, lu, del, body}

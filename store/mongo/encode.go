@@ -78,13 +78,13 @@ func histKey(typ, id string, v int64) string {
 // isRange says whether an entry is a date/number entry (only Low/High used).
 func isRange(e store.IndexEntry) bool { return e.Value == "" && e.Text == "" && e.System == "" }
 
-// sortValue is the per-entry sort key: Value, else Text, else Low.
+// sortValue is the per-entry sort key: Text (normalised), else Value, else Low, as in store/sqlite.
 func sortValue(e store.IndexEntry) any {
 	switch {
-	case e.Value != "":
-		return e.Value
 	case e.Text != "":
 		return e.Text
+	case e.Value != "":
+		return e.Value
 	default:
 		return e.Low
 	}
