@@ -43,6 +43,16 @@ func Extract(r *Resource, base string) []IndexEntry {
 	return x.out
 }
 
+// ExtractBody computes the index entries of a stored body, which was validated when it was written, without
+// validating it again: for reindexing and bulk loaders. It fails only if body is not a JSON resource.
+func ExtractBody(body []byte, base string) ([]IndexEntry, error) {
+	tree, ferr := decodeTree(body)
+	if ferr != nil {
+		return nil, ferr
+	}
+	return Extract(&Resource{typ: tree["resourceType"].(string), tree: tree}, base), nil
+}
+
 type extractor struct {
 	base string
 	out  []IndexEntry
@@ -148,8 +158,10 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 			x.add(IndexEntry{Param: p.Code, System: sys, Value: val, Text: NormalizeString(text)})
 		}
 	case TypeContactPoint:
+		// R4 defines no token system for a ContactPoint (search.html, token table): the value is the
+		// code, so "phone=01234" and "phone=|01234" match and "telecom=phone|01234" does not.
 		if m != nil && str(m, "value") != "" {
-			x.add(IndexEntry{Param: p.Code, System: str(m, "system"), Value: str(m, "value")})
+			x.add(IndexEntry{Param: p.Code, Value: str(m, "value")})
 		}
 	case TypeString:
 		if s, ok := v.(string); ok {
