@@ -240,7 +240,7 @@ func TestConditionalCreateUpdateDelete(t *testing.T) {
 	// If-None-Exist: a match returns the existing resource instead of creating.
 	r := ts.mustStatus(ts.do("POST", "/Patient", patient("A", "9000000009"), header{"If-None-Exist": "identifier=" + nhs + "9000000009"}), http.StatusOK)
 	existing := r.JSON(t)["id"]
-	r = ts.mustStatus(ts.do("POST", "/Patient", patient("B", "9912003071"), header{"If-None-Exist": "identifier=" + nhs + "9912003071"}), http.StatusCreated)
+	ts.mustStatus(ts.do("POST", "/Patient", patient("B", "9912003071"), header{"If-None-Exist": "identifier=" + nhs + "9912003071"}), http.StatusCreated)
 	ts.create("Patient", patient("B2", "9912003071"))
 	r = ts.mustStatus(ts.do("POST", "/Patient", patient("B", "9912003071"), header{"If-None-Exist": "identifier=" + nhs + "9912003071"}), http.StatusPreconditionFailed)
 	r.issue(t)
