@@ -1,0 +1,271 @@
+package auth
+
+import (
+	"strings"
+)
+
+// Interaction is a FHIR RESTful interaction, named as in the CapabilityStatement.
+type Interaction string
+
+const (
+	Read            Interaction = "read"
+	VRead           Interaction = "vread"
+	Search          Interaction = "search-type"
+	Create          Interaction = "create"
+	Update          Interaction = "update"
+	Patch           Interaction = "patch"
+	Delete          Interaction = "delete"
+	HistoryInstance Interaction = "history-instance"
+	HistoryType     Interaction = "history-type"
+	HistorySystem   Interaction = "history-system"
+)
+
+// Outcome tags a decision for logs and tests. They carry no patient data.
+type Outcome string
+
+const (
+	Allowed          Outcome = "allow"
+	DenyScope        Outcome = "deny-scope"
+	DenyLevel        Outcome = "deny-level"
+	DenyNoRecord     Outcome = "deny-no-record"
+	DenyCompartment  Outcome = "deny-compartment"
+	DenyRole         Outcome = "deny-role"
+	DenyUnbound      Outcome = "deny-unbound"
+	DenyProxy        Outcome = "deny-proxy"
+	DenyUnknownClass Outcome = "deny-unknown-type"
+)
+
+// Decision is the policy's answer. A refusal's Reason is written for the person or app that gets it.
+type Decision struct {
+	Outcome Outcome
+	Reason  string
+	// Missing names what would have allowed it: a scope, or "identity_proofing_level P9".
+	Missing string
+}
+
+// Allow reports whether the decision lets the request through.
+func (d Decision) Allow() bool { return d.Outcome == Allowed }
+
+var allow = Decision{Outcome: Allowed}
+
+// Class is how the policy treats a resource type.
+type Class int
+
+const (
+	// ClassUnknown types are refused to everyone but are never served without a policy entry.
+	ClassUnknown Class = iota
+	// ClassPatient types belong to one patient's compartment.
+	ClassPatient
+	// ClassPublic types (practices, clinicians, sites, appointment books) are readable by any
+	// authenticated caller with the scope.
+	ClassPublic
+	// ClassAudit is AuditEvent: auditors only.
+	ClassAudit
+)
+
+// CompartmentDef says how a patient-compartment type points at its patient.
+type CompartmentDef struct {
+	// Param is the search parameter whose reference values name the patient ("_id" for Patient itself).
+	Param string
+	// Paths are the JSON element paths of those references in the resource body.
+	Paths []string
+}
+
+// The Patient compartment, after the R4 CompartmentDefinition for the types this server knows.
+var patientCompartment = map[string]CompartmentDef{
+	"Patient":           {Param: "_id"},
+	"Immunization":      {Param: "patient", Paths: []string{"patient"}},
+	"MedicationRequest": {Param: "patient", Paths: []string{"subject"}},
+	"Appointment":       {Param: "patient", Paths: []string{"participant.actor"}},
+	"Task":              {Param: "patient", Paths: []string{"for"}},
+	"RelatedPerson":     {Param: "patient", Paths: []string{"patient"}},
+	"Consent":           {Param: "patient", Paths: []string{"patient"}},
+}
+
+var publicTypes = map[string]bool{
+	"Organization": true, "Practitioner": true, "PractitionerRole": true, "Location": true,
+	"Schedule": true, "Slot": true, "HealthcareService": true,
+}
+
+// ClassOf says how typ is treated.
+func ClassOf(typ string) Class {
+	switch {
+	case typ == auditEventType:
+		return ClassAudit
+	case publicTypes[typ]:
+		return ClassPublic
+	}
+	if _, ok := patientCompartment[typ]; ok {
+		return ClassPatient
+	}
+	return ClassUnknown
+}
+
+// PatientCompartment returns how a patient-compartment type names its patient.
+func PatientCompartment(typ string) (CompartmentDef, bool) {
+	d, ok := patientCompartment[typ]
+	return d, ok
+}
+
+// scopeContexts are the scope contexts a caller may use.
+func (c *Caller) scopeContexts() []string {
+	switch c.Kind {
+	case KindPatient:
+		return []string{"patient", "user"}
+	case KindSystem:
+		return []string{"system"}
+	case KindAuditor:
+		return []string{"user", "system"}
+	}
+	return nil
+}
+
+// neededScope is the narrowest scope that would grant perm on typ.
+func (c *Caller) neededScope(typ string, perm byte) string {
+	ctx := "patient"
+	switch c.Kind {
+	case KindSystem:
+		ctx = "system"
+	case KindAuditor, KindCommissioner:
+		ctx = "user"
+	}
+	return ctx + "/" + typ + "." + string(perm)
+}
+
+// HasScope reports whether the caller's scopes grant the permission that in needs on typ.
+func (c *Caller) HasScope(in Interaction, typ string) bool {
+	return grants(c.Scopes, c.scopeContexts(), typ, Permission(in))
+}
+
+// Authorize decides, before any data is read, whether the caller may perform in on resources of typ. typ
+// is empty for system-level history, which is then confined entry by entry.
+func Authorize(c *Caller, in Interaction, typ string) Decision {
+	perm := Permission(in)
+	if typ == "" {
+		// System history: allowed if some type may be listed; CanAccess then filters each entry.
+		for _, s := range c.Scopes {
+			if strings.IndexByte(s.Perms, perm) >= 0 && contains(c.scopeContexts(), s.Context) {
+				return c.roleGate(in, "")
+			}
+		}
+		return Decision{Outcome: DenyScope, Missing: c.neededScope("*", perm),
+			Reason: "the token has no scope that allows listing history; " + c.neededScope("*", perm) + " would"}
+	}
+	if c.Kind == KindCommissioner {
+		return Decision{Outcome: DenyRole, Missing: "a clinical or audit scope",
+			Reason: "a commissioner token gives aggregate uptake figures only, not FHIR resources"}
+	}
+	if !grants(c.Scopes, c.scopeContexts(), typ, perm) {
+		need := c.neededScope(typ, perm)
+		return Decision{Outcome: DenyScope, Missing: need,
+			Reason: "the token's scopes do not allow " + string(in) + " on " + typ + "; it needs the scope " + need}
+	}
+	return c.roleGate(in, typ)
+}
+
+// roleGate applies what the caller's role allows regardless of scopes.
+func (c *Caller) roleGate(in Interaction, typ string) Decision {
+	class := ClassOf(typ)
+	if typ != "" && class == ClassUnknown {
+		return Decision{Outcome: DenyUnknownClass, Reason: typ + " has no access rule on this server, so no one may use it"}
+	}
+	switch c.Kind {
+	case KindAuditor:
+		if typ != "" && class != ClassAudit {
+			return Decision{Outcome: DenyRole, Missing: "a clinical scope",
+				Reason: "an auditor token reads AuditEvents only, not clinical or practice data"}
+		}
+		if Permission(in) != 'r' && Permission(in) != 's' {
+			return Decision{Outcome: DenyRole, Reason: "AuditEvents are written by the server only"}
+		}
+		return allow
+	case KindSystem:
+		if class == ClassAudit {
+			return Decision{Outcome: DenyRole, Reason: "AuditEvents are for auditors; a GP system token cannot read them"}
+		}
+		if class == ClassPatient && len(c.ODS) == 0 {
+			return Decision{Outcome: DenyUnbound, Missing: "a practice binding",
+				Reason: "client " + c.ClientID + " is not bound to any practice ODS code (token claim ods_codes or the " +
+					"server's --client-ods setting), so it may not see any patient's record"}
+		}
+		return allow
+	case KindPatient:
+		if class == ClassAudit {
+			return Decision{Outcome: DenyRole, Reason: "AuditEvents are for auditors"}
+		}
+		if class == ClassPublic {
+			return allow
+		}
+		// Record data, or system history, which may list record data.
+		if c.ProxyFor != "" {
+			return Decision{Outcome: DenyProxy, Missing: "a proxy grant",
+				Reason: "acting for another patient needs a proxy grant that their practice manages; " +
+					"this service holds no proxy grants yet, so proxy access is refused. Sign in as yourself to see your own record"}
+		}
+		if c.Level != identityLevelNeeded {
+			return levelRefusal(c)
+		}
+		if c.NHSNumber == "" {
+			return Decision{Outcome: DenyNoRecord, Reason: "the token carries no NHS number, so no GP record can be found for it"}
+		}
+		if c.Resolved && len(c.PatientIDs) == 0 {
+			return Decision{Outcome: DenyNoRecord,
+				Reason: "no GP record at this service is linked to this NHS number. If you are registered with a GP " +
+					"practice, ask the practice to check that your NHS number is on your record and that the practice " +
+					"offers online access through this service"}
+		}
+		return allow
+	}
+	return Decision{Outcome: DenyRole, Reason: "the token names no role this server knows"}
+}
+
+func levelRefusal(c *Caller) Decision {
+	level := c.Level
+	if level == "" {
+		level = "unknown"
+	}
+	return Decision{Outcome: DenyLevel, Missing: "identity_proofing_level P9",
+		Reason: "your NHS login identity is verified to level " + level + ", but seeing GP record data needs level P9 " +
+			"(identity fully verified). You can reach P9 in the NHS login settings by proving who you are online " +
+			"with photo ID and a face scan, or with the registration details your GP practice gives you for online services"}
+}
+
+// Facts are what the API found out about one resource, for CanAccess.
+type Facts struct {
+	Type string
+	// PatientIDs are the patients the resource belongs to (for a Patient, its own id).
+	PatientIDs []string
+	// PracticeODS are the ODS codes of the practices those patients are registered at.
+	PracticeODS []string
+}
+
+// CanAccess decides on one resource the caller wants to use through in: read it, see it in a history or
+// an include, or write it. Authorize must have allowed in on f.Type first.
+func CanAccess(c *Caller, in Interaction, f Facts) Decision {
+	if d := c.roleGate(in, f.Type); !d.Allow() {
+		return d
+	}
+	if ClassOf(f.Type) != ClassPatient {
+		return allow
+	}
+	switch c.Kind {
+	case KindPatient:
+		for _, id := range f.PatientIDs {
+			if contains(c.PatientIDs, id) {
+				return allow
+			}
+		}
+		return Decision{Outcome: DenyCompartment,
+			Reason: "this " + f.Type + " is not part of your own GP record, so you may not see or change it"}
+	case KindSystem:
+		for _, ods := range f.PracticeODS {
+			if contains(c.ODS, ods) {
+				return allow
+			}
+		}
+		return Decision{Outcome: DenyCompartment,
+			Reason: "this " + f.Type + " belongs to a patient who is not registered at a practice that client " + c.ClientID +
+				" serves (" + strings.Join(c.ODS, ", ") + ")"}
+	}
+	return Decision{Outcome: DenyRole, Reason: "this token may not see patient records"}
+}

@@ -1,0 +1,198 @@
+package auth
+
+import (
+	"strings"
+	"testing"
+)
+
+func mustCaller(t *testing.T, c Claims, clientODS map[string][]string) *Caller {
+	t.Helper()
+	caller, err := NewCaller(c, clientODS)
+	if err != nil {
+		t.Fatalf("NewCaller: %v", err)
+	}
+	return caller
+}
+
+func TestPolicyTable(t *testing.T) {
+	p9 := func() *Caller {
+		c := mustCaller(t, Claims{Subject: "u1", NHSNumber: "9000000009", IdentityProofingLevel: "P9",
+			Scope: stringList{"openid", "patient/*.rs"}}, nil)
+		c.PatientIDs, c.Resolved = []string{"pat-1"}, true
+		return c
+	}
+	p9Imm := func() *Caller {
+		c := mustCaller(t, Claims{Subject: "u1", NHSNumber: "9000000009", VoT: "P9.Cp.Cd",
+			Scope: stringList{"patient/Immunization.read"}}, nil)
+		c.PatientIDs, c.Resolved = []string{"pat-1"}, true
+		return c
+	}
+	p9NoRecord := func() *Caller {
+		c := p9()
+		c.PatientIDs = nil
+		return c
+	}
+	p5 := mustCaller(t, Claims{Subject: "u2", NHSNumber: "9000000009", IdentityProofingLevel: "P5", Scope: stringList{"patient/*.rs"}}, nil)
+	p0 := mustCaller(t, Claims{Subject: "u3", IdentityProofingLevel: "P0", Scope: stringList{"patient/*.rs"}}, nil)
+	proxy := func() *Caller {
+		c := p9()
+		c.ProxyFor = "9000000017"
+		return c
+	}
+	gp := mustCaller(t, Claims{Subject: "gp-a", ClientID: "gp-a", Scope: stringList{"system/*.cruds"}},
+		map[string][]string{"gp-a": {"A81001"}})
+	gpClaim := mustCaller(t, Claims{Subject: "gp-b", ClientID: "gp-b", Scope: stringList{"system/Patient.rs"},
+		ODSCodes: stringList{"B82005"}}, nil)
+	gpUnbound := mustCaller(t, Claims{Subject: "gp-x", ClientID: "gp-x", Scope: stringList{"system/*.rs"}}, nil)
+	auditor := mustCaller(t, Claims{Subject: "aud", Scope: stringList{"user/AuditEvent.rs"}}, nil)
+	commissioner := mustCaller(t, Claims{Subject: "com", Scope: stringList{DashboardScope}}, nil)
+
+	own := Facts{Type: "Immunization", PatientIDs: []string{"pat-1"}, PracticeODS: []string{"A81001"}}
+	other := Facts{Type: "Immunization", PatientIDs: []string{"pat-2"}, PracticeODS: []string{"B82005"}}
+	ownPatient := Facts{Type: "Patient", PatientIDs: []string{"pat-1"}, PracticeODS: []string{"A81001"}}
+	org := Facts{Type: "Organization"}
+
+	tests := []struct {
+		name   string
+		caller *Caller
+		in     Interaction
+		facts  Facts
+		want   Outcome
+		// missing, when set, must appear in the refusal.
+		missing string
+	}{
+		{"P9 patient reads own immunization", p9(), Read, own, Allowed, ""},
+		{"P9 patient reads own Patient", p9(), Read, ownPatient, Allowed, ""},
+		{"P9 patient cannot read another patient's immunization", p9(), Read, other, DenyCompartment, ""},
+		{"P9 patient searches immunizations (compartment applied by the query)", p9(), Search, Facts{Type: "Immunization"}, Allowed, ""},
+		{"P9 patient cannot write with read scopes", p9(), Create, own, DenyScope, "patient/Immunization.c"},
+		{"P9 patient cannot delete", p9(), Delete, own, DenyScope, "patient/Immunization.d"},
+		{"v1 .read alias grants read", p9Imm(), Read, own, Allowed, ""},
+		{"v1 .read alias grants search", p9Imm(), Search, own, Allowed, ""},
+		{"scope for one type does not reach another", p9Imm(), Read, ownPatient, DenyScope, "patient/Patient.r"},
+		{"P9 with no matching Patient gets the no-record answer", p9NoRecord(), Read, own, DenyNoRecord, ""},
+		{"P5 patient needs P9 for record data", p5, Read, own, DenyLevel, "P9"},
+		{"P5 patient may read practice details", p5, Read, org, Allowed, ""},
+		{"P0 patient needs P9 for record data", p0, Search, Facts{Type: "MedicationRequest"}, DenyLevel, "P9"},
+		{"P0 patient may search slots", p0, Search, Facts{Type: "Slot"}, Allowed, ""},
+		{"proxy without a grant is refused", proxy(), Read, own, DenyProxy, "proxy grant"},
+		{"patient may not read audit events", p9(), Read, Facts{Type: "AuditEvent"}, DenyRole, ""},
+		{"GP system reads a patient at its practice", gp, Read, own, Allowed, ""},
+		{"GP system cannot read a patient at another practice", gp, Read, other, DenyCompartment, ""},
+		{"GP system writes at its practice", gp, Update, own, Allowed, ""},
+		{"GP system cannot create for another practice", gp, Create, other, DenyCompartment, ""},
+		{"GP system reads organizations", gp, Read, org, Allowed, ""},
+		{"GP system bound by the ods_codes claim", gpClaim, Read, Facts{Type: "Patient", PatientIDs: []string{"pat-2"}, PracticeODS: []string{"B82005"}}, Allowed, ""},
+		{"GP system scope is per type", gpClaim, Read, other, DenyScope, "system/Immunization.r"},
+		{"GP system scope is per interaction", gpClaim, Update, Facts{Type: "Patient", PracticeODS: []string{"B82005"}}, DenyScope, "system/Patient.u"},
+		{"unbound GP system sees no patients", gpUnbound, Read, own, DenyUnbound, "practice"},
+		{"unbound GP system still reads organizations", gpUnbound, Read, org, Allowed, ""},
+		{"GP system cannot read audit events", gp, Read, Facts{Type: "AuditEvent"}, DenyRole, ""},
+		{"auditor reads audit events", auditor, Search, Facts{Type: "AuditEvent"}, Allowed, ""},
+		{"auditor sees no clinical data", auditor, Read, own, DenyScope, ""},
+		{"commissioner gets no FHIR resources", commissioner, Search, Facts{Type: "Patient"}, DenyRole, ""},
+		{"unknown types are refused to everyone", gp, Read, Facts{Type: "Observation"}, DenyUnknownClass, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Authorize(tt.caller, tt.in, tt.facts.Type)
+			if d.Allow() && tt.in != Search {
+				d = CanAccess(tt.caller, tt.in, tt.facts)
+			}
+			if d.Outcome != tt.want {
+				t.Fatalf("decision %s (%s), want %s", d.Outcome, d.Reason, tt.want)
+			}
+			if !d.Allow() && d.Reason == "" {
+				t.Errorf("a refusal must explain itself")
+			}
+			if tt.missing != "" && !strings.Contains(d.Missing+" "+d.Reason, tt.missing) {
+				t.Errorf("refusal %q / %q does not name %q", d.Missing, d.Reason, tt.missing)
+			}
+		})
+	}
+}
+
+func TestNoRecordAnswerSaysSo(t *testing.T) {
+	c := mustCaller(t, Claims{NHSNumber: "9000000009", IdentityProofingLevel: "P9", Scope: stringList{"patient/*.rs"}}, nil)
+	c.Resolved = true
+	d := Authorize(c, Read, "Patient")
+	if !strings.Contains(d.Reason, "no GP record at this service is linked to this NHS number") {
+		t.Errorf("reason %q", d.Reason)
+	}
+}
+
+func TestSystemHistoryNeedsSomeListingScope(t *testing.T) {
+	gp := mustCaller(t, Claims{ClientID: "gp", Scope: stringList{"system/Patient.r"}, ODSCodes: stringList{"A81001"}}, nil)
+	if d := Authorize(gp, HistorySystem, ""); d.Outcome != DenyScope {
+		t.Errorf("read-only scope allowed system history: %v", d)
+	}
+	gp.Scopes = append(gp.Scopes, Scope{Context: "system", Type: "Patient", Perms: "s"})
+	if d := Authorize(gp, HistorySystem, ""); !d.Allow() {
+		t.Errorf("system history refused: %v", d)
+	}
+}
+
+func TestCallerKinds(t *testing.T) {
+	tests := []struct {
+		name    string
+		claims  Claims
+		odsConf map[string][]string
+		want    Kind
+		wantODS string
+		wantErr bool
+	}{
+		{"NHS login claims make a patient", Claims{NHSNumber: "9000000009", IdentityProofingLevel: "P9", Scope: stringList{"patient/*.rs"}}, nil, KindPatient, "", false},
+		{"vot alone gives the level", Claims{VoT: "P5.Cp.Cd", Scope: stringList{"patient/*.rs"}}, nil, KindPatient, "", false},
+		{"client credentials with system scopes make a GP system", Claims{ClientID: "c", Scope: stringList{"system/*.rs"}, ODSCodes: stringList{"A1", "B2"}}, nil, KindSystem, "A1,B2", false},
+		{"configuration binding beats the claim", Claims{ClientID: "c", Scope: stringList{"system/*.rs"}, ODSCodes: stringList{"A1"}}, map[string][]string{"c": {"Z9"}}, KindSystem, "Z9", false},
+		{"azp stands in for client_id", Claims{AuthorizedParty: "c", Scp: stringList{"system/Patient.read"}}, map[string][]string{"c": {"Z9"}}, KindSystem, "Z9", false},
+		{"AuditEvent scope makes an auditor", Claims{Scope: stringList{"user/AuditEvent.rs"}}, nil, KindAuditor, "", false},
+		{"dashboard scope makes a commissioner", Claims{Scope: stringList{DashboardScope}}, nil, KindCommissioner, "", false},
+		{"no usable scope is refused", Claims{Scope: stringList{"openid", "profile", "patient/Observation.rs?category=x"}}, nil, 0, "", true},
+		{"system scopes without a client are refused", Claims{Scope: stringList{"system/*.rs"}}, nil, 0, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := NewCaller(tt.claims, tt.odsConf)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("accepted as %v", c.Kind)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Kind != tt.want || strings.Join(c.ODS, ",") != tt.wantODS {
+				t.Errorf("kind %v ods %v, want %v %s", c.Kind, c.ODS, tt.want, tt.wantODS)
+			}
+		})
+	}
+}
+
+func TestParseScope(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"patient/Immunization.rs", "patient/Immunization.rs", true},
+		{"system/*.cruds", "system/*.cruds", true},
+		{"user/AuditEvent.rs", "user/AuditEvent.rs", true},
+		{"patient/Patient.read", "patient/Patient.rs", true},
+		{"system/Patient.write", "system/Patient.cud", true},
+		{"patient/*.*", "patient/*.cruds", true},
+		{"patient/Patient.sr", "", false},
+		{"patient/Patient.rr", "", false},
+		{"patient/Patient.x", "", false},
+		{"openid", "", false},
+		{"admin/Patient.rs", "", false},
+		{"patient/Observation.rs?category=laboratory", "", false},
+	}
+	for _, tt := range tests {
+		s, ok := ParseScope(tt.in)
+		if ok != tt.ok || ok && s.String() != tt.want {
+			t.Errorf("ParseScope(%q) = %v %v, want %q %v", tt.in, s, ok, tt.want, tt.ok)
+		}
+	}
+}
