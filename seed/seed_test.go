@@ -505,3 +505,26 @@ func TestGenerate_RepeatAuthorisationsHaveIssuesBasedOnThem(t *testing.T) {
 		t.Errorf("plan statuses %v and %d orders: want active and ended plans, and orders", statuses, orders)
 	}
 }
+
+func TestPeopleMatchesTheGeneratedPatients(t *testing.T) {
+	d := People(Options{Seed: 1})
+	if len(d.Practices) != 3 || len(d.Patients) != DefaultPatients {
+		t.Fatalf("%d practices, %d patients", len(d.Practices), len(d.Patients))
+	}
+	bodies := map[string]string{}
+	for _, r := range Generate(Options{Seed: 1}) {
+		bodies[r.Type+"/"+r.ID] = string(r.Body)
+	}
+	for _, p := range d.Patients {
+		b := bodies["Patient/"+p.PatientID]
+		if !strings.Contains(b, p.NHSNumber) || !strings.Contains(b, "org-"+strings.ToLower(p.PracticeODS)) {
+			t.Errorf("%s: directory says %s at %s; resource is %s", p.PatientID, p.NHSNumber, p.PracticeODS, b)
+		}
+		if p.NHSNumber == d.Proxy.NHSNumber {
+			t.Errorf("the proxy's NHS number belongs to %s", p.PatientID)
+		}
+	}
+	if d.Proxy.ProxyFor == "" {
+		t.Error("the proxy acts for no one")
+	}
+}

@@ -1,0 +1,70 @@
+package seed
+
+// Practice is a seeded GP practice, for tools that need to know who is in the demo data (the dev identity
+// provider seeds one GP-system client per practice).
+type Practice struct {
+	ODS            string
+	OrganizationID string
+	Name           string
+}
+
+// Person is a seeded patient, or the proxy user, as the dev identity provider lists them.
+type Person struct {
+	// PatientID is the Patient resource id; empty for the proxy user, who has no record here.
+	PatientID   string
+	NHSNumber   string
+	Name        string
+	PracticeODS string
+	// ProxyFor is the NHS number of the patient the proxy user cares for.
+	ProxyFor string
+}
+
+// Directory is who the demo data set holds.
+type Directory struct {
+	Practices []Practice
+	Patients  []Person
+	// Proxy is a carer (a parent) of one seeded patient. Their own NHS number is from the 999 test range
+	// and is held by no seeded Patient.
+	Proxy Person
+}
+
+// People returns the practices and patients that Generate(o) writes, without building the resources. The
+// NHS numbers, ids and practices do not depend on o.Now.
+func People(o Options) Directory {
+	if o.Now.IsZero() {
+		o.Now = DefaultNow
+	}
+	if o.Patients <= 0 {
+		o.Patients = DefaultPatients
+	}
+	if o.Patients > MaxPatients {
+		o.Patients = MaxPatients
+	}
+	g := &gen{seed: uint64(o.Seed), loc: london(), opts: o}
+	g.now = o.Now.In(g.loc)
+	g.buildPractices()
+	g.buildPatients()
+	var d Directory
+	for _, p := range g.practices {
+		d.Practices = append(d.Practices, Practice{ODS: p.def.ods, OrganizationID: p.orgID, Name: p.def.name})
+	}
+	for _, p := range g.patients {
+		d.Patients = append(d.Patients, Person{PatientID: p.id, NHSNumber: p.nhsNumber,
+			Name: p.given + " " + p.family, PracticeODS: p.practice.def.ods})
+	}
+	// The proxy's number is the next valid one after the patients' numbers, so it is held by no Patient.
+	extra := g.nhsNumbers(o.Patients + 1)
+	d.Proxy = Person{NHSNumber: extra[len(extra)-1], Name: "Pat Carer (proxy)", ProxyFor: youngest(g.patients)}
+	return d
+}
+
+// youngest is the NHS number of the youngest seeded patient: the natural case of a parent as proxy.
+func youngest(ps []*patientProfile) string {
+	best := ps[0]
+	for _, p := range ps[1:] {
+		if p.birthDate.After(best.birthDate) {
+			best = p
+		}
+	}
+	return best.nhsNumber
+}
