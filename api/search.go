@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,16 +20,35 @@ type searchQuery struct {
 	store store.Query
 	count int
 	total string
+	// summary is the _summary value ("" when absent); elements the _elements names.
+	summary  string
+	elements []string
+	// includes are the _include and _revinclude parameters, in the order given.
+	includes []includeSpec
 	// applied holds the parameters that took effect, for the self link and the cursor scope.
 	applied url.Values
 	// notes are issues for the outcome entry: ignored parameters, a clamped _count.
 	notes []fhir.Issue
 }
 
-// resultParams are the parameters that control results rather than select resources.
+// resultParams are the parameters that control results rather than select resources. They are matched on
+// the name before any modifier (_include:iterate).
 var resultParams = map[string]bool{
 	"_count": true, "_sort": true, "_total": true, "_format": true, "_pretty": true, cursorParam: true,
+	"_summary": true, "_elements": true, "_include": true, "_revinclude": true,
 }
+
+// maxChainDepth bounds chains and _has nesting: each level is a sub-query, and a deep one is more likely a
+// mistake or an attempt to make the server work hard than a real need.
+const maxChainDepth = 4
+
+// unsupported is a parameter this server does not know, or knows but cannot apply. By default it is
+// ignored and reported in the outcome entry; under Prefer: handling=strict it is a 400.
+type unsupported struct {
+	key, why string
+}
+
+func (u *unsupported) Error() string { return u.key + ": " + u.why }
 
 // parseSearch turns query parameters into a store query. strict makes unknown parameters an error
 // (Prefer: handling=strict, and always for conditional interactions, where ignoring a criterion could
@@ -44,38 +64,66 @@ func (s *Server) parseSearch(typ *fhir.TypeInfo, values url.Values, strict bool)
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	ignore := func(u *unsupported) *apiError {
+		if strict {
+			return fail(http.StatusBadRequest, "not-supported",
+				"%s: %s; supported parameters are listed in the CapabilityStatement", u.key, u.why).at(u.key)
+		}
+		q.notes = append(q.notes, fhir.Issue{Severity: "warning", Code: "not-supported",
+			Diagnostics: "the search parameter " + strconv.Quote(u.key) + " was ignored: " + u.why},
+		)
+		return nil
+	}
 	for _, key := range keys {
 		vals := values[key]
-		if resultParams[key] {
-			if err := s.parseResultParam(q, typ, key, vals); err != nil {
-				return nil, err
+		name, modifier, _ := strings.Cut(key, ":")
+		if name == "_include" || name == "_revinclude" {
+			for _, v := range vals {
+				spec, err := parseInclude(key, name == "_revinclude", modifier, v)
+				switch err := err.(type) {
+				case nil:
+					q.includes = append(q.includes, spec)
+					q.applied.Add(key, v)
+				case *unsupported:
+					if aerr := ignore(err); aerr != nil {
+						return nil, aerr
+					}
+				case *apiError:
+					return nil, err
+				}
 			}
 			continue
 		}
-		name, modifier, _ := strings.Cut(key, ":")
-		sp, ok := searchParam(typ, name)
-		if !ok {
-			if strict {
-				return nil, fail(http.StatusBadRequest, "not-supported",
-					"unknown search parameter %q for %s; supported parameters are listed in the CapabilityStatement", key, typ.Name).at(key)
+		if resultParams[name] {
+			if err := s.parseResultParam(q, typ, key, vals); err != nil {
+				if u, ok := err.(*unsupported); ok {
+					if aerr := ignore(u); aerr != nil {
+						return nil, aerr
+					}
+					continue
+				}
+				return nil, err.(*apiError)
 			}
-			q.notes = append(q.notes, fhir.Issue{Severity: "warning", Code: "not-supported",
-				Diagnostics: "the search parameter " + strconv.Quote(key) + " is not supported for " + typ.Name + " and was ignored"})
 			continue
 		}
 		for _, v := range vals {
-			clause, err := s.parseClause(sp, key, modifier, v)
-			if err != nil {
-				if strict || err.status != http.StatusNotImplemented {
-					return nil, err
+			clause, err := s.parseParam(typ, key, v, 0)
+			switch err := err.(type) {
+			case nil:
+			case *unsupported:
+				if aerr := ignore(err); aerr != nil {
+					return nil, aerr
 				}
-				q.notes = append(q.notes, fhir.Issue{Severity: "warning", Code: "not-supported",
-					Diagnostics: err.issues[0].Diagnostics + "; the parameter was ignored"})
 				continue
+			case *apiError:
+				return nil, err
 			}
 			q.store.Clauses = append(q.store.Clauses, clause)
 			q.applied.Add(key, v)
 		}
+	}
+	if q.summary != "" && q.summary != "false" && len(q.elements) > 0 {
+		return nil, fail(http.StatusBadRequest, "invalid", "_summary=%s and _elements cannot be used together; use one of them", q.summary).at("_elements")
 	}
 	return q, nil
 }
@@ -84,9 +132,104 @@ func searchParam(typ *fhir.TypeInfo, name string) (*fhir.SearchParam, bool) {
 	return typ.Param(name)
 }
 
-func (s *Server) parseResultParam(q *searchQuery, typ *fhir.TypeInfo, key string, vals []string) *apiError {
+// parseParam parses one occurrence of a filter parameter, key=raw, on typ: a plain parameter with an
+// optional modifier, a chain (subject:Patient.identifier=...) or a reverse chain (_has:...). It returns
+// a *apiError for a malformed value and an *unsupported for a parameter that may be ignored.
+func (s *Server) parseParam(typ *fhir.TypeInfo, key, raw string, depth int) (store.Clause, error) {
+	if depth > maxChainDepth {
+		return nil, fail(http.StatusBadRequest, "too-costly", "%s: chains and _has may be at most %d levels deep", key, maxChainDepth).at(key)
+	}
+	if strings.HasPrefix(key, "_has:") {
+		return s.parseHas(typ, key, raw, depth)
+	}
+	head, rest, chained := strings.Cut(key, ".")
+	name, modifier, _ := strings.Cut(head, ":")
+	sp, ok := searchParam(typ, name)
+	if !ok {
+		return nil, &unsupported{key: key, why: name + " is not a search parameter of " + typ.Name}
+	}
+	if chained {
+		return s.parseChain(typ, sp, key, modifier, rest, raw, depth)
+	}
+	return s.parseClause(sp, key, modifier, raw)
+}
+
+// parseChain parses "ref[:Type].rest=raw": resources whose reference ref points at a resource of Type
+// (or, without a type, of any served target type that has the chained parameter) matching rest=raw.
+func (s *Server) parseChain(typ *fhir.TypeInfo, sp *fhir.SearchParam, key, modifier, rest, raw string, depth int) (store.Clause, error) {
+	if sp.Type != fhir.ParamReference {
+		return nil, fail(http.StatusBadRequest, "value", "%s: only reference parameters can be chained, and %s is a %s parameter", key, sp.Code, sp.Type).at(key)
+	}
+	targets := sp.Targets
+	if modifier != "" {
+		if !contains(sp.Targets, modifier) {
+			return nil, fail(http.StatusBadRequest, "value", "%s: :%s is not a target type of %s.%s (targets: %s)",
+				key, modifier, typ.Name, sp.Code, strings.Join(sp.Targets, ", ")).at(key)
+		}
+		targets = []string{modifier}
+	}
+	var clause store.Clause
+	var lastUnsupported error
+	for _, t := range targets {
+		ti, served := fhir.LookupType(t)
+		if !served {
+			continue
+		}
+		inner, err := s.parseParam(ti, rest, raw, depth+1)
+		if u, ok := err.(*unsupported); ok {
+			// With several target types, a parameter that only some of them have chains into those.
+			lastUnsupported = u
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		clause = append(clause, store.Predicate{Param: sp.Code, Match: store.MatchRefIn,
+			Sub: &store.Query{Type: ti.Name, Clauses: []store.Clause{inner}}})
+	}
+	if len(clause) == 0 {
+		why := sp.Code + " points at no type served here that has the parameter " + strings.SplitN(rest, ".", 2)[0]
+		if lastUnsupported != nil && len(targets) == 1 {
+			why = lastUnsupported.(*unsupported).why
+		}
+		return nil, &unsupported{key: key, why: why}
+	}
+	return clause, nil
+}
+
+// parseHas parses "_has:Type:ref:rest=raw": resources that a Type resource matching rest=raw points at
+// through its reference parameter ref (reverse chaining).
+func (s *Server) parseHas(typ *fhir.TypeInfo, key, raw string, depth int) (store.Clause, error) {
+	parts := strings.SplitN(key, ":", 4)
+	if len(parts) != 4 || parts[1] == "" || parts[2] == "" || parts[3] == "" {
+		return nil, fail(http.StatusBadRequest, "value", "%s=%s: _has takes the form _has:Type:reference:parameter=value", key, raw).at(key)
+	}
+	src, ok := fhir.LookupType(parts[1])
+	if !ok {
+		return nil, &unsupported{key: key, why: parts[1] + " is not a resource type served here"}
+	}
+	ref, ok := src.Param(parts[2])
+	if !ok {
+		return nil, &unsupported{key: key, why: parts[2] + " is not a search parameter of " + src.Name}
+	}
+	if ref.Type != fhir.ParamReference || !contains(ref.Targets, typ.Name) {
+		return nil, fail(http.StatusBadRequest, "value", "%s: %s.%s is not a reference that can point at a %s", key, src.Name, ref.Code, typ.Name).at(key)
+	}
+	inner, err := s.parseParam(src, parts[3], raw, depth+1)
+	if err != nil {
+		return nil, err
+	}
+	return store.Clause{{Param: "_has", Match: store.MatchHas, HasParam: ref.Code,
+		Sub: &store.Query{Type: src.Name, Clauses: []store.Clause{inner}}}}, nil
+}
+
+func (s *Server) parseResultParam(q *searchQuery, typ *fhir.TypeInfo, key string, vals []string) error {
+	name, modifier, _ := strings.Cut(key, ":")
+	if modifier != "" && name != "_include" && name != "_revinclude" {
+		return fail(http.StatusBadRequest, "value", "%s: %s takes no modifier", key, name).at(key)
+	}
 	v := vals[len(vals)-1]
-	switch key {
+	switch name {
 	case "_count":
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -108,24 +251,53 @@ func (s *Server) parseResultParam(q *searchQuery, typ *fhir.TypeInfo, key string
 			return fail(http.StatusBadRequest, "value", "_total=%s is not one of none, estimate, accurate", v).at("_total")
 		}
 	case "_sort":
+		seen := map[string]bool{}
 		for _, k := range strings.Split(v, ",") {
 			desc := strings.HasPrefix(k, "-")
-			name := strings.TrimPrefix(k, "-")
-			sp, ok := searchParam(typ, name)
-			if !ok {
-				return fail(http.StatusBadRequest, "not-supported", "_sort: %q is not a search parameter of %s", name, typ.Name).at("_sort")
+			pname := strings.TrimPrefix(k, "-")
+			if pname == "" {
+				return fail(http.StatusBadRequest, "value", "_sort=%s: an empty sort key", v).at("_sort")
 			}
+			sp, ok := searchParam(typ, pname)
+			if !ok {
+				return fail(http.StatusBadRequest, "not-supported", "_sort=%s: %q is not a search parameter of %s", v, pname, typ.Name).at("_sort")
+			}
+			if seen[pname] {
+				return fail(http.StatusBadRequest, "value", "_sort=%s: %s is named twice", v, pname).at("_sort")
+			}
+			seen[pname] = true
 			switch sp.Type {
 			case fhir.ParamDate, fhir.ParamString, fhir.ParamToken, fhir.ParamURI, fhir.ParamNumber, fhir.ParamReference:
 			default:
-				return fail(http.StatusBadRequest, "not-supported", "_sort: %s parameters cannot be sorted on", sp.Type).at("_sort")
+				return fail(http.StatusBadRequest, "not-supported", "_sort=%s: %s parameters cannot be sorted on", v, sp.Type).at("_sort")
 			}
-			q.store.Sort = append(q.store.Sort, store.SortKey{Param: name, Desc: desc})
+			q.store.Sort = append(q.store.Sort, store.SortKey{Param: pname, Desc: desc})
 		}
 		q.applied.Set("_sort", v)
+	case "_summary":
+		switch v {
+		case "true", "false", "text", "data", "count":
+			q.summary = v
+			q.applied.Set("_summary", v)
+		default:
+			return fail(http.StatusBadRequest, "value", "_summary=%s is not one of true, false, text, data, count", v).at("_summary")
+		}
+	case "_elements":
+		var names []string
+		for _, e := range strings.Split(v, ",") {
+			e = strings.TrimSpace(e)
+			if !elementName.MatchString(e) {
+				return fail(http.StatusBadRequest, "value", "_elements=%s: %q is not an element name", v, e).at("_elements")
+			}
+			names = append(names, e)
+		}
+		q.elements = names
+		q.applied.Set("_elements", v)
 	}
 	return nil
 }
+
+var elementName = regexp.MustCompile(`^[a-z][A-Za-z0-9]*(\.[a-z][A-Za-z0-9]*)*$`)
 
 // splitValues splits a parameter value on commas that are not escaped with a backslash, and unescapes.
 func splitValues(v string) []string {
@@ -134,6 +306,10 @@ func splitValues(v string) []string {
 	for i := 0; i < len(v); i++ {
 		switch {
 		case v[i] == '\\' && i+1 < len(v) && (v[i+1] == ',' || v[i+1] == '$' || v[i+1] == '|' || v[i+1] == '\\'):
+			// Keep the escape of a bar: token values are split on unescaped bars later.
+			if v[i+1] == '|' {
+				cur.WriteByte('\\')
+			}
 			cur.WriteByte(v[i+1])
 			i++
 		case v[i] == ',':
@@ -146,18 +322,29 @@ func splitValues(v string) []string {
 	return append(out, cur.String())
 }
 
-// splitToken splits system|code on the first unescaped bar. hasBar distinguishes "code" from "|code".
-func splitToken(v string) (system, code string, hasBar bool) {
+// splitBars splits a token value on unescaped bars and unescapes each part.
+func splitBars(v string) []string {
+	var out []string
+	start := 0
 	for i := 0; i < len(v); i++ {
-		if v[i] == '\\' {
+		switch v[i] {
+		case '\\':
 			i++
-			continue
-		}
-		if v[i] == '|' {
-			return unescape(v[:i]), unescape(v[i+1:]), true
+		case '|':
+			out = append(out, unescape(v[start:i]))
+			start = i + 1
 		}
 	}
-	return "", unescape(v), false
+	return append(out, unescape(v[start:]))
+}
+
+// splitToken splits system|code on the first unescaped bar. hasBar distinguishes "code" from "|code".
+func splitToken(v string) (system, code string, hasBar bool) {
+	parts := splitBars(v)
+	if len(parts) == 1 {
+		return "", parts[0], false
+	}
+	return parts[0], strings.Join(parts[1:], "|"), true
 }
 
 func unescape(s string) string {
@@ -179,7 +366,7 @@ func badValue(key, v, why string) *apiError {
 }
 
 // parseClause turns one occurrence of a parameter into a disjunction of predicates.
-func (s *Server) parseClause(sp *fhir.SearchParam, key, modifier, raw string) (store.Clause, *apiError) {
+func (s *Server) parseClause(sp *fhir.SearchParam, key, modifier, raw string) (store.Clause, error) {
 	if modifier == "missing" {
 		switch raw {
 		case "true", "false":
@@ -201,34 +388,14 @@ func (s *Server) parseClause(sp *fhir.SearchParam, key, modifier, raw string) (s
 	return clause, nil
 }
 
-func notSupported(key, what string) *apiError {
-	return fail(http.StatusNotImplemented, "not-supported", "%s: %s is not supported", key, what).at(key)
-}
-
-func (s *Server) parsePredicate(sp *fhir.SearchParam, key, modifier, v string) ([]store.Predicate, *apiError) {
+func (s *Server) parsePredicate(sp *fhir.SearchParam, key, modifier, v string) ([]store.Predicate, error) {
+	if sp.Type != fhir.ParamToken {
+		// Only token values are split on bars, so only they keep "\|" escaped this far.
+		v = unescape(v)
+	}
 	switch sp.Type {
 	case fhir.ParamToken:
-		p := store.Predicate{Param: sp.Code}
-		switch modifier {
-		case "":
-		case "not":
-			p.Not = true
-		case "text":
-			p.Match, p.Value = store.MatchTokenText, fhir.NormalizeString(v)
-			return []store.Predicate{p}, nil
-		default:
-			return nil, badModifier(key, modifier, sp)
-		}
-		if sp.Code == store.ParamID {
-			p.Match, p.Value = store.MatchExact, v
-			return []store.Predicate{p}, nil
-		}
-		system, code, hasBar := splitToken(v)
-		p.Match, p.System, p.Value, p.AnySystem = store.MatchToken, system, code, !hasBar
-		if hasBar && system == "" && code == "" {
-			return nil, badValue(key, v, "a token needs a code, a system, or both")
-		}
-		return []store.Predicate{p}, nil
+		return tokenPredicate(sp, key, modifier, v)
 	case fhir.ParamString:
 		p := store.Predicate{Param: sp.Code, Match: store.MatchPrefix, Value: fhir.NormalizeString(v)}
 		switch modifier {
@@ -238,42 +405,93 @@ func (s *Server) parsePredicate(sp *fhir.SearchParam, key, modifier, v string) (
 		case "contains":
 			p.Match = store.MatchContains
 		default:
-			return nil, badModifier(key, modifier, sp)
+			return nil, badModifier(key, modifier, v, sp)
 		}
 		return []store.Predicate{p}, nil
 	case fhir.ParamURI:
 		if modifier != "" {
-			return nil, badModifier(key, modifier, sp)
+			return nil, badModifier(key, modifier, v, sp)
 		}
 		return []store.Predicate{{Param: sp.Code, Match: store.MatchExact, Value: v}}, nil
 	case fhir.ParamDate:
 		if modifier != "" {
-			return nil, badModifier(key, modifier, sp)
+			return nil, badModifier(key, modifier, v, sp)
 		}
-		bounds, not, err := s.dateBounds(v)
+		preds, err := s.datePredicates(sp.Code, v)
 		if err != nil {
 			return nil, badValue(key, v, err.Error())
 		}
-		return []store.Predicate{{Param: sp.Code, Match: store.MatchRange, Bounds: bounds, Not: not}}, nil
+		return preds, nil
 	case fhir.ParamReference:
 		return s.referencePredicates(sp, key, modifier, v)
 	}
-	return nil, notSupported(key, string(sp.Type)+" parameters")
+	return nil, &unsupported{key: key, why: string(sp.Type) + " parameters are not supported"}
 }
 
-func badModifier(key, modifier string, sp *fhir.SearchParam) *apiError {
-	return fail(http.StatusBadRequest, "value", "%s: the modifier :%s is not valid for %s parameters", key, modifier, sp.Type).at(key)
+// tokenPredicate handles code, system|code, |code and system|, with :not, :text and (on identifiers)
+// :of-type.
+func tokenPredicate(sp *fhir.SearchParam, key, modifier, v string) ([]store.Predicate, error) {
+	p := store.Predicate{Param: sp.Code}
+	switch modifier {
+	case "":
+	case "not":
+		p.Not = true
+	case "text":
+		if sp.Code == store.ParamID || isBooleanToken(sp) {
+			return nil, badModifier(key, modifier, v, sp)
+		}
+		p.Match, p.Value = store.MatchTokenText, fhir.NormalizeString(unescape(v))
+		return []store.Predicate{p}, nil
+	case "of-type":
+		if !isIdentifierToken(sp) {
+			return nil, fail(http.StatusBadRequest, "value", "%s=%s: :of-type applies only to identifier parameters", key, v).at(key)
+		}
+		parts := splitBars(v)
+		if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
+			return nil, badValue(key, v, ":of-type takes system|code|value: the identifier type's system and code, then the identifier value")
+		}
+		return []store.Predicate{{Param: sp.Code + fhir.OfTypeSuffix, Match: store.MatchToken,
+			System: parts[0], AnySystem: parts[0] == "", Value: parts[1] + "|" + parts[2]}}, nil
+	default:
+		return nil, badModifier(key, modifier, v, sp)
+	}
+	if sp.Code == store.ParamID {
+		p.Match, p.Value = store.MatchExact, v
+		return []store.Predicate{p}, nil
+	}
+	system, code, hasBar := splitToken(v)
+	p.Match, p.System, p.Value, p.AnySystem = store.MatchToken, system, code, !hasBar
+	if hasBar && system == "" && code == "" {
+		return nil, badValue(key, v, "a token needs a code, a system, or both")
+	}
+	if isBooleanToken(sp) && (hasBar || code != "true" && code != "false") {
+		return nil, badValue(key, v, "takes true or false")
+	}
+	return []store.Predicate{p}, nil
+}
+
+func isIdentifierToken(sp *fhir.SearchParam) bool {
+	return len(sp.Paths) > 0 && sp.Paths[0].DataType == fhir.TypeIdentifier
+}
+
+func isBooleanToken(sp *fhir.SearchParam) bool {
+	return len(sp.Paths) > 0 && sp.Paths[0].DataType == fhir.TypeBoolean
+}
+
+func badModifier(key, modifier, v string, sp *fhir.SearchParam) *apiError {
+	return fail(http.StatusBadRequest, "value", "%s=%s: the modifier :%s is not supported on the %s parameter %s",
+		key, v, modifier, sp.Type, sp.Code).at(key)
 }
 
 // referencePredicates handles id, Type/id and this server's absolute URLs. A bare id on a parameter with
 // several target types may point at any of them.
-func (s *Server) referencePredicates(sp *fhir.SearchParam, key, modifier, v string) ([]store.Predicate, *apiError) {
+func (s *Server) referencePredicates(sp *fhir.SearchParam, key, modifier, v string) ([]store.Predicate, error) {
 	v = strings.TrimPrefix(v, s.cfg.BaseURL+"/")
 	targets := sp.Targets
 	if modifier != "" {
 		if !contains(sp.Targets, modifier) {
-			return nil, fail(http.StatusBadRequest, "value", "%s: :%s is not a target type of %s (targets: %s)",
-				key, modifier, sp.Code, strings.Join(sp.Targets, ", ")).at(key)
+			return nil, fail(http.StatusBadRequest, "value", "%s=%s: :%s is not a modifier of %s, nor one of its target types (%s)",
+				key, v, modifier, sp.Code, strings.Join(sp.Targets, ", ")).at(key)
 		}
 		targets = []string{modifier}
 	}
@@ -294,36 +512,45 @@ func (s *Server) referencePredicates(sp *fhir.SearchParam, key, modifier, v stri
 	return out, nil
 }
 
-// dateBounds translates a prefixed date search value into bounds on the indexed range [Low, High], after
-// the R4 rules: the search value is itself a range given by its precision.
-func (s *Server) dateBounds(v string) (bounds []store.Bound, not bool, err error) {
+// datePredicates translates a prefixed date search value into predicates on the indexed range
+// [Low, High], after the R4 rules (search.html, date): the search value is itself a range given by its
+// precision, and the prefixes compare the two ranges. Several predicates are alternatives (an OR).
+func (s *Server) datePredicates(param, v string) ([]store.Predicate, error) {
 	prefix := "eq"
 	if len(v) >= 2 && v[0] >= 'a' && v[0] <= 'z' {
 		prefix, v = v[:2], v[2:]
 	}
+	// An unencoded "+" of a timezone offset arrives as a space.
+	v = strings.Replace(v, " ", "+", 1)
 	lo, hi, err := fhir.ParseDateRange(v)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
+	one := func(not bool, bounds ...store.Bound) []store.Predicate {
+		return []store.Predicate{{Param: param, Match: store.MatchRange, Bounds: bounds, Not: not}}
+	}
+	b := func(f store.Field, c store.Cmp, v int64) store.Bound { return store.Bound{Field: f, Cmp: c, Value: v} }
+	within := []store.Bound{b(store.Low, store.GE, lo), b(store.High, store.LE, hi)}
 	switch prefix {
-	case "eq":
-		return []store.Bound{{Field: store.Low, Cmp: store.GE, Value: lo}, {Field: store.High, Cmp: store.LE, Value: hi}}, false, nil
+	case "eq": // the search range contains the target
+		return one(false, within...), nil
 	case "ne":
-		return []store.Bound{{Field: store.Low, Cmp: store.GE, Value: lo}, {Field: store.High, Cmp: store.LE, Value: hi}}, true, nil
-	case "gt":
-		return []store.Bound{{Field: store.High, Cmp: store.GT, Value: hi}}, false, nil
+		return one(true, within...), nil
+	case "gt": // the range above the search value overlaps the target
+		return one(false, b(store.High, store.GT, hi)), nil
 	case "lt":
-		return []store.Bound{{Field: store.Low, Cmp: store.LT, Value: lo}}, false, nil
-	case "ge":
-		return []store.Bound{{Field: store.High, Cmp: store.GE, Value: lo}}, false, nil
+		return one(false, b(store.Low, store.LT, lo)), nil
+	case "ge": // gt, or eq
+		return append(one(false, b(store.High, store.GT, hi)), one(false, within...)...), nil
 	case "le":
-		return []store.Bound{{Field: store.Low, Cmp: store.LE, Value: hi}}, false, nil
-	case "sa":
-		return []store.Bound{{Field: store.Low, Cmp: store.GT, Value: hi}}, false, nil
+		return append(one(false, b(store.Low, store.LT, lo)), one(false, within...)...), nil
+	case "sa": // the target starts after the search range ends
+		return one(false, b(store.Low, store.GT, hi)), nil
 	case "eb":
-		return []store.Bound{{Field: store.High, Cmp: store.LT, Value: lo}}, false, nil
+		return one(false, b(store.High, store.LT, lo)), nil
 	case "ap":
-		// Approximately: widen by 10% of the distance from now, at least a day, as HAPI does.
+		// Approximately: the ranges overlap once the search range is widened by 10% of its distance from
+		// now, and at least a day, as HAPI does.
 		now := s.now().UnixMilli()
 		d := now - lo
 		if d < 0 {
@@ -333,9 +560,9 @@ func (s *Server) dateBounds(v string) (bounds []store.Bound, not bool, err error
 		if d < 86_400_000 {
 			d = 86_400_000
 		}
-		return []store.Bound{{Field: store.Low, Cmp: store.LE, Value: hi + d}, {Field: store.High, Cmp: store.GE, Value: lo - d}}, false, nil
+		return one(false, b(store.Low, store.LE, hi+d), b(store.High, store.GE, lo-d)), nil
 	}
-	return nil, false, errUnknownPrefix(prefix)
+	return nil, errUnknownPrefix(prefix)
 }
 
 type errUnknownPrefix string
@@ -393,18 +620,22 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 	}
 	scope := p.typ.Name + "?" + q.applied.Encode()
 	if cur := values.Get(cursorParam); cur != "" {
-		var after []store.SortValue
-		if err := s.cursors.open(scope, cur, &after); err != nil {
+		after, err := s.cursors.openPosition(scope, cur)
+		if err != nil {
 			return err
+		}
+		if len(after) != len(q.store.Sort)+1 {
+			return badCursor()
 		}
 		q.store.After = after
 	}
+	// Restrict before counting and paging, so that neither counts nor skips what the caller may not see.
 	if err := s.restrict(c, &q.store); err != nil {
 		return err
 	}
 	ctx := c.Request.Context()
 	bundle := fhir.NewBundle("searchset")
-	if q.total == "accurate" || q.total == "estimate" {
+	if q.summary == "count" || q.total == "accurate" || q.total == "estimate" {
 		n, err := s.store.Count(ctx, q.store)
 		if err != nil {
 			return err
@@ -412,7 +643,7 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 		bundle.Total = &n
 	}
 	var hits []store.Hit
-	if q.count > 0 {
+	if q.count > 0 && q.summary != "count" {
 		q.store.Limit = q.count + 1
 		var err error
 		if hits, err = s.store.Search(ctx, q.store); err != nil {
@@ -423,18 +654,37 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: self})
 	if len(hits) > q.count {
 		hits = hits[:q.count]
-		next, err := s.cursors.sign(scope, hits[len(hits)-1].SortValues)
+		next, err := s.cursors.signPosition(scope, hits[len(hits)-1].SortValues)
 		if err != nil {
 			return internal(err)
 		}
 		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: self + "&" + cursorParam + "=" + next})
 	}
-	for _, h := range hits {
-		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{
-			FullURL:  s.cfg.BaseURL + "/" + h.Resource.Type + "/" + h.Resource.ID,
-			Resource: json.RawMessage(h.Resource.Body),
-			Search:   &fhir.EntrySearch{Mode: "match"},
-		})
+	page := make([]store.Resource, len(hits))
+	for i, h := range hits {
+		page[i] = h.Resource
+	}
+	for _, r := range page {
+		entry, err := s.searchEntry(r, "match", q, q.elements)
+		if err != nil {
+			return err
+		}
+		bundle.Entry = append(bundle.Entry, entry)
+	}
+	if len(q.includes) > 0 && len(page) > 0 {
+		included, notes, err := s.includes(c, q.includes, page)
+		if err != nil {
+			return err
+		}
+		q.notes = append(q.notes, notes...)
+		for _, r := range included {
+			// _elements names elements of the searched type; included resources are other types.
+			entry, err := s.searchEntry(r, "include", q, nil)
+			if err != nil {
+				return err
+			}
+			bundle.Entry = append(bundle.Entry, entry)
+		}
 	}
 	if len(q.notes) > 0 {
 		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{
@@ -443,6 +693,33 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 		})
 	}
 	return s.writeBundle(c, bundle)
+}
+
+// searchEntry renders one searchset entry, subsetting the body for _summary and _elements.
+func (s *Server) searchEntry(r store.Resource, mode string, q *searchQuery, elements []string) (fhir.BundleEntry, error) {
+	body := r.Body
+	var subset fhir.SubsetMode
+	switch {
+	case q.summary == "true":
+		subset = fhir.SummaryTrue
+	case q.summary == "text":
+		subset = fhir.SummaryText
+	case q.summary == "data":
+		subset = fhir.SummaryData
+	case len(elements) > 0:
+		subset = fhir.SubsetElements
+	}
+	if subset != 0 {
+		var err error
+		if body, err = fhir.Subset(body, subset, elements); err != nil {
+			return fhir.BundleEntry{}, internal(err)
+		}
+	}
+	return fhir.BundleEntry{
+		FullURL:  s.cfg.BaseURL + "/" + r.Type + "/" + r.ID,
+		Resource: json.RawMessage(body),
+		Search:   &fhir.EntrySearch{Mode: mode},
+	}, nil
 }
 
 func (s *Server) writeBundle(c *gin.Context, b *fhir.Bundle) error {
