@@ -16,15 +16,12 @@ import (
 	"github.com/gpfhir/gpfhir/api"
 	"github.com/gpfhir/gpfhir/seed"
 	"github.com/gpfhir/gpfhir/store"
-	"github.com/gpfhir/gpfhir/store/sqlite"
 )
 
 type serveConfig struct {
 	addr         string
 	baseURL      string
-	storeKind    string
-	dataDir      string
-	mongoURI     string
+	store        storeConfig
 	oidcIssuers  multiFlag
 	oidcAudience string
 	dev          bool
@@ -40,9 +37,7 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&cfg.baseURL, "base-url", "", "public base URL of the FHIR endpoint (default http://<addr>)")
-	fs.StringVar(&cfg.storeKind, "store", "sqlite", "storage backend: sqlite or mongo")
-	fs.StringVar(&cfg.dataDir, "data-dir", "./data", "directory of the embedded SQLite store")
-	fs.StringVar(&cfg.mongoURI, "mongodb-uri", "", "MongoDB connection URI (with --store mongo)")
+	addStoreFlags(fs, &cfg.store, "")
 	fs.Var(&cfg.oidcIssuers, "oidc-issuer", "trusted OpenID Connect issuer URL (repeatable)")
 	fs.StringVar(&cfg.oidcAudience, "oidc-audience", "", "required audience of access tokens")
 	fs.BoolVar(&cfg.dev, "dev", false, "development mode: seed demo data into an empty store")
@@ -58,20 +53,7 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 // validate reports every configuration problem at once.
 func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err error) {
 	var errs configErrors
-	switch cfg.storeKind {
-	case "sqlite":
-		if cfg.dataDir == "" {
-			errs.addf("--data-dir must not be empty")
-		}
-	case "mongo":
-		if cfg.mongoURI == "" {
-			errs.addf("--store mongo needs --mongodb-uri (or GPFHIR_MONGODB_URI)")
-		} else {
-			errs.addf("--store mongo is not available in this build yet")
-		}
-	default:
-		errs.addf("--store must be sqlite or mongo, not %q", cfg.storeKind)
-	}
+	cfg.store.check(&errs, "")
 	host, _, splitErr := net.SplitHostPort(cfg.addr)
 	if splitErr != nil {
 		errs.addf("--addr %q is not host:port: %v", cfg.addr, splitErr)
@@ -115,7 +97,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
 
-	st, err := openStore(ctx, &cfg)
+	st, storeDesc, err := cfg.store.open(ctx)
 	if err != nil {
 		return err
 	}
@@ -163,7 +145,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("gpfhir listening", "base_url", baseURL, "store", cfg.storeKind, "dev", cfg.dev)
+	log.Info("gpfhir listening", "base_url", baseURL, "store", storeDesc, "dev", cfg.dev)
 	if listening != nil {
 		listening <- baseURL
 	}
@@ -184,18 +166,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	}
 	log.Info("stopped")
 	return nil
-}
-
-func openStore(ctx context.Context, cfg *serveConfig) (store.Store, error) {
-	switch cfg.storeKind {
-	case "sqlite":
-		st, err := sqlite.Open(ctx, cfg.dataDir)
-		if err != nil {
-			return nil, fmt.Errorf("open the SQLite store in %s: %w", cfg.dataDir, err)
-		}
-		return st, nil
-	}
-	return nil, fmt.Errorf("unknown store %q", cfg.storeKind)
 }
 
 // seedIfEmpty loads the demo dataset through the API's own write path (validation, references, index), so

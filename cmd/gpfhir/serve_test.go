@@ -32,11 +32,11 @@ func TestFlagBeatsEnvironmentBeatsDefault(t *testing.T) {
 	if cfg.addr != "127.0.0.1:7777" {
 		t.Errorf("addr = %q: the flag must beat GPFHIR_ADDR", cfg.addr)
 	}
-	if cfg.dataDir != "/from/env" {
-		t.Errorf("data-dir = %q: GPFHIR_DATA_DIR must beat the default", cfg.dataDir)
+	if cfg.store.dataDir != "/from/env" {
+		t.Errorf("data-dir = %q: GPFHIR_DATA_DIR must beat the default", cfg.store.dataDir)
 	}
-	if cfg.storeKind != "sqlite" {
-		t.Errorf("store = %q, want the default sqlite", cfg.storeKind)
+	if cfg.store.kind != "sqlite" {
+		t.Errorf("store = %q, want the default sqlite", cfg.store.kind)
 	}
 	if strings.Join(cfg.oidcIssuers, " ") != "https://a.example https://b.example" {
 		t.Errorf("oidc issuers from env = %v", cfg.oidcIssuers)
