@@ -56,6 +56,8 @@ type capResource struct {
 	ConditionalRead   string           `json:"conditionalRead"`
 	ConditionalUpdate bool             `json:"conditionalUpdate"`
 	ConditionalDelete string           `json:"conditionalDelete"`
+	SearchInclude     []string         `json:"searchInclude,omitempty"`
+	SearchRevInclude  []string         `json:"searchRevInclude,omitempty"`
 	SearchParam       []capSearchParam `json:"searchParam"`
 }
 
@@ -116,6 +118,7 @@ func (s *Server) capabilityStatement() capabilityStatement {
 					Name: sp.Code, Type: string(sp.Type), Definition: sp.Definition, Documentation: sp.Description,
 				})
 			}
+			res.SearchInclude, res.SearchRevInclude = includeValues(t)
 		}
 		rest.Resource = append(rest.Resource, res)
 	}
@@ -130,4 +133,23 @@ func (s *Server) capabilities(c *gin.Context, _ pathParams) error {
 	}
 	writeFHIR(c, http.StatusOK, body)
 	return nil
+}
+
+// includeValues lists the _include values a search of t accepts (its own reference parameters, with
+// :iterate allowed on each) and the _revinclude values (every served type's reference parameters that may
+// point at t), from the same registry that include parsing reads.
+func includeValues(t *fhir.TypeInfo) (include, revinclude []string) {
+	for _, sp := range t.Params {
+		if sp.Type == fhir.ParamReference {
+			include = append(include, t.Name+":"+sp.Code)
+		}
+	}
+	for _, src := range fhir.Types() {
+		for _, sp := range src.Params {
+			if sp.Type == fhir.ParamReference && contains(sp.Targets, t.Name) {
+				revinclude = append(revinclude, src.Name+":"+sp.Code)
+			}
+		}
+	}
+	return include, revinclude
 }
