@@ -357,3 +357,19 @@ func TestReferencesListsLocalLiteralReferences(t *testing.T) {
 		t.Errorf("References:\n got  %+v\n want %+v", got, want)
 	}
 }
+
+func TestExtractBodyMatchesExtractOfTheParsedResource(t *testing.T) {
+	body := `{"resourceType":"Patient","id":"p1","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],
+		"name":[{"family":"Ärnström","given":["Zoë"]}],"birthDate":"1980-05","managingOrganization":{"reference":"` + testBase + `/Organization/o1"}}`
+	want := Extract(mustParse(t, body), testBase)
+	got, err := ExtractBody([]byte(body), testBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ExtractBody %+v\nExtract     %+v", got, want)
+	}
+	if _, err := ExtractBody([]byte(`{"id":"x"}`), testBase); err == nil {
+		t.Error("a body without resourceType must fail")
+	}
+}
