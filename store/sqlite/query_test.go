@@ -54,6 +54,19 @@ func planCases() []struct {
 			{{Param: "name", Match: store.MatchPrefix, Value: "ali"}},
 		}}},
 		{"everything", store.Query{Type: "Patient"}},
+		// The shapes the API builds for _include (a _has over the page's ids), _revinclude (an OR of
+		// references), :of-type, a date ge (an OR of two ranges) and a chain inside a _has.
+		{"include: has over an id list", store.Query{Type: "Patient", Clauses: []store.Clause{{{Param: "_has", Match: store.MatchHas, HasParam: "patient",
+			Sub: &store.Query{Type: "Immunization", Clauses: []store.Clause{{
+				{Param: store.ParamID, Match: store.MatchExact, Value: "i1"}, {Param: store.ParamID, Match: store.MatchExact, Value: "i2"}}}}}}}}},
+		{"revinclude: references in an OR", store.Query{Type: "Immunization", Clauses: []store.Clause{{
+			{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}, {Param: "patient", Match: store.MatchExact, Value: "Patient/p2"}}}}},
+		{"of-type token", p(store.Predicate{Param: "identifier:of-type", Match: store.MatchToken, System: "http://terminology.hl7.org/CodeSystem/v2-0203", Value: "MR|1"})},
+		{"date ge as two ranges", store.Query{Type: "Patient", Clauses: []store.Clause{{
+			{Param: "birthdate", Match: store.MatchRange, Bounds: []store.Bound{{Field: store.High, Cmp: store.GT, Value: 2}}},
+			{Param: "birthdate", Match: store.MatchRange, Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: 1}, {Field: store.High, Cmp: store.LE, Value: 2}}}}}}},
+		{"chain inside has", p(store.Predicate{Param: "_has", Match: store.MatchHas, HasParam: "patient",
+			Sub: &store.Query{Type: "Immunization", Clauses: []store.Clause{{{Param: "patient", Match: store.MatchRefIn, Sub: &sub}}}}})},
 		{"sorted and paged", store.Query{Type: "Patient",
 			Clauses: []store.Clause{{{Param: "gender", Match: store.MatchToken, AnySystem: true, Value: "female"}}},
 			Sort:    []store.SortKey{{Param: "family"}, {Param: "birthdate", Desc: true}, {Param: store.ParamLastUpdated}},
