@@ -26,6 +26,7 @@ const usage = `usage: gpfhir <command> [flags]
 
 commands:
   serve      run the FHIR server (gpfhir serve --dev for a local demo)
+  store copy copy every version from one backend to another (resumable, verified)
   version    print the version
 
 Run "gpfhir <command> -h" for the flags of a command. Every flag can also be set with a GPFHIR_*
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr, nil)
+	case "store":
+		return storeCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gpfhir", version)
 		return nil

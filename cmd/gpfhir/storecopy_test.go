@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/store/mongo"
+	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
+	"github.com/gpfhir/gpfhir/store/sqlite"
+)
+
+func patientBody(id string, version int) []byte {
+	return []byte(fmt.Sprintf(`{"resourceType":"Patient","id":%q,"meta":{"versionId":"%d"},"identifier":[{"system":"urn:test","value":%q}],"name":[{"family":"V%d"}]}`,
+		id, version, id, version))
+}
+
+// cancelOnProgress cancels a copy at its first progress report, as an operator's Ctrl-C would.
+type cancelOnProgress struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	buf    bytes.Buffer
+}
+
+func (c *cancelOnProgress) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if bytes.Contains(p, []byte("progress:")) {
+		c.cancel()
+	}
+	return c.buf.Write(p)
+}
+
+func TestStoreCopySQLiteToMongoIsResumableAndVerified(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
+	put := func(id string, v int, deleted bool) {
+		t.Helper()
+		r := store.Resource{Type: "Patient", ID: id, VersionID: int64(v), LastUpdated: t0.Add(time.Duration(v) * time.Minute), Deleted: deleted}
+		w := store.Write{Resource: r, ExpectVersion: int64(v - 1)}
+		if !deleted {
+			w.Resource.Body = patientBody(id, v)
+			w.Index, _ = fhir.ExtractBody(w.Resource.Body, "")
+		}
+		if err := src.Apply(ctx, []store.Write{w}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("p%02d", i)
+		put(id, 1, false)
+		if i < 6 {
+			put(id, 2, false)
+			put(id, 3, false)
+		}
+	}
+	put("p05", 4, true)
+	src.Close()
+
+	uri := mongotest.Start(t)
+	db := mongotest.Database(t)
+	args := []string{"--from", "sqlite", "--data-dir", dir, "--to", "mongo", "--mongodb-uri", uri, "--mongodb-database", db, "--progress-every", "5"}
+
+	cctx, cancel := context.WithCancel(ctx)
+	progress := &cancelOnProgress{cancel: cancel}
+	var out bytes.Buffer
+	err = run(cctx, append([]string{"store", "copy"}, args...), envFrom(nil), &out, progress)
+	if err == nil || !strings.Contains(err.Error(), "resume") {
+		t.Fatalf("interrupted copy: err = %v, want an error saying how to resume", err)
+	}
+
+	out.Reset()
+	var errb bytes.Buffer
+	if err := run(ctx, append([]string{"store", "copy"}, args...), envFrom(nil), &out, &errb); err != nil {
+		t.Fatalf("resumed copy: %v\n%s", err, errb.String())
+	}
+	if !strings.Contains(out.String(), "verified: both stores hold 33 versions") {
+		t.Errorf("copy report: %q", out.String())
+	}
+	if !strings.Contains(out.String(), "already present") || strings.Contains(out.String(), "(0 already present)") {
+		t.Errorf("the resumed copy should have found versions from the interrupted run: %q", out.String())
+	}
+
+	dst, err := mongo.Open(ctx, mongo.Options{URI: uri, Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	gone, err := dst.Get(ctx, "Patient", "p05")
+	if err != nil || !gone.Deleted || gone.VersionID != 4 {
+		t.Errorf("p05 on the target: %+v %v, want the version 4 tombstone", gone, err)
+	}
+	v2, err := dst.GetVersion(ctx, "Patient", "p00", 2)
+	if err != nil || string(v2.Body) != string(patientBody("p00", 2)) || !v2.LastUpdated.Equal(t0.Add(2*time.Minute)) {
+		t.Errorf("p00 v2 on the target: %s %v %v", v2.Body, v2.LastUpdated, err)
+	}
+	hits, err := dst.Search(ctx, store.Query{Type: "Patient", Clauses: []store.Clause{{{Param: "identifier", Match: store.MatchToken, System: "urn:test", Value: "p03"}}}})
+	if err != nil || len(hits) != 1 || hits[0].Resource.VersionID != 3 {
+		t.Errorf("index on the target: %d hits, %v", len(hits), err)
+	}
+}
+
+func TestStoreCopyConfigurationErrors(t *testing.T) {
+	err := run(context.Background(), []string{"store", "copy", "--from", "sqlite", "--to", "mongo"}, envFrom(nil), &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--to-mongodb-uri") {
+		t.Errorf("copy to mongo without a URI: %v", err)
+	}
+	err = run(context.Background(), []string{"store", "copy", "--from", "sqlite", "--to", "sqlite"}, envFrom(nil), &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "same store") {
+		t.Errorf("copy onto itself: %v", err)
+	}
+}
