@@ -26,6 +26,7 @@ const usage = `usage: gpfhir <command> [flags]
 
 commands:
   serve      run the FHIR server (gpfhir serve --dev for a local demo)
+  reindex    rebuild the search index from the stored resources (resumable)
   store copy copy every version from one backend to another (resumable, verified)
   version    print the version
 
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr, nil)
+	case "reindex":
+		return reindex(ctx, args[1:], getenv, stdout, stderr)
 	case "store":
 		return storeCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
