@@ -1,0 +1,173 @@
+package devidp_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gpfhir/gpfhir/auth"
+	"github.com/gpfhir/gpfhir/auth/devidp"
+	"github.com/gpfhir/gpfhir/seed"
+)
+
+const audience = "https://gpfhir.test/fhir"
+
+// startIdP serves the provider at /dev-idp on a real loopback listener.
+func startIdP(t *testing.T) (issuer string, people seed.Directory) {
+	t.Helper()
+	var h http.Handler
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(hs.Close)
+	people = seed.People(seed.Options{Seed: 7})
+	idp, err := devidp.New(devidp.Config{Dev: true, Issuer: hs.URL + "/dev-idp", Audience: audience, Seed: 7, People: people})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(idp.Prefix()+"/", idp.Handler())
+	h = mux
+	return hs.URL + "/dev-idp", people
+}
+
+func header(t *testing.T, token string) map[string]any {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]any
+	_ = json.Unmarshal(raw, &h)
+	return h
+}
+
+func TestRefusesToRunWithoutDev(t *testing.T) {
+	_, err := devidp.New(devidp.Config{Issuer: "http://127.0.0.1:1/dev-idp", Audience: audience})
+	if !errors.Is(err, devidp.ErrNotDev) {
+		t.Fatalf("New without Dev: %v", err)
+	}
+}
+
+func TestFlowsIssueVerifiableNHSLoginStyleTokens(t *testing.T) {
+	issuer, people := startIdP(t)
+	ctx := context.Background()
+	v, err := auth.NewVerifier(auth.Config{Issuers: []string{issuer}, Audience: audience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pat := people.Patients[0]
+
+	t.Run("authorization code with PKCE signs a patient in at the level asked for", func(t *testing.T) {
+		for _, level := range []string{"P9", "P5", "P0"} {
+			tok, err := devidp.PatientToken(ctx, nil, issuer, pat.NHSNumber, level, "", []string{"patient/*.rs"})
+			if err != nil {
+				t.Fatalf("%s: %v", level, err)
+			}
+			if h := header(t, tok.AccessToken); h["typ"] != "at+jwt" || h["alg"] != "RS512" {
+				t.Errorf("access token header %v, want typ at+jwt alg RS512", h)
+			}
+			c, err := v.Verify(ctx, tok.AccessToken)
+			if err != nil {
+				t.Fatalf("%s token does not verify: %v", level, err)
+			}
+			if c.Kind != auth.KindPatient || c.Level != level || c.JTI == "" {
+				t.Errorf("%s caller %+v", level, c)
+			}
+			if wantNHS := level != "P0"; (c.NHSNumber == pat.NHSNumber) != wantNHS {
+				t.Errorf("%s: nhs_number %q", level, c.NHSNumber)
+			}
+			if strings.Contains(c.Subject, pat.NHSNumber) {
+				t.Errorf("the subject reveals the NHS number")
+			}
+			if tok.RefreshToken == "" {
+				t.Errorf("no refresh token")
+			}
+		}
+	})
+
+	t.Run("refresh tokens give new access tokens once", func(t *testing.T) {
+		tok, err := devidp.PatientToken(ctx, nil, issuer, pat.NHSNumber, "P9", "", []string{"patient/*.rs"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, err := devidp.Refresh(ctx, nil, issuer, tok.RefreshToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := v.Verify(ctx, next.AccessToken); err != nil || c.NHSNumber != pat.NHSNumber {
+			t.Fatalf("refreshed token: %v %+v", err, c)
+		}
+		if _, err := devidp.Refresh(ctx, nil, issuer, tok.RefreshToken); err == nil {
+			t.Errorf("a used refresh token worked again")
+		}
+	})
+
+	t.Run("client credentials with private_key_jwt binds a GP system to its practice", func(t *testing.T) {
+		ods := people.Practices[1].ODS
+		tok, err := devidp.SystemToken(ctx, nil, issuer, 7, devidp.PracticeClientID(ods), []string{"system/*.rs"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := v.Verify(ctx, tok.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Kind != auth.KindSystem || strings.Join(c.ODS, ",") != ods {
+			t.Errorf("caller %+v", c)
+		}
+		all, err := devidp.SystemToken(ctx, nil, issuer, 7, devidp.AllPracticesClientID, []string{"system/*.rs"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := v.Verify(ctx, all.AccessToken); len(c.ODS) != len(people.Practices) {
+			t.Errorf("all-practices client bound to %v", c.ODS)
+		}
+	})
+
+	t.Run("a client assertion signed with the wrong key is refused", func(t *testing.T) {
+		if _, err := devidp.SystemToken(ctx, nil, issuer, 8, devidp.AllPracticesClientID, []string{"system/*.rs"}); err == nil {
+			t.Fatal("assertion signed with another seed's key accepted")
+		}
+	})
+
+	t.Run("client_secret works for local tools", func(t *testing.T) {
+		tok, err := devidp.SecretToken(ctx, nil, issuer, devidp.LocalToolClientID, devidp.LocalToolSecret, []string{"system/Patient.rs"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := v.Verify(ctx, tok.AccessToken); err != nil || c.Kind != auth.KindSystem {
+			t.Fatalf("%v %+v", err, c)
+		}
+		if _, err := devidp.SecretToken(ctx, nil, issuer, devidp.LocalToolClientID, "wrong", []string{"system/Patient.rs"}); err == nil {
+			t.Errorf("wrong secret accepted")
+		}
+	})
+}
+
+func TestLoginPageListsTheTestUsers(t *testing.T) {
+	issuer, people := startIdP(t)
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Get(issuer + "/authorize?client_id=" + devidp.AppClientID + "&redirect_uri=" + devidp.AppRedirectURI +
+		"&response_type=code&scope=openid&code_challenge=abcdefghijabcdefghijabcdefghijabcdefghij123&code_challenge_method=S256&state=s&nonce=n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := resp.Request.URL.Parse(resp.Header.Get("Location"))
+	page, err := http.Get(loc.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	for _, want := range []string{`lang="en"`, "<label", people.Patients[0].NHSNumber, "P9", "P5", "P0", "acting for"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("login page lacks %q", want)
+		}
+	}
+}
