@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
-	"github.com/gpfhir/gpfhir/api"
 	"github.com/gpfhir/gpfhir/store/sqlite"
 )
 
@@ -23,11 +21,13 @@ func benchHandler(b *testing.B) http.Handler {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	srv, err := api.New(api.Config{Store: st, BaseURL: "http://127.0.0.1", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return srv.Handler()
+	srv, _, token := startAPI(b, st, io.Discard)
+	h := srv.Handler()
+	// Every request carries the token, so the figures include verifying it.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Set("Authorization", "Bearer "+token)
+		h.ServeHTTP(w, r)
+	})
 }
 
 func benchPatient(b *testing.B) []byte {

@@ -13,21 +13,37 @@ import (
 	"testing"
 
 	"github.com/gpfhir/gpfhir/api"
+	"github.com/gpfhir/gpfhir/auth"
+	"github.com/gpfhir/gpfhir/auth/devidp"
+	"github.com/gpfhir/gpfhir/seed"
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/sqlite"
 )
 
 // testServer is the real API on a real SQLite store on disk, served over HTTP on 127.0.0.1 with a random
-// port (httptest binds loopback only).
+// port (httptest binds loopback only), with authorisation on: the dev identity provider is mounted at
+// /dev-idp on the same server, and requests carry a token obtained from it over HTTP.
 type testServer struct {
 	t     *testing.T
 	URL   string
 	store store.Store
 	http  *http.Client
 	logs  *lockedWriter
+	// Issuer is the dev identity provider's URL.
+	Issuer string
+	// token is what ts.do sends unless a request sets Authorization itself: the token of the GP-system
+	// client bound to every practice in testPeople, with system/*.cruds.
+	token string
 }
 
 type serverOption func(*api.Config)
+
+// The test practice, created when the test server starts. patient() registers patients there.
+const (
+	testPracticeID  = "test-practice"
+	testPracticeODS = "T99991"
+	testSeed        = 1
+)
 
 func newTestServer(t *testing.T, opts ...serverOption) *testServer {
 	t.Helper()
@@ -38,32 +54,96 @@ func newTestServer(t *testing.T, opts ...serverOption) *testServer {
 	return newTestServerOn(t, st, opts...)
 }
 
-func newTestServerOn(t *testing.T, st store.Store, opts ...serverOption) *testServer {
-	t.Helper()
-	logs := &lockedWriter{w: &bytes.Buffer{}}
-	ts := &testServer{t: t, store: st, http: &http.Client{}, logs: logs}
-	// The base URL is only known once the listener exists, so the handler is installed after.
+// testPeople is the directory the test identity provider serves: the test practice and the seeded
+// practices (whose ODS codes tests use for their own Organizations). Each gets a GP-system client, and
+// gp-all-practices is bound to all of them, as in `serve --dev`.
+var testPeople = func() seed.Directory {
+	d := seed.Directory{Practices: []seed.Practice{{ODS: testPracticeODS, OrganizationID: testPracticeID, Name: "Test Practice"}}}
+	d.Practices = append(d.Practices, seed.People(seed.Options{Seed: testSeed}).Practices...)
+	return d
+}()
+
+// startAPI serves the API with the dev identity provider and returns it with its URL and the default
+// token. Benchmarks use it too, calling the handler in process.
+func startAPI(tb testing.TB, st store.Store, logs io.Writer, opts ...serverOption) (srv *api.Server, base, token string) {
+	tb.Helper()
 	var handler http.Handler
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	tb.Cleanup(hs.Close)
+	issuer := hs.URL + "/dev-idp"
+	idp, err := devidp.New(devidp.Config{Dev: true, Issuer: issuer, Audience: hs.URL, Seed: testSeed, People: testPeople})
+	if err != nil {
+		tb.Fatalf("devidp.New: %v", err)
+	}
+	verifier, err := auth.NewVerifier(auth.Config{Issuers: []string{issuer}, Audience: hs.URL})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	cfg := api.Config{
-		Store:   st,
-		BaseURL: hs.URL,
-		Logger:  slog.New(slog.NewJSONHandler(logs, nil)),
+		Store:                st,
+		BaseURL:              hs.URL,
+		Logger:               slog.New(slog.NewJSONHandler(logs, nil)),
+		Auth:                 verifier,
+		IdentityProvider:     idp.Handler(),
+		IdentityProviderPath: idp.Prefix(),
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, err := api.New(cfg)
+	srv, err = api.New(cfg)
 	if err != nil {
-		t.Fatalf("api.New: %v", err)
+		tb.Fatalf("api.New: %v", err)
 	}
 	handler = srv.Handler()
-	ts.URL = hs.URL
-	t.Cleanup(func() {
-		hs.Close()
-		_ = st.Close()
-	})
-	return ts
+	org := `{"resourceType":"Organization","name":"Test Practice","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"` + testPracticeODS + `"}]}`
+	if err := srv.Import(context.Background(), "Organization", testPracticeID, []byte(org)); err != nil {
+		tb.Fatalf("create the test practice: %v", err)
+	}
+	tok, err := devidp.SystemToken(context.Background(), nil, issuer, testSeed, devidp.AllPracticesClientID, []string{"system/*.cruds"})
+	if err != nil {
+		tb.Fatalf("default token: %v", err)
+	}
+	return srv, hs.URL, tok.AccessToken
+}
+
+func newTestServerOn(t *testing.T, st store.Store, opts ...serverOption) *testServer {
+	t.Helper()
+	logs := &lockedWriter{w: &bytes.Buffer{}}
+	_, base, token := startAPI(t, st, logs, opts...)
+	t.Cleanup(func() { _ = st.Close() })
+	return &testServer{t: t, URL: base, store: st, http: &http.Client{}, logs: logs, Issuer: base + "/dev-idp", token: token}
+}
+
+// patientToken signs in on the dev identity provider's login page as a patient, over HTTP.
+func (ts *testServer) patientToken(nhs, level, proxyFor string, scopes ...string) string {
+	ts.t.Helper()
+	if len(scopes) == 0 {
+		scopes = []string{"patient/*.rs"}
+	}
+	tok, err := devidp.PatientToken(context.Background(), nil, ts.Issuer, nhs, level, proxyFor, scopes)
+	if err != nil {
+		ts.t.Fatalf("patient token: %v", err)
+	}
+	return tok.AccessToken
+}
+
+// systemToken gets a GP-system token for the client of a practice, by client_credentials with
+// private_key_jwt.
+func (ts *testServer) systemToken(clientID string, scopes ...string) string {
+	ts.t.Helper()
+	tok, err := devidp.SystemToken(context.Background(), nil, ts.Issuer, testSeed, clientID, scopes)
+	if err != nil {
+		ts.t.Fatalf("system token: %v", err)
+	}
+	return tok.AccessToken
+}
+
+// bearer is the header that sends token; an empty token sends no Authorization header at all.
+func bearer(token string) header {
+	if token == "" {
+		return header{"Authorization": ""}
+	}
+	return header{"Authorization": "Bearer " + token}
 }
 
 // response is a decoded HTTP answer.
@@ -122,7 +202,12 @@ func (ts *testServer) do(method, path string, body any, h header) *response {
 	if rdr != nil {
 		req.Header.Set("Content-Type", "application/fhir+json")
 	}
+	req.Header.Set("Authorization", "Bearer "+ts.token)
 	for k, v := range h {
+		if v == "" && k == "Authorization" {
+			req.Header.Del(k)
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := ts.http.Do(req)
@@ -184,6 +269,9 @@ func patient(family string, nhs string) map[string]any {
 		"gender":       "female",
 		"birthDate":    "1980-05-17",
 	}
+	// Registered at the test practice (managingOrganization only, so that generalPractitioner stays
+	// free for tests), so that GP-system tokens bound to it may see and write them.
+	p["managingOrganization"] = map[string]any{"reference": "Organization/" + testPracticeID}
 	if nhs != "" {
 		p["identifier"] = []any{map[string]any{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}}
 	}

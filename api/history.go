@@ -81,8 +81,7 @@ func (s *Server) history(c *gin.Context, p pathParams) error {
 		}
 		hq.After = &store.HistoryPosition{LastUpdated: time.UnixMilli(pos.LastUpdated).UTC(), Type: pos.Type, ID: pos.ID, VersionID: pos.Version}
 	}
-	hq.Limit = count + 1
-	versions, err := s.store.History(ctx, hq)
+	versions, err := s.visibleHistory(c, hq, count+1)
 	if err != nil {
 		return err
 	}

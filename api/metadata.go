@@ -127,7 +127,9 @@ func (s *Server) capabilityStatement() capabilityStatement {
 }
 
 func (s *Server) capabilities(c *gin.Context, _ pathParams) error {
-	body, err := json.Marshal(s.capabilityStatement())
+	cs := s.capabilityStatement()
+	cs.Rest[0].Security = s.securitySection(c.Request.Context())
+	body, err := json.Marshal(cs)
 	if err != nil {
 		return internal(err)
 	}

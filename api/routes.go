@@ -159,6 +159,12 @@ func (s *Server) dispatch(c *gin.Context) {
 			s.respondError(c, err)
 			return
 		}
+		if r.interaction != "capabilities" {
+			if err := s.authorize(c, r.interaction, p); err != nil {
+				s.respondError(c, err)
+				return
+			}
+		}
 		if err := r.handle(s, c, p); err != nil {
 			s.respondError(c, err)
 		}

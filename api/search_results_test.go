@@ -64,7 +64,7 @@ func TestSearchSortIncludeRevinclude(t *testing.T) {
 			"/Patient?_id=" + w.pA + "&_revinclude=Immunization:patient",
 			[]string{P(w.pA)}, []string{"Immunization/" + w.iA1, "Immunization/" + w.iA2}},
 		{"_revinclude:iterate follows included resources",
-			"/Organization?_revinclude=Patient:organization&_revinclude:iterate=MedicationRequest:subject",
+			"/Organization?_id=" + w.org + "&_revinclude=Patient:organization&_revinclude:iterate=MedicationRequest:subject",
 			[]string{"Organization/" + w.org}, []string{P(w.pA), "MedicationRequest/" + w.mA}},
 		{"_include and _revinclude together",
 			"/Slot?_id=" + w.slot2 + "&_include=Slot:schedule&_revinclude=Appointment:slot",

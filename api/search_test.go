@@ -257,9 +257,10 @@ func TestHistoryInstanceTypeSystemNewestFirstAndPaged(t *testing.T) {
 	if n := len(typ["entry"].([]any)); n != 4 {
 		t.Errorf("type history has %d entries, want 4", n)
 	}
+	// System history also holds the test practice that the test server creates at start.
 	sys := ts.mustStatus(ts.get("/_history", nil), 200).JSON(t)
-	if ids := entryIDs(t, sys); len(ids) != 5 || ids[0] != org {
-		t.Errorf("system history %v, want 5 entries with the Organization first", ids)
+	if ids := entryIDs(t, sys); len(ids) != 6 || ids[0] != org || ids[5] != testPracticeID {
+		t.Errorf("system history %v, want 6 entries with the Organization first and the test practice last", ids)
 	}
 
 	// Paging through system history yields every version once.
@@ -270,8 +271,8 @@ func TestHistoryInstanceTypeSystemNewestFirstAndPaged(t *testing.T) {
 		count += len(b["entry"].([]any))
 		next = link(b, "next")
 	}
-	if count != 5 {
-		t.Errorf("paged system history served %d entries, want 5", count)
+	if count != 6 {
+		t.Errorf("paged system history served %d entries, want 6", count)
 	}
 
 	future := url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
 )
@@ -33,6 +34,12 @@ type Config struct {
 	Now func() time.Time
 	// Version is reported in the CapabilityStatement.
 	Version string
+	// Auth verifies bearer tokens. It is required: the API never runs without authorisation.
+	Auth *auth.Verifier
+	// IdentityProvider, when set, is served under IdentityProviderPath (the --dev identity provider at
+	// /dev-idp) on the same listener.
+	IdentityProvider     http.Handler
+	IdentityProviderPath string
 }
 
 // Server is the FHIR HTTP API.
@@ -52,6 +59,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.BaseURL == "" {
 		return nil, errors.New("api: no base URL")
+	}
+	if cfg.Auth == nil {
+		return nil, errors.New("api: no token verifier; the API never runs without authorisation")
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.MaxBody <= 0 {
@@ -80,11 +90,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:     cfg,
-		store:   cfg.Store,
 		log:     cfg.Logger,
 		metrics: newMetrics(),
 		cursors: &cursorSigner{key: cfg.CursorKey},
 	}
+	s.store = &guardedStore{Store: cfg.Store, s: s}
 	s.engine = s.routes()
 	return s, nil
 }
@@ -101,9 +111,13 @@ func (s *Server) routes() *gin.Engine {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = false
 	r.ContextWithFallback = true
-	r.Use(s.requestID, s.recoverer, s.accessLog, s.metrics.middleware)
+	r.Use(s.requestID, s.recoverer, s.accessLog, s.metrics.middleware, s.authLog)
 
 	r.GET("/healthz", s.healthz)
+	r.GET("/.well-known/smart-configuration", s.smartConfiguration)
+	if s.cfg.IdentityProvider != nil {
+		r.Any(s.cfg.IdentityProviderPath+"/*rest", gin.WrapH(s.cfg.IdentityProvider))
+	}
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(s.metrics.handler()))
 	r.NoRoute(s.dispatch)
