@@ -333,4 +333,7 @@ type interactionKey struct{}
 
 type decisionRecorderKey struct{}
 
-func interactionFrom(ctx context.Context) string { v, _ := ctx.Value(interactionKey{}).(string); return v }
+func interactionFrom(ctx context.Context) string {
+	v, _ := ctx.Value(interactionKey{}).(string)
+	return v
+}

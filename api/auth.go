@@ -38,7 +38,9 @@ func callerFrom(ctx context.Context) *auth.Caller {
 	return c
 }
 
-func withInternal(ctx context.Context) context.Context { return context.WithValue(ctx, internalKey{}, true) }
+func withInternal(ctx context.Context) context.Context {
+	return context.WithValue(ctx, internalKey{}, true)
+}
 
 func isInternal(ctx context.Context) bool { v, _ := ctx.Value(internalKey{}).(bool); return v }
 

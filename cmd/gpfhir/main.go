@@ -26,6 +26,7 @@ const usage = `usage: gpfhir <command> [flags]
 
 commands:
   serve      run the FHIR server (gpfhir serve --dev for a local demo)
+  dev-token  print an access token from the --dev identity provider, e.g. dev-token --scope system/*.rs
   reindex    rebuild the search index from the stored resources (resumable)
   store copy copy every version from one backend to another (resumable, verified)
   version    print the version
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr, nil)
+	case "dev-token":
+		return devToken(ctx, args[1:], getenv, stdout, stderr)
 	case "reindex":
 		return reindex(ctx, args[1:], getenv, stdout, stderr)
 	case "store":

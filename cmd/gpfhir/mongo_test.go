@@ -22,13 +22,15 @@ func TestMain(m *testing.M) {
 // write is readable, searchable and in history, and that /readyz reports the connection.
 func TestServeOnMongo(t *testing.T) {
 	uri := mongotest.Start(t)
+	issuer := testIdP(t)
+	token := devTokenCmd(t, "--issuer", issuer, "--scope", "system/*.cruds")
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	listening := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- serve(ctx, []string{"--store", "mongo", "--mongodb-uri", uri, "--mongodb-database", mongotest.Database(t),
-			"--addr", "127.0.0.1:0"}, envFrom(nil), logs, listening)
+			"--addr", "127.0.0.1:0", "--oidc-issuer", issuer, "--oidc-audience", testAudience}, envFrom(nil), logs, listening)
 	}()
 	var base string
 	select {
@@ -47,8 +49,11 @@ func TestServeOnMongo(t *testing.T) {
 	if !strings.Contains(logs.String(), "journal with compensation") {
 		t.Errorf("the log must say which atomic-write mode runs (FerretDB has no transactions): %s", logs.String())
 	}
-	resp, err := http.Post(base+"/Organization", "application/fhir+json",
+	req, _ := http.NewRequest("POST", base+"/Organization",
 		strings.NewReader(`{"resourceType":"Organization","name":"Mongo Practice","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"M12345"}]}`))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +65,11 @@ func TestServeOnMongo(t *testing.T) {
 	var bundle struct {
 		Total int `json:"total"`
 	}
-	getJSON(t, base+"/Organization?identifier=M12345&_total=accurate", &bundle)
+	getJSON(t, base+"/Organization?identifier=M12345&_total=accurate", &bundle, token)
 	if bundle.Total != 1 {
 		t.Errorf("search on mongo found %d, want 1", bundle.Total)
 	}
-	getJSON(t, base+"/Organization/_history?_total=accurate", &bundle)
+	getJSON(t, base+"/Organization/_history?_total=accurate", &bundle, token)
 	r, err := http.Get(base + "/readyz")
 	if err != nil || r.StatusCode != 200 {
 		t.Errorf("/readyz on mongo: %v %v", err, r)
@@ -79,7 +84,7 @@ func TestServeRefusesABadMongoURI(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := serve(context.Background(), []string{"--store", "mongo", "--mongodb-uri", tt.uri, "--mongodb-timeout", "1s",
-				"--addr", "127.0.0.1:0"}, envFrom(nil), io.Discard, nil)
+				"--addr", "127.0.0.1:0", "--oidc-issuer", "https://issuer.invalid", "--oidc-audience", testAudience}, envFrom(nil), io.Discard, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("serve with %s: %v", tt.uri, err)
 			}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gpfhir/gpfhir/api"
+	"github.com/gpfhir/gpfhir/auth"
+	"github.com/gpfhir/gpfhir/auth/devidp"
 	"github.com/gpfhir/gpfhir/seed"
 	"github.com/gpfhir/gpfhir/store"
 )
@@ -24,6 +26,7 @@ type serveConfig struct {
 	store        storeConfig
 	oidcIssuers  multiFlag
 	oidcAudience string
+	clientODS    clientODSFlag
 	dev          bool
 	seed         int64
 	maxBody      int64
@@ -39,8 +42,9 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.baseURL, "base-url", "", "public base URL of the FHIR endpoint (default http://<addr>)")
 	addStoreFlags(fs, &cfg.store, "")
 	fs.Var(&cfg.oidcIssuers, "oidc-issuer", "trusted OpenID Connect issuer URL (repeatable)")
-	fs.StringVar(&cfg.oidcAudience, "oidc-audience", "", "required audience of access tokens")
-	fs.BoolVar(&cfg.dev, "dev", false, "development mode: seed demo data into an empty store")
+	fs.StringVar(&cfg.oidcAudience, "oidc-audience", "", "required audience (aud) of access tokens (default with --dev: the base URL)")
+	fs.Var(&cfg.clientODS, "client-ods", "bind a GP-system client to practices: CLIENT=ODS[,ODS] (repeatable; in the environment, separate entries with ;)")
+	fs.BoolVar(&cfg.dev, "dev", false, "development mode: built-in identity provider at /dev-idp, demo data seeded into an empty store")
 	fs.Int64Var(&cfg.seed, "seed", 1, "random seed of the --dev demo data")
 	fs.Int64Var(&cfg.maxBody, "max-body", 10<<20, "largest request body accepted, in bytes")
 	fs.IntVar(&cfg.maxCount, "max-count", 1000, "largest search page size (_count)")
@@ -54,12 +58,19 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err error) {
 	var errs configErrors
 	cfg.store.check(&errs, "")
-	host, _, splitErr := net.SplitHostPort(cfg.addr)
-	if splitErr != nil {
+	if _, _, splitErr := net.SplitHostPort(cfg.addr); splitErr != nil {
 		errs.addf("--addr %q is not host:port: %v", cfg.addr, splitErr)
-	} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		// Authorisation is not built yet, so the API is open; it must not be reachable from elsewhere.
-		errs.addf("--addr %q is not a loopback address: until authorisation is configured the API is open, so it only listens on 127.0.0.1 or localhost", cfg.addr)
+	}
+	// No accidental open server: without the dev identity provider, tokens must come from somewhere.
+	// There is no setting that turns authorisation off.
+	if !cfg.dev && (len(cfg.oidcIssuers) == 0 || cfg.oidcAudience == "") {
+		errs.addf("authorisation needs at least one --oidc-issuer and an --oidc-audience (GPFHIR_OIDC_ISSUER, GPFHIR_OIDC_AUDIENCE); " +
+			"use --dev for the built-in development identity provider. The API never runs without authorisation")
+	}
+	for _, u := range cfg.oidcIssuers {
+		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			errs.addf("--oidc-issuer %q must be an http(s) URL", u)
+		}
 	}
 	if cfg.baseURL != "" && !strings.HasPrefix(cfg.baseURL, "http://") && !strings.HasPrefix(cfg.baseURL, "https://") {
 		errs.addf("--base-url %q must start with http:// or https://", cfg.baseURL)
@@ -115,7 +126,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	if baseURL == "" {
 		baseURL = "http://" + ln.Addr().String()
 	}
-	srv, err := api.New(api.Config{
+	apiCfg := api.Config{
 		Store:     st,
 		BaseURL:   baseURL,
 		MaxBody:   cfg.maxBody,
@@ -123,7 +134,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		CursorKey: cursorKey,
 		Logger:    log,
 		Version:   version,
-	})
+	}
+	if err := buildAuth(&cfg, &apiCfg, log); err != nil {
+		ln.Close()
+		return err
+	}
+	srv, err := api.New(apiCfg)
 	if err != nil {
 		ln.Close()
 		return err
@@ -145,7 +161,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("gpfhir listening", "base_url", baseURL, "store", storeDesc, "dev", cfg.dev)
+	log.Info("gpfhir listening", "base_url", baseURL, "store", storeDesc, "dev", cfg.dev,
+		"oidc_issuers", apiCfg.Auth.Issuers(), "oidc_audience", apiCfg.Auth.Audience())
 	if listening != nil {
 		listening <- baseURL
 	}
@@ -186,5 +203,75 @@ func seedIfEmpty(ctx context.Context, st store.Store, srv *api.Server, seedValue
 		}
 	}
 	log.Info("seeded demo data", "resources", len(resources), "seed", seedValue)
+	return nil
+}
+
+// buildAuth makes the token verifier and, with --dev, the development identity provider at /dev-idp on
+// the same listener, which the verifier then trusts too.
+func buildAuth(cfg *serveConfig, apiCfg *api.Config, log *slog.Logger) error {
+	issuers := append([]string(nil), cfg.oidcIssuers...)
+	audience := cfg.oidcAudience
+	if cfg.dev {
+		if audience == "" {
+			audience = apiCfg.BaseURL
+		}
+		issuer := apiCfg.BaseURL + "/dev-idp"
+		idp, err := devidp.New(devidp.Config{
+			Dev: true, Issuer: issuer, Audience: audience, Seed: cfg.seed,
+			People: seed.People(seed.Options{Seed: cfg.seed}), Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		apiCfg.IdentityProvider, apiCfg.IdentityProviderPath = idp.Handler(), idp.Prefix()
+		issuers = append(issuers, issuer)
+		log.Warn("development identity provider enabled: it signs tokens for anyone who asks; never use --dev with real data",
+			"issuer", issuer)
+	}
+	v, err := auth.NewVerifier(auth.Config{Issuers: issuers, Audience: audience, ClientODS: cfg.clientODS.m})
+	if err != nil {
+		return err
+	}
+	apiCfg.Auth = v
+	return nil
+}
+
+// clientODSFlag is --client-ods CLIENT=ODS[,ODS], repeatable. Commas separate ODS codes, so entries in
+// the environment variable are separated by semicolons.
+type clientODSFlag struct{ m map[string][]string }
+
+func (f *clientODSFlag) String() string {
+	var parts []string
+	for k, v := range f.m {
+		parts = append(parts, k+"="+strings.Join(v, ","))
+	}
+	return strings.Join(parts, ";")
+}
+
+func (f *clientODSFlag) Set(v string) error {
+	for _, entry := range strings.Split(v, ";") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		client, codes, ok := strings.Cut(entry, "=")
+		client = strings.TrimSpace(client)
+		if !ok || client == "" {
+			return fmt.Errorf("%q is not CLIENT=ODS[,ODS]", entry)
+		}
+		var ods []string
+		for _, c := range strings.Split(codes, ",") {
+			if c = strings.TrimSpace(c); c != "" {
+				ods = append(ods, c)
+			}
+		}
+		if len(ods) == 0 {
+			return fmt.Errorf("%q binds client %s to no ODS code", entry, client)
+		}
+		if f.m == nil {
+			f.m = map[string][]string{}
+		}
+		f.m[client] = append(f.m[client], ods...)
+	}
 	return nil
 }

@@ -7,10 +7,14 @@ import (
 	"flag"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gpfhir/gpfhir/auth/devidp"
+	"github.com/gpfhir/gpfhir/seed"
 )
 
 func envFrom(m map[string]string) func(string) string {
@@ -45,12 +49,12 @@ func TestFlagBeatsEnvironmentBeatsDefault(t *testing.T) {
 
 func TestConfigurationErrorsAreReportedTogether(t *testing.T) {
 	err := serve(context.Background(), []string{
-		"--store", "cassandra", "--addr", "0.0.0.0:80", "--max-body", "0", "--log-level", "loud", "--cursor-key", "zz",
+		"--store", "cassandra", "--addr", "no-port", "--max-body", "0", "--log-level", "loud", "--cursor-key", "zz",
 	}, envFrom(nil), io.Discard, nil)
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{"--store", "--addr", "--max-body", "--log-level", "--cursor-key"} {
+	for _, want := range []string{"--store", "--addr", "--max-body", "--log-level", "--cursor-key", "--oidc-issuer"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
@@ -63,6 +67,77 @@ func TestConfigurationErrorsAreReportedTogether(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "GPFHIR_MAX_COUNT") {
 		t.Errorf("a bad environment value must be named: %v", err)
 	}
+}
+
+// TestNoAccidentalOpenServer: without --dev, serve needs trusted issuers and an audience, and says so in
+// one message; any address may be listened on once tokens are required.
+func TestNoAccidentalOpenServer(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"nothing configured", nil, nil},
+		{"an issuer but no audience", []string{"--oidc-issuer", "https://auth.login.nhs.uk"}, nil},
+		{"an audience but no issuer", nil, map[string]string{"GPFHIR_OIDC_AUDIENCE": "https://gpfhir.example/fhir"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := serve(context.Background(), append([]string{"--data-dir", t.TempDir()}, tt.args...), envFrom(tt.env), io.Discard, nil)
+			if err == nil || !strings.Contains(err.Error(), "--oidc-issuer and an --oidc-audience") {
+				t.Fatalf("serve started or said something else: %v", err)
+			}
+		})
+	}
+	var cfg serveConfig
+	fs := serveFlags(&cfg)
+	if err := parseFlags(fs, []string{"--addr", "0.0.0.0:8443", "--oidc-issuer", "https://auth.login.nhs.uk", "--oidc-audience", "x",
+		"--client-ods", "gp-1=A81001,B82005", "--client-ods", "gp-2=P81002"}, envFrom(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cfg.validate(); err != nil {
+		t.Errorf("a non-loopback address with authorisation configured: %v", err)
+	}
+	if got := strings.Join(cfg.clientODS.m["gp-1"], ","); got != "A81001,B82005" || len(cfg.clientODS.m["gp-2"]) != 1 {
+		t.Errorf("--client-ods parsed as %v", cfg.clientODS.m)
+	}
+	var env serveConfig
+	if err := parseFlags(serveFlags(&env), nil, envFrom(map[string]string{"GPFHIR_CLIENT_ODS": "gp-1=A81001,B82005;gp-2=P81002"})); err != nil {
+		t.Fatal(err)
+	}
+	if len(env.clientODS.m["gp-1"]) != 2 || len(env.clientODS.m["gp-2"]) != 1 {
+		t.Errorf("GPFHIR_CLIENT_ODS parsed as %v", env.clientODS.m)
+	}
+}
+
+// testIdP serves a development identity provider on its own loopback server, as an external issuer
+// for serve without --dev. Its audience is testAudience.
+func testIdP(t *testing.T) string {
+	t.Helper()
+	var h http.Handler
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(hs.Close)
+	idp, err := devidp.New(devidp.Config{Dev: true, Issuer: hs.URL + "/dev-idp", Audience: testAudience, Seed: 1,
+		People: seed.People(seed.Options{Seed: 1})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/dev-idp/", idp.Handler())
+	h = mux
+	return hs.URL + "/dev-idp"
+}
+
+const testAudience = "https://gpfhir.test/fhir"
+
+// devTokenCmd runs `gpfhir dev-token` and returns what it prints.
+func devTokenCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), append([]string{"dev-token"}, args...), envFrom(nil), &out, &errb); err != nil {
+		t.Fatalf("dev-token %v: %v %s", args, err, errb.String())
+	}
+	return strings.TrimSpace(out.String())
 }
 
 func TestUnknownCommandAndHelp(t *testing.T) {
@@ -98,14 +173,16 @@ func TestServeDevSeedsAndDrainsOnShutdown(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("server did not start")
 	}
+	// The token comes from the server's own identity provider, through dev-token's real flow.
+	token := devTokenCmd(t, "--issuer", base+"/dev-idp", "--scope", "system/*.cruds")
 	var bundle struct {
 		Total int `json:"total"`
 	}
-	getJSON(t, base+"/Patient?_total=accurate&_count=0", &bundle)
+	getJSON(t, base+"/Patient?_total=accurate&_count=0", &bundle, token)
 	if bundle.Total != 50 {
 		t.Errorf("seeded %d patients, want 50", bundle.Total)
 	}
-	getJSON(t, base+"/Slot?status=free&_total=accurate&_count=0", &bundle)
+	getJSON(t, base+"/Slot?status=free&_total=accurate&_count=0", &bundle, token)
 	if bundle.Total == 0 {
 		t.Errorf("no free slots seeded")
 	}
@@ -114,6 +191,7 @@ func TestServeDevSeedsAndDrainsOnShutdown(t *testing.T) {
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequest("POST", base+"/Organization", pr)
 	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Authorization", "Bearer "+token)
 	respc := make(chan *http.Response, 1)
 	go func() {
 		resp, err := http.DefaultClient.Do(req)
@@ -154,11 +232,16 @@ func TestServeDevSeedsAndDrainsOnShutdown(t *testing.T) {
 		done <- serve(ctx2, []string{"--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, envFrom(nil), logs2, listening)
 	}()
 	base = <-listening
-	getJSON(t, base+"/Patient?_total=accurate&_count=0", &bundle)
+	// The identity provider's signing key is new after a restart, so the old token is refused.
+	if resp, err := authGet(base+"/Patient", token); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a token from before the restart: %v %v", err, resp)
+	}
+	token = devTokenCmd(t, "--issuer", base+"/dev-idp", "--scope", "system/*.rs")
+	getJSON(t, base+"/Patient?_total=accurate&_count=0", &bundle, token)
 	if bundle.Total != 50 {
 		t.Errorf("after restart %d patients, want 50", bundle.Total)
 	}
-	getJSON(t, base+"/Organization?_total=accurate&_count=0", &bundle)
+	getJSON(t, base+"/Organization?_total=accurate&_count=0", &bundle, token)
 	if bundle.Total != 4 {
 		t.Errorf("after restart %d organizations, want the 3 seeded plus the one written during shutdown", bundle.Total)
 	}
@@ -168,9 +251,27 @@ func TestServeDevSeedsAndDrainsOnShutdown(t *testing.T) {
 	}
 }
 
-func getJSON(t *testing.T, url string, dst any) {
+func authGet(url, token string) (*http.Response, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	return resp, err
+}
+
+func getJSON(t *testing.T, url string, dst any, token string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
