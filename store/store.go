@@ -22,6 +22,30 @@ var (
 	ErrUnavailable = errors.New("store: unavailable")
 )
 
+// AuditEventType is the resource type of audit records. Apply and SetIndex refuse it; records of this
+// type are written only by AppendAudit.
+const AuditEventType = "AuditEvent"
+
+// MaxAuditBatch is the largest number of records one AppendAudit takes. A batch is one atomic write, and
+// on MongoDB without transactions one document, which must stay well inside 16 MB.
+const MaxAuditBatch = 1000
+
+// AuditRecord is one link of the audit chain: an AuditEvent and its place in the chain.
+type AuditRecord struct {
+	// Seq is the position in the chain: 1-based and contiguous.
+	Seq int64
+	// ID is the AuditEvent's logical id.
+	ID string
+	// Recorded is the AuditEvent's lastUpdated (UTC; the chain keeps milliseconds).
+	Recorded time.Time
+	// Body is the AuditEvent JSON exactly as it will be served, meta included.
+	Body []byte
+	// Index holds the search-index entries of the AuditEvent. It is not part of the hash.
+	Index []IndexEntry
+	// Hash is ChainHash(previous record's Hash, this record).
+	Hash []byte
+}
+
 // Resource is one stored version of a FHIR resource.
 type Resource struct {
 	Type        string
@@ -192,7 +216,8 @@ type Store interface {
 	// GetVersion returns one version, which may be a tombstone. ErrNotFound if there is no such version.
 	GetVersion(ctx context.Context, typ, id string, version int64) (Resource, error)
 
-	// Apply performs every write or none of them, atomically. If any write's ExpectVersion does not match
+	// Apply performs every write or none of them, atomically. It refuses (ErrInvalidQuery) any write of
+	// type AuditEventType: audit records are appended with AppendAudit and never changed. If any write's ExpectVersion does not match
 	// the current version, nothing is written and ErrVersionConflict is returned. The same resource may
 	// not appear twice in one group. A nil error means the group is durable.
 	Apply(ctx context.Context, writes []Write) error
@@ -208,8 +233,28 @@ type Store interface {
 
 	// SetIndex replaces the index entries of the current version without creating a new version, for
 	// reindexing after an extraction rule changes. ErrVersionConflict if version is no longer current,
-	// ErrNotFound if the resource does not exist.
+	// ErrNotFound if the resource does not exist. ErrInvalidQuery for type AuditEventType: audit records
+	// keep the index they were appended with (reindexing them is not supported).
 	SetIndex(ctx context.Context, typ, id string, version int64, index []IndexEntry) error
+
+	// AppendAudit appends records at the end of the audit chain, all or none. records[i].Seq must be
+	// head+1+i and records[i].Hash must be ChainHash of the previous record's hash and records[i] (use
+	// Chain to fill both). If another writer appended first (records[0].Seq is not head+1), it returns
+	// ErrVersionConflict and writes nothing: re-read the head, Chain again and retry (AppendChained does
+	// exactly that). ErrInvalidQuery if the records are malformed (no id, an id used twice or already
+	// stored, a hash that does not chain, a batch over MaxAuditBatch). A nil error means the records are
+	// durable; each is then also an ordinary resource of type AuditEventType, version 1, readable by Get,
+	// GetVersion and History and found by Search and Count through its Index, for ever.
+	AppendAudit(ctx context.Context, records []AuditRecord) error
+
+	// AuditHead returns the Seq and Hash of the last record in the chain, or 0 and nil for an empty chain.
+	AuditHead(ctx context.Context) (seq int64, hash []byte, err error)
+
+	// AuditRange returns at most limit records (limit <= 0: all) with Seq > after, in Seq order, with Seq, ID, Recorded,
+	// Body and Hash as stored (Index is not returned: it is derived from Body). Body and Recorded are
+	// read from where Get and History serve them, so that an edit of a served record shows up as a hash
+	// mismatch in VerifyAudit. A record whose resource is missing comes back with a nil Body.
+	AuditRange(ctx context.Context, after int64, limit int) ([]AuditRecord, error)
 
 	// Ping checks that the backend is reachable, for /readyz.
 	Ping(ctx context.Context) error

@@ -24,6 +24,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("ApplyAtomicity", func(t *testing.T) { testAtomicity(t, newStore(t)) })
 	t.Run("IndexReplacement", func(t *testing.T) { testIndexReplacement(t, newStore(t)) })
 	t.Run("SetIndex", func(t *testing.T) { testSetIndex(t, newStore(t)) })
+	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore(t)) })
+	t.Run("AuditConcurrentAppenders", func(t *testing.T) { testAuditConcurrent(t, newStore(t)) })
 	t.Run("PingAndClose", func(t *testing.T) { testPingClose(t, newStore(t)) })
 }
 

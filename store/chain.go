@@ -1,0 +1,255 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// The audit trail is one linear hash chain. Record n carries Hash(n) = SHA-256(Hash(n-1), record n), so
+// each hash commits to the whole trail before it: editing a record's body, id, time or position breaks
+// its own link, deleting one leaves a gap in Seq, and swapping two breaks both, because Seq is hashed.
+//
+// Why one linear chain rather than a Merkle tree or one chain per process:
+//   - Verification is one sequential read and needs no other state; "the first broken link" is a
+//     well-defined answer an auditor can act on.
+//   - Several gpfhir processes share one store without coordinating among themselves: AppendAudit is a
+//     compare-and-swap on the head (records[0].Seq must be head+1), so appenders are serialised by the
+//     store (SQLite's write lock; a unique key on MongoDB) and the loser re-chains on the new head and
+//     retries. A per-process chain would avoid the contention but leave no total order, and deleting a
+//     whole process's chain would go unnoticed.
+//   - The single head is a point of serialisation, but one append carries a whole batch: the API's group
+//     commit gathers the records of many concurrent requests into one AppendAudit, so the chain costs
+//     one CAS per batch, not per request. A Merkle structure would only pay off for inclusion proofs to
+//     third parties, which nobody asks for here.
+//
+// Limits, by design: the chain proves integrity relative to its own head. Removing records from the end
+// (truncation) or rewriting the whole tail with fresh hashes is only detectable against a head recorded
+// elsewhere: gpfhir audit verify and audit export print the head hash so that operators can keep it
+// (anchoring). The Index of a record is derived from its Body and is not hashed.
+
+// ChainHash returns the hash of r as the successor of a record whose hash is prev (nil for the first
+// record). It covers Seq, ID, Recorded (Unix milliseconds) and Body, each length-prefixed so that no two
+// different records encode alike; it does not cover Index or r.Hash.
+func ChainHash(prev []byte, r AuditRecord) []byte {
+	h := sha256.New()
+	var n [8]byte
+	field := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	num := func(v int64) {
+		var b [8]byte // not n: field writes the length prefix there
+		binary.BigEndian.PutUint64(b[:], uint64(v))
+		field(b[:])
+	}
+	field([]byte("gpfhir-audit-v1"))
+	field(prev)
+	num(r.Seq)
+	field([]byte(r.ID))
+	num(r.Recorded.UnixMilli())
+	field(r.Body)
+	return h.Sum(nil)
+}
+
+// Chain numbers records head+1, head+2, ... and fills their Hash, starting from the head's hash, so that
+// they are ready for AppendAudit. It changes records in place.
+func Chain(prevHash []byte, head int64, records []AuditRecord) {
+	prev := prevHash
+	for i := range records {
+		records[i].Seq = head + 1 + int64(i)
+		records[i].Hash = ChainHash(prev, records[i])
+		prev = records[i].Hash
+	}
+}
+
+// AppendChained appends records at the end of s's chain, whatever the head is: it reads the head, chains
+// the records on it and appends them, and on ErrVersionConflict (another writer appended first) does it
+// again, up to attempts times. It fills Seq and Hash of records. Errors other than a conflict are
+// returned at once; after the last attempt it returns ErrVersionConflict.
+func AppendChained(ctx context.Context, s Store, records []AuditRecord, attempts int) error {
+	var err error
+	for range max(attempts, 1) {
+		var head int64
+		var hash []byte
+		if head, hash, err = s.AuditHead(ctx); err != nil {
+			return err
+		}
+		Chain(hash, head, records)
+		if err = s.AppendAudit(ctx, records); !errors.Is(err, ErrVersionConflict) {
+			return err
+		}
+	}
+	return err
+}
+
+// CheckAuditBatch checks what AppendAudit can check without reading the store: size, ids, Seq
+// contiguity within the batch and the links between the batch's own hashes. Backends call it first and
+// then check records[0] against their head. It returns ErrInvalidQuery.
+func CheckAuditBatch(records []AuditRecord) error {
+	if len(records) > MaxAuditBatch {
+		return fmt.Errorf("%w: %d audit records in one batch, at most %d", ErrInvalidQuery, len(records), MaxAuditBatch)
+	}
+	seen := make(map[string]bool, len(records))
+	for i, r := range records {
+		switch {
+		case r.ID == "":
+			return fmt.Errorf("%w: audit record %d has no id", ErrInvalidQuery, r.Seq)
+		case seen[r.ID]:
+			return fmt.Errorf("%w: AuditEvent/%s appears twice in one batch", ErrInvalidQuery, r.ID)
+		case r.Seq < 1 || (i > 0 && r.Seq != records[i-1].Seq+1):
+			return fmt.Errorf("%w: audit record %d does not follow %d", ErrInvalidQuery, r.Seq, records[max(i-1, 0)].Seq)
+		case len(r.Body) == 0:
+			return fmt.Errorf("%w: audit record %d has no body", ErrInvalidQuery, r.Seq)
+		case i > 0 && !bytes.Equal(r.Hash, ChainHash(records[i-1].Hash, r)):
+			return fmt.Errorf("%w: audit record %d does not chain on record %d", ErrInvalidQuery, r.Seq, records[i-1].Seq)
+		}
+		seen[r.ID] = true
+	}
+	return nil
+}
+
+// CheckAuditLink checks that first chains on the head (seq, hash) read inside the append. A Seq other
+// than head+1 is ErrVersionConflict (someone appended first); a hash that does not chain on the head is
+// ErrInvalidQuery (the caller chained on something that is not the head).
+func CheckAuditLink(headSeq int64, headHash []byte, first AuditRecord) error {
+	if first.Seq != headSeq+1 {
+		return fmt.Errorf("%w: audit chain head is %d, batch starts at %d", ErrVersionConflict, headSeq, first.Seq)
+	}
+	if !bytes.Equal(first.Hash, ChainHash(headHash, first)) {
+		return fmt.Errorf("%w: audit record %d does not chain on the head", ErrInvalidQuery, first.Seq)
+	}
+	return nil
+}
+
+// VerifyResult is the outcome of VerifyAudit.
+type VerifyResult struct {
+	// Intact is true when every link holds.
+	Intact bool
+	// Records is how many records were verified intact (when broken: how many precede the broken link).
+	Records int64
+	// BrokenAt is the Seq of the first broken link, 0 when intact.
+	BrokenAt int64
+	// Reason says what is wrong at BrokenAt.
+	Reason string
+	// Head is the hash of the last intact record, for anchoring outside the store.
+	Head []byte
+}
+
+// String is the report of gpfhir audit verify and $verify.
+func (v VerifyResult) String() string {
+	if v.Intact {
+		return fmt.Sprintf("intact, %d records", v.Records)
+	}
+	return fmt.Sprintf("broken at record %d: %s (%d records before it are intact)", v.BrokenAt, v.Reason, v.Records)
+}
+
+// verifyPage is how many records VerifyAudit reads at a time; it also bounds the _id list of the
+// search that checks the served copies.
+const verifyPage = 200
+
+// VerifyAudit walks the whole chain in Seq order and reports whether it is intact or where it first
+// breaks: a missing record (a gap in Seq), a record out of order, a record that does not match its hash
+// (its body, id, time or position changed, or its predecessor did), a record that Search does not serve
+// as chained, or AuditEvents served that are not in the chain. The error is for a store that cannot be
+// read, never for a broken chain. Records appended while it runs may or may not be included.
+func VerifyAudit(ctx context.Context, s Store) (VerifyResult, error) {
+	// Counted before the walk: every AuditEvent counted now is in the chain by the time the walk ends,
+	// so a count above the walk's total means records that were never appended.
+	served, err := s.Count(ctx, Query{Type: AuditEventType})
+	if err != nil {
+		return VerifyResult{}, err
+	}
+	var res VerifyResult
+	broken := func(at int64, format string, args ...any) (VerifyResult, error) {
+		res.BrokenAt, res.Reason = at, fmt.Sprintf(format, args...)
+		return res, nil
+	}
+	for {
+		page, err := s.AuditRange(ctx, res.Records, verifyPage)
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		// k is the first record of the page whose link is broken, and why.
+		k, why := len(page), ""
+		prev := res.Head
+		for j, r := range page {
+			want := res.Records + 1 + int64(j)
+			switch {
+			case r.Seq > want:
+				why = fmt.Sprintf("record %d is missing (the next stored record is %d)", want, r.Seq)
+			case r.Seq < want:
+				why = fmt.Sprintf("record %d is out of order (after record %d)", r.Seq, want-1)
+			case r.Body == nil:
+				why = fmt.Sprintf("AuditEvent/%s is missing from the store", r.ID)
+			case !bytes.Equal(r.Hash, ChainHash(prev, r)):
+				why = fmt.Sprintf("AuditEvent/%s does not match its hash: it was changed or moved, or the record before it was", r.ID)
+			}
+			if why != "" {
+				k = j
+				break
+			}
+			prev = r.Hash
+		}
+		// The records before k are chained; now check that they are what Search and Get serve. A backend
+		// may keep more than one copy of a body (MongoDB keeps the current document and the history
+		// version): AuditRange reads one, Search the other.
+		i, msg, err := servedAsChained(ctx, s, page[:k])
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		if i > 0 {
+			res.Records, res.Head = page[i-1].Seq, page[i-1].Hash
+		}
+		if msg != "" {
+			return broken(page[i].Seq, "%s", msg)
+		}
+		if why != "" {
+			return broken(res.Records+1, "%s", why)
+		}
+	}
+	if int64(served) > res.Records {
+		return broken(res.Records+1, "%d AuditEvents are served that are not in the chain", int64(served)-res.Records)
+	}
+	res.Intact = true
+	return res, nil
+}
+
+// servedAsChained checks that Search serves each record of page with the same body, lastUpdated and
+// version 1. It returns the index of the first record that is not, with the reason, or len(page) and "".
+func servedAsChained(ctx context.Context, s Store, page []AuditRecord) (int, string, error) {
+	if len(page) == 0 {
+		return 0, "", nil
+	}
+	c := make(Clause, 0, len(page))
+	for _, r := range page {
+		c = append(c, Predicate{Param: ParamID, Match: MatchExact, Value: r.ID})
+	}
+	hits, err := s.Search(ctx, Query{Type: AuditEventType, Clauses: []Clause{c}})
+	if err != nil {
+		return 0, "", err
+	}
+	got := make(map[string]Resource, len(hits))
+	for _, h := range hits {
+		got[h.Resource.ID] = h.Resource
+	}
+	for i, r := range page {
+		g, ok := got[r.ID]
+		switch {
+		case !ok:
+			return i, fmt.Sprintf("AuditEvent/%s is chained but not served by search", r.ID), nil
+		case !bytes.Equal(g.Body, r.Body):
+			return i, fmt.Sprintf("AuditEvent/%s is served with a body other than the chained one", r.ID), nil
+		case g.LastUpdated.UnixMilli() != r.Recorded.UnixMilli() || g.VersionID != 1:
+			return i, fmt.Sprintf("AuditEvent/%s is served with a time or version other than the chained one", r.ID), nil
+		}
+	}
+	return len(page), "", nil
+}
