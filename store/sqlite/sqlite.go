@@ -17,7 +17,9 @@ import (
 )
 
 // schemaVersion is stored in PRAGMA user_version; Open refuses a file written by a newer schema.
-const schemaVersion = 1
+// Version 2 added the audit chain: a version-1 binary would let Apply change AuditEvents, so it must
+// not open the file.
+const schemaVersion = 2
 
 // The body lives only in history: the current table points at a version, so an update writes the body once.
 // idx rows have one column per IndexEntry field; which indexes serve which Match is listed in query.go.
@@ -57,6 +59,14 @@ var schema = []string{
 	`CREATE INDEX IF NOT EXISTS idx_text ON idx (type, param, text, id)`,
 	`CREATE INDEX IF NOT EXISTS idx_range ON idx (type, param, lo, hi, id)`,
 	`CREATE INDEX IF NOT EXISTS idx_resource ON idx (type, id, param, value, text, lo)`,
+	// The audit chain: one row per record, in chain order. The record's body and time live in history
+	// (type AuditEvent, version 1) only, where Get and Search serve them from, so there is one copy to
+	// tamper with and verification reads that copy. See audit.go.
+	`CREATE TABLE IF NOT EXISTS audit (
+		seq INTEGER PRIMARY KEY,
+		id TEXT NOT NULL UNIQUE,
+		hash BLOB NOT NULL
+	)`,
 }
 
 // Store is a SQLite-backed store.Store. It is safe for concurrent use, and several processes may open the
@@ -215,6 +225,8 @@ func validateWrites(writes []store.Write) error {
 	for i, w := range writes {
 		r := w.Resource
 		switch {
+		case r.Type == store.AuditEventType:
+			return fmt.Errorf("%w: write %d: AuditEvents are appended with AppendAudit and never changed", store.ErrInvalidQuery, i)
 		case r.Type == "" || r.ID == "":
 			return fmt.Errorf("%w: write %d has no type or id", store.ErrInvalidQuery, i)
 		case w.ExpectVersion < 0 || r.VersionID != w.ExpectVersion+1:
@@ -315,6 +327,9 @@ func insertEntries(ctx context.Context, st *sql.Stmt, typ, id string, index []st
 // SetIndex replaces the index entries of the current version in place. ErrNotFound if the resource does
 // not exist or is deleted (a tombstone has no index); ErrVersionConflict if version is not current.
 func (s *Store) SetIndex(ctx context.Context, typ, id string, version int64, index []store.IndexEntry) error {
+	if typ == store.AuditEventType {
+		return fmt.Errorf("%w: the index of an AuditEvent is kept as appended", store.ErrInvalidQuery)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return translate(err)
