@@ -28,6 +28,9 @@ func (s *Store) Apply(ctx context.Context, writes []store.Write) error {
 		if r.Type == "" || r.ID == "" {
 			return fmt.Errorf("%w: write without type or id", store.ErrInvalidQuery)
 		}
+		if r.Type == store.AuditEventType {
+			return fmt.Errorf("%w: AuditEvents are appended with AppendAudit and never changed", store.ErrInvalidQuery)
+		}
 		if r.VersionID != w.ExpectVersion+1 || w.ExpectVersion < 0 {
 			return fmt.Errorf("%w: %s/%s version %d does not follow %d", store.ErrInvalidQuery, r.Type, r.ID, r.VersionID, w.ExpectVersion)
 		}

@@ -18,6 +18,13 @@
 //	idx         one document per date/number entry: {t, r (id), p, lo, hi}
 //	history     every version, tombstones included, _id = "Type/id/version": {t, r, v, lu, del, body}
 //	journal     unfinished atomic groups (journal mode only)
+//	audit       the audit chain, one document per appended batch, _id = Seq of its first record:
+//	            last (Seq of its last record), recs [{s, id, h}] (Seq, AuditEvent id, chain hash), and
+//	            while pending (journal mode) pend: true and m (the batch's res_AuditEvent documents)
+//
+// AuditEvents themselves are ordinary documents of res_AuditEvent, history (version 1) and idx, so FHIR
+// search on AuditEvent runs on the same index encoding as every other type. Apply and SetIndex refuse
+// type AuditEvent; only AppendAudit writes them, and nothing in the package changes or removes them.
 //
 // # Index encoding and its trade-off
 //
@@ -63,6 +70,8 @@
 //	History of one resource / one type / system     history t_r_v / t_lu / lu_t_r_v
 //	replacing a resource's date/number entries      idx t_r
 //	recovery                                        journal exp
+//	audit head (last batch), CAS on the first Seq   audit _id (unique)
+//	AuditRange                                      audit last, then history _id
 //
 // Indexes of history, idx and journal are created at Open, those of res_<Type> at Open for
 // Options.Types and otherwise at the first write of the type; existing ones (by name) are left alone.
@@ -90,6 +99,32 @@
 //     isolated: a reader can see part of a group while it is applied, and other writers get
 //     store.ErrVersionConflict on resources of an unfinished group.
 //
+// # Audit chain
+//
+// AppendAudit's compare-and-swap is the insert of the batch document: its _id is the batch's first Seq,
+// which must be the head's last Seq + 1, and _id is unique, so of two appenders that read the same head
+// exactly one inserts (the other gets duplicate key 11000, store.ErrVersionConflict, and has written
+// nothing). Every batch starts right after an existing batch ends, so batches never overlap. A batch is
+// one document, so it is chained all or none even without transactions (hence store.MaxAuditBatch).
+//
+//   - With transactions: the head check, the batch document and the AuditEvent documents are one
+//     transaction. All or nothing, isolated.
+//   - Journal mode (FerretDB, standalone): the batch document is the commit point and carries the
+//     AuditEvent documents in m with pend set; the AuditEvent documents are then inserted (duplicates
+//     ignored, idx _ids deterministic, so doing it twice is harmless) and pend and m are removed. A crash
+//     in between leaves the batch chained but not yet readable by Get or Search. It is not rolled back,
+//     because another process may already have chained on it: it is rolled forward by the next reader of
+//     the head (AppendAudit, AuditHead, AuditRange, Open in any process). An appender finishes a pending
+//     head before it appends, so only the head batch can ever be pending, and an id check against
+//     res_AuditEvent sees every earlier record. A nil error means the batch document is written with the
+//     configured write concern; its AuditEvents are then readable, unless writing them failed, in which
+//     case the next reader of the head writes them (returning an error there would make the caller append
+//     the records a second time).
+//
+// The body of an AuditEvent is kept twice, like every resource here: in res_AuditEvent (served by Get and
+// Search) and in history (GetVersion, History). AuditRange reads history; store.VerifyAudit checks the
+// res_AuditEvent copy against it through Search, so an edit of either copy is reported.
+//
 // Driver errors are translated in errors.go only: 11000 and write conflicts become ErrVersionConflict,
 // timeouts, network and server-selection errors ErrUnavailable, no document ErrNotFound.
 //
@@ -104,6 +139,14 @@
 //	idx         {t: 1, r: "hashed"}  replacing a resource's entries targets one shard; range
 //	                              predicates run on every shard against t_p_lo_hi.
 //	journal     unsharded         only used without transactions, which sharded clusters always have.
+//	audit       unsharded         small (ids and hashes only, one document per batch) and written at one
+//	                              point, the head, whatever the key: sharding it adds no write capacity.
+//	                              If it must be sharded, use {_id: "hashed"}: _id stays unique (the CAS),
+//	                              and the head and range reads become scatter-gather. Not a ranged time or
+//	                              Seq key: monotonic keys send every insert to the last chunk.
+//	res_AuditEvent {_id: "hashed"} the bulk of the audit data; ids are random, so writes spread evenly,
+//	                              and the auditor's searches (date, patient, agent) are scatter-gather
+//	                              like every other type's.
 //
 // Transactions that span shards need MongoDB 4.2 or later.
 package mongo

@@ -82,6 +82,9 @@ type Store struct {
 	// afterWrite, when set (tests only), is called after write i of a group has been applied. A non-nil
 	// error aborts Apply at once, without compensation, as a crash would.
 	afterWrite func(i int) error
+	// afterAuditChain, when set (tests only), is called after a batch document is inserted in journal
+	// mode; a non-nil error makes AppendAudit return at once, as a crash would.
+	afterAuditChain func() error
 
 	wg     sync.WaitGroup
 	mu     sync.RWMutex
@@ -181,6 +184,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.recoverJournal(ctx, false); err != nil {
 		return fail(err)
 	}
+	// Finishes the head batch of the audit chain if a process died while writing its AuditEvents.
+	if _, err := s.auditHeadDoc(ctx); err != nil {
+		return fail(err)
+	}
 	return s, nil
 }
 
@@ -272,8 +279,11 @@ func (s *Store) ensureBaseIndexes(ctx context.Context) error {
 		collJournal: {
 			indexSpec{"exp", bson.D{{Key: "exp", Value: 1}}},
 		},
+		collAudit: {
+			indexSpec{"last", bson.D{{Key: "last", Value: 1}}},
+		},
 	}
-	for _, c := range []string{collHistory, collIdx, collJournal} {
+	for _, c := range []string{collHistory, collIdx, collJournal, collAudit} {
 		if err := createIndexes(ctx, s.db.Collection(c), sets[c]); err != nil {
 			return err
 		}

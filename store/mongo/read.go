@@ -106,6 +106,9 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Reso
 // idx entries change together; in journal mode they are two writes, and a crash in between leaves the
 // date/number entries of the previous extraction until SetIndex is run again.
 func (s *Store) SetIndex(ctx context.Context, typ, id string, version int64, index []store.IndexEntry) error {
+	if typ == store.AuditEventType {
+		return fmt.Errorf("%w: the index of an AuditEvent is kept as appended", store.ErrInvalidQuery)
+	}
 	if err := s.begin(); err != nil {
 		return err
 	}
