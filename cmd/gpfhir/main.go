@@ -28,7 +28,9 @@ commands:
   serve      run the FHIR server (gpfhir serve --dev for a local demo)
   dev-token  print an access token from the --dev identity provider, e.g. dev-token --scope system/*.rs
   reindex    rebuild the search index from the stored resources (resumable)
-  store copy copy every version from one backend to another (resumable, verified)
+  store copy copy every version and the audit chain from one backend to another (resumable, verified)
+  audit verify   check the audit trail's hash chain: "intact, N records" or the first broken link
+  audit export   write AuditEvents as ndjson for archiving (--since, --until RFC 3339, --out file)
   version    print the version
 
 Run "gpfhir <command> -h" for the flags of a command. Every flag can also be set with a GPFHIR_*
@@ -50,6 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return reindex(ctx, args[1:], getenv, stdout, stderr)
 	case "store":
 		return storeCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "audit":
+		return auditCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gpfhir", version)
 		return nil

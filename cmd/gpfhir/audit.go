@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/store"
+)
+
+const auditUsage = `usage:
+  gpfhir audit verify [store flags]
+  gpfhir audit export [--since RFC3339] [--until RFC3339] [--out file] [store flags]`
+
+// auditCommand dispatches "gpfhir audit <subcommand>".
+func auditCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(auditUsage)
+	}
+	switch args[0] {
+	case "verify":
+		return auditVerify(ctx, args[1:], getenv, stdout)
+	case "export":
+		return auditExport(ctx, args[1:], getenv, stdout, stderr)
+	}
+	return fmt.Errorf("unknown audit command %q\n%s", args[0], auditUsage)
+}
+
+// openAuditStore parses the store flags (plus whatever extra defined on fs) and opens the store.
+func openAuditStore(ctx context.Context, fs *flag.FlagSet, cfg *storeConfig, args []string, getenv func(string) string, check func(*configErrors)) (store.Store, error) {
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return nil, err
+	}
+	var errs configErrors
+	cfg.check(&errs, "")
+	if check != nil {
+		check(&errs)
+	}
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	st, _, err := cfg.open(ctx)
+	return st, err
+}
+
+// auditVerify walks the whole audit chain offline and prints "intact, N records" or the first broken
+// link. A broken chain is an error, so the exit status is non-zero. The head hash is printed so that
+// operators can keep it elsewhere: truncating the end of the chain is only detectable against it.
+func auditVerify(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var cfg storeConfig
+	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	addStoreFlags(fs, &cfg, "")
+	st, err := openAuditStore(ctx, fs, &cfg, args, getenv, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	res, err := store.VerifyAudit(ctx, st)
+	if err != nil {
+		return fmt.Errorf("audit verify: %w", err)
+	}
+	fmt.Fprintln(stdout, res)
+	if res.Records > 0 {
+		fmt.Fprintf(stdout, "head: record %d, hash %s\n", res.Records, hex.EncodeToString(res.Head))
+	}
+	if !res.Intact {
+		return fmt.Errorf("the audit chain is broken at record %d", res.BrokenAt)
+	}
+	return nil
+}
+
+// auditExport writes the AuditEvents recorded in [--since, --until) as ndjson, one body per line in
+// chain order, for archiving. With --out it writes a temporary file beside the target and renames it
+// at the end, so an interrupted export never leaves a truncated archive under the final name. It reads
+// the whole chain (the records' times are not monotonic in Seq when several processes append), and
+// reports the chain head it saw so that the archive can be tied to a later verify.
+func auditExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg storeConfig
+	var sinceS, untilS, out string
+	fs := flag.NewFlagSet("audit export", flag.ContinueOnError)
+	addStoreFlags(fs, &cfg, "")
+	fs.StringVar(&sinceS, "since", "", "export records recorded at or after this RFC 3339 time (default: the first)")
+	fs.StringVar(&untilS, "until", "", "export records recorded before this RFC 3339 time (default: the last)")
+	fs.StringVar(&out, "out", "", "write to this file instead of standard output")
+	var since, until time.Time
+	st, err := openAuditStore(ctx, fs, &cfg, args, getenv, func(errs *configErrors) {
+		var err error
+		if sinceS != "" {
+			if since, err = time.Parse(time.RFC3339, sinceS); err != nil {
+				errs.addf("--since %q is not an RFC 3339 time", sinceS)
+			}
+		}
+		if untilS != "" {
+			if until, err = time.Parse(time.RFC3339, untilS); err != nil {
+				errs.addf("--until %q is not an RFC 3339 time", untilS)
+			}
+		}
+		if !since.IsZero() && !until.IsZero() && !since.Before(until) {
+			errs.addf("--since must be before --until")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	w := stdout
+	var tmp *os.File
+	if out != "" {
+		if tmp, err = os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*"); err != nil {
+			return fmt.Errorf("audit export: %w", err)
+		}
+		defer os.Remove(tmp.Name()) // after the rename this removes nothing
+		defer tmp.Close()
+		w = tmp
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	var n, last int64
+	var head []byte
+	for {
+		page, err := st.AuditRange(ctx, last, 1000)
+		if err != nil {
+			return fmt.Errorf("audit export after record %d: %w", last, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, r := range page {
+			last, head = r.Seq, r.Hash
+			if (!since.IsZero() && r.Recorded.Before(since)) || (!until.IsZero() && !r.Recorded.Before(until)) {
+				continue
+			}
+			line := r.Body
+			if bytes.ContainsAny(line, "\r\n") {
+				var c bytes.Buffer
+				if err := json.Compact(&c, line); err != nil {
+					return fmt.Errorf("audit export: record %d (AuditEvent/%s): %w", r.Seq, r.ID, err)
+				}
+				line = c.Bytes()
+			}
+			bw.Write(line)
+			bw.WriteByte('\n')
+			n++
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("audit export: %w", err)
+	}
+	if tmp != nil {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("audit export: %w", err)
+		}
+		if err := tmp.Close(); err != nil {
+			return fmt.Errorf("audit export: %w", err)
+		}
+		if err := os.Rename(tmp.Name(), out); err != nil {
+			return fmt.Errorf("audit export: %w", err)
+		}
+	}
+	fmt.Fprintf(stderr, "exported %d AuditEvents; chain head at record %d, hash %s\n", n, last, hex.EncodeToString(head))
+	return nil
+}
+
+// auditCopyPage is how many records store copy reads and appends at a time (at most store.MaxAuditBatch).
+const auditCopyPage = 500
+
+// copyAudit copies the audit chain from src to dst in Seq order, keeping Seq, ids, times, bodies and
+// hashes, and indexing each record from its body. It resumes from dst's head, after checking that dst's
+// chain is the beginning of src's. It returns how many records it appended and how many dst had.
+func copyAudit(ctx context.Context, src, dst store.Store, baseURL string, progress io.Writer) (copied, had int64, err error) {
+	head, hash, err := dst.AuditHead(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	had = head
+	if head > 0 {
+		same, err := src.AuditRange(ctx, head-1, 1)
+		if err != nil {
+			return 0, had, err
+		}
+		if len(same) != 1 || same[0].Seq != head || !bytes.Equal(same[0].Hash, hash) {
+			return 0, had, fmt.Errorf("the target's audit chain (%d records) is not the beginning of the source's", head)
+		}
+	}
+	for {
+		page, err := src.AuditRange(ctx, head, auditCopyPage)
+		if err != nil {
+			return copied, had, err
+		}
+		if len(page) == 0 {
+			return copied, had, nil
+		}
+		for i := range page {
+			if page[i].Index, err = fhir.ExtractBody(page[i].Body, baseURL); err != nil {
+				return copied, had, fmt.Errorf("index AuditEvent/%s (record %d): %w", page[i].ID, page[i].Seq, err)
+			}
+		}
+		if err := dst.AppendAudit(ctx, page); err != nil {
+			if errors.Is(err, store.ErrInvalidQuery) {
+				err = fmt.Errorf("%w (is the source's chain intact? run gpfhir audit verify on it)", err)
+			}
+			return copied, had, fmt.Errorf("append audit records %d-%d: %w", page[0].Seq, page[len(page)-1].Seq, err)
+		}
+		head = page[len(page)-1].Seq
+		copied += int64(len(page))
+		fmt.Fprintf(progress, "progress: audit chain copied up to record %d\n", head)
+	}
+}
