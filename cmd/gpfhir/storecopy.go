@@ -30,7 +30,9 @@ type copyStats struct {
 }
 
 // storeCopy copies every version of every resource from one backend to another, keeping ids, version
-// numbers, lastUpdated and body bytes, and rebuilding index entries from the bodies.
+// numbers, lastUpdated and body bytes, and rebuilding index entries from the bodies. The audit chain is
+// copied after the other resources, record by record in Seq order with its hashes (copyAudit), and
+// checked with store.VerifyAudit on the target at the end.
 //
 // It is resumable without a checkpoint file: each resource continues from the target's current version,
 // which compare-and-swap writes keep exact, so an interrupted copy is finished by running it again.
@@ -96,11 +98,22 @@ func storeCopy(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("copy stopped after %d versions (run the same command again to resume): %w", stats.copied, err)
 	}
+	auditCopied, auditHad, err := copyAudit(ctx, src, dst, baseURL, stderr)
+	if err != nil {
+		return fmt.Errorf("copy stopped after %d audit records (run the same command again to resume): %w", auditCopied, err)
+	}
 	if err := verifyCopy(ctx, src, dst, stats); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "copied %d versions (%d already present) of %d resources in %s; verified: both stores hold %d versions\n",
-		stats.copied, stats.skipped, stats.resources, time.Since(start).Round(time.Millisecond), stats.versions)
+	chain, err := store.VerifyAudit(ctx, dst)
+	if err != nil {
+		return fmt.Errorf("verify the copied audit chain: %w", err)
+	}
+	if !chain.Intact || chain.Records != auditCopied+auditHad {
+		return fmt.Errorf("verification of the copied audit chain failed: %v (expected %d records)", chain, auditCopied+auditHad)
+	}
+	fmt.Fprintf(stdout, "copied %d versions (%d already present) of %d resources and %d audit records (%d already present) in %s; verified: both stores hold %d versions, audit chain %v\n",
+		stats.copied, stats.skipped, stats.resources, auditCopied, auditHad, time.Since(start).Round(time.Millisecond), stats.versions, chain)
 	return nil
 }
 
@@ -141,8 +154,12 @@ func copyAll(ctx context.Context, src, dst store.Store, baseURL string, every in
 	stats.resources, stats.versions = len(latest), total
 	keys := make([]resourceKey, 0, len(latest))
 	for k := range latest {
-		keys = append(keys, k)
+		// AuditEvents cannot be written with Apply; copyAudit copies them as a chain.
+		if k.typ != store.AuditEventType {
+			keys = append(keys, k)
+		}
 	}
+	stats.resources = len(keys)
 	// A fixed order makes progress reports comparable between an interrupted run and its resumption.
 	sort.Slice(keys, func(i, j int) bool {
 		if keys[i].typ != keys[j].typ {

@@ -66,6 +66,10 @@ func TestStoreCopySQLiteToMongoIsResumableAndVerified(t *testing.T) {
 		}
 	}
 	put("p05", 4, true)
+	// An audit trail of 7 records in 3 batches: copied as a chain, not through Apply.
+	appendAudit(t, src, 0, "a0", "a1", "a2")
+	appendAudit(t, src, 3, "a3", "a4")
+	appendAudit(t, src, 5, "a5", "a6")
 	src.Close()
 
 	uri := mongotest.Start(t)
@@ -85,10 +89,10 @@ func TestStoreCopySQLiteToMongoIsResumableAndVerified(t *testing.T) {
 	if err := run(ctx, append([]string{"store", "copy"}, args...), envFrom(nil), &out, &errb); err != nil {
 		t.Fatalf("resumed copy: %v\n%s", err, errb.String())
 	}
-	if !strings.Contains(out.String(), "verified: both stores hold 33 versions") {
+	if !strings.Contains(out.String(), "verified: both stores hold 40 versions, audit chain intact, 7 records") {
 		t.Errorf("copy report: %q", out.String())
 	}
-	if !strings.Contains(out.String(), "already present") || strings.Contains(out.String(), "(0 already present)") {
+	if !strings.Contains(out.String(), "already present") || strings.Contains(out.String(), "versions (0 already present)") {
 		t.Errorf("the resumed copy should have found versions from the interrupted run: %q", out.String())
 	}
 
@@ -104,6 +108,28 @@ func TestStoreCopySQLiteToMongoIsResumableAndVerified(t *testing.T) {
 	v2, err := dst.GetVersion(ctx, "Patient", "p00", 2)
 	if err != nil || string(v2.Body) != string(patientBody("p00", 2)) || !v2.LastUpdated.Equal(t0.Add(2*time.Minute)) {
 		t.Errorf("p00 v2 on the target: %s %v %v", v2.Body, v2.LastUpdated, err)
+	}
+	chain, err := store.VerifyAudit(ctx, dst)
+	if err != nil || !chain.Intact || chain.Records != 7 {
+		t.Errorf("audit chain on the target: %v %v, want intact, 7 records", chain, err)
+	}
+	srcSt, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srcSt.Close()
+	want, _ := srcSt.AuditRange(ctx, 0, 0)
+	got, _ := dst.AuditRange(ctx, 0, 0)
+	if len(got) != len(want) {
+		t.Fatalf("target chain has %d records, source %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Seq != want[i].Seq || got[i].ID != want[i].ID || !bytes.Equal(got[i].Hash, want[i].Hash) || !bytes.Equal(got[i].Body, want[i].Body) {
+			t.Errorf("record %d on the target: %d %s %x, want %d %s %x", i+1, got[i].Seq, got[i].ID, got[i].Hash, want[i].Seq, want[i].ID, want[i].Hash)
+		}
+	}
+	if a4, err := dst.Get(ctx, store.AuditEventType, "a4"); err != nil || a4.VersionID != 1 || string(a4.Body) != string(auditBody("a4")) {
+		t.Errorf("AuditEvent/a4 on the target: %+v %v", a4, err)
 	}
 	hits, err := dst.Search(ctx, store.Query{Type: "Patient", Clauses: []store.Clause{{{Param: "identifier", Match: store.MatchToken, System: "urn:test", Value: "p03"}}}})
 	if err != nil || len(hits) != 1 || hits[0].Resource.VersionID != 3 {
