@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/store/mongo"
+	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
 	"github.com/gpfhir/gpfhir/store/sqlite"
 )
 
@@ -215,5 +217,32 @@ func TestStoreCopyAuditChainResumesFromTheTargetHead(t *testing.T) {
 		envFrom(nil), &out, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "is not the beginning of the source's") {
 		t.Errorf("copy onto a target with another chain: %v", err)
+	}
+}
+
+func TestAuditVerifyAndExportOnMongo(t *testing.T) {
+	uri := mongotest.Start(t)
+	db := mongotest.Database(t)
+	st, err := mongo.Open(context.Background(), mongo.Options{URI: uri, Database: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAudit(t, st, 0, "m0", "m1")
+	appendAudit(t, st, 2, "m2")
+	st.Close()
+	flags := []string{"--store", "mongo", "--mongodb-uri", uri, "--mongodb-database", db}
+	var out bytes.Buffer
+	if err := run(context.Background(), append([]string{"audit", "verify"}, flags...), envFrom(nil), &out, &bytes.Buffer{}); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if !strings.HasPrefix(out.String(), "intact, 3 records\n") {
+		t.Errorf("verify output %q", out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), append([]string{"audit", "export", "--since", auditT0.Add(time.Minute).Format(time.RFC3339)}, flags...), envFrom(nil), &out, &bytes.Buffer{}); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	if want := string(auditBody("m1")) + "\n" + string(auditBody("m2")) + "\n"; out.String() != want {
+		t.Errorf("export:\n%s\nwant:\n%s", out.String(), want)
 	}
 }
