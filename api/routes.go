@@ -183,10 +183,11 @@ func (s *Server) dispatch(c *gin.Context) {
 		withHeader("Allow", strings.Join(allowed, ", ")))
 }
 
-// typeAllows says whether a resource type supports an interaction. Every served type is fully writable
-// for now; a read-only type (AuditEvent) will be marked in the fhir registry.
-func typeAllows(_ *fhir.TypeInfo, _ string) bool {
-	return true
+// typeAllows says whether a resource type supports an interaction, from the fhir registry: AuditEvent
+// allows read, vread and search only, so that the routing (405 for anything else) and the
+// CapabilityStatement say the same.
+func typeAllows(t *fhir.TypeInfo, interaction string) bool {
+	return t.Allows(interaction)
 }
 
 func contains(list []string, s string) bool {

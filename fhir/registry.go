@@ -54,6 +54,9 @@ type Path struct {
 	// CodeSystem is the implicit system of a code element (its required value set's code system), stored
 	// as the token's System so that "gender=http://hl7.org/fhir/administrative-gender|male" matches.
 	CodeSystem string
+	// Child, after the WhereField filter, steps to this child element, whose datatype is DataType: an
+	// extension's value, as in extension.where(url='...').valueBoolean.
+	Child string
 }
 
 // SearchParam is one search parameter of a resource type.
@@ -88,7 +91,24 @@ type TypeInfo struct {
 	// Params are the type's search parameters, including the common ones (_id, _lastUpdated, _tag,
 	// _profile, _security), in table order.
 	Params []*SearchParam
-	byCode map[string]*SearchParam
+	// Interactions are the restful interactions the type allows (the CapabilityStatement codes: read,
+	// vread, search-type, create, update, patch, delete, history-instance, history-type); nil allows every
+	// one. AuditEvent allows only reading and searching: the trail is append-only through every path.
+	Interactions []string
+	byCode       map[string]*SearchParam
+}
+
+// Allows reports whether the type supports the restful interaction.
+func (t *TypeInfo) Allows(interaction string) bool {
+	if t.Interactions == nil {
+		return true
+	}
+	for _, in := range t.Interactions {
+		if in == interaction {
+			return true
+		}
+	}
+	return false
 }
 
 // Param returns the search parameter with the given code.
@@ -122,6 +142,10 @@ const (
 	csMedReqIntent   = "http://hl7.org/fhir/CodeSystem/medicationrequest-intent"
 	csEventStatus    = "http://hl7.org/fhir/event-status"
 	csSlotStatus     = "http://hl7.org/fhir/slotstatus"
+	csTaskStatus     = "http://hl7.org/fhir/task-status"
+	csTaskIntent     = "http://hl7.org/fhir/task-intent"
+	csAuditAction    = "http://hl7.org/fhir/audit-event-action"
+	csAuditOutcome   = "http://hl7.org/fhir/audit-event-outcome"
 	spBase           = "http://hl7.org/fhir/SearchParameter/"
 	sdBase           = "http://hl7.org/fhir/StructureDefinition/"
 	actorTargetsDesc = "Practitioner, Device, Patient, HealthcareService, PractitionerRole, RelatedPerson, Location"
@@ -135,6 +159,17 @@ func refTo(elements, refType string) Path {
 
 func code(elements, system string) Path {
 	return Path{Elements: elements, DataType: TypeCode, CodeSystem: system}
+}
+
+// onlineBookableParam indexes the online-bookable extension of Schedules and Slots, so that a patient's
+// search can be confined to what the practice publishes for online booking.
+func onlineBookableParam(typ string) *SearchParam {
+	return &SearchParam{Code: "online-bookable", Type: ParamToken,
+		Expression: typ + ".extension('" + OnlineBookableExtension + "').value",
+		Paths: []Path{{Elements: "extension", DataType: TypeBoolean, WhereField: "url", WhereValue: OnlineBookableExtension,
+			Child: "valueBoolean"}},
+		Description: "Whether the practice publishes this for online booking by patients (gpfhir extension)",
+		Definition:  "https://gpfhir.example/SearchParameter/" + typ + "-online-bookable"}
 }
 
 func identifierParam(typ, desc string) *SearchParam {
@@ -162,6 +197,10 @@ func commonParams(typ string) []*SearchParam {
 }
 
 var actorTargets = strings.Split(actorTargetsDesc, ", ")
+
+// auditEntityTargets are the served types an AuditEvent entity may name (R4 says Any).
+var auditEntityTargets = []string{"Patient", "Appointment", "MedicationRequest", "Immunization", "Organization",
+	"Practitioner", "Schedule", "Slot", "Location", "AuditEvent"}
 
 // typeTable is the served types and their own search parameters (R4 4.0.1 definitions). Adding a type is
 // one entry here.
@@ -294,6 +333,7 @@ var typeTable = []struct {
 		{Code: "active", Type: ParamToken, Expression: "Schedule.active",
 			Paths: []Path{path("active", TypeBoolean)}, Description: "Is the schedule in active use"},
 		identifierParam("Schedule", "A Schedule Identifier"),
+		onlineBookableParam("Schedule"),
 	}},
 	{"Slot", []*SearchParam{
 		{Code: "schedule", Type: ParamReference, Expression: "Slot.schedule",
@@ -307,6 +347,49 @@ var typeTable = []struct {
 			Paths:       []Path{path("serviceType", TypeCodeableConcept)},
 			Description: "The type of appointments that can be booked into the slot"},
 		identifierParam("Slot", "A Slot Identifier"),
+		onlineBookableParam("Slot"),
+	}},
+	// Task carries patients' repeat-prescription requests (GP Connect Patient Facing Prescriptions).
+	{"Task", []*SearchParam{
+		identifierParam("Task", "Search for a task instance by its business identifier"),
+		{Code: "status", Type: ParamToken, Expression: "Task.status",
+			Paths: []Path{code("status", csTaskStatus)}, Description: "Search by task status"},
+		{Code: "intent", Type: ParamToken, Expression: "Task.intent",
+			Paths: []Path{code("intent", csTaskIntent)}, Description: "Search by task intent"},
+		{Code: "code", Type: ParamToken, Expression: "Task.code",
+			Paths: []Path{path("code", TypeCodeableConcept)}, Description: "Search by task code"},
+		{Code: "focus", Type: ParamReference, Expression: "Task.focus",
+			Paths: []Path{path("focus", TypeReference)}, Targets: []string{"MedicationRequest"},
+			Description: "Search by task focus"},
+		{Code: "patient", Type: ParamReference, Expression: "Task.for.where(resolve() is Patient)",
+			Paths: []Path{refTo("for", "Patient")}, Targets: []string{"Patient"},
+			Description: "Search by patient"},
+		{Code: "subject", Type: ParamReference, Expression: "Task.for",
+			Paths: []Path{path("for", TypeReference)}, Targets: []string{"Patient"},
+			Description: "Search by subject"},
+		{Code: "owner", Type: ParamReference, Expression: "Task.owner",
+			Paths: []Path{path("owner", TypeReference)}, Targets: []string{"Organization", "Practitioner"},
+			Description: "Search by task owner"},
+		{Code: "requester", Type: ParamReference, Expression: "Task.requester",
+			Paths: []Path{path("requester", TypeReference)}, Targets: []string{"Patient", "RelatedPerson", "Practitioner", "Organization"},
+			Description: "Search by task requester"},
+		{Code: "authored-on", Type: ParamDate, Expression: "Task.authoredOn",
+			Paths: []Path{path("authoredOn", TypeDate)}, Description: "Search by creation date"},
+		{Code: "modified", Type: ParamDate, Expression: "Task.lastModified",
+			Paths: []Path{path("lastModified", TypeDate)}, Description: "Search by last modification date"},
+	}},
+	// RelatedPerson holds practice-managed proxy grants: the proxy's NHS number, the patient, the period
+	// and the services allowed (README "Proxy access").
+	{"RelatedPerson", []*SearchParam{
+		identifierParam("RelatedPerson", "An Identifier of the RelatedPerson"),
+		{Code: "patient", Type: ParamReference, Expression: "RelatedPerson.patient",
+			Paths: []Path{path("patient", TypeReference)}, Targets: []string{"Patient"},
+			Description: "The patient this related person is related to"},
+		{Code: "active", Type: ParamToken, Expression: "RelatedPerson.active",
+			Paths: []Path{path("active", TypeBoolean)}, Description: "Indicates if the related person record is active"},
+		{Code: "name", Type: ParamString, Expression: "RelatedPerson.name",
+			Paths:       []Path{path("name", TypeHumanName)},
+			Description: "A server defined search that may match any of the string fields in the HumanName, including family, give, prefix, suffix, suffix, and/or text"},
 	}},
 	// Location is served because GP Connect schedules and appointments name the practice site, and R4
 	// does not allow an Organization as Schedule.actor.
@@ -320,7 +403,47 @@ var typeTable = []struct {
 			Description: "Searches for locations that are managed by the provided organization"},
 		{Code: "address-postalcode", Type: ParamString, Expression: "Location.address.postalCode",
 			Paths: []Path{path("address.postalCode", TypeString)}, Description: "A postal code specified in an address"},
+	}}, // AuditEvent is written by the server only (api audit, store.AppendAudit) and read by auditors and, for
+	// their own record, patients. The parameters are R4's, for the questions auditors ask: who (agent,
+	// patient), what (entity, entity-type, action, subtype), when (date), how it ended (outcome), where
+	// (source).
+	{"AuditEvent", []*SearchParam{
+		{Code: "date", Type: ParamDate, Expression: "AuditEvent.recorded",
+			Paths: []Path{path("recorded", TypeDate)}, Description: "Time when the event was recorded"},
+		{Code: "patient", Type: ParamReference,
+			Expression: "AuditEvent.agent.who.where(resolve() is Patient) | AuditEvent.entity.what.where(resolve() is Patient)",
+			Paths:      []Path{refTo("agent.who", "Patient"), refTo("entity.what", "Patient")}, Targets: []string{"Patient"},
+			Description: "Identifier of who"},
+		{Code: "agent", Type: ParamReference, Expression: "AuditEvent.agent.who",
+			Paths:       []Path{path("agent.who", TypeReference)},
+			Targets:     []string{"Practitioner", "Organization", "Device", "Patient", "PractitionerRole", "RelatedPerson"},
+			Description: "Identifier of who"},
+		{Code: "entity", Type: ParamReference, Expression: "AuditEvent.entity.what",
+			Paths: []Path{path("entity.what", TypeReference)}, Targets: auditEntityTargets,
+			Description: "Specific instance of resource"},
+		{Code: "entity-type", Type: ParamToken, Expression: "AuditEvent.entity.type",
+			Paths: []Path{path("entity.type", TypeCoding)}, Description: "Type of entity involved"},
+		{Code: "action", Type: ParamToken, Expression: "AuditEvent.action",
+			Paths: []Path{code("action", csAuditAction)}, Description: "Type of action performed during the event"},
+		{Code: "outcome", Type: ParamToken, Expression: "AuditEvent.outcome",
+			Paths: []Path{code("outcome", csAuditOutcome)}, Description: "Whether the event succeeded or failed"},
+		{Code: "type", Type: ParamToken, Expression: "AuditEvent.type",
+			Paths: []Path{path("type", TypeCoding)}, Description: "Type/identifier of event"},
+		{Code: "subtype", Type: ParamToken, Expression: "AuditEvent.subtype",
+			Paths: []Path{path("subtype", TypeCoding)}, Description: "More specific type/id for the event"},
+		{Code: "source", Type: ParamReference, Expression: "AuditEvent.source.observer",
+			Paths:       []Path{path("source.observer", TypeReference)},
+			Targets:     []string{"Practitioner", "Organization", "Device", "Patient", "PractitionerRole", "RelatedPerson"},
+			Description: "The identity of source detecting the event"},
 	}},
+}
+
+// readOnlyInteractions are what a type written only by the server allows.
+var readOnlyInteractions = []string{"read", "vread", "search-type"}
+
+// typeInteractions limits the interactions of some types; the others allow every interaction.
+var typeInteractions = map[string][]string{
+	"AuditEvent": readOnlyInteractions,
 }
 
 // sharedDefinitions are the R4 SearchParameters that serve several types under one canonical URL; every
@@ -341,6 +464,7 @@ var sharedDefinitions = map[string]string{
 	"MedicationRequest.medication": "medications-medication",
 	"MedicationRequest.status":     "medications-status",
 	"Immunization.patient":         "clinical-patient",
+	"RelatedPerson.name":           "individual-name",
 }
 
 var registry = buildRegistry()
@@ -348,7 +472,7 @@ var registry = buildRegistry()
 func buildRegistry() map[string]*TypeInfo {
 	reg := make(map[string]*TypeInfo, len(typeTable))
 	for _, e := range typeTable {
-		t := &TypeInfo{Name: e.name, Profile: sdBase + e.name, byCode: map[string]*SearchParam{}}
+		t := &TypeInfo{Name: e.name, Profile: sdBase + e.name, Interactions: typeInteractions[e.name], byCode: map[string]*SearchParam{}}
 		for _, p := range append(commonParams(e.name), e.params...) {
 			if p.Definition == "" {
 				if shared, ok := sharedDefinitions[e.name+"."+p.Code]; ok {
