@@ -17,10 +17,9 @@ import (
 	"github.com/gpfhir/gpfhir/auth/devidp"
 	"github.com/gpfhir/gpfhir/seed"
 	"github.com/gpfhir/gpfhir/store"
-	"github.com/gpfhir/gpfhir/store/sqlite"
 )
 
-// testServer is the real API on a real SQLite store on disk, served over HTTP on 127.0.0.1 with a random
+// testServer is the real API on a real store (SQLite on disk, or FerretDB: see openTestStore), served over HTTP on 127.0.0.1 with a random
 // port (httptest binds loopback only), with authorisation on: the dev identity provider is mounted at
 // /dev-idp on the same server, and requests carry a token obtained from it over HTTP.
 type testServer struct {
@@ -47,11 +46,7 @@ const (
 
 func newTestServer(t *testing.T, opts ...serverOption) *testServer {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	return newTestServerOn(t, st, opts...)
+	return newTestServerOn(t, openTestStore(t), opts...)
 }
 
 // testPeople is the directory the test identity provider serves: the test practice and the seeded
