@@ -106,6 +106,13 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 	if path.WhereField != "" && (m == nil || str(m, path.WhereField) != path.WhereValue) {
 		return
 	}
+	if path.Child != "" {
+		if m == nil {
+			return
+		}
+		v = m[path.Child]
+		m, _ = v.(map[string]any)
+	}
 	switch path.DataType {
 	case TypeCode:
 		if s, ok := v.(string); ok && s != "" {
