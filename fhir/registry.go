@@ -464,7 +464,6 @@ var sharedDefinitions = map[string]string{
 	"MedicationRequest.medication": "medications-medication",
 	"MedicationRequest.status":     "medications-status",
 	"Immunization.patient":         "clinical-patient",
-	"RelatedPerson.name":           "individual-name",
 }
 
 var registry = buildRegistry()
