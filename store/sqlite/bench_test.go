@@ -1,109 +1,21 @@
 package sqlite_test
 
 import (
-	"fmt"
 	"testing"
-	"time"
 
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/sqlite"
+	"github.com/gpfhir/gpfhir/store/storetest"
 )
 
-var genders = []string{"female", "male", "other"}
-
-// patient returns a create of a typical Patient: about 1 KB of JSON and eight index entries.
-func patient(i int) store.Write {
-	id := fmt.Sprintf("pat-%06d", i)
-	body := fmt.Appendf(nil, `{"resourceType":"Patient","id":%q,"meta":{"versionId":"1"},"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"%010d"}],"name":[{"family":"Family%d","given":["Given%d"]}],"gender":%q,"birthDate":"1980-01-01","address":[{"line":["%d Some Street"],"city":"Leeds","postalCode":"LS1 4AP"}]%0700d}`,
-		id, i, i%97, i, genders[i%3], i, 0)
-	born := time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, i%20000).UnixMilli()
-	return store.Write{
-		Resource: store.Resource{Type: "Patient", ID: id, VersionID: 1, LastUpdated: time.UnixMilli(1_700_000_000_000 + int64(i)).UTC(), Body: body},
-		Index: []store.IndexEntry{
-			{Param: "identifier", System: "https://fhir.nhs.uk/Id/nhs-number", Value: fmt.Sprintf("%010d", i)},
-			{Param: "family", Value: fmt.Sprintf("Family%d", i%97), Text: fmt.Sprintf("family%d", i%97)},
-			{Param: "given", Value: fmt.Sprintf("Given%d", i), Text: fmt.Sprintf("given%d", i)},
-			{Param: "name", Value: fmt.Sprintf("Family%d", i%97), Text: fmt.Sprintf("family%d", i%97)},
-			{Param: "name", Value: fmt.Sprintf("Given%d", i), Text: fmt.Sprintf("given%d", i)},
-			{Param: "gender", System: "http://hl7.org/fhir/administrative-gender", Value: genders[i%3]},
-			{Param: "birthdate", Low: born, High: born + 86_399_999},
-			{Param: "address-city", Value: "Leeds", Text: "leeds"},
-		},
-	}
-}
-
-func seeded(b *testing.B, n int) *sqlite.Store {
-	b.Helper()
-	s, err := sqlite.Open(b.Context(), b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	for start := 0; start < n; start += 500 {
-		var ws []store.Write
-		for i := start; i < min(start+500, n); i++ {
-			ws = append(ws, patient(i))
-		}
-		if err := s.Apply(b.Context(), ws); err != nil {
+// BenchmarkStore runs the shared backend benchmark on SQLite on disk, with 3,000 Patients loaded.
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmark(b, 3000, func(b *testing.B) store.Store {
+		s, err := sqlite.Open(b.Context(), b.TempDir())
+		if err != nil {
 			b.Fatal(err)
 		}
-	}
-	return s
-}
-
-func BenchmarkGet(b *testing.B) {
-	const n = 3000
-	s := seeded(b, n)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, err := s.Get(b.Context(), "Patient", fmt.Sprintf("pat-%06d", i%n)); err != nil {
-			b.Fatal(err)
-		}
-		i += 7
-	}
-}
-
-// BenchmarkApplyCreate measures one durable single-resource write (an fsync of the WAL each time).
-func BenchmarkApplyCreate(b *testing.B) {
-	s := seeded(b, 0)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if err := s.Apply(b.Context(), []store.Write{patient(i)}); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-func BenchmarkSearchToken(b *testing.B) {
-	const n = 3000
-	s := seeded(b, n)
-	cases := []struct {
-		name string
-		q    store.Query
-		hits int
-	}{
-		{"identifier one hit", store.Query{Type: "Patient", Clauses: []store.Clause{{{
-			Param: "identifier", Match: store.MatchToken, System: "https://fhir.nhs.uk/Id/nhs-number", Value: "0000001234"}}}}, 1},
-		{"gender first page of 20", store.Query{Type: "Patient", Limit: 20, Clauses: []store.Clause{{{
-			Param: "gender", Match: store.MatchToken, System: "http://hl7.org/fhir/administrative-gender", Value: "female"}}}}, 20},
-		{"gender sorted by birthdate page of 20", store.Query{Type: "Patient", Limit: 20, Sort: []store.SortKey{{Param: "birthdate", Desc: true}},
-			Clauses: []store.Clause{{{Param: "gender", Match: store.MatchToken, System: "http://hl7.org/fhir/administrative-gender", Value: "female"}}}}, 20},
-	}
-	for _, tc := range cases {
-		b.Run(tc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				hits, err := s.Search(b.Context(), tc.q)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if len(hits) != tc.hits {
-					b.Fatalf("%d hits, want %d", len(hits), tc.hits)
-				}
-			}
-		})
-	}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
 }
