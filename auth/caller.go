@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/gpfhir/gpfhir/fhir"
 )
 
 // Kind is the role a caller acts in.
@@ -103,7 +105,34 @@ type Caller struct {
 	// them in (Resolved) before the policy is asked about record data.
 	PatientIDs []string
 	Resolved   bool
+
+	// Online services. The API fills these in when it resolves a patient or a proxy grant.
+	// PracticeAccess is what the practice has switched on for the patient acted for (nil: the
+	// defaults, fhir.DefaultOnlineAccess); GrantAccess is what a proxy's grant allows (nil for a
+	// patient acting for themselves).
+	PracticeAccess *fhir.OnlineAccess
+	GrantAccess    *fhir.OnlineAccess
+	// ProxyGrant is the id of the RelatedPerson grant in force when the caller acts as a proxy, and
+	// ProxyPatient the NHS number acted for; ProxyRefusal says why no grant is in force.
+	ProxyGrant   string
+	ProxyRefusal string
 }
+
+// Access is what the caller may use for the patient acted for: the practice's levels, and for a proxy
+// no more than the grant allows.
+func (c *Caller) Access() fhir.OnlineAccess {
+	a := fhir.DefaultOnlineAccess
+	if c.PracticeAccess != nil {
+		a = *c.PracticeAccess
+	}
+	if c.GrantAccess != nil {
+		a = a.Min(*c.GrantAccess)
+	}
+	return a
+}
+
+// IsProxy reports whether the caller acts for someone else.
+func (c *Caller) IsProxy() bool { return c.Kind == KindPatient && c.ProxyFor != "" }
 
 // Refusal is a valid token that cannot be used: it names no role this server knows.
 type Refusal struct{ Reason string }

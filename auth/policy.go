@@ -2,6 +2,7 @@ package auth
 
 import (
 	"strings"
+	"time"
 )
 
 // Interaction is a FHIR RESTful interaction, named as in the CapabilityStatement.
@@ -33,6 +34,9 @@ const (
 	DenyUnbound      Outcome = "deny-unbound"
 	DenyProxy        Outcome = "deny-proxy"
 	DenyUnknownClass Outcome = "deny-unknown-type"
+	DenyAccessLevel  Outcome = "deny-access-level"
+	DenyRedacted     Outcome = "deny-redacted"
+	DenyPatientWrite Outcome = "deny-patient-write"
 )
 
 // Decision is the policy's answer. A refusal's Reason is written for the person or app that gets it.
@@ -194,16 +198,18 @@ func (c *Caller) roleGate(in Interaction, typ string) Decision {
 			return Decision{Outcome: DenyRole, Reason: "AuditEvents are for auditors"}
 		}
 		if class == ClassPublic {
+			if isWrite(in) {
+				return Decision{Outcome: DenyPatientWrite, Reason: typ + " resources are managed by the practice's GP system; " +
+					"a patient app can read them but not change them"}
+			}
 			return allow
 		}
 		// Record data, or system history, which may list record data.
-		if c.ProxyFor != "" {
-			return Decision{Outcome: DenyProxy, Missing: "a proxy grant",
-				Reason: "acting for another patient needs a proxy grant that their practice manages; " +
-					"this service holds no proxy grants yet, so proxy access is refused. Sign in as yourself to see your own record"}
-		}
 		if c.Level != identityLevelNeeded {
 			return levelRefusal(c)
+		}
+		if c.ProxyFor != "" && c.ProxyGrant == "" {
+			return proxyRefusal(c)
 		}
 		if c.NHSNumber == "" {
 			return Decision{Outcome: DenyNoRecord, Reason: "the token carries no NHS number, so no GP record can be found for it"}
@@ -214,7 +220,7 @@ func (c *Caller) roleGate(in Interaction, typ string) Decision {
 					"practice, ask the practice to check that your NHS number is on your record and that the practice " +
 					"offers online access through this service"}
 		}
-		return allow
+		return c.serviceGate(in, typ)
 	}
 	return Decision{Outcome: DenyRole, Reason: "the token names no role this server knows"}
 }
@@ -237,6 +243,11 @@ type Facts struct {
 	PatientIDs []string
 	// PracticeODS are the ODS codes of the practices those patients are registered at.
 	PracticeODS []string
+	// Redacted is set when the resource (or its current version) carries a redaction security label.
+	Redacted bool
+	// EntryDate is a record entry's clinical date (fhir.RecordDate), for prospective access; zero when
+	// it has none.
+	EntryDate time.Time
 }
 
 // CanAccess decides on one resource the caller wants to use through in: read it, see it in a history or
@@ -250,9 +261,12 @@ func CanAccess(c *Caller, in Interaction, f Facts) Decision {
 	}
 	switch c.Kind {
 	case KindPatient:
+		if f.Redacted {
+			return Decision{Outcome: DenyRedacted, Reason: "this " + f.Type + " is not shown online"}
+		}
 		for _, id := range f.PatientIDs {
 			if contains(c.PatientIDs, id) {
-				return allow
+				return c.entryDateGate(f)
 			}
 		}
 		return Decision{Outcome: DenyCompartment,

@@ -1,0 +1,158 @@
+package auth
+
+import (
+	"time"
+
+	"github.com/gpfhir/gpfhir/fhir"
+)
+
+// The online-services policy: what a linked P9 patient, or a proxy acting for one, may do with each
+// type of their record, given the access levels the practice has switched on (fhir.OnlineAccess) and,
+// for a proxy, the services the grant allows. Refusals say which access is missing and who can switch
+// it on, because "I could only see my immunisations" without a reason is what this exists to fix.
+
+func isWrite(in Interaction) bool {
+	p := Permission(in)
+	return p == 'c' || p == 'u' || p == 'd'
+}
+
+// serviceGate decides a linked patient's (or proxy's) interaction on a patient-compartment type.
+func (c *Caller) serviceGate(in Interaction, typ string) Decision {
+	if typ == "" {
+		// System history: every entry is checked on its own.
+		return allow
+	}
+	write := isWrite(in)
+	acc := c.Access()
+	switch typ {
+	case "Patient":
+		if write {
+			return Decision{Outcome: DenyPatientWrite, Reason: "your details and your online access settings are kept by " +
+				"your GP practice; ask the practice to change them"}
+		}
+		return allow
+	case "Appointment":
+		return c.serviceLevel("appointments", "see your appointments", "book or cancel appointments", in,
+			acc.Appointments, c.practiceLevel(func(a fhir.OnlineAccess) fhir.ServiceLevel { return a.Appointments }))
+	case "Task":
+		return c.serviceLevel("prescriptions", "see your repeat prescription requests", "order repeat prescriptions", in,
+			acc.Prescriptions, c.practiceLevel(func(a fhir.OnlineAccess) fhir.ServiceLevel { return a.Prescriptions }))
+	case "RelatedPerson":
+		if c.IsProxy() {
+			return Decision{Outcome: DenyAccessLevel, Missing: "the patient's own sign-in",
+				Reason: "who may act for a patient is shown to the patient only, not to their proxies"}
+		}
+		if write {
+			return Decision{Outcome: DenyPatientWrite, Reason: "proxy access is set up by your GP practice; ask the practice to change it"}
+		}
+		return allow
+	}
+	need, isRecord := fhir.RecordLevelOf(typ)
+	if !isRecord {
+		return Decision{Outcome: DenyRole, Reason: typ + " is not available to patient apps"}
+	}
+	if write {
+		return Decision{Outcome: DenyPatientWrite, Reason: "your GP record is written by your practice; a patient app can read it but not change it"}
+	}
+	if typ == "MedicationRequest" && acc.Prescriptions >= fhir.ServiceView {
+		return allow
+	}
+	if acc.Record >= need {
+		return allow
+	}
+	what := "your GP record"
+	if c.IsProxy() {
+		what = "this patient's GP record"
+	}
+	practice := c.practiceRecord()
+	if practice < need {
+		return Decision{Outcome: DenyAccessLevel, Missing: "record access " + need.String(),
+			Reason: "the practice has not switched on online access to " + typ + " entries of " + what +
+				" (record access is " + practice.String() + "; these entries need " + need.String() +
+				"). Ask the practice to switch on " + need.String() + " record access"}
+	}
+	return Decision{Outcome: DenyAccessLevel, Missing: "proxy record access " + need.String(),
+		Reason: "your proxy access does not include " + typ + " entries of this patient's record (it allows record access " +
+			acc.Record.String() + "); ask the patient's practice to extend it"}
+}
+
+// practiceLevel reads one service's level as the practice set it.
+func (c *Caller) practiceLevel(get func(fhir.OnlineAccess) fhir.ServiceLevel) fhir.ServiceLevel {
+	if c.PracticeAccess == nil {
+		return get(fhir.DefaultOnlineAccess)
+	}
+	return get(*c.PracticeAccess)
+}
+
+func (c *Caller) practiceRecord() fhir.RecordLevel {
+	if c.PracticeAccess == nil {
+		return fhir.DefaultOnlineAccess.Record
+	}
+	return c.PracticeAccess.Record
+}
+
+// serviceLevel decides an interaction on a service (appointments, prescriptions) whose effective level
+// is have and whose practice level is practice: reads need view, creating and changing need manage, and
+// deleting is never done online (cancelling is an update).
+func (c *Caller) serviceLevel(service, view, manage string, in Interaction, have, practice fhir.ServiceLevel) Decision {
+	need, doing := fhir.ServiceView, view
+	switch Permission(in) {
+	case 'd':
+		return Decision{Outcome: DenyPatientWrite, Reason: "online, " + service + " are cancelled rather than deleted: " +
+			"update the status to cancelled"}
+	case 'c', 'u':
+		need, doing = fhir.ServiceManage, manage
+	}
+	if have >= need {
+		return allow
+	}
+	if practice < need {
+		return Decision{Outcome: DenyAccessLevel, Missing: service + " access " + need.String(),
+			Reason: "the practice has not switched on online access to " + doing + " (" + service + " access is " +
+				practice.String() + "; this needs " + need.String() + "). Ask the practice to switch it on"}
+	}
+	return Decision{Outcome: DenyAccessLevel, Missing: "proxy " + service + " access " + need.String(),
+		Reason: "your proxy access for this patient does not allow you to " + doing + " (it allows " + service + " " +
+			have.String() + "); ask the patient's practice to extend it"}
+}
+
+// entryDateGate applies prospective record access to one resource the caller's compartment holds.
+func (c *Caller) entryDateGate(f Facts) Decision {
+	if _, from, ok := c.RecordFrom(f.Type); ok && (f.EntryDate.IsZero() || f.EntryDate.Before(from)) {
+		return Decision{Outcome: DenyAccessLevel, Missing: "historical record access",
+			Reason: "this entry is from before " + from.Format("2 January 2006") + ", the date from which the practice has " +
+				"switched on online access to the record; ask the practice for access to older entries"}
+	}
+	return allow
+}
+
+// RecordFrom says, for a patient or proxy, whether entries of typ are shown only from a date on
+// (prospective access), and the search parameter that holds their date. A MedicationRequest shown
+// through prescriptions access is not limited by the record date.
+func (c *Caller) RecordFrom(typ string) (param string, from time.Time, ok bool) {
+	if c.Kind != KindPatient {
+		return "", time.Time{}, false
+	}
+	acc := c.Access()
+	if acc.RecordFrom.IsZero() {
+		return "", time.Time{}, false
+	}
+	param, _, ok = fhir.RecordDate(typ)
+	if !ok || typ == "MedicationRequest" && acc.Prescriptions >= fhir.ServiceView {
+		return "", time.Time{}, false
+	}
+	return param, acc.RecordFrom, true
+}
+
+// RedactionApplies reports whether redacted resources must be hidden from the caller: from patients
+// and proxies always, from GP systems never.
+func (c *Caller) RedactionApplies() bool { return c.Kind == KindPatient }
+
+func proxyRefusal(c *Caller) Decision {
+	reason := c.ProxyRefusal
+	if reason == "" {
+		reason = "you have no proxy access for this patient: acting for someone else needs a proxy grant that " +
+			"their GP practice sets up. Sign in as yourself to see your own record"
+	}
+	return Decision{Outcome: DenyProxy, Missing: "a proxy grant", Reason: reason}
+}
