@@ -163,8 +163,9 @@ func NewCaller(c Claims, clientODS map[string][]string) (*Caller, error) {
 	hasSystem := false
 	hasAudit := false
 	for _, s := range res {
-		switch {
-		case s.Context == "system":
+		// A system/AuditEvent scope alone makes an auditor (an audit tool calling machine to machine),
+		// not a GP system.
+		if s.Context == "system" && s.Type != auditEventType {
 			hasSystem = true
 		}
 		if (s.Type == auditEventType || s.Type == "*" && s.Context == "user") && strings.ContainsAny(s.Perms, "rs") && s.Context != "patient" {

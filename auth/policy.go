@@ -194,8 +194,9 @@ func (c *Caller) roleGate(in Interaction, typ string) Decision {
 		}
 		return allow
 	case KindPatient:
-		if class == ClassAudit {
-			return Decision{Outcome: DenyRole, Reason: "AuditEvents are for auditors"}
+		if class == ClassAudit && in != Read && in != VRead && in != Search {
+			return Decision{Outcome: DenyRole, Reason: "a patient may list who accessed their record (read and search " +
+				"AuditEvent); the audit trail itself is kept by the server, and checking it is for auditors"}
 		}
 		if class == ClassPublic {
 			if isWrite(in) {
@@ -219,6 +220,11 @@ func (c *Caller) roleGate(in Interaction, typ string) Decision {
 				Reason: "no GP record at this service is linked to this NHS number. If you are registered with a GP " +
 					"practice, ask the practice to check that your NHS number is on your record and that the practice " +
 					"offers online access through this service"}
+		}
+		if class == ClassAudit {
+			// Who accessed the record is not one of the online services: every patient with record
+			// access may see it. CanAccess confines it to their own record.
+			return allow
 		}
 		return c.serviceGate(in, typ)
 	}
@@ -255,6 +261,15 @@ type Facts struct {
 func CanAccess(c *Caller, in Interaction, f Facts) Decision {
 	if d := c.roleGate(in, f.Type); !d.Allow() {
 		return d
+	}
+	if ClassOf(f.Type) == ClassAudit && c.Kind == KindPatient {
+		// f.PatientIDs are the patients the event concerns (fhir.AuditPatients).
+		for _, id := range f.PatientIDs {
+			if contains(c.PatientIDs, id) {
+				return allow
+			}
+		}
+		return Decision{Outcome: DenyCompartment, Reason: "this AuditEvent is not about your own GP record"}
 	}
 	if ClassOf(f.Type) != ClassPatient {
 		return allow
