@@ -30,7 +30,11 @@ func (s *Server) restrict(c *gin.Context, q *store.Query) error {
 		// Only authorised requests reach a query; anything else is a bug, and must see nothing.
 		return internal(errors.New("restrict: no caller"))
 	}
-	return s.restrictFor(caller, q)
+	if err := s.restrictFor(caller, q); err != nil {
+		return err
+	}
+	s.noteRestricted(c, caller, q)
+	return nil
 }
 
 func (s *Server) restrictFor(caller *auth.Caller, q *store.Query) error {
@@ -46,6 +50,10 @@ func (s *Server) restrictFor(caller *auth.Caller, q *store.Query) error {
 	if cl := compartmentClause(caller, q.Type); cl != nil {
 		q.Clauses = append(q.Clauses, cl)
 	}
+	q.Clauses = append(q.Clauses, onlineClauses(caller, q.Type)...)
+	if caller.RedactionApplies() {
+		q.Clauses = append(q.Clauses, notRedacted...)
+	}
 	return nil
 }
 
@@ -58,6 +66,9 @@ var nothing = store.Clause{{Param: store.ParamID, Match: store.MatchExact, Value
 func compartmentClause(caller *auth.Caller, typ string) store.Clause {
 	if !auth.Authorize(caller, auth.Search, typ).Allow() && !auth.Authorize(caller, auth.Read, typ).Allow() {
 		return nothing
+	}
+	if auth.ClassOf(typ) == auth.ClassAudit {
+		return auditClause(caller)
 	}
 	if auth.ClassOf(typ) != auth.ClassPatient {
 		return nil
@@ -115,6 +126,12 @@ func (s *Server) canRead(c *gin.Context, r store.Resource) error {
 	if err != nil {
 		return err
 	}
+	if d.Outcome == auth.DenyRedacted {
+		// Answered exactly as for a resource that does not exist, so that a redacted entry's existence
+		// is not revealed either.
+		c.Set(ctxDecision, d)
+		return fail(http.StatusNotFound, "not-found", "%s/%s is not known to this server", r.Type, r.ID)
+	}
 	if !d.Allow() {
 		return s.refuse(c, d)
 	}
@@ -138,6 +155,14 @@ func (s *Server) mayRead(c *gin.Context, caller *auth.Caller, r store.Resource) 
 // A tombstone has no body, so the version before it speaks for it.
 func (s *Server) facts(ctx context.Context, caller *auth.Caller, r store.Resource) (auth.Facts, error) {
 	f := auth.Facts{Type: r.Type}
+	if caller.RedactionApplies() {
+		if err := s.onlineFacts(ctx, &f, r); err != nil {
+			return f, err
+		}
+	}
+	if auth.ClassOf(r.Type) == auth.ClassAudit {
+		return auditFacts(f, r)
+	}
 	if auth.ClassOf(r.Type) != auth.ClassPatient {
 		return f, nil
 	}
@@ -293,8 +318,14 @@ func (g *guardedStore) Apply(ctx context.Context, writes []store.Write) error {
 		return internal(errors.New("write without an authorised caller"))
 	}
 	in := auth.Interaction(interactionFrom(ctx))
+	derived := derivedFrom(ctx)
 	for _, w := range writes {
 		r := w.Resource
+		if derived[r.Type+"/"+r.ID] {
+			// A write the server's own rules made as part of the request (a slot a booking claims, the
+			// issue a completed repeat request creates); the request's own resource was checked.
+			continue
+		}
 		if w.ExpectVersion > 0 {
 			old, err := g.Store.GetVersion(ctx, r.Type, r.ID, w.ExpectVersion)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {

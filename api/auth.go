@@ -9,8 +9,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gpfhir/gpfhir/auth"
-	"github.com/gpfhir/gpfhir/fhir"
-	"github.com/gpfhir/gpfhir/store"
 )
 
 // The authorisation step. Every FHIR interaction but capabilities passes authorize before its handler
@@ -124,21 +122,10 @@ func (s *Server) authorize(c *gin.Context, interaction string, p pathParams) err
 	return nil
 }
 
-// resolvePatient finds the Patient resources that carry the caller's NHS number.
+// resolvePatient finds the Patient resources of the person the caller acts for (themselves, or through
+// a proxy grant) and the online access levels that apply (api/online.go).
 func (s *Server) resolvePatient(c *gin.Context, caller *auth.Caller) error {
-	hits, err := s.store.Search(c.Request.Context(), store.Query{
-		Type:    "Patient",
-		Clauses: []store.Clause{{{Param: "identifier", Match: store.MatchToken, System: fhir.NHSNumberSystem, Value: caller.NHSNumber}}},
-		Limit:   10,
-	})
-	if err != nil {
-		return err
-	}
-	for _, h := range hits {
-		caller.PatientIDs = append(caller.PatientIDs, h.Resource.ID)
-	}
-	caller.Resolved = true
-	return nil
+	return s.resolveOnline(c.Request.Context(), caller)
 }
 
 // authLog writes one line per authorised request: who (role, token subject, client), what, and the

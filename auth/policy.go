@@ -249,6 +249,8 @@ type Facts struct {
 	PatientIDs []string
 	// PracticeODS are the ODS codes of the practices those patients are registered at.
 	PracticeODS []string
+	// Unpublished is set for a Schedule or Slot the practice does not publish for online booking.
+	Unpublished bool
 	// Redacted is set when the resource (or its current version) carries a redaction security label.
 	Redacted bool
 	// EntryDate is a record entry's clinical date (fhir.RecordDate), for prospective access; zero when
@@ -261,6 +263,9 @@ type Facts struct {
 func CanAccess(c *Caller, in Interaction, f Facts) Decision {
 	if d := c.roleGate(in, f.Type); !d.Allow() {
 		return d
+	}
+	if c.Kind == KindPatient && f.Unpublished {
+		return Decision{Outcome: DenyRedacted, Reason: "this " + f.Type + " is not published for online booking"}
 	}
 	if ClassOf(f.Type) == ClassAudit && c.Kind == KindPatient {
 		// f.PatientIDs are the patients the event concerns (fhir.AuditPatients).

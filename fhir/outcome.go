@@ -50,11 +50,26 @@ type Issue struct {
 	Severity string `json:"severity"`
 	// Code is an issue-type code (Issue* constants).
 	Code string `json:"code"`
+	// Details is a coded detail of the issue, such as GP Connect's confidential-items warning code.
+	Details *IssueDetails `json:"details,omitempty"`
 	// Diagnostics is plain English for the caller: which element, and what is wrong with it. It may quote
 	// the submitted value, so it belongs in responses, never in logs.
 	Diagnostics string `json:"diagnostics,omitempty"`
 	// Expression holds FHIRPath locations such as "Patient.identifier[0].value".
 	Expression []string `json:"expression,omitempty"`
+}
+
+// IssueDetails is the CodeableConcept of Issue.details.
+type IssueDetails struct {
+	Coding []IssueCoding `json:"coding,omitempty"`
+	Text   string        `json:"text,omitempty"`
+}
+
+// IssueCoding is one Coding of IssueDetails.
+type IssueCoding struct {
+	System  string `json:"system"`
+	Code    string `json:"code"`
+	Display string `json:"display,omitempty"`
 }
 
 // NewIssue returns an error-severity issue.

@@ -1,0 +1,346 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gpfhir/gpfhir/auth"
+	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// Patient online services at the access seam: the clauses restrict adds for patients and proxies
+// (access levels, prospective record access, online-bookable slots, redaction), the facts canRead needs
+// for them, how a patient's or proxy's caller is resolved (practice-set levels, proxy grants), and the
+// confidential-items note of a searchset that withheld something.
+
+// notRedacted are the clauses that leave out every resource with a redaction label: one :not clause per
+// label, ANDed.
+var notRedacted = func() []store.Clause {
+	var out []store.Clause
+	for _, l := range fhir.RedactionLabels {
+		out = append(out, store.Clause{{Param: "_security", Match: store.MatchToken, Not: true, System: l[0], Value: l[1]}})
+	}
+	return out
+}()
+
+// redactedOnly matches resources with any redaction label.
+var redactedOnly = func() store.Clause {
+	var cl store.Clause
+	for _, l := range fhir.RedactionLabels {
+		cl = append(cl, store.Predicate{Param: "_security", Match: store.MatchToken, System: l[0], Value: l[1]})
+	}
+	return cl
+}()
+
+// onlineClauses are the clauses, other than the compartment and redaction, that confine a patient's or
+// proxy's query over typ: only Schedules and Slots published for online booking, and only record entries
+// dated from the practice's prospective-access date.
+func onlineClauses(caller *auth.Caller, typ string) []store.Clause {
+	if caller.Kind != auth.KindPatient {
+		return nil
+	}
+	var out []store.Clause
+	if typ == "Slot" || typ == "Schedule" {
+		out = append(out, store.Clause{{Param: "online-bookable", Match: store.MatchToken, AnySystem: true, Value: "true"}})
+	}
+	if param, from, ok := caller.RecordFrom(typ); ok {
+		out = append(out, store.Clause{{Param: param, Match: store.MatchRange,
+			Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: from.UnixMilli()}}}})
+	}
+	return out
+}
+
+// onlineFacts fills in, for a patient or proxy, whether r is redacted (in any version: redaction hides
+// a resource's whole history, since earlier versions hold the same content), unpublished (Schedules and
+// Slots not bookable online) and its clinical date.
+func (s *Server) onlineFacts(ctx context.Context, f *auth.Facts, r store.Resource) error {
+	tree, err := s.lastBody(ctx, r)
+	if err != nil || tree == nil {
+		return err
+	}
+	if fhir.IsRedacted(tree) {
+		f.Redacted = true
+	}
+	if !r.Deleted && len(r.Body) > 0 {
+		var own map[string]any
+		if err := json.Unmarshal(r.Body, &own); err != nil {
+			return internal(err)
+		}
+		f.Redacted = f.Redacted || fhir.IsRedacted(own)
+		tree = own
+	}
+	switch r.Type {
+	case "Slot", "Schedule":
+		v, _ := fhir.ExtensionValue(tree, fhir.OnlineBookableExtension, "valueBoolean")
+		f.Unpublished = v != true
+	default:
+		f.EntryDate = fhir.EntryDate(r.Type, tree)
+	}
+	return nil
+}
+
+// lastBody returns the body of the newest version of r's resource that has one.
+func (s *Server) lastBody(ctx context.Context, r store.Resource) (map[string]any, error) {
+	cur, err := s.cfg.Store.Get(ctx, r.Type, r.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cur.Deleted {
+		if cur.VersionID <= 1 {
+			return nil, nil
+		}
+		if cur, err = s.cfg.Store.GetVersion(ctx, r.Type, r.ID, cur.VersionID-1); err != nil {
+			return nil, err
+		}
+	}
+	var tree map[string]any
+	if err := json.Unmarshal(cur.Body, &tree); err != nil {
+		return nil, internal(err)
+	}
+	return tree, nil
+}
+
+// Withheld items. restrict records, for patients and proxies, each top-level query it confined with
+// the redaction clauses; a searchset then asks whether any of them would have matched a redacted
+// resource, and if so carries the confidential-items note. It says that something was withheld, never
+// what or how much.
+
+const ctxRestricted = "gpfhir.restricted"
+
+func (s *Server) noteRestricted(c *gin.Context, caller *auth.Caller, q *store.Query) {
+	if !caller.RedactionApplies() {
+		return
+	}
+	n := len(q.Clauses) - len(notRedacted)
+	if n < 0 {
+		return
+	}
+	probe := store.Query{Type: q.Type, Clauses: append(append([]store.Clause(nil), q.Clauses[:n]...), redactedOnly), Limit: 1}
+	list, _ := c.Get(ctxRestricted)
+	probes, _ := list.([]store.Query)
+	c.Set(ctxRestricted, append(probes, probe))
+}
+
+// withheldNotes returns the confidential-items issue when a query of this request left out a redacted
+// resource.
+func (s *Server) withheldNotes(c *gin.Context) ([]fhir.Issue, error) {
+	list, _ := c.Get(ctxRestricted)
+	probes, _ := list.([]store.Query)
+	for _, q := range probes {
+		hits, err := s.store.Search(c.Request.Context(), q)
+		if err != nil {
+			return nil, err
+		}
+		if len(hits) > 0 {
+			return []fhir.Issue{confidentialItems()}, nil
+		}
+	}
+	return nil, nil
+}
+
+func confidentialItems() fhir.Issue {
+	return fhir.Issue{Severity: fhir.SeverityInformation, Code: "suppressed",
+		Details: &fhir.IssueDetails{Coding: []fhir.IssueCoding{{System: fhir.WarningCodeSystem,
+			Code: fhir.ConfidentialItemsCode, Display: fhir.ConfidentialItemsText}}},
+		Diagnostics: "Some items are not shown online. " + fhir.ConfidentialItemsText +
+			" Ask the practice if you think something is missing."}
+}
+
+// Derived writes: resources a request's rules write alongside the request's own resource.
+
+type derivedKey struct{}
+
+func withDerived(ctx context.Context, writes []store.Write) context.Context {
+	set := map[string]bool{}
+	for _, w := range writes {
+		set[w.Resource.Type+"/"+w.Resource.ID] = true
+	}
+	return context.WithValue(ctx, derivedKey{}, set)
+}
+
+func derivedFrom(ctx context.Context) map[string]bool {
+	m, _ := ctx.Value(derivedKey{}).(map[string]bool)
+	return m
+}
+
+// Resolving a patient's or proxy's caller.
+
+// patientsByNHS returns the current Patient resources that carry an NHS number.
+func (s *Server) patientsByNHS(ctx context.Context, nhs string) ([]store.Resource, error) {
+	hits, err := s.cfg.Store.Search(ctx, store.Query{
+		Type:    "Patient",
+		Clauses: []store.Clause{{{Param: "identifier", Match: store.MatchToken, System: fhir.NHSNumberSystem, Value: nhs}}},
+		Limit:   10,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Resource, len(hits))
+	for i, h := range hits {
+		out[i] = h.Resource
+	}
+	return out, nil
+}
+
+// practiceAccess reads the levels a practice set on a Patient; the defaults when it set none.
+func practiceAccess(r store.Resource) fhir.OnlineAccess {
+	var tree map[string]any
+	if json.Unmarshal(r.Body, &tree) != nil {
+		return fhir.DefaultOnlineAccess
+	}
+	a, rerr := fhir.ParseOnlineAccess(tree, fhir.DefaultOnlineAccess)
+	if rerr != nil {
+		// Written levels are validated; an unreadable one grants nothing rather than the defaults.
+		return fhir.OnlineAccess{}
+	}
+	return a
+}
+
+// grantView is one proxy grant as the proxy sees it.
+type grantView struct {
+	grant   fhir.ProxyGrant
+	patient store.Resource
+	inForce bool
+	why     string
+}
+
+// proxyGrants lists the grants held for the proxy with NHS number proxyNHS, optionally only those for
+// the patients with NHS number forNHS, newest first.
+func (s *Server) proxyGrants(ctx context.Context, proxyNHS string, patients []store.Resource) ([]grantView, error) {
+	q := store.Query{Type: "RelatedPerson", Limit: 100,
+		Clauses: []store.Clause{{{Param: "identifier", Match: store.MatchToken, System: fhir.NHSNumberSystem, Value: proxyNHS}}}}
+	if patients != nil {
+		var refs store.Clause
+		for _, p := range patients {
+			refs = append(refs, store.Predicate{Param: "patient", Match: store.MatchExact, Value: "Patient/" + p.ID})
+		}
+		if len(refs) == 0 {
+			return nil, nil
+		}
+		q.Clauses = append(q.Clauses, refs)
+	}
+	hits, err := s.cfg.Store.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	var out []grantView
+	for _, h := range hits {
+		var tree map[string]any
+		if err := json.Unmarshal(h.Resource.Body, &tree); err != nil {
+			return nil, internal(err)
+		}
+		g, rerr := fhir.ParseProxyGrant(h.Resource.ID, tree)
+		if rerr != nil || g.ProxyNHS != proxyNHS {
+			continue
+		}
+		typ, id, ok := s.localRef(g.PatientRef)
+		if !ok || typ != "Patient" {
+			continue
+		}
+		pt, err := s.cfg.Store.Get(ctx, "Patient", id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if pt.Deleted {
+			continue
+		}
+		v := grantView{grant: g, patient: pt}
+		v.inForce, v.why = g.InForce(now)
+		out = append(out, v)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].inForce && !out[j].inForce })
+	return out, nil
+}
+
+// resolveOnline fills in a P9 patient's caller: the Patient resources of the person acted for, the
+// levels their practice set, and for a proxy the grant in force (or why there is none).
+func (s *Server) resolveOnline(ctx context.Context, caller *auth.Caller) error {
+	caller.Resolved = true
+	target := caller.NHSNumber
+	if caller.ProxyFor != "" {
+		target = caller.ProxyFor
+	}
+	pts, err := s.patientsByNHS(ctx, target)
+	if err != nil {
+		return err
+	}
+	if caller.ProxyFor != "" {
+		if len(pts) == 0 {
+			caller.ProxyRefusal = "the person you act for has no GP record at this service, so there is nothing to act on"
+			return nil
+		}
+		grants, err := s.proxyGrants(ctx, caller.NHSNumber, pts)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(grants) == 0:
+			caller.ProxyRefusal = "you have no proxy access for this patient: acting for someone else needs a proxy grant " +
+				"that their GP practice sets up. Sign in as yourself to see your own record"
+			return nil
+		case !grants[0].inForce:
+			caller.ProxyRefusal = grants[0].why
+			return nil
+		}
+		g := grants[0]
+		caller.ProxyGrant = g.grant.ID
+		services := g.grant.Services
+		caller.GrantAccess = &services
+		pts = []store.Resource{g.patient}
+	}
+	for _, p := range pts {
+		caller.PatientIDs = append(caller.PatientIDs, p.ID)
+	}
+	if len(pts) > 0 {
+		a := practiceAccess(pts[0])
+		caller.PracticeAccess = &a
+	}
+	return nil
+}
+
+// cancellationCutoff reads the cut-off of the practice that manages a patient.
+func (s *Server) cancellationCutoff(ctx context.Context, patientID string) (time.Duration, error) {
+	pt, err := s.cfg.Store.Get(ctx, "Patient", patientID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fhir.DefaultCancellationCut, nil
+		}
+		return 0, err
+	}
+	var tree map[string]any
+	if err := json.Unmarshal(pt.Body, &tree); err != nil {
+		return 0, internal(err)
+	}
+	for _, ref := range refsAt(tree, "managingOrganization") {
+		typ, id, ok := s.localRef(ref)
+		if !ok || typ != "Organization" {
+			continue
+		}
+		org, err := s.cfg.Store.Get(ctx, "Organization", id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		var ot map[string]any
+		if err := json.Unmarshal(org.Body, &ot); err != nil {
+			return 0, internal(err)
+		}
+		return fhir.CancellationCutoff(ot), nil
+	}
+	return fhir.DefaultCancellationCut, nil
+}
