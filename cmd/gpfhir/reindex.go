@@ -53,13 +53,24 @@ func reindex(ctx context.Context, args []string, getenv func(string) string, std
 	if cfg.batch <= 0 {
 		errs.addf("--batch must be positive")
 	}
-	types := fhir.Types()
+	// AuditEvents keep the index they were appended with: the store refuses SetIndex on them, since the
+	// audit trail is changed by no path. They are left out.
+	var types []*fhir.TypeInfo
+	for _, ti := range fhir.Types() {
+		if ti.Name != store.AuditEventType {
+			types = append(types, ti)
+		}
+	}
 	if len(cfg.types) > 0 {
 		types = nil
 		for _, name := range cfg.types {
 			ti, ok := fhir.LookupType(name)
-			if !ok {
+			switch {
+			case !ok:
 				errs.addf("--type %q is not a served resource type", name)
+				continue
+			case ti.Name == store.AuditEventType:
+				errs.addf("--type AuditEvent: audit records keep the index they were appended with and are not reindexed")
 				continue
 			}
 			types = append(types, ti)

@@ -128,3 +128,40 @@ func TestReindexReportsEveryConfigurationErrorTogether(t *testing.T) {
 		t.Errorf("a bad resume position: %v", err)
 	}
 }
+
+// The store refuses SetIndex on AuditEvents, so a reindex that walked them would fail on the first one;
+// it must leave them, and the chain, as they are.
+func TestReindexLeavesTheAuditTrailAlone(t *testing.T) {
+	dir := staleStore(t)
+	st, err := sqlite.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendAudit(t, st, 0, "a1", "a2")
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out, progress bytes.Buffer
+	if err := run(context.Background(), []string{"reindex", "--data-dir", dir}, envFrom(nil), &out, &progress); err != nil {
+		t.Fatalf("reindex with audit records in the store: %v\n%s", err, progress.String())
+	}
+	if got := indexed(t, dir, family("")); !slices.Equal(got, []string{"p1", "p2", "p3"}) {
+		t.Errorf("patients indexed: %v", got)
+	}
+	if strings.Contains(progress.String(), "AuditEvent") {
+		t.Errorf("AuditEvents were walked: %s", progress.String())
+	}
+	st, err = sqlite.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if res, err := store.VerifyAudit(context.Background(), st); err != nil || !res.Intact || res.Records != 2 {
+		t.Errorf("audit chain after reindex: %v %v", res, err)
+	}
+
+	err = run(context.Background(), []string{"reindex", "--data-dir", dir, "--type", "AuditEvent"}, envFrom(nil), &out, &progress)
+	if err == nil || !strings.Contains(err.Error(), "AuditEvent") {
+		t.Errorf("--type AuditEvent: %v", err)
+	}
+}
