@@ -103,6 +103,7 @@ func (s *Server) authorize(c *gin.Context, interaction string, p pathParams) err
 	c.Set(ctxCaller, caller)
 	ctx = withCaller(ctx, caller)
 	ctx = context.WithValue(ctx, interactionKey{}, interaction)
+	ctx = context.WithValue(ctx, ifMatchKey{}, c.GetHeader("If-Match") != "")
 	ctx = context.WithValue(ctx, decisionRecorderKey{}, func(d auth.Decision) { c.Set(ctxDecision, d) })
 	c.Request = c.Request.WithContext(ctx)
 	if caller.Kind == auth.KindPatient && caller.Level == "P9" && caller.NHSNumber != "" {

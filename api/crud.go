@@ -103,14 +103,30 @@ func (s *Server) now() time.Time {
 }
 
 // putVersion finalises res as the version after cur and writes it with compare-and-swap on cur.
+// The online-services rules (api/services.go) may replace res and add derived writes to the same atomic
+// group: a booking claims its slot there.
 func (s *Server) putVersion(ctx context.Context, res *fhir.Resource, typ, id string, cur int64) (store.Resource, error) {
 	now := s.now()
+	eff, err := s.writeRules(ctx, res, typ, id, cur, now)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if eff.replace != nil {
+		res = eff.replace
+	}
 	body, err := res.Finalize(id, cur+1, now)
 	if err != nil {
 		return store.Resource{}, internal(err)
 	}
 	r := store.Resource{Type: typ, ID: id, VersionID: cur + 1, LastUpdated: now, Body: body}
-	err = s.store.Apply(ctx, []store.Write{{Resource: r, ExpectVersion: cur, Index: fhir.Extract(res, s.cfg.BaseURL)}})
+	writes := append([]store.Write{{Resource: r, ExpectVersion: cur, Index: fhir.Extract(res, s.cfg.BaseURL)}}, eff.extra...)
+	if len(eff.extra) > 0 {
+		ctx = withDerived(ctx, eff.extra)
+	}
+	err = s.store.Apply(ctx, writes)
+	if errors.Is(err, store.ErrVersionConflict) && eff.conflict != nil {
+		return r, eff.conflict
+	}
 	return r, err
 }
 
@@ -129,6 +145,7 @@ func (s *Server) create(c *gin.Context, p pathParams) error {
 		case 0:
 		case 1:
 			// The spec's answer to a create that already happened: 200 with the existing resource.
+			s.touch(c, hits[0].Resource)
 			s.respondResource(c, http.StatusOK, hits[0].Resource, false)
 			return nil
 		default:
@@ -143,6 +160,7 @@ func (s *Server) create(c *gin.Context, p pathParams) error {
 	if err != nil {
 		return err
 	}
+	s.touch(c, r)
 	s.respondResource(c, http.StatusCreated, r, true)
 	return nil
 }
@@ -224,6 +242,7 @@ func (s *Server) updateTo(c *gin.Context, typ *fhir.TypeInfo, id string, res *fh
 		if err != nil {
 			return err
 		}
+		s.touch(c, r)
 		status := http.StatusOK
 		if cur.VersionID == 0 || cur.Deleted {
 			status = http.StatusCreated
@@ -285,6 +304,7 @@ func (s *Server) patch(c *gin.Context, p pathParams) error {
 		if err != nil {
 			return err
 		}
+		s.touch(c, r)
 		s.respondResource(c, http.StatusOK, r, false)
 		return nil
 	}
@@ -330,6 +350,7 @@ func (s *Server) delete(c *gin.Context, p pathParams) error {
 		}
 		if cur.Deleted {
 			// Deleting again changes nothing and makes no new version.
+			s.touch(c, cur)
 			s.respondDeleted(c, cur, "was already deleted")
 			return nil
 		}
@@ -346,6 +367,7 @@ func (s *Server) delete(c *gin.Context, p pathParams) error {
 		if err != nil {
 			return err
 		}
+		s.touch(c, store.Resource{Type: tomb.Type, ID: tomb.ID, VersionID: tomb.VersionID, Body: cur.Body}) // the body names the patient
 		s.respondDeleted(c, tomb, "was deleted")
 		return nil
 	}
@@ -440,6 +462,7 @@ func (s *Server) read(c *gin.Context, p pathParams) error {
 	if err := s.canRead(c, r); err != nil {
 		return err
 	}
+	r = s.served(c, r)
 	if notModified(c, r) {
 		c.Header("ETag", etag(r.VersionID))
 		c.Status(http.StatusNotModified)
@@ -467,6 +490,7 @@ func (s *Server) vread(c *gin.Context, p pathParams) error {
 	if r.Deleted {
 		return gone(r)
 	}
+	r = s.served(c, r)
 	if notModified(c, r) {
 		c.Header("ETag", etag(r.VersionID))
 		c.Status(http.StatusNotModified)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -343,4 +345,44 @@ func (s *Server) cancellationCutoff(ctx context.Context, patientID string) (time
 		return fhir.CancellationCutoff(ot), nil
 	}
 	return fhir.DefaultCancellationCut, nil
+}
+
+// searchRules checks what a patient's search must say before it runs: a free-slot search names a start
+// range of at most 14 days (GP Connect's limit, which keeps a patient's search to one appointment book's
+// fortnight rather than a practice's whole diary).
+func (s *Server) searchRules(c *gin.Context, typ *fhir.TypeInfo, values url.Values) error {
+	caller := callerOf(c)
+	if caller == nil || caller.Kind != auth.KindPatient || typ.Name != "Slot" {
+		return nil
+	}
+	var low, high time.Time
+	for _, v := range values["start"] {
+		for _, one := range strings.Split(v, ",") {
+			prefix, date := "eq", one
+			if len(one) > 2 && one[0] >= 'a' && one[0] <= 'z' {
+				prefix, date = one[:2], one[2:]
+			}
+			lo, hi, err := fhir.ParseDateRange(date)
+			if err != nil {
+				continue // the search itself reports a malformed date
+			}
+			l, h := time.UnixMilli(lo).UTC(), time.UnixMilli(hi).UTC()
+			switch prefix {
+			case "ge", "gt", "sa":
+				if low.IsZero() || l.After(low) {
+					low = l
+				}
+			case "le", "lt", "eb":
+				if high.IsZero() || h.Before(high) {
+					high = h
+				}
+			case "eq":
+				low, high = l, h
+			}
+		}
+	}
+	if e := fhir.CheckSlotSearchRange(low, high); e != nil {
+		return ruleError(e)
+	}
+	return nil
 }

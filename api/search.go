@@ -618,6 +618,9 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 	if aerr != nil {
 		return aerr
 	}
+	if err := s.searchRules(c, p.typ, values); err != nil {
+		return err
+	}
 	scope := p.typ.Name + "?" + q.applied.Encode()
 	if cur := values.Get(cursorParam); cur != "" {
 		after, err := s.cursors.openPosition(scope, cur)
@@ -665,6 +668,7 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 		page[i] = h.Resource
 	}
 	for _, r := range page {
+		r = s.served(c, r) // audit: touched; a patient's view of an AuditEvent
 		entry, err := s.searchEntry(r, "match", q, q.elements)
 		if err != nil {
 			return err
@@ -678,6 +682,7 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 		}
 		q.notes = append(q.notes, notes...)
 		for _, r := range included {
+			r = s.served(c, r) // audit: touched; a patient's view of an AuditEvent
 			// _elements names elements of the searched type; included resources are other types.
 			entry, err := s.searchEntry(r, "include", q, nil)
 			if err != nil {
@@ -686,6 +691,11 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 			bundle.Entry = append(bundle.Entry, entry)
 		}
 	}
+	withheld, err := s.withheldNotes(c)
+	if err != nil {
+		return err
+	}
+	q.notes = append(q.notes, withheld...)
 	if len(q.notes) > 0 {
 		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{
 			Resource: fhir.OperationOutcome(q.notes...),

@@ -1,0 +1,339 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/gpfhir/gpfhir/auth"
+	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// The write rules of the patient online services. Every write path (create, update, conditional update,
+// patch) ends in putVersion, which asks writeRules what else the write means: a booking claims its slots,
+// a cancellation frees them, completing a repeat request issues a prescription and counts it against the
+// plan. Those writes go into the same store.Apply group as the resource itself, with compare-and-swap on
+// each version read, so the group happens completely or not at all on both backends: of many bookings
+// of one free slot exactly one can win. The rules themselves are pure functions in package fhir.
+
+// effects is what writeRules adds to a write.
+type effects struct {
+	// replace, when set, is written instead of the submitted resource (a completed Task gains its output).
+	replace *fhir.Resource
+	// extra are derived writes applied in the same atomic group.
+	extra []store.Write
+	// conflict, when set, is the answer to a compare-and-swap failure of the group.
+	conflict error
+}
+
+type ifMatchKey struct{}
+
+// ifMatchSent reports whether the request carried If-Match (authorize records it).
+func ifMatchSent(ctx context.Context) bool { v, _ := ctx.Value(ifMatchKey{}).(bool); return v }
+
+func ruleError(e *fhir.RuleError) *apiError {
+	status := http.StatusUnprocessableEntity
+	switch e.Kind {
+	case fhir.RuleConflict:
+		status = http.StatusConflict
+	case fhir.RuleBadRequest:
+		status = http.StatusBadRequest
+	case fhir.RulePrecondition:
+		status = http.StatusPreconditionRequired
+	}
+	ae := fail(status, e.Code, "%s", e.Message)
+	if e.Expression != "" {
+		ae.at(e.Expression)
+	}
+	return ae
+}
+
+// writeRules applies the online-services rules to res, about to become version cur+1 of typ/id.
+func (s *Server) writeRules(ctx context.Context, res *fhir.Resource, typ, id string, cur int64, now time.Time) (effects, error) {
+	caller := callerFrom(ctx)
+	if caller == nil {
+		return effects{}, nil
+	}
+	byPatient := caller.Kind == auth.KindPatient
+	switch typ {
+	case "Patient", "RelatedPerson":
+		if e := fhir.CheckOnlineAccessResource(typ, res.Tree()); e != nil {
+			return effects{}, ruleError(e)
+		}
+	case "Appointment":
+		old, err := s.previous(ctx, typ, id, cur)
+		if err != nil {
+			return effects{}, err
+		}
+		if old == nil {
+			return s.booking(ctx, res, byPatient, now)
+		}
+		return s.appointmentChange(ctx, old, res, byPatient, now)
+	case "Task":
+		old, err := s.previous(ctx, typ, id, cur)
+		if err != nil {
+			return effects{}, err
+		}
+		if old == nil {
+			if byPatient || fhir.IsRepeatRequest(res.Tree()) {
+				return effects{}, s.repeatRequest(ctx, res, now)
+			}
+			return effects{}, nil
+		}
+		if !fhir.IsRepeatRequest(old) {
+			return effects{}, nil
+		}
+		return s.repeatChange(ctx, old, res, byPatient, now)
+	}
+	return effects{}, nil
+}
+
+// previous returns the body of version cur, or nil when there is none (a create, or over a tombstone).
+func (s *Server) previous(ctx context.Context, typ, id string, cur int64) (map[string]any, error) {
+	if cur == 0 {
+		return nil, nil
+	}
+	r, err := s.cfg.Store.GetVersion(ctx, typ, id, cur)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Deleted {
+		return nil, nil
+	}
+	var tree map[string]any
+	if err := json.Unmarshal(r.Body, &tree); err != nil {
+		return nil, internal(err)
+	}
+	return tree, nil
+}
+
+// derivedWrite validates and stamps tree as version cur+1 of typ/id.
+func (s *Server) derivedWrite(tree map[string]any, typ, id string, cur int64, now time.Time) (store.Write, error) {
+	tree["resourceType"] = typ
+	tree["id"] = id
+	raw, err := json.Marshal(tree)
+	if err != nil {
+		return store.Write{}, internal(err)
+	}
+	res, err := fhir.Parse(raw)
+	if err != nil {
+		return store.Write{}, internal(err)
+	}
+	body, err := res.Finalize(id, cur+1, now)
+	if err != nil {
+		return store.Write{}, internal(err)
+	}
+	return store.Write{Resource: store.Resource{Type: typ, ID: id, VersionID: cur + 1, LastUpdated: now, Body: body},
+		ExpectVersion: cur, Index: fhir.Extract(res, s.cfg.BaseURL)}, nil
+}
+
+// slotTree reads a Slot's current version.
+func (s *Server) slotTree(ctx context.Context, id string) (store.Resource, map[string]any, error) {
+	r, err := s.cfg.Store.Get(ctx, "Slot", id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && r.Deleted {
+		return r, nil, fail(http.StatusUnprocessableEntity, "invalid", "Slot/%s does not exist", id).at("Appointment.slot")
+	}
+	if err != nil {
+		return r, nil, err
+	}
+	var tree map[string]any
+	if err := json.Unmarshal(r.Body, &tree); err != nil {
+		return r, nil, internal(err)
+	}
+	return r, tree, nil
+}
+
+// booking claims the slots of a new Appointment: each becomes busy, with compare-and-swap on the version
+// that was read free. Patients and proxies book under every booking rule (fhir.CheckBooking); a GP
+// system is the practice's own book, so its appointments only claim the slots that are still free.
+func (s *Server) booking(ctx context.Context, res *fhir.Resource, byPatient bool, now time.Time) (effects, error) {
+	tree := res.Tree()
+	taken := fail(http.StatusConflict, "conflict", "%s", fhir.SlotTakenMessage).at("Appointment.slot")
+	var infos []fhir.SlotInfo
+	var extra []store.Write
+	for _, id := range fhir.AppointmentSlots(tree) {
+		r, st, err := s.slotTree(ctx, id)
+		if err != nil {
+			return effects{}, err
+		}
+		info := fhir.ParseSlot(id, st)
+		infos = append(infos, info)
+		if !byPatient && info.Status != "free" {
+			// A GP system records appointments its own book already holds (syncs, past
+			// appointments): a slot it marked busy stays as it is.
+			continue
+		}
+		w, err := s.derivedWrite(fhir.SetSlotStatus(st, "busy"), "Slot", id, r.VersionID, now)
+		if err != nil {
+			return effects{}, err
+		}
+		extra = append(extra, w)
+	}
+	if !byPatient {
+		return effects{extra: extra, conflict: taken}, nil
+	}
+	if e := fhir.CheckBooking(tree, infos, byPatient, now); e != nil {
+		if e.Kind == fhir.RuleConflict {
+			return effects{}, taken
+		}
+		return effects{}, ruleError(e)
+	}
+	return effects{extra: extra, conflict: taken}, nil
+}
+
+// appointmentChange applies the cancellation rules and frees the slots of a cancelled appointment.
+func (s *Server) appointmentChange(ctx context.Context, old map[string]any, res *fhir.Resource, byPatient bool, now time.Time) (effects, error) {
+	next := res.Tree()
+	cutoff := fhir.DefaultCancellationCut
+	if byPatient {
+		if pts := fhir.AppointmentPatients(old); len(pts) > 0 {
+			if _, id, ok := s.localRef(pts[0]); ok {
+				var err error
+				if cutoff, err = s.cancellationCutoff(ctx, id); err != nil {
+					return effects{}, err
+				}
+			}
+		}
+	}
+	frees, e := fhir.CheckAppointmentChange(old, next, byPatient, cutoff, now)
+	if e != nil {
+		return effects{}, ruleError(e)
+	}
+	if !frees {
+		return effects{}, nil
+	}
+	if !ifMatchSent(ctx) {
+		return effects{}, fail(http.StatusPreconditionRequired, "required",
+			`cancelling an appointment needs If-Match with the version you read (for example If-Match: W/"1"), so that it cannot cancel a changed appointment`)
+	}
+	var extra []store.Write
+	for _, id := range fhir.AppointmentSlots(old) {
+		r, st, err := s.slotTree(ctx, id)
+		if err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.status == http.StatusUnprocessableEntity {
+				continue // the practice removed the slot; nothing to free
+			}
+			return effects{}, err
+		}
+		if fhir.ParseSlot(id, st).Status != "busy" {
+			continue
+		}
+		w, err := s.derivedWrite(fhir.SetSlotStatus(st, "free"), "Slot", id, r.VersionID, now)
+		if err != nil {
+			return effects{}, err
+		}
+		extra = append(extra, w)
+	}
+	return effects{extra: extra}, nil
+}
+
+// plan reads a repeat authorisation.
+func (s *Server) plan(ctx context.Context, id string) (store.Resource, map[string]any, error) {
+	r, err := s.cfg.Store.Get(ctx, "MedicationRequest", id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && r.Deleted {
+		return r, nil, fail(http.StatusUnprocessableEntity, "invalid", "MedicationRequest/%s does not exist", id).at("Task.focus")
+	}
+	if err != nil {
+		return r, nil, err
+	}
+	var tree map[string]any
+	if err := json.Unmarshal(r.Body, &tree); err != nil {
+		return r, nil, internal(err)
+	}
+	return r, tree, nil
+}
+
+// repeatRequest applies the rules to a new repeat request: an orderable plan of the same patient, and no
+// other request for it still outstanding.
+func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, now time.Time) error {
+	tree := res.Tree()
+	planID := fhir.TaskFocus(tree)
+	var plan fhir.Plan
+	if planID != "" {
+		_, pt, err := s.plan(ctx, planID)
+		if err != nil {
+			return err
+		}
+		plan = fhir.ParsePlan(planID, pt)
+		if _, id, ok := s.localRef(plan.Patient); ok {
+			plan.Patient = "Patient/" + id
+		}
+	}
+	if f := fhir.TaskFor(tree); f != "" {
+		if _, id, ok := s.localRef(f); ok {
+			tree["for"] = map[string]any{"reference": "Patient/" + id}
+		}
+	}
+	if e := fhir.CheckRepeatRequest(tree, plan, now); e != nil {
+		return ruleError(e)
+	}
+	var statuses store.Clause
+	for _, st := range fhir.OutstandingTaskStatuses {
+		statuses = append(statuses, store.Predicate{Param: "status", Match: store.MatchToken, AnySystem: true, Value: st})
+	}
+	hits, err := s.cfg.Store.Search(ctx, store.Query{Type: "Task", Limit: 1, Clauses: []store.Clause{
+		{{Param: "focus", Match: store.MatchExact, Value: "MedicationRequest/" + planID}}, statuses}})
+	if err != nil {
+		return err
+	}
+	if len(hits) > 0 {
+		return fail(http.StatusConflict, "duplicate",
+			"a request for this repeat medication is already with the practice (Task/%s); wait for it to be processed, or cancel it first", hits[0].Resource.ID).at("Task.focus")
+	}
+	return nil
+}
+
+// repeatChange applies the lifecycle rules; completing issues the prescription and counts it.
+func (s *Server) repeatChange(ctx context.Context, old map[string]any, res *fhir.Resource, byPatient bool, now time.Time) (effects, error) {
+	next := res.Tree()
+	step, e := fhir.CheckTaskChange(old, next, byPatient)
+	if e != nil {
+		return effects{}, ruleError(e)
+	}
+	if step != fhir.TaskComplete {
+		return effects{}, nil
+	}
+	planID := fhir.TaskFocus(old)
+	pr, pt, err := s.plan(ctx, planID)
+	if err != nil {
+		return effects{}, err
+	}
+	plan := fhir.ParsePlan(planID, pt)
+	if e := fhir.CheckPlanOrderable(plan, now); e != nil {
+		e.Message = "the request cannot be completed: " + e.Message
+		return effects{}, ruleError(e)
+	}
+	issueID := uuid.NewString()
+	issue, err := s.derivedWrite(fhir.IssueFromPlan(planID, pt, now), "MedicationRequest", issueID, 0, now)
+	if err != nil {
+		return effects{}, err
+	}
+	counted, err := s.derivedWrite(fhir.CountIssue(pt, plan.Issued), "MedicationRequest", planID, pr.VersionID, now)
+	if err != nil {
+		return effects{}, err
+	}
+	// The completed Task points at what it issued, so the patient's app can show it.
+	outputs, _ := next["output"].([]any)
+	next["output"] = append(outputs, map[string]any{
+		"type":           map[string]any{"text": "Issued prescription"},
+		"valueReference": map[string]any{"reference": "MedicationRequest/" + issueID},
+	})
+	raw, err := json.Marshal(next)
+	if err != nil {
+		return effects{}, internal(err)
+	}
+	replaced, err := fhir.Parse(raw)
+	if err != nil {
+		return effects{}, fromParseError(err)
+	}
+	return effects{replace: replaced, extra: []store.Write{issue, counted}}, nil
+}
