@@ -97,6 +97,7 @@ func (s *Server) history(c *gin.Context, p pathParams) error {
 		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: scope + "&" + cursorParam + "=" + next})
 	}
 	for _, v := range versions {
+		s.touch(c, v)
 		bundle.Entry = append(bundle.Entry, s.historyEntry(v))
 	}
 	if len(notes) > 0 {

@@ -59,6 +59,13 @@ type capResource struct {
 	SearchInclude     []string         `json:"searchInclude,omitempty"`
 	SearchRevInclude  []string         `json:"searchRevInclude,omitempty"`
 	SearchParam       []capSearchParam `json:"searchParam"`
+	Operation         []capOperation   `json:"operation,omitempty"`
+}
+
+type capOperation struct {
+	Name          string `json:"name"`
+	Definition    string `json:"definition"`
+	Documentation string `json:"documentation,omitempty"`
 }
 
 type capSearchParam struct {
@@ -99,7 +106,8 @@ func (s *Server) capabilityStatement() capabilityStatement {
 		}
 		have := map[string]bool{}
 		for _, r := range routeTable {
-			if r.typeLevel && typeAllows(t, r.interaction) && !have[r.interaction] {
+			// Operations are listed under operation, not as an interaction code.
+			if r.typeLevel && r.interaction != "operation" && typeAllows(t, r.interaction) && !have[r.interaction] {
 				have[r.interaction] = true
 				res.Interaction = append(res.Interaction, capInteraction{Code: r.interaction})
 			}
@@ -119,6 +127,9 @@ func (s *Server) capabilityStatement() capabilityStatement {
 				})
 			}
 			res.SearchInclude, res.SearchRevInclude = includeValues(t)
+		}
+		if typeAllows(t, "operation") {
+			res.Operation = typeOperations[t.Name]
 		}
 		rest.Resource = append(rest.Resource, res)
 	}

@@ -17,6 +17,10 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// auditBatch is the size of each group commit; auditFailures counts records that could not be
+	// written (each one a request answered 503).
+	auditBatch    prometheus.Histogram
+	auditFailures prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -31,7 +35,16 @@ func newMetrics() *metrics {
 		Help:    "HTTP request latency by FHIR interaction.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"interaction"})
-	m.reg.MustRegister(m.requests, m.duration,
+	m.auditBatch = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "gpfhir_audit_batch_records",
+		Help:    "Audit records per group commit (one store append each).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000},
+	})
+	m.auditFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gpfhir_audit_failures_total",
+		Help: "Audit records that could not be written; each one's request was answered 503.",
+	})
+	m.reg.MustRegister(m.requests, m.duration, m.auditBatch, m.auditFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -25,6 +25,7 @@ const (
 	shapeInstance                         // [base]/[type]/[id]
 	shapeInstanceHistory                  // [base]/[type]/[id]/_history
 	shapeVersion                          // [base]/[type]/[id]/_history/[vid]
+	shapeTypeOperation                    // [base]/[type]/$[name]
 )
 
 // pathParams are the parts of a FHIR path.
@@ -32,6 +33,8 @@ type pathParams struct {
 	typ     *fhir.TypeInfo
 	id      string
 	version string
+	// op is the operation name of a [type]/$[name] path, without the $.
+	op string
 }
 
 // route is one FHIR interaction. The table below routes requests and is also what the CapabilityStatement
@@ -63,6 +66,7 @@ func init() {
 		{shapeInstance, http.MethodDelete, "delete", true, (*Server).delete},
 		{shapeInstanceHistory, http.MethodGet, "history-instance", true, (*Server).history},
 		{shapeVersion, http.MethodGet, "vread", true, (*Server).vread},
+		{shapeTypeOperation, http.MethodGet, "operation", true, (*Server).operation},
 	}
 }
 
@@ -103,6 +107,8 @@ func parsePath(path string) (sh shape, typ, id, vid string, ok bool) {
 		return shapeTypeSearch, seg[0], "", "", true
 	case len(seg) == 2 && seg[1] == "_history":
 		return shapeTypeHistory, seg[0], "", "", true
+	case len(seg) == 2 && len(seg[1]) > 1 && seg[1][0] == '$':
+		return shapeTypeOperation, seg[0], "", seg[1][1:], true
 	case len(seg) == 2:
 		return shapeInstance, seg[0], seg[1], "", true
 	case len(seg) == 3 && seg[2] == "_history":
@@ -140,6 +146,10 @@ func (s *Server) dispatch(c *gin.Context) {
 		return
 	}
 	p.id, p.version = id, vid
+	if sh == shapeTypeOperation {
+		p.version, p.op = "", vid
+	}
+	c.Set(ctxPath, p)
 
 	var allowed []string
 	for i := range routeTable {
@@ -170,6 +180,13 @@ func (s *Server) dispatch(c *gin.Context) {
 		}
 		return
 	}
+	for i := range routeTable {
+		// A refused interaction (an update of an AuditEvent) is still an attempt, and audited as one.
+		if r := &routeTable[i]; r.shape == sh && r.method == method {
+			c.Set(ctxInteraction, r.interaction)
+			break
+		}
+	}
 	if len(allowed) == 0 {
 		s.respondError(c, fail(http.StatusNotFound, "not-supported", "%s is not a FHIR REST path on this server", c.Request.URL.Path))
 		return
@@ -188,6 +205,23 @@ func (s *Server) dispatch(c *gin.Context) {
 // CapabilityStatement say the same.
 func typeAllows(t *fhir.TypeInfo, interaction string) bool {
 	return t.Allows(interaction)
+}
+
+// operation routes [type]/$[name]. The operations are few, so they are a switch; the CapabilityStatement
+// lists them from typeOperations.
+func (s *Server) operation(c *gin.Context, p pathParams) error {
+	c.Set(ctxOp, "$"+p.op)
+	if p.typ.Name == "AuditEvent" && p.op == "verify" {
+		return s.verifyAudit(c)
+	}
+	return fail(http.StatusNotFound, "not-supported", "%s has no operation $%s on this server", p.typ.Name, p.op)
+}
+
+// typeOperations are the type-level operations, for the CapabilityStatement.
+var typeOperations = map[string][]capOperation{
+	"AuditEvent": {{Name: "verify", Definition: "urn:gpfhir:OperationDefinition/AuditEvent-verify",
+		Documentation: "Auditors only. Verifies the audit hash chain from the first record to the head and answers " +
+			"\"intact, N records\" or the first broken link, with the head hash for anchoring."}},
 }
 
 func contains(list []string, s string) bool {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
@@ -40,6 +42,16 @@ type Config struct {
 	// /dev-idp) on the same listener.
 	IdentityProvider     http.Handler
 	IdentityProviderPath string
+	// InstanceID names this server process in audit records (source.observer Device/<id>). When empty an
+	// id is made per process, so that records show which process of several served a request.
+	InstanceID string
+	// ClientNames maps OAuth client ids to the app names that audit records (and patients reading who
+	// accessed their record) show; a client without an entry is shown by its id.
+	ClientNames map[string]string
+	// DisableAudit turns the audit trail off. It exists for one purpose: the benchmark that measures what
+	// audit costs, by serving the same workload with and without it. Production always audits: nothing in
+	// cmd/gpfhir sets it, and there is no flag or variable for it.
+	DisableAudit bool
 }
 
 // Server is the FHIR HTTP API.
@@ -50,6 +62,8 @@ type Server struct {
 	engine  *gin.Engine
 	metrics *metrics
 	cursors *cursorSigner
+	// audit is the group committer of the audit trail; nil only with Config.DisableAudit.
+	audit *auditLog
 }
 
 // New builds the API. It does not listen; Handler gives the http.Handler to serve.
@@ -88,6 +102,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = "gpfhir-" + uuid.NewString()[:8]
+	}
+	if !validID(cfg.InstanceID) {
+		return nil, fmt.Errorf("api: instance id %q is not a valid FHIR id", cfg.InstanceID)
+	}
 	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Logger,
@@ -95,6 +115,9 @@ func New(cfg Config) (*Server, error) {
 		cursors: &cursorSigner{key: cfg.CursorKey},
 	}
 	s.store = &guardedStore{Store: cfg.Store, s: s}
+	if !cfg.DisableAudit {
+		s.audit = newAuditLog(cfg.Store, cfg.Logger, s.metrics)
+	}
 	s.engine = s.routes()
 	return s, nil
 }
@@ -111,7 +134,10 @@ func (s *Server) routes() *gin.Engine {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = false
 	r.ContextWithFallback = true
-	r.Use(s.requestID, s.recoverer, s.accessLog, s.metrics.middleware, s.authLog)
+	// The audit middleware comes after the logging ones, so that they see the status actually sent (a 503
+	// when the audit record could not be written), and before a second recoverer, so that a handler's
+	// panic is answered (500) and audited like any other failure.
+	r.Use(s.requestID, s.recoverer, s.accessLog, s.metrics.middleware, s.authLog, s.auditMiddleware, s.recoverer)
 
 	r.GET("/healthz", s.healthz)
 	r.GET("/.well-known/smart-configuration", s.smartConfiguration)

@@ -438,12 +438,11 @@ var typeTable = []struct {
 	}},
 }
 
-// readOnlyInteractions are what a type written only by the server allows.
-var readOnlyInteractions = []string{"read", "vread", "search-type"}
-
-// typeInteractions limits the interactions of some types; the others allow every interaction.
+// typeInteractions limits the interactions of some types; the others allow every interaction. AuditEvent,
+// written by the server only, may be read and searched, and has the $verify operation; it has no history
+// interactions either, since each record has exactly one version.
 var typeInteractions = map[string][]string{
-	"AuditEvent": readOnlyInteractions,
+	"AuditEvent": {"read", "vread", "search-type", "operation"},
 }
 
 // sharedDefinitions are the R4 SearchParameters that serve several types under one canonical URL; every

@@ -16,6 +16,7 @@ import (
 	"github.com/gpfhir/gpfhir/api"
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/auth/devidp"
+	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/seed"
 	"github.com/gpfhir/gpfhir/store"
 )
@@ -34,6 +35,7 @@ type serveConfig struct {
 	cursorKey    string
 	logLevel     string
 	shutdownWait time.Duration
+	instanceID   string
 }
 
 func serveFlags(cfg *serveConfig) *flag.FlagSet {
@@ -51,6 +53,7 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.cursorKey, "cursor-key", "", "hex key that signs paging links; processes sharing a store must share it")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.shutdownWait, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
+	fs.StringVar(&cfg.instanceID, "instance-id", "", "name of this process in audit records (source Device/<id>; default: generated at start)")
 	return fs
 }
 
@@ -87,6 +90,9 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 			errs.addf("--cursor-key must be at least 16 bytes written in hex")
 		}
 		cursorKey = k
+	}
+	if cfg.instanceID != "" && !fhir.ValidID(cfg.instanceID) {
+		errs.addf("--instance-id %q must be a FHIR id: 1 to 64 characters from A-Z, a-z, 0-9, '-' and '.'", cfg.instanceID)
 	}
 	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
 		errs.addf("--log-level %q is not one of debug, info, warn, error", cfg.logLevel)
@@ -127,13 +133,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		baseURL = "http://" + ln.Addr().String()
 	}
 	apiCfg := api.Config{
-		Store:     st,
-		BaseURL:   baseURL,
-		MaxBody:   cfg.maxBody,
-		MaxCount:  cfg.maxCount,
-		CursorKey: cursorKey,
-		Logger:    log,
-		Version:   version,
+		Store:      st,
+		BaseURL:    baseURL,
+		MaxBody:    cfg.maxBody,
+		MaxCount:   cfg.maxCount,
+		CursorKey:  cursorKey,
+		Logger:     log,
+		Version:    version,
+		InstanceID: cfg.instanceID,
 	}
 	if err := buildAuth(&cfg, &apiCfg, log); err != nil {
 		ln.Close()
@@ -175,8 +182,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	log.Info("shutting down: finishing requests in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownWait)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	shutdownErr := hs.Shutdown(sctx)
+	// Requests are done (or cut off): write the audit records still waiting before the store closes.
+	_ = srv.Close()
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

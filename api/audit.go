@@ -1,0 +1,457 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/gpfhir/gpfhir/auth"
+	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// The audit trail (design.md "Audit", issue 6). Every FHIR interaction but capabilities writes one
+// AuditEvent, successes, failures and refusals alike, and no response leaves the server before its record
+// is durable:
+//
+//   - the audit middleware holds the handler's response (status and body) in a bufferedWriter;
+//   - when the handler is done it builds the AuditEvent (fhir.AuditEvent, from the caller, the outcome,
+//     the path and the resources the handler marked with touch) and hands it to the committer;
+//   - the committer goroutine takes every record waiting, up to store.MaxAuditBatch, and appends them with
+//     one store.AppendChained: one transaction (one fsync on SQLite) for the whole batch. While it writes,
+//     the next batch gathers, so the cost per request falls as the load rises (group commit);
+//   - each request then sends its held response, or, if the batch failed, a 503 instead: a request never
+//     succeeds without its record.
+//
+// Several gpfhir processes may share one store: AppendChained re-chains on the new head when another
+// process appended first.
+
+const (
+	ctxTouched = "gpfhir.audit.touched"
+	ctxPath    = "gpfhir.audit.path"
+	ctxOp      = "gpfhir.audit.operation"
+)
+
+// auditAttempts bounds how often one batch re-chains after losing the head to another process.
+const auditAttempts = 50
+
+// auditTimeout bounds one batch's append, so that a store that hangs fails requests with 503 rather than
+// holding them for ever.
+const auditTimeout = 30 * time.Second
+
+// errAuditClosed is the committer's answer after Close.
+var errAuditClosed = errors.New("audit: the server is shutting down")
+
+// touched is one resource a request read, listed or wrote, for the audit record's entities.
+type touched struct {
+	r store.Resource
+}
+
+// touch marks r as touched by the request, for its audit record. Handlers call it for every resource
+// they return or write.
+func (s *Server) touch(c *gin.Context, r store.Resource) {
+	if s.audit == nil {
+		return
+	}
+	v, _ := c.Get(ctxTouched)
+	list, _ := v.(*[]touched)
+	if list == nil {
+		list = &[]touched{}
+		c.Set(ctxTouched, list)
+	}
+	*list = append(*list, touched{r: r})
+}
+
+// served marks r as touched and returns it as this caller may see it: a patient gets their view of an
+// AuditEvent (fhir.AuditPatientView: no internal details, no other patients). Handlers call it on every
+// resource they return.
+func (s *Server) served(c *gin.Context, r store.Resource) store.Resource {
+	s.touch(c, r)
+	caller := callerOf(c)
+	if r.Type != store.AuditEventType || caller == nil || caller.Kind != auth.KindPatient || r.Deleted {
+		return r
+	}
+	view, err := fhir.AuditPatientView(r.Body, caller.PatientIDs)
+	if err != nil {
+		// Never fall back to the full record: an empty body fails the request instead.
+		s.logger(c).Error("patient view of an AuditEvent", "id", r.ID, "error", err)
+		view = nil
+	}
+	r.Body = view
+	return r
+}
+
+// auditLog is the group committer.
+type auditLog struct {
+	st      store.Store
+	log     *slog.Logger
+	metrics *metrics
+	in      chan *auditPending
+	mu      sync.RWMutex
+	closed  bool
+	done    chan struct{}
+}
+
+type auditPending struct {
+	rec store.AuditRecord
+	err chan error
+}
+
+func newAuditLog(st store.Store, log *slog.Logger, m *metrics) *auditLog {
+	a := &auditLog{st: st, log: log, metrics: m, in: make(chan *auditPending, 4*store.MaxAuditBatch), done: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+// append hands rec to the committer and waits until it is durable or has failed. It does not give up when
+// the request's context ends: the record is written either way, and the answer is only withheld.
+func (a *auditLog) append(rec store.AuditRecord) error {
+	p := &auditPending{rec: rec, err: make(chan error, 1)}
+	a.mu.RLock()
+	if a.closed {
+		a.mu.RUnlock()
+		return errAuditClosed
+	}
+	a.in <- p
+	a.mu.RUnlock()
+	return <-p.err
+}
+
+func (a *auditLog) run() {
+	defer close(a.done)
+	batch := make([]*auditPending, 0, store.MaxAuditBatch)
+	for {
+		p, ok := <-a.in
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], p)
+	fill:
+		for len(batch) < store.MaxAuditBatch {
+			select {
+			case p, ok := <-a.in:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		a.commit(batch)
+	}
+}
+
+func (a *auditLog) commit(batch []*auditPending) {
+	records := make([]store.AuditRecord, len(batch))
+	for i, p := range batch {
+		records[i] = p.rec
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
+	err := store.AppendChained(ctx, a.st, records, auditAttempts)
+	cancel()
+	a.metrics.auditBatch.Observe(float64(len(batch)))
+	if err != nil {
+		a.metrics.auditFailures.Add(float64(len(batch)))
+		// Ids only: the records themselves name patients.
+		a.log.Error("audit records could not be written; their requests get 503", "records", len(batch), "error", err)
+	}
+	for _, p := range batch {
+		p.err <- err
+	}
+}
+
+// close stops taking records, writes every record already handed over, and waits for the committer.
+func (a *auditLog) close() {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		<-a.done
+		return
+	}
+	a.closed = true
+	close(a.in)
+	a.mu.Unlock()
+	<-a.done
+}
+
+// Close writes the audit records of requests already answered-in-waiting and stops the committer. Call it
+// after the HTTP server has shut down (requests in flight are then done); requests that arrive later get
+// 503. The store is not closed.
+func (s *Server) Close() error {
+	if s.audit != nil {
+		s.audit.close()
+	}
+	return nil
+}
+
+// bufferedWriter holds a response until its audit record is durable. Headers go to the real writer's
+// header map, which is sent only with the status.
+type bufferedWriter struct {
+	gin.ResponseWriter
+	status int
+	wrote  bool
+	body   bytes.Buffer
+}
+
+func (w *bufferedWriter) WriteHeader(code int) {
+	if code > 0 && !w.wrote {
+		w.status = code
+	}
+}
+func (w *bufferedWriter) WriteHeaderNow()             { w.wrote = true }
+func (w *bufferedWriter) Write(b []byte) (int, error) { w.wrote = true; return w.body.Write(b) }
+func (w *bufferedWriter) WriteString(s string) (int, error) {
+	w.wrote = true
+	return w.body.WriteString(s)
+}
+func (w *bufferedWriter) Status() int   { return w.status }
+func (w *bufferedWriter) Written() bool { return w.wrote }
+func (w *bufferedWriter) Flush()        {}
+func (w *bufferedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return nil, nil, errors.New("api: connections cannot be hijacked")
+}
+func (w *bufferedWriter) Size() int {
+	if !w.wrote {
+		return -1
+	}
+	return w.body.Len()
+}
+
+// release sends the held response.
+func (w *bufferedWriter) release() {
+	w.ResponseWriter.WriteHeader(w.status)
+	if w.body.Len() > 0 {
+		_, _ = w.ResponseWriter.Write(w.body.Bytes())
+	} else {
+		w.ResponseWriter.WriteHeaderNow()
+	}
+}
+
+// auditMiddleware records every FHIR interaction and holds its response until the record is durable.
+// Routes of their own (health, metrics, SMART configuration, the dev identity provider) are not FHIR
+// interactions and pass straight through.
+func (s *Server) auditMiddleware(c *gin.Context) {
+	if s.audit == nil || c.FullPath() != "" {
+		c.Next()
+		return
+	}
+	real := c.Writer
+	bw := &bufferedWriter{ResponseWriter: real, status: http.StatusOK}
+	c.Writer = bw
+	defer func() { c.Writer = real }()
+	c.Next()
+	in := c.GetString(ctxInteraction)
+	if in == "" || in == "capabilities" {
+		// Not an interaction (a path that is not FHIR REST), or the public CapabilityStatement.
+		c.Writer = real
+		bw.release()
+		return
+	}
+	rec, err := s.auditRecord(c, in, bw.status)
+	if err == nil {
+		err = s.audit.append(rec)
+	}
+	c.Writer = real
+	if err != nil {
+		s.logger(c).Error("no audit record, so the answer is withheld", "interaction", in, "status", bw.status, "error", err)
+		h := real.Header()
+		for k := range h {
+			if k != "X-Request-Id" && k != "X-Correlation-Id" {
+				delete(h, k)
+			}
+		}
+		h.Set("Content-Type", fhirJSON)
+		h.Set("Retry-After", "1")
+		real.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = real.Write(fhir.OperationOutcome(fhir.Issue{Severity: "error", Code: "transient",
+			Diagnostics: "the audit trail could not be written, so this request cannot be answered; try again shortly (request id " + requestIDOf(c) + ")"}))
+		return
+	}
+	bw.release()
+}
+
+// auditRecord builds the request's AuditEvent and its index entries.
+func (s *Server) auditRecord(c *gin.Context, interaction string, status int) (store.AuditRecord, error) {
+	now := s.now()
+	in := fhir.AuditInput{
+		ID:            uuid.NewString(),
+		Recorded:      now,
+		Interaction:   interaction,
+		Operation:     c.GetString(ctxOp),
+		Status:        status,
+		RequestID:     requestIDOf(c),
+		ClientAddress: c.RemoteIP(),
+		Site:          s.cfg.BaseURL,
+		Instance:      s.cfg.InstanceID,
+	}
+	if v, ok := c.Get(ctxDecision); ok {
+		in.Decision = string(v.(auth.Decision).Outcome)
+	}
+	if caller := callerOf(c); caller != nil {
+		kind, sub, client := caller.Describe()
+		u := &fhir.AuditUser{Kind: kind, Issuer: caller.Issuer, Subject: sub, NHSNumber: caller.NHSNumber,
+			ProxyFor: caller.ProxyFor, JTI: caller.JTI, ClientID: client, ClientName: s.cfg.ClientNames[client]}
+		if caller.Kind == auth.KindPatient && len(caller.PatientIDs) > 0 {
+			u.PatientID = caller.PatientIDs[0]
+		}
+		in.User = u
+	}
+	patients := map[string]bool{}
+	seen := map[string]bool{}
+	if v, ok := c.Get(ctxTouched); ok {
+		for _, t := range *v.(*[]touched) {
+			e := fhir.AuditEntity{Type: t.r.Type, ID: t.r.ID, Version: t.r.VersionID, PatientIDs: s.patientsOf(t.r)}
+			if seen[e.Ref()] {
+				continue
+			}
+			seen[e.Ref()], seen[e.Type+"/"+e.ID] = true, true
+			for _, p := range e.PatientIDs {
+				patients[p] = true
+			}
+			in.Entities = append(in.Entities, e)
+		}
+	}
+	// The resource named in the path is recorded even when it was not reached (a refusal, a 404), so
+	// that auditors see what was attempted.
+	if v, ok := c.Get(ctxPath); ok {
+		p := v.(pathParams)
+		if p.typ != nil && p.id != "" && !seen[p.typ.Name+"/"+p.id] {
+			e := fhir.AuditEntity{Type: p.typ.Name, ID: p.id}
+			e.Version, _ = strconv.ParseInt(p.version, 10, 64)
+			if p.typ.Name == "Patient" {
+				e.PatientIDs = []string{p.id}
+				patients[p.id] = true
+			}
+			in.Entities = append(in.Entities, e)
+		}
+	}
+	for p := range patients {
+		in.Patients = append(in.Patients, p)
+	}
+	switch interaction {
+	case "search-type", "search-system", "history-type", "history-system", "history-instance":
+		in.Query = c.Request.URL.RawQuery
+		if c.Request.Method == http.MethodPost && len(c.Request.PostForm) > 0 {
+			if in.Query != "" {
+				in.Query += "&"
+			}
+			in.Query += c.Request.PostForm.Encode()
+		}
+		in.HasQuery = interaction == "search-type"
+	}
+	body := fhir.AuditEvent(in)
+	index, err := fhir.ExtractBody(body, s.cfg.BaseURL)
+	if err != nil {
+		return store.AuditRecord{}, err
+	}
+	return store.AuditRecord{ID: in.ID, Recorded: now, Body: body, Index: index}, nil
+}
+
+// patientsOf names the patients whose record r is part of: a Patient itself, or the patient references
+// of a compartment type. AuditEvents are not attributed: reading the trail is not reading a record.
+func (s *Server) patientsOf(r store.Resource) []string {
+	if r.Type == "Patient" {
+		return []string{r.ID}
+	}
+	if auth.ClassOf(r.Type) != auth.ClassPatient || len(r.Body) == 0 {
+		return nil
+	}
+	var tree map[string]any
+	if json.Unmarshal(r.Body, &tree) != nil {
+		return nil
+	}
+	def, _ := auth.PatientCompartment(r.Type)
+	var ids []string
+	for _, path := range def.Paths {
+		for _, ref := range refsAt(tree, path) {
+			if typ, id, ok := s.localRef(ref); ok && typ == "Patient" {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+// verifyAudit is GET [base]/AuditEvent/$verify: the chain checked from the first record to the head, as
+// gpfhir audit verify does offline. It answers 200 with a Parameters resource either way: a broken chain
+// is a finding, not a failure of the operation.
+func (s *Server) verifyAudit(c *gin.Context) error {
+	res, err := store.VerifyAudit(c.Request.Context(), s.cfg.Store)
+	if err != nil {
+		return err
+	}
+	type param struct {
+		Name         string `json:"name"`
+		ValueString  string `json:"valueString,omitempty"`
+		ValueBoolean *bool  `json:"valueBoolean,omitempty"`
+		ValueInteger *int64 `json:"valueInteger,omitempty"`
+	}
+	intact, records := res.Intact, res.Records
+	params := []param{
+		{Name: "result", ValueString: res.String()},
+		{Name: "intact", ValueBoolean: &intact},
+		{Name: "records", ValueInteger: &records},
+	}
+	if !res.Intact {
+		at := res.BrokenAt
+		params = append(params, param{Name: "brokenAt", ValueInteger: &at}, param{Name: "reason", ValueString: res.Reason})
+	}
+	if len(res.Head) > 0 {
+		params = append(params, param{Name: "head", ValueString: hex.EncodeToString(res.Head)})
+	}
+	body, err := json.Marshal(struct {
+		ResourceType string  `json:"resourceType"`
+		Parameter    []param `json:"parameter"`
+	}{"Parameters", params})
+	if err != nil {
+		return internal(err)
+	}
+	writeFHIR(c, http.StatusOK, body)
+	return nil
+}
+
+// auditClause confines a search of AuditEvents: auditors see every event, a patient (or proxy) the
+// events about their own record, that is, those whose patient parameter names one of their Patients.
+// restrict calls it for AuditEvent queries once Authorize has let the caller search them.
+func auditClause(caller *auth.Caller) store.Clause {
+	switch caller.Kind {
+	case auth.KindAuditor:
+		return nil
+	case auth.KindPatient:
+		var cl store.Clause
+		for _, id := range caller.PatientIDs {
+			cl = append(cl, store.Predicate{Param: "patient", Match: store.MatchExact, Value: "Patient/" + id})
+		}
+		if len(cl) > 0 {
+			return cl
+		}
+	}
+	return nothing
+}
+
+// auditFacts are the facts of an AuditEvent for canRead: the patients it concerns, the same ones its
+// patient search parameter indexes, so that reading and searching agree.
+func auditFacts(f auth.Facts, r store.Resource) (auth.Facts, error) {
+	if len(r.Body) == 0 {
+		return f, nil
+	}
+	ids, err := fhir.AuditPatients(r.Body)
+	if err != nil {
+		return f, internal(err)
+	}
+	f.PatientIDs = ids
+	return f, nil
+}
