@@ -362,22 +362,24 @@ func (s *Server) searchRules(c *gin.Context, typ *fhir.TypeInfo, values url.Valu
 			if len(one) > 2 && one[0] >= 'a' && one[0] <= 'z' {
 				prefix, date = one[:2], one[2:]
 			}
-			lo, hi, err := fhir.ParseDateRange(date)
+			lo, _, err := fhir.ParseDateRange(date)
 			if err != nil {
 				continue // the search itself reports a malformed date
 			}
-			l, h := time.UnixMilli(lo).UTC(), time.UnixMilli(hi).UTC()
+			l := time.UnixMilli(lo).UTC()
 			switch prefix {
 			case "ge", "gt", "sa":
 				if low.IsZero() || l.After(low) {
 					low = l
 				}
 			case "le", "lt", "eb":
-				if high.IsZero() || h.Before(high) {
-					high = h
+				// Measured to the start of the upper bound, so that ge a date and le the date 14
+				// days later is a 14-day range, as people count it.
+				if high.IsZero() || l.Before(high) {
+					high = l
 				}
 			case "eq":
-				low, high = l, h
+				low, high = l, l
 			}
 		}
 	}

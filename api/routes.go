@@ -214,11 +214,17 @@ func (s *Server) operation(c *gin.Context, p pathParams) error {
 	if p.typ.Name == "AuditEvent" && p.op == "verify" {
 		return s.verifyAudit(c)
 	}
+	if isMe(p) {
+		return s.me(c)
+	}
 	return fail(http.StatusNotFound, "not-supported", "%s has no operation $%s on this server", p.typ.Name, p.op)
 }
 
 // typeOperations are the type-level operations, for the CapabilityStatement.
 var typeOperations = map[string][]capOperation{
+	"Patient": {{Name: "me", Definition: "urn:gpfhir:OperationDefinition/Patient-me",
+		Documentation: "Any signed-in person. Their linked patient record, the patients they may act for as a proxy, each " +
+			"online service's access level, and for anything unavailable the reason in plain words."}},
 	"AuditEvent": {{Name: "verify", Definition: "urn:gpfhir:OperationDefinition/AuditEvent-verify",
 		Documentation: "Auditors only. Verifies the audit hash chain from the first record to the head and answers " +
 			"\"intact, N records\" or the first broken link, with the head hash for anchoring."}},

@@ -156,3 +156,52 @@ func proxyRefusal(c *Caller) Decision {
 	}
 	return Decision{Outcome: DenyProxy, Missing: "a proxy grant", Reason: reason}
 }
+
+// ServiceStatus is one online service as $me explains it.
+type ServiceStatus struct {
+	// Name is record, prescriptions or appointments.
+	Name string
+	// Level is the effective level (none, summary, detailed, full; none, view, manage).
+	Level string
+	// From is the record's prospective-access date, if any.
+	From time.Time
+	// Reason says, when the level is none, who has not switched it on, in plain words.
+	Reason string
+}
+
+// ExplainServices describes each service for a patient acting for themselves (grant nil) or a proxy.
+func ExplainServices(practice fhir.OnlineAccess, grant *fhir.OnlineAccess) []ServiceStatus {
+	eff := practice
+	if grant != nil {
+		eff = practice.Min(*grant)
+	}
+	why := func(what string, practiceOff bool) string {
+		if practiceOff {
+			return "the practice has not switched on online access to " + what + "; ask the practice to switch it on"
+		}
+		return "your proxy access for this patient does not include " + what + "; ask the patient's practice to extend it"
+	}
+	out := []ServiceStatus{
+		{Name: "record", Level: eff.Record.String(), From: eff.RecordFrom},
+		{Name: "prescriptions", Level: eff.Prescriptions.String()},
+		{Name: "appointments", Level: eff.Appointments.String()},
+	}
+	if eff.Record == fhir.RecordNone {
+		out[0].Reason = why("the GP record", practice.Record == fhir.RecordNone)
+	}
+	if eff.Prescriptions == fhir.ServiceNone {
+		out[1].Reason = why("repeat prescriptions", practice.Prescriptions == fhir.ServiceNone)
+	}
+	if eff.Appointments == fhir.ServiceNone {
+		out[2].Reason = why("appointments", practice.Appointments == fhir.ServiceNone)
+	}
+	return out
+}
+
+// LevelRefusal is the plain-words reason a patient below P9 sees no record data.
+func LevelRefusal(c *Caller) string { return levelRefusal(c).Reason }
+
+// NotLinkedReason is what a P9 patient whose NHS number is on no Patient here is told.
+const NotLinkedReason = "no GP record at this service is linked to this NHS number. If you are registered with a GP " +
+	"practice, ask the practice to check that your NHS number is on your record and that the practice " +
+	"offers online access through this service"

@@ -217,9 +217,7 @@ func (c *Caller) roleGate(in Interaction, typ string) Decision {
 		}
 		if c.Resolved && len(c.PatientIDs) == 0 {
 			return Decision{Outcome: DenyNoRecord,
-				Reason: "no GP record at this service is linked to this NHS number. If you are registered with a GP " +
-					"practice, ask the practice to check that your NHS number is on your record and that the practice " +
-					"offers online access through this service"}
+				Reason: NotLinkedReason}
 		}
 		if class == ClassAudit {
 			// Who accessed the record is not one of the online services: every patient with record
