@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/gpfhir/gpfhir/fhir"
 )
 
 type vaccination struct {
@@ -77,7 +79,14 @@ func (g *gen) emitImmunizations(p *patientProfile) {
 			when = g.now.Add(-time.Duration(1+r.IntN(48)) * time.Hour)
 		}
 		giver := pick(r, p.practice.clinicians)
+		var meta obj
+		if i == 0 && p.redactFirstImmunization {
+			// Hidden from the patient and proxies online; the practice still sees it.
+			meta = obj{{"security", arr{obj{{"system", fhir.SecurityLabelSystem}, {"code", fhir.RedactedOnlineCode},
+				{"display", "Redacted for online access"}}}}}
+		}
 		g.emit("Immunization", fmt.Sprintf("imm-%s-%d", p.id[4:], i+1),
+			kv{"meta", meta},
 			kv{"status", "completed"},
 			kv{"vaccineCode", concept(snomedSystem, v.vaccine)},
 			kv{"patient", ref("Patient", p.id)},

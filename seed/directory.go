@@ -17,6 +17,10 @@ type Person struct {
 	PracticeODS string
 	// ProxyFor is the NHS number of the patient the proxy user cares for.
 	ProxyFor string
+	// ExpiredFor is the NHS number of a patient the proxy user used to act for: their grant has ended.
+	ExpiredFor string
+	// State describes a patient's online-access state when it is not the defaults, in plain words.
+	State string
 }
 
 // Directory is who the demo data set holds.
@@ -50,12 +54,33 @@ func People(o Options) Directory {
 	}
 	for _, p := range g.patients {
 		d.Patients = append(d.Patients, Person{PatientID: p.id, NHSNumber: p.nhsNumber,
-			Name: p.given + " " + p.family, PracticeODS: p.practice.def.ods})
+			Name: p.given + " " + p.family, PracticeODS: p.practice.def.ods, State: stateOf(p)})
 	}
 	// The proxy's number is the next valid one after the patients' numbers, so it is held by no Patient.
-	extra := g.nhsNumbers(o.Patients + 1)
-	d.Proxy = Person{NHSNumber: extra[len(extra)-1], Name: "Pat Carer (proxy)", ProxyFor: youngest(g.patients)}
+	d.Proxy = Person{NHSNumber: g.proxyNHSNumber(), Name: "Pat Carer (proxy)", ProxyFor: youngest(g.patients)}
+	for _, gr := range g.grants {
+		if gr.end.Before(g.now) {
+			d.Proxy.ExpiredFor = gr.patient.nhsNumber
+		}
+	}
 	return d
+}
+
+// stateOf describes a patient's special online-access state for the login page.
+func stateOf(p *patientProfile) string {
+	switch {
+	case p.redactFirstImmunization:
+		return "one immunisation redacted for online access"
+	case p.access == nil:
+		return ""
+	case p.access.record == "none":
+		return "the practice has not switched on record access"
+	case p.access.from != "":
+		return "full record from " + p.access.from + ", prescriptions view only"
+	case p.access.appointments == "none":
+		return "no online appointments or prescriptions"
+	}
+	return ""
 }
 
 // youngest is the NHS number of the youngest seeded patient: the natural case of a parent as proxy.

@@ -43,6 +43,10 @@ type patientProfile struct {
 	postcode  string
 	phone     string
 	email     string
+	// access is what the practice set for online access; nil leaves the server's defaults.
+	access *accessLevels
+	// redactFirstImmunization labels the first immunisation redacted-online.
+	redactFirstImmunization bool
 }
 
 func (p *patientProfile) age(now time.Time) int {
@@ -158,6 +162,7 @@ func (g *gen) buildPatients() {
 		g.patients = append(g.patients, p)
 		pr.patients = append(pr.patients, p)
 	}
+	g.assignOnlineStates()
 }
 
 var foldReplacer = strings.NewReplacer(
@@ -170,7 +175,12 @@ func asciiFold(s string) string { return strings.ToLower(foldReplacer.Replace(s)
 
 func (g *gen) emitOrganization(p *practice) {
 	d := p.def
+	var ext arr // empty arrays are left out of the JSON
+	if h, ok := cancellationCutoffs[d.ods]; ok {
+		ext = arr{obj{{"url", fhir.CancellationCutoffExtension}, {"valueUnsignedInt", h}}}
+	}
 	g.emit("Organization", p.orgID,
+		kv{"extension", ext},
 		kv{"identifier", arr{identifier(fhir.ODSOrganizationSystem, d.ods)}},
 		kv{"active", true},
 		kv{"type", arr{concept(orgTypeSystem, code{"gp-practice", "GP Practice"})}},
@@ -218,7 +228,12 @@ func (g *gen) emitPatient(p *patientProfile) {
 		{"valueCodeableConcept", concept(nhsNumberVerificationSystem, code{"01", "Number present and verified"})},
 	}}}}, nhs...)
 	pr := p.practice
+	var ext arr // empty arrays are left out of the JSON
+	if p.access != nil {
+		ext = arr{p.access.extension()}
+	}
 	g.emit("Patient", p.id,
+		kv{"extension", ext},
 		kv{"identifier", arr{nhs}},
 		kv{"active", true},
 		kv{"name", arr{obj{{"use", "official"}, {"family", p.family}, {"given", arr{p.given}}}}},

@@ -33,14 +33,14 @@ const MaxPatients = 100000
 type Resource struct {
 	Type string
 	ID   string
-	// Body is the resource as FHIR JSON, with resourceType and id set and no meta.
+	// Body is the resource as FHIR JSON, with resourceType and id set and no meta but security labels.
 	Body []byte
 }
 
 // Generate builds the demo data set. Resources come in dependency order: every literal reference
 // ("Type/id") points to a resource earlier in the slice, so a loader can create them one by one.
-// The order is Organization, Location, Practitioner, Patient, Immunization, MedicationRequest,
-// Schedule, Slot, Appointment.
+// The order is Organization, Location, Practitioner, Patient, RelatedPerson (proxy grants),
+// Immunization, MedicationRequest, Schedule, Slot, Appointment.
 func Generate(o Options) []Resource {
 	if o.Now.IsZero() {
 		o.Now = DefaultNow
@@ -71,6 +71,7 @@ func Generate(o Options) []Resource {
 	for _, pt := range g.patients {
 		g.emitPatient(pt)
 	}
+	g.emitGrants()
 	for _, pt := range g.patients {
 		g.emitImmunizations(pt)
 	}
@@ -90,6 +91,7 @@ type gen struct {
 
 	practices []*practice
 	patients  []*patientProfile
+	grants    []grantDef
 	out       []Resource
 }
 

@@ -137,8 +137,9 @@ func TestGenerate_IDsAreUniqueAndValid(t *testing.T) {
 				if m["resourceType"] != r.Type || m["id"] != r.ID {
 					t.Errorf("%s: body says %v/%v", key, m["resourceType"], m["id"])
 				}
-				if _, ok := m["meta"]; ok {
-					t.Errorf("%s: body has meta", key)
+				// meta is the server's to stamp; only security labels (redaction) come with the data.
+				if meta, ok := m["meta"].(map[string]any); ok && (len(meta) != 1 || meta["security"] == nil) {
+					t.Errorf("%s: body has meta other than security labels: %v", key, meta)
 				}
 			}
 		})
@@ -526,5 +527,41 @@ func TestPeopleMatchesTheGeneratedPatients(t *testing.T) {
 	}
 	if d.Proxy.ProxyFor == "" {
 		t.Error("the proxy acts for no one")
+	}
+}
+
+func TestGenerate_OnlineServicesStates(t *testing.T) {
+	res := Generate(Options{Seed: 1})
+	d := People(Options{Seed: 1})
+	body := map[string]string{}
+	var grants []map[string]any
+	for _, r := range res {
+		body[r.Type+"/"+r.ID] = string(r.Body)
+		if r.Type == "RelatedPerson" {
+			grants = append(grants, decode(t, r))
+		}
+	}
+	for _, tc := range []struct{ key, want string }{
+		{"Patient/pat-0004", `"valueCode":"none"`},
+		{"Patient/pat-0005", `"valueDate":"2023-10-31"`},
+		{"Patient/pat-0006", `{"url":"appointments","valueCode":"none"}`},
+		{"Immunization/imm-0001-1", `"code":"redacted-online"`},
+		{"Organization/org-a81001", `"valueUnsignedInt":24`},
+	} {
+		if !strings.Contains(body[tc.key], tc.want) {
+			t.Errorf("%s does not carry %s: %s", tc.key, tc.want, body[tc.key])
+		}
+	}
+	if strings.Contains(body["Patient/pat-0002"], "online-access") {
+		t.Errorf("patients outside the special states keep the defaults")
+	}
+	if len(grants) != 2 || d.Proxy.ExpiredFor == "" || d.Proxy.ProxyFor == "" {
+		t.Fatalf("want an active and an expired grant for the proxy user: %d grants, %+v", len(grants), d.Proxy)
+	}
+	for _, g := range grants {
+		ids := g["identifier"].([]any)
+		if ids[0].(map[string]any)["value"] != d.Proxy.NHSNumber {
+			t.Errorf("grant %v is not for the proxy user's NHS number", g["id"])
+		}
 	}
 }

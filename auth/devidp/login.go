@@ -36,7 +36,17 @@ func (l *loginPage) testUsers() []testUser {
 				NHSNumber: p.NHSNumber, Level: lv})
 		}
 	}
+	for i, p := range d.Patients {
+		if i > 0 && p.State != "" {
+			out = append(out, testUser{Label: p.Name + ", patient at " + p.PracticeODS + ": " + p.State + " (P9)",
+				NHSNumber: p.NHSNumber, Level: "P9"})
+		}
+	}
 	if d.Proxy.NHSNumber != "" {
+		if d.Proxy.ExpiredFor != "" {
+			out = append(out, testUser{Label: d.Proxy.Name + ", acting for someone whose proxy grant has ended (P9)",
+				NHSNumber: d.Proxy.NHSNumber, Level: "P9", ProxyFor: d.Proxy.ExpiredFor})
+		}
 		out = append(out,
 			testUser{Label: d.Proxy.Name + ", acting for the patient they care for (P9)", NHSNumber: d.Proxy.NHSNumber, Level: "P9", ProxyFor: d.Proxy.ProxyFor},
 			testUser{Label: d.Proxy.Name + " as themselves: P9, but no GP record at this service", NHSNumber: d.Proxy.NHSNumber, Level: "P9"})
