@@ -29,9 +29,9 @@ import (
 var missing = math.Inf(-1)
 
 type builder struct {
-	sb    strings.Builder
-	args  []any
-	depth int // nesting of chained subqueries, to keep aliases apart
+	sb      strings.Builder
+	args    []any
+	aliases int // table aliases handed out, to keep them apart
 }
 
 func (b *builder) w(ss ...string) {
@@ -207,26 +207,97 @@ func sortValue(v any) store.SortValue {
 	}
 }
 
-// where writes the conditions of q on the current table aliased a.
-func (b *builder) where(q store.Query, a string) error {
-	if q.Type == "" {
-		return fmt.Errorf("%w: query without a type", store.ErrInvalidQuery)
+// How a query's clauses are evaluated. A materialised subquery ("r.id IN (SELECT ...)") costs what it
+// selects, whatever else the query says, so it is fit to drive a search only when it is the caller's own,
+// usually selective, criterion. The access clauses the API appends select what a caller may see (a whole
+// practice's patients and everything about them); materialised, they would make every search cost as much
+// as the practice, and then be cut down to the page the caller's criterion selects. So:
+//
+//   - in a query, and in a sub-query that is itself materialised, one clause drives: the first whose
+//     predicates are all positive, which is the caller's criterion because restrictions are appended
+//     last. It compiles to an IN list read from the index that serves it (the table at the top of this
+//     file);
+//   - every other clause is tested per candidate row, as a correlated EXISTS on the candidate's own index
+//     entries: the key (type, param, value, system, id) of idx_value, or (type, id, param) of
+//     idx_resource, so it costs a few index probes per candidate whatever it would select on its own;
+//   - a chain tested per candidate row pins the referenced resource by the id in the reference and tests
+//     every clause of the sub-query on that one row in the same way, at any depth; a _has tested per
+//     candidate row finds the references to the candidate through idx_value.
+//
+// A query whose every clause has a negation has nothing to drive it: every current resource of the type
+// is a candidate, read from the primary key, so its cost follows the number of resources of the type (as
+// a negation always did). A query with only an access clause is driven by it, and costs what the caller
+// may see of the type, which is then also the size of its result.
+
+// driver returns the index of the clause that drives q's clauses: the first whose predicates are all
+// positive, or -1 if there is none.
+func driver(cs []store.Clause) int {
+	for i, c := range cs {
+		positive := len(c) > 0
+		for _, p := range c {
+			if p.Not {
+				positive = false
+			}
+		}
+		if positive {
+			return i
+		}
 	}
-	b.w(a, `.type = `)
-	b.arg(q.Type)
-	b.w(` AND `, a, `.deleted = 0`)
-	for _, c := range q.Clauses {
+	return -1
+}
+
+// where writes the conditions of q on the current table aliased a: one clause driving, the others tested
+// per row.
+func (b *builder) where(q store.Query, a string) error {
+	if err := b.self(q, a); err != nil {
+		return err
+	}
+	d := driver(q.Clauses)
+	for i, c := range q.Clauses {
 		b.w(` AND `)
-		if err := b.clause(c, q.Type, a); err != nil {
+		var err error
+		if i == d {
+			err = b.driving(c, q.Type, a)
+		} else {
+			err = b.perRow(c, q.Type, a)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// clause writes a disjunction. When every predicate is a plain index lookup, the lookups are UNIONed into
-// one IN list, which SQLite can drive from the index instead of testing each resource of the type.
-func (b *builder) clause(c store.Clause, typ, a string) error {
+// pinned writes the conditions of q on a current row aliased a that the caller has already pinned by its
+// id: every clause is tested on that row, none drives.
+func (b *builder) pinned(q store.Query, a string) error {
+	if err := b.self(q, a); err != nil {
+		return err
+	}
+	for _, c := range q.Clauses {
+		b.w(` AND `)
+		if err := b.perRow(c, q.Type, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// self writes the conditions every match of q meets: its type, and not deleted.
+func (b *builder) self(q store.Query, a string) error {
+	if q.Type == "" {
+		return fmt.Errorf("%w: query without a type", store.ErrInvalidQuery)
+	}
+	b.w(a, `.type = `)
+	b.arg(q.Type)
+	b.w(` AND `, a, `.deleted = 0`)
+	return nil
+}
+
+// driving writes a clause that selects the candidates. When every predicate is a plain index lookup, the
+// lookups are UNIONed into one IN list, which SQLite can drive from the index instead of testing each
+// resource of the type.
+func (b *builder) driving(c store.Clause, typ, a string) error {
 	if len(c) == 0 {
 		return fmt.Errorf("%w: empty clause", store.ErrInvalidQuery)
 	}
@@ -254,15 +325,59 @@ func (b *builder) clause(c store.Clause, typ, a string) error {
 		if i > 0 {
 			b.w(` OR `)
 		}
-		if err := b.predicate(p, typ, a); err != nil {
+		if ok, err := b.column(p, a); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		b.w(a, `.id `)
+		if p.Not {
+			b.w(`NOT `)
+		}
+		b.w(`IN (`)
+		if err := b.ids(p, typ); err != nil {
 			return err
 		}
+		b.w(`)`)
 	}
 	b.w(`)`)
 	return nil
 }
 
-func (b *builder) predicate(p store.Predicate, typ, a string) error {
+// perRow writes a clause tested on the one row aliased a: each predicate a correlated EXISTS (NOT EXISTS
+// when negated) on that row's entries.
+func (b *builder) perRow(c store.Clause, typ, a string) error {
+	if len(c) == 0 {
+		return fmt.Errorf("%w: empty clause", store.ErrInvalidQuery)
+	}
+	b.w(`(`)
+	for i, p := range c {
+		if i > 0 {
+			b.w(` OR `)
+		}
+		if ok, err := b.column(p, a); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if p.Not {
+			b.w(`NOT `)
+		}
+		b.w(`EXISTS (`)
+		if err := b.entry(p, typ, a); err != nil {
+			return err
+		}
+		b.w(`)`)
+	}
+	b.w(`)`)
+	return nil
+}
+
+// column writes p when it is answered from the current table's own columns (_id, _lastUpdated) and
+// reports whether it was.
+func (b *builder) column(p store.Predicate, a string) (bool, error) {
 	switch p.Param {
 	case store.ParamID:
 		switch p.Match {
@@ -277,9 +392,9 @@ func (b *builder) predicate(p store.Predicate, typ, a string) error {
 		case store.MatchPresent:
 			b.w(strconv.Itoa(boolInt(!p.Not)))
 		default:
-			return fmt.Errorf("%w: match %d on _id", store.ErrInvalidQuery, p.Match)
+			return true, fmt.Errorf("%w: match %d on _id", store.ErrInvalidQuery, p.Match)
 		}
-		return nil
+		return true, nil
 	case store.ParamLastUpdated:
 		switch p.Match {
 		case store.MatchRange:
@@ -290,7 +405,7 @@ func (b *builder) predicate(p store.Predicate, typ, a string) error {
 			for _, bd := range p.Bounds {
 				op, err := cmpOp(bd.Cmp)
 				if err != nil {
-					return err
+					return true, err
 				}
 				b.w(` AND `, a, `.last_updated`, op)
 				b.arg(bd.Value)
@@ -299,20 +414,11 @@ func (b *builder) predicate(p store.Predicate, typ, a string) error {
 		case store.MatchPresent:
 			b.w(strconv.Itoa(boolInt(!p.Not)))
 		default:
-			return fmt.Errorf("%w: match %d on _lastUpdated", store.ErrInvalidQuery, p.Match)
+			return true, fmt.Errorf("%w: match %d on _lastUpdated", store.ErrInvalidQuery, p.Match)
 		}
-		return nil
+		return true, nil
 	}
-	b.w(a, `.id `)
-	if p.Not {
-		b.w(`NOT `)
-	}
-	b.w(`IN (`)
-	if err := b.ids(p, typ); err != nil {
-		return err
-	}
-	b.w(`)`)
-	return nil
+	return false, nil
 }
 
 func boolInt(v bool) int {
@@ -336,21 +442,71 @@ func cmpOp(c store.Cmp) (string, error) {
 	return "", fmt.Errorf("%w: comparison %d", store.ErrInvalidQuery, c)
 }
 
-// ids writes a SELECT of the ids of resources of type typ that have an entry satisfying p (Not ignored).
+// alias returns a table alias not used elsewhere in the statement, so that a correlated subquery can
+// always name the row it is correlated with.
+func (b *builder) alias(prefix string) string {
+	b.aliases++
+	return prefix + strconv.Itoa(b.aliases)
+}
+
+func indexParam(p store.Predicate) error {
+	if p.Param == "" || p.Param == store.ParamID || p.Param == store.ParamLastUpdated {
+		return fmt.Errorf("%w: parameter %q in an index predicate", store.ErrInvalidQuery, p.Param)
+	}
+	return nil
+}
+
+// ids writes a SELECT of the ids of resources of type typ that have an entry satisfying p (Not ignored),
+// all of them: a materialised list for a driving clause.
 func (b *builder) ids(p store.Predicate, typ string) error {
-	b.depth++
-	defer func() { b.depth-- }()
-	x := "i" + strconv.Itoa(b.depth)
+	x := b.alias("i")
 	if p.Match == store.MatchHas {
 		return b.has(p, typ, x)
 	}
-	if p.Param == "" || p.Param == store.ParamID || p.Param == store.ParamLastUpdated {
-		return fmt.Errorf("%w: parameter %q in an index predicate", store.ErrInvalidQuery, p.Param)
+	if err := indexParam(p); err != nil {
+		return err
 	}
 	b.w(`SELECT `, x, `.id FROM idx `, x, ` WHERE `, x, `.type = `)
 	b.arg(typ)
 	b.w(` AND `, x, `.param = `)
 	b.arg(p.Param)
+	return b.match(p, x, false)
+}
+
+// entry writes a SELECT that has a row when the resource of type typ aliased a has an entry satisfying p
+// (Not ignored). It reads only that resource's entries, found by its id (for _has: the references to it).
+func (b *builder) entry(p store.Predicate, typ, a string) error {
+	x := b.alias("i")
+	if p.Match == store.MatchHas {
+		return b.hasEntry(p, typ, a, x)
+	}
+	if err := indexParam(p); err != nil {
+		return err
+	}
+	b.w(`SELECT 1 FROM idx `, x, ` INDEXED BY `, perRowIndex(p), ` WHERE `, x, `.type = `)
+	b.arg(typ)
+	b.w(` AND `, x, `.id = `, a, `.id AND `, x, `.param = `)
+	b.arg(p.Param)
+	return b.match(p, x, true)
+}
+
+// perRowIndex names the index that finds one resource's entries satisfying p by the resource's id. The
+// planner, without statistics, would rather take a range of idx_text or idx_range over every resource
+// (two equalities and a range look cheaper to it than three equalities), which costs what the predicate
+// selects across the store: the very cost testing per row is meant to avoid. A token with a system and a
+// code is one key of idx_value, id included, and read without touching the table; every other entry is
+// found under (type, id, param) in idx_resource, where one resource has only a few.
+func perRowIndex(p store.Predicate) string {
+	if p.Match == store.MatchToken && !p.AnySystem && p.Value != "" {
+		return "idx_value"
+	}
+	return "idx_resource"
+}
+
+// match writes the conditions on the entry aliased x for p's Match. perRow says whether x is one
+// candidate's entry (entry) rather than every entry of the parameter (ids), which decides how a chain is
+// followed.
+func (b *builder) match(p store.Predicate, x string, perRow bool) error {
 	switch p.Match {
 	case store.MatchPresent:
 	case store.MatchToken:
@@ -402,17 +558,51 @@ func (b *builder) ids(p store.Predicate, typ string) error {
 		if p.Sub == nil {
 			return fmt.Errorf("%w: chained predicate on %q without a sub-query", store.ErrInvalidQuery, p.Param)
 		}
-		s := "c" + strconv.Itoa(b.depth)
-		b.w(` AND `, x, `.value IN (SELECT `)
-		b.arg(p.Sub.Type + "/")
-		b.w(` || `, s, `.id FROM current `, s, ` WHERE `)
-		if err := b.where(*p.Sub, s); err != nil {
-			return err
+		if perRow {
+			return b.refTo(*p.Sub, x)
 		}
-		b.w(`)`)
+		return b.refIn(*p.Sub, x)
 	default:
 		return fmt.Errorf("%w: match %d", store.ErrInvalidQuery, p.Match)
 	}
+	return nil
+}
+
+// refIn writes "the entry x references a match of sub" with sub's matches materialised as references: a
+// driving chain, whose sub-query is the caller's criterion and selects few resources.
+func (b *builder) refIn(sub store.Query, x string) error {
+	s := b.alias("c")
+	b.w(` AND `, x, `.value IN (SELECT `)
+	b.arg(sub.Type + "/")
+	b.w(` || `, s, `.id FROM current `, s, ` WHERE `)
+	if err := b.where(sub, s); err != nil {
+		return err
+	}
+	b.w(`)`)
+	return nil
+}
+
+// refTo writes "the entry x references a match of sub" for one candidate's entry: the reference names the
+// one resource to test, found by its primary key, so nothing is materialised. References to sub.Type are
+// the range ["Type/", "Type0") of x's index, since '0' follows '/'; any other reference (another type, an
+// absolute URL) cannot match, as in refIn.
+func (b *builder) refTo(sub store.Query, x string) error {
+	if sub.Type == "" {
+		return fmt.Errorf("%w: query without a type", store.ErrInvalidQuery)
+	}
+	prefix := sub.Type + "/"
+	s := b.alias("c")
+	b.w(` AND `, x, `.value > `)
+	b.arg(prefix)
+	b.w(` AND `, x, `.value < `)
+	b.arg(sub.Type + "0")
+	b.w(` AND EXISTS (SELECT 1 FROM current `, s, ` WHERE `, s, `.id = substr(`, x, `.value, `)
+	b.arg(len(prefix) + 1)
+	b.w(`) AND `)
+	if err := b.pinned(sub, s); err != nil {
+		return err
+	}
+	b.w(`)`)
 	return nil
 }
 
@@ -423,7 +613,7 @@ func (b *builder) has(p store.Predicate, typ, x string) error {
 		return fmt.Errorf("%w: _has without a sub-query or a reference parameter", store.ErrInvalidQuery)
 	}
 	prefix := typ + "/"
-	s := "c" + strconv.Itoa(b.depth)
+	s := b.alias("c")
 	b.w(`SELECT substr(`, x, `.value, `)
 	b.arg(len(prefix) + 1)
 	b.w(`) FROM idx `, x, ` WHERE `, x, `.type = `)
@@ -436,6 +626,28 @@ func (b *builder) has(p store.Predicate, typ, x string) error {
 	b.arg(typ + "0")
 	b.w(` AND `, x, `.id IN (SELECT `, s, `.id FROM current `, s, ` WHERE `)
 	if err := b.where(*p.Sub, s); err != nil {
+		return err
+	}
+	b.w(`)`)
+	return nil
+}
+
+// hasEntry writes a SELECT that has a row when a resource matching p.Sub references the resource of type
+// typ aliased a through p.HasParam. The references to one resource are one key of idx_value, and each
+// referrer is tested on its own row.
+func (b *builder) hasEntry(p store.Predicate, typ, a, x string) error {
+	if p.Sub == nil || p.HasParam == "" {
+		return fmt.Errorf("%w: _has without a sub-query or a reference parameter", store.ErrInvalidQuery)
+	}
+	s := b.alias("c")
+	b.w(`SELECT 1 FROM idx `, x, ` INDEXED BY idx_value WHERE `, x, `.type = `)
+	b.arg(p.Sub.Type)
+	b.w(` AND `, x, `.param = `)
+	b.arg(p.HasParam)
+	b.w(` AND `, x, `.value = `)
+	b.arg(typ + "/")
+	b.w(` || `, a, `.id AND EXISTS (SELECT 1 FROM current `, s, ` WHERE `, s, `.id = `, x, `.id AND `)
+	if err := b.pinned(*p.Sub, s); err != nil {
 		return err
 	}
 	b.w(`)`)
