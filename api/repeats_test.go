@@ -82,7 +82,7 @@ func TestRepeatRequestLifecycle(t *testing.T) {
 		return ts.do("PUT", "/Task/"+m["id"].(string), m, h)
 	}
 	// A patient cannot move it along; the GP system can.
-	r = ts.mustStatus(update(task, "completed", me), 422)
+	ts.mustStatus(update(task, "completed", me), 422)
 	task["status"] = "requested"
 	task = ts.mustStatus(update(task, "in-progress", nil), 200).JSON(t)
 	task = ts.mustStatus(update(task, "completed", nil), 200).JSON(t)
@@ -99,7 +99,7 @@ func TestRepeatRequestLifecycle(t *testing.T) {
 	if p.Issued != 3 {
 		t.Errorf("plan counts %d issues after completion, want 3", p.Issued)
 	}
-	r = ts.mustStatus(update(task, "rejected", nil), 422)
+	ts.mustStatus(update(task, "rejected", nil), 422)
 
 	// The next request can be made, and a rejection carries its reason to the patient.
 	next := ts.mustStatus(ts.do("POST", "/Task", repeatTask(w.me, active), me), 201).JSON(t)

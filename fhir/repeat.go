@@ -43,8 +43,8 @@ func ParsePlan(id string, tree map[string]any) Plan {
 			m, _ := sub.(map[string]any)
 			switch str(m, "url") {
 			case "numberOfPrescriptionsIssued":
-				if n, ok := m["valueUnsignedInt"].(float64); ok {
-					p.Issued = int(n)
+				if n, ok := number(m["valueUnsignedInt"]); ok {
+					p.Issued = n
 				}
 			case "authorisationExpiryDate":
 				if _, hi, err := ParseDateRange(str(m, "valueDateTime")); err == nil {
@@ -63,8 +63,8 @@ func ParsePlan(id string, tree map[string]any) Plan {
 		}
 	}
 	for _, v := range walk(tree, "dispenseRequest.numberOfRepeatsAllowed") {
-		if n, ok := v.(float64); ok {
-			p.Allowed = int(n) + 1
+		if n, ok := number(v); ok {
+			p.Allowed = n + 1
 		}
 	}
 	return p
@@ -276,4 +276,15 @@ func CountIssue(plan map[string]any, issuedBefore int) map[string]any {
 	}
 	c["extension"] = exts
 	return c
+}
+
+// number reads a JSON number, decoded (float64) or built in Go (int).
+func number(v any) (int, bool) {
+	switch n := v.(type) {
+	case float64:
+		return int(n), true
+	case int:
+		return n, true
+	}
+	return 0, false
 }
