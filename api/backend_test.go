@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 }
 
 // rerunOnMongo is false for benchmark runs (their figures are per backend, in store/*) and when the run
-// is filtered to no tests.
+// is filtered to no tests. Set GPFHIR_TEST_BACKEND=sqlite to run the SQLite pass alone.
 func rerunOnMongo() bool {
 	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
 		return false
@@ -45,7 +45,7 @@ func rerunOnMongo() bool {
 	if f := flag.Lookup("test.run"); f != nil && f.Value.String() == "XXX" {
 		return false
 	}
-	return os.Getenv(backendEnv+"_BOTH") != ""
+	return true
 }
 
 // openTestStore opens the backend selected by GPFHIR_TEST_BACKEND on fresh storage for one test.
