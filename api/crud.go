@@ -21,6 +21,24 @@ import (
 // race. Conditional writes (If-Match) never retry: losing the race is their 412.
 const casRetries = 8
 
+// retryCAS runs one read-modify-write attempt until it is not beaten by another writer. Under If-Match
+// (want != 0) a lost race is at once the 412 the client asked for; otherwise the attempt re-reads and tries
+// again, up to casRetries times, after which the conflict surfaces as 409.
+func retryCAS(typ, id string, want int64, attempt func() error) error {
+	for i := 0; ; i++ {
+		err := attempt()
+		if !errors.Is(err, store.ErrVersionConflict) {
+			return err
+		}
+		if want != 0 {
+			return versionMismatch(typ, id, want, -1)
+		}
+		if i >= casRetries {
+			return err
+		}
+	}
+}
+
 // readBody reads a request body within the configured limit.
 func (s *Server) readBody(c *gin.Context) ([]byte, *apiError) {
 	if c.Request.ContentLength > s.cfg.MaxBody {
@@ -222,7 +240,7 @@ func (s *Server) updateTo(c *gin.Context, typ *fhir.TypeInfo, id string, res *fh
 	if err := s.checkReferences(ctx, res, typ.Name+"/"+id); err != nil {
 		return err
 	}
-	for attempt := 0; ; attempt++ {
+	return retryCAS(typ.Name, id, want, func() error {
 		cur, err := s.store.Get(ctx, typ.Name, id)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -231,14 +249,6 @@ func (s *Server) updateTo(c *gin.Context, typ *fhir.TypeInfo, id string, res *fh
 			return versionMismatch(typ.Name, id, want, cur.VersionID)
 		}
 		r, err := s.putVersion(ctx, res, typ.Name, id, cur.VersionID)
-		if errors.Is(err, store.ErrVersionConflict) {
-			if want != 0 {
-				return versionMismatch(typ.Name, id, want, -1)
-			}
-			if attempt < casRetries {
-				continue
-			}
-		}
 		if err != nil {
 			return err
 		}
@@ -249,7 +259,7 @@ func (s *Server) updateTo(c *gin.Context, typ *fhir.TypeInfo, id string, res *fh
 		}
 		s.respondResource(c, status, r, status == http.StatusCreated)
 		return nil
-	}
+	})
 }
 
 func (s *Server) patch(c *gin.Context, p pathParams) error {
@@ -270,7 +280,7 @@ func (s *Server) patch(c *gin.Context, p pathParams) error {
 		return aerr
 	}
 	ctx := c.Request.Context()
-	for attempt := 0; ; attempt++ {
+	return retryCAS(p.typ.Name, p.id, want, func() error {
 		cur, err := s.currentOrGone(ctx, p.typ.Name, p.id)
 		if err != nil {
 			return err
@@ -293,21 +303,13 @@ func (s *Server) patch(c *gin.Context, p pathParams) error {
 			return err
 		}
 		r, err := s.putVersion(ctx, res, p.typ.Name, p.id, cur.VersionID)
-		if errors.Is(err, store.ErrVersionConflict) {
-			if want != 0 {
-				return versionMismatch(p.typ.Name, p.id, want, -1)
-			}
-			if attempt < casRetries {
-				continue
-			}
-		}
 		if err != nil {
 			return err
 		}
 		s.touch(c, r)
 		s.respondResource(c, http.StatusOK, r, false)
 		return nil
-	}
+	})
 }
 
 // currentOrGone reads the current version, answering 404 and 410 the FHIR way.
@@ -337,7 +339,7 @@ func (s *Server) delete(c *gin.Context, p pathParams) error {
 		return aerr
 	}
 	ctx := c.Request.Context()
-	for attempt := 0; ; attempt++ {
+	return retryCAS(p.typ.Name, p.id, want, func() error {
 		cur, err := s.store.Get(ctx, p.typ.Name, p.id)
 		if errors.Is(err, store.ErrNotFound) {
 			return fail(http.StatusNotFound, "not-found", "%s/%s is not known to this server", p.typ.Name, p.id)
@@ -355,22 +357,13 @@ func (s *Server) delete(c *gin.Context, p pathParams) error {
 			return nil
 		}
 		tomb := store.Resource{Type: p.typ.Name, ID: p.id, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true}
-		err = s.store.Apply(ctx, []store.Write{{Resource: tomb, ExpectVersion: cur.VersionID}})
-		if errors.Is(err, store.ErrVersionConflict) {
-			if want != 0 {
-				return versionMismatch(p.typ.Name, p.id, want, -1)
-			}
-			if attempt < casRetries {
-				continue
-			}
-		}
-		if err != nil {
+		if err := s.store.Apply(ctx, []store.Write{{Resource: tomb, ExpectVersion: cur.VersionID}}); err != nil {
 			return err
 		}
 		s.touch(c, store.Resource{Type: tomb.Type, ID: tomb.ID, VersionID: tomb.VersionID, Body: cur.Body}) // the body names the patient
 		s.respondDeleted(c, tomb, "was deleted")
 		return nil
-	}
+	})
 }
 
 func (s *Server) respondDeleted(c *gin.Context, tomb store.Resource, what string) {
