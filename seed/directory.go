@@ -35,17 +35,7 @@ type Directory struct {
 // People returns the practices and patients that Generate(o) writes, without building the resources. The
 // NHS numbers, ids and practices do not depend on o.Now.
 func People(o Options) Directory {
-	if o.Now.IsZero() {
-		o.Now = DefaultNow
-	}
-	if o.Patients <= 0 {
-		o.Patients = DefaultPatients
-	}
-	if o.Patients > MaxPatients {
-		o.Patients = MaxPatients
-	}
-	g := &gen{seed: uint64(o.Seed), loc: london(), opts: o}
-	g.now = o.Now.In(g.loc)
+	g := newGen(o)
 	g.buildPractices()
 	g.buildPatients()
 	var d Directory

@@ -37,11 +37,9 @@ type Resource struct {
 	Body []byte
 }
 
-// Generate builds the demo data set. Resources come in dependency order: every literal reference
-// ("Type/id") points to a resource earlier in the slice, so a loader can create them one by one.
-// The order is Organization, Location, Practitioner, Patient, RelatedPerson (proxy grants),
-// Immunization, MedicationRequest, Schedule, Slot, Appointment.
-func Generate(o Options) []Resource {
+// newGen applies the Options defaults and makes a generator. Generate and People share it, so that the
+// directory the identity provider serves is always the data that was seeded.
+func newGen(o Options) *gen {
 	if o.Now.IsZero() {
 		o.Now = DefaultNow
 	}
@@ -53,6 +51,15 @@ func Generate(o Options) []Resource {
 	}
 	g := &gen{seed: uint64(o.Seed), loc: london(), opts: o}
 	g.now = o.Now.In(g.loc)
+	return g
+}
+
+// Generate builds the demo data set. Resources come in dependency order: every literal reference
+// ("Type/id") points to a resource earlier in the slice, so a loader can create them one by one.
+// The order is Organization, Location, Practitioner, Patient, RelatedPerson (proxy grants),
+// Immunization, MedicationRequest, Schedule, Slot, Appointment.
+func Generate(o Options) []Resource {
+	g := newGen(o)
 
 	g.buildPractices()
 	g.buildPatients()
