@@ -9,19 +9,22 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/gpfhir/gpfhir/api"
 	"github.com/gpfhir/gpfhir/store/sqlite"
 )
 
 // benchHandler is the API on SQLite on disk, called in-process through its http.Handler, so that the
 // figures are the per-request cost of routing, middleware, validation and storage without socket noise.
-func benchHandler(b *testing.B) http.Handler {
+// With audit on, each sequential request also waits for its own audit batch (one fsync); audit off shows
+// the handler's own cost. Production always runs with audit on.
+func benchHandler(b *testing.B, audit bool) http.Handler {
 	b.Helper()
 	st, err := sqlite.Open(context.Background(), b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	srv, _, token := startAPI(b, st, io.Discard)
+	srv, _, token := startAPI(b, st, io.Discard, func(c *api.Config) { c.DisableAudit = !audit })
 	h := srv.Handler()
 	// Every request carries the token, so the figures include verifying it.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -39,7 +42,12 @@ func benchPatient(b *testing.B) []byte {
 }
 
 func BenchmarkReadByID(b *testing.B) {
-	h := benchHandler(b)
+	b.Run("audit=on", func(b *testing.B) { benchReadByID(b, true) })
+	b.Run("audit=off", func(b *testing.B) { benchReadByID(b, false) })
+}
+
+func benchReadByID(b *testing.B, audit bool) {
+	h := benchHandler(b, audit)
 	req := httptest.NewRequest("POST", "/Patient", bytes.NewReader(benchPatient(b)))
 	req.Header.Set("Content-Type", "application/fhir+json")
 	rec := httptest.NewRecorder()
@@ -62,7 +70,12 @@ func BenchmarkReadByID(b *testing.B) {
 }
 
 func BenchmarkCreate(b *testing.B) {
-	h := benchHandler(b)
+	b.Run("audit=on", func(b *testing.B) { benchCreate(b, true) })
+	b.Run("audit=off", func(b *testing.B) { benchCreate(b, false) })
+}
+
+func benchCreate(b *testing.B, audit bool) {
+	h := benchHandler(b, audit)
 	body := benchPatient(b)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -12,6 +12,9 @@
 // across processes. The body and time of a record are stored once, in history, which is what Get, Search
 // and AuditRange all read, so there is no second copy that could be edited unseen.
 //
-// Searches compile to one SQL statement in which every predicate is an IN subquery on the idx table, so
-// that each one is answered from an index; query_test.go holds that promise with EXPLAIN QUERY PLAN.
+// Searches compile to one SQL statement. One clause, the caller's criterion, drives it as an IN subquery
+// on the idx table; every other clause, the access restrictions above all, is a correlated EXISTS tested
+// on each candidate through its own index entries, so that a search costs what it finds, not what the
+// caller may see (query.go says how). query_test.go holds that promise with EXPLAIN QUERY PLAN: every
+// table is read through an index, and every per-row test is keyed by the row.
 package sqlite

@@ -10,7 +10,8 @@ import (
 	"github.com/gpfhir/gpfhir/store"
 )
 
-// Which index serves which predicate (all lead with type, param so a search never leaves one parameter):
+// Which index serves which predicate in a driving clause (all lead with type, param so a search never
+// leaves one parameter); clauses tested per row use idx_resource or idx_value, see perRowIndex:
 //
 //	MatchPresent                      any idx_* index, on (type, param)
 //	MatchToken, MatchExact            idx_value  (type, param, value, system, id)

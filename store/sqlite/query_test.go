@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -134,7 +135,11 @@ func planCases() []struct {
 // practice is q over typ with clauses, restricted as api/access.go restricts a GP system's queries: to
 // the patients whose organization or general-practitioner is an Organization with an ODS code.
 func practice(typ string, clauses ...store.Clause) store.Query {
-	orgs := &store.Query{Type: "Organization", Clauses: []store.Clause{{{Param: "identifier", Match: store.MatchToken, System: "https://fhir.nhs.uk/Id/ods-organization-code", Value: "A12345"}}}}
+	return practiceOf("A12345", typ, clauses...)
+}
+
+func practiceOf(ods, typ string, clauses ...store.Clause) store.Query {
+	orgs := &store.Query{Type: "Organization", Clauses: []store.Clause{{{Param: "identifier", Match: store.MatchToken, System: fhir.ODSOrganizationSystem, Value: ods}}}}
 	registered := store.Clause{
 		{Param: "organization", Match: store.MatchRefIn, Sub: orgs},
 		{Param: "general-practitioner", Match: store.MatchRefIn, Sub: orgs},
