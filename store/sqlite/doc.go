@@ -6,11 +6,17 @@
 // SQLite's write lock). The database runs in WAL mode with synchronous=FULL, so a committed Apply survives
 // a power loss, and readers on their own pool never wait for the writer.
 //
-// The audit chain is the table audit (seq, id, hash). AppendAudit writes a batch's chain rows and the
-// AuditEvents' history, current and idx rows in one such transaction, after checking inside it that the
-// batch starts at head+1: the write lock makes that check and the insert one compare-and-swap, also
-// across processes. The body and time of a record are stored once, in history, which is what Get, Search
-// and AuditRange all read, so there is no second copy that could be edited unseen.
+// The audit chain is the table audit: one row per record holding its seq, id, time, hash, body and
+// encoded index entries. AppendAudit writes only those rows, one multi-row INSERT in one such
+// transaction, after checking inside it that the batch starts at head+1: the write lock makes that check
+// and the insert one compare-and-swap, also across processes. This is all a request with audit on waits
+// for. Serving the records as AuditEvent resources needs a history, a current and a dozen idx rows each,
+// some sixty b-tree updates, which would cost a millisecond per record on the request path; so they are
+// materialised afterwards from the chain rows up to a watermark (audit_indexed), by a background
+// goroutine and, first, by any read that could see AuditEvents, inside BEGIN IMMEDIATE so that
+// processes sharing the file never do it twice. The body thus has two copies: AuditRange reads the
+// chain's, Get and Search the served one, and VerifyAudit compares each record's chain copy with its hash
+// and its served copy with the chain, so an edit of either is found.
 //
 // Searches compile to one SQL statement. One clause, the caller's criterion, drives it as an IN subquery
 // on the idx table; every other clause, the access restrictions above all, is a correlated EXISTS tested

@@ -670,6 +670,11 @@ func prefixEnd(p string) (string, bool) {
 // Search returns current, non-deleted resources matching q in q's order. ErrInvalidQuery if q cannot be
 // compiled (no type, an unknown Match, a chain without Sub, After of the wrong length).
 func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) {
+	if seesAudit(&q) {
+		if err := s.auditReady(ctx); err != nil {
+			return nil, err
+		}
+	}
 	query, args, err := buildSearch(q)
 	if err != nil {
 		return nil, err
@@ -704,6 +709,11 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 
 // Count returns how many current, non-deleted resources match q. ErrInvalidQuery as for Search.
 func (s *Store) Count(ctx context.Context, q store.Query) (int, error) {
+	if seesAudit(&q) {
+		if err := s.auditReady(ctx); err != nil {
+			return 0, err
+		}
+	}
 	query, args, err := buildCount(q)
 	if err != nil {
 		return 0, err
