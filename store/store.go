@@ -244,7 +244,11 @@ type Store interface {
 	// exactly that). ErrInvalidQuery if the records are malformed (no id, an id used twice or already
 	// stored, a hash that does not chain, a batch over MaxAuditBatch). A nil error means the records are
 	// durable; each is then also an ordinary resource of type AuditEventType, version 1, readable by Get,
-	// GetVersion and History and found by Search and Count through its Index, for ever.
+	// GetVersion and History and found by Search and Count through its Index, for ever, by every later
+	// call in any process sharing the store. A backend may make them so lazily (SQLite writes only the
+	// chain rows here and builds the served copy and its index later), provided that every read that can
+	// see AuditEvents (Get and GetVersion of AuditEventType, Search and Count whose Query or any Sub has
+	// that type, History of that type or of every type) first catches up with what was appended.
 	AppendAudit(ctx context.Context, records []AuditRecord) error
 
 	// AuditHead returns the Seq and Hash of the last record in the chain, or 0 and nil for an empty chain.
@@ -252,8 +256,9 @@ type Store interface {
 
 	// AuditRange returns at most limit records (limit <= 0: all) with Seq > after, in Seq order, with Seq, ID, Recorded,
 	// Body and Hash as stored (Index is not returned: it is derived from Body). Body and Recorded are
-	// read from where Get and History serve them, so that an edit of a served record shows up as a hash
-	// mismatch in VerifyAudit. A record whose resource is missing comes back with a nil Body.
+	// read from one stored copy of the record; if the backend keeps another (the one Search serves),
+	// VerifyAudit compares the two, so that an edit of either copy shows up. A record whose stored copy
+	// is missing comes back with a nil Body.
 	AuditRange(ctx context.Context, after int64, limit int) ([]AuditRecord, error)
 
 	// Ping checks that the backend is reachable, for /readyz.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -30,6 +31,12 @@ func translate(err error) error {
 	}
 	switch se.Code() {
 	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		// AppendAudit checks the head inside its transaction, so its only possible duplicate is an
+		// AuditEvent id already in the chain, which the contract calls a malformed batch. SQLite names
+		// the constraint only in the message ("UNIQUE constraint failed: audit.id").
+		if strings.Contains(se.Error(), "audit.id") {
+			return fmt.Errorf("%w: an AuditEvent id of the batch is already stored: %w", store.ErrInvalidQuery, err)
+		}
 		// Only reachable if another process slipped a version in between our check and our insert,
 		// which BEGIN IMMEDIATE rules out; still, a duplicate version is by definition a lost CAS race.
 		return fmt.Errorf("%w: %w", store.ErrVersionConflict, err)

@@ -18,8 +18,10 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version; Open refuses a file written by a newer schema.
 // Version 2 added the audit chain: a version-1 binary would let Apply change AuditEvents, so it must
-// not open the file.
-const schemaVersion = 2
+// not open the file. Version 3 moved each record's body, time and index into its chain row and added the
+// audit_indexed watermark: a version-2 binary would append chain rows without them. migrate upgrades a
+// version-2 file in place.
+const schemaVersion = 3
 
 // The body lives only in history: the current table points at a version, so an update writes the body once.
 // idx rows have one column per IndexEntry field; which indexes serve which Match is listed in query.go.
@@ -59,14 +61,23 @@ var schema = []string{
 	`CREATE INDEX IF NOT EXISTS idx_text ON idx (type, param, text, id)`,
 	`CREATE INDEX IF NOT EXISTS idx_range ON idx (type, param, lo, hi, id)`,
 	`CREATE INDEX IF NOT EXISTS idx_resource ON idx (type, id, param, value, text, lo)`,
-	// The audit chain: one row per record, in chain order. The record's body and time live in history
-	// (type AuditEvent, version 1) only, where Get and Search serve them from, so there is one copy to
-	// tamper with and verification reads that copy. See audit.go.
+	// The audit chain: one row per record, in chain order, with all the record is (recorded in Unix
+	// milliseconds; idx the encoded index entries, see encodeIndex). It is the only thing an append
+	// writes. The served copy (history, current and idx rows of type AuditEvent) is materialised from it
+	// up to audit_indexed.seq; see audit.go.
 	`CREATE TABLE IF NOT EXISTS audit (
 		seq INTEGER PRIMARY KEY,
 		id TEXT NOT NULL UNIQUE,
-		hash BLOB NOT NULL
+		recorded INTEGER NOT NULL,
+		hash BLOB NOT NULL,
+		body BLOB NOT NULL,
+		idx BLOB NOT NULL
 	)`,
+	`CREATE TABLE IF NOT EXISTS audit_indexed (
+		one INTEGER PRIMARY KEY CHECK (one = 1),
+		seq INTEGER NOT NULL
+	)`,
+	`INSERT OR IGNORE INTO audit_indexed (one, seq) VALUES (1, 0)`,
 }
 
 // Store is a SQLite-backed store.Store. It is safe for concurrent use, and several processes may open the
@@ -77,13 +88,22 @@ type Store struct {
 
 	getStmt        *sql.Stmt
 	getVersionStmt *sql.Stmt
+
+	stmts   stmtCache // multi-row audit statements on w
+	indexer *indexer  // background materialiser of audit records; nil if opened without one
 }
 
 var _ store.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the database dir/gpfhir.db, creating dir with mode 0700 because the
-// file holds health records.
+// file holds health records. A file of schema version 2 is upgraded; one of a newer schema is refused.
 func Open(ctx context.Context, dir string) (*Store, error) {
+	return open(ctx, dir, true)
+}
+
+// open is Open with or without the background audit indexer; tests turn it off to see records that
+// only a read has materialised.
+func open(ctx context.Context, dir string, background bool) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create %s: %w", dir, err)
 	}
@@ -130,6 +150,9 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		s.Close()
 		return nil, translate(err)
 	}
+	if background {
+		s.startIndexer()
+	}
 	return s, nil
 }
 
@@ -146,9 +169,31 @@ func (s *Store) migrate(ctx context.Context) error {
 	if v > schemaVersion {
 		return fmt.Errorf("sqlite: database schema version %d is newer than this gpfhir (%d)", v, schemaVersion)
 	}
+	if v == 2 {
+		// Version 2's chain rows held only seq, id and hash; the bodies and times were in history and
+		// every record was already indexed. The new chain rows take them from there, with an empty
+		// index, and the watermark starts at the head. A record whose history row was deleted gets an
+		// empty body, so VerifyAudit still reports it.
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE audit RENAME TO audit_v2`); err != nil {
+			return translate(err)
+		}
+	}
 	for _, stmt := range schema {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return translate(err)
+		}
+	}
+	if v == 2 {
+		for _, stmt := range []string{
+			`INSERT INTO audit (seq, id, recorded, hash, body, idx)
+				SELECT a.seq, a.id, COALESCE(h.last_updated, 0), a.hash, COALESCE(h.body, X''), X'01'
+				FROM audit_v2 a LEFT JOIN history h ON h.type = 'AuditEvent' AND h.id = a.id AND h.version = 1`,
+			`UPDATE audit_indexed SET seq = (SELECT COALESCE(MAX(seq), 0) FROM audit)`,
+			`DROP TABLE audit_v2`,
+		} {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return translate(err)
+			}
 		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
@@ -171,7 +216,10 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close waits for statements in progress, lets SQLite refresh its planner statistics, and closes both pools.
 func (s *Store) Close() error {
-	var errs []error
+	// First, so that the indexer does not start a transaction on pools being closed. Records it has not
+	// materialised stay in the chain for the next reader or indexer.
+	s.indexer.stop()
+	errs := []error{s.stmts.close()}
 	for _, st := range []*sql.Stmt{s.getStmt, s.getVersionStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -188,6 +236,11 @@ func (s *Store) Close() error {
 
 // Get returns the current version, which may be a tombstone. ErrNotFound if the resource never existed.
 func (s *Store) Get(ctx context.Context, typ, id string) (store.Resource, error) {
+	if typ == store.AuditEventType {
+		if err := s.auditReady(ctx); err != nil {
+			return store.Resource{}, err
+		}
+	}
 	res := store.Resource{Type: typ, ID: id}
 	var lu int64
 	err := s.getStmt.QueryRowContext(ctx, typ, id).Scan(&res.VersionID, &lu, &res.Deleted, &res.Body)
@@ -203,6 +256,11 @@ func (s *Store) Get(ctx context.Context, typ, id string) (store.Resource, error)
 
 // GetVersion returns one version, which may be a tombstone. ErrNotFound if there is no such version.
 func (s *Store) GetVersion(ctx context.Context, typ, id string, version int64) (store.Resource, error) {
+	if typ == store.AuditEventType {
+		if err := s.auditReady(ctx); err != nil {
+			return store.Resource{}, err
+		}
+	}
 	res := store.Resource{Type: typ, ID: id}
 	var lu int64
 	err := s.getVersionStmt.QueryRowContext(ctx, typ, id, version).Scan(&res.VersionID, &lu, &res.Deleted, &res.Body)
@@ -369,6 +427,11 @@ func (s *Store) SetIndex(ctx context.Context, typ, id string, version int64, ind
 func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Resource, error) {
 	if q.ID != "" && q.Type == "" {
 		return nil, fmt.Errorf("%w: history of an id without a type", store.ErrInvalidQuery)
+	}
+	if q.Type == "" || q.Type == store.AuditEventType {
+		if err := s.auditReady(ctx); err != nil {
+			return nil, err
+		}
 	}
 	var b strings.Builder
 	var args []any
