@@ -98,8 +98,11 @@ func (s *Store) appendAudit(ctx context.Context, records []store.AuditRecord, ar
 	return tx.Commit()
 }
 
+// appendAuditSQL is the append of n chain rows. OR ROLLBACK: a duplicate id must undo the whole batch
+// anyway, and a statement that cannot abort halfway needs no statement journal, which SQLite would
+// otherwise write (and spill to a file past 64 KiB) for every multi-row statement in a transaction.
 func appendAuditSQL(n int) string {
-	return `INSERT INTO audit (seq, id, recorded, hash, body, idx) VALUES ` + rowsOf(n, `(?, ?, ?, ?, ?, ?)`)
+	return `INSERT OR ROLLBACK INTO audit (seq, id, recorded, hash, body, idx) VALUES ` + rowsOf(n, `(?, ?, ?, ?, ?, ?)`)
 }
 
 // rowsOf repeats one row of a multi-row VALUES list n times.
@@ -301,16 +304,15 @@ func (s *Store) indexAuditChunk(ctx context.Context) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	// Bodies go from the chain row to history inside SQLite, without a trip through Go. ON CONFLICT and
+	// Bodies go from the chain row to history inside SQLite, without a trip through Go. OR IGNORE and
 	// the idx DELETE make materialising a record twice (a watermark moved back by hand) harmless; a copy
-	// edited by hand is left as it is, for VerifyAudit to find.
+	// edited by hand is left as it is, for VerifyAudit to find. OR IGNORE also means these multi-row
+	// statements cannot abort halfway, so SQLite keeps no statement journal for them (see appendAuditSQL).
 	for _, q := range []string{
-		`INSERT INTO history (type, id, version, last_updated, deleted, body)
-			SELECT 'AuditEvent', id, 1, recorded, 0, body FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq
-			ON CONFLICT DO NOTHING`,
-		`INSERT INTO current (type, id, version, last_updated, deleted)
-			SELECT 'AuditEvent', id, 1, recorded, 0 FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq
-			ON CONFLICT DO NOTHING`,
+		`INSERT OR IGNORE INTO history (type, id, version, last_updated, deleted, body)
+			SELECT 'AuditEvent', id, 1, recorded, 0, body FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq`,
+		`INSERT OR IGNORE INTO current (type, id, version, last_updated, deleted)
+			SELECT 'AuditEvent', id, 1, recorded, 0 FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq`,
 		`DELETE FROM idx WHERE type = 'AuditEvent' AND id IN (SELECT id FROM audit WHERE seq > ? AND seq <= ?)`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, mark, last); err != nil {
@@ -331,7 +333,7 @@ func (s *Store) indexAuditChunk(ctx context.Context) (int, error) {
 }
 
 func insertAuditIdxSQL(n int) string {
-	return `INSERT INTO idx (type, id, param, system, value, text, lo, hi) VALUES ` + rowsOf(n, `('AuditEvent', ?, ?, ?, ?, ?, ?, ?)`)
+	return `INSERT OR IGNORE INTO idx (type, id, param, system, value, text, lo, hi) VALUES ` + rowsOf(n, `('AuditEvent', ?, ?, ?, ?, ?, ?, ?)`)
 }
 
 // indexVersion is the first byte of an encoded index. Encoded entries follow it, each as four

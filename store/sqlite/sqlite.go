@@ -214,11 +214,21 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// closeIndexTimeout bounds how long Close spends materialising audit records.
+const closeIndexTimeout = 5 * time.Second
+
 // Close waits for statements in progress, lets SQLite refresh its planner statistics, and closes both pools.
 func (s *Store) Close() error {
-	// First, so that the indexer does not start a transaction on pools being closed. Records it has not
-	// materialised stay in the chain for the next reader or indexer.
-	s.indexer.stop()
+	// First, so that the indexer does not start a transaction on pools being closed. Then what it had
+	// not materialised yet is, so that the file is left with every record served (for tools that read
+	// it directly); best effort and bounded, because what is left stays in the chain for the next
+	// reader or indexer anyway.
+	if s.indexer != nil {
+		s.indexer.stop()
+		ctx, cancel := context.WithTimeout(context.Background(), closeIndexTimeout)
+		_ = s.auditReady(ctx)
+		cancel()
+	}
 	errs := []error{s.stmts.close()}
 	for _, st := range []*sql.Stmt{s.getStmt, s.getVersionStmt} {
 		if st != nil {
