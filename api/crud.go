@@ -455,6 +455,12 @@ func (s *Server) read(c *gin.Context, p pathParams) error {
 	if err := s.canRead(c, r); err != nil {
 		return err
 	}
+	return s.serveRead(c, r)
+}
+
+// serveRead answers a read or vread of a version the caller may see: 304 when the client's copy is
+// current, otherwise the version as this caller is shown it.
+func (s *Server) serveRead(c *gin.Context, r store.Resource) error {
 	r = s.served(c, r)
 	if notModified(c, r) {
 		c.Header("ETag", etag(r.VersionID))
@@ -483,14 +489,7 @@ func (s *Server) vread(c *gin.Context, p pathParams) error {
 	if r.Deleted {
 		return gone(r)
 	}
-	r = s.served(c, r)
-	if notModified(c, r) {
-		c.Header("ETag", etag(r.VersionID))
-		c.Status(http.StatusNotModified)
-		return nil
-	}
-	s.respondResource(c, http.StatusOK, r, false)
-	return nil
+	return s.serveRead(c, r)
 }
 
 // notModified applies If-None-Match and If-Modified-Since. If-None-Match wins when both are sent, as
