@@ -400,12 +400,6 @@ func (s *Server) verifyAudit(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	type param struct {
-		Name         string `json:"name"`
-		ValueString  string `json:"valueString,omitempty"`
-		ValueBoolean *bool  `json:"valueBoolean,omitempty"`
-		ValueInteger *int64 `json:"valueInteger,omitempty"`
-	}
 	intact, records := res.Intact, res.Records
 	params := []param{
 		{Name: "result", ValueString: res.String()},
@@ -419,15 +413,7 @@ func (s *Server) verifyAudit(c *gin.Context) error {
 	if len(res.Head) > 0 {
 		params = append(params, param{Name: "head", ValueString: hex.EncodeToString(res.Head)})
 	}
-	body, err := json.Marshal(struct {
-		ResourceType string  `json:"resourceType"`
-		Parameter    []param `json:"parameter"`
-	}{"Parameters", params})
-	if err != nil {
-		return internal(err)
-	}
-	writeFHIR(c, http.StatusOK, body)
-	return nil
+	return s.writeParameters(c, params)
 }
 
 // auditClause confines a search of AuditEvents: auditors see every event, a patient (or proxy) the

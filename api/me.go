@@ -26,6 +26,7 @@ type param struct {
 	ValueString    string          `json:"valueString,omitempty"`
 	ValueDate      string          `json:"valueDate,omitempty"`
 	ValueBoolean   *bool           `json:"valueBoolean,omitempty"`
+	ValueInteger   *int64          `json:"valueInteger,omitempty"`
 	ValueReference *meReference    `json:"valueReference,omitempty"`
 	ValueIdent     *meIdentifier   `json:"valueIdentifier,omitempty"`
 	Part           []param         `json:"part,omitempty"`
