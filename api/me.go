@@ -20,6 +20,7 @@ import (
 // isMe reports whether the path is Patient/$me.
 func isMe(p pathParams) bool { return p.typ != nil && p.typ.Name == "Patient" && p.op == "me" }
 
+// param is one parameter of a Parameters resource, as $me and $verify answer.
 type param struct {
 	Name           string          `json:"name"`
 	ValueCode      string          `json:"valueCode,omitempty"`
