@@ -43,6 +43,15 @@
 // vx $in ["param|SubType/id", ...]; MatchHas evaluates Sub (restricted to documents whose vx has the
 // prefix "HasParam|Type/") and collects the referenced ids into _id $in [...].
 //
+// That two-step evaluation is used whole only for the clause that drives a query (the first one without
+// negations: the caller's criterion, since access restrictions are appended last) and in queries with no
+// such clause. A later clause made of chains, _has and ranges is postponed: the find (driving clause and
+// field predicates) is read in sort order in batches, and the postponed clause is evaluated on each batch
+// restricted to the ids the batch references (chain), the documents referencing the batch (_has) or the
+// batch's idx entries (range), recursively into the sub-query, until Limit documents pass. So a search
+// restricted to a GP practice costs what its own criterion selects, not the size of the practice. See
+// plan.go for the rules and their cost.
+//
 // # Which index serves which predicate and sort
 //
 //	Get, compare-and-swap, ExpectVersion 0 insert,  res_<Type> _id (unique)
@@ -63,6 +72,7 @@
 //	                                                  filtered set in memory. Add {"s.<param>": 1, _id: 1}
 //	                                                  on res_<Type> for hot sorts (Open leaves extra
 //	                                                  indexes alone).
+//	postponed chain / _has / range on a batch       Sub type's _id $in, Sub type's vx $in, idx t_r
 //	Not (any predicate)                             $nor: evaluated on the documents the other clauses
 //	                                                  select; a query made only of negations reads every
 //	                                                  live document of the type.

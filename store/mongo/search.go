@@ -12,8 +12,8 @@ import (
 	"github.com/gpfhir/gpfhir/store"
 )
 
-// Search compiles q into one find on res_<Type>. Date/number predicates, chains (MatchRefIn) and _has
-// (MatchHas) are first evaluated into id or reference sets, which become $in/$nin lists.
+// Search compiles q into a find on res_<Type> (see plan for which clauses it holds) and tests the clauses
+// left out of it on each batch of the documents it returns (see scan).
 func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
@@ -21,30 +21,9 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 	defer s.wg.Done()
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
-	filter, err := s.compile(ctx, q)
+	p, err := s.plan(ctx, q, nil, false)
 	if err != nil {
 		return nil, err
-	}
-	sortSpec := bson.D{}
-	fields := make([]string, 0, len(q.Sort))
-	for _, k := range q.Sort {
-		f := sortKeyField(k.Param)
-		fields = append(fields, f)
-		dir := 1
-		if k.Desc {
-			dir = -1
-		}
-		sortSpec = append(sortSpec, bson.E{Key: f, Value: dir})
-	}
-	if len(q.After) > 0 {
-		after, err := keyset(q, fields)
-		if err != nil {
-			return nil, err
-		}
-		filter = bson.D{{Key: "$and", Value: bson.A{filter, after}}}
-	}
-	if !sortsByID(q.Sort) {
-		sortSpec = append(sortSpec, bson.E{Key: "_id", Value: 1})
 	}
 	proj := append(bson.D{}, projResource...)
 	for _, k := range q.Sort {
@@ -52,39 +31,22 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 			proj = append(proj, bson.E{Key: sortKeyField(k.Param), Value: 1})
 		}
 	}
-	o := options.Find().SetSort(sortSpec).SetProjection(proj)
-	if q.Limit > 0 {
-		o.SetLimit(int64(q.Limit))
-	}
-	cur, err := s.res(q.Type).Find(ctx, filter, o)
+	hits := make([]store.Hit, 0, min(q.Limit, maxBatch))
+	err = s.scan(ctx, q, p, proj, q.Limit, func(d *curDoc) {
+		hits = append(hits, store.Hit{Resource: d.resource(q.Type), SortValues: sortValues(q.Sort, d)})
+	})
 	if err != nil {
-		return nil, translate("search", err)
-	}
-	var docs []curDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, translate("search", err)
-	}
-	hits := make([]store.Hit, len(docs))
-	for i := range docs {
-		d := &docs[i]
-		sv := make([]store.SortValue, 0, len(q.Sort)+1)
-		for _, k := range q.Sort {
-			switch k.Param {
-			case store.ParamID:
-				sv = append(sv, store.SortValue{Str: d.ID})
-			case store.ParamLastUpdated:
-				sv = append(sv, store.SortValue{Int: d.LU, IsInt: true})
-			default:
-				sv = append(sv, toSortValue(d.Sort[sortField(k.Param)]))
-			}
-		}
-		sv = append(sv, store.SortValue{Str: d.ID})
-		hits[i] = store.Hit{Resource: d.resource(q.Type), SortValues: sv}
+		return nil, err
 	}
 	return hits, nil
 }
 
-// Count counts matches with the same filter as Search.
+// Count counts matches of the same plan as Search. When every clause is in the find, the server counts.
+// Otherwise the candidates are read in batches (ids and references only) and the postponed clauses tested
+// on them, as Search does: this costs what the driving clause selects rather than what the postponed
+// clauses select, which is the cheaper of the two for the common count, a caller's criterion restricted
+// to a practice. A count whose driving clause is broad (every Immunization of a status, restricted) reads
+// every candidate's ids, where evaluating the restriction whole would have listed the practice once.
 func (s *Store) Count(ctx context.Context, q store.Query) (int, error) {
 	if err := s.begin(); err != nil {
 		return 0, err
@@ -92,15 +54,37 @@ func (s *Store) Count(ctx context.Context, q store.Query) (int, error) {
 	defer s.wg.Done()
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
-	filter, err := s.compile(ctx, q)
+	p, err := s.plan(ctx, q, nil, false)
 	if err != nil {
 		return 0, err
 	}
-	n, err := s.res(q.Type).CountDocuments(ctx, filter)
-	if err != nil {
-		return 0, translate("count", err)
+	if len(p.later) == 0 {
+		n, err := s.res(q.Type).CountDocuments(ctx, p.filter)
+		if err != nil {
+			return 0, translate("count", err)
+		}
+		return int(n), nil
 	}
-	return int(n), nil
+	q.Sort, q.After = nil, nil
+	n := 0
+	err = s.scan(ctx, q, p, bson.D{{Key: "_id", Value: 1}}, 0, func(*curDoc) { n++ })
+	return n, err
+}
+
+// sortValues is d's position in a search sorted by keys: one value per key, then the id.
+func sortValues(keys []store.SortKey, d *curDoc) []store.SortValue {
+	sv := make([]store.SortValue, 0, len(keys)+1)
+	for _, k := range keys {
+		switch k.Param {
+		case store.ParamID:
+			sv = append(sv, store.SortValue{Str: d.ID})
+		case store.ParamLastUpdated:
+			sv = append(sv, store.SortValue{Int: d.LU, IsInt: true})
+		default:
+			sv = append(sv, toSortValue(d.Sort[sortField(k.Param)]))
+		}
+	}
+	return append(sv, store.SortValue{Str: d.ID})
 }
 
 // sortsByID says whether the id is already a sort key, so the id tie-breaker is redundant (and a
@@ -147,11 +131,11 @@ func sortArg(v store.SortValue) (any, bool) {
 	return v.Str, true
 }
 
-// keyset builds the "strictly after q.After" condition for the sort (fields..., _id asc). A missing sort
-// value sorts first ascending and last descending, as MongoDB orders missing fields.
-func keyset(q store.Query, fields []string) (bson.D, error) {
-	if len(q.After) != len(q.Sort)+1 {
-		return nil, fmt.Errorf("%w: cursor has %d values for %d sort keys", store.ErrInvalidQuery, len(q.After), len(q.Sort)+1)
+// keyset builds the "strictly after" condition for the sort (fields..., _id asc). A missing sort value
+// sorts first ascending and last descending, as MongoDB orders missing fields.
+func keyset(sort []store.SortKey, after []store.SortValue, fields []string) (bson.D, error) {
+	if len(after) != len(sort)+1 {
+		return nil, fmt.Errorf("%w: cursor has %d values for %d sort keys", store.ErrInvalidQuery, len(after), len(sort)+1)
 	}
 	eq := func(f string, v store.SortValue) bson.D {
 		if a, ok := sortArg(v); ok {
@@ -161,10 +145,10 @@ func keyset(q store.Query, fields []string) (bson.D, error) {
 	}
 	var or bson.A
 	prefix := bson.A{}
-	for i := 0; i <= len(q.Sort); i++ {
-		f, desc, v := "_id", false, q.After[i]
-		if i < len(q.Sort) {
-			f, desc = fields[i], q.Sort[i].Desc
+	for i := 0; i <= len(sort); i++ {
+		f, desc, v := "_id", false, after[i]
+		if i < len(sort) {
+			f, desc = fields[i], sort[i].Desc
 		}
 		a, ok := sortArg(v)
 		var gt bson.D
@@ -191,38 +175,26 @@ func keyset(q store.Query, fields []string) (bson.D, error) {
 	return bson.D{{Key: "$or", Value: or}}, nil
 }
 
-// compile turns a Query into a filter on res_<Type>: live documents, every clause, each clause an $or
-// of its predicates.
-func (s *Store) compile(ctx context.Context, q store.Query) (bson.D, error) {
-	if q.Type == "" {
-		return nil, fmt.Errorf("%w: query without a type", store.ErrInvalidQuery)
+// clause compiles one clause for the find on res_<typ>: an $or of its predicates.
+func (s *Store) clause(ctx context.Context, typ string, c store.Clause) (bson.D, error) {
+	if len(c) == 0 {
+		return nil, fmt.Errorf("%w: empty clause", store.ErrInvalidQuery)
 	}
-	and := bson.A{bson.D{{Key: fDeleted, Value: false}}}
-	for _, c := range q.Clauses {
-		if len(c) == 0 {
-			return nil, fmt.Errorf("%w: empty clause", store.ErrInvalidQuery)
+	var or bson.A
+	for _, p := range c {
+		f, err := s.predicate(ctx, typ, p)
+		if err != nil {
+			return nil, err
 		}
-		var or bson.A
-		for _, p := range c {
-			f, err := s.predicate(ctx, q.Type, p)
-			if err != nil {
-				return nil, err
-			}
-			if p.Not {
-				f = bson.D{{Key: "$nor", Value: bson.A{f}}}
-			}
-			or = append(or, f)
+		if p.Not {
+			f = bson.D{{Key: "$nor", Value: bson.A{f}}}
 		}
-		if len(or) == 1 {
-			and = append(and, or[0])
-		} else {
-			and = append(and, bson.D{{Key: "$or", Value: or}})
-		}
+		or = append(or, f)
 	}
-	if len(and) == 1 {
-		return and[0].(bson.D), nil
+	if len(or) == 1 {
+		return or[0].(bson.D), nil
 	}
-	return bson.D{{Key: "$and", Value: and}}, nil
+	return bson.D{{Key: "$or", Value: or}}, nil
 }
 
 var (
@@ -381,56 +353,37 @@ func (s *Store) rangeIDs(ctx context.Context, typ string, p store.Predicate) (bs
 	return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, nil
 }
 
-// subIDs evaluates an inner query to the ids of its matches.
+// subIDs evaluates an inner query whole to the ids of its matches (a driving chain).
 func (s *Store) subIDs(ctx context.Context, q store.Query) ([]string, error) {
-	filter, err := s.compile(ctx, q)
+	p, err := s.plan(ctx, q, nil, false)
 	if err != nil {
 		return nil, err
 	}
-	cur, err := s.res(q.Type).Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return nil, translate("sub-query", err)
-	}
-	var rows []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &rows); err != nil {
-		return nil, translate("sub-query", err)
-	}
-	ids := make([]string, len(rows))
-	for i, r := range rows {
-		ids[i] = r.ID
-	}
-	return ids, nil
+	var ids []string
+	err = s.scan(ctx, q, p, bson.D{{Key: "_id", Value: 1}}, 0, func(d *curDoc) { ids = append(ids, d.ID) })
+	return ids, err
 }
 
-// hasIDs evaluates _has: the ids of typ that some match of p.Sub references through p.HasParam.
+// hasIDs evaluates a driving _has whole: the ids of typ that some match of p.Sub references through
+// p.HasParam.
 func (s *Store) hasIDs(ctx context.Context, typ string, p store.Predicate) (bson.A, error) {
-	filter, err := s.compile(ctx, *p.Sub)
+	pre := p.HasParam + "|" + typ + "/"
+	pl, err := s.plan(ctx, *p.Sub, bson.D{{Key: fVal, Value: prefixRegex(pre)}}, false)
 	if err != nil {
 		return nil, err
-	}
-	pre := p.HasParam + "|" + typ + "/"
-	filter = bson.D{{Key: "$and", Value: bson.A{filter, bson.D{{Key: fVal, Value: prefixRegex(pre)}}}}}
-	cur, err := s.res(p.Sub.Type).Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: fVal, Value: 1}}))
-	if err != nil {
-		return nil, translate("_has", err)
-	}
-	var rows []struct {
-		Val []string `bson:"vx"`
-	}
-	if err := cur.All(ctx, &rows); err != nil {
-		return nil, translate("_has", err)
 	}
 	seen := map[string]bool{}
 	ids := bson.A{}
-	for _, r := range rows {
-		for _, v := range r.Val {
+	err = s.scan(ctx, *p.Sub, pl, bson.D{{Key: fVal, Value: 1}}, 0, func(d *curDoc) {
+		for _, v := range d.Val {
 			if id, ok := strings.CutPrefix(v, pre); ok && !seen[id] {
 				seen[id] = true
 				ids = append(ids, id)
 			}
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return ids, nil
 }

@@ -231,6 +231,15 @@ func testSearch(t *testing.T, s store.Store) {
 		{"a has with a chain after another clause",
 			q("Patient", or(pred("gender", store.MatchPresent)), or(has(q("Immunization", or(chain("patient", q("Patient", or(tok("identifier", mrn, "A1")))))), "patient"))), []string{"p2"}},
 
+		{"a range not after another clause",
+			q("Patient", or(tok("gender", gender, "female")), or(not(rng("birthdate", b(H, store.LE, p1Hi))))), []string{"p3"}},
+		{"a has in an OR with a chain after another clause",
+			q("Patient", or(pred("name", store.MatchPresent)), or(has(q("Observation", or(tok("code", loinc, "5678"))), "subject"),
+				chain("general-practitioner", q("Practitioner", or(tok("identifier", "urn:gmc", "G2")))))), []string{"p1", "p2"}},
+		{"a has after another clause with a chain after another clause inside",
+			q("Patient", or(pred("name", store.MatchPresent)), or(has(q("Observation", or(pred("code", store.MatchPresent)),
+				or(chain("subject", q("Patient", or(tok("gender", gender, "male")))))), "subject"))), []string{"p2"}},
+
 		{"_id matches the logical id", q("Patient", or(val(store.ParamID, store.MatchExact, "p2"))), []string{"p2"}},
 		{"_id of a deleted resource finds nothing", q("Patient", or(val(store.ParamID, store.MatchExact, "p5"))), nil},
 		{"_id or", q("Patient", or(val(store.ParamID, store.MatchExact, "p3"), val(store.ParamID, store.MatchExact, "p1"))), []string{"p1", "p3"}},
@@ -283,6 +292,36 @@ func testSearch(t *testing.T, s store.Store) {
 			t.Errorf("Count = %d, want 4", n)
 		}
 	})
+	t.Run("a limited search reads past candidates a later chain rejects, and pages", func(t *testing.T) {
+		// The Immunizations of female patients, in id order: i1 (p1) and i3 (p3); i2 and the others
+		// are candidates of the first clause that the chain rejects.
+		query := q("Immunization", or(pred("patient", store.MatchPresent)), or(chain("patient", q("Patient", or(tok("gender", gender, "female"))))))
+		for _, limit := range []int{1, 2, 3} {
+			query.Limit = limit
+			query.After = nil
+			var got []string
+			for range 5 {
+				hits, err := s.Search(ctx, query)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, hitIDs(hits)...)
+				if len(hits) < limit {
+					break
+				}
+				query.After = hits[len(hits)-1].SortValues
+			}
+			sameIDs(t, got, []string{"i1", "i3"})
+		}
+		query.After = nil
+		n, err := s.Count(ctx, query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Errorf("Count = %d, want 2", n)
+		}
+	})
 	invalid := []struct {
 		name  string
 		query store.Query
@@ -290,6 +329,10 @@ func testSearch(t *testing.T, s store.Store) {
 		{"an unknown match is an invalid query", q("Patient", or(pred("name", store.Match(99))))},
 		{"a chain without a sub-query is an invalid query", q("Immunization", or(store.Predicate{Param: "patient", Match: store.MatchRefIn}))},
 		{"a chain whose sub-query has no type is an invalid query", q("Immunization", or(chain("patient", store.Query{})))},
+		{"a chain after another clause without a sub-query type is an invalid query",
+			q("Immunization", or(pred("patient", store.MatchPresent)), or(chain("patient", store.Query{})))},
+		{"a has after another clause without a parameter is an invalid query",
+			q("Patient", or(pred("name", store.MatchPresent)), or(has(q("Observation"), "")))},
 	}
 	for _, tc := range invalid {
 		t.Run(tc.name, func(t *testing.T) {
