@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,6 +116,139 @@ func TestRepeatRequestLifecycle(t *testing.T) {
 	// A patient may cancel a request the practice has not started on.
 	third := ts.mustStatus(ts.do("POST", "/Task", repeatTask(w.me, active), me), 201).JSON(t)
 	ts.mustStatus(update(third, "cancelled", me), 200)
+}
+
+// TestConcurrentRepeatRequestsForOnePlanHaveExactlyOneWinner: the outstanding-request rule holds under a
+// race, because each request writes the plan in the Task's atomic group with compare-and-swap on the
+// version its rules read.
+func TestConcurrentRepeatRequestsForOnePlanHaveExactlyOneWinner(t *testing.T) {
+	ts := newTestServer(t)
+	w := newServicesWorld(t, ts)
+	me := bearer(ts.patientToken(w.meNHS, "P9", "", "patient/*.cruds"))
+	active := ts.create("MedicationRequest", plan(w.me, "active", 0, 100, time.Now().AddDate(1, 0, 0)))
+	body := repeatTask(w.me, active)
+
+	const clients = 20
+	statuses := make([]int, clients)
+	bodies := make([]string, clients)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			r := ts.do("POST", "/Task", body, me)
+			statuses[i], bodies[i] = r.Status, string(r.Body)
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	won := ""
+	for i, st := range statuses {
+		switch st {
+		case http.StatusCreated:
+			if won != "" {
+				t.Errorf("a second request was accepted: %s", bodies[i])
+			}
+			won = bodies[i]
+		case http.StatusConflict:
+			if !strings.Contains(bodies[i], fhir.OutstandingRequestMessage) {
+				t.Errorf("a losing request must say %q: %s", fhir.OutstandingRequestMessage, bodies[i])
+			}
+		default:
+			t.Errorf("request %d: status %d: %s", i, st, bodies[i])
+		}
+	}
+	if won == "" {
+		t.Fatalf("no request was accepted: %v", statuses)
+	}
+	b := ts.mustStatus(ts.do("GET", "/Task?focus=MedicationRequest/"+active+"&_total=accurate", nil, nil), 200).JSON(t)
+	if b["total"].(float64) != 1 {
+		t.Errorf("%v Tasks are stored for the plan, want 1", b["total"])
+	}
+	var task obj
+	if err := json.Unmarshal([]byte(won), &task); err != nil {
+		t.Fatal(err)
+	}
+	if got := outstandingOn(t, ts, active); got != task["id"] {
+		t.Errorf("the plan marks %q as outstanding, want the accepted %v", got, task["id"])
+	}
+}
+
+// outstandingOn returns the Task id the plan's outstanding-request marker names, or "". It also checks
+// that the marker is a bare reference: the Task's note is the patient's own text.
+func outstandingOn(t *testing.T, ts *testServer, planID string) string {
+	t.Helper()
+	pt := ts.mustStatus(ts.do("GET", "/MedicationRequest/"+planID, nil, nil), 200).JSON(t)
+	for _, e := range pt["extension"].([]any) {
+		if m := e.(map[string]any); m["url"] == fhir.OutstandingRequestExtension {
+			if len(m) != 2 || len(m["valueReference"].(map[string]any)) != 1 {
+				t.Errorf("the marker must carry the reference only: %v", m)
+			}
+		}
+	}
+	if strings.Contains(string(mustJSON(t, pt)), "Running low") {
+		t.Errorf("the plan shows the request's note: %v", pt)
+	}
+	return fhir.ParsePlan(planID, pt).Outstanding
+}
+
+// TestRepeatRequestMarker: the marker comes and goes with the request, and one left behind by a deleted
+// request, or missing from a plan the practice rewrote, does not decide on its own.
+func TestRepeatRequestMarker(t *testing.T) {
+	ts := newTestServer(t)
+	w := newServicesWorld(t, ts)
+	me := bearer(ts.patientToken(w.meNHS, "P9", "", "patient/*.cruds"))
+	year := time.Now().AddDate(1, 0, 0)
+	active := ts.create("MedicationRequest", plan(w.me, "active", 0, 5, year))
+	finish := func(task obj, status string, h header) {
+		t.Helper()
+		task["status"] = status
+		task["statusReason"] = obj{"text": "Please book a medication review first"}
+		delete(task, "meta")
+		ts.mustStatus(ts.do("PUT", "/Task/"+task["id"].(string), task, h), 200)
+	}
+	for _, end := range []struct {
+		status string
+		by     header
+	}{{"completed", nil}, {"rejected", nil}, {"cancelled", me}} {
+		task := ts.mustStatus(ts.do("POST", "/Task", repeatTask(w.me, active), me), 201).JSON(t)
+		if got := outstandingOn(t, ts, active); got != task["id"] {
+			t.Fatalf("the plan marks %q as outstanding, want %v", got, task["id"])
+		}
+		finish(task, end.status, end.by)
+		if got := outstandingOn(t, ts, active); got != "" {
+			t.Errorf("after %s, the plan still marks %q as outstanding", end.status, got)
+		}
+	}
+	if p := fhir.ParsePlan(active, ts.mustStatus(ts.do("GET", "/MedicationRequest/"+active, nil, nil), 200).JSON(t)); p.Issued != 1 {
+		t.Errorf("plan counts %d issues, want 1", p.Issued)
+	}
+
+	// A deleted request leaves its marker, which no longer blocks.
+	gone := ts.mustStatus(ts.do("POST", "/Task", repeatTask(w.me, active), me), 201).JSON(t)
+	ts.mustStatus(ts.do("DELETE", "/Task/"+gone["id"].(string), nil, nil), 204)
+	next := ts.mustStatus(ts.do("POST", "/Task", repeatTask(w.me, active), me), 201).JSON(t)
+	if got := outstandingOn(t, ts, active); got != next["id"] {
+		t.Errorf("the plan marks %q as outstanding, want %v", got, next["id"])
+	}
+
+	// The practice rewrites the plan without the marker: the outstanding request is still found.
+	pt := ts.mustStatus(ts.do("GET", "/MedicationRequest/"+active, nil, nil), 200).JSON(t)
+	var kept arr
+	for _, e := range pt["extension"].([]any) {
+		if e.(map[string]any)["url"] != fhir.OutstandingRequestExtension {
+			kept = append(kept, e)
+		}
+	}
+	pt["extension"] = kept
+	delete(pt, "meta")
+	ts.mustStatus(ts.do("PUT", "/MedicationRequest/"+active, pt, nil), 200)
+	r := ts.mustStatus(ts.do("POST", "/Task", repeatTask(w.me, active), me), 409)
+	if !strings.Contains(r.issue(t)["diagnostics"].(string), "Task/"+next["id"].(string)) {
+		t.Errorf("the outstanding request must be named: %s", r.Body)
+	}
 }
 
 func mustJSON(t *testing.T, v any) []byte {

@@ -81,14 +81,14 @@ func (s *Server) writeRules(ctx context.Context, res *fhir.Resource, typ, id str
 		}
 		if old == nil {
 			if byPatient || fhir.IsRepeatRequest(res.Tree()) {
-				return effects{}, s.repeatRequest(ctx, res, now)
+				return s.repeatRequest(ctx, res, id, now)
 			}
 			return effects{}, nil
 		}
 		if !fhir.IsRepeatRequest(old) {
 			return effects{}, nil
 		}
-		return s.repeatChange(ctx, old, res, byPatient, now)
+		return s.repeatChange(ctx, old, res, id, byPatient, now)
 	}
 	return effects{}, nil
 }
@@ -252,30 +252,64 @@ func (s *Server) plan(ctx context.Context, id string) (store.Resource, map[strin
 	return r, tree, nil
 }
 
-// repeatRequest applies the rules to a new repeat request: an orderable plan of the same patient, and no
-// other request for it still outstanding.
-func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, now time.Time) error {
+// repeatRequest applies the rules to taskID, a new repeat request: an orderable plan of the same
+// patient, and no other request for it still outstanding. The second rule is only as good as what it
+// reads, so the request also marks the plan (fhir.MarkOutstanding) in the same atomic group as the Task,
+// with compare-and-swap on the plan version read here: of two requests for one plan made at the same
+// instant, both of which read it free, one write finds the plan changed and nothing of it is written.
+func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID string, now time.Time) (effects, error) {
 	tree := res.Tree()
-	planID := fhir.TaskFocus(tree)
-	var plan fhir.Plan
-	if planID != "" {
-		_, pt, err := s.plan(ctx, planID)
-		if err != nil {
-			return err
-		}
-		plan = fhir.ParsePlan(planID, pt)
-		if _, id, ok := s.localRef(plan.Patient); ok {
-			plan.Patient = "Patient/" + id
-		}
-	}
 	if f := fhir.TaskFor(tree); f != "" {
 		if _, id, ok := s.localRef(f); ok {
 			tree["for"] = map[string]any{"reference": "Patient/" + id}
 		}
 	}
-	if e := fhir.CheckRepeatRequest(tree, plan, now); e != nil {
-		return ruleError(e)
+	planID := fhir.TaskFocus(tree)
+	var pr store.Resource
+	var pt map[string]any
+	for fresh := false; ; {
+		var plan fhir.Plan
+		if planID != "" {
+			var err error
+			if pr, pt, err = s.plan(ctx, planID); err != nil {
+				return effects{}, err
+			}
+			plan = fhir.ParsePlan(planID, pt)
+			if _, id, ok := s.localRef(plan.Patient); ok {
+				plan.Patient = "Patient/" + id
+			}
+		}
+		if e := fhir.CheckRepeatRequest(tree, plan, now); e != nil {
+			return effects{}, ruleError(e)
+		}
+		if plan.Outstanding == "" || plan.Outstanding == taskID {
+			break
+		}
+		status, err := s.taskStatus(ctx, plan.Outstanding)
+		if err != nil {
+			return effects{}, err
+		}
+		if e := fhir.CheckNoOutstandingRequest(plan.Outstanding, status); e != nil {
+			return effects{}, ruleError(e)
+		}
+		// The marker names a request that has finished. Finishing takes the marker off in the same
+		// group, so unless that request was deleted, or finished before plans carried markers, the plan
+		// read above predates it: read it once more (the finish may have used up its last issue), so that
+		// the compare-and-swap below is not lost to a write that is already over.
+		if fresh {
+			break
+		}
+		cur, err := s.cfg.Store.Get(ctx, "MedicationRequest", planID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return effects{}, err
+		}
+		if cur.VersionID == pr.VersionID {
+			break
+		}
+		fresh = true
 	}
+	// Requests made before plans carried the marker, or whose marker a GP system's update of the plan
+	// dropped, are found by their focus.
 	var statuses store.Clause
 	for _, st := range fhir.OutstandingTaskStatuses {
 		statuses = append(statuses, store.Predicate{Param: "status", Match: store.MatchToken, AnySystem: true, Value: st})
@@ -283,23 +317,90 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, now time
 	hits, err := s.cfg.Store.Search(ctx, store.Query{Type: "Task", Limit: 1, Clauses: []store.Clause{
 		{{Param: "focus", Match: store.MatchExact, Value: "MedicationRequest/" + planID}}, statuses}})
 	if err != nil {
-		return err
+		return effects{}, err
 	}
 	if len(hits) > 0 {
-		return fail(http.StatusConflict, "duplicate",
-			"a request for this repeat medication is already with the practice (Task/%s); wait for it to be processed, or cancel it first", hits[0].Resource.ID).at("Task.focus")
+		status, err := bodyStatus(hits[0].Resource.Body)
+		if err != nil {
+			return effects{}, err
+		}
+		if e := fhir.CheckNoOutstandingRequest(hits[0].Resource.ID, status); e != nil {
+			return effects{}, ruleError(e)
+		}
 	}
-	return nil
+	marked, err := s.derivedWrite(fhir.MarkOutstanding(pt, taskID), "MedicationRequest", planID, pr.VersionID, now)
+	if err != nil {
+		return effects{}, err
+	}
+	// putVersion answers a lost compare-and-swap with conflict rather than retrying the group. It is lost
+	// to another request for this plan: requests that finish were read above, and the practice's own
+	// edits of a plan rarely coincide with a patient's request to the millisecond.
+	return effects{extra: []store.Write{marked}, conflict: ruleError(fhir.OutstandingRequestRace())}, nil
+}
+
+// taskStatus returns a Task's current status, or "" when it does not exist (never did, or deleted).
+func (s *Server) taskStatus(ctx context.Context, id string) (string, error) {
+	r, err := s.cfg.Store.Get(ctx, "Task", id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && r.Deleted {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return bodyStatus(r.Body)
+}
+
+func bodyStatus(body []byte) (string, error) {
+	var v struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return "", internal(err)
+	}
+	return v.Status, nil
+}
+
+// unmarkPlan removes the outstanding-request marker that names taskID from its plan, with compare-and-swap
+// on the version read, or returns ok false when there is nothing to remove (no such marker, or the plan
+// is gone).
+func (s *Server) unmarkPlan(ctx context.Context, planID, taskID string, now time.Time) (w store.Write, ok bool, err error) {
+	r, err := s.cfg.Store.Get(ctx, "MedicationRequest", planID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && r.Deleted {
+		return store.Write{}, false, nil
+	}
+	if err != nil {
+		return store.Write{}, false, err
+	}
+	var pt map[string]any
+	if err := json.Unmarshal(r.Body, &pt); err != nil {
+		return store.Write{}, false, internal(err)
+	}
+	cleared, changed := fhir.ClearOutstanding(pt, taskID)
+	if !changed {
+		return store.Write{}, false, nil
+	}
+	w, err = s.derivedWrite(cleared, "MedicationRequest", planID, r.VersionID, now)
+	return w, err == nil, err
 }
 
 // repeatChange applies the lifecycle rules; completing issues the prescription and counts it.
-func (s *Server) repeatChange(ctx context.Context, old map[string]any, res *fhir.Resource, byPatient bool, now time.Time) (effects, error) {
+// A request that finishes (completed, rejected, cancelled) takes its marker off the plan in the same group,
+// so that the next request can be made.
+func (s *Server) repeatChange(ctx context.Context, old map[string]any, res *fhir.Resource, taskID string, byPatient bool, now time.Time) (effects, error) {
 	next := res.Tree()
 	step, e := fhir.CheckTaskChange(old, next, byPatient)
 	if e != nil {
 		return effects{}, ruleError(e)
 	}
-	if step != fhir.TaskComplete {
+	switch step {
+	case fhir.TaskComplete:
+	case fhir.TaskReject, fhir.TaskCancel:
+		w, ok, err := s.unmarkPlan(ctx, fhir.TaskFocus(old), taskID, now)
+		if err != nil || !ok {
+			return effects{}, err
+		}
+		return effects{extra: []store.Write{w}}, nil
+	default:
 		return effects{}, nil
 	}
 	planID := fhir.TaskFocus(old)
@@ -317,7 +418,8 @@ func (s *Server) repeatChange(ctx context.Context, old map[string]any, res *fhir
 	if err != nil {
 		return effects{}, err
 	}
-	counted, err := s.derivedWrite(fhir.CountIssue(pt, plan.Issued), "MedicationRequest", planID, pr.VersionID, now)
+	counted, _ := fhir.ClearOutstanding(fhir.CountIssue(pt, plan.Issued), taskID)
+	countedW, err := s.derivedWrite(counted, "MedicationRequest", planID, pr.VersionID, now)
 	if err != nil {
 		return effects{}, err
 	}
@@ -335,5 +437,5 @@ func (s *Server) repeatChange(ctx context.Context, old map[string]any, res *fhir
 	if err != nil {
 		return effects{}, fromParseError(err)
 	}
-	return effects{replace: replaced, extra: []store.Write{issue, counted}}, nil
+	return effects{replace: replaced, extra: []store.Write{issue, countedW}}, nil
 }

@@ -17,7 +17,18 @@ const (
 	SNOMEDSystem = "http://snomed.info/sct"
 	// PrescriptionOrderingSystem types Task.input preferred-performer (a nominated pharmacy).
 	PrescriptionOrderingSystem = "https://fhir.nhs.uk/England/CodeSystem/England-PFSPrescriptionOrderingParameter"
+	// OutstandingRequestExtension marks a repeat authorisation with the request for it that is waiting for
+	// the practice: valueReference Task/id, and nothing else (no display: the Task's note is the
+	// patient's free text, and whoever reads the plan need not see it). A new request writes it on the
+	// plan in the same atomic group as the Task, with compare-and-swap on the plan version its rules
+	// read, so of two requests for one plan made at the same instant only one can be written; the
+	// request's completion, rejection or cancellation removes it the same way.
+	OutstandingRequestExtension = "https://gpfhir.example/StructureDefinition/outstanding-repeat-request"
 )
+
+// OutstandingRequestMessage begins every refusal of a request for a plan that already has one outstanding,
+// whether the rules found it or it won a race with this one.
+const OutstandingRequestMessage = "a request for this prescription is already outstanding"
 
 // Plan is what the repeat rules need from a repeat authorisation.
 type Plan struct {
@@ -30,6 +41,10 @@ type Plan struct {
 	// -1 when the plan sets no limit.
 	Issued, Allowed int
 	Expiry          time.Time // zero: none
+	// Outstanding is the id of the Task the plan's OutstandingRequestExtension names, or "". The marker
+	// may be stale (its Task deleted, or finished by a write that predates the marker), so the Task's
+	// own status decides.
+	Outstanding string
 }
 
 // ParsePlan reads a MedicationRequest tree.
@@ -50,6 +65,13 @@ func ParsePlan(id string, tree map[string]any) Plan {
 				if _, hi, err := ParseDateRange(str(m, "valueDateTime")); err == nil {
 					p.Expiry = time.UnixMilli(hi).UTC()
 				}
+			}
+		}
+	}
+	for _, e := range extensions(tree, OutstandingRequestExtension) {
+		if r, ok := e["valueReference"].(map[string]any); ok {
+			if typ, id, ok := localRef(str(r, "reference"), ""); ok && typ == "Task" {
+				p.Outstanding = id
 			}
 		}
 	}
@@ -149,6 +171,65 @@ func CheckRepeatRequest(task map[string]any, plan Plan, now time.Time) *RuleErro
 
 // OutstandingTaskStatuses are the statuses of a repeat request still waiting for the practice.
 var OutstandingTaskStatuses = []string{"draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold"}
+
+// CheckNoOutstandingRequest refuses a new request for a plan while another is outstanding. taskID is the
+// request that the plan's marker names or a search found ("" for none) and status its current status
+// ("" when it no longer exists): a marker left by a deleted or finished request does not block.
+func CheckNoOutstandingRequest(taskID, status string) *RuleError {
+	if taskID == "" || index(OutstandingTaskStatuses, status) < 0 {
+		return nil
+	}
+	return &RuleError{Kind: RuleConflict, Code: IssueDuplicate, Expression: "Task.focus",
+		Message: OutstandingRequestMessage + " (Task/" + taskID + "): it is already with the practice; wait for it to be processed, or cancel it first"}
+}
+
+// OutstandingRequestRace is the answer to a request that lost the compare-and-swap on its plan: another
+// request for the plan was written between this one's rules and its write.
+func OutstandingRequestRace() *RuleError {
+	return &RuleError{Kind: RuleConflict, Code: IssueDuplicate, Expression: "Task.focus",
+		Message: OutstandingRequestMessage + ": another request for it reached the practice at the same moment; wait for it to be processed, or cancel it first"}
+}
+
+// MarkOutstanding returns a copy of a plan tree whose OutstandingRequestExtension names Task/taskID,
+// replacing any earlier (stale) marker.
+func MarkOutstanding(plan map[string]any, taskID string) map[string]any {
+	c, exts := withoutExtension(plan, OutstandingRequestExtension)
+	c["extension"] = append(exts, map[string]any{"url": OutstandingRequestExtension,
+		"valueReference": map[string]any{"reference": "Task/" + taskID}})
+	return c
+}
+
+// ClearOutstanding returns a copy of a plan tree without its OutstandingRequestExtension when that names
+// Task/taskID, and whether it did. A marker naming another request is left alone: that request is the
+// one still waiting.
+func ClearOutstanding(plan map[string]any, taskID string) (map[string]any, bool) {
+	if taskID == "" || ParsePlan("", plan).Outstanding != taskID {
+		return plan, false
+	}
+	c, exts := withoutExtension(plan, OutstandingRequestExtension)
+	if len(exts) == 0 {
+		delete(c, "extension") // FHIR JSON has no empty arrays
+	} else {
+		c["extension"] = exts
+	}
+	return c, true
+}
+
+// withoutExtension returns a shallow copy of tree and its extensions other than url.
+func withoutExtension(tree map[string]any, url string) (map[string]any, []any) {
+	c := make(map[string]any, len(tree)+1)
+	for k, v := range tree {
+		c[k] = v
+	}
+	var exts []any
+	for _, e := range walk(tree, "extension") {
+		if m, ok := e.(map[string]any); ok && str(m, "url") == url {
+			continue
+		}
+		exts = append(exts, e)
+	}
+	return c, exts
+}
 
 // TaskTransition is what an update of a repeat request does.
 type TaskTransition int
