@@ -174,13 +174,19 @@ func (s *Server) create(c *gin.Context, p pathParams) error {
 	if err := s.checkReferences(ctx, res, ""); err != nil {
 		return err
 	}
-	r, err := s.putVersion(ctx, res, p.typ.Name, uuid.NewString(), 0)
-	if err != nil {
-		return err
-	}
-	s.touch(c, r)
-	s.respondResource(c, http.StatusCreated, r, true)
-	return nil
+	// A new id cannot collide, but the writes the online-services rules add to the group (a repeat
+	// request's marker on its plan) can lose a race: the retry re-reads and re-applies the rules, which
+	// then see what the winner wrote.
+	id := uuid.NewString()
+	return retryCAS(p.typ.Name, id, 0, func() error {
+		r, err := s.putVersion(ctx, res, p.typ.Name, id, 0)
+		if err != nil {
+			return err
+		}
+		s.touch(c, r)
+		s.respondResource(c, http.StatusCreated, r, true)
+		return nil
+	})
 }
 
 // ifMatch parses If-Match. It returns 0 when the header is absent.

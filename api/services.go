@@ -332,10 +332,10 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID s
 	if err != nil {
 		return effects{}, err
 	}
-	// putVersion answers a lost compare-and-swap with conflict rather than retrying the group. It is lost
-	// to another request for this plan: requests that finish were read above, and the practice's own
-	// edits of a plan rarely coincide with a patient's request to the millisecond.
-	return effects{extra: []store.Write{marked}, conflict: ruleError(fhir.OutstandingRequestRace())}, nil
+	// A lost compare-and-swap on the plan is retried by create: the retry reads the plan again, and if
+	// another request won, the marker above answers 409 naming it; if the practice edited the plan, the
+	// request goes through.
+	return effects{extra: []store.Write{marked}}, nil
 }
 
 // taskStatus returns a Task's current status, or "" when it does not exist (never did, or deleted).

@@ -183,13 +183,6 @@ func CheckNoOutstandingRequest(taskID, status string) *RuleError {
 		Message: OutstandingRequestMessage + " (Task/" + taskID + "): it is already with the practice; wait for it to be processed, or cancel it first"}
 }
 
-// OutstandingRequestRace is the answer to a request that lost the compare-and-swap on its plan: another
-// request for the plan was written between this one's rules and its write.
-func OutstandingRequestRace() *RuleError {
-	return &RuleError{Kind: RuleConflict, Code: IssueDuplicate, Expression: "Task.focus",
-		Message: OutstandingRequestMessage + ": another request for it reached the practice at the same moment; wait for it to be processed, or cancel it first"}
-}
-
 // MarkOutstanding returns a copy of a plan tree whose OutstandingRequestExtension names Task/taskID,
 // replacing any earlier (stale) marker.
 func MarkOutstanding(plan map[string]any, taskID string) map[string]any {

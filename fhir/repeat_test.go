@@ -66,7 +66,4 @@ func TestCheckNoOutstandingRequest(t *testing.T) {
 	if e := CheckNoOutstandingRequest("", "requested"); e != nil {
 		t.Errorf("no request: %v", e)
 	}
-	if e := OutstandingRequestRace(); e.Kind != RuleConflict || !strings.HasPrefix(e.Message, OutstandingRequestMessage) {
-		t.Errorf("race: %v", e)
-	}
 }
