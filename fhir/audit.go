@@ -272,7 +272,13 @@ func AuditEvent(in AuditInput) []byte {
 			Type: entityXReqID,
 		})
 	}
-	for _, p := range uniqueSorted(in.Patients) {
+	patients := in.Patients
+	if in.User != nil && in.User.ProxyFor != "" && in.User.PatientID != "" {
+		// The patient a proxy acts for is always an entity, even when the request touched none of their
+		// resources (an empty search, a refusal): it is how the patient's own trail finds the event.
+		patients = append(patients[:len(patients):len(patients)], in.User.PatientID)
+	}
+	for _, p := range uniqueSorted(patients) {
 		ev.Entity = append(ev.Entity, aeEntity{What: &aeReference{Reference: "Patient/" + p}, Type: entityPerson, Role: rolePatient})
 	}
 	if in.User != nil && in.User.ProxyFor != "" && in.User.PatientID == "" {
