@@ -200,7 +200,7 @@ func (s *Server) facts(ctx context.Context, caller *auth.Caller, r store.Resourc
 	for _, pid := range f.PatientIDs {
 		pt := tree
 		if r.Type != "Patient" || pid != r.ID {
-			cur, err := s.cfg.Store.Get(ctx, "Patient", pid)
+			cur, err := s.current(ctx, "Patient", pid)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
@@ -222,7 +222,7 @@ func (s *Server) facts(ctx context.Context, caller *auth.Caller, r store.Resourc
 				continue
 			}
 			seen[id] = true
-			org, err := s.cfg.Store.Get(ctx, "Organization", id)
+			org, err := s.current(ctx, "Organization", id)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
@@ -317,6 +317,15 @@ func (g *guardedStore) Apply(ctx context.Context, writes []store.Write) error {
 	if caller == nil {
 		return internal(errors.New("write without an authorised caller"))
 	}
+	if err := g.checkWrites(ctx, caller, writes); err != nil {
+		return err
+	}
+	return g.Store.Apply(ctx, writes)
+}
+
+// checkWrites is the guard without the Apply: a transaction bundle checks each entry's writes under
+// that entry's interaction, then applies the whole group at once.
+func (g *guardedStore) checkWrites(ctx context.Context, caller *auth.Caller, writes []store.Write) error {
 	in := auth.Interaction(interactionFrom(ctx))
 	derived := derivedFrom(ctx)
 	for _, w := range writes {
@@ -343,7 +352,7 @@ func (g *guardedStore) Apply(ctx context.Context, writes []store.Write) error {
 			}
 		}
 	}
-	return g.Store.Apply(ctx, writes)
+	return nil
 }
 
 func (g *guardedStore) check(ctx context.Context, caller *auth.Caller, in auth.Interaction, r store.Resource) error {

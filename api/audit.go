@@ -129,6 +129,32 @@ func (a *auditLog) append(rec store.AuditRecord) error {
 	return <-p.err
 }
 
+// appendAll hands every record over before waiting for any, so that the records of a bundle's entries
+// share the committer's batches instead of each waiting for one of its own.
+func (a *auditLog) appendAll(recs []store.AuditRecord) error {
+	if len(recs) == 1 {
+		return a.append(recs[0])
+	}
+	pending := make([]*auditPending, len(recs))
+	a.mu.RLock()
+	if a.closed {
+		a.mu.RUnlock()
+		return errAuditClosed
+	}
+	for i, rec := range recs {
+		pending[i] = &auditPending{rec: rec, err: make(chan error, 1)}
+		a.in <- pending[i]
+	}
+	a.mu.RUnlock()
+	var first error
+	for _, p := range pending {
+		if err := <-p.err; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 func (a *auditLog) run() {
 	defer close(a.done)
 	batch := make([]*auditPending, 0, store.MaxAuditBatch)
@@ -261,8 +287,20 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 		return
 	}
 	rec, err := s.auditRecord(c, in, bw.status)
+	recs := []store.AuditRecord{rec}
+	if v, ok := c.Get(ctxEntries); ok && err == nil {
+		// A batch or transaction: one record for the bundle and one for each entry, as if each had
+		// been a request of its own by the same caller.
+		for _, e := range v.([]entryAudit) {
+			var r store.AuditRecord
+			if r, err = s.auditRecordOf(c, e.interaction, e.status, e.touched, e.path); err != nil {
+				break
+			}
+			recs = append(recs, r)
+		}
+	}
 	if err == nil {
-		err = s.audit.append(rec)
+		err = s.audit.appendAll(recs)
 	}
 	c.Writer = real
 	if err != nil {
@@ -285,6 +323,55 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 
 // auditRecord builds the request's AuditEvent and its index entries.
 func (s *Server) auditRecord(c *gin.Context, interaction string, status int) (store.AuditRecord, error) {
+	var list []touched
+	if v, ok := c.Get(ctxTouched); ok {
+		list = *v.(*[]touched)
+	}
+	var path *pathParams
+	if v, ok := c.Get(ctxPath); ok {
+		p := v.(pathParams)
+		path = &p
+	}
+	return s.auditRecordOf(c, interaction, status, list, path)
+}
+
+// ctxEntries holds the entries of a batch or transaction, each audited as an interaction of its own.
+const ctxEntries = "gpfhir.audit.entries"
+
+// entryAudit is what the audit record of one bundle entry needs.
+type entryAudit struct {
+	interaction string
+	status      int
+	touched     []touched
+	path        *pathParams
+}
+
+// auditEntries hands the entries of a batch or transaction, once processed, to the audit middleware.
+// An entry whose request could not even be read (no method) has no interaction to record; the bundle's
+// own record covers it.
+func (s *Server) auditEntries(c *gin.Context, entries []*txEntry) {
+	if s.audit == nil {
+		return
+	}
+	var list []entryAudit
+	for _, te := range entries {
+		if te.interaction == "" {
+			continue
+		}
+		e := entryAudit{interaction: te.interaction, status: te.status}
+		for _, r := range te.touched {
+			e.touched = append(e.touched, touched{r: r})
+		}
+		if te.typ != nil {
+			e.path = &pathParams{typ: te.typ, id: te.id}
+		}
+		list = append(list, e)
+	}
+	c.Set(ctxEntries, list)
+}
+
+// auditRecordOf builds one AuditEvent of the request: the request's own, or one entry's of a bundle.
+func (s *Server) auditRecordOf(c *gin.Context, interaction string, status int, list []touched, path *pathParams) (store.AuditRecord, error) {
 	now := s.now()
 	// A time-ordered id (UUIDv7): the store indexes every AuditEvent by id in several b-trees, and ids
 	// that follow the order of appends are inserted at the right-hand edge of each, in pages already
@@ -318,8 +405,8 @@ func (s *Server) auditRecord(c *gin.Context, interaction string, status int) (st
 	}
 	patients := map[string]bool{}
 	seen := map[string]bool{}
-	if v, ok := c.Get(ctxTouched); ok {
-		for _, t := range *v.(*[]touched) {
+	{
+		for _, t := range list {
 			e := fhir.AuditEntity{Type: t.r.Type, ID: t.r.ID, Version: t.r.VersionID, PatientIDs: s.patientsOf(t.r)}
 			if seen[e.Ref()] {
 				continue
@@ -333,8 +420,8 @@ func (s *Server) auditRecord(c *gin.Context, interaction string, status int) (st
 	}
 	// The resource named in the path is recorded even when it was not reached (a refusal, a 404), so
 	// that auditors see what was attempted.
-	if v, ok := c.Get(ctxPath); ok {
-		p := v.(pathParams)
+	if path != nil {
+		p := *path
 		if p.typ != nil && p.id != "" && !seen[p.typ.Name+"/"+p.id] {
 			e := fhir.AuditEntity{Type: p.typ.Name, ID: p.id}
 			e.Version, _ = strconv.ParseInt(p.version, 10, 64)

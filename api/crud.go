@@ -94,7 +94,7 @@ func (s *Server) checkReferences(ctx context.Context, res *fhir.Resource, self s
 			continue
 		}
 		seen[key] = true
-		cur, err := s.store.Get(ctx, ref.Type, ref.ID)
+		cur, err := s.current(ctx, ref.Type, ref.ID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
@@ -124,28 +124,46 @@ func (s *Server) now() time.Time {
 // The online-services rules (api/services.go) may replace res and add derived writes to the same atomic
 // group: a booking claims its slot there.
 func (s *Server) putVersion(ctx context.Context, res *fhir.Resource, typ, id string, cur int64) (store.Resource, error) {
+	v, err := s.prepareVersion(ctx, res, typ, id, cur)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	if len(v.writes) > 1 {
+		ctx = withDerived(ctx, v.writes[1:])
+	}
+	err = s.store.Apply(ctx, v.writes)
+	if errors.Is(err, store.ErrVersionConflict) && v.conflict != nil {
+		return v.r, v.conflict
+	}
+	return v.r, err
+}
+
+// prepared is one write made ready but not applied: the new version and the group it needs (the
+// resource first, then what the online-services rules derive from it).
+type prepared struct {
+	r        store.Resource
+	writes   []store.Write
+	conflict error
+}
+
+// prepareVersion is putVersion without the Apply, so that a transaction bundle can put the writes of
+// every entry into one group and still go through the same rules as a single write.
+func (s *Server) prepareVersion(ctx context.Context, res *fhir.Resource, typ, id string, cur int64) (prepared, error) {
 	now := s.now()
 	eff, err := s.writeRules(ctx, res, typ, id, cur, now)
 	if err != nil {
-		return store.Resource{}, err
+		return prepared{}, err
 	}
 	if eff.replace != nil {
 		res = eff.replace
 	}
 	body, err := res.Finalize(id, cur+1, now)
 	if err != nil {
-		return store.Resource{}, internal(err)
+		return prepared{}, internal(err)
 	}
 	r := store.Resource{Type: typ, ID: id, VersionID: cur + 1, LastUpdated: now, Body: body}
 	writes := append([]store.Write{{Resource: r, ExpectVersion: cur, Index: fhir.Extract(res, s.cfg.BaseURL)}}, eff.extra...)
-	if len(eff.extra) > 0 {
-		ctx = withDerived(ctx, eff.extra)
-	}
-	err = s.store.Apply(ctx, writes)
-	if errors.Is(err, store.ErrVersionConflict) && eff.conflict != nil {
-		return r, eff.conflict
-	}
-	return r, err
+	return prepared{r: r, writes: writes, conflict: eff.conflict}, nil
 }
 
 func (s *Server) create(c *gin.Context, p pathParams) error {

@@ -53,6 +53,10 @@ var routeTable []route
 func init() {
 	routeTable = []route{
 		{shapeMetadata, http.MethodGet, "capabilities", false, (*Server).capabilities},
+		// One route, two interactions: the Bundle's type says which, and bundle records it. batch is
+		// listed here so that the CapabilityStatement names both.
+		{shapeRoot, http.MethodPost, "transaction", false, (*Server).bundle},
+		{shapeRoot, http.MethodPost, "batch", false, (*Server).bundle},
 		{shapeSystemHistory, http.MethodGet, "history-system", false, (*Server).history},
 		{shapeType, http.MethodGet, "search-type", true, (*Server).search},
 		{shapeTypeSearch, http.MethodPost, "search-type", true, (*Server).search},

@@ -48,6 +48,9 @@ type Config struct {
 	// ClientNames maps OAuth client ids to the app names that audit records (and patients reading who
 	// accessed their record) show; a client without an entry is shown by its id.
 	ClientNames map[string]string
+	// MaxBundleEntries caps the entries of one batch or transaction Bundle; larger ones get 413.
+	// Default 1000.
+	MaxBundleEntries int
 	// DisableAudit turns the audit trail off. It exists for one purpose: the benchmark that measures what
 	// audit costs, by serving the same workload with and without it. Production always audits: nothing in
 	// cmd/gpfhir sets it, and there is no flag or variable for it.

@@ -1,0 +1,584 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/gpfhir/gpfhir/auth"
+	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// Batch and transaction Bundles at POST [base]. An entry is one create, update or delete and goes
+// through the same code as the single interaction: the same validation, reference check, online-services
+// rules (prepareVersion) and write guard (guardedStore.checkWrites), with the entry's own interaction.
+// A transaction puts the writes of every entry into one store.Apply group, so that it is stored
+// completely or not at all; a batch applies each entry as its own group.
+
+// defaultMaxEntries bounds the entries of one bundle when Config.MaxBundleEntries is not set.
+const defaultMaxEntries = 1000
+
+// stagedKey carries the versions a transaction has prepared but not yet applied, so that a later entry's
+// reference check and access facts see the Patient an earlier entry creates.
+type stagedKey struct{}
+
+// current reads the current version of typ/id, preferring a version staged by the transaction in ctx.
+func (s *Server) current(ctx context.Context, typ, id string) (store.Resource, error) {
+	if staged, _ := ctx.Value(stagedKey{}).(map[string]store.Resource); staged != nil {
+		if r, ok := staged[typ+"/"+id]; ok {
+			return r, nil
+		}
+	}
+	return s.cfg.Store.Get(ctx, typ, id)
+}
+
+// txEntry is one entry of a batch or transaction, from its request to its outcome.
+type txEntry struct {
+	index       int
+	method      string
+	interaction string
+	typ         *fhir.TypeInfo
+	id          string
+	fullURL     string
+	raw         json.RawMessage
+	res         *fhir.Resource
+	ifMatch     int64
+	// existing is the match of a POST's ifNoneExist: nothing is written and the entry answers 200.
+	existing *store.Resource
+	// nothing is set for a conditional delete that matched nothing.
+	nothing bool
+
+	status   int
+	result   store.Resource
+	writes   []store.Write
+	conflict error
+	touched  []store.Resource
+}
+
+// entryError names the entry in every issue of err, so that a client knows which entry to fix.
+func entryError(i int, err error) *apiError {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		ae = fromStoreError(err)
+	}
+	if ae.status >= 500 {
+		return ae
+	}
+	out := &apiError{status: ae.status, header: ae.header, cause: ae.cause}
+	prefix := "Bundle.entry[" + strconv.Itoa(i) + "]"
+	for _, is := range ae.issues {
+		var exprs []string
+		for _, e := range is.Expression {
+			// "Patient.birthDate" is, inside a bundle, the entry's resource.
+			if _, rest, ok := strings.Cut(e, "."); ok && !strings.HasPrefix(e, "Bundle.") {
+				exprs = append(exprs, prefix+".resource."+rest)
+			} else if !strings.HasPrefix(e, "Bundle.") {
+				exprs = append(exprs, prefix+".resource")
+			} else {
+				exprs = append(exprs, e)
+			}
+		}
+		if len(exprs) == 0 {
+			exprs = []string{prefix}
+		}
+		is.Expression = exprs
+		is.Diagnostics = prefix + ": " + is.Diagnostics
+		out.issues = append(out.issues, is)
+	}
+	return out
+}
+
+// bundle handles POST [base].
+func (s *Server) bundle(c *gin.Context, _ pathParams) error {
+	if err := checkBodyType(c, "application/fhir+json", "application/json", "application/json+fhir"); err != nil {
+		return err
+	}
+	body, aerr := s.readBody(c)
+	if aerr != nil {
+		return aerr
+	}
+	var b fhir.Bundle
+	if err := json.Unmarshal(body, &b); err != nil {
+		return fail(http.StatusBadRequest, "structure", "the body is not a FHIR JSON Bundle: %v", err)
+	}
+	if b.ResourceType != "Bundle" {
+		return fail(http.StatusBadRequest, "invalid", "POST to the base takes a Bundle, not a %s", b.ResourceType).at("resourceType")
+	}
+	interaction := ""
+	switch b.Type {
+	case fhir.BundleTransaction:
+		interaction = "transaction"
+	case fhir.BundleBatch:
+		interaction = "batch"
+	default:
+		return fail(http.StatusBadRequest, "invalid", "a Bundle posted to the base must be of type transaction or batch, not %q", b.Type).at("Bundle.type")
+	}
+	// The route registered the request as "transaction"; a batch is audited as what it is.
+	c.Set(ctxInteraction, interaction)
+	max := s.cfg.MaxBundleEntries
+	if max <= 0 {
+		max = defaultMaxEntries
+	}
+	if len(b.Entry) > max {
+		return fail(http.StatusRequestEntityTooLarge, "too-costly",
+			"the Bundle has %d entries; this server takes at most %d in one %s", len(b.Entry), max, interaction).at("Bundle.entry")
+	}
+	entries := make([]*txEntry, len(b.Entry))
+	for i, e := range b.Entry {
+		entries[i] = &txEntry{index: i, fullURL: e.FullURL, raw: e.Resource}
+	}
+	defer s.auditEntries(c, entries)
+	if interaction == "batch" {
+		return s.batch(c, b.Entry, entries)
+	}
+	return s.transaction(c, b.Entry, entries)
+}
+
+// resolve reads an entry's request: which interaction, on which resource. It authorises the interaction
+// on the type exactly as dispatch does for a single request, and runs conditional criteria.
+func (s *Server) resolve(c *gin.Context, e fhir.BundleEntry, te *txEntry, transaction bool) error {
+	if e.Request == nil || e.Request.Method == "" || e.Request.URL == "" {
+		return fail(http.StatusBadRequest, "required", "the entry has no request method and url").at("Bundle.entry[" + strconv.Itoa(te.index) + "].request")
+	}
+	te.method = strings.ToUpper(e.Request.Method)
+	raw := strings.TrimPrefix(e.Request.URL, s.cfg.BaseURL+"/")
+	path, query, _ := strings.Cut(raw, "?")
+	sh, typName, id, _, ok := parsePath(path)
+	switch te.method {
+	case http.MethodPost:
+		te.interaction = "create"
+		ok = ok && sh == shapeType && query == ""
+	case http.MethodPut:
+		te.interaction = "update"
+		ok = ok && (sh == shapeInstance && query == "" || sh == shapeType && query != "")
+	case http.MethodDelete:
+		te.interaction = "delete"
+		ok = ok && (sh == shapeInstance && query == "" || sh == shapeType && query != "")
+	default:
+		what := "a batch"
+		if transaction {
+			what = "a transaction"
+		}
+		return fail(http.StatusBadRequest, "not-supported",
+			"request.method %s is not supported in %s here; entries may POST, PUT or DELETE (read with a search instead)", e.Request.Method, what).
+			at("Bundle.entry[" + strconv.Itoa(te.index) + "].request.method")
+	}
+	if !ok {
+		return fail(http.StatusBadRequest, "invalid", "request.url %q is not a valid URL for %s", e.Request.URL, te.method).
+			at("Bundle.entry[" + strconv.Itoa(te.index) + "].request.url")
+	}
+	ti, known := fhir.LookupType(typName)
+	if !known {
+		return fail(http.StatusNotFound, "not-supported",
+			"resource type %q is not served here; served types are listed at %s/metadata", typName, s.cfg.BaseURL).
+			at("Bundle.entry[" + strconv.Itoa(te.index) + "].request.url")
+	}
+	te.typ = ti
+	if !typeAllows(ti, te.interaction) {
+		return fail(http.StatusMethodNotAllowed, "not-supported", "%s does not allow %s on this server", ti.Name, te.interaction)
+	}
+	if id != "" && !validID(id) {
+		return fail(http.StatusBadRequest, "value",
+			"%q is not a valid resource id: ids are 1 to 64 characters from A-Z, a-z, 0-9, '-' and '.'", id)
+	}
+	if d := auth.Authorize(callerOf(c), auth.Interaction(te.interaction), ti.Name); !d.Allow() {
+		return s.refuse(c, d)
+	}
+	if e.Request.IfMatch != "" {
+		v, ok := parseETag(e.Request.IfMatch)
+		if !ok {
+			return fail(http.StatusBadRequest, "value", `ifMatch %q is not a version ETag such as W/"3"`, e.Request.IfMatch)
+		}
+		te.ifMatch = v
+	}
+	te.id = id
+	switch {
+	case te.method == http.MethodPost:
+		te.id = uuid.NewString()
+		if cond := e.Request.IfNoneExist; cond != "" {
+			hits, err := s.conditionalMatches(c, ti, cond, "ifNoneExist")
+			if err != nil {
+				return err
+			}
+			switch len(hits) {
+			case 0:
+			case 1:
+				te.existing = &hits[0].Resource
+				te.id = hits[0].Resource.ID
+			default:
+				return fail(http.StatusPreconditionFailed, "duplicate",
+					"ifNoneExist matched %d %s resources; the criteria must identify at most one", len(hits), ti.Name)
+			}
+		}
+	case query != "":
+		hits, err := s.conditionalMatches(c, ti, query, "the conditional request.url")
+		if err != nil {
+			return err
+		}
+		switch len(hits) {
+		case 0:
+			if te.method == http.MethodDelete {
+				te.nothing = true
+			} else {
+				te.id = uuid.NewString()
+			}
+		case 1:
+			te.id = hits[0].Resource.ID
+		default:
+			return fail(http.StatusPreconditionFailed, "multiple-matches",
+				"the conditional criteria matched %d %s resources; they must identify at most one", len(hits), ti.Name)
+		}
+	}
+	return nil
+}
+
+// parseEntry validates an entry's resource after its references have been rewritten.
+func (te *txEntry) parseEntry() error {
+	if te.method == http.MethodDelete {
+		return nil
+	}
+	if len(te.raw) == 0 {
+		return fail(http.StatusBadRequest, "required", "a %s entry needs a resource", te.method)
+	}
+	res, err := fhir.Parse(te.raw)
+	if err != nil {
+		return fromParseError(err)
+	}
+	if res.Type() != te.typ.Name {
+		return fail(http.StatusBadRequest, "invalid",
+			"the resource is a %s but request.url is for %s; resourceType must match", res.Type(), te.typ.Name).at("resourceType")
+	}
+	if te.method == http.MethodPut && res.ID() != "" && res.ID() != te.id {
+		return fail(http.StatusBadRequest, "invalid", "the resource id %q does not match the id the request is for (%s)", res.ID(), te.id).at(te.typ.Name + ".id")
+	}
+	te.res = res
+	return nil
+}
+
+// stage prepares an entry's writes, without applying them, under the same rules as the single
+// interaction, and runs the write guard on them with the entry's interaction.
+func (s *Server) stage(ctx context.Context, te *txEntry) error {
+	te.writes, te.conflict, te.touched = nil, nil, nil
+	ctx = context.WithValue(ctx, interactionKey{}, te.interaction)
+	self := te.typ.Name + "/" + te.id
+	switch {
+	case te.nothing:
+		te.status = http.StatusNoContent
+		return nil
+	case te.existing != nil:
+		te.status, te.result = http.StatusOK, *te.existing
+		te.touched = []store.Resource{*te.existing}
+		return nil
+	case te.method == http.MethodDelete:
+		cur, err := s.cfg.Store.Get(ctx, te.typ.Name, te.id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fail(http.StatusNotFound, "not-found", "%s is not known to this server", self)
+		}
+		if err != nil {
+			return err
+		}
+		if te.ifMatch != 0 && cur.VersionID != te.ifMatch {
+			return versionMismatch(te.typ.Name, te.id, te.ifMatch, cur.VersionID)
+		}
+		if cur.Deleted {
+			te.status, te.result = http.StatusNoContent, cur
+			te.touched = []store.Resource{cur}
+			return nil
+		}
+		tomb := store.Resource{Type: te.typ.Name, ID: te.id, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true}
+		te.writes = []store.Write{{Resource: tomb, ExpectVersion: cur.VersionID}}
+		te.status, te.result = http.StatusNoContent, tomb
+		te.touched = []store.Resource{{Type: tomb.Type, ID: tomb.ID, VersionID: tomb.VersionID, Body: cur.Body}}
+	default:
+		cur := store.Resource{}
+		if te.method == http.MethodPut {
+			if err := s.checkReferences(ctx, te.res, self); err != nil {
+				return err
+			}
+			r, err := s.cfg.Store.Get(ctx, te.typ.Name, te.id)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			cur = r
+			if te.ifMatch != 0 && cur.VersionID != te.ifMatch {
+				return versionMismatch(te.typ.Name, te.id, te.ifMatch, cur.VersionID)
+			}
+		} else if err := s.checkReferences(ctx, te.res, ""); err != nil {
+			return err
+		}
+		v, err := s.prepareVersion(ctx, te.res, te.typ.Name, te.id, cur.VersionID)
+		if err != nil {
+			return err
+		}
+		te.writes, te.conflict, te.result = v.writes, v.conflict, v.r
+		te.status = http.StatusOK
+		if cur.VersionID == 0 || cur.Deleted {
+			te.status = http.StatusCreated
+		}
+		te.touched = []store.Resource{v.r}
+	}
+	if len(te.writes) > 1 {
+		ctx = withDerived(ctx, te.writes[1:])
+	}
+	return s.guard().checkWrites(ctx, callerFrom(ctx), te.writes)
+}
+
+func (s *Server) guard() *guardedStore { return s.store.(*guardedStore) }
+
+// rewriteRefs replaces every reference to a urn:uuid or urn:oid fullUrl of the transaction with the
+// Type/id the entry was given.
+func rewriteRefs(raw json.RawMessage, ids map[string]string) (json.RawMessage, error) {
+	if len(raw) == 0 || len(ids) == 0 || !strings.Contains(string(raw), "urn:") {
+		return raw, nil
+	}
+	var tree any
+	if err := json.Unmarshal(raw, &tree); err != nil {
+		// Left for fhir.Parse to report as the entry's error.
+		return raw, nil
+	}
+	changed := false
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, child := range x {
+				if str, ok := child.(string); ok && k == "reference" {
+					if to, ok := ids[str]; ok {
+						x[k] = to
+						changed = true
+					}
+					continue
+				}
+				walk(child)
+			}
+		case []any:
+			for _, child := range x {
+				walk(child)
+			}
+		}
+	}
+	walk(tree)
+	if !changed {
+		return raw, nil
+	}
+	return json.Marshal(tree)
+}
+
+// transaction processes a transaction Bundle: every entry or none.
+func (s *Server) transaction(c *gin.Context, reqs []fhir.BundleEntry, entries []*txEntry) error {
+	ids := map[string]string{}
+	targets := map[string]int{}
+	for i, te := range entries {
+		if err := s.resolve(c, reqs[i], te, true); err != nil {
+			return s.failEntries(entries, te, entryError(i, err))
+		}
+		if te.nothing {
+			continue
+		}
+		key := te.typ.Name + "/" + te.id
+		if j, dup := targets[key]; dup {
+			return s.failEntries(entries, te, entryError(i, fail(http.StatusBadRequest, "duplicate",
+				"%s is also the subject of entry %d; a transaction may change each resource once", key, j)))
+		}
+		targets[key] = i
+		if strings.HasPrefix(te.fullURL, "urn:uuid:") || strings.HasPrefix(te.fullURL, "urn:oid:") {
+			ids[te.fullURL] = key
+		}
+	}
+	for i, te := range entries {
+		raw, err := rewriteRefs(te.raw, ids)
+		if err != nil {
+			return internal(err)
+		}
+		te.raw = raw
+		if err := te.parseEntry(); err != nil {
+			return s.failEntries(entries, te, entryError(i, err))
+		}
+	}
+	// The order FHIR prescribes: deletes, then creates, then updates; reads are not taken.
+	order := make([]*txEntry, len(entries))
+	copy(order, entries)
+	rank := map[string]int{http.MethodDelete: 0, http.MethodPost: 1, http.MethodPut: 2}
+	sort.SliceStable(order, func(a, b int) bool { return rank[order[a].method] < rank[order[b].method] })
+	conditional := false
+	for _, te := range entries {
+		conditional = conditional || te.ifMatch != 0
+	}
+	ctx := c.Request.Context()
+	for attempt := 0; ; attempt++ {
+		// Every entry's outcome is visible to every other from the start, whatever the order of
+		// processing: an Immunization may come before the Patient it references. stage replaces each
+		// provisional version with the prepared one.
+		staged := map[string]store.Resource{}
+		for _, te := range entries {
+			switch {
+			case te.nothing || te.existing != nil:
+			case te.method == http.MethodDelete:
+				staged[te.typ.Name+"/"+te.id] = store.Resource{Type: te.typ.Name, ID: te.id, Deleted: true}
+			default:
+				staged[te.typ.Name+"/"+te.id] = store.Resource{Type: te.typ.Name, ID: te.id, Body: te.raw}
+			}
+		}
+		sctx := context.WithValue(ctx, stagedKey{}, staged)
+		var group []store.Write
+		inGroup := map[string]int{}
+		for _, te := range order {
+			if err := s.stage(sctx, te); err != nil {
+				return s.failEntries(entries, te, entryError(te.index, err))
+			}
+			for _, w := range te.writes {
+				key := w.Resource.Type + "/" + w.Resource.ID
+				if j, dup := inGroup[key]; dup && j != te.index {
+					return s.failEntries(entries, te, entryError(te.index, fail(http.StatusConflict, "conflict",
+						"%s is also changed by entry %d (a slot both book, say); a transaction may change each resource once", key, j)))
+				}
+				inGroup[key] = te.index
+				staged[key] = w.Resource
+				group = append(group, w)
+			}
+		}
+		if len(group) == 0 {
+			break
+		}
+		// Every write was checked by stage under its entry's interaction; the group goes to the store
+		// as one atomic Apply.
+		err := s.cfg.Store.Apply(ctx, group)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrVersionConflict) {
+			return s.failEntries(entries, nil, err)
+		}
+		if conditional {
+			return s.failEntries(entries, nil, fail(http.StatusPreconditionFailed, "conflict",
+				"another request changed a resource this transaction sent ifMatch for; nothing was stored: read again and retry"))
+		}
+		if attempt >= casRetries {
+			return s.failEntries(entries, nil, err)
+		}
+	}
+	s.respondBundle(c, fhir.BundleTransactionResponse, entries)
+	return nil
+}
+
+// failEntries marks every entry of a failed transaction with its status, for the audit, and returns err.
+func (s *Server) failEntries(entries []*txEntry, _ *txEntry, err error) error {
+	var ae *apiError
+	status := http.StatusInternalServerError
+	if errors.As(err, &ae) {
+		status = ae.status
+	} else {
+		status = fromStoreError(err).status
+	}
+	for _, te := range entries {
+		te.status, te.touched = status, nil
+	}
+	return err
+}
+
+// batch processes a batch Bundle: each entry on its own, as if it were a request of its own.
+func (s *Server) batch(c *gin.Context, reqs []fhir.BundleEntry, entries []*txEntry) error {
+	ctx := c.Request.Context()
+	outcomes := make([]*apiError, len(entries))
+	for i, te := range entries {
+		err := s.batchEntry(ctx, c, reqs[i], te)
+		if err != nil {
+			ae := entryError(i, err)
+			if ae.status == http.StatusInternalServerError {
+				s.logger(c).Error("batch entry failed", "entry", i, "error", ae.cause)
+				ae = fail(http.StatusInternalServerError, "exception", "internal error (request id %s)", requestIDOf(c))
+			}
+			outcomes[i] = ae
+			te.status, te.touched = ae.status, nil
+		}
+	}
+	s.respondBundleWith(c, fhir.BundleBatchResponse, entries, outcomes)
+	return nil
+}
+
+func (s *Server) batchEntry(ctx context.Context, c *gin.Context, req fhir.BundleEntry, te *txEntry) error {
+	if err := s.resolve(c, req, te, false); err != nil {
+		return err
+	}
+	if err := te.parseEntry(); err != nil {
+		return err
+	}
+	return retryCAS(te.typ.Name, te.id, te.ifMatch, func() error {
+		if err := s.stage(ctx, te); err != nil {
+			return err
+		}
+		if len(te.writes) == 0 {
+			return nil
+		}
+		err := s.cfg.Store.Apply(ctx, te.writes)
+		if errors.Is(err, store.ErrVersionConflict) && te.conflict != nil && te.ifMatch == 0 {
+			return te.conflict
+		}
+		return err
+	})
+}
+
+// respondBundle answers a transaction or batch with one response entry per request entry, in order.
+func (s *Server) respondBundle(c *gin.Context, typ string, entries []*txEntry) {
+	s.respondBundleWith(c, typ, entries, nil)
+}
+
+func (s *Server) respondBundleWith(c *gin.Context, typ string, entries []*txEntry, outcomes []*apiError) {
+	out := fhir.NewBundle(typ)
+	out.ID = uuid.NewString()
+	prefer := preferReturn(c)
+	for i, te := range entries {
+		for _, r := range te.touched {
+			s.touch(c, r)
+		}
+		if outcomes != nil && outcomes[i] != nil {
+			out.Entry = append(out.Entry, fhir.BundleEntry{Response: &fhir.EntryResponse{
+				Status:  statusLine(outcomes[i].status),
+				Outcome: fhir.OperationOutcome(outcomes[i].issues...),
+			}})
+			continue
+		}
+		resp := &fhir.EntryResponse{Status: statusLine(te.status)}
+		e := fhir.BundleEntry{Response: resp}
+		if te.result.ID != "" {
+			r := te.result
+			loc := r.Type + "/" + r.ID + "/_history/" + strconv.FormatInt(r.VersionID, 10)
+			resp.Etag = etag(r.VersionID)
+			resp.LastModified = fhir.FormatInstant(r.LastUpdated)
+			if te.status == http.StatusCreated || te.status == http.StatusOK {
+				resp.Location = loc
+			}
+			if !r.Deleted && len(r.Body) > 0 {
+				e.FullURL = s.cfg.BaseURL + "/" + r.Type + "/" + r.ID
+				switch prefer {
+				case "minimal":
+				case "OperationOutcome":
+					resp.Outcome = fhir.OperationOutcome(fhir.Issue{Severity: "information", Code: "informational",
+						Diagnostics: r.Type + "/" + r.ID + " is now at version " + strconv.FormatInt(r.VersionID, 10)})
+				default:
+					e.Resource = r.Body
+				}
+			}
+		}
+		out.Entry = append(out.Entry, e)
+	}
+	body, err := out.Marshal()
+	if err != nil {
+		s.respondError(c, internal(err))
+		return
+	}
+	writeFHIR(c, http.StatusOK, body)
+}
+
+func statusLine(code int) string {
+	return fmt.Sprintf("%d %s", code, http.StatusText(code))
+}
