@@ -379,14 +379,14 @@ func (s *Server) transaction(c *gin.Context, reqs []fhir.BundleEntry, entries []
 	targets := map[string]int{}
 	for i, te := range entries {
 		if err := s.resolve(c, reqs[i], te, true); err != nil {
-			return s.failEntries(entries, te, entryError(i, err))
+			return s.failEntries(entries, entryError(i, err))
 		}
 		if te.nothing {
 			continue
 		}
 		key := te.typ.Name + "/" + te.id
 		if j, dup := targets[key]; dup {
-			return s.failEntries(entries, te, entryError(i, fail(http.StatusBadRequest, "duplicate",
+			return s.failEntries(entries, entryError(i, fail(http.StatusBadRequest, "duplicate",
 				"%s is also the subject of entry %d; a transaction may change each resource once", key, j)))
 		}
 		targets[key] = i
@@ -401,7 +401,7 @@ func (s *Server) transaction(c *gin.Context, reqs []fhir.BundleEntry, entries []
 		}
 		te.raw = raw
 		if err := te.parseEntry(); err != nil {
-			return s.failEntries(entries, te, entryError(i, err))
+			return s.failEntries(entries, entryError(i, err))
 		}
 	}
 	// The order FHIR prescribes: deletes, then creates, then updates; reads are not taken.
@@ -433,12 +433,12 @@ func (s *Server) transaction(c *gin.Context, reqs []fhir.BundleEntry, entries []
 		inGroup := map[string]int{}
 		for _, te := range order {
 			if err := s.stage(sctx, te); err != nil {
-				return s.failEntries(entries, te, entryError(te.index, err))
+				return s.failEntries(entries, entryError(te.index, err))
 			}
 			for _, w := range te.writes {
 				key := w.Resource.Type + "/" + w.Resource.ID
 				if j, dup := inGroup[key]; dup && j != te.index {
-					return s.failEntries(entries, te, entryError(te.index, fail(http.StatusConflict, "conflict",
+					return s.failEntries(entries, entryError(te.index, fail(http.StatusConflict, "conflict",
 						"%s is also changed by entry %d (a slot both book, say); a transaction may change each resource once", key, j)))
 				}
 				inGroup[key] = te.index
@@ -456,14 +456,14 @@ func (s *Server) transaction(c *gin.Context, reqs []fhir.BundleEntry, entries []
 			break
 		}
 		if !errors.Is(err, store.ErrVersionConflict) {
-			return s.failEntries(entries, nil, err)
+			return s.failEntries(entries, err)
 		}
 		if conditional {
-			return s.failEntries(entries, nil, fail(http.StatusPreconditionFailed, "conflict",
+			return s.failEntries(entries, fail(http.StatusPreconditionFailed, "conflict",
 				"another request changed a resource this transaction sent ifMatch for; nothing was stored: read again and retry"))
 		}
 		if attempt >= casRetries {
-			return s.failEntries(entries, nil, err)
+			return s.failEntries(entries, err)
 		}
 	}
 	s.respondBundle(c, fhir.BundleTransactionResponse, entries)
@@ -471,7 +471,7 @@ func (s *Server) transaction(c *gin.Context, reqs []fhir.BundleEntry, entries []
 }
 
 // failEntries marks every entry of a failed transaction with its status, for the audit, and returns err.
-func (s *Server) failEntries(entries []*txEntry, _ *txEntry, err error) error {
+func (s *Server) failEntries(entries []*txEntry, err error) error {
 	var ae *apiError
 	status := http.StatusInternalServerError
 	if errors.As(err, &ae) {

@@ -32,6 +32,7 @@ type serveConfig struct {
 	seed         int64
 	maxBody      int64
 	maxCount     int
+	maxEntries   int
 	cursorKey    string
 	logLevel     string
 	shutdownWait time.Duration
@@ -50,6 +51,7 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.Int64Var(&cfg.seed, "seed", 1, "random seed of the --dev demo data")
 	fs.Int64Var(&cfg.maxBody, "max-body", 10<<20, "largest request body accepted, in bytes")
 	fs.IntVar(&cfg.maxCount, "max-count", 1000, "largest search page size (_count)")
+	fs.IntVar(&cfg.maxEntries, "max-bundle-entries", 1000, "most entries in one batch or transaction Bundle")
 	fs.StringVar(&cfg.cursorKey, "cursor-key", "", "hex key that signs paging links; processes sharing a store must share it")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.shutdownWait, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
@@ -80,6 +82,9 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 	}
 	if cfg.maxBody <= 0 {
 		errs.addf("--max-body must be positive")
+	}
+	if cfg.maxEntries <= 0 {
+		errs.addf("--max-bundle-entries must be positive")
 	}
 	if cfg.maxCount <= 0 {
 		errs.addf("--max-count must be positive")
@@ -133,14 +138,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		baseURL = "http://" + ln.Addr().String()
 	}
 	apiCfg := api.Config{
-		Store:      st,
-		BaseURL:    baseURL,
-		MaxBody:    cfg.maxBody,
-		MaxCount:   cfg.maxCount,
-		CursorKey:  cursorKey,
-		Logger:     log,
-		Version:    version,
-		InstanceID: cfg.instanceID,
+		Store:            st,
+		BaseURL:          baseURL,
+		MaxBody:          cfg.maxBody,
+		MaxCount:         cfg.maxCount,
+		MaxBundleEntries: cfg.maxEntries,
+		CursorKey:        cursorKey,
+		Logger:           log,
+		Version:          version,
+		InstanceID:       cfg.instanceID,
 	}
 	if err := buildAuth(&cfg, &apiCfg, log); err != nil {
 		ln.Close()
