@@ -334,3 +334,34 @@ func syntheaBundle(t *testing.T) []byte {
 		}
 	}
 }
+
+func TestTransactionDeletesUpdatesAndConditionalUpdatesTogether(t *testing.T) {
+	ts := newTestServer(t)
+	gone := ts.create("Patient", patient("Gone", ""))
+	kept := ts.create("Patient", patient("Kept", ""))
+	cond := patient("Conditional", "")
+	cond["identifier"] = arr{obj{"system": "urn:test", "value": "cond-1"}}
+	changed := patient("Changed", "")
+	changed["id"] = kept
+	r := ts.mustStatus(ts.do("POST", "/", txBundle("transaction",
+		obj{"resource": changed, "request": obj{"method": "PUT", "url": "Patient/" + kept, "ifMatch": `W/"1"`}},
+		obj{"resource": cond, "request": obj{"method": "PUT", "url": "Patient?identifier=urn:test|cond-1"}},
+		obj{"request": obj{"method": "DELETE", "url": "Patient/" + gone}},
+	), header{"Prefer": "return=minimal"}), 200)
+	es := responseEntries(t, r, "transaction-response")
+	for i, want := range []string{"200 OK", "201 Created", "204 No Content"} {
+		if got := entryStatus(es[i]); got != want {
+			t.Errorf("entry %d status %q, want %q", i, got, want)
+		}
+		if es[i]["resource"] != nil {
+			t.Errorf("entry %d has a resource under return=minimal", i)
+		}
+	}
+	ts.mustStatus(ts.do("GET", "/Patient/"+gone, nil, nil), 410)
+	if n := ts.txCount("Patient", "identifier=urn:test|cond-1"); n != 1 {
+		t.Errorf("%d Patients from the conditional update, want 1", n)
+	}
+	if v := ts.mustStatus(ts.do("GET", "/Patient/"+kept, nil, nil), 200).JSON(t)["meta"].(map[string]any)["versionId"]; v != "2" {
+		t.Errorf("the updated patient is at version %v, want 2", v)
+	}
+}
