@@ -137,9 +137,15 @@ func (s *Server) derivedWrite(tree map[string]any, typ, id string, cur int64, no
 
 // slotTree reads a Slot's current version.
 func (s *Server) slotTree(ctx context.Context, id string) (store.Resource, map[string]any, error) {
-	r, err := s.cfg.Store.Get(ctx, "Slot", id)
+	return s.currentTree(ctx, "Slot", id, "Appointment.slot")
+}
+
+// currentTree reads the current version of a resource a rule depends on, with its JSON tree. A missing or
+// deleted one is the client's mistake about the resource at expr, so 422.
+func (s *Server) currentTree(ctx context.Context, typ, id, expr string) (store.Resource, map[string]any, error) {
+	r, err := s.cfg.Store.Get(ctx, typ, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && r.Deleted {
-		return r, nil, fail(http.StatusUnprocessableEntity, "invalid", "Slot/%s does not exist", id).at("Appointment.slot")
+		return r, nil, fail(http.StatusUnprocessableEntity, "invalid", "%s/%s does not exist", typ, id).at(expr)
 	}
 	if err != nil {
 		return r, nil, err
@@ -238,18 +244,7 @@ func (s *Server) appointmentChange(ctx context.Context, old map[string]any, res 
 
 // plan reads a repeat authorisation.
 func (s *Server) plan(ctx context.Context, id string) (store.Resource, map[string]any, error) {
-	r, err := s.cfg.Store.Get(ctx, "MedicationRequest", id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && r.Deleted {
-		return r, nil, fail(http.StatusUnprocessableEntity, "invalid", "MedicationRequest/%s does not exist", id).at("Task.focus")
-	}
-	if err != nil {
-		return r, nil, err
-	}
-	var tree map[string]any
-	if err := json.Unmarshal(r.Body, &tree); err != nil {
-		return r, nil, internal(err)
-	}
-	return r, tree, nil
+	return s.currentTree(ctx, "MedicationRequest", id, "Task.focus")
 }
 
 // repeatRequest applies the rules to taskID, a new repeat request: an orderable plan of the same
