@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/store/storetest"
 )
 
 // planCases is one query per Match kind, plus sorts, paging, chains and _has: together they touch every
@@ -135,20 +135,7 @@ func planCases() []struct {
 // practice is q over typ with clauses, restricted as api/access.go restricts a GP system's queries: to
 // the patients whose organization or general-practitioner is an Organization with an ODS code.
 func practice(typ string, clauses ...store.Clause) store.Query {
-	return practiceOf("A12345", typ, clauses...)
-}
-
-func practiceOf(ods, typ string, clauses ...store.Clause) store.Query {
-	orgs := &store.Query{Type: "Organization", Clauses: []store.Clause{{{Param: "identifier", Match: store.MatchToken, System: fhir.ODSOrganizationSystem, Value: ods}}}}
-	registered := store.Clause{
-		{Param: "organization", Match: store.MatchRefIn, Sub: orgs},
-		{Param: "general-practitioner", Match: store.MatchRefIn, Sub: orgs},
-	}
-	if typ == "Patient" {
-		return store.Query{Type: typ, Clauses: append(clauses, registered)}
-	}
-	return store.Query{Type: typ, Clauses: append(clauses, store.Clause{{Param: "patient", Match: store.MatchRefIn,
-		Sub: &store.Query{Type: "Patient", Clauses: []store.Clause{registered}}}})}
+	return storetest.PracticeQuery("A12345", typ, clauses...)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -1,140 +1,18 @@
 package sqlite
 
 import (
-	"fmt"
-	"strconv"
 	"testing"
-	"time"
 
-	"github.com/gpfhir/gpfhir/fhir"
-	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/store/storetest"
 )
 
-// BenchmarkRestrictedSearch measures the searches of api.BenchmarkSearch at the store, as the caller asks
-// them (open) and as a GP system's token restricts them to its practice (restricted), for a practice of
-// 1,000 and one of 10,000 patients in the same store. A restricted search should cost a small factor more
-// than the open one, and the same in both practices: its access clause is tested on the page's rows, not
-// listed for the whole practice.
+// BenchmarkRestrictedSearch runs the shared open-versus-restricted search benchmark on SQLite on disk, for
+// practices of 1,000 and 10,000 patients in one store.
 func BenchmarkRestrictedSearch(b *testing.B) {
-	sizes := []int{1000, 10_000}
 	s, err := Open(b.Context(), b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	start := time.Now()
-	for _, n := range sizes {
-		loadPractice(b, s, n)
-	}
-	b.Logf("loaded in %s", time.Since(start).Round(time.Millisecond))
-
-	for _, n := range sizes {
-		ods := practiceODS(n)
-		x := "Patient/" + practicePatient(n, n) // the practice's last patient, with 30 more immunisations
-		nhs := func(i int) store.Clause {
-			return store.Clause{{Param: "identifier", Match: store.MatchToken, System: fhir.NHSNumberSystem, Value: nhsNumber(n, i)}}
-		}
-		compartment := store.Clause{{Param: "patient", Match: store.MatchExact, Value: x}}
-		paged := func(q store.Query) store.Query { q.Limit = 20; return q }
-		sorted := func(q store.Query) store.Query {
-			q.Sort, q.Limit = []store.SortKey{{Param: "date", Desc: true}}, 20
-			return q
-		}
-		cases := []struct {
-			name       string
-			open, rest store.Query
-			hits       int
-		}{
-			{"compartment", paged(store.Query{Type: "Immunization", Clauses: []store.Clause{compartment}}),
-				paged(practiceOf(ods, "Immunization", compartment)), 20},
-			{"compartment-sorted", sorted(store.Query{Type: "Immunization", Clauses: []store.Clause{compartment}}),
-				sorted(practiceOf(ods, "Immunization", compartment)), 20},
-			{"identifier", store.Query{Type: "Patient", Clauses: []store.Clause{nhs(n / 2)}},
-				practiceOf(ods, "Patient", nhs(n/2)), 1},
-			{"chained", paged(store.Query{Type: "Immunization", Clauses: []store.Clause{{{Param: "patient", Match: store.MatchRefIn,
-				Sub: &store.Query{Type: "Patient", Clauses: []store.Clause{nhs(n)}}}}}}),
-				paged(practiceOf(ods, "Immunization", store.Clause{{Param: "patient", Match: store.MatchRefIn, Sub: ptr(practiceOf(ods, "Patient", nhs(n)))}})), 20},
-			{"revinclude", store.Query{Type: "Immunization", Clauses: []store.Clause{compartment}},
-				practiceOf(ods, "Immunization", compartment), 33},
-		}
-		for _, c := range cases {
-			for _, v := range []struct {
-				name string
-				q    store.Query
-			}{{"open", c.open}, {"restricted", c.rest}} {
-				b.Run(fmt.Sprintf("practice=%d/%s/%s", n, c.name, v.name), func(b *testing.B) {
-					b.ReportAllocs()
-					for b.Loop() {
-						hits, err := s.Search(b.Context(), v.q)
-						if err != nil {
-							b.Fatal(err)
-						}
-						if len(hits) != c.hits {
-							b.Fatalf("%d hits, want %d", len(hits), c.hits)
-						}
-					}
-				})
-			}
-		}
-		b.Run(fmt.Sprintf("practice=%d/count-all/restricted", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				got, err := s.Count(b.Context(), practiceOf(ods, "Immunization"))
-				if err != nil {
-					b.Fatal(err)
-				}
-				if want := 3*n + 33; got != want {
-					b.Fatalf("count %d, want %d", got, want)
-				}
-			}
-		})
-	}
-}
-
-func practiceODS(n int) string { return "P" + strconv.Itoa(n) }
-
-func practicePatient(n, i int) string { return fmt.Sprintf("p%d-%06d", n, i) }
-
-func nhsNumber(n, i int) string { return fmt.Sprintf("%03d%07d", n%1000+n/1000, i) }
-
-// loadPractice writes a practice's Organization, n+1 Patients registered there (through
-// managingOrganization), three Immunizations each and 30 more for the last.
-func loadPractice(b *testing.B, s *Store, n int) {
-	b.Helper()
-	org := "org-" + strconv.Itoa(n)
-	lu := time.UnixMilli(1_700_000_000_000).UTC()
-	put := func(typ, id string, index ...store.IndexEntry) store.Write {
-		return store.Write{Resource: store.Resource{Type: typ, ID: id, VersionID: 1, LastUpdated: lu, Body: []byte(`{}`)}, Index: index}
-	}
-	imm := func(id, pid string, j int) store.Write {
-		return put("Immunization", id,
-			store.IndexEntry{Param: "patient", Value: "Patient/" + pid},
-			store.IndexEntry{Param: "vaccine-code", System: "http://snomed.info/sct", Value: strconv.Itoa(1000 + j%6)},
-			store.IndexEntry{Param: "date", Low: int64(j) * 86_400_000, High: int64(j+1)*86_400_000 - 1})
-	}
-	ws := []store.Write{put("Organization", org, store.IndexEntry{Param: "identifier", System: fhir.ODSOrganizationSystem, Value: practiceODS(n)})}
-	flush := func() {
-		if err := s.Apply(b.Context(), ws); err != nil {
-			b.Fatal(err)
-		}
-		ws = ws[:0]
-	}
-	for i := 0; i <= n; i++ {
-		pid := practicePatient(n, i)
-		ws = append(ws, put("Patient", pid,
-			store.IndexEntry{Param: "identifier", System: fhir.NHSNumberSystem, Value: nhsNumber(n, i)},
-			store.IndexEntry{Param: "organization", Value: "Organization/" + org},
-			store.IndexEntry{Param: "gender", System: "http://hl7.org/fhir/administrative-gender", Value: "female"}))
-		imms := 3
-		if i == n {
-			imms = 33
-		}
-		for j := range imms {
-			ws = append(ws, imm(fmt.Sprintf("i%s-%02d", pid, j), pid, j))
-		}
-		if len(ws) >= 2000 {
-			flush()
-		}
-	}
-	flush()
+	storetest.RestrictedSearchBenchmark(b, s, []int{1000, 10_000}, 2000)
 }
