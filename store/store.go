@@ -151,6 +151,26 @@ type Predicate struct {
 // Clause is a disjunction: a resource matches when any predicate matches (comma-separated values).
 type Clause []Predicate
 
+// DrivingClause returns the index of the clause that should drive the evaluation of cs: the first whose
+// predicates are all positive, or -1 if there is none. Callers put their own criterion first and the
+// access restriction last, so the caller's criterion selects the candidates and every later clause is
+// tested on those candidates only. Both backends plan by this one rule, so that a query costs the same
+// shape of work on either.
+func DrivingClause(cs []Clause) int {
+	for i, c := range cs {
+		positive := len(c) > 0
+		for _, p := range c {
+			if p.Not {
+				positive = false
+			}
+		}
+		if positive {
+			return i
+		}
+	}
+	return -1
+}
+
 // SortKey orders results by a parameter. ParamID and ParamLastUpdated are allowed. For a parameter with
 // several entries the lowest Value/Text/Low is used; a resource without an entry sorts first ascending.
 type SortKey struct {

@@ -60,23 +60,6 @@ const (
 	maxBatch = 1000
 )
 
-// driver returns the index of the clause that drives cs: the first whose predicates are all positive,
-// or -1 if there is none.
-func driver(cs []store.Clause) int {
-	for i, c := range cs {
-		positive := len(c) > 0
-		for _, p := range c {
-			if p.Not {
-				positive = false
-			}
-		}
-		if positive {
-			return i
-		}
-	}
-	return -1
-}
-
 // postponable says whether every predicate of c is evaluated into a list (chain, _has, range on idx), so
 // that c is cheaper tested on candidates than listed whole.
 func postponable(c store.Clause) bool {
@@ -104,7 +87,7 @@ func (s *Store) plan(ctx context.Context, q store.Query, extra bson.D, pinned bo
 	}
 	d := -1
 	if !pinned {
-		d = driver(q.Clauses)
+		d = store.DrivingClause(q.Clauses)
 	}
 	var later []store.Clause
 	for i, c := range q.Clauses {

@@ -230,30 +230,13 @@ func sortValue(v any) store.SortValue {
 // a negation always did). A query with only an access clause is driven by it, and costs what the caller
 // may see of the type, which is then also the size of its result.
 
-// driver returns the index of the clause that drives q's clauses: the first whose predicates are all
-// positive, or -1 if there is none.
-func driver(cs []store.Clause) int {
-	for i, c := range cs {
-		positive := len(c) > 0
-		for _, p := range c {
-			if p.Not {
-				positive = false
-			}
-		}
-		if positive {
-			return i
-		}
-	}
-	return -1
-}
-
 // where writes the conditions of q on the current table aliased a: one clause driving, the others tested
 // per row.
 func (b *builder) where(q store.Query, a string) error {
 	if err := b.self(q, a); err != nil {
 		return err
 	}
-	d := driver(q.Clauses)
+	d := store.DrivingClause(q.Clauses)
 	for i, c := range q.Clauses {
 		b.w(` AND `)
 		var err error
