@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -128,22 +127,7 @@ func TestConcurrentRepeatRequestsForOnePlanHaveExactlyOneWinner(t *testing.T) {
 	active := ts.create("MedicationRequest", plan(w.me, "active", 0, 100, time.Now().AddDate(1, 0, 0)))
 	body := repeatTask(w.me, active)
 
-	const clients = 20
-	statuses := make([]int, clients)
-	bodies := make([]string, clients)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			<-start
-			r := ts.do("POST", "/Task", body, me)
-			statuses[i], bodies[i] = r.Status, string(r.Body)
-		}(i)
-	}
-	close(start)
-	wg.Wait()
+	statuses, bodies := ts.race(20, "POST", "/Task", body, me)
 	won := ""
 	for i, st := range statuses {
 		switch st {

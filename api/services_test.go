@@ -87,6 +87,27 @@ func (w *servicesWorld) slotStatus(t *testing.T, id string) string {
 	return w.ts.mustStatus(w.ts.do("GET", "/Slot/"+id, nil, nil), 200).JSON(t)["status"].(string)
 }
 
+// race sends the same request from n clients released at once, and returns each one's status and body.
+// It is bounded (one request per client) and goes to the test server on 127.0.0.1 only.
+func (ts *testServer) race(n int, method, path string, body any, h header) ([]int, []string) {
+	statuses := make([]int, n)
+	bodies := make([]string, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			r := ts.do(method, path, body, h)
+			statuses[i], bodies[i] = r.Status, string(r.Body)
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	return statuses, bodies
+}
+
 func TestConcurrentBookingsOfOneSlotHaveExactlyOneWinner(t *testing.T) {
 	ts := newTestServer(t)
 	w := newServicesWorld(t, ts)
@@ -94,22 +115,7 @@ func TestConcurrentBookingsOfOneSlotHaveExactlyOneWinner(t *testing.T) {
 	d3 := w.base.Add(72 * time.Hour)
 	body := w.appointment(w.me, d3, d3.Add(10*time.Minute), w.slotFree)
 
-	const clients = 50
-	statuses := make([]int, clients)
-	bodies := make([]string, clients)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			<-start
-			r := ts.do("POST", "/Appointment", body, tok)
-			statuses[i], bodies[i] = r.Status, string(r.Body)
-		}(i)
-	}
-	close(start)
-	wg.Wait()
+	statuses, bodies := ts.race(50, "POST", "/Appointment", body, tok)
 	won := 0
 	for i, st := range statuses {
 		switch st {
