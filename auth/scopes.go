@@ -2,6 +2,8 @@ package auth
 
 import (
 	"strings"
+
+	"github.com/gpfhir/gpfhir/fhir"
 )
 
 // Scope is one SMART on FHIR resource scope, such as patient/Immunization.rs.
@@ -34,7 +36,7 @@ func ParseScope(s string) (Scope, bool) {
 	if !ok || typ == "" || strings.ContainsAny(perms, "?&=") {
 		return Scope{}, false
 	}
-	if typ != "*" && !validType(typ) {
+	if typ != "*" && !fhir.ValidTypeName(typ) {
 		return Scope{}, false
 	}
 	switch perms {
@@ -61,18 +63,6 @@ func ParseScope(s string) (Scope, bool) {
 	return Scope{Context: ctx, Type: typ, Perms: perms}, true
 }
 
-func validType(s string) bool {
-	if s[0] < 'A' || s[0] > 'Z' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
-}
 
 // ParseScopes splits a space-separated scope claim into the resource scopes it grants and the other
 // scopes (openid, profile, the dashboard scope, ...).

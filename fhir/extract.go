@@ -320,13 +320,15 @@ func localRef(ref, base string) (typ, id string, ok bool) {
 	default:
 		return "", "", false
 	}
-	if !validTypeName(parts[0]) || !ValidID(parts[1]) {
+	if !ValidTypeName(parts[0]) || !ValidID(parts[1]) {
 		return "", "", false
 	}
 	return parts[0], parts[1], true
 }
 
-func validTypeName(s string) bool {
+// ValidTypeName reports whether s has the form of a FHIR resource type name (an upper-case ASCII letter,
+// then ASCII letters), as in a reference or a SMART scope. It does not say the type is served.
+func ValidTypeName(s string) bool {
 	if s == "" || s[0] < 'A' || s[0] > 'Z' {
 		return false
 	}
