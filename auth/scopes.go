@@ -63,7 +63,6 @@ func ParseScope(s string) (Scope, bool) {
 	return Scope{Context: ctx, Type: typ, Perms: perms}, true
 }
 
-
 // ParseScopes splits a space-separated scope claim into the resource scopes it grants and the other
 // scopes (openid, profile, the dashboard scope, ...).
 func ParseScopes(claim string) (resource []Scope, other []string) {
