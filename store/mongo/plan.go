@@ -303,29 +303,12 @@ func (s *Store) testPredicate(ctx context.Context, typ string, p store.Predicate
 		}
 		return s.pinnedIDs(ctx, *p.Sub, bson.D{{Key: fVal, Value: bson.D{{Key: "$in", Value: refs}}}}, pre)
 	case store.MatchRange:
-		b, err := bounds(p.Bounds, "lo", "hi")
-		if err != nil {
-			return nil, err
-		}
 		ids := make(bson.A, len(open))
 		for k, i := range open {
 			ids[k] = docs[i].ID
 		}
 		// t_r serves this: the batch's own entries of every parameter, of which p's are tested.
-		f := append(bson.D{{Key: "t", Value: typ}, {Key: "r", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "p", Value: p.Param}}, b...)
-		cur, err := s.db.Collection(collIdx).Find(ctx, f, options.Find().SetProjection(bson.D{{Key: "r", Value: 1}, {Key: "_id", Value: 0}}))
-		if err != nil {
-			return nil, translate("range", err)
-		}
-		var rows []struct {
-			ID string `bson:"r"`
-		}
-		if err := cur.All(ctx, &rows); err != nil {
-			return nil, translate("range", err)
-		}
-		for _, r := range rows {
-			hit[r.ID] = true
-		}
+		return s.rangeHits(ctx, typ, p, ids)
 	default:
 		return nil, fmt.Errorf("%w: match %d postponed", store.ErrInvalidQuery, p.Match)
 	}
