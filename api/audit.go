@@ -447,10 +447,7 @@ func (s *Server) auditRecordOf(c *gin.Context, interaction string, status int, l
 		in.HasQuery = interaction == "search-type"
 	}
 	body := fhir.AuditEvent(in)
-	index, err := fhir.ExtractBody(body, s.cfg.BaseURL)
-	if err != nil {
-		return store.AuditRecord{}, err
-	}
+	index := fhir.AuditEventIndex(in, s.cfg.BaseURL)
 	return store.AuditRecord{ID: in.ID, Recorded: now, Body: body, Index: index}, nil
 }
 

@@ -1,0 +1,203 @@
+package fhir
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// AuditEventIndex returns the search-index entries of AuditEvent(in): the same entries, in the same order,
+// as ExtractBody(AuditEvent(in), base). Every request writes an audit record, and rendering the event
+// only to decode it again into a tree and walk the AuditEvent parameters' paths cost more than the rest
+// of the record; the input already says which values those paths reach. What this mirrors is the
+// AuditEvent entry of typeTable, AuditEvent's element layout and the extractor's rules (reference
+// normalisation, coding text, first-occurrence de-duplication); TestAuditEventIndexMatchesExtractBody
+// holds the three together, so a change to any of them must be made here too.
+func AuditEventIndex(in AuditInput, base string) []IndexEntry {
+	x := auditIndexer{base: strings.TrimSuffix(base, "/")}
+	patients := in.Patients
+	if in.User != nil && in.User.ProxyFor != "" && in.User.PatientID != "" {
+		patients = append(patients[:len(patients):len(patients)], in.User.PatientID)
+	}
+	patients = uniqueSorted(patients)
+	proxyByNHSNumber := in.User != nil && in.User.ProxyFor != "" && in.User.PatientID == ""
+	hasQuery := in.Query != "" || in.HasQuery
+
+	// The references AuditEvent writes, resolved once: patient reads some of them and agent, entity and
+	// source read them again. The client agent, the request id, a proxy's patient named by NHS number and
+	// the query entity have no reference, so they index nothing here.
+	var user auditRef
+	if u := in.User; u != nil && u.PatientID != "" && u.ProxyFor == "" {
+		user = x.resolve("Patient/" + u.PatientID)
+	}
+	server := x.resolve("Device/" + in.Instance)
+	whats := make([]auditRef, 0, len(patients)+len(in.Entities))
+	for _, p := range patients {
+		whats = append(whats, x.resolve("Patient/"+p))
+	}
+	for _, e := range in.Entities {
+		whats = append(whats, x.resolve(e.Ref()))
+	}
+
+	x.out = make([]IndexEntry, 0, 12+len(whats)*2)
+
+	// recorded is written at millisecond precision in UTC, so its range is that one millisecond, but only
+	// for years the four-digit form can carry: others do not parse, and the extractor skips them.
+	if y := in.Recorded.UTC().Year(); y >= 0 && y <= 9999 {
+		ms := in.Recorded.UnixMilli()
+		x.add(IndexEntry{Param: "date", Low: ms, High: ms})
+	}
+
+	x.param()
+	x.patientRef(user)
+	x.patientRef(server)
+	for _, r := range whats {
+		x.patientRef(r)
+	}
+
+	x.param()
+	x.ref("agent", user)
+	x.ref("agent", server)
+
+	x.param()
+	for _, r := range whats {
+		x.ref("entity", r)
+	}
+
+	// entity.type holds three codings only, and the entities come grouped by them (the request id, then
+	// patients, then resources and the query), so first occurrences follow that order.
+	x.param()
+	if in.RequestID != "" {
+		x.add(auditXReqIDEntry)
+	}
+	if len(patients) > 0 || proxyByNHSNumber {
+		x.add(auditPersonEntry)
+	}
+	if len(in.Entities) > 0 || hasQuery {
+		x.add(auditObjectEntry)
+	}
+
+	x.param()
+	x.add(IndexEntry{Param: "action", System: csAuditAction, Value: AuditAction(in.Interaction)})
+	x.add(IndexEntry{Param: "outcome", System: csAuditOutcome, Value: AuditOutcome(in.Status)})
+	x.add(auditTypeEntry)
+	if in.Interaction != "" {
+		x.add(IndexEntry{Param: "subtype", System: RestfulInteraction, Value: jsonString(in.Interaction)})
+	}
+
+	x.param()
+	x.ref("source", server)
+	return x.out
+}
+
+// The entries of AuditEvent's fixed codings, their text normalised from the very displays AuditEvent
+// writes.
+var (
+	auditXReqIDEntry = auditCodingEntry("entity-type", *entityXReqID)
+	auditPersonEntry = auditCodingEntry("entity-type", *entityPerson)
+	auditObjectEntry = auditCodingEntry("entity-type", *entityObject)
+	auditTypeEntry   = auditCodingEntry("type", aeCoding{System: AuditEventTypeSystem, Code: "rest", Display: "Restful Operation"})
+)
+
+func auditCodingEntry(param string, c aeCoding) IndexEntry {
+	return IndexEntry{Param: param, System: c.System, Value: c.Code, Text: NormalizeString(c.Display)}
+}
+
+// auditRef is a reference as the extractor sees it: value is what a reference parameter indexes ("" for
+// nothing), typ the resource type of a local reference ("" for an absolute URL elsewhere).
+type auditRef struct {
+	typ, value string
+}
+
+type auditIndexer struct {
+	base string
+	out  []IndexEntry
+	// from is where the current parameter's entries begin: entries of different parameters never
+	// collide, so duplicates are looked for from there only.
+	from int
+	// seen takes over from a linear scan once a parameter has many entries (a search that touched
+	// hundreds of resources).
+	seen map[IndexEntry]struct{}
+}
+
+const auditScanLimit = 16
+
+func (x *auditIndexer) param() {
+	x.from = len(x.out)
+	if x.seen != nil {
+		clear(x.seen)
+	}
+}
+
+// add appends e unless the current parameter already has it, as the extractor keeps first occurrences.
+func (x *auditIndexer) add(e IndexEntry) {
+	cur := x.out[x.from:]
+	if len(cur) < auditScanLimit {
+		for _, c := range cur {
+			if c == e {
+				return
+			}
+		}
+	} else {
+		if len(x.seen) == 0 {
+			if x.seen == nil {
+				x.seen = make(map[IndexEntry]struct{}, 2*len(cur))
+			}
+			for _, c := range cur {
+				x.seen[c] = struct{}{}
+			}
+		}
+		if _, dup := x.seen[e]; dup {
+			return
+		}
+		x.seen[e] = struct{}{}
+	}
+	x.out = append(x.out, e)
+}
+
+// resolve applies the extractor's Reference rules to a reference AuditEvent writes.
+func (x *auditIndexer) resolve(ref string) auditRef {
+	ref = jsonString(ref)
+	if typ, id, ok := localRef(ref, x.base); ok {
+		if len(typ)+1+len(id) == len(ref) {
+			return auditRef{typ: typ, value: ref} // already "Type/id": no need to build it again
+		}
+		return auditRef{typ: typ, value: typ + "/" + id}
+	}
+	if isAbsoluteURL(ref) {
+		return auditRef{value: ref}
+	}
+	return auditRef{}
+}
+
+func (x *auditIndexer) ref(param string, r auditRef) {
+	if r.value != "" {
+		x.add(IndexEntry{Param: param, Value: r.value})
+	}
+}
+
+// patientRef is the patient parameter's where(resolve() is Patient): local Patient references only.
+func (x *auditIndexer) patientRef(r auditRef) {
+	if r.typ == "Patient" {
+		x.add(IndexEntry{Param: "patient", Value: r.value})
+	}
+}
+
+// jsonString is s as it comes back from AuditEvent's JSON: encoding/json replaces each byte that is not
+// part of valid UTF-8 with U+FFFD.
+func jsonString(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
