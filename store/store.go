@@ -46,6 +46,14 @@ type AuditRecord struct {
 	Hash []byte
 }
 
+// AuditAnchor is where a pruned audit chain starts: the last record PruneAudit removed. Its zero value is
+// the start of a chain that was never pruned.
+type AuditAnchor struct {
+	Seq      int64
+	Hash     []byte
+	Recorded time.Time
+}
+
 // Resource is one stored version of a FHIR resource.
 type Resource struct {
 	Type        string
@@ -264,14 +272,12 @@ type Store interface {
 	// exactly that). ErrInvalidQuery if the records are malformed (no id, an id used twice or already
 	// stored, a hash that does not chain, a batch over MaxAuditBatch). A nil error means the records are
 	// durable; each is then also an ordinary resource of type AuditEventType, version 1, readable by Get,
-	// GetVersion and History and found by Search and Count through its Index, for ever, by every later
-	// call in any process sharing the store. A backend may make them so lazily (SQLite writes only the
-	// chain rows here and builds the served copy and its index later), provided that every read that can
-	// see AuditEvents (Get and GetVersion of AuditEventType, Search and Count whose Query or any Sub has
-	// that type, History of that type or of every type) first catches up with what was appended.
+	// GetVersion and History and found by Search and Count through its Index, by every later call in any
+	// process sharing the store, until PruneAudit removes it.
 	AppendAudit(ctx context.Context, records []AuditRecord) error
 
-	// AuditHead returns the Seq and Hash of the last record in the chain, or 0 and nil for an empty chain.
+	// AuditHead returns the Seq and Hash of the last record in the chain; when PruneAudit has removed
+	// every record, the anchor's (the next record chains on it); 0 and nil for a chain never appended to.
 	AuditHead(ctx context.Context) (seq int64, hash []byte, err error)
 
 	// AuditRange returns at most limit records (limit <= 0: all) with Seq > after, in Seq order, with Seq, ID, Recorded,
@@ -280,6 +286,21 @@ type Store interface {
 	// VerifyAudit compares the two, so that an edit of either copy shows up. A record whose stored copy
 	// is missing comes back with a nil Body.
 	AuditRange(ctx context.Context, after int64, limit int) ([]AuditRecord, error)
+
+	// PruneAudit removes the oldest records of the chain, those recorded before before, for retention. It
+	// removes a prefix of the chain only: it stops at the first record recorded at or after before (the
+	// chain is in append order, and a clock step back must not leave a hole). The last record removed
+	// becomes the anchor (AuditAnchor), from which VerifyAudit and AuditRange start, so that a pruned
+	// chain verifies while a record removed in any other way is still a broken link. It may work in
+	// several transactions, each removing records and moving the anchor together, so an interrupted
+	// prune leaves a shorter, intact chain. It returns the anchor after pruning and how many records it
+	// removed; removed records are no longer readable or searchable.
+	PruneAudit(ctx context.Context, before time.Time) (anchor AuditAnchor, removed int64, err error)
+
+	// AuditAnchor returns the anchor of a pruned chain: the Seq, Hash and Recorded of the last record
+	// removed by PruneAudit, or the zero AuditAnchor if none ever was. The first record kept has
+	// Seq anchor.Seq+1 and chains on anchor.Hash.
+	AuditAnchor(ctx context.Context) (AuditAnchor, error)
 
 	// Ping checks that the backend is reachable, for /readyz.
 	Ping(ctx context.Context) error

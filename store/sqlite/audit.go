@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,30 +12,41 @@ import (
 	"github.com/gpfhir/gpfhir/store"
 )
 
-// The audit trail is kept in two forms (see doc.go):
+// The audit trail is kept apart from the resource tables (see doc.go), in two tables written together by
+// one AppendAudit transaction:
 //
-//   - the chain, table audit: one row per record holding everything the record is (seq, id, recorded,
-//     hash, body) and its index entries encoded in one blob. AppendAudit writes only these rows, in one
-//     BEGIN IMMEDIATE transaction, so the durable part of an append is one row per record: this is what
-//     every request with audit on waits for.
-//   - the served copy: the AuditEvent's history, current and idx rows, which Get, History and Search
-//     read like any other resource's. Writing them costs a dozen index rows and some sixty b-tree
-//     updates per record, so they are materialised later, by indexAudit, up to the watermark kept in
-//     audit_indexed: from a background goroutine shortly after an append, and before any read that could
-//     see AuditEvents (auditReady), so a read never misses a record that was appended before it.
+//   - audit: one row per record, which is at once its link in the chain (seq, hash) and the AuditEvent
+//     served (id, last_updated, body). Virtual columns type, version and deleted give it the shape of
+//     the current and history tables, so that the search compiler reads it with the same SQL.
+//   - audit_idx: the records' index entries, keyed by (id, param, value, system) and indexed by
+//     (param, value, id, system): the two keys the compiler needs, a candidate's own entries and the
+//     candidates of a value, and nothing else. An entry of an ordinary resource costs six b-tree
+//     inserts (idx and its five indexes); one of an AuditEvent costs two, which is what lets every
+//     request wait for its record to be durable and searchable without halving throughput.
+//
+// The date parameter is not an entry: it is the record's time, so date searches and sorts read
+// audit.last_updated and its index (auditDate).
 
-// appendRows is how many records one INSERT writes. A batch of up to this many is one statement; bigger
-// ones (up to store.MaxAuditBatch) are several. 64 rows of 6 parameters stay far below SQLite's limit of
-// 32766 bound parameters, and keep the number of statement shapes, each prepared once, small.
-const appendRows = 64
+// auditDate is the AuditEvent search parameter whose value is the record's time (AuditEvent.recorded,
+// which the API writes equal to meta.lastUpdated). AppendAudit checks that each record's entry for it
+// says so, and stores it as last_updated instead of as an entry.
+const auditDate = "date"
 
-// AppendAudit appends records to the audit chain in one BEGIN IMMEDIATE transaction that writes only the
-// chain rows. Reading the head inside the transaction is the compare-and-swap: SQLite's write lock
-// serialises appenders in this process (one writer connection) and in others sharing the file.
-// ErrVersionConflict if records[0].Seq is not head+1; ErrInvalidQuery if the batch is malformed or an
-// id is already stored (the UNIQUE constraint on audit.id says so, see translate); ErrUnavailable if the
-// write lock stayed busy. A nil error means the batch is on disk. The records become readable as
-// resources when the next read of AuditEvents, or the background indexer, materialises them.
+// appendRows is how many records one INSERT writes, and idxRows how many index entries. Bigger batches
+// are several statements; smaller ones are written as a sum of powers of two, so each table has a
+// handful of statement shapes, all prepared once on the writer connection. Both stay far below SQLite's
+// limit of 32766 bound parameters.
+const (
+	appendRows = 64
+	idxRows    = 256
+)
+
+// AppendAudit appends records to the chain in one BEGIN IMMEDIATE transaction, their index entries
+// included, so that a nil error means each record is durable, readable and searchable. Reading the head
+// inside the transaction is the compare-and-swap: SQLite's write lock serialises appenders in this
+// process (one writer connection) and in others sharing the file. ErrVersionConflict if records[0].Seq is
+// not head+1; ErrInvalidQuery if the batch is malformed or an id is already stored (the UNIQUE constraint
+// on audit.id says so, see translate); ErrUnavailable if the write lock stayed busy.
 func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) error {
 	if len(records) == 0 {
 		return nil
@@ -44,37 +54,49 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 	if err := store.CheckAuditBatch(records); err != nil {
 		return err
 	}
-	// Encoded once, outside the transaction and its retries, so that the write lock is held only for
-	// the inserts.
-	args := make([]any, 0, 6*len(records))
+	// Built once, outside the transaction and its retries, so that the write lock is held only for the
+	// inserts.
+	rows := make([]any, 0, 4*len(records))
+	var entries []any
 	for _, r := range records {
-		idx, err := encodeIndex(r.Index)
-		if err != nil {
-			return fmt.Errorf("%w: AuditEvent/%s: %w", store.ErrInvalidQuery, r.ID, err)
+		ms := r.Recorded.UnixMilli()
+		rows = append(rows, r.Seq, r.ID, ms, r.Hash, r.Body)
+		for _, e := range r.Index {
+			switch {
+			case e.Param == "":
+				return fmt.Errorf("%w: AuditEvent/%s: an index entry without a parameter", store.ErrInvalidQuery, r.ID)
+			case e.Param == auditDate:
+				if e.Low != ms || e.High != ms {
+					return fmt.Errorf("%w: AuditEvent/%s: its %s entry is not its recorded time", store.ErrInvalidQuery, r.ID, auditDate)
+				}
+				continue
+			}
+			entries = append(entries, r.ID, e.Param, e.Value, e.System, e.Text, e.Low, e.High)
 		}
-		args = append(args, r.Seq, r.ID, r.Recorded.UnixMilli(), r.Hash, r.Body, idx)
 	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if err = s.appendAudit(ctx, records, args); err == nil || !isBusy(err) || ctx.Err() != nil {
+		if err = s.appendAudit(ctx, records, rows, entries); err == nil || !isBusy(err) || ctx.Err() != nil {
 			break
 		}
-	}
-	if err == nil {
-		s.indexer.kick()
 	}
 	return translate(err)
 }
 
-func (s *Store) appendAudit(ctx context.Context, records []store.AuditRecord, args []any) error {
+const (
+	auditCols = 5
+	idxCols   = 7
+)
+
+func (s *Store) appendAudit(ctx context.Context, records []store.AuditRecord, rows, entries []any) error {
 	// Prepared before the transaction, which holds the writer pool's only connection.
-	var stmts []*sql.Stmt
-	for i := 0; i < len(records); i += appendRows {
-		st, err := s.stmts.get(ctx, s.w, "audit", min(appendRows, len(records)-i), appendAuditSQL)
-		if err != nil {
-			return err
-		}
-		stmts = append(stmts, st)
+	recStmts, err := s.shapes(ctx, "audit", len(records), appendRows, appendAuditSQL)
+	if err != nil {
+		return err
+	}
+	idxStmts, err := s.shapes(ctx, "audit_idx", len(entries)/idxCols, idxRows, appendAuditIdxSQL)
+	if err != nil {
+		return err
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -88,21 +110,63 @@ func (s *Store) appendAudit(ctx context.Context, records []store.AuditRecord, ar
 	if err := store.CheckAuditLink(head, hash, records[0]); err != nil {
 		return err
 	}
-	for k, st := range stmts {
-		i := k * appendRows
-		n := min(appendRows, len(records)-i)
-		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args[6*i:6*(i+n)]...); err != nil {
-			return err
-		}
+	if err := execShapes(ctx, tx, recStmts, rows, auditCols); err != nil {
+		return err
+	}
+	if err := execShapes(ctx, tx, idxStmts, entries, idxCols); err != nil {
+		return err
 	}
 	return tx.Commit()
+}
+
+// shapedStmt is a multi-row statement and the number of rows it writes.
+type shapedStmt struct {
+	rows int
+	st   *sql.Stmt
+}
+
+// shapes returns the statements that write n rows: as many of max rows as fit, then the rest as a sum
+// of powers of two.
+func (s *Store) shapes(ctx context.Context, name string, n, max int, text func(int) string) ([]shapedStmt, error) {
+	var out []shapedStmt
+	for n > 0 {
+		k := max
+		for k > n {
+			k /= 2
+		}
+		st, err := s.stmts.get(ctx, s.w, name, k, text)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, shapedStmt{k, st})
+		n -= k
+	}
+	return out, nil
+}
+
+func execShapes(ctx context.Context, tx *sql.Tx, stmts []shapedStmt, args []any, cols int) error {
+	for _, s := range stmts {
+		n := s.rows * cols
+		if _, err := tx.StmtContext(ctx, s.st).ExecContext(ctx, args[:n]...); err != nil {
+			return err
+		}
+		args = args[n:]
+	}
+	return nil
 }
 
 // appendAuditSQL is the append of n chain rows. OR ROLLBACK: a duplicate id must undo the whole batch
 // anyway, and a statement that cannot abort halfway needs no statement journal, which SQLite would
 // otherwise write (and spill to a file past 64 KiB) for every multi-row statement in a transaction.
 func appendAuditSQL(n int) string {
-	return `INSERT OR ROLLBACK INTO audit (seq, id, recorded, hash, body, idx) VALUES ` + rowsOf(n, `(?, ?, ?, ?, ?, ?)`)
+	return `INSERT OR ROLLBACK INTO audit (seq, id, last_updated, hash, body) VALUES ` + rowsOf(n, `(?, ?, ?, ?, ?)`)
+}
+
+// appendAuditIdxSQL is the insert of n index entries. OR IGNORE, for the same reason as OR ROLLBACK
+// above, and because two entries of one record may share a key (the same entity type twice): one is
+// all a search needs.
+func appendAuditIdxSQL(n int) string {
+	return `INSERT OR IGNORE INTO audit_idx (id, param, value, system, text, lo, hi) VALUES ` + rowsOf(n, `(?, ?, ?, ?, ?, ?, ?)`)
 }
 
 // rowsOf repeats one row of a multi-row VALUES list n times.
@@ -157,30 +221,33 @@ type queryRower interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// auditHead is the last record's seq and hash or, when every record has been pruned, the anchor's: the
+// next record chains on it either way.
 func auditHead(ctx context.Context, q queryRower) (int64, []byte, error) {
 	var seq int64
 	var hash []byte
-	err := q.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	err := q.QueryRowContext(ctx, `SELECT seq, hash FROM (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1)
+		UNION ALL SELECT seq, hash FROM audit_anchor ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil, nil
 	}
 	return seq, hash, err
 }
 
-// AuditHead returns the last record's Seq and Hash (0, nil for an empty chain).
+// AuditHead returns the last record's Seq and Hash (0, nil for an empty chain; the anchor's for a chain
+// pruned to nothing).
 func (s *Store) AuditHead(ctx context.Context) (int64, []byte, error) {
 	seq, hash, err := auditHead(ctx, s.r)
 	return seq, hash, translate(err)
 }
 
-// AuditRange returns records with Seq > after in Seq order, at most limit (0: no limit), as the chain
-// holds them. VerifyAudit checks these against their hashes and against what Search serves from the
-// materialised copy, so an edit of either shows up.
+// AuditRange returns records with Seq > after in Seq order, at most limit (0: no limit). The chain row
+// is also the served AuditEvent, so there is one copy to verify.
 func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, recorded, hash, body FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, last_updated, hash, body FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -198,275 +265,97 @@ func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]store
 	return out, translate(rows.Err())
 }
 
-// seesAudit reports whether q, or any query nested in it, selects AuditEvents.
-func seesAudit(q *store.Query) bool {
-	if q == nil {
-		return false
-	}
-	if q.Type == store.AuditEventType {
-		return true
-	}
-	for _, c := range q.Clauses {
-		for _, p := range c {
-			if seesAudit(p.Sub) {
-				return true
-			}
-		}
-	}
-	return false
+// AuditAnchor returns the last pruned record's Seq, Hash and time, or the zero anchor.
+func (s *Store) AuditAnchor(ctx context.Context) (store.AuditAnchor, error) {
+	return auditAnchor(ctx, s.r)
 }
 
-// auditReady materialises every record appended so far before a read of AuditEvents, so that the
-// contract's "readable and searchable once AppendAudit returns" holds in every process sharing the file.
-// Reads of other types never call it. It costs one indexed lookup when there is nothing to do.
-func (s *Store) auditReady(ctx context.Context) error {
-	var pending bool
-	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE seq > (SELECT seq FROM audit_indexed))`).Scan(&pending)
+func auditAnchor(ctx context.Context, q queryRower) (store.AuditAnchor, error) {
+	var a store.AuditAnchor
+	var recorded int64
+	err := q.QueryRowContext(ctx, `SELECT seq, hash, recorded FROM audit_anchor`).Scan(&a.Seq, &a.Hash, &recorded)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.AuditAnchor{}, nil
+	}
 	if err != nil {
-		return translate(err)
+		return store.AuditAnchor{}, translate(err)
 	}
-	if !pending {
-		return nil
-	}
-	return s.indexAudit(ctx)
+	a.Recorded = fromMillis(recorded)
+	return a, nil
 }
 
-// indexChunk is how many records one materialising transaction takes. It bounds how long an append
-// waits behind the background indexer for the write lock (some tens of milliseconds).
-const indexChunk = 200
+// pruneChunk is how many records one pruning transaction removes at most: it bounds how long appends
+// wait behind a prune for the write lock.
+const pruneChunk = 1000
 
-// idxRows is how many idx rows one INSERT of the indexer writes at most (7 parameters each). Fewer
-// are written as a sum of powers of two, so that the indexer has eight statement shapes, all prepared
-// before its transaction starts.
-const idxRows = 128
-
-// indexAudit materialises every record past the watermark, a chunk per transaction, until none is left.
-// Each chunk re-reads the watermark inside BEGIN IMMEDIATE, so that processes sharing the file (and the
-// background indexer of this one) never materialise a record twice.
-func (s *Store) indexAudit(ctx context.Context) error {
-	busy := 0
+// PruneAudit removes the oldest records, those recorded before before, up to the first that is not, in
+// transactions of at most pruneChunk records. Each removes the records and their entries and moves the
+// anchor to the last of them together, so an interrupted prune leaves a shorter chain that verifies.
+func (s *Store) PruneAudit(ctx context.Context, before time.Time) (store.AuditAnchor, int64, error) {
+	var removed int64
 	for {
-		n, err := s.indexAuditChunk(ctx)
-		if isBusy(err) && busy < 2 && ctx.Err() == nil {
-			busy++ // busy_timeout has waited already; worth another try, as in Apply
-			continue
+		a, n, more, err := s.pruneAuditChunk(ctx, before.UnixMilli())
+		removed += n
+		if err != nil {
+			return store.AuditAnchor{}, removed, translate(err)
 		}
-		if err != nil || n < indexChunk {
-			return translate(err)
+		if !more {
+			return a, removed, nil
 		}
-		busy = 0
 	}
 }
 
-func (s *Store) indexAuditChunk(ctx context.Context) (int, error) {
-	var shapes []*sql.Stmt // shapes[k] inserts 1<<k rows
-	for n := 1; n <= idxRows; n *= 2 {
-		st, err := s.stmts.get(ctx, s.w, "idx", n, insertAuditIdxSQL)
-		if err != nil {
-			return 0, err
-		}
-		shapes = append(shapes, st)
-	}
+func (s *Store) pruneAuditChunk(ctx context.Context, before int64) (store.AuditAnchor, int64, bool, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, err
+		return store.AuditAnchor{}, 0, false, err
 	}
 	defer tx.Rollback()
-	var mark int64
-	if err := tx.QueryRowContext(ctx, `SELECT seq FROM audit_indexed`).Scan(&mark); err != nil {
-		return 0, err
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT seq, id, idx FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, mark, indexChunk)
+	rows, err := tx.QueryContext(ctx, `SELECT seq, hash, last_updated FROM audit ORDER BY seq LIMIT ?`, pruneChunk)
 	if err != nil {
-		return 0, err
+		return store.AuditAnchor{}, 0, false, err
 	}
-	var args []any
-	n, last := 0, mark
+	var last store.AuditAnchor
+	var lastMs int64
+	n, stop := int64(0), false
 	for rows.Next() {
-		var id string
-		var blob []byte
-		if err := rows.Scan(&last, &id, &blob); err != nil {
+		var seq, ms int64
+		var hash []byte
+		if err := rows.Scan(&seq, &hash, &ms); err != nil {
 			rows.Close()
-			return 0, err
+			return store.AuditAnchor{}, 0, false, err
 		}
+		if ms >= before {
+			stop = true
+			break
+		}
+		last.Seq, last.Hash, lastMs = seq, hash, ms
 		n++
-		// The index is derived data, outside the hash: a blob that does not decode (an edit of the file)
-		// must not stop every later record from being served, so that record is served unindexed.
-		entries, _ := decodeIndex(blob)
-		for _, e := range entries {
-			args = append(args, id, e.Param, e.System, e.Value, e.Text, e.Low, e.High)
-		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, err
+		return store.AuditAnchor{}, 0, false, err
 	}
 	if n == 0 {
-		return 0, nil
+		a, err := auditAnchor(ctx, tx)
+		return a, 0, false, err
 	}
-	// Bodies go from the chain row to history inside SQLite, without a trip through Go. OR IGNORE and
-	// the idx DELETE make materialising a record twice (a watermark moved back by hand) harmless; a copy
-	// edited by hand is left as it is, for VerifyAudit to find. OR IGNORE also means these multi-row
-	// statements cannot abort halfway, so SQLite keeps no statement journal for them (see appendAuditSQL).
 	for _, q := range []string{
-		`INSERT OR IGNORE INTO history (type, id, version, last_updated, deleted, body)
-			SELECT 'AuditEvent', id, 1, recorded, 0, body FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq`,
-		`INSERT OR IGNORE INTO current (type, id, version, last_updated, deleted)
-			SELECT 'AuditEvent', id, 1, recorded, 0 FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq`,
-		`DELETE FROM idx WHERE type = 'AuditEvent' AND id IN (SELECT id FROM audit WHERE seq > ? AND seq <= ?)`,
+		`DELETE FROM audit_idx WHERE id IN (SELECT id FROM audit WHERE seq <= ?)`,
+		`DELETE FROM audit WHERE seq <= ?`,
 	} {
-		if _, err := tx.ExecContext(ctx, q, mark, last); err != nil {
-			return 0, err
+		if _, err := tx.ExecContext(ctx, q, last.Seq); err != nil {
+			return store.AuditAnchor{}, 0, false, err
 		}
 	}
-	for k := len(shapes) - 1; k >= 0; k-- {
-		for rows := 1 << k; len(args) >= 7*rows; args = args[7*rows:] {
-			if _, err := tx.StmtContext(ctx, shapes[k]).ExecContext(ctx, args[:7*rows]...); err != nil {
-				return 0, err
-			}
-		}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_anchor (one, seq, hash, recorded) VALUES (1, ?, ?, ?)
+		ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, recorded = excluded.recorded`,
+		last.Seq, last.Hash, lastMs); err != nil {
+		return store.AuditAnchor{}, 0, false, err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE audit_indexed SET seq = ?`, last); err != nil {
-		return 0, err
+	if err := tx.Commit(); err != nil {
+		return store.AuditAnchor{}, 0, false, err
 	}
-	return n, tx.Commit()
-}
-
-func insertAuditIdxSQL(n int) string {
-	return `INSERT OR IGNORE INTO idx (type, id, param, system, value, text, lo, hi) VALUES ` + rowsOf(n, `('AuditEvent', ?, ?, ?, ?, ?, ?, ?)`)
-}
-
-// indexVersion is the first byte of an encoded index. Encoded entries follow it, each as four
-// length-prefixed strings (param, system, value, text) and two varints (low, high).
-const indexVersion = 1
-
-// encodeIndex is the compact form of a record's index entries kept in its chain row until it is
-// materialised. It refuses an entry without a parameter, which could never be searched.
-func encodeIndex(entries []store.IndexEntry) ([]byte, error) {
-	size := 1
-	for _, e := range entries {
-		size += len(e.Param) + len(e.System) + len(e.Value) + len(e.Text) + 4 + 2*binary.MaxVarintLen64
-	}
-	b := make([]byte, 1, size)
-	b[0] = indexVersion
-	for _, e := range entries {
-		if e.Param == "" {
-			return nil, errors.New("an index entry without a parameter")
-		}
-		for _, s := range []string{e.Param, e.System, e.Value, e.Text} {
-			b = binary.AppendUvarint(b, uint64(len(s)))
-			b = append(b, s...)
-		}
-		b = binary.AppendVarint(b, e.Low)
-		b = binary.AppendVarint(b, e.High)
-	}
-	return b, nil
-}
-
-var errBadIndex = errors.New("sqlite: malformed audit index blob")
-
-func decodeIndex(b []byte) ([]store.IndexEntry, error) {
-	if len(b) == 0 || b[0] != indexVersion {
-		return nil, errBadIndex
-	}
-	b = b[1:]
-	str := func() (string, bool) {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return "", false
-		}
-		s := string(b[k : k+int(n)])
-		b = b[k+int(n):]
-		return s, true
-	}
-	num := func() (int64, bool) {
-		v, k := binary.Varint(b)
-		if k <= 0 {
-			return 0, false
-		}
-		b = b[k:]
-		return v, true
-	}
-	var out []store.IndexEntry
-	for len(b) > 0 {
-		var e store.IndexEntry
-		var ok [6]bool
-		e.Param, ok[0] = str()
-		e.System, ok[1] = str()
-		e.Value, ok[2] = str()
-		e.Text, ok[3] = str()
-		e.Low, ok[4] = num()
-		e.High, ok[5] = num()
-		if ok != [6]bool{true, true, true, true, true, true} || e.Param == "" {
-			return nil, errBadIndex
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
-// indexDelay is how long the background indexer lets appends gather before materialising them: long
-// enough that it works in chunks, short enough that a reader of AuditEvents rarely finds a backlog.
-const indexDelay = 250 * time.Millisecond
-
-// indexer materialises appended records in the background, so that reads of AuditEvents rarely wait
-// for it. It works only after an append in this process (or at Open, for a backlog left by a process
-// that stopped), so an idle server does no work; records appended by other processes are materialised by
-// their indexers, or by the first read that needs them.
-type indexer struct {
-	wake   chan struct{}
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func (s *Store) startIndexer() {
-	ctx, cancel := context.WithCancel(context.Background())
-	s.indexer = &indexer{wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
-	s.indexer.kick()
-	go s.runIndexer(ctx)
-}
-
-// kick asks the indexer to run; kicks while it waits or works fold into one. A nil indexer (a store
-// opened without one, in tests) ignores it.
-func (ix *indexer) kick() {
-	if ix == nil {
-		return
-	}
-	select {
-	case ix.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *Store) runIndexer(ctx context.Context) {
-	ix := s.indexer
-	defer close(ix.done)
-	t := time.NewTimer(0)
-	<-t.C
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ix.wake:
-		}
-		t.Reset(indexDelay)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := s.auditReady(ctx); err != nil && ctx.Err() == nil {
-			// Most likely the write lock stayed busy; readers catch up on their own meanwhile.
-			ix.kick()
-		}
-	}
-}
-
-// stop ends the indexer, interrupting a chunk in progress (which then rolls back), and waits for it.
-func (ix *indexer) stop() {
-	if ix == nil {
-		return
-	}
-	ix.cancel()
-	<-ix.done
+	last.Recorded = fromMillis(lastMs)
+	return last, n, !stop && n == pruneChunk, nil
 }

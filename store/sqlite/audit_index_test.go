@@ -2,225 +2,16 @@ package sqlite
 
 import (
 	"database/sql"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
-	"sync"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gpfhir/gpfhir/store"
 )
-
-// watermark reads how far the served copy of the chain has been materialised.
-func watermark(t *testing.T, s *Store) int64 {
-	t.Helper()
-	var seq int64
-	if err := s.r.QueryRowContext(t.Context(), `SELECT seq FROM audit_indexed`).Scan(&seq); err != nil {
-		t.Fatal(err)
-	}
-	return seq
-}
-
-// TestReadsThatCanSeeAuditEventsMaterialiseThemFirst appends with the background indexer off, so only a
-// read can materialise the records: each read that could see an AuditEvent must, and no other read may.
-func TestReadsThatCanSeeAuditEventsMaterialiseThemFirst(t *testing.T) {
-	audit := store.Query{Type: store.AuditEventType}
-	cases := []struct {
-		name string
-		read func(s *Store) error
-		sees bool
-	}{
-		{"Get of an AuditEvent", func(s *Store) error { _, err := s.Get(t.Context(), store.AuditEventType, "e1"); return err }, true},
-		{"GetVersion of an AuditEvent", func(s *Store) error {
-			_, err := s.GetVersion(t.Context(), store.AuditEventType, "e1", 1)
-			return err
-		}, true},
-		{"Search of AuditEvents", func(s *Store) error { _, err := s.Search(t.Context(), audit); return err }, true},
-		{"Count of AuditEvents", func(s *Store) error { _, err := s.Count(t.Context(), audit); return err }, true},
-		{"Search of Patients chained to AuditEvents", func(s *Store) error {
-			_, err := s.Search(t.Context(), store.Query{Type: "Patient", Clauses: []store.Clause{{{
-				Param: "_has", Match: store.MatchHas, HasParam: "patient", Sub: &audit}}}})
-			return err
-		}, true},
-		{"History of every type", func(s *Store) error { _, err := s.History(t.Context(), store.HistoryQuery{}); return err }, true},
-		{"History of AuditEvents", func(s *Store) error {
-			_, err := s.History(t.Context(), store.HistoryQuery{Type: store.AuditEventType})
-			return err
-		}, true},
-		{"Get of a Patient", func(s *Store) error {
-			_, err := s.Get(t.Context(), "Patient", "p1")
-			if err != nil && !isNotFound(err) {
-				return err
-			}
-			return nil
-		}, false},
-		{"Search of Patients", func(s *Store) error { _, err := s.Search(t.Context(), store.Query{Type: "Patient"}); return err }, false},
-		{"History of Patients", func(s *Store) error {
-			_, err := s.History(t.Context(), store.HistoryQuery{Type: "Patient"})
-			return err
-		}, false},
-		{"AuditRange, which reads the chain", func(s *Store) error { _, err := s.AuditRange(t.Context(), 0, 0); return err }, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := auditTrail(t, 3)
-			s, err := open(t.Context(), dir, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if err := tc.read(s); err != nil {
-				t.Fatal(err)
-			}
-			want := int64(0)
-			if tc.sees {
-				want = 3
-			}
-			if got := watermark(t, s); got != want {
-				t.Errorf("watermark after the read = %d, want %d", got, want)
-			}
-		})
-	}
-}
-
-func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
-
-// TestStoresSharingAFileMaterialiseEachRecordOnce has two stores on one file (as two processes) catch
-// up at the same time, over and over, while one appends: every record must be served once with its
-// index entries once.
-func TestStoresSharingAFileMaterialiseEachRecordOnce(t *testing.T) {
-	dir := t.TempDir()
-	var stores [2]*Store
-	for i := range stores {
-		s, err := open(t.Context(), dir, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		stores[i] = s
-	}
-	const batches, perBatch = 10, 30
-	var wg sync.WaitGroup
-	done := make(chan struct{})
-	for _, s := range stores {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				if err := s.auditReady(t.Context()); err != nil {
-					t.Error(err)
-					return
-				}
-				select {
-				case <-done:
-					return
-				default:
-				}
-			}
-		}()
-	}
-	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	for b := range batches {
-		var recs []store.AuditRecord
-		for i := range perBatch {
-			id := fmt.Sprintf("b%d-%d", b, i)
-			recs = append(recs, store.AuditRecord{ID: id, Recorded: t0, Body: []byte(`{"resourceType":"AuditEvent","id":"` + id + `"}`),
-				Index: []store.IndexEntry{{Param: "action", Value: "R"}, {Param: "patient", Value: "Patient/p1"}}})
-		}
-		if err := store.AppendChained(t.Context(), stores[b%2], recs, 5); err != nil {
-			t.Fatal(err)
-		}
-	}
-	close(done)
-	wg.Wait()
-	if err := stores[0].auditReady(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	const n = batches * perBatch
-	var served, entries int
-	if err := stores[1].r.QueryRowContext(t.Context(), `SELECT
-		(SELECT COUNT(*) FROM history WHERE type = 'AuditEvent'),
-		(SELECT COUNT(*) FROM idx WHERE type = 'AuditEvent')`).Scan(&served, &entries); err != nil {
-		t.Fatal(err)
-	}
-	if served != n || entries != 2*n {
-		t.Errorf("%d AuditEvents served with %d index entries, want %d with %d", served, entries, n, 2*n)
-	}
-	res, err := store.VerifyAudit(t.Context(), stores[1])
-	if err != nil || !res.Intact || res.Records != n {
-		t.Errorf("VerifyAudit = %v %v, want intact, %d records", res, err, n)
-	}
-}
-
-// TestIndexEncodingRoundTrips checks the chain row's index blob against the entries it came from, and
-// that a blob that does not decode is refused rather than misread.
-func TestIndexEncodingRoundTrips(t *testing.T) {
-	cases := []struct {
-		name    string
-		entries []store.IndexEntry
-	}{
-		{"no entries", nil},
-		{"every field", []store.IndexEntry{{Param: "date", System: "s", Value: "v", Text: "t", Low: -5, High: 1 << 60}}},
-		{"several, with empty and non-ASCII strings", []store.IndexEntry{{Param: "a"}, {Param: "name", Text: "zoë\x00"}, {Param: "x", Value: "Patient/1"}}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			b, err := encodeIndex(tc.entries)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := decodeIndex(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(got, tc.entries) {
-				t.Errorf("decoded %+v, want %+v", got, tc.entries)
-			}
-			for cut := 1; cut < len(b); cut++ {
-				if d, err := decodeIndex(b[:cut]); err == nil && len(d) == len(tc.entries) {
-					t.Errorf("a blob cut at %d of %d decodes to %d entries", cut, len(b), len(d))
-				}
-			}
-		})
-	}
-	if _, err := encodeIndex([]store.IndexEntry{{Value: "v"}}); err == nil {
-		t.Error("an entry without a parameter was encoded")
-	}
-	if _, err := decodeIndex(nil); err == nil {
-		t.Error("an empty blob decoded")
-	}
-}
-
-// TestAnUndecodableIndexLeavesTheRecordServedButUnindexed: the index is outside the hash, so an edited
-// blob must neither stop later records from being served nor make the chain look broken.
-func TestAnUndecodableIndexLeavesTheRecordServedButUnindexed(t *testing.T) {
-	dir := auditTrail(t, 3)
-	editFile(t, dir, `UPDATE audit SET idx = X'ff' WHERE seq = 2`)
-	s, err := open(t.Context(), dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	hits, err := s.Search(t.Context(), store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "R"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, h := range hits {
-		ids = append(ids, h.Resource.ID)
-	}
-	if !slices.Equal(ids, []string{"e1", "e3"}) {
-		t.Errorf("search by action found %v, want e1 and e3", ids)
-	}
-	if _, err := s.Get(t.Context(), store.AuditEventType, "e2"); err != nil {
-		t.Errorf("Get e2: %v", err)
-	}
-	if res, err := store.VerifyAudit(t.Context(), s); err != nil || !res.Intact || res.Records != 3 {
-		t.Errorf("VerifyAudit = %v %v, want intact, 3 records", res, err)
-	}
-}
 
 func editFile(t *testing.T, dir string, stmts ...string) {
 	t.Helper()
@@ -236,57 +27,244 @@ func editFile(t *testing.T, dir string, stmts ...string) {
 	}
 }
 
-// TestOpenUpgradesASchemaVersion2File builds a file as version 2 left it (chain rows of seq, id and
-// hash; bodies and index in the resource tables) and checks that Open keeps its trail intact and
-// servable, and appends to it.
-func TestOpenUpgradesASchemaVersion2File(t *testing.T) {
-	dir := t.TempDir()
-	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	recs := []store.AuditRecord{
-		{ID: "old1", Recorded: t0, Body: []byte(`{"resourceType":"AuditEvent","id":"old1"}`)},
-		{ID: "old2", Recorded: t0.Add(time.Second), Body: []byte(`{"resourceType":"AuditEvent","id":"old2"}`)},
-	}
-	store.Chain(nil, 0, recs)
-	v2 := []string{
-		`CREATE TABLE current (type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, last_updated INTEGER NOT NULL,
-			deleted INTEGER NOT NULL, PRIMARY KEY (type, id)) WITHOUT ROWID`,
-		`CREATE TABLE history (type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, last_updated INTEGER NOT NULL,
-			deleted INTEGER NOT NULL, body BLOB NOT NULL, UNIQUE (type, id, version))`,
-		`CREATE TABLE idx (type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, system TEXT NOT NULL, value TEXT NOT NULL,
-			text TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL)`,
-		`CREATE TABLE audit (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, hash BLOB NOT NULL)`,
-		`PRAGMA user_version = 2`,
-	}
-	for _, r := range recs {
-		v2 = append(v2,
-			fmt.Sprintf(`INSERT INTO audit VALUES (%d, '%s', X'%x')`, r.Seq, r.ID, r.Hash),
-			fmt.Sprintf(`INSERT INTO history VALUES ('AuditEvent', '%s', 1, %d, 0, CAST('%s' AS BLOB))`, r.ID, r.Recorded.UnixMilli(), r.Body),
-			fmt.Sprintf(`INSERT INTO current VALUES ('AuditEvent', '%s', 1, %d, 0)`, r.ID, r.Recorded.UnixMilli()),
-			fmt.Sprintf(`INSERT INTO idx VALUES ('AuditEvent', '%s', 'action', '', 'R', '', 0, 0)`, r.ID))
-	}
-	editFile(t, dir, v2...)
-
-	s, err := open(t.Context(), dir, false)
+func openDir(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func auditIDs(t *testing.T, s *Store, q store.Query) []string {
+	t.Helper()
+	q.Type = store.AuditEventType
+	hits, err := s.Search(t.Context(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, h := range hits {
+		ids = append(ids, h.Resource.ID)
+	}
+	return ids
+}
+
+func byAction(v string) store.Clause {
+	return store.Clause{{Param: "action", Match: store.MatchToken, AnySystem: true, Value: v}}
+}
+
+// TestAuditEventsAreSearchedThroughTheirOwnTables: searches on AuditEvents read the chain rows and
+// audit_idx, with date answered from the record's time, in both directions and by range.
+func TestAuditEventsAreSearchedThroughTheirOwnTables(t *testing.T) {
+	s := openDir(t, auditTrail(t, 6))
+	at := func(i int) int64 { return trailStart.Add(time.Duration(i) * time.Second).UnixMilli() }
+	cases := []struct {
+		name string
+		q    store.Query
+		want []string
+	}{
+		{"token", store.Query{Clauses: []store.Clause{byAction("R")}, Sort: []store.SortKey{{Param: auditDate}}},
+			[]string{"e1", "e2", "e3", "e4", "e5", "e6"}},
+		{"token that matches nothing", store.Query{Clauses: []store.Clause{byAction("C")}}, nil},
+		{"reference, newest first", store.Query{Clauses: []store.Clause{{{Param: "entity", Match: store.MatchExact, Value: "Patient/p1"}}},
+			Sort: []store.SortKey{{Param: auditDate, Desc: true}}}, []string{"e5", "e3", "e1"}},
+		{"date range", store.Query{Clauses: []store.Clause{{{Param: auditDate, Match: store.MatchRange,
+			Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: at(2)}, {Field: store.High, Cmp: store.LT, Value: at(4)}}}}}},
+			[]string{"e2", "e3"}},
+		{"date range and a reference tested per row", store.Query{Clauses: []store.Clause{
+			{{Param: auditDate, Match: store.MatchRange, Bounds: []store.Bound{{Field: store.High, Cmp: store.GT, Value: at(3)}}}},
+			{{Param: "entity", Match: store.MatchExact, Value: "Patient/p0"}}}}, []string{"e4", "e6"}},
+		{"negated reference", store.Query{Clauses: []store.Clause{{{Param: "entity", Match: store.MatchExact, Value: "Patient/p0", Not: true}}}},
+			[]string{"e1", "e3", "e5"}},
+		{"missing parameter", store.Query{Clauses: []store.Clause{{{Param: "agent", Match: store.MatchPresent, Not: true}}}, Limit: 2},
+			[]string{"e1", "e2"}},
+		{"date is always present", store.Query{Clauses: []store.Clause{{{Param: auditDate, Match: store.MatchPresent, Not: true}}}}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// Without a sort, ids come in id order; e1..e6 sort as their numbers.
+			if got := auditIDs(t, s, tc.q); !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	n, err := s.Count(t.Context(), store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "entity", Match: store.MatchExact, Value: "Patient/p0"}}}})
+	if err != nil || n != 3 {
+		t.Errorf("Count = %d %v, want 3", n, err)
+	}
+	// A Patient found through AuditEvents that refer to it (_has), and history across both tables.
+	hist, err := s.History(t.Context(), store.HistoryQuery{Limit: 2})
+	if err != nil || len(hist) != 2 || hist[0].ID != "e6" || hist[1].ID != "e5" || hist[0].VersionID != 1 {
+		t.Errorf("system history = %v %v, want e6, e5", hist, err)
+	}
+	if _, err := s.GetVersion(t.Context(), store.AuditEventType, "e1", 2); err == nil {
+		t.Error("version 2 of an AuditEvent was found")
+	}
+}
+
+// TestAppendAuditRefusesADateEntryOtherThanTheRecordedTime: date is served from the record's time, so an
+// entry saying otherwise would be searched differently from what it says; it is refused, not dropped.
+func TestAppendAuditRefusesADateEntryOtherThanTheRecordedTime(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	at := trailStart
+	recs := []store.AuditRecord{{ID: "x", Recorded: at, Body: []byte(`{}`),
+		Index: []store.IndexEntry{{Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli() + 999}}}}
+	err := store.AppendChained(t.Context(), s, recs, 1)
+	if err == nil || !strings.Contains(err.Error(), "recorded time") {
+		t.Fatalf("append = %v, want a refusal naming the recorded time", err)
+	}
+	if seq, _, _ := s.AuditHead(t.Context()); seq != 0 {
+		t.Errorf("head after a refused append = %d, want 0", seq)
+	}
+}
+
+// TestPruneAuditRemovesRecordsAndTheirEntries checks what the contract suite cannot see: the index
+// entries of pruned records are gone from the file, and a prune of everything leaves the head on the
+// anchor, so the next append chains on it.
+func TestPruneAuditRemovesRecordsAndTheirEntries(t *testing.T) {
+	dir := auditTrail(t, 5)
+	s := openDir(t, dir)
+	a, n, err := s.PruneAudit(t.Context(), trailStart.Add(4*time.Second))
+	if err != nil || n != 3 || a.Seq != 3 || !a.Recorded.Equal(trailStart.Add(3*time.Second)) {
+		t.Fatalf("PruneAudit = %+v %d %v, want anchor 3 at e3's time, 3 removed", a, n, err)
+	}
+	var entries int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_idx WHERE id IN ('e1', 'e2', 'e3')`).Scan(&entries); err != nil || entries != 0 {
+		t.Errorf("index entries of pruned records = %d %v, want 0", entries, err)
+	}
+	if got := auditIDs(t, s, store.Query{Clauses: []store.Clause{byAction("R")}}); !slices.Equal(got, []string{"e4", "e5"}) {
+		t.Errorf("after pruning, search finds %v, want e4 e5", got)
+	}
+	if _, n, err := s.PruneAudit(t.Context(), trailStart.Add(time.Hour)); err != nil || n != 2 {
+		t.Fatalf("second PruneAudit removed %d, %v; want 2", n, err)
+	}
+	seq, hash, err := s.AuditHead(t.Context())
+	if a2, _ := s.AuditAnchor(t.Context()); err != nil || seq != 5 || a2.Seq != 5 || string(hash) != string(a2.Hash) {
+		t.Fatalf("head of an emptied chain = %d %x %v, want the anchor %d %x", seq, hash, err, a2.Seq, a2.Hash)
+	}
+	s.Close()
+	appendTrail(t, dir, 6, 6)
+	s = openDir(t, dir)
+	if res, err := store.VerifyAudit(t.Context(), s); err != nil || !res.Intact || res.Records != 1 {
+		t.Errorf("VerifyAudit after pruning everything and appending = %v %v, want intact, 1 record", res, err)
+	}
+}
+
+// TestPruneAuditWorksInChunks prunes more records than one transaction takes.
+func TestPruneAuditWorksInChunks(t *testing.T) {
+	dir := t.TempDir()
+	const n = pruneChunk*2 + 10
+	for from := 1; from <= n; from += store.MaxAuditBatch {
+		appendTrail(t, dir, from, min(from+store.MaxAuditBatch-1, n))
+	}
+	s := openDir(t, dir)
+	a, removed, err := s.PruneAudit(t.Context(), trailStart.Add((n-4)*time.Second))
+	if err != nil || removed != n-5 || a.Seq != n-5 {
+		t.Fatalf("PruneAudit = %+v %d %v, want %d removed", a, removed, err, n-5)
+	}
+	if res, err := store.VerifyAudit(t.Context(), s); err != nil || !res.Intact || res.Records != 5 {
+		t.Errorf("VerifyAudit = %v %v, want intact, 5 records", res, err)
+	}
+}
+
+// v2File and v3File build the audit part of files as versions 2 and 3 left them, with the tables every
+// version has: resource tables and the chain.
+var oldResourceTables = []string{
+	`CREATE TABLE current (type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, last_updated INTEGER NOT NULL,
+		deleted INTEGER NOT NULL, PRIMARY KEY (type, id)) WITHOUT ROWID`,
+	`CREATE TABLE history (type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, last_updated INTEGER NOT NULL,
+		deleted INTEGER NOT NULL, body BLOB NOT NULL, UNIQUE (type, id, version))`,
+	`CREATE TABLE idx (type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, system TEXT NOT NULL, value TEXT NOT NULL,
+		text TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL)`,
+}
+
+func oldRecords(n int) []store.AuditRecord {
+	var recs []store.AuditRecord
+	for i := 1; i <= n; i++ {
+		id := "old" + strconv.Itoa(i)
+		recs = append(recs, store.AuditRecord{ID: id, Recorded: trailStart.Add(time.Duration(i) * time.Second),
+			Body: []byte(`{"resourceType":"AuditEvent","id":"` + id + `"}`)})
+	}
+	store.Chain(nil, 0, recs)
+	return recs
+}
+
+// servedCopy is the materialised copy versions 2 and 3 kept of a record in the resource tables.
+func servedCopy(r store.AuditRecord) []string {
+	return []string{
+		fmt.Sprintf(`INSERT INTO history VALUES ('AuditEvent', '%s', 1, %d, 0, CAST('%s' AS BLOB))`, r.ID, r.Recorded.UnixMilli(), r.Body),
+		fmt.Sprintf(`INSERT INTO current VALUES ('AuditEvent', '%s', 1, %d, 0)`, r.ID, r.Recorded.UnixMilli()),
+		fmt.Sprintf(`INSERT INTO idx VALUES ('AuditEvent', '%s', 'action', '', 'R', '', 0, 0)`, r.ID),
+		fmt.Sprintf(`INSERT INTO idx VALUES ('AuditEvent', '%s', 'date', '', '', '', %d, %d)`, r.ID, r.Recorded.UnixMilli(), r.Recorded.UnixMilli()),
+	}
+}
+
+// upgraded opens dir, checks the schema version, appends one record and checks that every record is
+// searchable by its index, verifies, and that no AuditEvent is left in the resource tables.
+func upgraded(t *testing.T, dir string, records int) {
+	t.Helper()
+	s := openDir(t, dir)
 	var v int
 	if err := s.r.QueryRowContext(t.Context(), `PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
 		t.Fatalf("user_version = %d %v, want %d", v, err, schemaVersion)
 	}
-	if got := watermark(t, s); got != 2 {
-		t.Errorf("watermark after the upgrade = %d, want 2 (the old records were indexed already)", got)
-	}
-	if err := store.AppendChained(t.Context(), s, []store.AuditRecord{{ID: "new1", Recorded: t0.Add(2 * time.Second),
+	if err := store.AppendChained(t.Context(), s, []store.AuditRecord{{ID: "new1", Recorded: trailStart.Add(time.Hour),
 		Body: []byte(`{"resourceType":"AuditEvent","id":"new1"}`), Index: []store.IndexEntry{{Param: "action", Value: "R"}}}}, 1); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.Count(t.Context(), store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "R"}}}})
-	if err != nil || n != 3 {
-		t.Errorf("Count by action = %d %v, want 3", n, err)
+	n, err := s.Count(t.Context(), store.Query{Type: store.AuditEventType, Clauses: []store.Clause{byAction("R")}})
+	if err != nil || n != records+1 {
+		t.Errorf("Count by action = %d %v, want %d", n, err, records+1)
 	}
-	if res, err := store.VerifyAudit(t.Context(), s); err != nil || !res.Intact || res.Records != 3 {
-		t.Errorf("VerifyAudit = %v %v, want intact, 3 records", res, err)
+	if got := auditIDs(t, s, store.Query{Clauses: []store.Clause{{{Param: auditDate, Match: store.MatchRange,
+		Bounds: []store.Bound{{Field: store.Low, Cmp: store.LE, Value: trailStart.Add(time.Second).UnixMilli()}}}}}}); !slices.Equal(got, []string{"old1"}) {
+		t.Errorf("search by date = %v, want old1", got)
 	}
+	if res, err := store.VerifyAudit(t.Context(), s); err != nil || !res.Intact || res.Records != int64(records+1) {
+		t.Errorf("VerifyAudit = %v %v, want intact, %d records", res, err, records+1)
+	}
+	var left int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT (SELECT count(*) FROM history WHERE type = 'AuditEvent') +
+		(SELECT count(*) FROM current WHERE type = 'AuditEvent') + (SELECT count(*) FROM idx WHERE type = 'AuditEvent')`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("AuditEvent rows left in the resource tables: %d %v", left, err)
+	}
+}
+
+// TestOpenUpgradesASchemaVersion2File: chain rows of seq, id and hash; bodies and index in the resource
+// tables.
+func TestOpenUpgradesASchemaVersion2File(t *testing.T) {
+	dir := t.TempDir()
+	stmts := append(slices.Clone(oldResourceTables),
+		`CREATE TABLE audit (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, hash BLOB NOT NULL)`, `PRAGMA user_version = 2`)
+	for _, r := range oldRecords(2) {
+		stmts = append(stmts, fmt.Sprintf(`INSERT INTO audit VALUES (%d, '%s', X'%x')`, r.Seq, r.ID, r.Hash))
+		stmts = append(stmts, servedCopy(r)...)
+	}
+	editFile(t, dir, stmts...)
+	upgraded(t, dir, 2)
+}
+
+// TestOpenUpgradesASchemaVersion3File: chain rows with body, time and an encoded index; records up to
+// the watermark also have the served copy, those after it only the chain row.
+func TestOpenUpgradesASchemaVersion3File(t *testing.T) {
+	dir := t.TempDir()
+	stmts := append(slices.Clone(oldResourceTables),
+		`CREATE TABLE audit (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, recorded INTEGER NOT NULL, hash BLOB NOT NULL,
+			body BLOB NOT NULL, idx BLOB NOT NULL)`,
+		`CREATE TABLE audit_indexed (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL)`,
+		`INSERT INTO audit_indexed VALUES (1, 2)`, `PRAGMA user_version = 3`)
+	// The encoded index of version 3: a version byte, then param, system, value, text as length-prefixed
+	// strings and low, high as zigzag varints (0 and 0 here).
+	blob := "01" + "06" + fmt.Sprintf("%x", "action") + "00" + "01" + fmt.Sprintf("%x", "R") + "00" + "00" + "00"
+	for _, r := range oldRecords(3) {
+		stmts = append(stmts, fmt.Sprintf(`INSERT INTO audit VALUES (%d, '%s', %d, X'%x', CAST('%s' AS BLOB), X'%s')`,
+			r.Seq, r.ID, r.Recorded.UnixMilli(), r.Hash, r.Body, blob))
+		if r.Seq <= 2 {
+			stmts = append(stmts, servedCopy(r)...)
+		}
+	}
+	editFile(t, dir, stmts...)
+	upgraded(t, dir, 3)
 }

@@ -6,17 +6,18 @@
 // SQLite's write lock). The database runs in WAL mode with synchronous=FULL, so a committed Apply survives
 // a power loss, and readers on their own pool never wait for the writer.
 //
-// The audit chain is the table audit: one row per record holding its seq, id, time, hash, body and
-// encoded index entries. AppendAudit writes only those rows, one multi-row INSERT in one such
-// transaction, after checking inside it that the batch starts at head+1: the write lock makes that check
-// and the insert one compare-and-swap, also across processes. This is all a request with audit on waits
-// for. Serving the records as AuditEvent resources needs a history, a current and a dozen idx rows each,
-// some sixty b-tree updates, which would cost a millisecond per record on the request path; so they are
-// materialised afterwards from the chain rows up to a watermark (audit_indexed), by a background
-// goroutine and, first, by any read that could see AuditEvents, inside BEGIN IMMEDIATE so that
-// processes sharing the file never do it twice. The body thus has two copies: AuditRange reads the
-// chain's, Get and Search the served one, and VerifyAudit compares each record's chain copy with its hash
-// and its served copy with the chain, so an edit of either is found.
+// The audit trail has its own two tables (audit.go). The chain table audit holds one row per record, its
+// seq, hash, id, time and body, and is at once the chain and the AuditEvent served; audit_idx holds the
+// records' index entries under two keys. AppendAudit writes both in one BEGIN IMMEDIATE transaction,
+// after checking inside it that the batch starts at head+1: the write lock makes that check and the
+// insert one compare-and-swap, also across processes, and a record is durable, readable and searchable
+// as soon as the append returns. Kept in the resource tables, every entry would cost six b-tree inserts
+// and every record a history and a current row: a millisecond per record, several times the cost of the
+// read it records. Here an entry costs two inserts and a record three, so that audit with every request
+// waiting for its record costs a fraction of the request. Virtual columns give the audit tables the
+// column names of current, history and idx, so the search compiler serves AuditEvents with the same SQL
+// (query.go, tables). PruneAudit removes a prefix of the chain and keeps its last record as the anchor
+// (audit_anchor) from which verification starts.
 //
 // Searches compile to one SQL statement. One clause, the caller's criterion, drives it as an IN subquery
 // on the idx table; every other clause, the access restrictions above all, is a correlated EXISTS tested

@@ -24,6 +24,38 @@ import (
 //
 // Every value reaches SQLite as a bound parameter; only aliases and operators are written into the text.
 
+// tables names where resources of one type are kept. Most types live in current, history and idx;
+// AuditEvents in the audit chain and audit_idx, whose columns are named alike (see audit.go), so that one
+// compiler serves both. audit_idx has two indexes that the planner picks without being told, and no
+// text or range index: an AuditEvent's date is its last_updated (dateColumn).
+type tables struct {
+	current, history, idx string
+	// indexed reports whether idx has the idx_* indexes that INDEXED BY names.
+	indexed bool
+	// dateColumn is the parameter answered from last_updated rather than from entries ("" if none).
+	dateColumn string
+}
+
+var (
+	resourceTables = tables{current: "current", history: "history", idx: "idx", indexed: true}
+	auditTables    = tables{current: "audit", history: "audit", idx: "audit_idx", dateColumn: auditDate}
+)
+
+func tablesOf(typ string) tables {
+	if typ == store.AuditEventType {
+		return auditTables
+	}
+	return resourceTables
+}
+
+// indexedBy is the INDEXED BY clause naming index, where the table has it.
+func (t tables) indexedBy(index string) string {
+	if !t.indexed {
+		return ""
+	}
+	return ` INDEXED BY ` + index
+}
+
 // missing is the sort value of a resource without an entry for a sort parameter. -Inf is below every
 // integer and every string in SQLite's ordering, so missing sorts first ascending, and unlike NULL it
 // compares equal to itself in a keyset condition.
@@ -58,6 +90,7 @@ func buildSearch(q store.Query) (string, []any, error) {
 		return "", nil, fmt.Errorf("%w: After has %d values for %d sort keys and the id", store.ErrInvalidQuery, len(q.After), len(q.Sort))
 	}
 	b := &builder{}
+	t := tablesOf(q.Type)
 	cols := `SELECT q.id, q.version, h.last_updated, h.deleted, h.body`
 	for i := range q.Sort {
 		cols += `, q.k` + strconv.Itoa(i)
@@ -71,25 +104,25 @@ func buildSearch(q store.Query) (string, []any, error) {
 	b.w(`SELECT r.id AS id, r.version AS version`)
 	for i, k := range q.Sort {
 		b.w(`, `)
-		if err := b.sortExpr(k.Param); err != nil {
+		if err := b.sortExpr(q.Type, k.Param); err != nil {
 			return "", nil, err
 		}
 		b.w(` AS k`, strconv.Itoa(i))
 	}
-	b.w(` FROM current r WHERE `)
+	b.w(` FROM `, t.current, ` r WHERE `)
 	if err := b.where(q, "r"); err != nil {
 		return "", nil, err
 	}
 	if sorted {
 		b.w(`), p AS (SELECT * FROM q`)
 		b.pageOf(q)
-		b.w(`) `, cols, ` FROM p AS q JOIN history h ON h.type = `)
+		b.w(`) `, cols, ` FROM p AS q JOIN `, t.history, ` h ON h.type = `)
 		b.arg(q.Type)
 		b.w(` AND h.id = q.id AND h.version = q.version`)
 		b.orderBy(q.Sort)
 		return b.sb.String(), b.args, nil
 	}
-	b.w(`) AS q JOIN history h ON h.type = `)
+	b.w(`) AS q JOIN `, t.history, ` h ON h.type = `)
 	b.arg(q.Type)
 	b.w(` AND h.id = q.id AND h.version = q.version`)
 	b.pageOf(q)
@@ -123,7 +156,7 @@ func (b *builder) orderBy(sort []store.SortKey) {
 
 func buildCount(q store.Query) (string, []any, error) {
 	b := &builder{}
-	b.w(`SELECT count(*) FROM current r WHERE `)
+	b.w(`SELECT count(*) FROM `, tablesOf(q.Type).current, ` r WHERE `)
 	if err := b.where(q, "r"); err != nil {
 		return "", nil, err
 	}
@@ -133,17 +166,18 @@ func buildCount(q store.Query) (string, []any, error) {
 // sortExpr writes the sort value of the resource aliased r: a column for the special parameters, else
 // the lowest of the parameter's entries, each entry valued by its Text, else its Value, else (for dates
 // and numbers, which have neither) its Low.
-func (b *builder) sortExpr(param string) error {
+func (b *builder) sortExpr(typ, param string) error {
+	t := tablesOf(typ)
 	switch param {
 	case "":
 		return fmt.Errorf("%w: sort key without a parameter", store.ErrInvalidQuery)
 	case store.ParamID:
 		b.w(`r.id`)
-	case store.ParamLastUpdated:
+	case store.ParamLastUpdated, t.dateColumn:
 		b.w(`r.last_updated`)
 	default:
 		b.w(`coalesce((SELECT min(CASE WHEN s.text <> '' THEN s.text WHEN s.value <> '' THEN s.value ELSE s.lo END)`,
-			` FROM idx s WHERE s.type = r.type AND s.id = r.id AND s.param = `)
+			` FROM `, t.idx, ` s WHERE s.type = r.type AND s.id = r.id AND s.param = `)
 		b.arg(param)
 		b.w(`), `)
 		b.arg(missing)
@@ -287,7 +321,7 @@ func (b *builder) driving(c store.Clause, typ, a string) error {
 	}
 	union := true
 	for _, p := range c {
-		if p.Not || p.Param == store.ParamID || p.Param == store.ParamLastUpdated {
+		if p.Not || isColumn(typ, p.Param) {
 			union = false
 		}
 	}
@@ -309,7 +343,7 @@ func (b *builder) driving(c store.Clause, typ, a string) error {
 		if i > 0 {
 			b.w(` OR `)
 		}
-		if ok, err := b.column(p, a); ok || err != nil {
+		if ok, err := b.column(typ, p, a); ok || err != nil {
 			if err != nil {
 				return err
 			}
@@ -340,7 +374,7 @@ func (b *builder) perRow(c store.Clause, typ, a string) error {
 		if i > 0 {
 			b.w(` OR `)
 		}
-		if ok, err := b.column(p, a); ok || err != nil {
+		if ok, err := b.column(typ, p, a); ok || err != nil {
 			if err != nil {
 				return err
 			}
@@ -359,10 +393,20 @@ func (b *builder) perRow(c store.Clause, typ, a string) error {
 	return nil
 }
 
-// column writes p when it is answered from the current table's own columns (_id, _lastUpdated) and
-// reports whether it was.
-func (b *builder) column(p store.Predicate, a string) (bool, error) {
-	switch p.Param {
+// isColumn reports whether param is answered from the current table's own columns.
+func isColumn(typ, param string) bool {
+	return param == store.ParamID || param == store.ParamLastUpdated || (param != "" && param == tablesOf(typ).dateColumn)
+}
+
+// column writes p when it is answered from the current table's own columns (_id, _lastUpdated, an
+// AuditEvent's date) and reports whether it was. A date that is an instant has Low = High = the
+// column, so both bound fields compare with it.
+func (b *builder) column(typ string, p store.Predicate, a string) (bool, error) {
+	param := p.Param
+	if param != "" && param == tablesOf(typ).dateColumn {
+		param = store.ParamLastUpdated
+	}
+	switch param {
 	case store.ParamID:
 		switch p.Match {
 		case store.MatchExact, store.MatchToken:
@@ -387,6 +431,9 @@ func (b *builder) column(p store.Predicate, a string) (bool, error) {
 			}
 			b.w(`(1`)
 			for _, bd := range p.Bounds {
+				if bd.Field != store.Low && bd.Field != store.High {
+					return true, fmt.Errorf("%w: bound field %d", store.ErrInvalidQuery, bd.Field)
+				}
 				op, err := cmpOp(bd.Cmp)
 				if err != nil {
 					return true, err
@@ -433,8 +480,8 @@ func (b *builder) alias(prefix string) string {
 	return prefix + strconv.Itoa(b.aliases)
 }
 
-func indexParam(p store.Predicate) error {
-	if p.Param == "" || p.Param == store.ParamID || p.Param == store.ParamLastUpdated {
+func indexParam(typ string, p store.Predicate) error {
+	if p.Param == "" || isColumn(typ, p.Param) {
 		return fmt.Errorf("%w: parameter %q in an index predicate", store.ErrInvalidQuery, p.Param)
 	}
 	return nil
@@ -447,10 +494,10 @@ func (b *builder) ids(p store.Predicate, typ string) error {
 	if p.Match == store.MatchHas {
 		return b.has(p, typ, x)
 	}
-	if err := indexParam(p); err != nil {
+	if err := indexParam(typ, p); err != nil {
 		return err
 	}
-	b.w(`SELECT `, x, `.id FROM idx `, x, ` WHERE `, x, `.type = `)
+	b.w(`SELECT `, x, `.id FROM `, tablesOf(typ).idx, ` `, x, ` WHERE `, x, `.type = `)
 	b.arg(typ)
 	b.w(` AND `, x, `.param = `)
 	b.arg(p.Param)
@@ -464,10 +511,11 @@ func (b *builder) entry(p store.Predicate, typ, a string) error {
 	if p.Match == store.MatchHas {
 		return b.hasEntry(p, typ, a, x)
 	}
-	if err := indexParam(p); err != nil {
+	if err := indexParam(typ, p); err != nil {
 		return err
 	}
-	b.w(`SELECT 1 FROM idx `, x, ` INDEXED BY `, perRowIndex(p), ` WHERE `, x, `.type = `)
+	t := tablesOf(typ)
+	b.w(`SELECT 1 FROM `, t.idx, ` `, x, t.indexedBy(perRowIndex(p)), ` WHERE `, x, `.type = `)
 	b.arg(typ)
 	b.w(` AND `, x, `.id = `, a, `.id AND `, x, `.param = `)
 	b.arg(p.Param)
@@ -558,7 +606,7 @@ func (b *builder) refIn(sub store.Query, x string) error {
 	s := b.alias("c")
 	b.w(` AND `, x, `.value IN (SELECT `)
 	b.arg(sub.Type + "/")
-	b.w(` || `, s, `.id FROM current `, s, ` WHERE `)
+	b.w(` || `, s, `.id FROM `, tablesOf(sub.Type).current, ` `, s, ` WHERE `)
 	if err := b.where(sub, s); err != nil {
 		return err
 	}
@@ -580,7 +628,7 @@ func (b *builder) refTo(sub store.Query, x string) error {
 	b.arg(prefix)
 	b.w(` AND `, x, `.value < `)
 	b.arg(sub.Type + "0")
-	b.w(` AND EXISTS (SELECT 1 FROM current `, s, ` WHERE `, s, `.id = substr(`, x, `.value, `)
+	b.w(` AND EXISTS (SELECT 1 FROM `, tablesOf(sub.Type).current, ` `, s, ` WHERE `, s, `.id = substr(`, x, `.value, `)
 	b.arg(len(prefix) + 1)
 	b.w(`) AND `)
 	if err := b.pinned(sub, s); err != nil {
@@ -600,7 +648,8 @@ func (b *builder) has(p store.Predicate, typ, x string) error {
 	s := b.alias("c")
 	b.w(`SELECT substr(`, x, `.value, `)
 	b.arg(len(prefix) + 1)
-	b.w(`) FROM idx `, x, ` WHERE `, x, `.type = `)
+	t := tablesOf(p.Sub.Type)
+	b.w(`) FROM `, t.idx, ` `, x, ` WHERE `, x, `.type = `)
 	b.arg(p.Sub.Type)
 	b.w(` AND `, x, `.param = `)
 	b.arg(p.HasParam)
@@ -608,7 +657,7 @@ func (b *builder) has(p store.Predicate, typ, x string) error {
 	b.arg(prefix)
 	b.w(` AND `, x, `.value < `)
 	b.arg(typ + "0")
-	b.w(` AND `, x, `.id IN (SELECT `, s, `.id FROM current `, s, ` WHERE `)
+	b.w(` AND `, x, `.id IN (SELECT `, s, `.id FROM `, t.current, ` `, s, ` WHERE `)
 	if err := b.where(*p.Sub, s); err != nil {
 		return err
 	}
@@ -624,13 +673,14 @@ func (b *builder) hasEntry(p store.Predicate, typ, a, x string) error {
 		return fmt.Errorf("%w: _has without a sub-query or a reference parameter", store.ErrInvalidQuery)
 	}
 	s := b.alias("c")
-	b.w(`SELECT 1 FROM idx `, x, ` INDEXED BY idx_value WHERE `, x, `.type = `)
+	t := tablesOf(p.Sub.Type)
+	b.w(`SELECT 1 FROM `, t.idx, ` `, x, t.indexedBy("idx_value"), ` WHERE `, x, `.type = `)
 	b.arg(p.Sub.Type)
 	b.w(` AND `, x, `.param = `)
 	b.arg(p.HasParam)
 	b.w(` AND `, x, `.value = `)
 	b.arg(typ + "/")
-	b.w(` || `, a, `.id AND EXISTS (SELECT 1 FROM current `, s, ` WHERE `, s, `.id = `, x, `.id AND `)
+	b.w(` || `, a, `.id AND EXISTS (SELECT 1 FROM `, t.current, ` `, s, ` WHERE `, s, `.id = `, x, `.id AND `)
 	if err := b.pinned(*p.Sub, s); err != nil {
 		return err
 	}
@@ -653,11 +703,6 @@ func prefixEnd(p string) (string, bool) {
 // Search returns current, non-deleted resources matching q in q's order. ErrInvalidQuery if q cannot be
 // compiled (no type, an unknown Match, a chain without Sub, After of the wrong length).
 func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) {
-	if seesAudit(&q) {
-		if err := s.auditReady(ctx); err != nil {
-			return nil, err
-		}
-	}
 	query, args, err := buildSearch(q)
 	if err != nil {
 		return nil, err
@@ -692,11 +737,6 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 
 // Count returns how many current, non-deleted resources match q. ErrInvalidQuery as for Search.
 func (s *Store) Count(ctx context.Context, q store.Query) (int, error) {
-	if seesAudit(&q) {
-		if err := s.auditReady(ctx); err != nil {
-			return 0, err
-		}
-	}
 	query, args, err := buildCount(q)
 	if err != nil {
 		return 0, err

@@ -129,6 +129,37 @@ func planCases() []struct {
 		}()},
 		{"practice: alone", practice("Immunization")},
 		{"practice: patients alone", practice("Patient")},
+		// AuditEvents, kept in their own tables: the auditor's questions (who saw this patient, newest
+		// first; what happened in a period; what this agent did, refused), the patient's own trail (the
+		// restriction api/audit.go appends), a chain from AuditEvent, and a _has into AuditEvents.
+		{"audit: patient, newest first", store.Query{Type: store.AuditEventType,
+			Clauses: []store.Clause{{{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}}},
+			Sort:    []store.SortKey{{Param: "date", Desc: true}},
+			After:   []store.SortValue{{Int: 5, IsInt: true}, {Str: "a1"}}, Limit: 20}},
+		{"audit: date period", store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "date", Match: store.MatchRange,
+			Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: 1}, {Field: store.High, Cmp: store.LE, Value: 2}}}}}}},
+		{"audit: agent and outcome", store.Query{Type: store.AuditEventType, Clauses: []store.Clause{
+			{{Param: "agent", Match: store.MatchExact, Value: "Practitioner/x"}},
+			{{Param: "outcome", Match: store.MatchToken, System: "http://hl7.org/fhir/audit-event-outcome", Value: "8"}},
+			{{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "R"}},
+			{{Param: "date", Match: store.MatchRange, Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: 1}}}},
+			{{Param: "entity-type", Match: store.MatchPresent}},
+		}}},
+		{"audit: a patient's own trail", store.Query{Type: store.AuditEventType, Clauses: []store.Clause{
+			{{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "R"}},
+			{{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}, {Param: "patient", Match: store.MatchExact, Value: "Patient/p2"}},
+		}}},
+		{"audit: chain to the patient", store.Query{Type: store.AuditEventType, Clauses: []store.Clause{
+			{{Param: "patient", Match: store.MatchRefIn, Sub: &sub}},
+			{{Param: "subtype", Match: store.MatchToken, AnySystem: true, Value: "read"}},
+		}}},
+		{"audit: has", p(store.Predicate{Param: "_has", Match: store.MatchHas, HasParam: "patient",
+			Sub: &store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "agent", Match: store.MatchExact, Value: "Device/x"}}}}})},
+		{"audit: per row has", store.Query{Type: "Patient", Clauses: []store.Clause{
+			{{Param: "name", Match: store.MatchPrefix, Value: "ali"}},
+			{{Param: "_has", Match: store.MatchHas, HasParam: "patient",
+				Sub: &store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "agent", Match: store.MatchExact, Value: "Device/x"}}}}}},
+		}}},
 	}
 }
 
@@ -162,6 +193,18 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		})
 	}
 	if err := s.Apply(t.Context(), ws); err != nil {
+		t.Fatal(err)
+	}
+	var recs []store.AuditRecord
+	for i := range 50 {
+		at := time.UnixMilli(int64(i))
+		recs = append(recs, store.AuditRecord{ID: fmt.Sprintf("a%d", i), Recorded: at, Body: []byte("{}"), Index: []store.IndexEntry{
+			{Param: "patient", Value: fmt.Sprintf("Patient/p%d", i)},
+			{Param: "action", System: "http://hl7.org/fhir/audit-event-action", Value: "R"},
+			{Param: "date", Low: at.UnixMilli(), High: at.UnixMilli()},
+		}})
+	}
+	if err := store.AppendChained(t.Context(), s, recs, 1); err != nil {
 		t.Fatal(err)
 	}
 
@@ -203,7 +246,8 @@ func scansTable(line string) bool {
 	}
 	name, _, _ := strings.Cut(rest, " ")
 	switch {
-	case name == "current", name == "history", name == "idx", name == "r", name == "h", name == "s":
+	case name == "current", name == "history", name == "idx", name == "audit", name == "audit_idx",
+		name == "r", name == "h", name == "s":
 		return true
 	case len(name) > 1 && (name[0] == 'i' || name[0] == 'c') && name[1] >= '0' && name[1] <= '9':
 		return true
@@ -236,9 +280,11 @@ func notPerRow(rows []planRow) string {
 		if strings.HasPrefix(r.detail, "LIST SUBQUERY") || strings.HasPrefix(r.detail, "MATERIALIZE") {
 			return r.detail
 		}
-		_, key, ok := strings.Cut(r.detail, "INDEX idx_")
-		if ok && !strings.Contains(key, "id=?") && !strings.Contains(key, "value=?") {
-			return r.detail
+		for _, index := range []string{"INDEX idx_", "INDEX audit_idx_", "PRIMARY KEY ("} {
+			_, key, ok := strings.Cut(r.detail, index)
+			if ok && !strings.Contains(key, "id=?") && !strings.Contains(key, "value=?") {
+				return r.detail
+			}
 		}
 	}
 	return ""

@@ -18,10 +18,11 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version; Open refuses a file written by a newer schema.
 // Version 2 added the audit chain: a version-1 binary would let Apply change AuditEvents, so it must
-// not open the file. Version 3 moved each record's body, time and index into its chain row and added the
-// audit_indexed watermark: a version-2 binary would append chain rows without them. migrate upgrades a
-// version-2 file in place.
-const schemaVersion = 3
+// not open the file. Version 3 moved each record's body, time and index into its chain row, served
+// through a materialised copy in the resource tables. Version 4 serves the chain rows themselves and
+// keeps AuditEvent index entries in audit_idx (see audit.go): a version-3 binary would find no
+// AuditEvents. migrate upgrades files of versions 2 and 3 in place.
+const schemaVersion = 4
 
 // The body lives only in history: the current table points at a version, so an update writes the body once.
 // idx rows have one column per IndexEntry field; which indexes serve which Match is listed in query.go.
@@ -61,24 +62,45 @@ var schema = []string{
 	`CREATE INDEX IF NOT EXISTS idx_text ON idx (type, param, text, id)`,
 	`CREATE INDEX IF NOT EXISTS idx_range ON idx (type, param, lo, hi, id)`,
 	`CREATE INDEX IF NOT EXISTS idx_resource ON idx (type, id, param, value, text, lo)`,
-	// The audit chain: one row per record, in chain order, with all the record is (recorded in Unix
-	// milliseconds; idx the encoded index entries, see encodeIndex). It is the only thing an append
-	// writes. The served copy (history, current and idx rows of type AuditEvent) is materialised from it
-	// up to audit_indexed.seq; see audit.go.
-	`CREATE TABLE IF NOT EXISTS audit (
+	auditTable,
+	// last_updated, id: date searches and sorts, and the audit arm of system history, in its order.
+	`CREATE INDEX IF NOT EXISTS audit_last_updated ON audit (last_updated DESC, id)`,
+	// The AuditEvent index entries, keyed by record (a candidate's own entries, and pruning) and indexed
+	// by value (the candidates of a value); type is virtual so that the compiler's SQL for idx fits.
+	`CREATE TABLE IF NOT EXISTS audit_idx (
+		id TEXT NOT NULL,
+		param TEXT NOT NULL,
+		value TEXT NOT NULL,
+		system TEXT NOT NULL,
+		text TEXT NOT NULL,
+		lo INTEGER NOT NULL,
+		hi INTEGER NOT NULL,
+		type TEXT GENERATED ALWAYS AS ('AuditEvent') VIRTUAL,
+		PRIMARY KEY (id, param, value, system)
+	) WITHOUT ROWID`,
+	`CREATE INDEX IF NOT EXISTS audit_idx_value ON audit_idx (param, value, id, system)`,
+	// Where a pruned chain starts (store.AuditAnchor): at most one row.
+	`CREATE TABLE IF NOT EXISTS audit_anchor (
+		one INTEGER PRIMARY KEY CHECK (one = 1),
+		seq INTEGER NOT NULL,
+		hash BLOB NOT NULL,
+		recorded INTEGER NOT NULL
+	)`,
+}
+
+// auditTable is the audit chain: one row per record, in chain order (last_updated is the record's time
+// in Unix milliseconds). It is also the served AuditEvent: the virtual columns give it the columns of
+// current and history, at no cost per row.
+const auditTable = `CREATE TABLE IF NOT EXISTS audit (
 		seq INTEGER PRIMARY KEY,
 		id TEXT NOT NULL UNIQUE,
-		recorded INTEGER NOT NULL,
+		last_updated INTEGER NOT NULL,
 		hash BLOB NOT NULL,
 		body BLOB NOT NULL,
-		idx BLOB NOT NULL
-	)`,
-	`CREATE TABLE IF NOT EXISTS audit_indexed (
-		one INTEGER PRIMARY KEY CHECK (one = 1),
-		seq INTEGER NOT NULL
-	)`,
-	`INSERT OR IGNORE INTO audit_indexed (one, seq) VALUES (1, 0)`,
-}
+		type TEXT GENERATED ALWAYS AS ('AuditEvent') VIRTUAL,
+		version INTEGER GENERATED ALWAYS AS (1) VIRTUAL,
+		deleted INTEGER GENERATED ALWAYS AS (0) VIRTUAL
+	)`
 
 // Store is a SQLite-backed store.Store. It is safe for concurrent use, and several processes may open the
 // same directory.
@@ -89,8 +111,9 @@ type Store struct {
 	getStmt        *sql.Stmt
 	getVersionStmt *sql.Stmt
 
-	stmts   stmtCache // multi-row audit statements on w
-	indexer *indexer  // background materialiser of audit records; nil if opened without one
+	getAuditStmt *sql.Stmt
+
+	stmts stmtCache // multi-row audit statements on w
 }
 
 var _ store.Store = (*Store)(nil)
@@ -98,12 +121,6 @@ var _ store.Store = (*Store)(nil)
 // Open opens (creating if needed) the database dir/gpfhir.db, creating dir with mode 0700 because the
 // file holds health records. A file of schema version 2 is upgraded; one of a newer schema is refused.
 func Open(ctx context.Context, dir string) (*Store, error) {
-	return open(ctx, dir, true)
-}
-
-// open is Open with or without the background audit indexer; tests turn it off to see records that
-// only a read has materialised.
-func open(ctx context.Context, dir string, background bool) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create %s: %w", dir, err)
 	}
@@ -150,8 +167,9 @@ func open(ctx context.Context, dir string, background bool) (*Store, error) {
 		s.Close()
 		return nil, translate(err)
 	}
-	if background {
-		s.startIndexer()
+	if s.getAuditStmt, err = r.PrepareContext(ctx, `SELECT last_updated, body FROM audit WHERE id = ?`); err != nil {
+		s.Close()
+		return nil, translate(err)
 	}
 	return s, nil
 }
@@ -169,12 +187,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	if v > schemaVersion {
 		return fmt.Errorf("sqlite: database schema version %d is newer than this gpfhir (%d)", v, schemaVersion)
 	}
-	if v == 2 {
-		// Version 2's chain rows held only seq, id and hash; the bodies and times were in history and
-		// every record was already indexed. The new chain rows take them from there, with an empty
-		// index, and the watermark starts at the head. A record whose history row was deleted gets an
-		// empty body, so VerifyAudit still reports it.
-		if _, err := tx.ExecContext(ctx, `ALTER TABLE audit RENAME TO audit_v2`); err != nil {
+	if v == 2 || v == 3 {
+		// The old chain table makes way for the new one and is copied into it below.
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE audit RENAME TO audit_old`); err != nil {
 			return translate(err)
 		}
 	}
@@ -183,17 +198,9 @@ func (s *Store) migrate(ctx context.Context) error {
 			return translate(err)
 		}
 	}
-	if v == 2 {
-		for _, stmt := range []string{
-			`INSERT INTO audit (seq, id, recorded, hash, body, idx)
-				SELECT a.seq, a.id, COALESCE(h.last_updated, 0), a.hash, COALESCE(h.body, X''), X'01'
-				FROM audit_v2 a LEFT JOIN history h ON h.type = 'AuditEvent' AND h.id = a.id AND h.version = 1`,
-			`UPDATE audit_indexed SET seq = (SELECT COALESCE(MAX(seq), 0) FROM audit)`,
-			`DROP TABLE audit_v2`,
-		} {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return translate(err)
-			}
+	if v == 2 || v == 3 {
+		if err := upgradeAudit(ctx, tx, v); err != nil {
+			return translate(err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
@@ -214,23 +221,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// closeIndexTimeout bounds how long Close spends materialising audit records.
-const closeIndexTimeout = 5 * time.Second
-
 // Close waits for statements in progress, lets SQLite refresh its planner statistics, and closes both pools.
 func (s *Store) Close() error {
-	// First, so that the indexer does not start a transaction on pools being closed. Then what it had
-	// not materialised yet is, so that the file is left with every record served (for tools that read
-	// it directly); best effort and bounded, because what is left stays in the chain for the next
-	// reader or indexer anyway.
-	if s.indexer != nil {
-		s.indexer.stop()
-		ctx, cancel := context.WithTimeout(context.Background(), closeIndexTimeout)
-		_ = s.auditReady(ctx)
-		cancel()
-	}
 	errs := []error{s.stmts.close()}
-	for _, st := range []*sql.Stmt{s.getStmt, s.getVersionStmt} {
+	for _, st := range []*sql.Stmt{s.getStmt, s.getVersionStmt, s.getAuditStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -247,9 +241,7 @@ func (s *Store) Close() error {
 // Get returns the current version, which may be a tombstone. ErrNotFound if the resource never existed.
 func (s *Store) Get(ctx context.Context, typ, id string) (store.Resource, error) {
 	if typ == store.AuditEventType {
-		if err := s.auditReady(ctx); err != nil {
-			return store.Resource{}, err
-		}
+		return s.getAudit(ctx, id)
 	}
 	res := store.Resource{Type: typ, ID: id}
 	var lu int64
@@ -267,15 +259,31 @@ func (s *Store) Get(ctx context.Context, typ, id string) (store.Resource, error)
 // GetVersion returns one version, which may be a tombstone. ErrNotFound if there is no such version.
 func (s *Store) GetVersion(ctx context.Context, typ, id string, version int64) (store.Resource, error) {
 	if typ == store.AuditEventType {
-		if err := s.auditReady(ctx); err != nil {
-			return store.Resource{}, err
+		if version != 1 {
+			return store.Resource{}, fmt.Errorf("%w: %s/%s/_history/%d", store.ErrNotFound, typ, id, version)
 		}
+		return s.getAudit(ctx, id)
 	}
 	res := store.Resource{Type: typ, ID: id}
 	var lu int64
 	err := s.getVersionStmt.QueryRowContext(ctx, typ, id, version).Scan(&res.VersionID, &lu, &res.Deleted, &res.Body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Resource{}, fmt.Errorf("%w: %s/%s/_history/%d", store.ErrNotFound, typ, id, version)
+	}
+	if err != nil {
+		return store.Resource{}, translate(err)
+	}
+	res.LastUpdated = fromMillis(lu)
+	return res, nil
+}
+
+// getAudit reads an AuditEvent from its chain row: version 1, never deleted.
+func (s *Store) getAudit(ctx context.Context, id string) (store.Resource, error) {
+	res := store.Resource{Type: store.AuditEventType, ID: id, VersionID: 1}
+	var lu int64
+	err := s.getAuditStmt.QueryRowContext(ctx, id).Scan(&lu, &res.Body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Resource{}, fmt.Errorf("%w: %s/%s", store.ErrNotFound, store.AuditEventType, id)
 	}
 	if err != nil {
 		return store.Resource{}, translate(err)
@@ -438,34 +446,45 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Reso
 	if q.ID != "" && q.Type == "" {
 		return nil, fmt.Errorf("%w: history of an id without a type", store.ErrInvalidQuery)
 	}
-	if q.Type == "" || q.Type == store.AuditEventType {
-		if err := s.auditReady(ctx); err != nil {
-			return nil, err
-		}
+	// AuditEvents are served from their chain rows: a history of every type is the union of both
+	// tables, merged in one order.
+	var tables []string
+	switch q.Type {
+	case "":
+		tables = []string{"history", "audit"}
+	case store.AuditEventType:
+		tables = []string{"audit"}
+	default:
+		tables = []string{"history"}
 	}
 	var b strings.Builder
 	var args []any
-	b.WriteString(`SELECT type, id, version, last_updated, deleted, body FROM history WHERE 1`)
-	if q.Type != "" {
-		b.WriteString(` AND type = ?`)
-		args = append(args, q.Type)
-	}
-	if q.ID != "" {
-		b.WriteString(` AND id = ?`)
-		args = append(args, q.ID)
-	}
-	if !q.Since.IsZero() {
-		b.WriteString(` AND last_updated >= ?`)
-		args = append(args, q.Since.UnixMilli())
-	}
-	if !q.Before.IsZero() {
-		b.WriteString(` AND last_updated < ?`)
-		args = append(args, q.Before.UnixMilli())
-	}
-	if a := q.After; a != nil {
-		lu := a.LastUpdated.UnixMilli()
-		b.WriteString(` AND (last_updated < ? OR (last_updated = ? AND (type > ? OR (type = ? AND (id > ? OR (id = ? AND version < ?))))))`)
-		args = append(args, lu, lu, a.Type, a.Type, a.ID, a.ID, a.VersionID)
+	for i, table := range tables {
+		if i > 0 {
+			b.WriteString(` UNION ALL `)
+		}
+		b.WriteString(`SELECT type, id, version, last_updated, deleted, body FROM ` + table + ` WHERE 1`)
+		if q.Type != "" {
+			b.WriteString(` AND type = ?`)
+			args = append(args, q.Type)
+		}
+		if q.ID != "" {
+			b.WriteString(` AND id = ?`)
+			args = append(args, q.ID)
+		}
+		if !q.Since.IsZero() {
+			b.WriteString(` AND last_updated >= ?`)
+			args = append(args, q.Since.UnixMilli())
+		}
+		if !q.Before.IsZero() {
+			b.WriteString(` AND last_updated < ?`)
+			args = append(args, q.Before.UnixMilli())
+		}
+		if a := q.After; a != nil {
+			lu := a.LastUpdated.UnixMilli()
+			b.WriteString(` AND (last_updated < ? OR (last_updated = ? AND (type > ? OR (type = ? AND (id > ? OR (id = ? AND version < ?))))))`)
+			args = append(args, lu, lu, a.Type, a.Type, a.ID, a.ID, a.VersionID)
+		}
 	}
 	b.WriteString(` ORDER BY last_updated DESC, type, id, version DESC`)
 	if q.Limit > 0 {
