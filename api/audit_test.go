@@ -164,8 +164,8 @@ func TestEveryInteractionIsAuditedWithOutcomeAgentsAndEntities(t *testing.T) {
 		{"a 401 without a token names the target", "GET", "/" + pt, nil, bearer(""), 401, "read", "R", "4", []string{pt}, true, "", true, "401 Unauthorized (deny-token)"},
 		{"a 403 for a P5 patient", "GET", "/" + pt, nil, bearer(p5), 403, "read", "R", "4", []string{pt}, true, "", false, "deny-level"},
 		{"a 404", "GET", "/Patient/nope", nil, nil, 404, "read", "R", "4", []string{"Patient/nope"}, false, "", false, "404"},
-		// A 405 is answered by routing, before the token is read: recorded without a user.
-		{"a 405 on an AuditEvent", "DELETE", "/AuditEvent/x", nil, nil, 405, "delete", "D", "4", nil, false, "", true, "405"},
+		// A 405 is answered by routing, after the token is read: the attempt is recorded with its user.
+		{"a 405 on an AuditEvent", "DELETE", "/AuditEvent/x", nil, nil, 405, "delete", "D", "4", []string{"AuditEvent/x"}, false, "", false, "405"},
 		{"an operation", "GET", "/AuditEvent/$verify", nil, bearer(auditor), 200, "operation", "E", "0", nil, false, "", false, "$verify: 200"},
 		{"delete", "DELETE", "/" + pt, nil, nil, 204, "delete", "D", "0", []string{pt + "/_history/4"}, true, "", false, ""},
 	}

@@ -11,11 +11,11 @@ import (
 	"github.com/gpfhir/gpfhir/auth"
 )
 
-// The authorisation step. Every FHIR interaction but capabilities passes authorize before its handler
-// runs: the bearer token is verified, the caller worked out, a patient's Patient record looked up by NHS
-// number, and the interaction checked against the caller's scopes and role. What the caller may see
-// inside a type is then enforced by restrict (queries), canRead (fetched resources) and the write guard
-// (guardedStore.Apply).
+// The authorisation step. Every FHIR interaction but capabilities passes identify (the bearer token is
+// verified, the caller worked out, a patient's Patient record looked up by NHS number) before it is even
+// routed, and authorize (the interaction checked against the caller's scopes and role) before its handler
+// runs. What the caller may see inside a type is then enforced by restrict (queries), canRead (fetched
+// resources) and the write guard (guardedStore.Apply).
 
 const (
 	ctxCaller   = "gpfhir.caller"
@@ -80,8 +80,11 @@ func (s *Server) refuse(c *gin.Context, d auth.Decision) *apiError {
 	return e
 }
 
-// authorize runs before every FHIR interaction except capabilities.
-func (s *Server) authorize(c *gin.Context, interaction string, p pathParams) error {
+// identify verifies the bearer token and works out the caller, as the first step of every FHIR
+// interaction but capabilities (dispatch calls it before it routes): a P9 patient's Patient records are
+// looked up by NHS number here. A missing or invalid token is a 401; the caller is then recorded for the
+// audit trail whatever the answer turns out to be.
+func (s *Server) identify(c *gin.Context) error {
 	ctx := c.Request.Context()
 	caller, err := s.cfg.Auth.Verify(ctx, bearer(c))
 	if err != nil {
@@ -101,16 +104,27 @@ func (s *Server) authorize(c *gin.Context, interaction string, p pathParams) err
 		return internal(err)
 	}
 	c.Set(ctxCaller, caller)
-	ctx = withCaller(ctx, caller)
-	ctx = context.WithValue(ctx, interactionKey{}, interaction)
-	ctx = context.WithValue(ctx, ifMatchKey{}, c.GetHeader("If-Match") != "")
-	ctx = context.WithValue(ctx, decisionRecorderKey{}, func(d auth.Decision) { c.Set(ctxDecision, d) })
-	c.Request = c.Request.WithContext(ctx)
+	c.Request = c.Request.WithContext(withCaller(ctx, caller))
 	if caller.Kind == auth.KindPatient && caller.Level == "P9" && caller.NHSNumber != "" {
 		if err := s.resolvePatient(c, caller); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// authorize checks an interaction against the caller's scopes and role, for every routed FHIR
+// interaction except capabilities. identify has run.
+func (s *Server) authorize(c *gin.Context, interaction string, p pathParams) error {
+	caller := callerOf(c)
+	if caller == nil {
+		return internal(errors.New("authorize before identify"))
+	}
+	ctx := c.Request.Context()
+	ctx = context.WithValue(ctx, interactionKey{}, interaction)
+	ctx = context.WithValue(ctx, ifMatchKey{}, c.GetHeader("If-Match") != "")
+	ctx = context.WithValue(ctx, decisionRecorderKey{}, func(d auth.Decision) { c.Set(ctxDecision, d) })
+	c.Request = c.Request.WithContext(ctx)
 	typ := ""
 	if p.typ != nil {
 		typ = p.typ.Name

@@ -124,9 +124,19 @@ func parsePath(path string) (sh shape, typ, id, vid string, ok bool) {
 }
 
 // dispatch routes every FHIR REST request through routeTable.
+//
+// The caller is identified before anything else is checked, so that every answer, a refusal by routing
+// (405 for a method the path does not allow, 404 for a type not served here, 400 for a malformed id, 406)
+// included, is audited with the user, client and token id who made the attempt: an attempt to change
+// the audit trail is the one auditors most want attributed. A missing or invalid token therefore gets 401
+// on every FHIR path, whatever routing would have answered, as on a server with authentication in front
+// of it (Medplum authenticates its whole FHIR router before routing; HAPI behind a bearer-token
+// interceptor or gateway does too), and RFC 9110 leaves the order to the server. Nothing is given away
+// either way: the allowed methods are public in the CapabilityStatement.
 func (s *Server) dispatch(c *gin.Context) {
 	sh, typName, id, vid, ok := parsePath(c.Request.URL.Path)
 	if !ok {
+		// Not a FHIR REST path, so no interaction was attempted: not audited, and nothing to authorise.
 		s.respondError(c, fail(http.StatusNotFound, "not-found", "%s is not a FHIR REST path on this server", c.Request.URL.Path))
 		return
 	}
@@ -134,38 +144,51 @@ func (s *Server) dispatch(c *gin.Context) {
 	if method == http.MethodHead {
 		method = http.MethodGet
 	}
+	in := attempted(sh, method)
+	if in == "" {
+		// A method with no meaning in FHIR REST (OPTIONS, TRACE, ...) attempts no interaction: it is
+		// answered 405 without a token (a browser's CORS preflight sends none) and not audited.
+		s.refuseMethod(c, sh, nil)
+		return
+	}
+	c.Set(ctxInteraction, in)
+	// The path is read first, so that the audit record names its target even when the answer is a 401,
+	// but what is wrong with it is only answered once the caller is known.
 	var p pathParams
+	var refusal *apiError
 	if typName != "" {
 		ti, known := fhir.LookupType(typName)
 		if !known {
-			s.respondError(c, fail(http.StatusNotFound, "not-supported",
-				"resource type %q is not served here; served types are listed at %s/metadata", typName, s.cfg.BaseURL))
-			return
+			refusal = fail(http.StatusNotFound, "not-supported",
+				"resource type %q is not served here; served types are listed at %s/metadata", typName, s.cfg.BaseURL)
 		}
 		p.typ = ti
 	}
-	if id != "" && !validID(id) {
-		s.respondError(c, fail(http.StatusBadRequest, "value",
-			"%q is not a valid resource id: ids are 1 to 64 characters from A-Z, a-z, 0-9, '-' and '.'", id))
+	if refusal == nil && id != "" && !validID(id) {
+		refusal = fail(http.StatusBadRequest, "value",
+			"%q is not a valid resource id: ids are 1 to 64 characters from A-Z, a-z, 0-9, '-' and '.'", id)
+	}
+	if refusal == nil {
+		p.id, p.version = id, vid
+		if sh == shapeTypeOperation {
+			p.version, p.op = "", vid
+		}
+		c.Set(ctxPath, p)
+	}
+	if in != "capabilities" {
+		if err := s.identify(c); err != nil {
+			s.respondError(c, err)
+			return
+		}
+	}
+	if refusal != nil {
+		s.respondError(c, refusal)
 		return
 	}
-	p.id, p.version = id, vid
-	if sh == shapeTypeOperation {
-		p.version, p.op = "", vid
-	}
-	c.Set(ctxPath, p)
 
-	var allowed []string
 	for i := range routeTable {
 		r := &routeTable[i]
-		if r.shape != sh {
-			continue
-		}
-		if p.typ != nil && r.typeLevel && !typeAllows(p.typ, r.interaction) {
-			continue
-		}
-		allowed = append(allowed, r.method)
-		if r.method != method {
+		if r.shape != sh || r.method != method || (p.typ != nil && r.typeLevel && !typeAllows(p.typ, r.interaction)) {
 			continue
 		}
 		c.Set(ctxInteraction, r.interaction)
@@ -184,11 +207,19 @@ func (s *Server) dispatch(c *gin.Context) {
 		}
 		return
 	}
+	// A refused interaction (an update of an AuditEvent) is still an attempt, audited as the interaction
+	// attempted, with the caller identified above.
+	s.refuseMethod(c, sh, p.typ)
+}
+
+// refuseMethod answers a request whose method the path does not allow: 405 with the allowed methods, or
+// 404 when the path allows none (an operation on a type without operations).
+func (s *Server) refuseMethod(c *gin.Context, sh shape, typ *fhir.TypeInfo) {
+	var allowed []string
 	for i := range routeTable {
-		// A refused interaction (an update of an AuditEvent) is still an attempt, and audited as one.
-		if r := &routeTable[i]; r.shape == sh && r.method == method {
-			c.Set(ctxInteraction, r.interaction)
-			break
+		r := &routeTable[i]
+		if r.shape == sh && !(typ != nil && r.typeLevel && !typeAllows(typ, r.interaction)) && !contains(allowed, r.method) {
+			allowed = append(allowed, r.method)
 		}
 	}
 	if len(allowed) == 0 {
@@ -202,6 +233,41 @@ func (s *Server) dispatch(c *gin.Context) {
 	s.respondError(c, fail(http.StatusMethodNotAllowed, "not-supported",
 		"%s is not allowed on %s; allowed: %s", c.Request.Method, c.Request.URL.Path, strings.Join(allowed, ", ")).
 		withHeader("Allow", strings.Join(allowed, ", ")))
+}
+
+// attempted is the interaction a request tries, known from its shape and method alone, before the type,
+// the id or the caller's permissions are checked: the route of that shape and method whether or not the
+// type allows it (a PUT of an AuditEvent is an attempted update), or, for a method the shape has no route
+// for, what the method means in FHIR REST (a POST to an instance is an attempted create, a PATCH of
+// /metadata an attempted patch), so that the audit record's action (C, R, U, D, E) says what was tried.
+// It is "" for methods with no FHIR meaning.
+func attempted(sh shape, method string) string {
+	for i := range routeTable {
+		if r := &routeTable[i]; r.shape == sh && r.method == method {
+			return r.interaction
+		}
+	}
+	if _, ok := methodInteraction[method]; !ok {
+		return ""
+	}
+	switch {
+	case sh == shapeTypeOperation:
+		return "operation"
+	case sh == shapeRoot && method == http.MethodGet:
+		return "search-system"
+	case sh == shapeTypeSearch && method == http.MethodGet:
+		return "search-type"
+	}
+	return methodInteraction[method]
+}
+
+// methodInteraction is what an HTTP method attempts on a path that has no route for it.
+var methodInteraction = map[string]string{
+	http.MethodGet:    "read",
+	http.MethodPost:   "create",
+	http.MethodPut:    "update",
+	http.MethodPatch:  "patch",
+	http.MethodDelete: "delete",
 }
 
 // typeAllows says whether a resource type supports an interaction, from the fhir registry: AuditEvent
