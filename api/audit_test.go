@@ -510,7 +510,7 @@ func TestVerifyOperationReportsIntactOrTheFirstBrokenLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`UPDATE history SET body = CAST(REPLACE(CAST(body AS TEXT), '"outcome":"0"', '"outcome":"4"') AS BLOB) WHERE type = 'AuditEvent' AND id = ?`, recs[1].ID); err != nil {
+	if _, err := db.Exec(`UPDATE audit SET body = CAST(REPLACE(CAST(body AS TEXT), '"outcome":"0"', '"outcome":"4"') AS BLOB) WHERE id = ?`, recs[1].ID); err != nil {
 		t.Fatal(err)
 	}
 	got = verify()
