@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // The audit trail is one linear hash chain. Record n carries Hash(n) = SHA-256(Hash(n-1), record n), so
@@ -30,6 +32,12 @@ import (
 // (truncation) or rewriting the whole tail with fresh hashes is only detectable against a head recorded
 // elsewhere: gpfhir audit verify and audit export print the head hash so that operators can keep it
 // (anchoring). The Index of a record is derived from its Body and is not hashed.
+//
+// Retention: PruneAudit removes a prefix of the chain and keeps the last removed record's Seq, Hash and
+// Recorded as the anchor. Verification starts there: the first kept record must be anchor.Seq+1 and chain
+// on anchor.Hash, so a pruned chain verifies while a record removed any other way (the oldest ones
+// included) is still a gap. The anchor is as trustworthy as the head: whoever can rewrite the store can
+// rewrite the anchor too, so the prune command prints it for keeping next to the export of what it removed.
 
 // ChainHash returns the hash of r as the successor of a record whose hash is prev (nil for the first
 // record). It covers Seq, ID, Recorded (Unix milliseconds) and Body, each length-prefixed so that no two
@@ -130,47 +138,96 @@ func CheckAuditLink(headSeq int64, headHash []byte, first AuditRecord) error {
 type VerifyResult struct {
 	// Intact is true when every link holds.
 	Intact bool
-	// Records is how many records were verified intact (when broken: how many precede the broken link).
+	// Records is how many records were verified intact (when broken: how many precede the broken link),
+	// counted from the anchor: records removed by PruneAudit are not counted.
 	Records int64
 	// BrokenAt is the Seq of the first broken link, 0 when intact.
 	BrokenAt int64
 	// Reason says what is wrong at BrokenAt.
 	Reason string
-	// Head is the hash of the last intact record, for anchoring outside the store.
-	Head []byte
+	// Head is the hash of the last intact record, for anchoring outside the store; HeadSeq is its Seq.
+	// With no record intact after the anchor they are the anchor's (nil and 0 for a chain never pruned).
+	Head    []byte
+	HeadSeq int64
+	// Anchor is where verification started: the zero AuditAnchor unless the chain was pruned.
+	Anchor AuditAnchor
 }
 
 // String is the report of gpfhir audit verify and $verify.
 func (v VerifyResult) String() string {
-	if v.Intact {
-		return fmt.Sprintf("intact, %d records", v.Records)
+	pruned := ""
+	if v.Anchor.Seq > 0 {
+		pruned = fmt.Sprintf("records 1–%d, recorded up to %s, were pruned; the chain starts from anchor hash %s",
+			v.Anchor.Seq, v.Anchor.Recorded.UTC().Format(time.RFC3339), hexPrefix(v.Anchor.Hash))
 	}
-	return fmt.Sprintf("broken at record %d: %s (%d records before it are intact)", v.BrokenAt, v.Reason, v.Records)
+	switch {
+	case v.Intact && pruned == "":
+		return fmt.Sprintf("intact, %d records", v.Records)
+	case v.Intact:
+		return fmt.Sprintf("intact, %d records (%s)", v.Records, pruned)
+	case pruned == "":
+		return fmt.Sprintf("broken at record %d: %s (%d records before it are intact)", v.BrokenAt, v.Reason, v.Records)
+	}
+	return fmt.Sprintf("broken at record %d: %s (%d records before it are intact; %s)", v.BrokenAt, v.Reason, v.Records, pruned)
+}
+
+// hexPrefix is the first 16 hex digits of a hash, enough to recognise it in a report.
+func hexPrefix(h []byte) string {
+	return hex.EncodeToString(h[:min(len(h), 8)])
 }
 
 // verifyPage is how many records VerifyAudit reads at a time; it also bounds the _id list of the
 // search that checks the served copies.
 const verifyPage = 200
 
-// VerifyAudit walks the whole chain in Seq order and reports whether it is intact or where it first
-// breaks: a missing record (a gap in Seq), a record out of order, a record that does not match its hash
-// (its body, id, time or position changed, or its predecessor did), a record that Search does not serve
-// as chained, or AuditEvents served that are not in the chain. The error is for a store that cannot be
-// read, never for a broken chain. Records appended while it runs may or may not be included.
+// verifyAttempts bounds how often VerifyAudit starts again because a prune moved the anchor under it.
+const verifyAttempts = 3
+
+// VerifyAudit walks the whole chain in Seq order, from the anchor (s.AuditAnchor) to the head, and reports
+// whether it is intact or where it first breaks: a missing record (a gap in Seq, also right after the
+// anchor), a record out of order, a record that does not match its hash (its body, id, time or position
+// changed, or its predecessor did; the first kept record must chain on the anchor's hash), a record that
+// Search does not serve as chained, or AuditEvents served that are not in the chain. The error is for a
+// store that cannot be read, never for a broken chain. Records appended while it runs may or may not be
+// included; if a prune moves the anchor while it runs, it starts again from the new anchor.
 func VerifyAudit(ctx context.Context, s Store) (VerifyResult, error) {
+	for attempt := 1; ; attempt++ {
+		anchor, err := s.AuditAnchor(ctx)
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		res, err := verifyFrom(ctx, s, anchor)
+		if err != nil || attempt == verifyAttempts {
+			return res, err
+		}
+		// A prune that ran meanwhile removes records (and their served copies) under the walk: the
+		// answer is only meaningful if the anchor is still the one it started from.
+		now, err := s.AuditAnchor(ctx)
+		if err != nil {
+			return VerifyResult{}, err
+		}
+		if now.Seq == anchor.Seq {
+			return res, nil
+		}
+	}
+}
+
+// verifyFrom is VerifyAudit from a given anchor.
+func verifyFrom(ctx context.Context, s Store, anchor AuditAnchor) (VerifyResult, error) {
 	// Counted before the walk: every AuditEvent counted now is in the chain by the time the walk ends,
-	// so a count above the walk's total means records that were never appended.
+	// so a count above the walk's total means records that were never appended (or that were pruned
+	// without the anchor moving past them).
 	served, err := s.Count(ctx, Query{Type: AuditEventType})
 	if err != nil {
 		return VerifyResult{}, err
 	}
-	var res VerifyResult
+	res := VerifyResult{Anchor: anchor, Head: anchor.Hash, HeadSeq: anchor.Seq}
 	broken := func(at int64, format string, args ...any) (VerifyResult, error) {
 		res.BrokenAt, res.Reason = at, fmt.Sprintf(format, args...)
 		return res, nil
 	}
 	for {
-		page, err := s.AuditRange(ctx, res.Records, verifyPage)
+		page, err := s.AuditRange(ctx, res.HeadSeq, verifyPage)
 		if err != nil {
 			return VerifyResult{}, err
 		}
@@ -181,7 +238,7 @@ func VerifyAudit(ctx context.Context, s Store) (VerifyResult, error) {
 		k, why := len(page), ""
 		prev := res.Head
 		for j, r := range page {
-			want := res.Records + 1 + int64(j)
+			want := res.HeadSeq + 1 + int64(j)
 			switch {
 			case r.Seq > want:
 				why = fmt.Sprintf("record %d is missing (the next stored record is %d)", want, r.Seq)
@@ -189,6 +246,9 @@ func VerifyAudit(ctx context.Context, s Store) (VerifyResult, error) {
 				why = fmt.Sprintf("record %d is out of order (after record %d)", r.Seq, want-1)
 			case r.Body == nil:
 				why = fmt.Sprintf("AuditEvent/%s is missing from the store", r.ID)
+			case !bytes.Equal(r.Hash, ChainHash(prev, r)) && want == anchor.Seq+1 && anchor.Seq > 0:
+				why = fmt.Sprintf("AuditEvent/%s does not chain on the anchor (record %d, hash %s): it, its hash or the anchor was changed",
+					r.ID, anchor.Seq, hexPrefix(anchor.Hash))
 			case !bytes.Equal(r.Hash, ChainHash(prev, r)):
 				why = fmt.Sprintf("AuditEvent/%s does not match its hash: it was changed or moved, or the record before it was", r.ID)
 			}
@@ -206,20 +266,50 @@ func VerifyAudit(ctx context.Context, s Store) (VerifyResult, error) {
 			return VerifyResult{}, err
 		}
 		if i > 0 {
-			res.Records, res.Head = page[i-1].Seq, page[i-1].Hash
+			res.Records += int64(i)
+			res.HeadSeq, res.Head = page[i-1].Seq, page[i-1].Hash
 		}
 		if msg != "" {
 			return broken(page[i].Seq, "%s", msg)
 		}
 		if why != "" {
-			return broken(res.Records+1, "%s", why)
+			return broken(res.HeadSeq+1, "%s", why)
 		}
 	}
 	if int64(served) > res.Records {
-		return broken(res.Records+1, "%d AuditEvents are served that are not in the chain", int64(served)-res.Records)
+		return broken(res.HeadSeq+1, "%d AuditEvents are served that are not in the chain", int64(served)-res.Records)
 	}
 	res.Intact = true
 	return res, nil
+}
+
+// PrunablePrefix returns how many records at the start of page PruneAudit may remove: those recorded
+// before before, up to the first one that is not (a prefix only, whatever the times of later records).
+// page must be what AuditRange returns right after the anchor. It checks each record's link on the way
+// (its Seq follows, its stored copy is there, its hash chains on its predecessor, the first on the
+// anchor): a broken link stops the prefix before it and is returned as the error, so that pruning never
+// erases the evidence of a broken chain nor anchors on a record that does not verify.
+func PrunablePrefix(anchor AuditAnchor, page []AuditRecord, before time.Time) (int, error) {
+	prev, want := anchor.Hash, anchor.Seq+1
+	for i, r := range page {
+		if !r.Recorded.Before(before) {
+			return i, nil
+		}
+		var why string
+		switch {
+		case r.Seq != want:
+			why = fmt.Sprintf("record %d is missing or out of place (the next stored record is %d)", want, r.Seq)
+		case r.Body == nil:
+			why = fmt.Sprintf("AuditEvent/%s is missing from the store", r.ID)
+		case !bytes.Equal(r.Hash, ChainHash(prev, r)):
+			why = fmt.Sprintf("AuditEvent/%s does not match its hash", r.ID)
+		}
+		if why != "" {
+			return i, fmt.Errorf("the audit chain is broken at record %d: %s; nothing from there on is pruned (see gpfhir audit verify)", want, why)
+		}
+		prev, want = r.Hash, want+1
+	}
+	return len(page), nil
 }
 
 // servedAsChained checks that Search serves each record of page with the same body, lastUpdated and

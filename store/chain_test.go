@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,16 +73,89 @@ func TestChainNumbersAndLinksRecordsFromTheHead(t *testing.T) {
 }
 
 func TestVerifyResultReports(t *testing.T) {
+	pruned := store.AuditAnchor{Seq: 7, Hash: []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, Recorded: time.Date(2025, 6, 1, 13, 0, 0, 0, time.FixedZone("BST", 3600))}
 	cases := []struct {
 		res  store.VerifyResult
 		want string
 	}{
 		{store.VerifyResult{Intact: true, Records: 12}, "intact, 12 records"},
 		{store.VerifyResult{Records: 4, BrokenAt: 5, Reason: "record 5 is missing"}, "broken at record 5: record 5 is missing (4 records before it are intact)"},
+		{store.VerifyResult{Intact: true, Records: 3, Anchor: pruned}, "intact, 3 records (records 1–7, recorded up to 2025-06-01T12:00:00Z, were pruned; the chain starts from anchor hash 0102030405060708)"},
+		{store.VerifyResult{Intact: true, Anchor: pruned}, "intact, 0 records (records 1–7, recorded up to 2025-06-01T12:00:00Z, were pruned; the chain starts from anchor hash 0102030405060708)"},
+		{store.VerifyResult{Records: 1, BrokenAt: 9, Reason: "record 9 is missing", Anchor: pruned},
+			"broken at record 9: record 9 is missing (1 records before it are intact; records 1–7, recorded up to 2025-06-01T12:00:00Z, were pruned; the chain starts from anchor hash 0102030405060708)"},
 	}
 	for _, tc := range cases {
 		if got := tc.res.String(); got != tc.want {
 			t.Errorf("String() = %q, want %q", got, tc.want)
 		}
 	}
+}
+
+func TestPrunablePrefixStopsAtTheFirstRecordNotBeforeTheCutOff(t *testing.T) {
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	rec := func(id string, min int) store.AuditRecord {
+		return store.AuditRecord{ID: id, Recorded: t0.Add(time.Duration(min) * time.Minute), Body: []byte(`{"id":"` + id + `"}`)}
+	}
+	anchor := store.AuditAnchor{Seq: 10, Hash: []byte("anchor")}
+	// The clock stepped back at c: it is older than b but comes after it in the chain.
+	page := chainFrom(anchor, rec("a", 1), rec("b", 5), rec("c", 3), rec("d", 9))
+	cases := []struct {
+		name   string
+		before time.Time
+		want   int
+	}{
+		{"nothing is older than the cut-off", t0, 0},
+		{"the cut-off is exclusive", t0.Add(time.Minute), 0},
+		{"a prefix", t0.Add(2 * time.Minute), 1},
+		{"an older record after a newer one stays", t0.Add(4 * time.Minute), 1},
+		{"past the step back", t0.Add(6 * time.Minute), 3},
+		{"the whole page", t0.Add(time.Hour), 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := store.PrunablePrefix(anchor, page, tc.before)
+			if err != nil || n != tc.want {
+				t.Errorf("PrunablePrefix = %d, %v; want %d", n, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPrunablePrefixRefusesABrokenLink(t *testing.T) {
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	anchor := store.AuditAnchor{Seq: 4, Hash: []byte("anchor")}
+	fresh := func() []store.AuditRecord {
+		var recs []store.AuditRecord
+		for i, id := range []string{"a", "b", "c"} {
+			recs = append(recs, store.AuditRecord{ID: id, Recorded: t0.Add(time.Duration(i) * time.Minute), Body: []byte(`{"id":"` + id + `"}`)})
+		}
+		return chainFrom(anchor, recs...)
+	}
+	cases := []struct {
+		name   string
+		edit   func(p []store.AuditRecord) []store.AuditRecord
+		anchor store.AuditAnchor
+		want   int
+		reason string
+	}{
+		{"an edited body", func(p []store.AuditRecord) []store.AuditRecord { p[1].Body = []byte(`{"id":"x"}`); return p }, anchor, 1, "record 6: AuditEvent/b does not match its hash"},
+		{"a missing stored copy", func(p []store.AuditRecord) []store.AuditRecord { p[2].Body = nil; return p }, anchor, 2, "record 7: AuditEvent/c is missing"},
+		{"a gap", func(p []store.AuditRecord) []store.AuditRecord { return append(p[:1], p[2]) }, anchor, 1, "record 6 is missing"},
+		{"a first record that does not chain on the anchor", func(p []store.AuditRecord) []store.AuditRecord { return p },
+			store.AuditAnchor{Seq: 4, Hash: []byte("another anchor")}, 0, "record 5: AuditEvent/a does not match its hash"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := store.PrunablePrefix(tc.anchor, tc.edit(fresh()), t0.Add(time.Hour))
+			if n != tc.want || err == nil || !strings.Contains(err.Error(), tc.reason) {
+				t.Errorf("PrunablePrefix = %d, %v; want %d and an error saying %q", n, err, tc.want, tc.reason)
+			}
+		})
+	}
+}
+
+func chainFrom(anchor store.AuditAnchor, recs ...store.AuditRecord) []store.AuditRecord {
+	store.Chain(anchor.Hash, anchor.Seq, recs)
+	return recs
 }
