@@ -118,10 +118,9 @@ func (s *Store) checkAuditAppend(ctx context.Context, first store.AuditRecord, i
 	if err != nil {
 		return err
 	}
-	var seq int64
-	var hash []byte
-	if head != nil {
-		seq, hash = head.Last, head.Recs[len(head.Recs)-1].Hash
+	seq, hash, err := s.headOrAnchor(ctx, head)
+	if err != nil {
+		return err
 	}
 	if err := store.CheckAuditLink(seq, hash, first); err != nil {
 		return err
@@ -219,16 +218,30 @@ func (s *Store) AuditHead(ctx context.Context) (int64, []byte, error) {
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	d, err := s.auditHeadDoc(ctx)
-	if err != nil || d == nil {
+	if err != nil {
 		return 0, nil, err
 	}
-	return d.Last, d.Recs[len(d.Recs)-1].Hash, nil
+	return s.headOrAnchor(ctx, d)
 }
 
-// AuditRange returns records with Seq > after in Seq order, at most limit (0: no limit). The batches
-// come from the audit collection (index last), bodies and times from history, where GetVersion and
-// History serve them; a record whose history document is gone has a nil Body. (Search serves the copy
-// in res_AuditEvent; store.VerifyAudit compares the two.)
+// headOrAnchor returns the Seq and hash of the last record of head, the last chain document; without
+// one (an empty chain, or one pruned to its end) the anchor's, so that appends go on after it.
+func (s *Store) headOrAnchor(ctx context.Context, head *auditDoc) (int64, []byte, error) {
+	if head != nil {
+		return head.Last, head.Recs[len(head.Recs)-1].Hash, nil
+	}
+	a, err := s.readAnchor(ctx)
+	if err != nil || a.Seq == 0 {
+		return 0, nil, err
+	}
+	return a.Seq, a.Hash, nil
+}
+
+// AuditRange returns records with Seq > after in Seq order, at most limit (0: no limit), and never one at
+// or below the anchor of a pruned chain (finishing a pending prune step first). The batches come from the
+// audit collection (index last), bodies and times from history, where GetVersion and History serve them;
+// a record whose history document is gone has a nil Body. (Search serves the copy in res_AuditEvent;
+// store.VerifyAudit compares the two.)
 func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
@@ -236,6 +249,15 @@ func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]store
 	defer s.wg.Done()
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
+	a, _, err := s.auditAnchor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.auditRange(ctx, max(after, a.Seq), limit)
+}
+
+// auditRange is AuditRange without the anchor: records with Seq > after.
+func (s *Store) auditRange(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
 	cur, err := s.db.Collection(collAudit).Find(ctx, bson.D{{Key: "last", Value: bson.D{{Key: "$gt", Value: after}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "m", Value: 0}}))
 	if err != nil {

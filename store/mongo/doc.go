@@ -21,10 +21,15 @@
 //	audit       the audit chain, one document per appended batch, _id = Seq of its first record:
 //	            last (Seq of its last record), recs [{s, id, h}] (Seq, AuditEvent id, chain hash), and
 //	            while pending (journal mode) pend: true and m (the batch's res_AuditEvent documents)
+//	audit_anchor the anchor of a pruned chain, one document per prune step, _id = the anchor's Seq (the
+//	            last record the step removed): h (its hash), lu (its time, Unix ms), and while pending
+//	            (journal mode) pend: true and ids (the AuditEvents the step removes). The current anchor
+//	            is the largest _id; a finished step deletes the documents it supersedes.
 //
 // AuditEvents themselves are ordinary documents of res_AuditEvent, history (version 1) and idx, so FHIR
 // search on AuditEvent runs on the same index encoding as every other type. Apply and SetIndex refuse
-// type AuditEvent; only AppendAudit writes them, and nothing in the package changes or removes them.
+// type AuditEvent; only AppendAudit writes them, nothing in the package changes them, and only
+// PruneAudit removes them (see "Audit retention").
 //
 // # Index encoding and its trade-off
 //
@@ -82,6 +87,9 @@
 //	recovery                                        journal exp
 //	audit head (last batch), CAS on the first Seq   audit _id (unique)
 //	AuditRange                                      audit last, then history _id
+//	anchor (largest step), prune steps              audit_anchor _id (unique); pending steps: a scan of
+//	                                                  a collection of one or two documents
+//	pruning a step's AuditEvents                    res_AuditEvent _id, idx t_r, history _id, audit last
 //
 // Indexes of history, idx and journal are created at Open, those of res_<Type> at Open for
 // Options.Types and otherwise at the first write of the type; existing ones (by name) are left alone.
@@ -135,6 +143,39 @@
 // Search) and in history (GetVersion, History). AuditRange reads history; store.VerifyAudit checks the
 // res_AuditEvent copy against it through Search, so an edit of either copy is reported.
 //
+// # Audit retention
+//
+// PruneAudit removes the oldest records in steps of at most 500. A step reads the records after the
+// anchor, keeps the prefix recorded before the cut-off whose links verify (store.PrunablePrefix: a broken
+// link stops the prune with an error, so that pruning never erases the evidence), and then moves the
+// anchor to the prefix's last record and deletes the prefix's AuditEvents (res_AuditEvent, idx, history)
+// and the chain documents whose records are all at or below the anchor:
+//
+//   - With transactions: the anchor document and the deletions are one transaction.
+//   - Journal mode (FerretDB, standalone): the anchor document is the commit point. It is inserted first,
+//     with pend set and the step's AuditEvent ids; the deletions follow; then pend and ids are removed. A
+//     crash in between leaves the anchor moved and some of the step's records still stored. The chain is
+//     verifiable at once all the same, because records at or below the anchor are ignored where the chain
+//     is read: AuditRange never returns one (the chain document that straddles the anchor keeps its
+//     earlier links until a later step passes its last record), AuditHead only falls back on the anchor
+//     when no chain document is left, and every reader of the anchor (AuditAnchor, and so VerifyAudit
+//     before it counts what Search serves; AuditRange; PruneAudit; Open, in any process) first finishes
+//     a pending step by deleting its ids again (deletions are idempotent). Until that happens the step's
+//     AuditEvents may still be served by Get and Search, as a pending append's may not yet be.
+//
+// Concurrent prunes (the retention loops of several processes on one database) need no lock. A step's
+// anchor document has the anchor's Seq as _id, so two processes that prune the same step insert the same
+// document, and the second gets a duplicate key and goes on from the anchor the first left. Two that
+// prune different steps both leave a prefix removed, and the anchor is the largest _id either way. A step
+// that read records while another process deleted them sees what looks like a broken link; it checks
+// whether the anchor moved meanwhile and, if so, starts again from it.
+//
+// A prune is given a cut-off well in the past (gpfhir keeps at least 24 hours). With a cut-off so recent
+// that records recorded before it may still be being appended, a slow appender in journal mode could
+// re-insert a pruned record's served copy (VerifyAudit then reports it as served but not chained), or,
+// having read the head before a batch that is then pruned was appended, insert its own batch at that
+// batch's freed _id.
+//
 // Driver errors are translated in errors.go only: 11000 and write conflicts become ErrVersionConflict,
 // timeouts, network and server-selection errors ErrUnavailable, no document ErrNotFound.
 //
@@ -149,6 +190,7 @@
 //	idx         {t: 1, r: "hashed"}  replacing a resource's entries targets one shard; range
 //	                              predicates run on every shard against t_p_lo_hi.
 //	journal     unsharded         only used without transactions, which sharded clusters always have.
+//	audit_anchor unsharded        one or two tiny documents.
 //	audit       unsharded         small (ids and hashes only, one document per batch) and written at one
 //	                              point, the head, whatever the key: sharding it adds no write capacity.
 //	                              If it must be sharded, use {_id: "hashed"}: _id stays unique (the CAS),

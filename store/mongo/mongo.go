@@ -85,6 +85,12 @@ type Store struct {
 	// afterAuditChain, when set (tests only), is called after a batch document is inserted in journal
 	// mode; a non-nil error makes AppendAudit return at once, as a crash would.
 	afterAuditChain func() error
+	// afterPruneAnchor, when set (tests only), is called after a prune step's anchor document is
+	// inserted in journal mode; a non-nil error makes PruneAudit return at once, as a crash would.
+	afterPruneAnchor func() error
+	// pruneChunk is how many records a prune step removes at most; 0 is defaultPruneChunk. Tests set
+	// it small.
+	pruneChunk int
 
 	wg     sync.WaitGroup
 	mu     sync.RWMutex
@@ -184,8 +190,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.recoverJournal(ctx, false); err != nil {
 		return fail(err)
 	}
-	// Finishes the head batch of the audit chain if a process died while writing its AuditEvents.
+	// Finishes the head batch of the audit chain if a process died while writing its AuditEvents, and
+	// a prune step if one died while removing records.
 	if _, err := s.auditHeadDoc(ctx); err != nil {
+		return fail(err)
+	}
+	if _, _, err := s.auditAnchor(ctx); err != nil {
 		return fail(err)
 	}
 	return s, nil
