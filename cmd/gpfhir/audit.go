@@ -20,7 +20,8 @@ import (
 
 const auditUsage = `usage:
   gpfhir audit verify [store flags]
-  gpfhir audit export [--since RFC3339] [--until RFC3339] [--out file] [store flags]`
+  gpfhir audit export [--since RFC3339] [--until RFC3339] [--out file] [store flags]
+  gpfhir audit prune --before RFC3339|AGE [store flags]   (AGE like 2190d or 8760h: older than that)`
 
 // auditCommand dispatches "gpfhir audit <subcommand>".
 func auditCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -32,6 +33,8 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 		return auditVerify(ctx, args[1:], getenv, stdout)
 	case "export":
 		return auditExport(ctx, args[1:], getenv, stdout, stderr)
+	case "prune":
+		return auditPrune(ctx, args[1:], getenv, stdout, time.Now())
 	}
 	return fmt.Errorf("unknown audit command %q\n%s", args[0], auditUsage)
 }
@@ -70,8 +73,11 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("audit verify: %w", err)
 	}
 	fmt.Fprintln(stdout, res)
-	if res.Records > 0 {
-		fmt.Fprintf(stdout, "head: record %d, hash %s\n", res.Records, hex.EncodeToString(res.Head))
+	if res.HeadSeq > 0 {
+		fmt.Fprintf(stdout, "head: record %d, hash %s\n", res.HeadSeq, hex.EncodeToString(res.Head))
+	}
+	if res.Anchor.Seq > 0 {
+		fmt.Fprintf(stdout, "anchor: record %d, hash %s, recorded %s\n", res.Anchor.Seq, hex.EncodeToString(res.Anchor.Hash), res.Anchor.Recorded.Format(time.RFC3339Nano))
 	}
 	if !res.Intact {
 		return fmt.Errorf("the audit chain is broken at record %d", res.BrokenAt)
@@ -171,6 +177,57 @@ func auditExport(ctx context.Context, args []string, getenv func(string) string,
 	return nil
 }
 
+// parseBefore reads prune's --before: an RFC 3339 time, or an age (parseAge) counted back from now. Either
+// must be at least minAuditAge before now.
+func parseBefore(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, errors.New("audit prune needs --before: an RFC 3339 time or an age like 2190d (records recorded before it are removed)")
+	}
+	before, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		age, ageErr := parseAge(v)
+		if ageErr != nil {
+			return time.Time{}, fmt.Errorf("--before %q is neither an RFC 3339 time nor an age like 2190d or 8760h", v)
+		}
+		before = now.Add(-age)
+	}
+	if now.Sub(before) < minAuditAge {
+		return time.Time{}, fmt.Errorf("--before %q is less than %s ago: the last day of audit trail is always kept", v, minAuditAge)
+	}
+	return before.UTC(), nil
+}
+
+// auditPrune removes the audit records recorded before --before from the start of the chain and prints
+// how many and the anchor the chain now starts from, for keeping with the export of what was removed.
+func auditPrune(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, now time.Time) error {
+	var cfg storeConfig
+	var beforeS string
+	fs := flag.NewFlagSet("audit prune", flag.ContinueOnError)
+	addStoreFlags(fs, &cfg, "")
+	fs.StringVar(&beforeS, "before", "", "remove records recorded before this RFC 3339 time, or older than this age (2190d, 8760h)")
+	var before time.Time
+	st, err := openAuditStore(ctx, fs, &cfg, args, getenv, func(errs *configErrors) {
+		var err error
+		if before, err = parseBefore(beforeS, now); err != nil {
+			errs.addf("%v", err)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	anchor, removed, err := st.PruneAudit(ctx, before)
+	fmt.Fprintf(stdout, "pruned %d audit records recorded before %s\n", removed, before.Format(time.RFC3339))
+	if anchor.Seq > 0 {
+		fmt.Fprintf(stdout, "anchor: record %d, hash %s, recorded %s (the chain now starts after it; keep it with the export of the pruned records)\n",
+			anchor.Seq, hex.EncodeToString(anchor.Hash), anchor.Recorded.Format(time.RFC3339Nano))
+	}
+	if err != nil {
+		return fmt.Errorf("audit prune: %w", err)
+	}
+	return nil
+}
+
 // auditCopyPage is how many records store copy reads and appends at a time (at most store.MaxAuditBatch).
 const auditCopyPage = 500
 
@@ -183,7 +240,20 @@ func copyAudit(ctx context.Context, src, dst store.Store, baseURL string, progre
 		return 0, 0, err
 	}
 	had = head
-	if head > 0 {
+	anchor, err := src.AuditAnchor(ctx)
+	if err != nil {
+		return 0, had, err
+	}
+	switch {
+	case anchor.Seq > head:
+		// The store interface appends after the head and has no way to start a chain at an anchor.
+		return 0, had, fmt.Errorf("the source's audit chain was pruned up to record %d and the target holds %d records: "+
+			"a pruned chain cannot be copied to a store that lacks its anchor record (copy before pruning)", anchor.Seq, head)
+	case head > 0 && head == anchor.Seq:
+		if !bytes.Equal(anchor.Hash, hash) {
+			return 0, had, fmt.Errorf("the target's audit chain (%d records) is not the beginning of the source's", head)
+		}
+	case head > 0:
 		same, err := src.AuditRange(ctx, head-1, 1)
 		if err != nil {
 			return 0, had, err

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // multiFlag is a repeatable string flag. From the environment it takes a comma-separated list.
@@ -67,3 +69,38 @@ func (c configErrors) err() error {
 	}
 	return errors.New("configuration errors:\n  - " + strings.Join(c, "\n  - "))
 }
+
+// parseAge reads a length of time as a Go duration (8760h, 90m) or a whole number of days (2190d), the
+// unit retention periods are usually given in.
+func parseAge(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n < -106751 || n > 106751 { // time.Duration holds ±292 years
+			return 0, fmt.Errorf("%q is not a whole number of days (like 2190d) or a duration (like 8760h)", v)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a whole number of days (like 2190d) or a duration (like 8760h)", v)
+	}
+	return d, nil
+}
+
+// ageFlag is a duration flag that also takes days (parseAge).
+type ageFlag time.Duration
+
+func (a *ageFlag) String() string { return time.Duration(*a).String() }
+
+func (a *ageFlag) Set(v string) error {
+	d, err := parseAge(v)
+	if err != nil {
+		return err
+	}
+	*a = ageFlag(d)
+	return nil
+}
+
+// minAuditAge is the youngest audit record that retention or a prune may remove: a day of audit
+// trail is always kept, whatever the setting, and records still being appended are never touched.
+const minAuditAge = 24 * time.Hour

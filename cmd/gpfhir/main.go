@@ -31,6 +31,7 @@ commands:
   store copy copy every version and the audit chain from one backend to another (resumable, verified)
   audit verify   check the audit trail's hash chain: "intact, N records" or the first broken link
   audit export   write AuditEvents as ndjson for archiving (--since, --until RFC 3339, --out file)
+  audit prune    remove the AuditEvents recorded before --before (RFC 3339 or an age like 2190d); export first
   version    print the version
 
 Run "gpfhir <command> -h" for the flags of a command. Every flag can also be set with a GPFHIR_*

@@ -37,6 +37,7 @@ type serveConfig struct {
 	logLevel     string
 	shutdownWait time.Duration
 	instanceID   string
+	retention    ageFlag
 }
 
 func serveFlags(cfg *serveConfig) *flag.FlagSet {
@@ -56,6 +57,7 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.shutdownWait, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.StringVar(&cfg.instanceID, "instance-id", "", "name of this process in audit records (source Device/<id>; default: generated at start)")
+	fs.Var(&cfg.retention, "audit-retention", "remove audit records older than this, hourly (like 2190d or 8760h; at least 24h; default 0: keep everything)")
 	return fs
 }
 
@@ -98,6 +100,9 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 	}
 	if cfg.instanceID != "" && !fhir.ValidID(cfg.instanceID) {
 		errs.addf("--instance-id %q must be a FHIR id: 1 to 64 characters from A-Z, a-z, 0-9, '-' and '.'", cfg.instanceID)
+	}
+	if r := time.Duration(cfg.retention); r < 0 || (r > 0 && r < minAuditAge) {
+		errs.addf("--audit-retention %s must be 0 (keep everything) or at least %s", r, minAuditAge)
 	}
 	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
 		errs.addf("--log-level %q is not one of debug, info, warn, error", cfg.logLevel)
@@ -147,6 +152,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		Logger:           log,
 		Version:          version,
 		InstanceID:       cfg.instanceID,
+		AuditRetention:   time.Duration(cfg.retention),
 	}
 	if err := buildAuth(&cfg, &apiCfg, log); err != nil {
 		ln.Close()
@@ -174,8 +180,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	retention := "keep everything"
+	if apiCfg.AuditRetention > 0 {
+		retention = apiCfg.AuditRetention.String()
+	}
 	log.Info("gpfhir listening", "base_url", baseURL, "store", storeDesc, "dev", cfg.dev,
-		"oidc_issuers", apiCfg.Auth.Issuers(), "oidc_audience", apiCfg.Auth.Audience())
+		"oidc_issuers", apiCfg.Auth.Issuers(), "oidc_audience", apiCfg.Auth.Audience(), "audit_retention", retention)
 	if listening != nil {
 		listening <- baseURL
 	}

@@ -224,12 +224,13 @@ func TestServeDevSeedsAndDrainsOnShutdown(t *testing.T) {
 		t.Errorf("no clean stop logged")
 	}
 
-	// Restart on the same directory: the data is there and is not seeded twice.
+	// Restart on the same directory: the data is there and is not seeded twice. With a retention
+	// setting this time, from the environment: the seeded store's audit records are all younger.
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
 	logs2 := &syncBuffer{}
 	go func() {
-		done <- serve(ctx2, []string{"--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, envFrom(nil), logs2, listening)
+		done <- serve(ctx2, []string{"--dev", "--addr", "127.0.0.1:0", "--data-dir", dir}, envFrom(map[string]string{"GPFHIR_AUDIT_RETENTION": "2190d"}), logs2, listening)
 	}()
 	base = <-listening
 	// The identity provider's signing key is new after a restart, so the old token is refused.
@@ -244,6 +245,18 @@ func TestServeDevSeedsAndDrainsOnShutdown(t *testing.T) {
 	getJSON(t, base+"/Organization?_total=accurate&_count=0", &bundle, token)
 	if bundle.Total != 4 {
 		t.Errorf("after restart %d organizations, want the 3 seeded plus the one written during shutdown", bundle.Total)
+	}
+	if !strings.Contains(logs2.String(), `"audit_retention":"52560h0m0s"`) {
+		t.Errorf("the start line does not give the audit retention: %s", logs2.String())
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs2.String(), `"msg":"audit retention: pruned old audit records"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the retention loop did not run at start: %s", logs2.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs2.String(), `"removed":0`) {
+		t.Errorf("the retention loop removed records younger than 2190 days: %s", logs2.String())
 	}
 	cancel2()
 	if err := <-done; err != nil {

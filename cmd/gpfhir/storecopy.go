@@ -109,7 +109,7 @@ func storeCopy(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("verify the copied audit chain: %w", err)
 	}
-	if !chain.Intact || chain.Records != auditCopied+auditHad {
+	if !chain.Intact || chain.HeadSeq != auditCopied+auditHad {
 		return fmt.Errorf("verification of the copied audit chain failed: %v (expected %d records)", chain, auditCopied+auditHad)
 	}
 	fmt.Fprintf(stdout, "copied %d versions (%d already present) of %d resources and %d audit records (%d already present) in %s; verified: both stores hold %d versions, audit chain %v\n",
