@@ -213,10 +213,11 @@ func (a *auditLog) close() {
 	<-a.done
 }
 
-// Close writes the audit records of requests already answered-in-waiting and stops the committer. Call it
-// after the HTTP server has shut down (requests in flight are then done); requests that arrive later get
-// 503. The store is not closed.
+// Close stops the audit retention loop, writes the audit records of requests already answered-in-waiting
+// and stops the committer. Call it after the HTTP server has shut down (requests in flight are then
+// done); requests that arrive later get 503. The store is not closed.
 func (s *Server) Close() error {
+	s.stopRetention()
 	if s.audit != nil {
 		s.audit.close()
 	}

@@ -51,6 +51,11 @@ type Config struct {
 	// MaxBundleEntries caps the entries of one batch or transaction Bundle; larger ones get 413.
 	// Default 1000.
 	MaxBundleEntries int
+	// AuditRetention, when positive, removes audit records recorded longer ago than this, at start and
+	// then hourly (see retention.go). Zero keeps every record.
+	AuditRetention time.Duration
+	// retentionEvery replaces the hourly period of the retention loop, for tests.
+	retentionEvery time.Duration
 	// DisableAudit turns the audit trail off. It exists for one purpose: the benchmark that measures what
 	// audit costs, by serving the same workload with and without it. Production always audits: nothing in
 	// cmd/gpfhir sets it, and there is no flag or variable for it.
@@ -67,6 +72,8 @@ type Server struct {
 	cursors *cursorSigner
 	// audit is the group committer of the audit trail; nil only with Config.DisableAudit.
 	audit *auditLog
+	// retention is the audit retention loop; nil unless Config.AuditRetention is set.
+	retention *retention
 }
 
 // New builds the API. It does not listen; Handler gives the http.Handler to serve.
@@ -122,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 		s.audit = newAuditLog(cfg.Store, cfg.Logger, s.metrics)
 	}
 	s.engine = s.routes()
+	s.startRetention()
 	return s, nil
 }
 
