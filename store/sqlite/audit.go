@@ -16,33 +16,41 @@ import (
 // one AppendAudit transaction:
 //
 //   - audit: one row per record, which is at once its link in the chain (seq, hash) and the AuditEvent
-//     served (id, last_updated, body). Virtual columns type, version and deleted give it the shape of
-//     the current and history tables, so that the search compiler reads it with the same SQL.
-//   - audit_idx: the records' index entries, keyed by (id, param, value, system) and indexed by
-//     (param, value, id, system): the two keys the compiler needs, a candidate's own entries and the
-//     candidates of a value, and nothing else. An entry of an ordinary resource costs six b-tree
-//     inserts (idx and its five indexes); one of an AuditEvent costs two, which is what lets every
-//     request wait for its record to be durable and searchable without halving throughput.
+//     served (id, last_updated, body), with its index entries (idx). Body and entries are stored
+//     compressed (codec.go). Virtual columns type, version and deleted give it the shape of the current
+//     and history tables, so that the search compiler reads it with the same SQL.
+//   - audit_ref: the entries of the reference parameters (auditRefParams), keyed by value first, which
+//     is how searches find records: who acted (agent), on whose record (patient), on what (entity).
+//     They are copied there from the rows after the append (refs.go).
 //
-// The date parameter is not an entry: it is the record's time, so date searches and sorts read
-// audit.last_updated and its index (auditDate).
+// Every other parameter is a code with a handful of values (action, outcome, type, subtype,
+// entity-type): an index on it would select most of the trail, so a search tests it on each candidate
+// record, from the record's own entries (audit_match, registered below), instead of keeping a b-tree
+// for it. The date parameter is the record's time, last_updated, which has an index of its own
+// (auditDate). A record thus costs its row and a few audit_ref entries, which is what lets every request
+// wait for its record to be durable and searchable.
 
 // auditDate is the AuditEvent search parameter whose value is the record's time (AuditEvent.recorded,
 // which the API writes equal to meta.lastUpdated). AppendAudit checks that each record's entry for it
 // says so, and stores it as last_updated instead of as an entry.
 const auditDate = "date"
 
-// appendRows is how many records one INSERT writes, and idxRows how many index entries. Bigger batches
-// are several statements; smaller ones are written as a sum of powers of two, so each table has a
-// handful of statement shapes, all prepared once on the writer connection. Both stay far below SQLite's
-// limit of 32766 bound parameters.
+// auditRefParams are the AuditEvent search parameters kept in audit_ref: R4's reference parameters.
+// A search drives from one of them (or from the date); chains follow them.
+var auditRefParams = map[string]bool{"patient": true, "agent": true, "entity": true, "source": true}
+
+// appendRows is how many records one INSERT writes, and refRows how many audit_ref entries (refs.go). Bigger
+// batches are several statements; smaller ones are written as a sum of powers of two, so each table has
+// a handful of statement shapes, all prepared once on the writer connection. Both stay far below
+// SQLite's limit of 32766 bound parameters.
 const (
 	appendRows = 64
-	idxRows    = 256
+	refRows    = 256
 )
 
 // AppendAudit appends records to the chain in one BEGIN IMMEDIATE transaction, their index entries
-// included, so that a nil error means each record is durable, readable and searchable. Reading the head
+// included, so that a nil error means each record is durable and readable, and searchable once a search
+// has copied its references (refs.go). Reading the head
 // inside the transaction is the compare-and-swap: SQLite's write lock serialises appenders in this
 // process (one writer connection) and in others sharing the file. ErrVersionConflict if records[0].Seq is
 // not head+1; ErrInvalidQuery if the batch is malformed or an id is already stored (the UNIQUE constraint
@@ -54,47 +62,47 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 	if err := store.CheckAuditBatch(records); err != nil {
 		return err
 	}
-	// Built once, outside the transaction and its retries, so that the write lock is held only for the
-	// inserts.
-	rows := make([]any, 0, 4*len(records))
-	var entries []any
+	// Built and compressed once, outside the transaction and its retries, so that the write lock is held
+	// only for the inserts.
+	rows := make([]any, 0, auditCols*len(records))
 	for _, r := range records {
 		ms := r.Recorded.UnixMilli()
-		rows = append(rows, r.Seq, r.ID, ms, r.Hash, r.Body)
+		entries := make([]store.IndexEntry, 0, len(r.Index))
 		for _, e := range r.Index {
-			switch {
-			case e.Param == "":
-				return fmt.Errorf("%w: AuditEvent/%s: an index entry without a parameter", store.ErrInvalidQuery, r.ID)
-			case e.Param == auditDate:
+			if e.Param == auditDate {
 				if e.Low != ms || e.High != ms {
 					return fmt.Errorf("%w: AuditEvent/%s: its %s entry is not its recorded time", store.ErrInvalidQuery, r.ID, auditDate)
 				}
 				continue
 			}
-			entries = append(entries, r.ID, e.Param, e.Value, e.System, e.Text, e.Low, e.High)
+			entries = append(entries, e)
 		}
+		idx, err := packIndex(entries)
+		if err != nil {
+			return fmt.Errorf("%w: AuditEvent/%s: %w", store.ErrInvalidQuery, r.ID, err)
+		}
+		rows = append(rows, r.Seq, r.ID, ms, r.Hash, packBody(r.Body), idx)
 	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if err = s.appendAudit(ctx, records, rows, entries); err == nil || !isBusy(err) || ctx.Err() != nil {
+		if err = s.appendAudit(ctx, records, rows); err == nil || !isBusy(err) || ctx.Err() != nil {
 			break
 		}
+	}
+	if err == nil {
+		s.copier.kick()
 	}
 	return translate(err)
 }
 
 const (
-	auditCols = 5
-	idxCols   = 7
+	auditCols = 6
+	refCols   = 4
 )
 
-func (s *Store) appendAudit(ctx context.Context, records []store.AuditRecord, rows, entries []any) error {
+func (s *Store) appendAudit(ctx context.Context, records []store.AuditRecord, rows []any) error {
 	// Prepared before the transaction, which holds the writer pool's only connection.
 	recStmts, err := s.shapes(ctx, "audit", len(records), appendRows, appendAuditSQL)
-	if err != nil {
-		return err
-	}
-	idxStmts, err := s.shapes(ctx, "audit_idx", len(entries)/idxCols, idxRows, appendAuditIdxSQL)
 	if err != nil {
 		return err
 	}
@@ -111,9 +119,6 @@ func (s *Store) appendAudit(ctx context.Context, records []store.AuditRecord, ro
 		return err
 	}
 	if err := execShapes(ctx, tx, recStmts, rows, auditCols); err != nil {
-		return err
-	}
-	if err := execShapes(ctx, tx, idxStmts, entries, idxCols); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -159,14 +164,14 @@ func execShapes(ctx context.Context, tx *sql.Tx, stmts []shapedStmt, args []any,
 // anyway, and a statement that cannot abort halfway needs no statement journal, which SQLite would
 // otherwise write (and spill to a file past 64 KiB) for every multi-row statement in a transaction.
 func appendAuditSQL(n int) string {
-	return `INSERT OR ROLLBACK INTO audit (seq, id, last_updated, hash, body) VALUES ` + rowsOf(n, `(?, ?, ?, ?, ?)`)
+	return `INSERT OR ROLLBACK INTO audit (seq, id, last_updated, hash, body, idx) VALUES ` + rowsOf(n, `(?, ?, ?, ?, ?, ?)`)
 }
 
-// appendAuditIdxSQL is the insert of n index entries. OR IGNORE, for the same reason as OR ROLLBACK
-// above, and because two entries of one record may share a key (the same entity type twice): one is
+// appendAuditRefSQL is the insert of n audit_ref entries. OR IGNORE, for the same reason as OR ROLLBACK
+// above, and because two entries of one record may share a key (the patient as entity twice): one is
 // all a search needs.
-func appendAuditIdxSQL(n int) string {
-	return `INSERT OR IGNORE INTO audit_idx (id, param, value, system, text, lo, hi) VALUES ` + rowsOf(n, `(?, ?, ?, ?, ?, ?, ?)`)
+func appendAuditRefSQL(n int) string {
+	return `INSERT OR IGNORE INTO audit_ref (value, param, id, system) VALUES ` + rowsOf(n, `(?, ?, ?, ?)`)
 }
 
 // rowsOf repeats one row of a multi-row VALUES list n times.
@@ -260,6 +265,7 @@ func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]store
 			return nil, translate(err)
 		}
 		r.Recorded = fromMillis(recorded)
+		r.Body = unpack(r.Body)
 		out = append(out, r)
 	}
 	return out, translate(rows.Err())
@@ -290,14 +296,20 @@ const pruneChunk = 1000
 
 // PruneAudit removes the oldest records, those recorded before before, up to the first that is not, in
 // transactions of at most pruneChunk records. Each removes the records and their entries and moves the
-// anchor to the last of them together, so an interrupted prune leaves a shorter chain that verifies.
+// anchor to the last of them together, so an interrupted prune leaves a shorter chain that verifies. It
+// checks the links of what it removes (store.PrunablePrefix) and stops, with the error, before a broken
+// one: pruning must not erase the evidence of tampering.
 func (s *Store) PruneAudit(ctx context.Context, before time.Time) (store.AuditAnchor, int64, error) {
+	// The references of the records to remove are deleted by key, so they must have been copied.
+	if err := s.auditReady(ctx); err != nil {
+		return store.AuditAnchor{}, 0, err
+	}
 	var removed int64
 	for {
-		a, n, more, err := s.pruneAuditChunk(ctx, before.UnixMilli())
+		a, n, more, err := s.pruneAuditChunk(ctx, before)
 		removed += n
 		if err != nil {
-			return store.AuditAnchor{}, removed, translate(err)
+			return a, removed, translate(err)
 		}
 		if !more {
 			return a, removed, nil
@@ -305,57 +317,96 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time) (store.AuditAn
 	}
 }
 
-func (s *Store) pruneAuditChunk(ctx context.Context, before int64) (store.AuditAnchor, int64, bool, error) {
+// pruneAuditChunk removes up to pruneChunk records and reports the anchor, how many it removed, and
+// whether there may be more to remove.
+func (s *Store) pruneAuditChunk(ctx context.Context, before time.Time) (store.AuditAnchor, int64, bool, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return store.AuditAnchor{}, 0, false, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT seq, hash, last_updated FROM audit ORDER BY seq LIMIT ?`, pruneChunk)
+	anchor, err := auditAnchor(ctx, tx)
 	if err != nil {
 		return store.AuditAnchor{}, 0, false, err
 	}
-	var last store.AuditAnchor
-	var lastMs int64
-	n, stop := int64(0), false
+	rows, err := tx.QueryContext(ctx, `SELECT seq, id, last_updated, hash, body FROM audit ORDER BY seq LIMIT ?`, pruneChunk)
+	if err != nil {
+		return store.AuditAnchor{}, 0, false, err
+	}
+	var page []store.AuditRecord
 	for rows.Next() {
-		var seq, ms int64
-		var hash []byte
-		if err := rows.Scan(&seq, &hash, &ms); err != nil {
+		var r store.AuditRecord
+		var ms int64
+		if err := rows.Scan(&r.Seq, &r.ID, &ms, &r.Hash, &r.Body); err != nil {
 			rows.Close()
 			return store.AuditAnchor{}, 0, false, err
 		}
-		if ms >= before {
-			stop = true
-			break
-		}
-		last.Seq, last.Hash, lastMs = seq, hash, ms
-		n++
+		r.Recorded, r.Body = fromMillis(ms), unpack(r.Body)
+		page = append(page, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return store.AuditAnchor{}, 0, false, err
 	}
+	n, broken := store.PrunablePrefix(anchor, page, before)
 	if n == 0 {
-		a, err := auditAnchor(ctx, tx)
-		return a, 0, false, err
+		return anchor, 0, false, broken
 	}
-	for _, q := range []string{
-		`DELETE FROM audit_idx WHERE id IN (SELECT id FROM audit WHERE seq <= ?)`,
-		`DELETE FROM audit WHERE seq <= ?`,
-	} {
-		if _, err := tx.ExecContext(ctx, q, last.Seq); err != nil {
-			return store.AuditAnchor{}, 0, false, err
-		}
+	last := page[n-1]
+	if err := deleteRefs(ctx, tx, last.Seq); err != nil {
+		return store.AuditAnchor{}, 0, false, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE seq <= ?`, last.Seq); err != nil {
+		return store.AuditAnchor{}, 0, false, err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_anchor (one, seq, hash, recorded) VALUES (1, ?, ?, ?)
 		ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, recorded = excluded.recorded`,
-		last.Seq, last.Hash, lastMs); err != nil {
+		last.Seq, last.Hash, last.Recorded.UnixMilli()); err != nil {
 		return store.AuditAnchor{}, 0, false, err
 	}
 	if err := tx.Commit(); err != nil {
 		return store.AuditAnchor{}, 0, false, err
 	}
-	last.Recorded = fromMillis(lastMs)
-	return last, n, !stop && n == pruneChunk, nil
+	a := store.AuditAnchor{Seq: last.Seq, Hash: last.Hash, Recorded: last.Recorded}
+	return a, int64(n), broken == nil && n == len(page) && n == pruneChunk, broken
+}
+
+// deleteRefs deletes the audit_ref entries of the records up to seq, found by key from each record's own
+// entries. A record whose entries do not decode (an edit of the file) keeps whatever entries it has:
+// they name a record that is gone, so no search finds it through them.
+func deleteRefs(ctx context.Context, tx *sql.Tx, seq int64) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, idx FROM audit WHERE seq <= ?`, seq)
+	if err != nil {
+		return err
+	}
+	var keys [][]any
+	for rows.Next() {
+		var id string
+		var blob []byte
+		if err := rows.Scan(&id, &blob); err != nil {
+			rows.Close()
+			return err
+		}
+		entries, _ := unpackIndex(blob)
+		for _, e := range entries {
+			if auditRefParams[e.Param] {
+				keys = append(keys, []any{e.Value, e.Param, id, e.System})
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	st, err := tx.PrepareContext(ctx, `DELETE FROM audit_ref WHERE value = ? AND param = ? AND id = ? AND system = ?`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, k := range keys {
+		if _, err := st.ExecContext(ctx, k...); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -131,7 +131,7 @@ func TestPruneAuditRemovesRecordsAndTheirEntries(t *testing.T) {
 		t.Fatalf("PruneAudit = %+v %d %v, want anchor 3 at e3's time, 3 removed", a, n, err)
 	}
 	var entries int
-	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_idx WHERE id IN ('e1', 'e2', 'e3')`).Scan(&entries); err != nil || entries != 0 {
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_ref WHERE id IN ('e1', 'e2', 'e3')`).Scan(&entries); err != nil || entries != 0 {
 		t.Errorf("index entries of pruned records = %d %v, want 0", entries, err)
 	}
 	if got := auditIDs(t, s, store.Query{Clauses: []store.Clause{byAction("R")}}); !slices.Equal(got, []string{"e4", "e5"}) {

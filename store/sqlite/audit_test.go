@@ -53,7 +53,9 @@ func appendTrail(t *testing.T, dir string, from, to int) {
 // access to the disk could, and checks that verification names the first broken link. Records e1..e5
 // are verified intact before the edit.
 func TestVerifyAuditFindsTamperingInTheDatabaseFile(t *testing.T) {
-	const e3Body = `CAST(REPLACE(CAST(body AS TEXT), '"outcome":"0"', '"outcome":"8"') AS BLOB)`
+	// Bodies are stored compressed (codec.go); an edit either writes plain JSON, which is read as it is,
+	// or changes compressed bytes.
+	const e3Body = `CAST('{"resourceType":"AuditEvent","id":"e3","action":"R","outcome":"8"}' AS BLOB)`
 	cases := []struct {
 		name     string
 		sql      []string
@@ -64,6 +66,11 @@ func TestVerifyAuditFindsTamperingInTheDatabaseFile(t *testing.T) {
 		{
 			name:     "an edited body breaks its own link",
 			sql:      []string{`UPDATE audit SET body = ` + e3Body + ` WHERE id = 'e3'`},
+			brokenAt: 3, reason: "AuditEvent/e3 does not match its hash",
+		},
+		{
+			name:     "a changed byte of a compressed body breaks its own link",
+			sql:      []string{`UPDATE audit SET body = substr(body, 1, 12) || CASE WHEN substr(body, 13, 1) = X'5a' THEN X'5b' ELSE X'5a' END || substr(body, 14) WHERE id = 'e3'`},
 			brokenAt: 3, reason: "AuditEvent/e3 does not match its hash",
 		},
 		{
@@ -78,7 +85,7 @@ func TestVerifyAuditFindsTamperingInTheDatabaseFile(t *testing.T) {
 		},
 		{
 			name:     "a deleted record leaves a gap",
-			sql:      []string{`DELETE FROM audit WHERE seq = 3`, `DELETE FROM audit_idx WHERE id = 'e3'`},
+			sql:      []string{`DELETE FROM audit WHERE seq = 3`, `DELETE FROM audit_ref WHERE id = 'e3'`},
 			brokenAt: 3, reason: "record 3 is missing",
 		},
 		{
@@ -105,7 +112,7 @@ func TestVerifyAuditFindsTamperingInTheDatabaseFile(t *testing.T) {
 		},
 		{
 			name:     "a record forged at the end of the chain does not chain",
-			sql:      []string{`INSERT INTO audit (seq, id, last_updated, hash, body) VALUES (6, 'forged', 0, X'00', CAST('{}' AS BLOB))`},
+			sql:      []string{`INSERT INTO audit (seq, id, last_updated, hash, body, idx) VALUES (6, 'forged', 0, X'00', CAST('{}' AS BLOB), X'01')`},
 			brokenAt: 6, reason: "AuditEvent/forged does not match its hash",
 		},
 		{

@@ -6,18 +6,27 @@
 // SQLite's write lock). The database runs in WAL mode with synchronous=FULL, so a committed Apply survives
 // a power loss, and readers on their own pool never wait for the writer.
 //
-// The audit trail has its own two tables (audit.go). The chain table audit holds one row per record, its
-// seq, hash, id, time and body, and is at once the chain and the AuditEvent served; audit_idx holds the
-// records' index entries under two keys. AppendAudit writes both in one BEGIN IMMEDIATE transaction,
-// after checking inside it that the batch starts at head+1: the write lock makes that check and the
-// insert one compare-and-swap, also across processes, and a record is durable, readable and searchable
-// as soon as the append returns. Kept in the resource tables, every entry would cost six b-tree inserts
-// and every record a history and a current row: a millisecond per record, several times the cost of the
-// read it records. Here an entry costs two inserts and a record three, so that audit with every request
-// waiting for its record costs a fraction of the request. Virtual columns give the audit tables the
-// column names of current, history and idx, so the search compiler serves AuditEvents with the same SQL
-// (query.go, tables). PruneAudit removes a prefix of the chain and keeps its last record as the anchor
-// (audit_anchor) from which verification starts.
+// The audit trail has tables of its own (audit.go). The chain table audit holds one row per record: seq,
+// hash, id, time, body and index entries, the last two compressed with a frozen dictionary (codec.go),
+// so a 2 KB AuditEvent takes about 200 bytes. The row is at once the link in the chain and the
+// AuditEvent served, so there is one copy to verify. AppendAudit writes only rows, in one BEGIN
+// IMMEDIATE transaction, after checking inside it that the batch starts at head+1: the write lock makes
+// that check and the insert one compare-and-swap, also across processes.
+//
+// That is what every request waits for, and on a disk where each page a commit dirties costs about as
+// much as the fsync, an append costs what it dirties: rows appended in order share pages, but index
+// entries keyed by patient land on a page each. So: the codes (action, outcome, subtype, ...) have no
+// index at all, and a search tests them on each candidate record from its entries (auditfuncs.go); the
+// references (patient, agent, entity, source) are copied into audit_ref, keyed by value, after the
+// append, by a background copier and first by any search that can read them (refs.go), with
+// synchronous=NORMAL since they are derived from durable rows. The date is the row's time, with an index
+// of its own. Virtual columns give the audit tables the column names of current, history and idx, so the
+// search compiler serves AuditEvents with the same SQL (query.go, tables). PruneAudit removes a prefix
+// of the chain and keeps its last record as the anchor (audit_anchor) from which verification starts.
+//
+// No commit checkpoints the WAL (wal_autocheckpoint 0): a commit that crossed the threshold would copy a
+// thousand pages before returning, with every request waiting on it. A checkpointer connection runs
+// PASSIVE checkpoints in the background instead (checkpoint.go).
 //
 // Searches compile to one SQL statement. One clause, the caller's criterion, drives it as an IN subquery
 // on the idx table; every other clause, the access restrictions above all, is a correlated EXISTS tested

@@ -25,20 +25,24 @@ import (
 // Every value reaches SQLite as a bound parameter; only aliases and operators are written into the text.
 
 // tables names where resources of one type are kept. Most types live in current, history and idx;
-// AuditEvents in the audit chain and audit_idx, whose columns are named alike (see audit.go), so that one
-// compiler serves both. audit_idx has two indexes that the planner picks without being told, and no
-// text or range index: an AuditEvent's date is its last_updated (dateColumn).
+// AuditEvents in the audit chain and audit_ref, whose columns are named alike (see audit.go), so that one
+// compiler serves both. An AuditEvent's date is its last_updated (dateColumn); audit_ref holds only the
+// reference parameters, and every other predicate on an AuditEvent is tested on the record's own entries
+// (entries, and auditfuncs.go).
 type tables struct {
 	current, history, idx string
 	// indexed reports whether idx has the idx_* indexes that INDEXED BY names.
 	indexed bool
 	// dateColumn is the parameter answered from last_updated rather than from entries ("" if none).
 	dateColumn string
+	// entries reports that each row of current carries its index entries (column idx), which the
+	// audit_* SQL functions read: predicates tested per row use them instead of the idx table.
+	entries bool
 }
 
 var (
 	resourceTables = tables{current: "current", history: "history", idx: "idx", indexed: true}
-	auditTables    = tables{current: "audit", history: "audit", idx: "audit_idx", dateColumn: auditDate}
+	auditTables    = tables{current: "audit", history: "audit", idx: "audit_ref", dateColumn: auditDate, entries: true}
 )
 
 func tablesOf(typ string) tables {
@@ -176,6 +180,14 @@ func (b *builder) sortExpr(typ, param string) error {
 	case store.ParamLastUpdated, t.dateColumn:
 		b.w(`r.last_updated`)
 	default:
+		if t.entries {
+			b.w(`coalesce(audit_sort(r.idx, `)
+			b.arg(param)
+			b.w(`), `)
+			b.arg(missing)
+			b.w(`)`)
+			return nil
+		}
 		b.w(`coalesce((SELECT min(CASE WHEN s.text <> '' THEN s.text WHEN s.value <> '' THEN s.value ELSE s.lo END)`,
 			` FROM `, t.idx, ` s WHERE s.type = r.type AND s.id = r.id AND s.param = `)
 		b.arg(param)
@@ -270,7 +282,7 @@ func (b *builder) where(q store.Query, a string) error {
 	if err := b.self(q, a); err != nil {
 		return err
 	}
-	d := store.DrivingClause(q.Clauses)
+	d := drivingClause(q.Type, q.Clauses)
 	for i, c := range q.Clauses {
 		b.w(` AND `)
 		var err error
@@ -284,6 +296,42 @@ func (b *builder) where(q store.Query, a string) error {
 		}
 	}
 	return nil
+}
+
+// drivingClause is the clause that drives a query of typ (-1 for none): store.DrivingClause, except
+// that a type whose rows carry their entries can drive only from a clause whose every predicate has an
+// index (drives); the rest are tested on each record, and a query with no such clause reads every
+// record of the type.
+func drivingClause(typ string, cs []store.Clause) int {
+	if !tablesOf(typ).entries {
+		return store.DrivingClause(cs)
+	}
+	for i, c := range cs {
+		ok := len(c) > 0
+		for _, p := range c {
+			ok = ok && drives(typ, p)
+		}
+		if ok {
+			return i
+		}
+	}
+	return -1
+}
+
+// drives reports whether p, on a type whose rows carry their entries, can be looked up in an index:
+// a column, a reference parameter by value or by chain, or a _has.
+func drives(typ string, p store.Predicate) bool {
+	switch {
+	case p.Not:
+		return false
+	case isColumn(typ, p.Param), p.Match == store.MatchHas:
+		return true
+	case p.Match == store.MatchExact, p.Match == store.MatchRefIn:
+		return auditRefParams[p.Param]
+	case p.Match == store.MatchToken:
+		return auditRefParams[p.Param] && p.Value != ""
+	}
+	return false
 }
 
 // pinned writes the conditions of q on a current row aliased a that the caller has already pinned by its
@@ -376,6 +424,12 @@ func (b *builder) perRow(c store.Clause, typ, a string) error {
 		}
 		if ok, err := b.column(typ, p, a); ok || err != nil {
 			if err != nil {
+				return err
+			}
+			continue
+		}
+		if tablesOf(typ).entries && p.Match != store.MatchRefIn && p.Match != store.MatchHas {
+			if err := b.auditMatch(p, a); err != nil {
 				return err
 			}
 			continue
@@ -515,6 +569,13 @@ func (b *builder) entry(p store.Predicate, typ, a string) error {
 		return err
 	}
 	t := tablesOf(typ)
+	if t.entries {
+		// Only a chain gets here (perRow): the record's references, from its own entries, as rows.
+		b.w(`SELECT 1 FROM json_each(audit_refs(`, a, `.idx, `)
+		b.arg(p.Param)
+		b.w(`)) `, x, ` WHERE 1`)
+		return b.match(p, x, true)
+	}
 	b.w(`SELECT 1 FROM `, t.idx, ` `, x, t.indexedBy(perRowIndex(p)), ` WHERE `, x, `.type = `)
 	b.arg(typ)
 	b.w(` AND `, x, `.id = `, a, `.id AND `, x, `.param = `)
@@ -646,9 +707,23 @@ func (b *builder) has(p store.Predicate, typ, x string) error {
 	}
 	prefix := typ + "/"
 	s := b.alias("c")
+	t := tablesOf(p.Sub.Type)
+	if t.entries {
+		// The referrers drive (their own clauses choose how), and their references come from their
+		// entries: audit_ref is keyed by value, not by record.
+		b.w(`SELECT substr(`, x, `.value, `)
+		b.arg(len(prefix) + 1)
+		b.w(`) FROM `, t.current, ` `, s, `, json_each(audit_refs(`, s, `.idx, `)
+		b.arg(p.HasParam)
+		b.w(`)) `, x, ` WHERE `, x, `.value > `)
+		b.arg(prefix)
+		b.w(` AND `, x, `.value < `)
+		b.arg(typ + "0")
+		b.w(` AND `)
+		return b.where(*p.Sub, s)
+	}
 	b.w(`SELECT substr(`, x, `.value, `)
 	b.arg(len(prefix) + 1)
-	t := tablesOf(p.Sub.Type)
 	b.w(`) FROM `, t.idx, ` `, x, ` WHERE `, x, `.type = `)
 	b.arg(p.Sub.Type)
 	b.w(` AND `, x, `.param = `)
@@ -703,6 +778,11 @@ func prefixEnd(p string) (string, bool) {
 // Search returns current, non-deleted resources matching q in q's order. ErrInvalidQuery if q cannot be
 // compiled (no type, an unknown Match, a chain without Sub, After of the wrong length).
 func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) {
+	if seesAudit(&q) {
+		if err := s.auditReady(ctx); err != nil {
+			return nil, err
+		}
+	}
 	query, args, err := buildSearch(q)
 	if err != nil {
 		return nil, err
@@ -725,6 +805,9 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 			return nil, translate(err)
 		}
 		h.Resource.LastUpdated = fromMillis(lu)
+		if q.Type == store.AuditEventType {
+			h.Resource.Body = unpack(h.Resource.Body)
+		}
 		h.SortValues = make([]store.SortValue, 0, len(keys)+1)
 		for _, k := range keys {
 			h.SortValues = append(h.SortValues, sortValue(k))
@@ -737,6 +820,11 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 
 // Count returns how many current, non-deleted resources match q. ErrInvalidQuery as for Search.
 func (s *Store) Count(ctx context.Context, q store.Query) (int, error) {
+	if seesAudit(&q) {
+		if err := s.auditReady(ctx); err != nil {
+			return 0, err
+		}
+	}
 	query, args, err := buildCount(q)
 	if err != nil {
 		return 0, err
@@ -746,4 +834,61 @@ func (s *Store) Count(ctx context.Context, q store.Query) (int, error) {
 		return 0, translate(err)
 	}
 	return n, nil
+}
+
+// auditMatch writes p as a test of the record aliased a on its own entries (auditfuncs.go): the
+// predicate's match, parameter, system, value and bounds, as audit_match reads them.
+func (b *builder) auditMatch(p store.Predicate, a string) error {
+	switch p.Match {
+	case store.MatchPresent, store.MatchToken, store.MatchExact, store.MatchTokenText, store.MatchPrefix, store.MatchContains, store.MatchRange:
+	default:
+		return fmt.Errorf("%w: match %d", store.ErrInvalidQuery, p.Match)
+	}
+	if p.Not {
+		b.w(`NOT `)
+	}
+	b.w(`audit_match(`, a, `.idx, `)
+	b.arg(p.Param)
+	b.w(`, `)
+	b.arg(int64(p.Match))
+	b.w(`, `)
+	b.arg(p.System)
+	b.w(`, `)
+	b.arg(p.Value)
+	b.w(`, `)
+	b.arg(boolInt(p.AnySystem))
+	for _, bd := range p.Bounds {
+		if bd.Field != store.Low && bd.Field != store.High {
+			return fmt.Errorf("%w: bound field %d", store.ErrInvalidQuery, bd.Field)
+		}
+		if _, err := cmpOp(bd.Cmp); err != nil {
+			return err
+		}
+		b.w(`, `)
+		b.arg(int64(bd.Field))
+		b.w(`, `)
+		b.arg(int64(bd.Cmp))
+		b.w(`, `)
+		b.arg(bd.Value)
+	}
+	b.w(`)`)
+	return nil
+}
+
+// seesAudit reports whether q, or any query nested in it, selects AuditEvents, and so may read audit_ref.
+func seesAudit(q *store.Query) bool {
+	if q == nil {
+		return false
+	}
+	if q.Type == store.AuditEventType {
+		return true
+	}
+	for _, c := range q.Clauses {
+		for _, p := range c {
+			if seesAudit(p.Sub) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -241,12 +241,13 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 // temporary b-trees and LIST SUBQUERY results are not table reads.
 func scansTable(line string) bool {
 	rest, ok := strings.CutPrefix(line, "SCAN ")
-	if !ok {
+	if !ok || strings.Contains(rest, " VIRTUAL TABLE ") {
+		// json_each over one record's own entries (auditfuncs.go) is not a table read.
 		return false
 	}
 	name, _, _ := strings.Cut(rest, " ")
 	switch {
-	case name == "current", name == "history", name == "idx", name == "audit", name == "audit_idx",
+	case name == "current", name == "history", name == "idx", name == "audit", name == "audit_ref",
 		name == "r", name == "h", name == "s":
 		return true
 	case len(name) > 1 && (name[0] == 'i' || name[0] == 'c') && name[1] >= '0' && name[1] <= '9':
@@ -280,7 +281,7 @@ func notPerRow(rows []planRow) string {
 		if strings.HasPrefix(r.detail, "LIST SUBQUERY") || strings.HasPrefix(r.detail, "MATERIALIZE") {
 			return r.detail
 		}
-		for _, index := range []string{"INDEX idx_", "INDEX audit_idx_", "PRIMARY KEY ("} {
+		for _, index := range []string{"INDEX idx_", "PRIMARY KEY ("} {
 			_, key, ok := strings.Cut(r.detail, index)
 			if ok && !strings.Contains(key, "id=?") && !strings.Contains(key, "value=?") {
 				return r.detail

@@ -65,20 +65,25 @@ var schema = []string{
 	auditTable,
 	// last_updated, id: date searches and sorts, and the audit arm of system history, in its order.
 	`CREATE INDEX IF NOT EXISTS audit_last_updated ON audit (last_updated DESC, id)`,
-	// The AuditEvent index entries, keyed by record (a candidate's own entries, and pruning) and indexed
-	// by value (the candidates of a value); type is virtual so that the compiler's SQL for idx fits.
-	`CREATE TABLE IF NOT EXISTS audit_idx (
-		id TEXT NOT NULL,
-		param TEXT NOT NULL,
+	// The entries of an AuditEvent's reference parameters, by value (audit.go says why only those);
+	// the virtual columns give it the columns of idx that the compiler names.
+	`CREATE TABLE IF NOT EXISTS audit_ref (
 		value TEXT NOT NULL,
+		param TEXT NOT NULL,
+		id TEXT NOT NULL,
 		system TEXT NOT NULL,
-		text TEXT NOT NULL,
-		lo INTEGER NOT NULL,
-		hi INTEGER NOT NULL,
 		type TEXT GENERATED ALWAYS AS ('AuditEvent') VIRTUAL,
-		PRIMARY KEY (id, param, value, system)
+		text TEXT GENERATED ALWAYS AS ('') VIRTUAL,
+		lo INTEGER GENERATED ALWAYS AS (0) VIRTUAL,
+		hi INTEGER GENERATED ALWAYS AS (0) VIRTUAL,
+		PRIMARY KEY (value, param, id, system)
 	) WITHOUT ROWID`,
-	`CREATE INDEX IF NOT EXISTS audit_idx_value ON audit_idx (param, value, id, system)`,
+	// How far the audit_ref copy has got (refs.go).
+	`CREATE TABLE IF NOT EXISTS audit_ref_mark (
+		one INTEGER PRIMARY KEY CHECK (one = 1),
+		seq INTEGER NOT NULL
+	)`,
+	`INSERT OR IGNORE INTO audit_ref_mark (one, seq) VALUES (1, 0)`,
 	// Where a pruned chain starts (store.AuditAnchor): at most one row.
 	`CREATE TABLE IF NOT EXISTS audit_anchor (
 		one INTEGER PRIMARY KEY CHECK (one = 1),
@@ -89,7 +94,7 @@ var schema = []string{
 }
 
 // auditTable is the audit chain: one row per record, in chain order (last_updated is the record's time
-// in Unix milliseconds). It is also the served AuditEvent: the virtual columns give it the columns of
+// in Unix milliseconds; body and idx, its index entries, are compressed, see codec.go). It is also the served AuditEvent: the virtual columns give it the columns of
 // current and history, at no cost per row.
 const auditTable = `CREATE TABLE IF NOT EXISTS audit (
 		seq INTEGER PRIMARY KEY,
@@ -97,6 +102,7 @@ const auditTable = `CREATE TABLE IF NOT EXISTS audit (
 		last_updated INTEGER NOT NULL,
 		hash BLOB NOT NULL,
 		body BLOB NOT NULL,
+		idx BLOB NOT NULL,
 		type TEXT GENERATED ALWAYS AS ('AuditEvent') VIRTUAL,
 		version INTEGER GENERATED ALWAYS AS (1) VIRTUAL,
 		deleted INTEGER GENERATED ALWAYS AS (0) VIRTUAL
@@ -113,7 +119,9 @@ type Store struct {
 
 	getAuditStmt *sql.Stmt
 
-	stmts stmtCache // multi-row audit statements on w
+	stmts        stmtCache     // multi-row audit statements on w
+	copier       *copier       // background copy of audit references (refs.go)
+	checkpointer *checkpointer // background WAL checkpoints (checkpoint.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -121,6 +129,12 @@ var _ store.Store = (*Store)(nil)
 // Open opens (creating if needed) the database dir/gpfhir.db, creating dir with mode 0700 because the
 // file holds health records. A file of schema version 2 is upgraded; one of a newer schema is refused.
 func Open(ctx context.Context, dir string) (*Store, error) {
+	return open(ctx, dir, true)
+}
+
+// open is Open with or without the background copier of audit references; tests turn it off to see
+// searches catch up on their own.
+func open(ctx context.Context, dir string, background bool) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create %s: %w", dir, err)
 	}
@@ -131,7 +145,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	// busy_timeout comes first (the driver orders it so) so that even the journal_mode switch waits for
 	// another process instead of failing.
 	common := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)"
-	w, err := sql.Open("sqlite", common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	// No checkpoint on commit: a commit that checkpoints copies hundreds of pages and fsyncs the file
+	// before it returns, and every request waiting on that commit waits with it. The checkpointer does
+	// it in the background instead (checkpoint.go).
+	w, err := sql.Open("sqlite", common+"&_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -170,6 +187,13 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if s.getAuditStmt, err = r.PrepareContext(ctx, `SELECT last_updated, body FROM audit WHERE id = ?`); err != nil {
 		s.Close()
 		return nil, translate(err)
+	}
+	if err := s.startCheckpointer(ctx, common); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if background {
+		s.startCopier()
 	}
 	return s, nil
 }
@@ -223,7 +247,10 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close waits for statements in progress, lets SQLite refresh its planner statistics, and closes both pools.
 func (s *Store) Close() error {
-	errs := []error{s.stmts.close()}
+	// First, so that the copier does not start a transaction on pools being closed. What it had not
+	// copied yet stays in the rows, for the next search or copier.
+	s.copier.stop()
+	errs := []error{s.checkpointer.stop(), s.stmts.close()}
 	for _, st := range []*sql.Stmt{s.getStmt, s.getVersionStmt, s.getAuditStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -289,6 +316,7 @@ func (s *Store) getAudit(ctx context.Context, id string) (store.Resource, error)
 		return store.Resource{}, translate(err)
 	}
 	res.LastUpdated = fromMillis(lu)
+	res.Body = unpack(res.Body)
 	return res, nil
 }
 
@@ -502,6 +530,9 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Reso
 		var lu int64
 		if err := rows.Scan(&res.Type, &res.ID, &res.VersionID, &lu, &res.Deleted, &res.Body); err != nil {
 			return nil, translate(err)
+		}
+		if res.Type == store.AuditEventType {
+			res.Body = unpack(res.Body)
 		}
 		res.LastUpdated = fromMillis(lu)
 		out = append(out, res)

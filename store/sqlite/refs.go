@@ -1,0 +1,215 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"time"
+)
+
+// The audit_ref entries are written after the append, not in it. An entry is keyed by the patient or
+// resource it names, so each record's entries land on a page of their own in the b-tree, and on this
+// kind of disk every page a commit dirties costs about as much again as the fsync itself: written in the
+// append, they made a record cost a page, where its row, compressed, costs a tenth of one. So an append
+// writes only the rows (the entries are inside them, in idx), and the entries are copied into audit_ref
+// up to the mark in audit_ref_mark:
+//
+//   - by a background goroutine, shortly after an append, in chunks;
+//   - first, by any Search or Count that can see AuditEvents (auditReady), so that a search never
+//     misses a record appended before it: the contract's "searchable once AppendAudit returns".
+//
+// The copy commits with synchronous=NORMAL: it is derived from rows that are already durable, and the
+// mark moves in the same transaction, so a copy lost to a power cut is made again from the rows. (The
+// next durable commit syncs the WAL, copy included.) Processes sharing the file copy each record once:
+// each chunk re-reads the mark inside BEGIN IMMEDIATE.
+
+// refChunk is how many records one copying transaction takes: it bounds how long an append waits behind
+// the copier for the write lock.
+const refChunk = 100
+
+// refDelay is how long the copier lets appends gather before copying them: long enough that it works in
+// chunks, short enough that a search rarely finds a backlog.
+const refDelay = 100 * time.Millisecond
+
+// auditReady copies every pending record's entries before a read that can use audit_ref. It costs one
+// indexed lookup when there is nothing to do.
+func (s *Store) auditReady(ctx context.Context) error {
+	var pending bool
+	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE seq > (SELECT seq FROM audit_ref_mark))`).Scan(&pending)
+	if err != nil {
+		return translate(err)
+	}
+	if !pending {
+		return nil
+	}
+	return s.copyRefs(ctx)
+}
+
+// copyRefs copies the entries of every record past the mark, a chunk per transaction.
+func (s *Store) copyRefs(ctx context.Context) error {
+	busy := 0
+	for {
+		n, err := s.copyRefsChunk(ctx)
+		if isBusy(err) && busy < 2 && ctx.Err() == nil {
+			busy++ // busy_timeout has waited already; worth another try, as in Apply
+			continue
+		}
+		if err != nil || n < refChunk {
+			return translate(err)
+		}
+		busy = 0
+	}
+}
+
+func (s *Store) copyRefsChunk(ctx context.Context) (n int, err error) {
+	// Prepared before the connection is taken: preparing on the pool would wait for this very
+	// connection.
+	shapes := make([]shapedStmt, 0, 9)
+	for k := 1; k <= refRows; k *= 2 {
+		st, err := s.stmts.get(ctx, s.w, "audit_ref", k, appendAuditRefSQL)
+		if err != nil {
+			return 0, err
+		}
+		shapes = append(shapes, shapedStmt{k, st})
+	}
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		// The writer connection goes back to durable commits, or is discarded.
+		if _, rerr := conn.ExecContext(context.Background(), `PRAGMA synchronous = FULL`); rerr != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			if err == nil {
+				err = rerr
+			}
+		}
+		conn.Close()
+	}()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return 0, err
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	var mark int64
+	if err := tx.QueryRowContext(ctx, `SELECT seq FROM audit_ref_mark`).Scan(&mark); err != nil {
+		return 0, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT seq, id, idx FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, mark, refChunk)
+	if err != nil {
+		return 0, err
+	}
+	var args []any
+	last := mark
+	for rows.Next() {
+		var id string
+		var blob []byte
+		if err := rows.Scan(&last, &id, &blob); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		n++
+		args = appendRefs(args, id, blob)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := execPowers(ctx, tx, shapes, args, refCols); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE audit_ref_mark SET seq = ?`, last); err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
+}
+
+// appendRefs appends the audit_ref rows (value, param, id, system) of the record id with entries blob.
+// Entries that do not decode (an edit of the file) give none: derived data outside the hash must not
+// stop later records from being indexed.
+func appendRefs(args []any, id string, blob []byte) []any {
+	entries, _ := unpackIndex(blob)
+	for _, e := range entries {
+		if auditRefParams[e.Param] {
+			args = append(args, e.Value, e.Param, id, e.System)
+		}
+	}
+	return args
+}
+
+// execPowers writes len(args)/cols rows with statements of 1<<k rows (shapes[k]), largest first.
+func execPowers(ctx context.Context, tx *sql.Tx, shapes []shapedStmt, args []any, cols int) error {
+	for k := len(shapes) - 1; k >= 0; k-- {
+		for n := shapes[k].rows * cols; len(args) >= n; args = args[n:] {
+			if _, err := tx.StmtContext(ctx, shapes[k].st).ExecContext(ctx, args[:n]...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// copier runs copyRefs in the background after appends in this process (and once at Open, for a backlog
+// left by a process that stopped), so an idle server does no work.
+type copier struct {
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (s *Store) startCopier() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.copier = &copier{wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	s.copier.kick()
+	go s.runCopier(ctx)
+}
+
+// kick asks the copier to run; kicks while it waits or works fold into one.
+func (c *copier) kick() {
+	if c == nil {
+		return
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) runCopier(ctx context.Context) {
+	c := s.copier
+	defer close(c.done)
+	t := time.NewTimer(0)
+	<-t.C
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		}
+		t.Reset(refDelay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.auditReady(ctx); err != nil && ctx.Err() == nil {
+			// Most likely the write lock stayed busy; searches catch up on their own meanwhile.
+			c.kick()
+		}
+	}
+}
+
+// stop ends the copier, interrupting a chunk in progress (which then rolls back), and waits for it.
+func (c *copier) stop() {
+	if c == nil {
+		return
+	}
+	c.cancel()
+	<-c.done
+}

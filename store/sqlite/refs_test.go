@@ -1,0 +1,277 @@
+package sqlite
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// TestSearchesCatchUpWithReferencesNotCopiedYet: with no background copier, every search that can read
+// audit_ref copies what is pending first, so a record is searchable as soon as AppendAudit returns.
+func TestSearchesCatchUpWithReferencesNotCopiedYet(t *testing.T) {
+	audit := store.Query{Type: store.AuditEventType}
+	byEntity := store.Clause{{Param: "entity", Match: store.MatchExact, Value: "Patient/p1"}}
+	reads := []struct {
+		name string
+		read func(s *Store) (int, error)
+	}{
+		{"search by reference", func(s *Store) (int, error) {
+			hits, err := s.Search(t.Context(), store.Query{Type: store.AuditEventType, Clauses: []store.Clause{byEntity}})
+			return len(hits), err
+		}},
+		{"count by reference", func(s *Store) (int, error) {
+			return s.Count(t.Context(), store.Query{Type: store.AuditEventType, Clauses: []store.Clause{byEntity}})
+		}},
+		{"a _has into AuditEvents", func(s *Store) (int, error) {
+			sub := audit
+			sub.Clauses = []store.Clause{byEntity}
+			return s.Count(t.Context(), store.Query{Type: "Patient", Clauses: []store.Clause{{{Param: "_has", Match: store.MatchHas, HasParam: "entity", Sub: &sub}}}})
+		}},
+	}
+	for _, tc := range reads {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := open(t.Context(), dir, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.Apply(t.Context(), []store.Write{{Resource: store.Resource{Type: "Patient", ID: "p1", VersionID: 1, LastUpdated: trailStart, Body: []byte(`{}`)}}}); err != nil {
+				t.Fatal(err)
+			}
+			appendTo(t, s, 1, 5)
+			if got := refMark(t, s); got != 0 {
+				t.Fatalf("mark before any search = %d, want 0 (nothing copied)", got)
+			}
+			n, err := tc.read(s)
+			want := 3 // e1, e3, e5 name p1
+			if tc.name == "a _has into AuditEvents" {
+				want = 1
+			}
+			if err != nil || n != want {
+				t.Errorf("got %d %v, want %d", n, err, want)
+			}
+			if got := refMark(t, s); got != 5 {
+				t.Errorf("mark after the search = %d, want 5", got)
+			}
+		})
+	}
+	// Reads that never use audit_ref do not copy.
+	s, err := open(t.Context(), t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	appendTo(t, s, 1, 2)
+	if _, err := s.Get(t.Context(), store.AuditEventType, "e1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := refMark(t, s); got != 0 {
+		t.Errorf("mark after a Get = %d, want 0", got)
+	}
+}
+
+// TestTheCopierRunsInTheBackgroundAndLeavesCommitsDurable: after an append the copier catches up on
+// its own, and the writer connection it borrowed with synchronous=NORMAL is back to FULL.
+func TestTheCopierRunsInTheBackgroundAndLeavesCommitsDurable(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	appendTo(t, s, 1, 3)
+	deadline := time.Now().Add(10 * time.Second)
+	for refMark(t, s) != 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("the copier did not catch up within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var sync int
+	if err := s.w.QueryRowContext(t.Context(), `PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+		t.Errorf("writer synchronous = %d %v, want 2 (FULL)", sync, err)
+	}
+}
+
+// TestStoresSharingAFileCopyEachRecordOnce: two stores on one file (two processes) catching up at
+// once copy every record's references once and agree on the mark.
+func TestStoresSharingAFileCopyEachRecordOnce(t *testing.T) {
+	dir := t.TempDir()
+	var stores []*Store
+	for range 2 {
+		s, err := open(t.Context(), dir, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	appendTo(t, stores[0], 1, 250)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, s := range stores {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.auditReady(t.Context()) }()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var refs int
+	if err := stores[1].r.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_ref`).Scan(&refs); err != nil || refs != 250 {
+		t.Errorf("audit_ref rows = %d %v, want 250 (one entity each)", refs, err)
+	}
+	if got := refMark(t, stores[1]); got != 250 {
+		t.Errorf("mark = %d, want 250", got)
+	}
+}
+
+// TestAuditMatchAgreesWithTheIndexTable runs the same predicates over the same entries held by Patients
+// (the idx table's SQL) and by AuditEvents (audit_match, audit_refs, audit_sort): both must select and
+// order alike.
+func TestAuditMatchAgreesWithTheIndexTable(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	entries := func(i int) []store.IndexEntry {
+		e := []store.IndexEntry{
+			{Param: "entity", Value: fmt.Sprintf("Patient/p%d", i%3)},
+			{Param: "action", System: "urn:act", Value: []string{"R", "C", "U"}[i%3], Text: []string{"read", "create", "update"}[i%3]},
+			{Param: "outcome", System: "urn:out", Value: fmt.Sprint(i % 2 * 4)},
+			{Param: "num", Low: int64(i), High: int64(i + 2)},
+		}
+		if i%4 == 0 {
+			e = append(e, store.IndexEntry{Param: "subtype", System: "urn:sub", Value: "read"}, store.IndexEntry{Param: "subtype", System: "urn:other", Value: "x"})
+		}
+		return e
+	}
+	var ws []store.Write
+	var recs []store.AuditRecord
+	for i := range 12 {
+		id := fmt.Sprintf("r%02d", i)
+		at := trailStart.Add(time.Duration(i) * time.Second)
+		ws = append(ws, store.Write{Resource: store.Resource{Type: "Patient", ID: id, VersionID: 1, LastUpdated: at, Body: []byte(`{}`)}, Index: entries(i)})
+		recs = append(recs, store.AuditRecord{ID: id, Recorded: at, Body: []byte(`{}`), Index: entries(i)})
+	}
+	if err := s.Apply(t.Context(), ws); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.AppendChained(t.Context(), s, recs, 1); err != nil {
+		t.Fatal(err)
+	}
+	p := func(pr store.Predicate) store.Clause { return store.Clause{pr} }
+	drive := p(store.Predicate{Param: store.ParamLastUpdated, Match: store.MatchRange, Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: 0}}})
+	cases := map[string][]store.Clause{
+		"token":              {p(store.Predicate{Param: "action", Match: store.MatchToken, System: "urn:act", Value: "R"})},
+		"token any system":   {p(store.Predicate{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "C"})},
+		"token wrong system": {p(store.Predicate{Param: "action", Match: store.MatchToken, System: "urn:x", Value: "C"})},
+		"system only":        {p(store.Predicate{Param: "subtype", Match: store.MatchToken, System: "urn:other"})},
+		"not token":          {p(store.Predicate{Param: "outcome", Match: store.MatchToken, System: "urn:out", Value: "4", Not: true})},
+		"text":               {p(store.Predicate{Param: "action", Match: store.MatchTokenText, Value: "up"})},
+		"contains":           {p(store.Predicate{Param: "action", Match: store.MatchContains, Value: "eat"})},
+		"present":            {p(store.Predicate{Param: "subtype", Match: store.MatchPresent})},
+		"missing":            {p(store.Predicate{Param: "subtype", Match: store.MatchPresent, Not: true})},
+		"range":              {p(store.Predicate{Param: "num", Match: store.MatchRange, Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: 3}, {Field: store.High, Cmp: store.LE, Value: 8}}})},
+		"reference":          {p(store.Predicate{Param: "entity", Match: store.MatchExact, Value: "Patient/p1"})},
+		"or":                 {{{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "U"}, {Param: "subtype", Match: store.MatchPresent}}},
+		"reference and code": {p(store.Predicate{Param: "entity", Match: store.MatchExact, Value: "Patient/p0"}), p(store.Predicate{Param: "outcome", Match: store.MatchToken, AnySystem: true, Value: "0"})},
+		"driven by a column": {drive, p(store.Predicate{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "R"})},
+	}
+	sorts := [][]store.SortKey{nil, {{Param: "action"}}, {{Param: "num", Desc: true}}, {{Param: "subtype"}}}
+	for name, clauses := range cases {
+		for _, sort := range sorts {
+			t.Run(fmt.Sprintf("%s sorted by %v", name, sort), func(t *testing.T) {
+				var got [2][]string
+				for i, typ := range []string{"Patient", store.AuditEventType} {
+					hits, err := s.Search(t.Context(), store.Query{Type: typ, Clauses: clauses, Sort: sort})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, h := range hits {
+						got[i] = append(got[i], h.Resource.ID)
+					}
+				}
+				if !slices.Equal(got[0], got[1]) {
+					t.Errorf("idx table: %v\naudit:     %v", got[0], got[1])
+				}
+				if len(got[0]) == 0 && name != "token wrong system" {
+					t.Errorf("no match at all: the case tests nothing")
+				}
+			})
+		}
+	}
+}
+
+// TestPruneAuditStopsAtABrokenLink: pruning must not erase the evidence of tampering.
+func TestPruneAuditStopsAtABrokenLink(t *testing.T) {
+	dir := auditTrail(t, 5)
+	editFile(t, dir, `UPDATE audit SET body = CAST('{"resourceType":"AuditEvent","id":"e3"}' AS BLOB) WHERE id = 'e3'`)
+	s := openDir(t, dir)
+	a, n, err := s.PruneAudit(t.Context(), trailStart.Add(time.Hour))
+	if err == nil || n != 2 || a.Seq != 2 {
+		t.Fatalf("PruneAudit = %+v %d %v, want e1 and e2 removed and an error at e3", a, n, err)
+	}
+	if recs, err := s.AuditRange(t.Context(), 0, 0); err != nil || len(recs) != 3 || recs[0].ID != "e3" {
+		t.Errorf("records left = %v %v, want e3 onwards", recs, err)
+	}
+}
+
+func TestCodecRoundTripsAndReadsPlainValues(t *testing.T) {
+	body := []byte(`{"resourceType":"AuditEvent","id":"x","action":"R","outcome":"0"}`)
+	packed := packBody(body)
+	if !bytes.HasPrefix(packed, zstdMagic) || !bytes.Equal(unpack(packed), body) {
+		t.Errorf("body does not round-trip: %x", packed)
+	}
+	if !bytes.Equal(unpack(body), body) {
+		t.Error("a plain body is not read as it is")
+	}
+	broken := append(slices.Clone(packed[:len(packed)-2]), 0xff, 0xff)
+	if got := unpack(broken); !bytes.Equal(got, broken) {
+		t.Errorf("a frame that does not decompress came back as %q, want the stored bytes", got)
+	}
+	entries := []store.IndexEntry{{Param: "action", System: "urn:a", Value: "R", Text: "read"}, {Param: "n", Low: -5, High: 1 << 40}}
+	idx, err := packIndex(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := unpackIndex(idx); err != nil || !slices.Equal(got, entries) {
+		t.Errorf("index round trip = %v %v", got, err)
+	}
+	if _, err := packIndex([]store.IndexEntry{{Value: "v"}}); err == nil {
+		t.Error("an entry without a parameter was packed")
+	}
+	for cut := 1; cut < len(idx); cut++ {
+		if got, err := unpackIndex(idx[:cut]); err == nil && len(got) == len(entries) {
+			t.Errorf("an index cut at %d of %d decodes whole", cut, len(idx))
+		}
+	}
+}
+
+// appendTo appends e<from>..e<to> as appendTrail does, to an open store.
+func appendTo(t *testing.T, s *Store, from, to int) {
+	t.Helper()
+	var recs []store.AuditRecord
+	for i := from; i <= to; i++ {
+		id := fmt.Sprintf("e%d", i)
+		at := trailStart.Add(time.Duration(i) * time.Second)
+		recs = append(recs, store.AuditRecord{ID: id, Recorded: at, Body: []byte(`{"resourceType":"AuditEvent","id":"` + id + `"}`),
+			Index: []store.IndexEntry{{Param: "entity", Value: fmt.Sprintf("Patient/p%d", i%2)}, {Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli()}}})
+	}
+	for len(recs) > 0 {
+		n := min(len(recs), store.MaxAuditBatch)
+		if err := store.AppendChained(t.Context(), s, recs[:n], 1); err != nil {
+			t.Fatal(err)
+		}
+		recs = recs[n:]
+	}
+}
+
+func refMark(t *testing.T, s *Store) int64 {
+	t.Helper()
+	var seq int64
+	if err := s.r.QueryRowContext(t.Context(), `SELECT seq FROM audit_ref_mark`).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
