@@ -86,6 +86,21 @@ func AuditEventIndex(in AuditInput, base string) []IndexEntry {
 
 	x.param()
 	x.ref("source", server)
+
+	// Only the user agent has an altId, and only the client agent a name (its id when it has no name).
+	x.param()
+	if u := in.User; u != nil && u.Subject != "" {
+		x.add(IndexEntry{Param: "altid", Value: jsonString(u.Subject)})
+	}
+	x.param()
+	if u := in.User; u != nil && u.ClientID != "" {
+		name := u.ClientName
+		if name == "" {
+			name = u.ClientID
+		}
+		name = jsonString(name)
+		x.add(IndexEntry{Param: "agent-name", Value: name, Text: NormalizeString(name)})
+	}
 	return x.out
 }
 

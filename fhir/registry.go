@@ -435,6 +435,12 @@ var typeTable = []struct {
 			Paths:       []Path{path("source.observer", TypeReference)},
 			Targets:     []string{"Practitioner", "Organization", "Device", "Patient", "PractitionerRole", "RelatedPerson"},
 			Description: "The identity of source detecting the event"},
+		// Who, when the user is not a Patient here: a GP system's or auditor's subject at its identity
+		// provider (agent.altId), and the app a request came through (the client agent's name).
+		{Code: "altid", Type: ParamToken, Expression: "AuditEvent.agent.altId",
+			Paths: []Path{code("agent.altId", "")}, Description: "Alternative User identity"},
+		{Code: "agent-name", Type: ParamString, Expression: "AuditEvent.agent.name",
+			Paths: []Path{path("agent.name", TypeString)}, Description: "Human friendly name for the agent"},
 	}},
 }
 

@@ -35,9 +35,11 @@ import (
 // says so, and stores it as last_updated instead of as an entry.
 const auditDate = "date"
 
-// auditRefParams are the AuditEvent search parameters kept in audit_ref: R4's reference parameters.
-// A search drives from one of them (or from the date); chains follow them.
-var auditRefParams = map[string]bool{"patient": true, "agent": true, "entity": true, "source": true}
+// auditRefParams are the AuditEvent search parameters kept in audit_ref: the ones that say who or what,
+// with as many values as there are users, patients and resources: R4's reference parameters, which
+// chains follow, and altid, the user's identity at their identity provider. A search drives from one of
+// them (or from the date).
+var auditRefParams = map[string]bool{"patient": true, "agent": true, "entity": true, "source": true, "altid": true}
 
 // appendRows is how many records one INSERT writes, and refRows how many audit_ref entries (refs.go). Bigger
 // batches are several statements; smaller ones are written as a sum of powers of two, so each table has
