@@ -325,8 +325,36 @@ func TestAuditorsSearchTheTrailAndNothingElse(t *testing.T) {
 	if got := count(aud, "source="+url.QueryEscape(src)+"&_count=1000"); got < 3 {
 		t.Errorf("source=%s found %d", src, got)
 	}
+	// Who, for a user who is not a Patient: the subject at their identity provider (altid), and the app
+	// a request came through (agent-name, a string search on the client's name).
+	agents := ev["agent"].([]any)
+	subject := agents[0].(map[string]any)["altId"].(string)
+	app := agents[1].(map[string]any)["name"].(string)
+	r := ts.mustStatus(ts.do("GET", "/AuditEvent?_count=1000&altid="+url.QueryEscape(subject), nil, aud), 200)
+	var byUser struct {
+		Entry []struct {
+			Resource struct {
+				Agent []struct{ AltID string }
+			}
+		}
+	}
+	_ = json.Unmarshal(r.Body, &byUser)
+	if len(byUser.Entry) < len(tests) {
+		t.Errorf("altid=%s found %d events, want the auditor's %d searches at least", subject, len(byUser.Entry), len(tests))
+	}
+	for _, e := range byUser.Entry {
+		if e.Resource.Agent[0].AltID != subject {
+			t.Errorf("altid=%s found an event of %q", subject, e.Resource.Agent[0].AltID)
+		}
+	}
+	if got := count(aud, "altid=nobody"); got != 0 {
+		t.Errorf("altid=nobody found %d", got)
+	}
+	if got := count(aud, "_count=1000&agent-name="+url.QueryEscape(strings.ToLower(app[:3]))); got < len(tests) {
+		t.Errorf("agent-name=%s found %d", app[:3], got)
+	}
 	// Paged with signed cursors, newest first.
-	r := ts.mustStatus(ts.do("GET", "/AuditEvent?_sort=-date&_count=1", nil, aud), 200)
+	r = ts.mustStatus(ts.do("GET", "/AuditEvent?_sort=-date&_count=1", nil, aud), 200)
 	var page struct {
 		Link []struct{ Relation, URL string }
 	}
