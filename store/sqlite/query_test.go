@@ -136,6 +136,10 @@ func planCases() []struct {
 			Clauses: []store.Clause{{{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}}},
 			Sort:    []store.SortKey{{Param: "date", Desc: true}},
 			After:   []store.SortValue{{Int: 5, IsInt: true}, {Str: "a1"}}, Limit: 20}},
+		// A later page of the whole trail, newest first: the keyset seeks in the date index (the first
+		// page walks it from the start and stops at the page).
+		{"audit: all, newest first, a later page", store.Query{Type: store.AuditEventType,
+			Sort: []store.SortKey{{Param: "date", Desc: true}}, After: []store.SortValue{{Int: 5, IsInt: true}, {Str: "a1"}}, Limit: 20}},
 		{"audit: date period", store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "date", Match: store.MatchRange,
 			Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: 1}, {Field: store.High, Cmp: store.LE, Value: 2}}}}}}},
 		{"audit: agent and outcome", store.Query{Type: store.AuditEventType, Clauses: []store.Clause{
