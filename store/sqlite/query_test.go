@@ -214,7 +214,12 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 
 	for _, tc := range planCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, build := range []func(store.Query) (string, []any, error){buildSearch, buildCount} {
+			builds := []func(store.Query) (string, []any, error){buildSearch, buildCount}
+			if len(tc.q.Clauses) == 0 && tc.q.Type == store.AuditEventType {
+				// Counting the whole trail reads it all; only the page has to be found by index.
+				builds = builds[:1]
+			}
+			for _, build := range builds {
 				query, args, err := build(tc.q)
 				if err != nil {
 					t.Fatal(err)
