@@ -108,12 +108,16 @@ func (s *Store) appendAudit(ctx context.Context, records []store.AuditRecord, ro
 	if err != nil {
 		return err
 	}
+	headStmt, err := s.stmts.get(ctx, s.w, "head", 1, func(int) string { return auditHeadSQL })
+	if err != nil {
+		return err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	head, hash, err := auditHead(ctx, tx)
+	head, hash, err := scanHead(tx.StmtContext(ctx, headStmt).QueryRowContext(ctx))
 	if err != nil {
 		return err
 	}
@@ -231,10 +235,16 @@ type queryRower interface {
 // auditHead is the last record's seq and hash or, when every record has been pruned, the anchor's: the
 // next record chains on it either way.
 func auditHead(ctx context.Context, q queryRower) (int64, []byte, error) {
+	return scanHead(q.QueryRowContext(ctx, auditHeadSQL))
+}
+
+const auditHeadSQL = `SELECT seq, hash FROM (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1)
+	UNION ALL SELECT seq, hash FROM audit_anchor ORDER BY seq DESC LIMIT 1`
+
+func scanHead(row *sql.Row) (int64, []byte, error) {
 	var seq int64
 	var hash []byte
-	err := q.QueryRowContext(ctx, `SELECT seq, hash FROM (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1)
-		UNION ALL SELECT seq, hash FROM audit_anchor ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	err := row.Scan(&seq, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil, nil
 	}

@@ -25,11 +25,13 @@ import (
 
 // refChunk is how many records one copying transaction takes: it bounds how long an append waits behind
 // the copier for the write lock.
-const refChunk = 100
+const refChunk = 500
 
-// refDelay is how long the copier lets appends gather before copying them: long enough that it works in
-// chunks, short enough that a search rarely finds a backlog.
-const refDelay = 100 * time.Millisecond
+// refDelay is how long the copier lets appends gather before copying them. The entries of a chunk land
+// on a page per patient (or resource) named, whatever the chunk's size, so a second's worth costs the
+// same pages as a tenth of one; a search that comes first copies the backlog itself (a few thousand
+// records at most, some tens of milliseconds).
+const refDelay = time.Second
 
 // auditReady copies every pending record's entries before a read that can use audit_ref. It costs one
 // indexed lookup when there is nothing to do.
