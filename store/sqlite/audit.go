@@ -12,12 +12,11 @@ import (
 	"github.com/gpfhir/gpfhir/store"
 )
 
-// The audit trail is kept apart from the resource tables (see doc.go), in two tables written together by
-// one AppendAudit transaction:
+// The audit trail is kept apart from the resource tables (see doc.go), in two tables:
 //
 //   - audit: one row per record, which is at once its link in the chain (seq, hash) and the AuditEvent
-//     served (id, last_updated, body), with its index entries (idx). Body and entries are stored
-//     compressed (codec.go). Virtual columns type, version and deleted give it the shape of the current
+//     served (id, last_updated, body), with its index entries (idx). AppendAudit writes only these rows.
+//     Body and entries are stored compressed (codec.go). Virtual columns type, version and deleted give it the shape of the current
 //     and history tables, so that the search compiler reads it with the same SQL.
 //   - audit_ref: the entries of the reference parameters (auditRefParams), keyed by value first, which
 //     is how searches find records: who acted (agent), on whose record (patient), on what (entity).
@@ -41,20 +40,20 @@ const auditDate = "date"
 // them (or from the date).
 var auditRefParams = map[string]bool{"patient": true, "agent": true, "entity": true, "source": true, "altid": true}
 
-// appendRows is how many records one INSERT writes, and refRows how many audit_ref entries (refs.go). Bigger
-// batches are several statements; smaller ones are written as a sum of powers of two, so each table has
-// a handful of statement shapes, all prepared once on the writer connection. Both stay far below
-// SQLite's limit of 32766 bound parameters.
+// appendRows is how many records one INSERT writes, and refRows how many audit_ref entries (refs.go).
+// Bigger batches are several statements; smaller ones are written as a sum of powers of two, so each
+// table has a handful of statement shapes, all prepared once on the writer connection. Both stay far
+// below SQLite's limit of 32766 bound parameters.
 const (
 	appendRows = 64
 	refRows    = 256
 )
 
 // AppendAudit appends records to the chain in one BEGIN IMMEDIATE transaction, their index entries
-// included, so that a nil error means each record is durable and readable, and searchable once a search
-// has copied its references (refs.go). Reading the head
-// inside the transaction is the compare-and-swap: SQLite's write lock serialises appenders in this
-// process (one writer connection) and in others sharing the file. ErrVersionConflict if records[0].Seq is
+// inside the rows, so that a nil error means each record is durable and readable, and searchable (a
+// search first copies the references of records appended before it, refs.go). Reading the head inside
+// the transaction is the compare-and-swap: SQLite's write lock serialises appenders in this process (one
+// writer connection) and in others sharing the file. ErrVersionConflict if records[0].Seq is
 // not head+1; ErrInvalidQuery if the batch is malformed or an id is already stored (the UNIQUE constraint
 // on audit.id says so, see translate); ErrUnavailable if the write lock stayed busy.
 func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) error {
@@ -185,8 +184,9 @@ func rowsOf(n int, row string) string {
 	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
-// stmtCache keeps the multi-row statements, one per shape (name and row count), prepared on the single
-// writer connection, so that a batch does not pay for parsing a statement of hundreds of parameters.
+// stmtCache keeps the audit statements of the single writer connection prepared, one per shape (name and
+// row count), so that a batch does not pay for parsing a statement of hundreds of parameters, nor an
+// append for parsing the head query.
 // get prepares on the pool, so it must not be called while this goroutine holds the connection in a
 // transaction (it would wait for itself).
 type stmtCache struct {

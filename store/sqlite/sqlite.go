@@ -19,8 +19,8 @@ import (
 // schemaVersion is stored in PRAGMA user_version; Open refuses a file written by a newer schema.
 // Version 2 added the audit chain: a version-1 binary would let Apply change AuditEvents, so it must
 // not open the file. Version 3 moved each record's body, time and index into its chain row, served
-// through a materialised copy in the resource tables. Version 4 serves the chain rows themselves and
-// keeps AuditEvent index entries in audit_idx (see audit.go): a version-3 binary would find no
+// through a materialised copy in the resource tables. Version 4 serves the chain rows themselves,
+// compressed, with their references in audit_ref (see audit.go): a version-3 binary would find no
 // AuditEvents. migrate upgrades files of versions 2 and 3 in place.
 const schemaVersion = 4
 
@@ -94,8 +94,8 @@ var schema = []string{
 }
 
 // auditTable is the audit chain: one row per record, in chain order (last_updated is the record's time
-// in Unix milliseconds; body and idx, its index entries, are compressed, see codec.go). It is also the served AuditEvent: the virtual columns give it the columns of
-// current and history, at no cost per row.
+// in Unix milliseconds; body and idx, its index entries, are compressed, see codec.go). It is also the
+// served AuditEvent: the virtual columns give it the columns of current and history, at no cost per row.
 const auditTable = `CREATE TABLE IF NOT EXISTS audit (
 		seq INTEGER PRIMARY KEY,
 		id TEXT NOT NULL UNIQUE,
@@ -119,7 +119,7 @@ type Store struct {
 
 	getAuditStmt *sql.Stmt
 
-	stmts        stmtCache     // multi-row audit statements on w
+	stmts        stmtCache     // audit statements on w (audit.go)
 	copier       *copier       // background copy of audit references (refs.go)
 	checkpointer *checkpointer // background WAL checkpoints (checkpoint.go)
 }
