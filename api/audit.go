@@ -383,8 +383,14 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 		h.Set("Content-Type", fhirJSON)
 		h.Set("Retry-After", "1")
 		real.WriteHeader(http.StatusServiceUnavailable)
+		advice := "try again shortly"
+		if m := c.Request.Method; m != http.MethodGet && m != http.MethodHead && bw.status < 400 {
+			// The store committed the change before its record failed; a blind retry of a create would
+			// make it twice.
+			advice = "the change may have been made all the same, so read it back before trying again"
+		}
 		_, _ = real.Write(fhir.OperationOutcome(fhir.Issue{Severity: "error", Code: "transient",
-			Diagnostics: "the audit trail could not be written, so this request cannot be answered; try again shortly (request id " + requestIDOf(c) + ")"}))
+			Diagnostics: "the audit trail could not be written, so this request cannot be answered; " + advice + " (request id " + requestIDOf(c) + ")"}))
 		return
 	}
 	bw.release()

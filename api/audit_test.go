@@ -446,7 +446,7 @@ func TestAuditEventsAreAppendOnlyThroughTheAPI(t *testing.T) {
 		for _, sp := range rm["searchParam"].([]any) {
 			params[sp.(map[string]any)["name"].(string)] = true
 		}
-		for _, p := range []string{"date", "patient", "agent", "entity", "entity-type", "action", "outcome", "type", "subtype", "source"} {
+		for _, p := range []string{"date", "patient", "agent", "entity", "entity-type", "action", "outcome", "type", "subtype", "source", "altid", "agent-name"} {
 			if !params[p] {
 				t.Errorf("AuditEvent search parameter %s not listed", p)
 			}
@@ -496,7 +496,19 @@ func TestAFailingAuditWriteFailsTheRequest(t *testing.T) {
 			if r.Header.Get("ETag") != "" || r.Header.Get("X-Request-ID") != "loud-1" {
 				t.Errorf("headers of the withheld answer leaked or the request id was lost: %v", r.Header)
 			}
+			if strings.Contains(r.issue(t)["diagnostics"].(string), "may have been made") {
+				t.Errorf("a read is said to have changed something: %v", r.issue(t))
+			}
 		})
+	}
+	// A write the store committed before its record failed: still 503, and the client is told that the
+	// change may stand, so that it does not create it twice.
+	r := ts.mustStatus(ts.do("POST", "/Patient", patient("Twice", ""), nil), http.StatusServiceUnavailable)
+	if iss := r.issue(t); iss["code"] != "transient" || !strings.Contains(iss["diagnostics"].(string), "may have been made") {
+		t.Errorf("a committed create whose record failed: issue %v", iss)
+	}
+	if r.Header.Get("Location") != "" {
+		t.Errorf("the withheld create leaked its Location: %v", r.Header)
 	}
 	if !strings.Contains(ts.logs.String(), "audit disk full") {
 		t.Errorf("the audit failure is not logged")
