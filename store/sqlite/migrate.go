@@ -42,65 +42,70 @@ func upgradeAudit(ctx context.Context, tx *sql.Tx, from int) error {
 	return nil
 }
 
-// upgradeIndex gives every record its entries in the row and its references in audit_ref.
+// upgradeIndex gives every record its entries in the row and its references in audit_ref, a chunk of
+// records at a time, so that a long trail is not held in memory.
 func upgradeIndex(ctx context.Context, tx *sql.Tx) error {
 	fromIdx, err := tx.PrepareContext(ctx, `SELECT param, system, value, text, lo, hi FROM idx WHERE type = 'AuditEvent' AND id = ? AND param <> '`+auditDate+`'`)
 	if err != nil {
 		return err
 	}
 	defer fromIdx.Close()
-	rows, err := tx.QueryContext(ctx, `SELECT id, idx FROM audit`)
-	if err != nil {
-		return err
-	}
 	type upgrade struct {
 		id      string
 		entries []store.IndexEntry
 	}
-	var all []upgrade
-	for rows.Next() {
-		var u upgrade
-		var blob []byte
-		if err := rows.Scan(&u.id, &blob); err != nil {
-			rows.Close()
-			return err
-		}
-		// Derived data outside the hash: a blob that does not decode leaves the entries idx has, if any.
-		u.entries, _ = decodeIndex(blob)
-		all = append(all, u)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, u := range all {
-		if len(u.entries) == 0 {
-			if u.entries, err = entriesOf(ctx, fromIdx, u.id); err != nil {
-				return err
-			}
-		}
-		var kept []store.IndexEntry
-		for _, e := range u.entries {
-			if e.Param == auditDate {
-				continue
-			}
-			kept = append(kept, e)
-			if auditRefParams[e.Param] {
-				if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO audit_ref (value, param, id, system) VALUES (?, ?, ?, ?)`,
-					e.Value, e.Param, u.id, e.System); err != nil {
-					return err
-				}
-			}
-		}
-		blob, err := packIndex(kept)
+	for after := int64(0); ; {
+		rows, err := tx.QueryContext(ctx, `SELECT seq, id, idx FROM audit WHERE seq > ? ORDER BY seq LIMIT 10000`, after)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE audit SET idx = ? WHERE id = ?`, blob, u.id); err != nil {
+		var chunk []upgrade
+		for rows.Next() {
+			var u upgrade
+			var blob []byte
+			if err := rows.Scan(&after, &u.id, &blob); err != nil {
+				rows.Close()
+				return err
+			}
+			// Derived data outside the hash: a blob that does not decode leaves the entries idx has.
+			u.entries, _ = decodeIndex(blob)
+			chunk = append(chunk, u)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return err
 		}
+		if len(chunk) == 0 {
+			return nil
+		}
+		for _, u := range chunk {
+			if len(u.entries) == 0 {
+				if u.entries, err = entriesOf(ctx, fromIdx, u.id); err != nil {
+					return err
+				}
+			}
+			var kept []store.IndexEntry
+			for _, e := range u.entries {
+				if e.Param == auditDate {
+					continue
+				}
+				kept = append(kept, e)
+				if auditRefParams[e.Param] {
+					if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO audit_ref (value, param, id, system) VALUES (?, ?, ?, ?)`,
+						e.Value, e.Param, u.id, e.System); err != nil {
+						return err
+					}
+				}
+			}
+			blob, err := packIndex(kept)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE audit SET idx = ? WHERE id = ?`, blob, u.id); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
 }
 
 func entriesOf(ctx context.Context, st *sql.Stmt, id string) ([]store.IndexEntry, error) {
