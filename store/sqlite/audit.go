@@ -391,7 +391,7 @@ func deleteRefs(ctx context.Context, tx *sql.Tx, seq int64) error {
 	if err != nil {
 		return err
 	}
-	var keys [][]any
+	var keys []any
 	for rows.Next() {
 		var id string
 		var blob []byte
@@ -399,12 +399,7 @@ func deleteRefs(ctx context.Context, tx *sql.Tx, seq int64) error {
 			rows.Close()
 			return err
 		}
-		entries, _ := unpackIndex(blob)
-		for _, e := range entries {
-			if auditRefParams[e.Param] {
-				keys = append(keys, []any{e.Value, e.Param, id, e.System})
-			}
-		}
+		keys = appendRefs(keys, id, blob)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -415,8 +410,8 @@ func deleteRefs(ctx context.Context, tx *sql.Tx, seq int64) error {
 		return err
 	}
 	defer st.Close()
-	for _, k := range keys {
-		if _, err := st.ExecContext(ctx, k...); err != nil {
+	for ; len(keys) > 0; keys = keys[refCols:] {
+		if _, err := st.ExecContext(ctx, keys[:refCols]...); err != nil {
 			return err
 		}
 	}

@@ -86,15 +86,13 @@ func upgradeIndex(ctx context.Context, tx *sql.Tx) error {
 			}
 			var kept []store.IndexEntry
 			for _, e := range u.entries {
-				if e.Param == auditDate {
-					continue
+				if e.Param != auditDate {
+					kept = append(kept, e)
 				}
-				kept = append(kept, e)
-				if auditRefParams[e.Param] {
-					if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO audit_ref (value, param, id, system) VALUES (?, ?, ?, ?)`,
-						e.Value, e.Param, u.id, e.System); err != nil {
-						return err
-					}
+			}
+			for refs := refArgs(nil, u.id, kept); len(refs) > 0; refs = refs[refCols:] {
+				if _, err := tx.ExecContext(ctx, appendAuditRefSQL(1), refs[:refCols]...); err != nil {
+					return err
 				}
 			}
 			blob, err := packIndex(kept)

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"time"
+
+	"github.com/gpfhir/gpfhir/store"
 )
 
 // The audit_ref entries are written after the append, not in it. An entry is keyed by the patient or
@@ -137,6 +139,11 @@ func (s *Store) copyRefsChunk(ctx context.Context) (n int, err error) {
 // stop later records from being indexed.
 func appendRefs(args []any, id string, blob []byte) []any {
 	entries, _ := unpackIndex(blob)
+	return refArgs(args, id, entries)
+}
+
+// refArgs appends the audit_ref key (value, param, id, system) of each of entries that audit_ref keeps.
+func refArgs(args []any, id string, entries []store.IndexEntry) []any {
 	for _, e := range entries {
 		if auditRefParams[e.Param] {
 			args = append(args, e.Value, e.Param, id, e.System)
