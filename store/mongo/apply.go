@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -22,48 +23,71 @@ func (s *Store) Apply(ctx context.Context, writes []store.Write) error {
 	if len(writes) == 0 {
 		return nil
 	}
-	seen := make(map[[2]string]bool, len(writes))
-	for _, w := range writes {
-		r := w.Resource
-		if r.Type == "" || r.ID == "" {
-			return fmt.Errorf("%w: write without type or id", store.ErrInvalidQuery)
-		}
-		if r.Type == store.AuditEventType {
-			return fmt.Errorf("%w: AuditEvents are appended with AppendAudit and never changed", store.ErrInvalidQuery)
-		}
-		if r.VersionID != w.ExpectVersion+1 || w.ExpectVersion < 0 {
-			return fmt.Errorf("%w: %s/%s version %d does not follow %d", store.ErrInvalidQuery, r.Type, r.ID, r.VersionID, w.ExpectVersion)
-		}
-		k := [2]string{r.Type, r.ID}
-		if seen[k] {
-			return fmt.Errorf("%w: %s/%s appears twice in one group", store.ErrInvalidQuery, r.Type, r.ID)
-		}
-		seen[k] = true
+	types, err := checkWrites(writes)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
-	for t := range seen {
-		if err := s.ensureType(ctx, t[0]); err != nil {
+	for _, t := range types {
+		if err := s.ensureType(ctx, t); err != nil {
 			return err
 		}
 	}
 	if s.txn {
-		return s.inTxn(ctx, func(ctx context.Context) error {
-			for i, w := range writes {
-				if err := s.applyOne(ctx, w, nil, bson.ObjectID{}); err != nil {
-					return err
-				}
-				if s.afterWrite != nil {
-					if err := s.afterWrite(i); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		})
+		return s.inTxn(ctx, func(ctx context.Context) error { return s.applyTxn(ctx, writes) })
 	}
-	return s.applyJournal(ctx, writes)
+	return s.applyJournal(ctx, writes, nil)
 }
+
+// checkWrites checks a group for what can be checked without reading the store (types, ids, version
+// numbers, duplicates) and returns the types it writes. It returns ErrInvalidQuery.
+func checkWrites(writes []store.Write) ([]string, error) {
+	seen := make(map[[2]string]bool, len(writes))
+	var types []string
+	for _, w := range writes {
+		r := w.Resource
+		if r.Type == "" || r.ID == "" {
+			return nil, fmt.Errorf("%w: write without type or id", store.ErrInvalidQuery)
+		}
+		if r.Type == store.AuditEventType {
+			return nil, fmt.Errorf("%w: AuditEvents are appended with AppendAudit and never changed", store.ErrInvalidQuery)
+		}
+		if r.VersionID != w.ExpectVersion+1 || w.ExpectVersion < 0 {
+			return nil, fmt.Errorf("%w: %s/%s version %d does not follow %d", store.ErrInvalidQuery, r.Type, r.ID, r.VersionID, w.ExpectVersion)
+		}
+		k := [2]string{r.Type, r.ID}
+		if seen[k] {
+			return nil, fmt.Errorf("%w: %s/%s appears twice in one group", store.ErrInvalidQuery, r.Type, r.ID)
+		}
+		seen[k] = true
+		if !slices.Contains(types, r.Type) {
+			types = append(types, r.Type)
+		}
+	}
+	return types, nil
+}
+
+// applyTxn makes the writes of a group inside the caller's transaction, which commits or aborts them.
+func (s *Store) applyTxn(ctx context.Context, writes []store.Write) error {
+	for i, w := range writes {
+		if err := s.applyOne(ctx, w, nil, bson.ObjectID{}); err != nil {
+			return err
+		}
+		if s.afterWrite != nil {
+			if err := s.afterWrite(i); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// crash wraps the error of a test hook that stands for the process dying in the middle of a group: it
+// is returned as it is, without the compensation that a failure gets.
+type crash struct{ error }
+
+func (c crash) Unwrap() error { return c.error }
 
 // applyOne writes one resource. First it claims the new version by inserting it into history: the
 // history _id "Type/id/version" is unique, so of several writers expecting the same version exactly one
@@ -145,7 +169,10 @@ const (
 )
 
 // applyJournal is Apply without transactions: check, journal, write, commit by deleting the journal.
-func (s *Store) applyJournal(ctx context.Context, writes []store.Write) error {
+// beforeCommit, if not nil, runs between the last write and the commit (ApplyAudited appends the audit
+// records there, so that a change is never committed without them); if it fails, the group is rolled
+// back and its error returned.
+func (s *Store) applyJournal(ctx context.Context, writes []store.Write, beforeCommit func(ctx context.Context) error) error {
 	jid := bson.NewObjectID()
 	j := journalDoc{ID: jid, State: jPending, Expires: millis(time.Now().Add(s.lease)), Writes: make([]journalWrite, len(writes))}
 	olds := make([]*curDoc, len(writes))
@@ -190,6 +217,14 @@ func (s *Store) applyJournal(ctx context.Context, writes []store.Write) error {
 			if err := s.afterWrite(i); err != nil {
 				return err // simulated crash: no compensation
 			}
+		}
+	}
+	if beforeCommit != nil {
+		if err := beforeCommit(ctx); err != nil {
+			if errors.As(err, new(crash)) {
+				return err
+			}
+			return s.abort(ctx, j, err)
 		}
 	}
 	res, err := jc.DeleteOne(ctx, bson.D{{Key: "_id", Value: jid}, {Key: "st", Value: jPending}})

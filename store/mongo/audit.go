@@ -64,35 +64,40 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 	if err := s.ensureType(ctx, store.AuditEventType); err != nil {
 		return err
 	}
-	d := auditDoc{First: records[0].Seq, Last: records[len(records)-1].Seq, Recs: make([]auditLink, len(records))}
-	docs := make([]curDoc, len(records))
-	ids := make([]string, len(records))
-	for i, r := range records {
-		d.Recs[i] = auditLink{Seq: r.Seq, ID: r.ID, Hash: r.Hash}
-		docs[i] = newCurDoc(store.Resource{Type: store.AuditEventType, ID: r.ID, VersionID: 1, LastUpdated: r.Recorded, Body: r.Body}, r.Index, bson.ObjectID{})
-		ids[i] = r.ID
-	}
 	if s.txn {
-		return s.inTxn(ctx, func(ctx context.Context) error {
-			if err := s.checkAuditAppend(ctx, records[0], ids); err != nil {
-				return err
-			}
-			if _, err := s.db.Collection(collAudit).InsertOne(ctx, d); err != nil {
-				return chainInsertError(err)
-			}
-			return s.writeAuditDocs(ctx, docs, false)
-		})
+		return s.inTxn(ctx, func(ctx context.Context) error { return s.appendAuditTxn(ctx, records, false) })
 	}
-	if err := s.checkAuditAppend(ctx, records[0], ids); err != nil {
+	return s.appendAuditJournal(ctx, records, false)
+}
+
+// appendAuditTxn appends a checked batch inside the caller's transaction. With rechain (ApplyAudited)
+// it first chains the records on the head it reads there; otherwise they must chain on it already.
+func (s *Store) appendAuditTxn(ctx context.Context, records []store.AuditRecord, rechain bool) error {
+	if err := s.checkAuditAppend(ctx, records, rechain); err != nil {
 		return err
 	}
+	d, docs := auditBatch(records)
+	if _, err := s.db.Collection(collAudit).InsertOne(ctx, d); err != nil {
+		return chainInsertError(err)
+	}
+	return s.writeAuditDocs(ctx, docs, false)
+}
+
+// appendAuditJournal appends a checked batch without a transaction: the pending batch document is the
+// commit point (see AppendAudit). With rechain (ApplyAudited) it first chains the records on the head it
+// reads; otherwise they must chain on it already.
+func (s *Store) appendAuditJournal(ctx context.Context, records []store.AuditRecord, rechain bool) error {
+	if err := s.checkAuditAppend(ctx, records, rechain); err != nil {
+		return err
+	}
+	d, docs := auditBatch(records)
 	d.Pending, d.Docs = true, docs
 	if _, err := s.db.Collection(collAudit).InsertOne(ctx, d); err != nil {
 		return chainInsertError(err)
 	}
 	if s.afterAuditChain != nil {
 		if err := s.afterAuditChain(); err != nil {
-			return err // simulated crash
+			return crash{err} // simulated crash
 		}
 	}
 	// The batch is chained and durable (write concern); what follows only makes it readable, and is
@@ -100,6 +105,17 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 	// retry would append the records a second time.
 	_ = s.finishAudit(context.WithoutCancel(ctx), d)
 	return nil
+}
+
+// auditBatch returns the chain document of a chained batch and its records' res_AuditEvent documents.
+func auditBatch(records []store.AuditRecord) (auditDoc, []curDoc) {
+	d := auditDoc{First: records[0].Seq, Last: records[len(records)-1].Seq, Recs: make([]auditLink, len(records))}
+	docs := make([]curDoc, len(records))
+	for i, r := range records {
+		d.Recs[i] = auditLink{Seq: r.Seq, ID: r.ID, Hash: r.Hash}
+		docs[i] = newCurDoc(store.Resource{Type: store.AuditEventType, ID: r.ID, VersionID: 1, LastUpdated: r.Recorded, Body: r.Body}, r.Index, bson.ObjectID{})
+	}
+	return d, docs
 }
 
 // chainInsertError translates the failure of the batch insert: a duplicate _id means another appender
@@ -112,8 +128,9 @@ func chainInsertError(err error) error {
 }
 
 // checkAuditAppend checks the batch against the head (finishing a pending head batch first, so that its
-// ids are visible) and that none of ids is stored already.
-func (s *Store) checkAuditAppend(ctx context.Context, first store.AuditRecord, ids []string) error {
+// ids are visible) and that none of its ids is stored already. With rechain it first chains the records
+// on that head (store.Chain: their links within the batch then hold by construction).
+func (s *Store) checkAuditAppend(ctx context.Context, records []store.AuditRecord, rechain bool) error {
 	head, err := s.auditHeadDoc(ctx)
 	if err != nil {
 		return err
@@ -122,8 +139,15 @@ func (s *Store) checkAuditAppend(ctx context.Context, first store.AuditRecord, i
 	if err != nil {
 		return err
 	}
-	if err := store.CheckAuditLink(seq, hash, first); err != nil {
+	if rechain {
+		store.Chain(hash, seq, records)
+	}
+	if err := store.CheckAuditLink(seq, hash, records[0]); err != nil {
 		return err
+	}
+	ids := make([]string, len(records))
+	for i, r := range records {
+		ids[i] = r.ID
 	}
 	n, err := s.res(store.AuditEventType).CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
 	if err != nil {

@@ -28,8 +28,8 @@
 //
 // AuditEvents themselves are ordinary documents of res_AuditEvent, history (version 1) and idx, so FHIR
 // search on AuditEvent runs on the same index encoding as every other type. Apply and SetIndex refuse
-// type AuditEvent; only AppendAudit writes them, nothing in the package changes them, and only
-// PruneAudit removes them (see "Audit retention").
+// type AuditEvent; only AppendAudit and ApplyAudited write them, nothing in the package changes them,
+// and only PruneAudit removes them (see "Audit retention").
 //
 // # Index encoding and its trade-off
 //
@@ -142,6 +142,33 @@
 // The body of an AuditEvent is kept twice, like every resource here: in res_AuditEvent (served by Get and
 // Search) and in history (GetVersion, History). AuditRange reads history; store.VerifyAudit checks the
 // res_AuditEvent copy against it through Search, so an edit of either copy is reported.
+//
+// # Audited writes
+//
+// ApplyAudited is Apply and AppendAudit in one, so that a change is never stored without its audit
+// record. The records are chained on the head read during the call, not by the caller, because the head
+// can move between a caller's read and the commit, and a caller that re-chained after the writes were
+// committed would be back to two steps.
+//
+//   - With transactions: the writes, the head read, the batch document and the AuditEvent documents are
+//     one transaction. A batch inserted by another appender meanwhile (duplicate key or write conflict
+//     on the batch _id) aborts it, and it starts again from the writes, on a new snapshot that sees the
+//     new head, up to 100 times. Only a conflict on the head is retried: a write's compare-and-swap
+//     failing is the caller's ErrVersionConflict, as in Apply.
+//   - Journal mode (FerretDB, standalone): the group is journalled and written as Apply does it; then,
+//     before the journal is committed, the batch is appended as AppendAudit appends it, chained on the
+//     head read then and chained again on a newer head after a lost insert. Only then is the journal
+//     deleted. The order is the point: without a transaction the two commit points (the batch document
+//     and the journal delete) cannot be one, and appending first means every failure leaves at worst a
+//     record of a change that did not happen. An append that fails rolls the writes back. A journal
+//     commit that fails after the append, or a crash before the commit (recovery then rolls the group
+//     back), leaves the records chained: a later batch may already chain on them. The reverse order could
+//     leave a committed change whose record failed to append, which an audit trail must not allow. The
+//     group's resources stay locked by its journal while the append retries, so a busy chain delays
+//     writers of those resources; it never lets them in between.
+//
+// Running out of attempts is ErrUnavailable, not ErrVersionConflict: a conflict would tell the caller
+// that one of its writes is stale.
 //
 // # Audit retention
 //
