@@ -250,6 +250,20 @@ type Store interface {
 	// not appear twice in one group. A nil error means the group is durable.
 	Apply(ctx context.Context, writes []Write) error
 
+	// ApplyAudited is Apply together with the audit records of those writes, so that a change is never
+	// stored without its record: the writes and the records are committed together, or neither is and
+	// the error is Apply's (ErrVersionConflict for a write whose ExpectVersion does not match, and so on).
+	// The store chains the records itself on the head it reads inside the commit, in order, and fills
+	// their Seq and Hash; the Seq and Hash passed in are ignored. records must not be empty, and must be
+	// well-formed as for AppendAudit (ids, bodies, at most MaxAuditBatch). Another process appending at
+	// the same time is not an error: the records are chained after it. writes may be empty: the records
+	// are then appended wherever the head is, which is what a group committer wants, since chaining on a
+	// head read beforehand (AppendChained) loses every race to writers that chain inside their commit.
+	//
+	// On a backend without multi-document transactions the guarantee is one-sided: a crash in the middle
+	// may leave a record of a change that was then rolled back, never a change without its record.
+	ApplyAudited(ctx context.Context, writes []Write, records []AuditRecord) error
+
 	// Search returns current, non-deleted resources matching q, in q's order, at most q.Limit of them.
 	Search(ctx context.Context, q Query) ([]Hit, error)
 

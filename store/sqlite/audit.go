@@ -63,30 +63,12 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 	if err := store.CheckAuditBatch(records); err != nil {
 		return err
 	}
-	// Built and compressed once, outside the transaction and its retries, so that the write lock is held
-	// only for the inserts.
-	rows := make([]any, 0, auditCols*len(records))
-	for _, r := range records {
-		ms := r.Recorded.UnixMilli()
-		entries := make([]store.IndexEntry, 0, len(r.Index))
-		for _, e := range r.Index {
-			if e.Param == auditDate {
-				if e.Low != ms || e.High != ms {
-					return fmt.Errorf("%w: AuditEvent/%s: its %s entry is not its recorded time", store.ErrInvalidQuery, r.ID, auditDate)
-				}
-				continue
-			}
-			entries = append(entries, e)
-		}
-		idx, err := packIndex(entries)
-		if err != nil {
-			return fmt.Errorf("%w: AuditEvent/%s: %w", store.ErrInvalidQuery, r.ID, err)
-		}
-		rows = append(rows, r.Seq, r.ID, ms, r.Hash, packBody(r.Body), idx)
+	rows, err := auditRows(records)
+	if err != nil {
+		return err
 	}
-	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if err = s.appendAudit(ctx, records, rows); err == nil || !isBusy(err) || ctx.Err() != nil {
+		if err = s.appendAudit(ctx, nil, false, records, rows); err == nil || !isBusy(err) || ctx.Err() != nil {
 			break
 		}
 	}
@@ -96,12 +78,71 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 	return translate(err)
 }
 
+// ApplyAudited makes the writes and appends their audit records in one transaction. The records are
+// chained on the head read inside it, under the write lock, so no other appender can come in between.
+func (s *Store) ApplyAudited(ctx context.Context, writes []store.Write, records []store.AuditRecord) error {
+	if len(records) == 0 {
+		return fmt.Errorf("%w: ApplyAudited without audit records", store.ErrInvalidQuery)
+	}
+	if err := validateWrites(writes); err != nil {
+		return err
+	}
+	// Chained on an empty chain for now, so that CheckAuditBatch can check the rest of the batch before
+	// the transaction; appendAudit chains them again on the real head.
+	store.Chain(nil, 0, records)
+	if err := store.CheckAuditBatch(records); err != nil {
+		return err
+	}
+	rows, err := auditRows(records)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = s.appendAudit(ctx, writes, true, records, rows); err == nil || !isBusy(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	if err == nil {
+		s.copier.kick()
+	}
+	return translate(err)
+}
+
+// auditRows encodes the chain rows of records (seq, id, last_updated, hash, body, idx). They are built
+// and compressed once, outside the transaction and its retries, so that the write lock is held only for
+// the inserts.
+func auditRows(records []store.AuditRecord) ([]any, error) {
+	rows := make([]any, 0, auditCols*len(records))
+	for _, r := range records {
+		ms := r.Recorded.UnixMilli()
+		entries := make([]store.IndexEntry, 0, len(r.Index))
+		for _, e := range r.Index {
+			if e.Param == auditDate {
+				if e.Low != ms || e.High != ms {
+					return nil, fmt.Errorf("%w: AuditEvent/%s: its %s entry is not its recorded time", store.ErrInvalidQuery, r.ID, auditDate)
+				}
+				continue
+			}
+			entries = append(entries, e)
+		}
+		idx, err := packIndex(entries)
+		if err != nil {
+			return nil, fmt.Errorf("%w: AuditEvent/%s: %w", store.ErrInvalidQuery, r.ID, err)
+		}
+		rows = append(rows, r.Seq, r.ID, ms, r.Hash, packBody(r.Body), idx)
+	}
+	return rows, nil
+}
+
 const (
 	auditCols = 6
 	refCols   = 4
 )
 
-func (s *Store) appendAudit(ctx context.Context, records []store.AuditRecord, rows []any) error {
+// appendAudit appends records in one transaction. For AppendAudit (chain false) the caller chained them,
+// on a head that must still be the head. For ApplyAudited (chain true) the writes are made first and the
+// records are chained here, on the head found under the write lock.
+func (s *Store) appendAudit(ctx context.Context, writes []store.Write, chain bool, records []store.AuditRecord, rows []any) error {
 	// Prepared before the transaction, which holds the writer pool's only connection.
 	recStmts, err := s.shapes(ctx, "audit", len(records), appendRows, appendAuditSQL)
 	if err != nil {
@@ -116,9 +157,18 @@ func (s *Store) appendAudit(ctx context.Context, records []store.AuditRecord, ro
 		return err
 	}
 	defer tx.Rollback()
+	if err := applyIn(ctx, tx, writes); err != nil {
+		return err
+	}
 	head, hash, err := scanHead(tx.StmtContext(ctx, headStmt).QueryRowContext(ctx))
 	if err != nil {
 		return err
+	}
+	if chain {
+		store.Chain(hash, head, records)
+		for i, r := range records {
+			rows[i*auditCols], rows[i*auditCols+3] = r.Seq, r.Hash
+		}
 	}
 	if err := store.CheckAuditLink(head, hash, records[0]); err != nil {
 		return err

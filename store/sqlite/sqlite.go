@@ -372,6 +372,15 @@ func (s *Store) apply(ctx context.Context, writes []store.Write) error {
 		return err
 	}
 	defer tx.Rollback()
+	if err := applyIn(ctx, tx, writes); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// applyIn makes the writes in tx, which the caller commits: Apply alone, or ApplyAudited with the
+// writes' audit records.
+func applyIn(ctx context.Context, tx *sql.Tx, writes []store.Write) error {
 	var idxStmt *sql.Stmt
 	for _, w := range writes {
 		r := w.Resource
@@ -411,7 +420,7 @@ func (s *Store) apply(ctx context.Context, writes []store.Write) error {
 			return err
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 const insertIdx = `INSERT INTO idx (type, id, param, system, value, text, lo, hi) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`

@@ -157,6 +157,20 @@ func testApplyAudited(t *testing.T, s store.Store) {
 		wantIntact(t, s, int64(len(chain)))
 	})
 
+	t.Run("without writes the records are appended wherever the head is", func(t *testing.T) {
+		// What a group committer does: it never read the head, and Seq and Hash passed in are ignored.
+		recs := []store.AuditRecord{auditRecord("nw1", 50, "R", "p1"), auditRecord("nw2", 51, "E", "")}
+		recs[0].Seq, recs[0].Hash = 1, []byte("stale")
+		if err := s.ApplyAudited(ctx, nil, recs); err != nil {
+			t.Fatalf("ApplyAudited without writes: %v", err)
+		}
+		if want := chain[len(chain)-1].Seq + 1; recs[0].Seq != want || recs[1].Seq != want+1 {
+			t.Errorf("Seq = %d, %d, want %d, %d", recs[0].Seq, recs[1].Seq, want, want+1)
+		}
+		chain = append(chain, recs...)
+		wantIntact(t, s, int64(len(chain)))
+	})
+
 	t.Run("concurrent audited writers and appenders each get their records into the chain once", func(t *testing.T) {
 		const writers, appenders, rounds = 8, 4, 3
 		var wg sync.WaitGroup
