@@ -320,7 +320,24 @@ func (g *guardedStore) Apply(ctx context.Context, writes []store.Write) error {
 	if err := g.checkWrites(ctx, caller, writes); err != nil {
 		return err
 	}
+	if wa := writeAuditFrom(ctx); wa != nil && wa.status != 0 && !wa.done {
+		return g.s.applyAudited(ctx, wa, writes)
+	}
 	return g.Store.Apply(ctx, writes)
+}
+
+// ApplyAudited is guarded like Apply, so that no write path gets round the policy by carrying records.
+func (g *guardedStore) ApplyAudited(ctx context.Context, writes []store.Write, records []store.AuditRecord) error {
+	if !isInternal(ctx) {
+		caller := callerFrom(ctx)
+		if caller == nil {
+			return internal(errors.New("write without an authorised caller"))
+		}
+		if err := g.checkWrites(ctx, caller, writes); err != nil {
+			return err
+		}
+	}
+	return g.Store.ApplyAudited(ctx, writes, records)
 }
 
 // checkWrites is the guard without the Apply: a transaction bundle checks each entry's writes under

@@ -31,22 +31,23 @@ import (
 //   - when the handler is done it builds the AuditEvent (fhir.AuditEvent, from the caller, the outcome,
 //     the path and the resources the handler marked with touch) and hands it to the committer;
 //   - the committer goroutine takes every record waiting, up to store.MaxAuditBatch, and appends them with
-//     one store.AppendChained: one transaction (one fsync on SQLite) for the whole batch. While it writes,
-//     the next batch gathers, so the cost per request falls as the load rises (group commit);
+//     one store.ApplyAudited without writes: one transaction (one fsync on SQLite) for the whole batch.
+//     While it writes, the next batch gathers, so the cost per request falls as the load rises (group
+//     commit);
 //   - each request then sends its held response, or, if the batch failed, a 503 instead: a request never
 //     succeeds without its record.
 //
-// Several gpfhir processes may share one store: AppendChained re-chains on the new head when another
-// process appended first.
+// A write is the exception: its record goes into the store in the write's own transaction (writeAudit,
+// below), so that a change never stands without its record.
+//
+// Several gpfhir processes may share one store: the store chains each batch on the head it finds inside
+// the commit, whoever appended last.
 
 const (
 	ctxTouched = "gpfhir.audit.touched"
 	ctxPath    = "gpfhir.audit.path"
 	ctxOp      = "gpfhir.audit.operation"
 )
-
-// auditAttempts bounds how often one batch re-chains after losing the head to another process.
-const auditAttempts = 50
 
 // auditTimeout bounds one batch's append, so that a store that hangs fails requests with 503 rather than
 // holding them for ever.
@@ -107,14 +108,6 @@ type auditLog struct {
 	// busy counts the requests being handled that will hand over a record: run waits for them (up to
 	// gatherWait) before committing, so that one commit carries them all.
 	busy atomic.Int64
-
-	// headSeq and headHash are the chain's head after this committer's last append (known), so that
-	// the next batch chains on it without reading the head first: one store round trip fewer per
-	// commit, on the path every request waits on. Another process appending in between makes the
-	// append conflict, and the batch is chained again on the head read from the store.
-	known    bool
-	headSeq  int64
-	headHash []byte
 }
 
 type auditPending struct {
@@ -230,21 +223,11 @@ func (a *auditLog) commit(batch []*auditPending) {
 	for i, p := range batch {
 		records[i] = p.rec
 	}
+	// The store chains the batch on the head it finds inside its commit, so neither another process
+	// appending nor a write committed with its own record (ApplyAudited with writes) makes it start over.
 	ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
-	err := store.ErrVersionConflict
-	if a.known {
-		store.Chain(a.headHash, a.headSeq, records)
-		err = a.st.AppendAudit(ctx, records)
-	}
-	if errors.Is(err, store.ErrVersionConflict) {
-		err = store.AppendChained(ctx, a.st, records, auditAttempts)
-	}
+	err := a.st.ApplyAudited(ctx, nil, records)
 	cancel()
-	a.known = err == nil
-	if err == nil {
-		last := records[len(records)-1]
-		a.headSeq, a.headHash = last.Seq, last.Hash
-	}
 	a.metrics.auditBatch.Observe(float64(len(batch)))
 	if err != nil {
 		a.metrics.auditFailures.Add(float64(len(batch)))
@@ -336,6 +319,11 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 	bw := &bufferedWriter{ResponseWriter: real, status: http.StatusOK}
 	c.Writer = bw
 	defer func() { c.Writer = real }()
+	var wa *writeAudit
+	if m := c.Request.Method; m != http.MethodGet && m != http.MethodHead {
+		wa = &writeAudit{c: c}
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), writeAuditKey{}, wa))
+	}
 	s.audit.busy.Add(1)
 	handedOver := false
 	defer func() {
@@ -350,6 +338,17 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 		handedOver = true
 		s.audit.busy.Add(-1)
 		c.Writer = real
+		bw.release()
+		return
+	}
+	if wa != nil && wa.done {
+		// The record went into the store with the writes.
+		handedOver = true
+		s.audit.busy.Add(-1)
+		c.Writer = real
+		if bw.status != wa.status {
+			s.logger(c).Error("the answer differs from the one audited with the write", "interaction", in, "audited", wa.status, "status", bw.status)
+		}
 		bw.release()
 		return
 	}
@@ -430,19 +429,141 @@ func (s *Server) auditEntries(c *gin.Context, entries []*txEntry) {
 	}
 	var list []entryAudit
 	for _, te := range entries {
+		if te.interaction == "" || te.audited {
+			continue
+		}
+		list = append(list, entryAuditOf(te))
+	}
+	c.Set(ctxEntries, list)
+}
+
+func entryAuditOf(te *txEntry) entryAudit {
+	e := entryAudit{interaction: te.interaction, status: te.status}
+	for _, r := range te.touched {
+		e.touched = append(e.touched, touched{r: r})
+	}
+	if te.typ != nil {
+		e.path = &pathParams{typ: te.typ, id: te.id}
+	}
+	return e
+}
+
+// writeAudit carries a write's audit record into the store's transaction (store.ApplyAudited), so that
+// a change is never stored without its record: appended after the answer, as for a read, a record that
+// failed would leave the change standing unrecorded. The audit middleware puts one in the context of
+// every request that may write. A handler about to write says what it will answer if the write
+// succeeds (willAnswer); guardedStore.Apply then builds the record as it will be and stores it with the
+// writes, and the middleware has nothing left to append.
+type writeAudit struct {
+	c *gin.Context
+	// status is the answer if the write succeeds; 0 if the handler did not say, and then the record is
+	// appended after the answer.
+	status int
+	// touched is what the record names: the version written, or for a delete the tombstone with the
+	// body it replaces (which names the patient).
+	touched []store.Resource
+	// done: the record is stored, with the writes.
+	done bool
+}
+
+type writeAuditKey struct{}
+
+func writeAuditFrom(ctx context.Context) *writeAudit {
+	wa, _ := ctx.Value(writeAuditKey{}).(*writeAudit)
+	return wa
+}
+
+// willAnswer tells the audit what the request answers if its next write succeeds, and what it names.
+func willAnswer(ctx context.Context, status int, r ...store.Resource) {
+	if wa := writeAuditFrom(ctx); wa != nil {
+		wa.status = status
+		if len(r) > 0 {
+			wa.touched = r
+		}
+	}
+}
+
+// applyAudited applies writes together with the request's audit record, built as it will be if they
+// succeed.
+func (s *Server) applyAudited(ctx context.Context, wa *writeAudit, writes []store.Write) error {
+	var list []touched
+	if v, ok := wa.c.Get(ctxTouched); ok {
+		list = append(list, *v.(*[]touched)...)
+	}
+	for _, r := range wa.touched {
+		list = append(list, touched{r: r})
+	}
+	var path *pathParams
+	if v, ok := wa.c.Get(ctxPath); ok {
+		p := v.(pathParams)
+		path = &p
+	}
+	rec, err := s.auditRecordOf(wa.c, wa.c.GetString(ctxInteraction), wa.status, list, path)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Store.ApplyAudited(ctx, writes, []store.AuditRecord{rec}); err != nil {
+		return err
+	}
+	wa.done = true
+	return nil
+}
+
+// applyTransaction applies a transaction's group together with the records of the bundle and of each
+// entry, as the audit middleware would have built them from the answer: the bundle answers 200 and
+// names what every entry touched.
+func (s *Server) applyTransaction(ctx context.Context, c *gin.Context, group []store.Write, entries []*txEntry) error {
+	wa := writeAuditFrom(ctx)
+	if s.audit == nil || wa == nil {
+		return s.cfg.Store.Apply(ctx, group)
+	}
+	var list []touched
+	if v, ok := c.Get(ctxTouched); ok {
+		list = append(list, *v.(*[]touched)...)
+	}
+	for _, te := range entries {
+		for _, r := range te.touched {
+			list = append(list, touched{r: r})
+		}
+	}
+	rec, err := s.auditRecordOf(c, c.GetString(ctxInteraction), http.StatusOK, list, nil)
+	if err != nil {
+		return err
+	}
+	recs := []store.AuditRecord{rec}
+	for _, te := range entries {
 		if te.interaction == "" {
 			continue
 		}
-		e := entryAudit{interaction: te.interaction, status: te.status}
-		for _, r := range te.touched {
-			e.touched = append(e.touched, touched{r: r})
+		e := entryAuditOf(te)
+		r, err := s.auditRecordOf(c, e.interaction, e.status, e.touched, e.path)
+		if err != nil {
+			return err
 		}
-		if te.typ != nil {
-			e.path = &pathParams{typ: te.typ, id: te.id}
-		}
-		list = append(list, e)
+		recs = append(recs, r)
 	}
-	c.Set(ctxEntries, list)
+	if err := s.cfg.Store.ApplyAudited(ctx, group, recs); err != nil {
+		return err
+	}
+	wa.status, wa.done = http.StatusOK, true
+	return nil
+}
+
+// applyBatchEntry applies one batch entry's writes together with the entry's record.
+func (s *Server) applyBatchEntry(ctx context.Context, c *gin.Context, te *txEntry) error {
+	if s.audit == nil || writeAuditFrom(ctx) == nil {
+		return s.cfg.Store.Apply(ctx, te.writes)
+	}
+	e := entryAuditOf(te)
+	rec, err := s.auditRecordOf(c, e.interaction, e.status, e.touched, e.path)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Store.ApplyAudited(ctx, te.writes, []store.AuditRecord{rec}); err != nil {
+		return err
+	}
+	te.audited = true
+	return nil
 }
 
 // auditRecordOf builds one AuditEvent of the request: the request's own, or one entry's of a bundle.

@@ -23,6 +23,17 @@ import (
 // itself, so that the test also shows the record was durable before the response arrived.
 func (ts *testServer) auditEvent(reqID string) map[string]any {
 	ts.t.Helper()
+	found := ts.auditEvents(reqID)
+	if len(found) != 1 {
+		ts.t.Fatalf("%d AuditEvents for request %s, want 1", len(found), reqID)
+	}
+	return found[0]
+}
+
+// auditEvents is every stored AuditEvent of the request with X-Request-ID reqID: a bundle's own and its
+// entries'.
+func (ts *testServer) auditEvents(reqID string) []map[string]any {
+	ts.t.Helper()
 	recs, err := ts.store.AuditRange(context.Background(), 0, 0)
 	if err != nil {
 		ts.t.Fatal(err)
@@ -41,10 +52,7 @@ func (ts *testServer) auditEvent(reqID string) map[string]any {
 			}
 		}
 	}
-	if len(found) != 1 {
-		ts.t.Fatalf("%d AuditEvents for request %s, want 1", len(found), reqID)
-	}
-	return found[0]
+	return found
 }
 
 func list(v any) []map[string]any {
@@ -472,6 +480,14 @@ func (f *auditFailingStore) AppendAudit(ctx context.Context, recs []store.AuditR
 	return f.Store.AppendAudit(ctx, recs)
 }
 
+// ApplyAudited fails too: the writes and their records are one transaction, which the full disk fails.
+func (f *auditFailingStore) ApplyAudited(ctx context.Context, writes []store.Write, recs []store.AuditRecord) error {
+	if f.fail.Load() {
+		return errors.New("audit disk full")
+	}
+	return f.Store.ApplyAudited(ctx, writes, recs)
+}
+
 func TestAFailingAuditWriteFailsTheRequest(t *testing.T) {
 	st, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
@@ -501,20 +517,43 @@ func TestAFailingAuditWriteFailsTheRequest(t *testing.T) {
 			}
 		})
 	}
-	// A write the store committed before its record failed: still 503, and the client is told that the
-	// change may stand, so that it does not create it twice.
-	r := ts.mustStatus(ts.do("POST", "/Patient", patient("Twice", ""), nil), http.StatusServiceUnavailable)
-	if iss := r.issue(t); iss["code"] != "transient" || !strings.Contains(iss["diagnostics"].(string), "may have been made") {
-		t.Errorf("a committed create whose record failed: issue %v", iss)
+	// Writes: the change and its record are one transaction, so a record that cannot be written leaves
+	// nothing changed, and the client is not told that the change may stand.
+	writes := []struct{ name, method, path string }{
+		{"create", "POST", "/Patient"},
+		{"update", "PUT", "/Patient/" + id},
+		{"delete", "DELETE", "/Patient/" + id},
 	}
-	if r.Header.Get("Location") != "" {
-		t.Errorf("the withheld create leaked its Location: %v", r.Header)
+	for _, tc := range writes {
+		t.Run(tc.name, func(t *testing.T) {
+			var body any
+			if tc.method != "DELETE" {
+				p := patient("Twice", "")
+				if tc.method == "PUT" {
+					p["id"] = id
+				}
+				body = p
+			}
+			r := ts.mustStatus(ts.do(tc.method, tc.path, body, nil), http.StatusServiceUnavailable)
+			if iss := r.issue(t); iss["code"] != "transient" || strings.Contains(iss["diagnostics"].(string), "may have been made") {
+				t.Errorf("a write whose record failed: issue %v", iss)
+			}
+			if r.Header.Get("Location") != "" || r.Header.Get("ETag") != "" {
+				t.Errorf("the withheld write leaked its headers: %v", r.Header)
+			}
+		})
 	}
 	if !strings.Contains(ts.logs.String(), "audit disk full") {
 		t.Errorf("the audit failure is not logged")
 	}
 	fs.fail.Store(false)
-	ts.mustStatus(ts.do("GET", "/Patient/"+id, nil, nil), 200)
+	r := ts.mustStatus(ts.do("GET", "/Patient/"+id, nil, nil), 200)
+	if v := r.JSON(t)["meta"].(map[string]any)["versionId"]; v != "1" {
+		t.Errorf("after a failed update and delete the patient is at version %v, want 1", v)
+	}
+	if n := ts.mustStatus(ts.do("GET", "/Patient?family=Twice&_summary=count", nil, nil), 200).JSON(t)["total"]; n != float64(0) {
+		t.Errorf("a create whose record failed was stored: %v Patients named Twice", n)
+	}
 }
 
 func TestVerifyOperationReportsIntactOrTheFirstBrokenLink(t *testing.T) {

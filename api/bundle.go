@@ -62,6 +62,8 @@ type txEntry struct {
 	writes   []store.Write
 	conflict error
 	touched  []store.Resource
+	// audited: the entry's record was stored with its writes (a batch entry).
+	audited bool
 }
 
 // entryError names the entry in every issue of err, so that a client knows which entry to fix.
@@ -451,7 +453,7 @@ func (s *Server) transaction(c *gin.Context, reqs []fhir.BundleEntry, entries []
 		}
 		// Every write was checked by stage under its entry's interaction; the group goes to the store
 		// as one atomic Apply.
-		err := s.cfg.Store.Apply(ctx, group)
+		err := s.applyTransaction(ctx, c, group, entries)
 		if err == nil {
 			break
 		}
@@ -519,7 +521,7 @@ func (s *Server) batchEntry(ctx context.Context, c *gin.Context, req fhir.Bundle
 		if len(te.writes) == 0 {
 			return nil
 		}
-		err := s.cfg.Store.Apply(ctx, te.writes)
+		err := s.applyBatchEntry(ctx, c, te)
 		if errors.Is(err, store.ErrVersionConflict) && te.conflict != nil && te.ifMatch == 0 {
 			return te.conflict
 		}

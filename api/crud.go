@@ -131,6 +131,9 @@ func (s *Server) putVersion(ctx context.Context, res *fhir.Resource, typ, id str
 	if len(v.writes) > 1 {
 		ctx = withDerived(ctx, v.writes[1:])
 	}
+	if wa := writeAuditFrom(ctx); wa != nil {
+		wa.touched = []store.Resource{v.r}
+	}
 	err = s.store.Apply(ctx, v.writes)
 	if errors.Is(err, store.ErrVersionConflict) && v.conflict != nil {
 		return v.r, v.conflict
@@ -196,6 +199,7 @@ func (s *Server) create(c *gin.Context, p pathParams) error {
 	// request's marker on its plan) can lose a race: the retry re-reads and re-applies the rules, which
 	// then see what the winner wrote.
 	id := uuid.NewString()
+	willAnswer(ctx, http.StatusCreated)
 	return retryCAS(p.typ.Name, id, 0, func() error {
 		r, err := s.putVersion(ctx, res, p.typ.Name, id, 0)
 		if err != nil {
@@ -272,15 +276,16 @@ func (s *Server) updateTo(c *gin.Context, typ *fhir.TypeInfo, id string, res *fh
 		if want != 0 && cur.VersionID != want {
 			return versionMismatch(typ.Name, id, want, cur.VersionID)
 		}
+		status := http.StatusOK
+		if cur.VersionID == 0 || cur.Deleted {
+			status = http.StatusCreated
+		}
+		willAnswer(ctx, status)
 		r, err := s.putVersion(ctx, res, typ.Name, id, cur.VersionID)
 		if err != nil {
 			return err
 		}
 		s.touch(c, r)
-		status := http.StatusOK
-		if cur.VersionID == 0 || cur.Deleted {
-			status = http.StatusCreated
-		}
 		s.respondResource(c, status, r, status == http.StatusCreated)
 		return nil
 	})
@@ -326,6 +331,7 @@ func (s *Server) patch(c *gin.Context, p pathParams) error {
 		if err := s.checkReferences(ctx, res, p.typ.Name+"/"+p.id); err != nil {
 			return err
 		}
+		willAnswer(ctx, http.StatusOK)
 		r, err := s.putVersion(ctx, res, p.typ.Name, p.id, cur.VersionID)
 		if err != nil {
 			return err
@@ -381,6 +387,7 @@ func (s *Server) delete(c *gin.Context, p pathParams) error {
 			return nil
 		}
 		tomb := store.Resource{Type: p.typ.Name, ID: p.id, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true}
+		willAnswer(ctx, deletedStatus(c), store.Resource{Type: tomb.Type, ID: tomb.ID, VersionID: tomb.VersionID, Body: cur.Body})
 		if err := s.store.Apply(ctx, []store.Write{{Resource: tomb, ExpectVersion: cur.VersionID}}); err != nil {
 			return err
 		}
@@ -390,9 +397,17 @@ func (s *Server) delete(c *gin.Context, p pathParams) error {
 	})
 }
 
+// deletedStatus is what respondDeleted answers.
+func deletedStatus(c *gin.Context) int {
+	if preferReturn(c) == "OperationOutcome" {
+		return http.StatusOK
+	}
+	return http.StatusNoContent
+}
+
 func (s *Server) respondDeleted(c *gin.Context, tomb store.Resource, what string) {
 	c.Header("ETag", etag(tomb.VersionID))
-	if preferReturn(c) == "OperationOutcome" {
+	if deletedStatus(c) == http.StatusOK {
 		writeFHIR(c, http.StatusOK, fhir.OperationOutcome(fhir.Issue{
 			Severity: "information", Code: "informational",
 			Diagnostics: tomb.Type + "/" + tomb.ID + " " + what,

@@ -128,6 +128,14 @@ func (f *failingStore) Apply(ctx context.Context, w []store.Write) error {
 	return f.Store.Apply(ctx, w)
 }
 
+// ApplyAudited fails writes as Apply does; the audit records of reads (no writes) still go through.
+func (f *failingStore) ApplyAudited(ctx context.Context, w []store.Write, recs []store.AuditRecord) error {
+	if f.applyErr != nil && len(w) > 0 {
+		return f.applyErr
+	}
+	return f.Store.ApplyAudited(ctx, w, recs)
+}
+
 func TestInternalErrorsShowOnlyTheRequestID(t *testing.T) {
 	st, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
