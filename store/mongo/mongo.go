@@ -83,7 +83,8 @@ type Store struct {
 	// error aborts Apply at once, without compensation, as a crash would.
 	afterWrite func(i int) error
 	// afterAuditChain, when set (tests only), is called after a batch document is inserted in journal
-	// mode; a non-nil error makes AppendAudit return at once, as a crash would.
+	// mode; a non-nil error makes AppendAudit or ApplyAudited return at once, as a crash would (an
+	// audited group is then neither committed nor rolled back).
 	afterAuditChain func() error
 	// afterPruneAnchor, when set (tests only), is called after a prune step's anchor document is
 	// inserted in journal mode; a non-nil error makes PruneAudit return at once, as a crash would.
