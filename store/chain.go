@@ -18,11 +18,12 @@ import (
 // Why one linear chain rather than a Merkle tree or one chain per process:
 //   - Verification is one sequential read and needs no other state; "the first broken link" is a
 //     well-defined answer an auditor can act on.
-//   - Several gpfhir processes share one store without coordinating among themselves: AppendAudit is a
-//     compare-and-swap on the head (records[0].Seq must be head+1), so appenders are serialised by the
-//     store (SQLite's write lock; a unique key on MongoDB) and the loser re-chains on the new head and
-//     retries. A per-process chain would avoid the contention but leave no total order, and deleting a
-//     whole process's chain would go unnoticed.
+//   - Several gpfhir processes share one store without coordinating among themselves: appends are
+//     serialised by the store (SQLite's write lock; a unique key on MongoDB). ApplyAudited chains the
+//     records on the head it reads inside its own commit, so under SQLite's lock it never loses; AppendAudit
+//     is a compare-and-swap on a head the caller read (records[0].Seq must be head+1), whose loser
+//     re-chains and retries. A per-process chain would avoid the contention but leave no total order,
+//     and deleting a whole process's chain would go unnoticed.
 //   - The single head is a point of serialisation, but one append carries a whole batch: the API's group
 //     commit gathers the records of many concurrent requests into one AppendAudit, so the chain costs
 //     one CAS per batch, not per request. A Merkle structure would only pay off for inclusion proofs to
