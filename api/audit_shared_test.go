@@ -43,9 +43,10 @@ func openSharedStores(t *testing.T) (store.Store, store.Store) {
 	return stores[0], stores[1]
 }
 
-// TestServersSharingAStoreKeepOneChain runs two API servers on one store, as two processes: each group
-// committer chains on the head it last wrote, which the other keeps moving. Under concurrent requests to
-// both, every request must still get exactly one record, in one intact chain.
+// TestServersSharingAStoreKeepOneChain runs two API servers on one store, as two processes, under
+// concurrent reads and writes to both: the reads' records go through each server's group committer and
+// the writes' records with the writes themselves, all chained on one head that both keep moving. Every
+// request must still get exactly one record, in one intact chain.
 func TestServersSharingAStoreKeepOneChain(t *testing.T) {
 	a, b := openSharedStores(t)
 	servers := []*testServer{newTestServerOn(t, a), newTestServerOn(t, b)}
@@ -54,7 +55,7 @@ func TestServersSharingAStoreKeepOneChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const perClient, clients = 20, 3
+	const perClient, writesPerClient, clients = 20, 5, 3
 	var wg sync.WaitGroup
 	for _, ts := range servers {
 		for range clients {
@@ -68,6 +69,16 @@ func TestServersSharingAStoreKeepOneChain(t *testing.T) {
 					}
 				}
 			}()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range writesPerClient {
+					if r := ts.do("POST", "/Patient", patient("SharedWriter", ""), nil); r.Status != http.StatusCreated {
+						t.Errorf("create: %d %s", r.Status, r.Body)
+						return
+					}
+				}
+			}()
 		}
 	}
 	wg.Wait()
@@ -75,7 +86,7 @@ func TestServersSharingAStoreKeepOneChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := head0 + int64(len(servers)*clients*perClient); head != want {
+	if want := head0 + int64(len(servers)*clients*(perClient+writesPerClient)); head != want {
 		t.Errorf("chain head %d, want %d: one record per request", head, want)
 	}
 	for i, st := range []store.Store{a, b} {
@@ -89,5 +100,10 @@ func TestServersSharingAStoreKeepOneChain(t *testing.T) {
 		{{Param: "subtype", Match: store.MatchToken, AnySystem: true, Value: "read"}}}})
 	if err != nil || n != len(servers)*clients*perClient {
 		t.Errorf("AuditEvents of the reads = %d %v, want %d", n, err, len(servers)*clients*perClient)
+	}
+	n, err = a.Count(context.Background(), store.Query{Type: store.AuditEventType, Clauses: []store.Clause{
+		{{Param: "subtype", Match: store.MatchToken, AnySystem: true, Value: "create"}}}})
+	if want := 1 + len(servers)*clients*writesPerClient; err != nil || n != want {
+		t.Errorf("AuditEvents of the creates = %d %v, want %d", n, err, want)
 	}
 }
