@@ -63,19 +63,7 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 	if err := store.CheckAuditBatch(records); err != nil {
 		return err
 	}
-	rows, err := auditRows(records)
-	if err != nil {
-		return err
-	}
-	for attempt := 0; attempt < 3; attempt++ {
-		if err = s.appendAudit(ctx, nil, false, records, rows); err == nil || !isBusy(err) || ctx.Err() != nil {
-			break
-		}
-	}
-	if err == nil {
-		s.copier.kick()
-	}
-	return translate(err)
+	return s.appendRetrying(ctx, nil, false, records)
 }
 
 // ApplyAudited makes the writes and appends their audit records in one transaction. The records are
@@ -93,12 +81,18 @@ func (s *Store) ApplyAudited(ctx context.Context, writes []store.Write, records 
 	if err := store.CheckAuditBatch(records); err != nil {
 		return err
 	}
+	return s.appendRetrying(ctx, writes, true, records)
+}
+
+// appendRetrying is appendAudit with the rows built once, retried while another process holds the write
+// lock past the busy timeout, and the reference copier woken after it.
+func (s *Store) appendRetrying(ctx context.Context, writes []store.Write, chain bool, records []store.AuditRecord) error {
 	rows, err := auditRows(records)
 	if err != nil {
 		return err
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		if err = s.appendAudit(ctx, writes, true, records, rows); err == nil || !isBusy(err) || ctx.Err() != nil {
+		if err = s.appendAudit(ctx, writes, chain, records, rows); err == nil || !isBusy(err) || ctx.Err() != nil {
 			break
 		}
 	}
