@@ -397,16 +397,26 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 
 // auditRecord builds the request's AuditEvent and its index entries.
 func (s *Server) auditRecord(c *gin.Context, interaction string, status int) (store.AuditRecord, error) {
-	var list []touched
+	return s.auditRecordOf(c, interaction, status, touchedBy(c), auditPath(c))
+}
+
+// touchedBy is what the request has touched so far. Its capacity is cut to its length, so that a caller
+// adding to it gets a copy rather than writing into the request's own list.
+func touchedBy(c *gin.Context) []touched {
 	if v, ok := c.Get(ctxTouched); ok {
-		list = *v.(*[]touched)
+		list := *v.(*[]touched)
+		return list[:len(list):len(list)]
 	}
-	var path *pathParams
+	return nil
+}
+
+// auditPath is the request's path parameters, nil for a path without a type (the base).
+func auditPath(c *gin.Context) *pathParams {
 	if v, ok := c.Get(ctxPath); ok {
 		p := v.(pathParams)
-		path = &p
+		return &p
 	}
-	return s.auditRecordOf(c, interaction, status, list, path)
+	return nil
 }
 
 // ctxEntries holds the entries of a batch or transaction, each audited as an interaction of its own.
@@ -486,19 +496,11 @@ func willAnswer(ctx context.Context, status int, r ...store.Resource) {
 // applyAudited applies writes together with the request's audit record, built as it will be if they
 // succeed.
 func (s *Server) applyAudited(ctx context.Context, wa *writeAudit, writes []store.Write) error {
-	var list []touched
-	if v, ok := wa.c.Get(ctxTouched); ok {
-		list = append(list, *v.(*[]touched)...)
-	}
+	list := touchedBy(wa.c)
 	for _, r := range wa.touched {
 		list = append(list, touched{r: r})
 	}
-	var path *pathParams
-	if v, ok := wa.c.Get(ctxPath); ok {
-		p := v.(pathParams)
-		path = &p
-	}
-	rec, err := s.auditRecordOf(wa.c, wa.c.GetString(ctxInteraction), wa.status, list, path)
+	rec, err := s.auditRecordOf(wa.c, wa.c.GetString(ctxInteraction), wa.status, list, auditPath(wa.c))
 	if err != nil {
 		return err
 	}
@@ -517,10 +519,7 @@ func (s *Server) applyTransaction(ctx context.Context, c *gin.Context, group []s
 	if s.audit == nil || wa == nil {
 		return s.cfg.Store.Apply(ctx, group)
 	}
-	var list []touched
-	if v, ok := c.Get(ctxTouched); ok {
-		list = append(list, *v.(*[]touched)...)
-	}
+	list := touchedBy(c)
 	for _, te := range entries {
 		for _, r := range te.touched {
 			list = append(list, touched{r: r})
