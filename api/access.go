@@ -1,13 +1,10 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
@@ -21,11 +18,12 @@ import (
 //     before running a query, so that filtering happens before paging and counting.
 //   - canRead checks one resource fetched by id (read, vread, history entries, included resources).
 //
-// Writes are checked by guardedStore.Apply, below, whatever handler makes them.
+// Writes are checked by checkWrites, below, which commit runs before every write whatever handler
+// makes it.
 
 // restrict confines q, recursively, to the caller's readable resources.
-func (s *Server) restrict(c *gin.Context, q *store.Query) error {
-	caller := callerOf(c)
+func (s *Server) restrict(req *request, q *store.Query) error {
+	caller := req.caller
 	if caller == nil {
 		// Only authorised requests reach a query; anything else is a bug, and must see nothing.
 		return internal(errors.New("restrict: no caller"))
@@ -33,7 +31,7 @@ func (s *Server) restrict(c *gin.Context, q *store.Query) error {
 	if err := s.restrictFor(caller, q); err != nil {
 		return err
 	}
-	s.noteRestricted(c, caller, q)
+	s.noteRestricted(req, caller, q)
 	return nil
 }
 
@@ -117,43 +115,44 @@ func practicePatients(ods []string) store.Clause {
 }
 
 // canRead reports whether the caller may read r; the error is the refusal to send.
-func (s *Server) canRead(c *gin.Context, r store.Resource) error {
-	caller := callerOf(c)
+func (s *Server) canRead(req *request, r store.Resource) error {
+	caller := req.caller
 	if caller == nil {
 		return internal(errors.New("canRead: no caller"))
 	}
-	d, err := s.mayRead(c, caller, r)
+	d, err := s.mayRead(req, caller, r)
 	if err != nil {
 		return err
 	}
 	if d.Outcome == auth.DenyRedacted {
 		// Answered exactly as for a resource that does not exist, so that a redacted entry's existence
 		// is not revealed either.
-		c.Set(ctxDecision, d)
+		req.decide(d)
 		return fail(http.StatusNotFound, "not-found", "%s/%s is not known to this server", r.Type, r.ID)
 	}
 	if !d.Allow() {
-		return s.refuse(c, d)
+		return s.refuse(req, d)
 	}
 	return nil
 }
 
 // mayRead is canRead's decision, without recording it as the request's outcome: history pages use it
 // to leave out entries silently.
-func (s *Server) mayRead(c *gin.Context, caller *auth.Caller, r store.Resource) (auth.Decision, error) {
+func (s *Server) mayRead(req *request, caller *auth.Caller, r store.Resource) (auth.Decision, error) {
 	if !caller.HasScope(auth.Read, r.Type) && !caller.HasScope(auth.Search, r.Type) {
 		return auth.Authorize(caller, auth.Read, r.Type), nil
 	}
-	f, err := s.facts(c.Request.Context(), caller, r)
+	f, err := s.facts(req, caller, r)
 	if err != nil {
 		return auth.Decision{}, err
 	}
-	return auth.CanAccess(caller, auth.Interaction(c.GetString(ctxInteraction)), f), nil
+	return auth.CanAccess(caller, auth.Interaction(req.interaction), f), nil
 }
 
 // facts works out whose record r belongs to, and for GP systems where those patients are registered.
 // A tombstone has no body, so the version before it speaks for it.
-func (s *Server) facts(ctx context.Context, caller *auth.Caller, r store.Resource) (auth.Facts, error) {
+func (s *Server) facts(req *request, caller *auth.Caller, r store.Resource) (auth.Facts, error) {
+	ctx := req.ctx()
 	f := auth.Facts{Type: r.Type}
 	if caller.RedactionApplies() {
 		if err := s.onlineFacts(ctx, &f, r); err != nil {
@@ -171,7 +170,7 @@ func (s *Server) facts(ctx context.Context, caller *auth.Caller, r store.Resourc
 		if r.VersionID <= 1 {
 			return f, nil
 		}
-		prev, err := s.cfg.Store.GetVersion(ctx, r.Type, r.ID, r.VersionID-1)
+		prev, err := s.store.GetVersion(ctx, r.Type, r.ID, r.VersionID-1)
 		if err != nil {
 			return f, err
 		}
@@ -200,7 +199,7 @@ func (s *Server) facts(ctx context.Context, caller *auth.Caller, r store.Resourc
 	for _, pid := range f.PatientIDs {
 		pt := tree
 		if r.Type != "Patient" || pid != r.ID {
-			cur, err := s.current(ctx, "Patient", pid)
+			cur, err := s.current(req, "Patient", pid)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
@@ -222,7 +221,7 @@ func (s *Server) facts(ctx context.Context, caller *auth.Caller, r store.Resourc
 				continue
 			}
 			seen[id] = true
-			org, err := s.current(ctx, "Organization", id)
+			org, err := s.current(req, "Organization", id)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
@@ -301,70 +300,35 @@ func odsCodes(body []byte) []string {
 	return out
 }
 
-// guardedStore checks every write against the policy, whichever handler makes it, so that a new write
-// path (a transaction bundle, a booking operation) cannot forget to: a GP system cannot create, change
-// or delete anything belonging to a patient outside its practices, and cannot move a record out of them.
-type guardedStore struct {
-	store.Store
-	s *Server
-}
-
-func (g *guardedStore) Apply(ctx context.Context, writes []store.Write) error {
-	if isInternal(ctx) {
-		return g.Store.Apply(ctx, writes)
+// checkWrites is the write guard: a GP system cannot create, change or delete anything belonging to a
+// patient outside its practices, and cannot move a record out of them; a patient or proxy only what the
+// online services let them. commit runs it on the caller's own writes, each under the interaction of
+// the request (or bundle entry) that makes it; writes the server's own rules derive from them (the slot
+// a booking claims, the issue a completed repeat request creates) follow from a write already checked.
+// An in-process loader (Import) has no caller and is trusted.
+func (s *Server) checkWrites(req *request, in auth.Interaction, writes []store.Write) error {
+	if req.internal {
+		return nil
 	}
-	caller := callerFrom(ctx)
+	caller := req.caller
 	if caller == nil {
 		return internal(errors.New("write without an authorised caller"))
 	}
-	if err := g.checkWrites(ctx, caller, writes); err != nil {
-		return err
-	}
-	if wa := writeAuditFrom(ctx); wa != nil && wa.status != 0 && !wa.done {
-		return g.s.applyAudited(ctx, wa, writes)
-	}
-	return g.Store.Apply(ctx, writes)
-}
-
-// ApplyAudited is guarded like Apply, so that no write path gets round the policy by carrying records.
-func (g *guardedStore) ApplyAudited(ctx context.Context, writes []store.Write, records []store.AuditRecord) error {
-	if !isInternal(ctx) {
-		caller := callerFrom(ctx)
-		if caller == nil {
-			return internal(errors.New("write without an authorised caller"))
-		}
-		if err := g.checkWrites(ctx, caller, writes); err != nil {
-			return err
-		}
-	}
-	return g.Store.ApplyAudited(ctx, writes, records)
-}
-
-// checkWrites is the guard without the Apply: a transaction bundle checks each entry's writes under
-// that entry's interaction, then applies the whole group at once.
-func (g *guardedStore) checkWrites(ctx context.Context, caller *auth.Caller, writes []store.Write) error {
-	in := auth.Interaction(interactionFrom(ctx))
-	derived := derivedFrom(ctx)
 	for _, w := range writes {
 		r := w.Resource
-		if derived[r.Type+"/"+r.ID] {
-			// A write the server's own rules made as part of the request (a slot a booking claims, the
-			// issue a completed repeat request creates); the request's own resource was checked.
-			continue
-		}
 		if w.ExpectVersion > 0 {
-			old, err := g.Store.GetVersion(ctx, r.Type, r.ID, w.ExpectVersion)
+			old, err := s.store.GetVersion(req.ctx(), r.Type, r.ID, w.ExpectVersion)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
 			if err == nil {
-				if err := g.check(ctx, caller, in, old); err != nil {
+				if err := s.checkWrite(req, caller, in, old); err != nil {
 					return err
 				}
 			}
 		}
 		if !r.Deleted {
-			if err := g.check(ctx, caller, in, r); err != nil {
+			if err := s.checkWrite(req, caller, in, r); err != nil {
 				return err
 			}
 		}
@@ -372,25 +336,14 @@ func (g *guardedStore) checkWrites(ctx context.Context, caller *auth.Caller, wri
 	return nil
 }
 
-func (g *guardedStore) check(ctx context.Context, caller *auth.Caller, in auth.Interaction, r store.Resource) error {
-	f, err := g.s.facts(ctx, caller, r)
+func (s *Server) checkWrite(req *request, caller *auth.Caller, in auth.Interaction, r store.Resource) error {
+	f, err := s.facts(req, caller, r)
 	if err != nil {
 		return err
 	}
 	if d := auth.CanAccess(caller, in, f); !d.Allow() {
-		if rec, ok := ctx.Value(decisionRecorderKey{}).(func(auth.Decision)); ok {
-			rec(d)
-		}
+		req.decide(d)
 		return fail(http.StatusForbidden, "forbidden", "%s", d.Reason)
 	}
 	return nil
-}
-
-type interactionKey struct{}
-
-type decisionRecorderKey struct{}
-
-func interactionFrom(ctx context.Context) string {
-	v, _ := ctx.Value(interactionKey{}).(string)
-	return v
 }

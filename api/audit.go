@@ -28,8 +28,8 @@ import (
 // is durable:
 //
 //   - the audit middleware holds the handler's response (status and body) in a bufferedWriter;
-//   - when the handler is done it builds the AuditEvent (fhir.AuditEvent, from the caller, the outcome,
-//     the path and the resources the handler marked with touch) and hands it to the committer;
+//   - when the handler is done it builds the AuditEvent (fhir.AuditEvent, from the request value: the
+//     caller, the outcome, the path and the resources the handler touched) and hands it to the committer;
 //   - the committer goroutine takes every record waiting, up to store.MaxAuditBatch, and appends them with
 //     one store.ApplyAudited without writes: one transaction (one fsync on SQLite) for the whole batch.
 //     While it writes, the next batch gathers, so the cost per request falls as the load rises (group
@@ -37,17 +37,11 @@ import (
 //   - each request then sends its held response, or, if the batch failed, a 503 instead: a request never
 //     succeeds without its record.
 //
-// A write is the exception: its record goes into the store in the write's own transaction (writeAudit,
-// below), so that a change never stands without its record.
+// A write is the exception: its record goes into the store in the write's own transaction (commit), so
+// that a change never stands without its record, and the middleware has nothing left to append.
 //
 // Several gpfhir processes may share one store: the store chains each batch on the head it finds inside
 // the commit, whoever appended last.
-
-const (
-	ctxTouched = "gpfhir.audit.touched"
-	ctxPath    = "gpfhir.audit.path"
-	ctxOp      = "gpfhir.audit.operation"
-)
 
 // auditTimeout bounds one batch's append, so that a store that hangs fails requests with 503 rather than
 // holding them for ever.
@@ -56,39 +50,19 @@ const auditTimeout = 30 * time.Second
 // errAuditClosed is the committer's answer after Close.
 var errAuditClosed = errors.New("audit: the server is shutting down")
 
-// touched is one resource a request read, listed or wrote, for the audit record's entities.
-type touched struct {
-	r store.Resource
-}
-
-// touch marks r as touched by the request, for its audit record. Handlers call it for every resource
-// they return or write.
-func (s *Server) touch(c *gin.Context, r store.Resource) {
-	if s.audit == nil {
-		return
-	}
-	v, _ := c.Get(ctxTouched)
-	list, _ := v.(*[]touched)
-	if list == nil {
-		list = &[]touched{}
-		c.Set(ctxTouched, list)
-	}
-	*list = append(*list, touched{r: r})
-}
-
 // served marks r as touched and returns it as this caller may see it: a patient gets their view of an
 // AuditEvent (fhir.AuditPatientView: no internal details, no other patients). Handlers call it on every
 // resource they return.
-func (s *Server) served(c *gin.Context, r store.Resource) store.Resource {
-	s.touch(c, r)
-	caller := callerOf(c)
+func (s *Server) served(req *request, r store.Resource) store.Resource {
+	req.touch(r)
+	caller := req.caller
 	if r.Type != store.AuditEventType || caller == nil || caller.Kind != auth.KindPatient || r.Deleted {
 		return r
 	}
 	view, err := fhir.AuditPatientView(r.Body, caller.PatientIDs)
 	if err != nil {
 		// Never fall back to the full record: an empty body fails the request instead.
-		s.logger(c).Error("patient view of an AuditEvent", "id", r.ID, "error", err)
+		req.log.Error("patient view of an AuditEvent", "id", r.ID, "error", err)
 		view = nil
 	}
 	r.Body = view
@@ -319,11 +293,7 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 	bw := &bufferedWriter{ResponseWriter: real, status: http.StatusOK}
 	c.Writer = bw
 	defer func() { c.Writer = real }()
-	var wa *writeAudit
-	if m := c.Request.Method; m != http.MethodGet && m != http.MethodHead {
-		wa = &writeAudit{c: c}
-		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), writeAuditKey{}, wa))
-	}
+	req := requestOf(c)
 	s.audit.busy.Add(1)
 	handedOver := false
 	defer func() {
@@ -332,7 +302,7 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 		}
 	}()
 	c.Next()
-	in := c.GetString(ctxInteraction)
+	in := req.interaction
 	if in == "" || in == "capabilities" {
 		// Not an interaction (a path that is not FHIR REST), or the public CapabilityStatement.
 		handedOver = true
@@ -341,27 +311,27 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 		bw.release()
 		return
 	}
-	if wa != nil && wa.done {
+	if req.audited {
 		// The record went into the store with the writes.
 		handedOver = true
 		s.audit.busy.Add(-1)
 		c.Writer = real
-		if bw.status != wa.status {
-			s.logger(c).Error("the answer differs from the one audited with the write", "interaction", in, "audited", wa.status, "status", bw.status)
+		if bw.status != req.auditedStatus {
+			req.log.Error("the answer differs from the one audited with the write", "interaction", in, "audited", req.auditedStatus, "status", bw.status)
 		}
 		bw.release()
 		return
 	}
-	rec, err := s.auditRecord(c, in, bw.status)
+	rec, err := s.auditRecordOf(req, in, bw.status, req.touched, req.path)
 	recs := []store.AuditRecord{rec}
-	if v, ok := c.Get(ctxEntries); ok && err == nil {
-		// A batch or transaction: one record for the bundle and one for each entry, as if each had
-		// been a request of its own by the same caller.
-		for _, e := range v.([]entryAudit) {
-			var r store.AuditRecord
-			if r, err = s.auditRecordOf(c, e.interaction, e.status, e.touched, e.path); err != nil {
-				break
-			}
+	// A batch or transaction: one record for the bundle and one for each entry, as if each had been a
+	// request of its own by the same caller.
+	for _, e := range req.entries {
+		if err != nil {
+			break
+		}
+		var r store.AuditRecord
+		if r, err = s.entryRecord(req, e); err == nil {
 			recs = append(recs, r)
 		}
 	}
@@ -372,7 +342,7 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 	}
 	c.Writer = real
 	if err != nil {
-		s.logger(c).Error("no audit record, so the answer is withheld", "interaction", in, "status", bw.status, "error", err)
+		req.log.Error("no audit record, so the answer is withheld", "interaction", in, "status", bw.status, "error", err)
 		h := real.Header()
 		for k := range h {
 			if k != "X-Request-Id" && k != "X-Correlation-Id" {
@@ -389,184 +359,85 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 			advice = "the change may have been made all the same, so read it back before trying again"
 		}
 		_, _ = real.Write(fhir.OperationOutcome(fhir.Issue{Severity: "error", Code: "transient",
-			Diagnostics: "the audit trail could not be written, so this request cannot be answered; " + advice + " (request id " + requestIDOf(c) + ")"}))
+			Diagnostics: "the audit trail could not be written, so this request cannot be answered; " + advice + " (request id " + req.id + ")"}))
 		return
 	}
 	bw.release()
 }
 
-// auditRecord builds the request's AuditEvent and its index entries.
-func (s *Server) auditRecord(c *gin.Context, interaction string, status int) (store.AuditRecord, error) {
-	return s.auditRecordOf(c, interaction, status, touchedBy(c), auditPath(c))
-}
-
-// touchedBy is what the request has touched so far. Its capacity is cut to its length, so that a caller
-// adding to it gets a copy rather than writing into the request's own list.
-func touchedBy(c *gin.Context) []touched {
-	if v, ok := c.Get(ctxTouched); ok {
-		list := *v.(*[]touched)
-		return list[:len(list):len(list)]
-	}
-	return nil
-}
-
-// auditPath is the request's path parameters, nil for a path without a type (the base).
-func auditPath(c *gin.Context) *pathParams {
-	if v, ok := c.Get(ctxPath); ok {
-		p := v.(pathParams)
-		return &p
-	}
-	return nil
-}
-
-// ctxEntries holds the entries of a batch or transaction, each audited as an interaction of its own.
-const ctxEntries = "gpfhir.audit.entries"
-
 // entryAudit is what the audit record of one bundle entry needs.
 type entryAudit struct {
 	interaction string
 	status      int
-	touched     []touched
+	touched     []store.Resource
 	path        *pathParams
 }
 
 // auditEntries hands the entries of a batch or transaction, once processed, to the audit middleware.
 // An entry whose request could not even be read (no method) has no interaction to record; the bundle's
 // own record covers it.
-func (s *Server) auditEntries(c *gin.Context, entries []*txEntry) {
-	if s.audit == nil {
+func (s *Server) auditEntries(req *request, entries []*txEntry) {
+	if s.audit == nil || req.audited {
 		return
 	}
-	var list []entryAudit
 	for _, te := range entries {
 		if te.interaction == "" || te.audited {
 			continue
 		}
-		list = append(list, entryAuditOf(te))
+		req.entries = append(req.entries, entryAuditOf(te))
 	}
-	c.Set(ctxEntries, list)
 }
 
 func entryAuditOf(te *txEntry) entryAudit {
-	e := entryAudit{interaction: te.interaction, status: te.status}
-	for _, r := range te.touched {
-		e.touched = append(e.touched, touched{r: r})
-	}
+	e := entryAudit{interaction: te.interaction, status: te.status, touched: te.touched}
 	if te.typ != nil {
 		e.path = &pathParams{typ: te.typ, id: te.id}
 	}
 	return e
 }
 
-// writeAudit carries a write's audit record into the store's transaction (store.ApplyAudited), so that
-// a change is never stored without its record: appended after the answer, as for a read, a record that
-// failed would leave the change standing unrecorded. The audit middleware puts one in the context of
-// every request that may write. A handler about to write says what it will answer if the write
-// succeeds (willAnswer); guardedStore.Apply then builds the record as it will be and stores it with the
-// writes, and the middleware has nothing left to append.
-type writeAudit struct {
-	c *gin.Context
-	// status is the answer if the write succeeds; 0 if the handler did not say, and then the record is
-	// appended after the answer.
-	status int
-	// touched is what the record names: the version written, or for a delete the tombstone with the
-	// body it replaces (which names the patient).
-	touched []store.Resource
-	// done: the record is stored, with the writes.
-	done bool
-}
-
-type writeAuditKey struct{}
-
-func writeAuditFrom(ctx context.Context) *writeAudit {
-	wa, _ := ctx.Value(writeAuditKey{}).(*writeAudit)
-	return wa
-}
-
-// willAnswer tells the audit what the request answers if its next write succeeds, and what it names.
-func willAnswer(ctx context.Context, status int, r ...store.Resource) {
-	if wa := writeAuditFrom(ctx); wa != nil {
-		wa.status = status
-		if len(r) > 0 {
-			wa.touched = r
-		}
-	}
-}
-
-// applyAudited applies writes together with the request's audit record, built as it will be if they
-// succeed.
-func (s *Server) applyAudited(ctx context.Context, wa *writeAudit, writes []store.Write) error {
-	list := touchedBy(wa.c)
-	for _, r := range wa.touched {
-		list = append(list, touched{r: r})
-	}
-	rec, err := s.auditRecordOf(wa.c, wa.c.GetString(ctxInteraction), wa.status, list, auditPath(wa.c))
-	if err != nil {
-		return err
-	}
-	if err := s.cfg.Store.ApplyAudited(ctx, writes, []store.AuditRecord{rec}); err != nil {
-		return err
-	}
-	wa.done = true
-	return nil
-}
-
-// applyTransaction applies a transaction's group together with the records of the bundle and of each
-// entry, as the audit middleware would have built them from the answer: the bundle answers 200 and
-// names what every entry touched.
-func (s *Server) applyTransaction(ctx context.Context, c *gin.Context, group []store.Write, entries []*txEntry) error {
-	wa := writeAuditFrom(ctx)
-	if s.audit == nil || wa == nil {
-		return s.cfg.Store.Apply(ctx, group)
-	}
-	list := touchedBy(c)
+// transactionRecords are the records a transaction's group is committed with, as the audit middleware
+// would have built them from the answer: the bundle answers 200 and names what every entry touched, and
+// each entry has a record of its own.
+func (s *Server) transactionRecords(req *request, entries []*txEntry) ([]store.AuditRecord, error) {
+	list := req.touched[:len(req.touched):len(req.touched)]
 	for _, te := range entries {
-		for _, r := range te.touched {
-			list = append(list, touched{r: r})
-		}
+		list = append(list, te.touched...)
 	}
-	rec, err := s.auditRecordOf(c, c.GetString(ctxInteraction), http.StatusOK, list, nil)
+	rec, err := s.auditRecordOf(req, req.interaction, http.StatusOK, list, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	recs := []store.AuditRecord{rec}
 	for _, te := range entries {
 		if te.interaction == "" {
 			continue
 		}
-		e := entryAuditOf(te)
-		r, err := s.auditRecordOf(c, e.interaction, e.status, e.touched, e.path)
+		r, err := s.entryRecord(req, entryAuditOf(te))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		recs = append(recs, r)
 	}
-	if err := s.cfg.Store.ApplyAudited(ctx, group, recs); err != nil {
-		return err
-	}
-	wa.status, wa.done = http.StatusOK, true
-	return nil
+	return recs, nil
 }
 
-// applyBatchEntry applies one batch entry's writes together with the entry's record.
-func (s *Server) applyBatchEntry(ctx context.Context, c *gin.Context, te *txEntry) error {
-	if s.audit == nil || writeAuditFrom(ctx) == nil {
-		return s.cfg.Store.Apply(ctx, te.writes)
+// entryRecord is the record of one bundle entry, as if it had been a request of its own by the same
+// caller.
+func (s *Server) entryRecord(req *request, e entryAudit) (store.AuditRecord, error) {
+	return s.auditRecordOf(req, e.interaction, e.status, e.touched, e.path)
+}
+
+// clientAddress is the network address the request came from; none for an in-process loader.
+func clientAddress(req *request) string {
+	if req.c == nil {
+		return ""
 	}
-	e := entryAuditOf(te)
-	rec, err := s.auditRecordOf(c, e.interaction, e.status, e.touched, e.path)
-	if err != nil {
-		return err
-	}
-	if err := s.cfg.Store.ApplyAudited(ctx, te.writes, []store.AuditRecord{rec}); err != nil {
-		return err
-	}
-	te.audited = true
-	return nil
+	return req.c.RemoteIP()
 }
 
 // auditRecordOf builds one AuditEvent of the request: the request's own, or one entry's of a bundle.
-func (s *Server) auditRecordOf(c *gin.Context, interaction string, status int, list []touched, path *pathParams) (store.AuditRecord, error) {
+func (s *Server) auditRecordOf(req *request, interaction string, status int, list []store.Resource, path *pathParams) (store.AuditRecord, error) {
 	now := s.now()
 	// A time-ordered id (UUIDv7): the store indexes every AuditEvent by id in several b-trees, and ids
 	// that follow the order of appends are inserted at the right-hand edge of each, in pages already
@@ -579,17 +450,17 @@ func (s *Server) auditRecordOf(c *gin.Context, interaction string, status int, l
 		ID:            id.String(),
 		Recorded:      now,
 		Interaction:   interaction,
-		Operation:     c.GetString(ctxOp),
+		Operation:     req.op,
 		Status:        status,
-		RequestID:     requestIDOf(c),
-		ClientAddress: c.RemoteIP(),
+		RequestID:     req.id,
+		ClientAddress: clientAddress(req),
 		Site:          s.cfg.BaseURL,
 		Instance:      s.cfg.InstanceID,
 	}
-	if v, ok := c.Get(ctxDecision); ok {
-		in.Decision = string(v.(auth.Decision).Outcome)
+	if req.decision != nil {
+		in.Decision = string(req.decision.Outcome)
 	}
-	if caller := callerOf(c); caller != nil {
+	if caller := req.caller; caller != nil {
 		kind, sub, client := caller.Describe()
 		u := &fhir.AuditUser{Kind: kind, Issuer: caller.Issuer, Subject: sub, NHSNumber: caller.NHSNumber,
 			ProxyFor: caller.ProxyFor, JTI: caller.JTI, ClientID: client, ClientName: s.cfg.ClientNames[client]}
@@ -601,8 +472,8 @@ func (s *Server) auditRecordOf(c *gin.Context, interaction string, status int, l
 	patients := map[string]bool{}
 	seen := map[string]bool{}
 	{
-		for _, t := range list {
-			e := fhir.AuditEntity{Type: t.r.Type, ID: t.r.ID, Version: t.r.VersionID, PatientIDs: s.patientsOf(t.r)}
+		for _, r := range list {
+			e := fhir.AuditEntity{Type: r.Type, ID: r.ID, Version: r.VersionID, PatientIDs: s.patientsOf(r)}
 			if seen[e.Ref()] {
 				continue
 			}
@@ -632,12 +503,13 @@ func (s *Server) auditRecordOf(c *gin.Context, interaction string, status int, l
 	}
 	switch interaction {
 	case "search-type", "search-system", "history-type", "history-system", "history-instance":
-		in.Query = c.Request.URL.RawQuery
-		if c.Request.Method == http.MethodPost && len(c.Request.PostForm) > 0 {
+		hr := req.c.Request
+		in.Query = hr.URL.RawQuery
+		if hr.Method == http.MethodPost && len(hr.PostForm) > 0 {
 			if in.Query != "" {
 				in.Query += "&"
 			}
-			in.Query += c.Request.PostForm.Encode()
+			in.Query += hr.PostForm.Encode()
 		}
 		in.HasQuery = interaction == "search-type"
 	}
@@ -674,8 +546,8 @@ func (s *Server) patientsOf(r store.Resource) []string {
 // verifyAudit is GET [base]/AuditEvent/$verify: the chain checked from the first record to the head, as
 // gpfhir audit verify does offline. It answers 200 with a Parameters resource either way: a broken chain
 // is a finding, not a failure of the operation.
-func (s *Server) verifyAudit(c *gin.Context) error {
-	res, err := store.VerifyAudit(c.Request.Context(), s.cfg.Store)
+func (s *Server) verifyAudit(req *request) error {
+	res, err := store.VerifyAudit(req.ctx(), s.store)
 	if err != nil {
 		return err
 	}
@@ -692,7 +564,7 @@ func (s *Server) verifyAudit(c *gin.Context) error {
 	if len(res.Head) > 0 {
 		params = append(params, param{Name: "head", ValueString: hex.EncodeToString(res.Head)})
 	}
-	return s.writeParameters(c, params)
+	return s.writeParameters(req.c, params)
 }
 
 // auditClause confines a search of AuditEvents: auditors see every event, a patient (or proxy) the

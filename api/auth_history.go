@@ -1,8 +1,6 @@
 package api
 
 import (
-	"github.com/gin-gonic/gin"
-
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -13,15 +11,15 @@ const historyBatch = 100
 // cannot filter history by compartment, so versions are read in batches and checked one by one; an
 // entry the caller may not read is left out, as it would be from a search. Instance history of a
 // resource the caller may not read is refused outright, as a read would be.
-func (s *Server) visibleHistory(c *gin.Context, hq store.HistoryQuery, want int) ([]store.Resource, error) {
-	ctx := c.Request.Context()
-	caller := callerOf(c)
+func (s *Server) visibleHistory(req *request, hq store.HistoryQuery, want int) ([]store.Resource, error) {
+	ctx := req.ctx()
+	caller := req.caller
 	if hq.ID != "" {
 		cur, err := s.store.Get(ctx, hq.Type, hq.ID)
 		if err != nil {
 			return nil, err
 		}
-		if err := s.canRead(c, cur); err != nil {
+		if err := s.canRead(req, cur); err != nil {
 			return nil, err
 		}
 	}
@@ -33,7 +31,7 @@ func (s *Server) visibleHistory(c *gin.Context, hq store.HistoryQuery, want int)
 			return nil, err
 		}
 		for _, v := range batch {
-			d, err := s.mayRead(c, caller, v)
+			d, err := s.mayRead(req, caller, v)
 			if err != nil {
 				return nil, err
 			}

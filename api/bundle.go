@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
 	"github.com/gpfhir/gpfhir/auth"
@@ -20,25 +18,19 @@ import (
 
 // Batch and transaction Bundles at POST [base]. An entry is one create, update or delete and goes
 // through the same code as the single interaction: the same validation, reference check, online-services
-// rules (prepareVersion) and write guard (guardedStore.checkWrites), with the entry's own interaction.
-// A transaction puts the writes of every entry into one store.Apply group, so that it is stored
-// completely or not at all; a batch applies each entry as its own group.
+// rules (prepareVersion) and write guard (checkWrites, run by commit), with the entry's own interaction.
+// A transaction commits the writes of every entry as one group, so that it is stored completely or not
+// at all; a batch commits each entry as its own group.
 
 // defaultMaxEntries bounds the entries of one bundle when Config.MaxBundleEntries is not set.
 const defaultMaxEntries = 1000
 
-// stagedKey carries the versions a transaction has prepared but not yet applied, so that a later entry's
-// reference check and access facts see the Patient an earlier entry creates.
-type stagedKey struct{}
-
-// current reads the current version of typ/id, preferring a version staged by the transaction in ctx.
-func (s *Server) current(ctx context.Context, typ, id string) (store.Resource, error) {
-	if staged, _ := ctx.Value(stagedKey{}).(map[string]store.Resource); staged != nil {
-		if r, ok := staged[typ+"/"+id]; ok {
-			return r, nil
-		}
+// current reads the current version of typ/id, preferring a version the request's transaction staged.
+func (s *Server) current(req *request, typ, id string) (store.Resource, error) {
+	if r, ok := req.staged[typ+"/"+id]; ok {
+		return r, nil
 	}
-	return s.cfg.Store.Get(ctx, typ, id)
+	return s.store.Get(req.ctx(), typ, id)
 }
 
 // txEntry is one entry of a batch or transaction, from its request to its outcome.
@@ -64,6 +56,19 @@ type txEntry struct {
 	touched  []store.Resource
 	// audited: the entry's record was stored with its writes (a batch entry).
 	audited bool
+}
+
+// change is the entry's staged writes as a change: its own write checked under the entry's
+// interaction. In a transaction a refusal names the entry; a batch names it for every error.
+func (te *txEntry) change(transaction bool) change {
+	if len(te.writes) == 0 {
+		return change{}
+	}
+	ck := check{in: auth.Interaction(te.interaction), write: te.writes[0]}
+	if transaction {
+		ck.txEntry = te.index + 1
+	}
+	return change{writes: te.writes, checks: []check{ck}, conflict: te.conflict}
 }
 
 // entryError names the entry in every issue of err, so that a client knows which entry to fix.
@@ -100,7 +105,8 @@ func entryError(i int, err error) *apiError {
 }
 
 // bundle handles POST [base].
-func (s *Server) bundle(c *gin.Context, _ pathParams) error {
+func (s *Server) bundle(req *request, _ pathParams) error {
+	c := req.c
 	if err := checkBodyType(c, "application/fhir+json", "application/json", "application/json+fhir"); err != nil {
 		return err
 	}
@@ -125,7 +131,7 @@ func (s *Server) bundle(c *gin.Context, _ pathParams) error {
 		return fail(http.StatusBadRequest, "invalid", "a Bundle posted to the base must be of type transaction or batch, not %q", b.Type).at("Bundle.type")
 	}
 	// The route registered the request as "transaction"; a batch is audited as what it is.
-	c.Set(ctxInteraction, interaction)
+	req.interaction = interaction
 	max := s.cfg.MaxBundleEntries
 	if max <= 0 {
 		max = defaultMaxEntries
@@ -138,16 +144,16 @@ func (s *Server) bundle(c *gin.Context, _ pathParams) error {
 	for i, e := range b.Entry {
 		entries[i] = &txEntry{index: i, fullURL: e.FullURL, raw: e.Resource}
 	}
-	defer s.auditEntries(c, entries)
+	defer s.auditEntries(req, entries)
 	if interaction == "batch" {
-		return s.batch(c, b.Entry, entries)
+		return s.batch(req, b.Entry, entries)
 	}
-	return s.transaction(c, b.Entry, entries)
+	return s.transaction(req, b.Entry, entries)
 }
 
 // resolve reads an entry's request: which interaction, on which resource. It authorises the interaction
 // on the type exactly as dispatch does for a single request, and runs conditional criteria.
-func (s *Server) resolve(c *gin.Context, e fhir.BundleEntry, te *txEntry, transaction bool) error {
+func (s *Server) resolve(req *request, e fhir.BundleEntry, te *txEntry, transaction bool) error {
 	if e.Request == nil || e.Request.Method == "" || e.Request.URL == "" {
 		return fail(http.StatusBadRequest, "required", "the entry has no request method and url").at("Bundle.entry[" + strconv.Itoa(te.index) + "].request")
 	}
@@ -192,8 +198,8 @@ func (s *Server) resolve(c *gin.Context, e fhir.BundleEntry, te *txEntry, transa
 		return fail(http.StatusBadRequest, "value",
 			"%q is not a valid resource id: ids are 1 to 64 characters from A-Z, a-z, 0-9, '-' and '.'", id)
 	}
-	if d := auth.Authorize(callerOf(c), auth.Interaction(te.interaction), ti.Name); !d.Allow() {
-		return s.refuse(c, d)
+	if d := auth.Authorize(req.caller, auth.Interaction(te.interaction), ti.Name); !d.Allow() {
+		return s.refuse(req, d)
 	}
 	if e.Request.IfMatch != "" {
 		v, ok := parseETag(e.Request.IfMatch)
@@ -207,7 +213,7 @@ func (s *Server) resolve(c *gin.Context, e fhir.BundleEntry, te *txEntry, transa
 	case te.method == http.MethodPost:
 		te.id = uuid.NewString()
 		if cond := e.Request.IfNoneExist; cond != "" {
-			hits, err := s.conditionalMatches(c, ti, cond, "ifNoneExist")
+			hits, err := s.conditionalMatches(req, ti, cond, "ifNoneExist")
 			if err != nil {
 				return err
 			}
@@ -222,7 +228,7 @@ func (s *Server) resolve(c *gin.Context, e fhir.BundleEntry, te *txEntry, transa
 			}
 		}
 	case query != "":
-		hits, err := s.conditionalMatches(c, ti, query, "the conditional request.url")
+		hits, err := s.conditionalMatches(req, ti, query, "the conditional request.url")
 		if err != nil {
 			return err
 		}
@@ -267,10 +273,10 @@ func (te *txEntry) parseEntry() error {
 }
 
 // stage prepares an entry's writes, without applying them, under the same rules as the single
-// interaction, and runs the write guard on them with the entry's interaction.
-func (s *Server) stage(ctx context.Context, te *txEntry) error {
+// interaction.
+func (s *Server) stage(req *request, te *txEntry) error {
 	te.writes, te.conflict, te.touched = nil, nil, nil
-	ctx = context.WithValue(ctx, interactionKey{}, te.interaction)
+	ctx := req.ctx()
 	self := te.typ.Name + "/" + te.id
 	switch {
 	case te.nothing:
@@ -281,7 +287,7 @@ func (s *Server) stage(ctx context.Context, te *txEntry) error {
 		te.touched = []store.Resource{*te.existing}
 		return nil
 	case te.method == http.MethodDelete:
-		cur, err := s.cfg.Store.Get(ctx, te.typ.Name, te.id)
+		cur, err := s.store.Get(ctx, te.typ.Name, te.id)
 		if errors.Is(err, store.ErrNotFound) {
 			return fail(http.StatusNotFound, "not-found", "%s is not known to this server", self)
 		}
@@ -299,14 +305,14 @@ func (s *Server) stage(ctx context.Context, te *txEntry) error {
 		tomb := store.Resource{Type: te.typ.Name, ID: te.id, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true}
 		te.writes = []store.Write{{Resource: tomb, ExpectVersion: cur.VersionID}}
 		te.status, te.result = http.StatusNoContent, tomb
-		te.touched = []store.Resource{{Type: tomb.Type, ID: tomb.ID, VersionID: tomb.VersionID, Body: cur.Body}}
+		te.touched = []store.Resource{tombstoneNaming(tomb, cur)}
 	default:
 		cur := store.Resource{}
 		if te.method == http.MethodPut {
-			if err := s.checkReferences(ctx, te.res, self); err != nil {
+			if err := s.checkReferences(req, te.res, self); err != nil {
 				return err
 			}
-			r, err := s.cfg.Store.Get(ctx, te.typ.Name, te.id)
+			r, err := s.store.Get(ctx, te.typ.Name, te.id)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
@@ -314,10 +320,10 @@ func (s *Server) stage(ctx context.Context, te *txEntry) error {
 			if te.ifMatch != 0 && cur.VersionID != te.ifMatch {
 				return versionMismatch(te.typ.Name, te.id, te.ifMatch, cur.VersionID)
 			}
-		} else if err := s.checkReferences(ctx, te.res, ""); err != nil {
+		} else if err := s.checkReferences(req, te.res, ""); err != nil {
 			return err
 		}
-		v, err := s.prepareVersion(ctx, te.res, te.typ.Name, te.id, cur.VersionID)
+		v, err := s.prepareVersion(req, te.res, te.typ.Name, te.id, cur.VersionID)
 		if err != nil {
 			return err
 		}
@@ -328,13 +334,8 @@ func (s *Server) stage(ctx context.Context, te *txEntry) error {
 		}
 		te.touched = []store.Resource{v.r}
 	}
-	if len(te.writes) > 1 {
-		ctx = withDerived(ctx, te.writes[1:])
-	}
-	return s.guard().checkWrites(ctx, callerFrom(ctx), te.writes)
+	return nil
 }
-
-func (s *Server) guard() *guardedStore { return s.store.(*guardedStore) }
 
 // rewriteRefs replaces every reference to a urn:uuid or urn:oid fullUrl of the transaction with the
 // Type/id the entry was given.
@@ -376,11 +377,11 @@ func rewriteRefs(raw json.RawMessage, ids map[string]string) (json.RawMessage, e
 }
 
 // transaction processes a transaction Bundle: every entry or none.
-func (s *Server) transaction(c *gin.Context, reqs []fhir.BundleEntry, entries []*txEntry) error {
+func (s *Server) transaction(req *request, reqs []fhir.BundleEntry, entries []*txEntry) error {
 	ids := map[string]string{}
 	targets := map[string]int{}
 	for i, te := range entries {
-		if err := s.resolve(c, reqs[i], te, true); err != nil {
+		if err := s.resolve(req, reqs[i], te, true); err != nil {
 			return s.failEntries(entries, entryError(i, err))
 		}
 		if te.nothing {
@@ -415,7 +416,7 @@ func (s *Server) transaction(c *gin.Context, reqs []fhir.BundleEntry, entries []
 	for _, te := range entries {
 		conditional = conditional || te.ifMatch != 0
 	}
-	ctx := c.Request.Context()
+	defer func() { req.staged = nil }()
 	for attempt := 0; ; attempt++ {
 		// Every entry's outcome is visible to every other from the start, whatever the order of
 		// processing: an Immunization may come before the Patient it references. stage replaces each
@@ -430,11 +431,11 @@ func (s *Server) transaction(c *gin.Context, reqs []fhir.BundleEntry, entries []
 				staged[te.typ.Name+"/"+te.id] = store.Resource{Type: te.typ.Name, ID: te.id, Body: te.raw}
 			}
 		}
-		sctx := context.WithValue(ctx, stagedKey{}, staged)
-		var group []store.Write
+		req.staged = staged
+		var group change
 		inGroup := map[string]int{}
 		for _, te := range order {
-			if err := s.stage(sctx, te); err != nil {
+			if err := s.stage(req, te); err != nil {
 				return s.failEntries(entries, entryError(te.index, err))
 			}
 			for _, w := range te.writes {
@@ -445,15 +446,19 @@ func (s *Server) transaction(c *gin.Context, reqs []fhir.BundleEntry, entries []
 				}
 				inGroup[key] = te.index
 				staged[key] = w.Resource
-				group = append(group, w)
 			}
+			ch := te.change(true)
+			group.writes = append(group.writes, ch.writes...)
+			group.checks = append(group.checks, ch.checks...)
 		}
-		if len(group) == 0 {
+		if len(group.writes) == 0 {
 			break
 		}
-		// Every write was checked by stage under its entry's interaction; the group goes to the store
-		// as one atomic Apply.
-		err := s.applyTransaction(ctx, c, group, entries)
+		// The group is committed as one: every entry's own write checked under its interaction, then
+		// all of them applied atomically with the records of the bundle and of each entry.
+		group.status = http.StatusOK
+		group.records = func() ([]store.AuditRecord, error) { return s.transactionRecords(req, entries) }
+		err := s.commit(req, group)
 		if err == nil {
 			break
 		}
@@ -468,7 +473,7 @@ func (s *Server) transaction(c *gin.Context, reqs []fhir.BundleEntry, entries []
 			return s.failEntries(entries, err)
 		}
 	}
-	s.respondBundle(c, fhir.BundleTransactionResponse, entries)
+	s.respondBundle(req, fhir.BundleTransactionResponse, entries)
 	return nil
 }
 
@@ -488,59 +493,66 @@ func (s *Server) failEntries(entries []*txEntry, err error) error {
 }
 
 // batch processes a batch Bundle: each entry on its own, as if it were a request of its own.
-func (s *Server) batch(c *gin.Context, reqs []fhir.BundleEntry, entries []*txEntry) error {
-	ctx := c.Request.Context()
+func (s *Server) batch(req *request, reqs []fhir.BundleEntry, entries []*txEntry) error {
 	outcomes := make([]*apiError, len(entries))
 	for i, te := range entries {
-		err := s.batchEntry(ctx, c, reqs[i], te)
+		err := s.batchEntry(req, reqs[i], te)
 		if err != nil {
 			ae := entryError(i, err)
 			if ae.status == http.StatusInternalServerError {
-				s.logger(c).Error("batch entry failed", "entry", i, "error", ae.cause)
-				ae = fail(http.StatusInternalServerError, "exception", "internal error (request id %s)", requestIDOf(c))
+				req.log.Error("batch entry failed", "entry", i, "error", ae.cause)
+				ae = fail(http.StatusInternalServerError, "exception", "internal error (request id %s)", req.id)
 			}
 			outcomes[i] = ae
 			te.status, te.touched = ae.status, nil
 		}
 	}
-	s.respondBundleWith(c, fhir.BundleBatchResponse, entries, outcomes)
+	s.respondBundleWith(req, fhir.BundleBatchResponse, entries, outcomes)
 	return nil
 }
 
-func (s *Server) batchEntry(ctx context.Context, c *gin.Context, req fhir.BundleEntry, te *txEntry) error {
-	if err := s.resolve(c, req, te, false); err != nil {
+func (s *Server) batchEntry(req *request, e fhir.BundleEntry, te *txEntry) error {
+	if err := s.resolve(req, e, te, false); err != nil {
 		return err
 	}
 	if err := te.parseEntry(); err != nil {
 		return err
 	}
 	return retryCAS(te.typ.Name, te.id, te.ifMatch, func() error {
-		if err := s.stage(ctx, te); err != nil {
+		if err := s.stage(req, te); err != nil {
 			return err
 		}
 		if len(te.writes) == 0 {
 			return nil
 		}
-		err := s.applyBatchEntry(ctx, c, te)
-		if errors.Is(err, store.ErrVersionConflict) && te.conflict != nil && te.ifMatch == 0 {
-			return te.conflict
+		ch := te.change(false)
+		if te.ifMatch != 0 {
+			// Under ifMatch a lost race is the 412 retryCAS answers, not the rules' own conflict.
+			ch.conflict = nil
 		}
-		return err
+		ch.entry = true
+		ch.records = func() ([]store.AuditRecord, error) {
+			rec, err := s.entryRecord(req, entryAuditOf(te))
+			return []store.AuditRecord{rec}, err
+		}
+		ch.respond = func() { te.audited = true }
+		return s.commit(req, ch)
 	})
 }
 
 // respondBundle answers a transaction or batch with one response entry per request entry, in order.
-func (s *Server) respondBundle(c *gin.Context, typ string, entries []*txEntry) {
-	s.respondBundleWith(c, typ, entries, nil)
+func (s *Server) respondBundle(req *request, typ string, entries []*txEntry) {
+	s.respondBundleWith(req, typ, entries, nil)
 }
 
-func (s *Server) respondBundleWith(c *gin.Context, typ string, entries []*txEntry, outcomes []*apiError) {
+func (s *Server) respondBundleWith(req *request, typ string, entries []*txEntry, outcomes []*apiError) {
+	c := req.c
 	out := fhir.NewBundle(typ)
 	out.ID = uuid.NewString()
 	prefer := preferReturn(c)
 	for i, te := range entries {
 		for _, r := range te.touched {
-			s.touch(c, r)
+			req.touch(r)
 		}
 		if outcomes != nil && outcomes[i] != nil {
 			out.Entry = append(out.Entry, fhir.BundleEntry{Response: &fhir.EntryResponse{

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
 )
@@ -85,7 +86,7 @@ func (s *Server) parseResource(c *gin.Context, typ *fhir.TypeInfo) (*fhir.Resour
 
 // checkReferences makes sure that every literal reference to a served type points at a resource that
 // exists and is not deleted, so that the store never holds a dangling link made through this API.
-func (s *Server) checkReferences(ctx context.Context, res *fhir.Resource, self string) error {
+func (s *Server) checkReferences(req *request, res *fhir.Resource, self string) error {
 	var issues []fhir.Issue
 	seen := map[string]bool{}
 	for _, ref := range fhir.References(res, s.cfg.BaseURL) {
@@ -94,7 +95,7 @@ func (s *Server) checkReferences(ctx context.Context, res *fhir.Resource, self s
 			continue
 		}
 		seen[key] = true
-		cur, err := s.current(ctx, ref.Type, ref.ID)
+		cur, err := s.current(req, ref.Type, ref.ID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
@@ -120,27 +121,6 @@ func (s *Server) now() time.Time {
 	return s.cfg.Now().UTC().Truncate(time.Millisecond)
 }
 
-// putVersion finalises res as the version after cur and writes it with compare-and-swap on cur.
-// The online-services rules (api/services.go) may replace res and add derived writes to the same atomic
-// group: a booking claims its slot there.
-func (s *Server) putVersion(ctx context.Context, res *fhir.Resource, typ, id string, cur int64) (store.Resource, error) {
-	v, err := s.prepareVersion(ctx, res, typ, id, cur)
-	if err != nil {
-		return store.Resource{}, err
-	}
-	if len(v.writes) > 1 {
-		ctx = withDerived(ctx, v.writes[1:])
-	}
-	if wa := writeAuditFrom(ctx); wa != nil {
-		wa.touched = []store.Resource{v.r}
-	}
-	err = s.store.Apply(ctx, v.writes)
-	if errors.Is(err, store.ErrVersionConflict) && v.conflict != nil {
-		return v.r, v.conflict
-	}
-	return v.r, err
-}
-
 // prepared is one write made ready but not applied: the new version and the group it needs (the
 // resource first, then what the online-services rules derive from it).
 type prepared struct {
@@ -149,11 +129,13 @@ type prepared struct {
 	conflict error
 }
 
-// prepareVersion is putVersion without the Apply, so that a transaction bundle can put the writes of
-// every entry into one group and still go through the same rules as a single write.
-func (s *Server) prepareVersion(ctx context.Context, res *fhir.Resource, typ, id string, cur int64) (prepared, error) {
+// prepareVersion finalises res as the version after cur, with compare-and-swap on cur, without applying
+// it: the online-services rules (api/services.go) may replace res and add derived writes to the same
+// atomic group (a booking claims its slot there), and a transaction bundle puts the writes of every
+// entry into one group.
+func (s *Server) prepareVersion(req *request, res *fhir.Resource, typ, id string, cur int64) (prepared, error) {
 	now := s.now()
-	eff, err := s.writeRules(ctx, res, typ, id, cur, now)
+	eff, err := s.writeRules(req, res, typ, id, cur, now)
 	if err != nil {
 		return prepared{}, err
 	}
@@ -169,14 +151,14 @@ func (s *Server) prepareVersion(ctx context.Context, res *fhir.Resource, typ, id
 	return prepared{r: r, writes: writes, conflict: eff.conflict}, nil
 }
 
-func (s *Server) create(c *gin.Context, p pathParams) error {
+func (s *Server) create(req *request, p pathParams) error {
+	c := req.c
 	res, aerr := s.parseResource(c, p.typ)
 	if aerr != nil {
 		return aerr
 	}
-	ctx := c.Request.Context()
 	if cond := c.GetHeader("If-None-Exist"); cond != "" {
-		hits, err := s.conditionalMatches(c, p.typ, cond, "If-None-Exist")
+		hits, err := s.conditionalMatches(req, p.typ, cond, "If-None-Exist")
 		if err != nil {
 			return err
 		}
@@ -184,7 +166,7 @@ func (s *Server) create(c *gin.Context, p pathParams) error {
 		case 0:
 		case 1:
 			// The spec's answer to a create that already happened: 200 with the existing resource.
-			s.touch(c, hits[0].Resource)
+			req.touch(hits[0].Resource)
 			s.respondResource(c, http.StatusOK, hits[0].Resource, false)
 			return nil
 		default:
@@ -192,22 +174,21 @@ func (s *Server) create(c *gin.Context, p pathParams) error {
 				"If-None-Exist matched %d %s resources; the criteria must identify at most one", len(hits), p.typ.Name)
 		}
 	}
-	if err := s.checkReferences(ctx, res, ""); err != nil {
+	if err := s.checkReferences(req, res, ""); err != nil {
 		return err
 	}
 	// A new id cannot collide, but the writes the online-services rules add to the group (a repeat
 	// request's marker on its plan) can lose a race: the retry re-reads and re-applies the rules, which
 	// then see what the winner wrote.
 	id := uuid.NewString()
-	willAnswer(ctx, http.StatusCreated)
 	return retryCAS(p.typ.Name, id, 0, func() error {
-		r, err := s.putVersion(ctx, res, p.typ.Name, id, 0)
+		v, err := s.prepareVersion(req, res, p.typ.Name, id, 0)
 		if err != nil {
 			return err
 		}
-		s.touch(c, r)
-		s.respondResource(c, http.StatusCreated, r, true)
-		return nil
+		return s.commit(req, v.change(req.interaction, http.StatusCreated, func() {
+			s.respondResource(c, http.StatusCreated, v.r, true)
+		}))
 	})
 }
 
@@ -244,7 +225,8 @@ func versionMismatch(typ, id string, want, have int64) *apiError {
 		"If-Match asked for version %d of %s/%s but the current version is %d; read it again and retry", want, typ, id, have)
 }
 
-func (s *Server) update(c *gin.Context, p pathParams) error {
+func (s *Server) update(req *request, p pathParams) error {
+	c := req.c
 	res, aerr := s.parseResource(c, p.typ)
 	if aerr != nil {
 		return aerr
@@ -255,17 +237,18 @@ func (s *Server) update(c *gin.Context, p pathParams) error {
 	case res.ID() != p.id:
 		return fail(http.StatusBadRequest, "invalid", "the body id %q does not match the URL id %q", res.ID(), p.id).at(p.typ.Name + ".id")
 	}
-	return s.updateTo(c, p.typ, p.id, res)
+	return s.updateTo(req, p.typ, p.id, res)
 }
 
 // updateTo writes res as the next version of typ/id, creating it if absent (update-as-create).
-func (s *Server) updateTo(c *gin.Context, typ *fhir.TypeInfo, id string, res *fhir.Resource) error {
+func (s *Server) updateTo(req *request, typ *fhir.TypeInfo, id string, res *fhir.Resource) error {
+	c := req.c
 	want, aerr := ifMatch(c)
 	if aerr != nil {
 		return aerr
 	}
 	ctx := c.Request.Context()
-	if err := s.checkReferences(ctx, res, typ.Name+"/"+id); err != nil {
+	if err := s.checkReferences(req, res, typ.Name+"/"+id); err != nil {
 		return err
 	}
 	return retryCAS(typ.Name, id, want, func() error {
@@ -280,18 +263,18 @@ func (s *Server) updateTo(c *gin.Context, typ *fhir.TypeInfo, id string, res *fh
 		if cur.VersionID == 0 || cur.Deleted {
 			status = http.StatusCreated
 		}
-		willAnswer(ctx, status)
-		r, err := s.putVersion(ctx, res, typ.Name, id, cur.VersionID)
+		v, err := s.prepareVersion(req, res, typ.Name, id, cur.VersionID)
 		if err != nil {
 			return err
 		}
-		s.touch(c, r)
-		s.respondResource(c, status, r, status == http.StatusCreated)
-		return nil
+		return s.commit(req, v.change(req.interaction, status, func() {
+			s.respondResource(c, status, v.r, status == http.StatusCreated)
+		}))
 	})
 }
 
-func (s *Server) patch(c *gin.Context, p pathParams) error {
+func (s *Server) patch(req *request, p pathParams) error {
+	c := req.c
 	if err := checkBodyType(c, jsonPatchType); err != nil {
 		err.issues[0].Diagnostics += " (this server supports JSON Patch only, not FHIRPath Patch)"
 		return err
@@ -328,17 +311,16 @@ func (s *Server) patch(c *gin.Context, p pathParams) error {
 		if res.Type() != p.typ.Name || res.ID() != p.id {
 			return fail(http.StatusUnprocessableEntity, "invalid", "a patch may not change resourceType or id")
 		}
-		if err := s.checkReferences(ctx, res, p.typ.Name+"/"+p.id); err != nil {
+		if err := s.checkReferences(req, res, p.typ.Name+"/"+p.id); err != nil {
 			return err
 		}
-		willAnswer(ctx, http.StatusOK)
-		r, err := s.putVersion(ctx, res, p.typ.Name, p.id, cur.VersionID)
+		v, err := s.prepareVersion(req, res, p.typ.Name, p.id, cur.VersionID)
 		if err != nil {
 			return err
 		}
-		s.touch(c, r)
-		s.respondResource(c, http.StatusOK, r, false)
-		return nil
+		return s.commit(req, v.change(req.interaction, http.StatusOK, func() {
+			s.respondResource(c, http.StatusOK, v.r, false)
+		}))
 	})
 }
 
@@ -363,7 +345,8 @@ func gone(r store.Resource) *apiError {
 		withHeader("Last-Modified", r.LastUpdated.UTC().Format(http.TimeFormat))
 }
 
-func (s *Server) delete(c *gin.Context, p pathParams) error {
+func (s *Server) delete(req *request, p pathParams) error {
+	c := req.c
 	want, aerr := ifMatch(c)
 	if aerr != nil {
 		return aerr
@@ -382,19 +365,26 @@ func (s *Server) delete(c *gin.Context, p pathParams) error {
 		}
 		if cur.Deleted {
 			// Deleting again changes nothing and makes no new version.
-			s.touch(c, cur)
+			req.touch(cur)
 			s.respondDeleted(c, cur, "was already deleted")
 			return nil
 		}
-		tomb := store.Resource{Type: p.typ.Name, ID: p.id, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true}
-		willAnswer(ctx, deletedStatus(c), store.Resource{Type: tomb.Type, ID: tomb.ID, VersionID: tomb.VersionID, Body: cur.Body})
-		if err := s.store.Apply(ctx, []store.Write{{Resource: tomb, ExpectVersion: cur.VersionID}}); err != nil {
-			return err
-		}
-		s.touch(c, store.Resource{Type: tomb.Type, ID: tomb.ID, VersionID: tomb.VersionID, Body: cur.Body}) // the body names the patient
-		s.respondDeleted(c, tomb, "was deleted")
-		return nil
+		w := store.Write{Resource: store.Resource{Type: p.typ.Name, ID: p.id, VersionID: cur.VersionID + 1, LastUpdated: s.now(), Deleted: true},
+			ExpectVersion: cur.VersionID}
+		return s.commit(req, change{
+			writes:  []store.Write{w},
+			checks:  []check{{in: auth.Interaction(req.interaction), write: w}},
+			status:  deletedStatus(c),
+			touched: []store.Resource{tombstoneNaming(w.Resource, cur)},
+			respond: func() { s.respondDeleted(c, w.Resource, "was deleted") },
+		})
 	})
+}
+
+// tombstoneNaming is a tombstone as the audit record names it: with the body it replaces, which names
+// the patient.
+func tombstoneNaming(tomb, cur store.Resource) store.Resource {
+	return store.Resource{Type: tomb.Type, ID: tomb.ID, VersionID: tomb.VersionID, Body: cur.Body}
 }
 
 // deletedStatus is what respondDeleted answers.
@@ -419,7 +409,7 @@ func (s *Server) respondDeleted(c *gin.Context, tomb store.Resource, what string
 
 // conditionalMatches runs the search in a conditional header or URL. Criteria must be present: an empty
 // query would match everything.
-func (s *Server) conditionalMatches(c *gin.Context, typ *fhir.TypeInfo, rawQuery, where string) ([]store.Hit, error) {
+func (s *Server) conditionalMatches(req *request, typ *fhir.TypeInfo, rawQuery, where string) ([]store.Hit, error) {
 	values, err := url.ParseQuery(strings.TrimPrefix(rawQuery, "?"))
 	if err != nil {
 		return nil, fail(http.StatusBadRequest, "invalid", "%s is not a valid query string: %v", where, err)
@@ -431,19 +421,20 @@ func (s *Server) conditionalMatches(c *gin.Context, typ *fhir.TypeInfo, rawQuery
 	if aerr != nil {
 		return nil, aerr
 	}
-	if err := s.restrict(c, &q.store); err != nil {
+	if err := s.restrict(req, &q.store); err != nil {
 		return nil, err
 	}
 	q.store.Limit = 2
-	return s.store.Search(c.Request.Context(), q.store)
+	return s.store.Search(req.ctx(), q.store)
 }
 
-func (s *Server) conditionalUpdate(c *gin.Context, p pathParams) error {
+func (s *Server) conditionalUpdate(req *request, p pathParams) error {
+	c := req.c
 	res, aerr := s.parseResource(c, p.typ)
 	if aerr != nil {
 		return aerr
 	}
-	hits, err := s.conditionalMatches(c, p.typ, c.Request.URL.RawQuery, "the conditional update URL")
+	hits, err := s.conditionalMatches(req, p.typ, c.Request.URL.RawQuery, "the conditional update URL")
 	if err != nil {
 		return err
 	}
@@ -453,21 +444,22 @@ func (s *Server) conditionalUpdate(c *gin.Context, p pathParams) error {
 		if id == "" {
 			id = uuid.NewString()
 		}
-		return s.updateTo(c, p.typ, id, res)
+		return s.updateTo(req, p.typ, id, res)
 	case 1:
 		id := hits[0].Resource.ID
 		if res.ID() != "" && res.ID() != id {
 			return fail(http.StatusBadRequest, "invalid",
 				"the body id %q differs from the id of the resource the criteria matched (%s)", res.ID(), id).at(p.typ.Name + ".id")
 		}
-		return s.updateTo(c, p.typ, id, res)
+		return s.updateTo(req, p.typ, id, res)
 	}
 	return fail(http.StatusPreconditionFailed, "multiple-matches",
 		"the conditional update criteria matched %d %s resources; they must identify at most one", len(hits), p.typ.Name)
 }
 
-func (s *Server) conditionalDelete(c *gin.Context, p pathParams) error {
-	hits, err := s.conditionalMatches(c, p.typ, c.Request.URL.RawQuery, "the conditional delete URL")
+func (s *Server) conditionalDelete(req *request, p pathParams) error {
+	c := req.c
+	hits, err := s.conditionalMatches(req, p.typ, c.Request.URL.RawQuery, "the conditional delete URL")
 	if err != nil {
 		return err
 	}
@@ -480,27 +472,29 @@ func (s *Server) conditionalDelete(c *gin.Context, p pathParams) error {
 		return nil
 	case 1:
 		p.id = hits[0].Resource.ID
-		return s.delete(c, p)
+		return s.delete(req, p)
 	}
 	return fail(http.StatusPreconditionFailed, "multiple-matches",
 		"the conditional delete criteria matched %d %s resources; this server deletes one at a time", len(hits), p.typ.Name)
 }
 
-func (s *Server) read(c *gin.Context, p pathParams) error {
+func (s *Server) read(req *request, p pathParams) error {
+	c := req.c
 	r, err := s.currentOrGone(c.Request.Context(), p.typ.Name, p.id)
 	if err != nil {
 		return err
 	}
-	if err := s.canRead(c, r); err != nil {
+	if err := s.canRead(req, r); err != nil {
 		return err
 	}
-	return s.serveRead(c, r)
+	return s.serveRead(req, r)
 }
 
 // serveRead answers a read or vread of a version the caller may see: 304 when the client's copy is
 // current, otherwise the version as this caller is shown it.
-func (s *Server) serveRead(c *gin.Context, r store.Resource) error {
-	r = s.served(c, r)
+func (s *Server) serveRead(req *request, r store.Resource) error {
+	c := req.c
+	r = s.served(req, r)
 	if notModified(c, r) {
 		c.Header("ETag", etag(r.VersionID))
 		c.Status(http.StatusNotModified)
@@ -510,7 +504,8 @@ func (s *Server) serveRead(c *gin.Context, r store.Resource) error {
 	return nil
 }
 
-func (s *Server) vread(c *gin.Context, p pathParams) error {
+func (s *Server) vread(req *request, p pathParams) error {
+	c := req.c
 	v, err := strconv.ParseInt(p.version, 10, 64)
 	if err != nil || v < 1 {
 		return fail(http.StatusNotFound, "not-found", "%q is not a version of %s/%s: versions are whole numbers from 1", p.version, p.typ.Name, p.id)
@@ -522,13 +517,13 @@ func (s *Server) vread(c *gin.Context, p pathParams) error {
 	if err != nil {
 		return err
 	}
-	if err := s.canRead(c, r); err != nil {
+	if err := s.canRead(req, r); err != nil {
 		return err
 	}
 	if r.Deleted {
 		return gone(r)
 	}
-	return s.serveRead(c, r)
+	return s.serveRead(req, r)
 }
 
 // notModified applies If-None-Match and If-Modified-Since. If-None-Match wins when both are sent, as

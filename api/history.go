@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
 )
@@ -23,7 +21,8 @@ type historyPosition struct {
 }
 
 // history serves instance, type and system history, newest first.
-func (s *Server) history(c *gin.Context, p pathParams) error {
+func (s *Server) history(req *request, p pathParams) error {
+	c := req.c
 	ctx := c.Request.Context()
 	hq := store.HistoryQuery{ID: p.id}
 	base := s.cfg.BaseURL + "/_history"
@@ -81,7 +80,7 @@ func (s *Server) history(c *gin.Context, p pathParams) error {
 		}
 		hq.After = &store.HistoryPosition{LastUpdated: time.UnixMilli(pos.LastUpdated).UTC(), Type: pos.Type, ID: pos.ID, VersionID: pos.Version}
 	}
-	versions, err := s.visibleHistory(c, hq, count+1)
+	versions, err := s.visibleHistory(req, hq, count+1)
 	if err != nil {
 		return err
 	}
@@ -97,7 +96,7 @@ func (s *Server) history(c *gin.Context, p pathParams) error {
 		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: scope + "&" + cursorParam + "=" + next})
 	}
 	for _, v := range versions {
-		s.touch(c, v)
+		req.touch(v)
 		bundle.Entry = append(bundle.Entry, s.historyEntry(v))
 	}
 	if len(notes) > 0 {

@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
 )
@@ -76,7 +74,7 @@ func (sp includeSpec) targets() []string {
 // and none that is already on the page. Every lookup is an index query that goes through restrict, and
 // every resource found must pass canRead: what the caller may not read is silently left out. The total
 // is capped at MaxCount, with a note when the cap cut the list.
-func (s *Server) includes(c *gin.Context, specs []includeSpec, page []store.Resource) ([]store.Resource, []fhir.Issue, error) {
+func (s *Server) includes(req *request, specs []includeSpec, page []store.Resource) ([]store.Resource, []fhir.Issue, error) {
 	seen := make(map[string]bool, len(page))
 	for _, r := range page {
 		seen[r.Type+"/"+r.ID] = true
@@ -90,7 +88,7 @@ func (s *Server) includes(c *gin.Context, specs []includeSpec, page []store.Reso
 			if round > 0 && !spec.iterate {
 				continue
 			}
-			found, err := s.include(c, spec, sources, limit-len(out)+1)
+			found, err := s.include(req, spec, sources, limit-len(out)+1)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -114,7 +112,7 @@ func (s *Server) includes(c *gin.Context, specs []includeSpec, page []store.Reso
 }
 
 // include runs one spec against sources, returning at most limit readable resources.
-func (s *Server) include(c *gin.Context, spec includeSpec, sources []store.Resource, limit int) ([]store.Resource, error) {
+func (s *Server) include(req *request, spec includeSpec, sources []store.Resource, limit int) ([]store.Resource, error) {
 	var queries []store.Query
 	if spec.rev {
 		// Resources of Source whose param is one of the sources' "Type/id".
@@ -147,15 +145,15 @@ func (s *Server) include(c *gin.Context, spec includeSpec, sources []store.Resou
 	var out []store.Resource
 	for _, q := range queries {
 		q.Limit = limit
-		if err := s.restrict(c, &q); err != nil {
+		if err := s.restrict(req, &q); err != nil {
 			return nil, err
 		}
-		hits, err := s.store.Search(c.Request.Context(), q)
+		hits, err := s.store.Search(req.ctx(), q)
 		if err != nil {
 			return nil, err
 		}
 		for _, h := range hits {
-			if s.canRead(c, h.Resource) != nil {
+			if s.canRead(req, h.Resource) != nil {
 				continue
 			}
 			out = append(out, h.Resource)

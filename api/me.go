@@ -46,9 +46,9 @@ type meIdentifier struct {
 
 func boolp(b bool) *bool { return &b }
 
-func (s *Server) me(c *gin.Context) error {
-	ctx := c.Request.Context()
-	caller := callerOf(c)
+func (s *Server) me(req *request) error {
+	c, ctx := req.c, req.ctx()
+	caller := req.caller
 	kind, _, _ := caller.Describe()
 	who := param{Name: "caller", Part: []param{{Name: "role", ValueCode: kind}}}
 	out := []param{who}

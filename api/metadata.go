@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/gpfhir/gpfhir/fhir"
 )
 
@@ -137,7 +135,8 @@ func (s *Server) capabilityStatement() capabilityStatement {
 	return cs
 }
 
-func (s *Server) capabilities(c *gin.Context, _ pathParams) error {
+func (s *Server) capabilities(req *request, _ pathParams) error {
+	c := req.c
 	cs := s.capabilityStatement()
 	cs.Rest[0].Security = s.securitySection(c.Request.Context())
 	body, err := json.Marshal(cs)

@@ -52,7 +52,7 @@ func newMetrics() *metrics {
 func (m *metrics) middleware(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	in := c.GetString(ctxInteraction)
+	in := requestOf(c).interaction
 	if in == "" {
 		in = "other"
 	}

@@ -11,11 +11,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const (
-	ctxRequestID = "gpfhir.request_id"
-	ctxLogger    = "gpfhir.logger"
-)
-
 // Request ids come from clients (NHS APIs make X-Request-ID mandatory and reuse it on retries), so they are
 // echoed; but they also reach logs and audit records, so anything that is not a plain token is replaced.
 func validRequestID(id string) bool {
@@ -27,25 +22,26 @@ func (s *Server) requestID(c *gin.Context) {
 	if !validRequestID(id) {
 		id = uuid.NewString()
 	}
-	c.Set(ctxRequestID, id)
+	req := requestOf(c)
+	req.id = id
+	req.log = s.log.With("request_id", id)
 	c.Header("X-Request-ID", id)
 	if corr := c.GetHeader("X-Correlation-ID"); corr != "" && validRequestID(corr) {
 		c.Header("X-Correlation-ID", corr)
 	}
-	c.Set(ctxLogger, s.log.With("request_id", id))
 	c.Next()
 }
 
 // logger returns the request-scoped logger, which carries request_id on every line.
 func (s *Server) logger(c *gin.Context) *slog.Logger {
-	if l, ok := c.Get(ctxLogger); ok {
-		return l.(*slog.Logger)
+	if l := requestOf(c).log; l != nil {
+		return l
 	}
 	return s.log
 }
 
 func requestIDOf(c *gin.Context) string {
-	return c.GetString(ctxRequestID)
+	return requestOf(c).id
 }
 
 // recoverer turns a panic into the same 500 OperationOutcome as any internal error: the caller sees only
@@ -77,6 +73,6 @@ func (s *Server) accessLog(c *gin.Context) {
 		"status", c.Writer.Status(),
 		"bytes", c.Writer.Size(),
 		"duration_ms", float64(time.Since(start).Microseconds())/1000,
-		"interaction", c.GetString(ctxInteraction),
+		"interaction", requestOf(c).interaction,
 	)
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
@@ -89,7 +87,7 @@ func (s *Server) onlineFacts(ctx context.Context, f *auth.Facts, r store.Resourc
 
 // lastBody returns the body of the newest version of r's resource that has one.
 func (s *Server) lastBody(ctx context.Context, r store.Resource) (map[string]any, error) {
-	cur, err := s.cfg.Store.Get(ctx, r.Type, r.ID)
+	cur, err := s.store.Get(ctx, r.Type, r.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -100,7 +98,7 @@ func (s *Server) lastBody(ctx context.Context, r store.Resource) (map[string]any
 		if cur.VersionID <= 1 {
 			return nil, nil
 		}
-		if cur, err = s.cfg.Store.GetVersion(ctx, r.Type, r.ID, cur.VersionID-1); err != nil {
+		if cur, err = s.store.GetVersion(ctx, r.Type, r.ID, cur.VersionID-1); err != nil {
 			return nil, err
 		}
 	}
@@ -116,9 +114,7 @@ func (s *Server) lastBody(ctx context.Context, r store.Resource) (map[string]any
 // resource, and if so carries the confidential-items note. It says that something was withheld, never
 // what or how much.
 
-const ctxRestricted = "gpfhir.restricted"
-
-func (s *Server) noteRestricted(c *gin.Context, caller *auth.Caller, q *store.Query) {
+func (s *Server) noteRestricted(req *request, caller *auth.Caller, q *store.Query) {
 	if !caller.RedactionApplies() {
 		return
 	}
@@ -127,18 +123,14 @@ func (s *Server) noteRestricted(c *gin.Context, caller *auth.Caller, q *store.Qu
 		return
 	}
 	probe := store.Query{Type: q.Type, Clauses: append(append([]store.Clause(nil), q.Clauses[:n]...), redactedOnly), Limit: 1}
-	list, _ := c.Get(ctxRestricted)
-	probes, _ := list.([]store.Query)
-	c.Set(ctxRestricted, append(probes, probe))
+	req.probes = append(req.probes, probe)
 }
 
 // withheldNotes returns the confidential-items issue when a query of this request left out a redacted
 // resource.
-func (s *Server) withheldNotes(c *gin.Context) ([]fhir.Issue, error) {
-	list, _ := c.Get(ctxRestricted)
-	probes, _ := list.([]store.Query)
-	for _, q := range probes {
-		hits, err := s.store.Search(c.Request.Context(), q)
+func (s *Server) withheldNotes(req *request) ([]fhir.Issue, error) {
+	for _, q := range req.probes {
+		hits, err := s.store.Search(req.ctx(), q)
 		if err != nil {
 			return nil, err
 		}
@@ -157,28 +149,11 @@ func confidentialItems() fhir.Issue {
 			" Ask the practice if you think something is missing."}
 }
 
-// Derived writes: resources a request's rules write alongside the request's own resource.
-
-type derivedKey struct{}
-
-func withDerived(ctx context.Context, writes []store.Write) context.Context {
-	set := map[string]bool{}
-	for _, w := range writes {
-		set[w.Resource.Type+"/"+w.Resource.ID] = true
-	}
-	return context.WithValue(ctx, derivedKey{}, set)
-}
-
-func derivedFrom(ctx context.Context) map[string]bool {
-	m, _ := ctx.Value(derivedKey{}).(map[string]bool)
-	return m
-}
-
 // Resolving a patient's or proxy's caller.
 
 // patientsByNHS returns the current Patient resources that carry an NHS number.
 func (s *Server) patientsByNHS(ctx context.Context, nhs string) ([]store.Resource, error) {
-	hits, err := s.cfg.Store.Search(ctx, store.Query{
+	hits, err := s.store.Search(ctx, store.Query{
 		Type:    "Patient",
 		Clauses: []store.Clause{{{Param: "identifier", Match: store.MatchToken, System: fhir.NHSNumberSystem, Value: nhs}}},
 		Limit:   10,
@@ -230,7 +205,7 @@ func (s *Server) proxyGrants(ctx context.Context, proxyNHS string, patients []st
 		}
 		q.Clauses = append(q.Clauses, refs)
 	}
-	hits, err := s.cfg.Store.Search(ctx, q)
+	hits, err := s.store.Search(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +224,7 @@ func (s *Server) proxyGrants(ctx context.Context, proxyNHS string, patients []st
 		if !ok || typ != "Patient" {
 			continue
 		}
-		pt, err := s.cfg.Store.Get(ctx, "Patient", id)
+		pt, err := s.store.Get(ctx, "Patient", id)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
@@ -315,7 +290,7 @@ func (s *Server) resolveOnline(ctx context.Context, caller *auth.Caller) error {
 
 // cancellationCutoff reads the cut-off of the practice that manages a patient.
 func (s *Server) cancellationCutoff(ctx context.Context, patientID string) (time.Duration, error) {
-	pt, err := s.cfg.Store.Get(ctx, "Patient", patientID)
+	pt, err := s.store.Get(ctx, "Patient", patientID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fhir.DefaultCancellationCut, nil
@@ -331,7 +306,7 @@ func (s *Server) cancellationCutoff(ctx context.Context, patientID string) (time
 		if !ok || typ != "Organization" {
 			continue
 		}
-		org, err := s.cfg.Store.Get(ctx, "Organization", id)
+		org, err := s.store.Get(ctx, "Organization", id)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
@@ -350,8 +325,8 @@ func (s *Server) cancellationCutoff(ctx context.Context, patientID string) (time
 // searchRules checks what a patient's search must say before it runs: a free-slot search names a start
 // range of at most 14 days (GP Connect's limit, which keeps a patient's search to one appointment book's
 // fortnight rather than a practice's whole diary).
-func (s *Server) searchRules(c *gin.Context, typ *fhir.TypeInfo, values url.Values) error {
-	caller := callerOf(c)
+func (s *Server) searchRules(req *request, typ *fhir.TypeInfo, values url.Values) error {
+	caller := req.caller
 	if caller == nil || caller.Kind != auth.KindPatient || typ.Name != "Slot" {
 		return nil
 	}

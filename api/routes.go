@@ -10,8 +10,6 @@ import (
 	"github.com/gpfhir/gpfhir/fhir"
 )
 
-const ctxInteraction = "gpfhir.interaction"
-
 // shape is the form of a FHIR REST path, independent of the resource type.
 type shape int
 
@@ -44,7 +42,7 @@ type route struct {
 	method      string
 	interaction string // FHIR restful interaction code
 	typeLevel   bool   // appears under rest.resource.interaction rather than rest.interaction
-	handle      func(s *Server, c *gin.Context, p pathParams) error
+	handle      func(s *Server, req *request, p pathParams) error
 }
 
 var routeTable []route
@@ -144,6 +142,7 @@ func (s *Server) dispatch(c *gin.Context) {
 	if method == http.MethodHead {
 		method = http.MethodGet
 	}
+	req := requestOf(c)
 	in := attempted(sh, method)
 	if in == "" {
 		// A method with no meaning in FHIR REST (OPTIONS, TRACE, ...) attempts no interaction: it is
@@ -151,7 +150,7 @@ func (s *Server) dispatch(c *gin.Context) {
 		s.refuseMethod(c, sh, nil)
 		return
 	}
-	c.Set(ctxInteraction, in)
+	req.interaction = in
 	// The path is read first, so that the audit record names its target even when the answer is a 401,
 	// but what is wrong with it is only answered once the caller is known.
 	var p pathParams
@@ -173,10 +172,11 @@ func (s *Server) dispatch(c *gin.Context) {
 		if sh == shapeTypeOperation {
 			p.version, p.op = "", vid
 		}
-		c.Set(ctxPath, p)
+		pp := p
+		req.path = &pp
 	}
 	if in != "capabilities" {
-		if err := s.identify(c); err != nil {
+		if err := s.identify(req); err != nil {
 			s.respondError(c, err)
 			return
 		}
@@ -191,18 +191,18 @@ func (s *Server) dispatch(c *gin.Context) {
 		if r.shape != sh || r.method != method || (p.typ != nil && r.typeLevel && !typeAllows(p.typ, r.interaction)) {
 			continue
 		}
-		c.Set(ctxInteraction, r.interaction)
+		req.interaction = r.interaction
 		if err := negotiate(c); err != nil {
 			s.respondError(c, err)
 			return
 		}
 		if r.interaction != "capabilities" {
-			if err := s.authorize(c, r.interaction, p); err != nil {
+			if err := s.authorize(req, r.interaction, p); err != nil {
 				s.respondError(c, err)
 				return
 			}
 		}
-		if err := r.handle(s, c, p); err != nil {
+		if err := r.handle(s, req, p); err != nil {
 			s.respondError(c, err)
 		}
 		return
@@ -279,13 +279,13 @@ func typeAllows(t *fhir.TypeInfo, interaction string) bool {
 
 // operation routes [type]/$[name]. The operations are few, so they are a switch; the CapabilityStatement
 // lists them from typeOperations.
-func (s *Server) operation(c *gin.Context, p pathParams) error {
-	c.Set(ctxOp, "$"+p.op)
+func (s *Server) operation(req *request, p pathParams) error {
+	req.op = "$" + p.op
 	if p.typ.Name == "AuditEvent" && p.op == "verify" {
-		return s.verifyAudit(c)
+		return s.verifyAudit(req)
 	}
 	if isMe(p) {
-		return s.me(c)
+		return s.me(req)
 	}
 	return fail(http.StatusNotFound, "not-supported", "%s has no operation $%s on this server", p.typ.Name, p.op)
 }

@@ -609,7 +609,8 @@ func strictHandling(c *gin.Context) bool {
 	return false
 }
 
-func (s *Server) search(c *gin.Context, p pathParams) error {
+func (s *Server) search(req *request, p pathParams) error {
+	c := req.c
 	values, aerr := s.searchValues(c)
 	if aerr != nil {
 		return aerr
@@ -618,7 +619,7 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 	if aerr != nil {
 		return aerr
 	}
-	if err := s.searchRules(c, p.typ, values); err != nil {
+	if err := s.searchRules(req, p.typ, values); err != nil {
 		return err
 	}
 	scope := p.typ.Name + "?" + q.applied.Encode()
@@ -633,7 +634,7 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 		q.store.After = after
 	}
 	// Restrict before counting and paging, so that neither counts nor skips what the caller may not see.
-	if err := s.restrict(c, &q.store); err != nil {
+	if err := s.restrict(req, &q.store); err != nil {
 		return err
 	}
 	ctx := c.Request.Context()
@@ -668,7 +669,7 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 		page[i] = h.Resource
 	}
 	for _, r := range page {
-		r = s.served(c, r) // audit: touched; a patient's view of an AuditEvent
+		r = s.served(req, r) // audit: touched; a patient's view of an AuditEvent
 		entry, err := s.searchEntry(r, "match", q, q.elements)
 		if err != nil {
 			return err
@@ -676,13 +677,13 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 		bundle.Entry = append(bundle.Entry, entry)
 	}
 	if len(q.includes) > 0 && len(page) > 0 {
-		included, notes, err := s.includes(c, q.includes, page)
+		included, notes, err := s.includes(req, q.includes, page)
 		if err != nil {
 			return err
 		}
 		q.notes = append(q.notes, notes...)
 		for _, r := range included {
-			r = s.served(c, r) // audit: touched; a patient's view of an AuditEvent
+			r = s.served(req, r) // audit: touched; a patient's view of an AuditEvent
 			// _elements names elements of the searched type; included resources are other types.
 			entry, err := s.searchEntry(r, "include", q, nil)
 			if err != nil {
@@ -691,7 +692,7 @@ func (s *Server) search(c *gin.Context, p pathParams) error {
 			bundle.Entry = append(bundle.Entry, entry)
 		}
 	}
-	withheld, err := s.withheldNotes(c)
+	withheld, err := s.withheldNotes(req)
 	if err != nil {
 		return err
 	}

@@ -120,13 +120,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:     cfg,
+		store:   cfg.Store,
 		log:     cfg.Logger,
 		metrics: newMetrics(),
 		cursors: &cursorSigner{key: cfg.CursorKey},
 	}
-	s.store = &guardedStore{Store: cfg.Store, s: s}
 	if !cfg.DisableAudit {
-		s.audit = newAuditLog(cfg.Store, cfg.Logger, s.metrics)
+		s.audit = newAuditLog(s.store, cfg.Logger, s.metrics)
 	}
 	s.engine = s.routes()
 	s.startRetention()

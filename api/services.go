@@ -15,9 +15,10 @@ import (
 )
 
 // The write rules of the patient online services. Every write path (create, update, conditional update,
-// patch) ends in putVersion, which asks writeRules what else the write means: a booking claims its slots,
-// a cancellation frees them, completing a repeat request issues a prescription and counts it against the
-// plan. Those writes go into the same store.Apply group as the resource itself, with compare-and-swap on
+// patch, bundle entry) prepares its version with prepareVersion, which asks writeRules what else the write
+// means: a booking claims its slots, a cancellation frees them, completing a repeat request issues a
+// prescription and counts it against the plan. Those writes go into the same atomic group (commit) as the
+// resource itself, with compare-and-swap on
 // each version read, so the group happens completely or not at all on both backends: of many bookings
 // of one free slot exactly one can win. The rules themselves are pure functions in package fhir.
 
@@ -30,11 +31,6 @@ type effects struct {
 	// conflict, when set, is the answer to a compare-and-swap failure of the group.
 	conflict error
 }
-
-type ifMatchKey struct{}
-
-// ifMatchSent reports whether the request carried If-Match (authorize records it).
-func ifMatchSent(ctx context.Context) bool { v, _ := ctx.Value(ifMatchKey{}).(bool); return v }
 
 func ruleError(e *fhir.RuleError) *apiError {
 	status := http.StatusUnprocessableEntity
@@ -54,8 +50,9 @@ func ruleError(e *fhir.RuleError) *apiError {
 }
 
 // writeRules applies the online-services rules to res, about to become version cur+1 of typ/id.
-func (s *Server) writeRules(ctx context.Context, res *fhir.Resource, typ, id string, cur int64, now time.Time) (effects, error) {
-	caller := callerFrom(ctx)
+func (s *Server) writeRules(req *request, res *fhir.Resource, typ, id string, cur int64, now time.Time) (effects, error) {
+	ctx := req.ctx()
+	caller := req.caller
 	if caller == nil {
 		return effects{}, nil
 	}
@@ -73,7 +70,7 @@ func (s *Server) writeRules(ctx context.Context, res *fhir.Resource, typ, id str
 		if old == nil {
 			return s.booking(ctx, res, byPatient, now)
 		}
-		return s.appointmentChange(ctx, old, res, byPatient, now)
+		return s.appointmentChange(ctx, old, res, byPatient, req.ifMatch, now)
 	case "Task":
 		old, err := s.previous(ctx, typ, id, cur)
 		if err != nil {
@@ -98,7 +95,7 @@ func (s *Server) previous(ctx context.Context, typ, id string, cur int64) (map[s
 	if cur == 0 {
 		return nil, nil
 	}
-	r, err := s.cfg.Store.GetVersion(ctx, typ, id, cur)
+	r, err := s.store.GetVersion(ctx, typ, id, cur)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -143,7 +140,7 @@ func (s *Server) slotTree(ctx context.Context, id string) (store.Resource, map[s
 // currentTree reads the current version of a resource a rule depends on, with its JSON tree. A missing or
 // deleted one is the client's mistake about the resource at expr, so 422.
 func (s *Server) currentTree(ctx context.Context, typ, id, expr string) (store.Resource, map[string]any, error) {
-	r, err := s.cfg.Store.Get(ctx, typ, id)
+	r, err := s.store.Get(ctx, typ, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && r.Deleted {
 		return r, nil, fail(http.StatusUnprocessableEntity, "invalid", "%s/%s does not exist", typ, id).at(expr)
 	}
@@ -196,7 +193,7 @@ func (s *Server) booking(ctx context.Context, res *fhir.Resource, byPatient bool
 }
 
 // appointmentChange applies the cancellation rules and frees the slots of a cancelled appointment.
-func (s *Server) appointmentChange(ctx context.Context, old map[string]any, res *fhir.Resource, byPatient bool, now time.Time) (effects, error) {
+func (s *Server) appointmentChange(ctx context.Context, old map[string]any, res *fhir.Resource, byPatient, ifMatch bool, now time.Time) (effects, error) {
 	next := res.Tree()
 	cutoff := fhir.DefaultCancellationCut
 	if byPatient {
@@ -216,7 +213,7 @@ func (s *Server) appointmentChange(ctx context.Context, old map[string]any, res 
 	if !frees {
 		return effects{}, nil
 	}
-	if !ifMatchSent(ctx) {
+	if !ifMatch {
 		return effects{}, fail(http.StatusPreconditionRequired, "required",
 			`cancelling an appointment needs If-Match with the version you read (for example If-Match: W/"1"), so that it cannot cancel a changed appointment`)
 	}
@@ -294,7 +291,7 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID s
 		if fresh {
 			break
 		}
-		cur, err := s.cfg.Store.Get(ctx, "MedicationRequest", planID)
+		cur, err := s.store.Get(ctx, "MedicationRequest", planID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return effects{}, err
 		}
@@ -309,7 +306,7 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID s
 	for _, st := range fhir.OutstandingTaskStatuses {
 		statuses = append(statuses, store.Predicate{Param: "status", Match: store.MatchToken, AnySystem: true, Value: st})
 	}
-	hits, err := s.cfg.Store.Search(ctx, store.Query{Type: "Task", Limit: 1, Clauses: []store.Clause{
+	hits, err := s.store.Search(ctx, store.Query{Type: "Task", Limit: 1, Clauses: []store.Clause{
 		{{Param: "focus", Match: store.MatchExact, Value: "MedicationRequest/" + planID}}, statuses}})
 	if err != nil {
 		return effects{}, err
@@ -335,7 +332,7 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID s
 
 // taskStatus returns a Task's current status, or "" when it does not exist (never did, or deleted).
 func (s *Server) taskStatus(ctx context.Context, id string) (string, error) {
-	r, err := s.cfg.Store.Get(ctx, "Task", id)
+	r, err := s.store.Get(ctx, "Task", id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && r.Deleted {
 		return "", nil
 	}
@@ -359,7 +356,7 @@ func bodyStatus(body []byte) (string, error) {
 // on the version read, or returns ok false when there is nothing to remove (no such marker, or the plan
 // is gone).
 func (s *Server) unmarkPlan(ctx context.Context, planID, taskID string, now time.Time) (w store.Write, ok bool, err error) {
-	r, err := s.cfg.Store.Get(ctx, "MedicationRequest", planID)
+	r, err := s.store.Get(ctx, "MedicationRequest", planID)
 	if errors.Is(err, store.ErrNotFound) || err == nil && r.Deleted {
 		return store.Write{}, false, nil
 	}

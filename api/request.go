@@ -1,0 +1,92 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gpfhir/gpfhir/auth"
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// request is one HTTP request as the API sees it: who is calling, which FHIR interaction they attempt,
+// on what, what the policy decided and what the request touched. The first middleware makes it and
+// every later step reads and fills in this one value, which is passed down by hand: nothing of it
+// travels in a context.Context, so a function's parameters say what it depends on.
+type request struct {
+	// c is the HTTP exchange: headers and body to read, the answer to write. It is nil for an
+	// in-process loader, whose context is base.
+	c    *gin.Context
+	base context.Context
+	id   string
+	log  *slog.Logger
+
+	// caller is nil until identify has verified the token, and stays nil on the public paths.
+	caller *auth.Caller
+	// internal marks an in-process loader (Import): trusted code with no caller, which the write guard
+	// lets through.
+	internal bool
+
+	// interaction is the FHIR restful interaction attempted ("" for a path that is not FHIR REST); op
+	// the operation name with its $ for an operation.
+	interaction string
+	op          string
+	// path is the FHIR path read from the URL; nil when it has no type (the base) or was refused.
+	path *pathParams
+	// ifMatch: the request carried If-Match, which makes a booking of a slot taken meanwhile a 412
+	// rather than a 409.
+	ifMatch bool
+
+	// decision is the policy's last word on the request, for the authorisation log line and the audit
+	// record; nil when none was made.
+	decision *auth.Decision
+	// touched lists what the request read, listed or wrote, for its audit record's entities.
+	touched []store.Resource
+	// probes are queries restrict confined by the redaction clauses, each probing for what it withheld
+	// (see withheldNotes).
+	probes []store.Query
+	// staged holds the versions a transaction has prepared but not applied, so that a later entry's
+	// reference check and access facts see the Patient an earlier entry creates.
+	staged map[string]store.Resource
+	// entries are the audit inputs of a batch's or transaction's entries, each recorded as an
+	// interaction of its own.
+	entries []entryAudit
+	// audited: the request's record has been stored (with its writes); the audit middleware has
+	// nothing left to append.
+	audited bool
+	// auditedStatus is the answer the stored record names.
+	auditedStatus int
+}
+
+// requestKey is the one gin key: the middlewares that run around dispatch read the request from it.
+const requestKey = "gpfhir.request"
+
+// requestOf returns the request value of c, making an empty one for a path the first middleware has not
+// seen (gin's own 404s).
+func requestOf(c *gin.Context) *request {
+	if v, ok := c.Get(requestKey); ok {
+		return v.(*request)
+	}
+	req := &request{c: c}
+	c.Set(requestKey, req)
+	return req
+}
+
+// ctx is the request's context: cancelled when the client goes away.
+func (r *request) ctx() context.Context {
+	if r.c != nil {
+		return r.c.Request.Context()
+	}
+	if r.base != nil {
+		return r.base
+	}
+	return context.Background()
+}
+
+// decide records the policy's decision for the authorisation log and the audit record.
+func (r *request) decide(d auth.Decision) { r.decision = &d }
+
+// touch marks res as touched by the request, for its audit record. Handlers call it for every resource
+// they return or write.
+func (r *request) touch(res ...store.Resource) { r.touched = append(r.touched, res...) }
