@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"errors"
-	"net/http"
 	"strings"
 
 	"github.com/gpfhir/gpfhir/auth"
@@ -128,7 +127,7 @@ func (s *Server) canRead(req *request, r store.Resource) error {
 		// Answered exactly as for a resource that does not exist, so that a redacted entry's existence
 		// is not revealed either.
 		req.decide(d)
-		return fail(http.StatusNotFound, "not-found", "%s/%s is not known to this server", r.Type, r.ID)
+		return fail(kindNotFound, "%s/%s is not known to this server", r.Type, r.ID)
 	}
 	if !d.Allow() {
 		return s.refuse(req, d)
@@ -343,7 +342,7 @@ func (s *Server) checkWrite(req *request, caller *auth.Caller, in auth.Interacti
 	}
 	if d := auth.CanAccess(caller, in, f); !d.Allow() {
 		req.decide(d)
-		return fail(http.StatusForbidden, "forbidden", "%s", d.Reason)
+		return fail(kindForbidden, "%s", d.Reason)
 	}
 	return nil
 }

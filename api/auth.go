@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -29,18 +28,18 @@ func bearer(c *gin.Context) string {
 // unauthorized is a 401 with the RFC 6750 challenge.
 func unauthorized(desc string) *apiError {
 	desc = strings.ReplaceAll(desc, `"`, "'")
-	return fail(http.StatusUnauthorized, "login", "%s", desc).
+	return fail(kindUnauthorized, "%s", desc).
 		withHeader("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
 }
 
 // refuse turns a policy refusal into a 403 that says what is missing.
 func (s *Server) refuse(req *request, d auth.Decision) *apiError {
 	req.decide(d)
-	code := "forbidden"
+	kind := kindForbidden
 	if d.Outcome == auth.DenyNoRecord {
-		code = "not-found"
+		kind = kindNoRecord
 	}
-	e := fail(http.StatusForbidden, code, "%s", d.Reason)
+	e := fail(kind, "%s", d.Reason)
 	if d.Outcome == auth.DenyScope && d.Missing != "" {
 		e.withHeader("WWW-Authenticate", `Bearer error="insufficient_scope", scope="`+d.Missing+`"`)
 	}
@@ -55,20 +54,12 @@ func (s *Server) identify(req *request) error {
 	ctx := req.ctx()
 	caller, err := s.cfg.Auth.Verify(ctx, bearer(req.c))
 	if err != nil {
-		req.decide(auth.Decision{Outcome: "deny-token"})
-		var te *auth.TokenError
 		var ref *auth.Refusal
-		switch {
-		case errors.As(err, &te):
-			return unauthorized(te.Description)
-		case errors.As(err, &ref):
+		if errors.As(err, &ref) {
 			return s.refuse(req, auth.Decision{Outcome: auth.DenyScope, Reason: ref.Reason})
-		case errors.Is(err, auth.ErrIssuerUnavailable):
-			e := fail(http.StatusServiceUnavailable, "transient", "the token issuer cannot be reached to check the token; try again shortly")
-			e.cause = err
-			return e
 		}
-		return internal(err)
+		req.decide(auth.Decision{Outcome: "deny-token"})
+		return err
 	}
 	req.caller = caller
 	if caller.Kind == auth.KindPatient && caller.Level == "P9" && caller.NHSNumber != "" {

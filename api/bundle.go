@@ -73,14 +73,11 @@ func (te *txEntry) change(transaction bool) change {
 
 // entryError names the entry in every issue of err, so that a client knows which entry to fix.
 func entryError(i int, err error) *apiError {
-	var ae *apiError
-	if !errors.As(err, &ae) {
-		ae = fromStoreError(err)
-	}
-	if ae.status >= 500 {
+	ae := answerOf(err)
+	if ae.status() >= 500 {
 		return ae
 	}
-	out := &apiError{status: ae.status, header: ae.header, cause: ae.cause}
+	out := &apiError{kind: ae.kind, header: ae.header, cause: ae.cause}
 	prefix := "Bundle.entry[" + strconv.Itoa(i) + "]"
 	for _, is := range ae.issues {
 		var exprs []string
@@ -116,10 +113,10 @@ func (s *Server) bundle(req *request, _ pathParams) error {
 	}
 	var b fhir.Bundle
 	if err := json.Unmarshal(body, &b); err != nil {
-		return fail(http.StatusBadRequest, "structure", "the body is not a FHIR JSON Bundle: %v", err)
+		return fail(kindMalformed, "the body is not a FHIR JSON Bundle: %v", err)
 	}
 	if b.ResourceType != "Bundle" {
-		return fail(http.StatusBadRequest, "invalid", "POST to the base takes a Bundle, not a %s", b.ResourceType).at("resourceType")
+		return fail(kindInvalid, "POST to the base takes a Bundle, not a %s", b.ResourceType).at("resourceType")
 	}
 	interaction := ""
 	switch b.Type {
@@ -128,7 +125,7 @@ func (s *Server) bundle(req *request, _ pathParams) error {
 	case fhir.BundleBatch:
 		interaction = "batch"
 	default:
-		return fail(http.StatusBadRequest, "invalid", "a Bundle posted to the base must be of type transaction or batch, not %q", b.Type).at("Bundle.type")
+		return fail(kindInvalid, "a Bundle posted to the base must be of type transaction or batch, not %q", b.Type).at("Bundle.type")
 	}
 	// The route registered the request as "transaction"; a batch is audited as what it is.
 	req.interaction = interaction
@@ -137,7 +134,7 @@ func (s *Server) bundle(req *request, _ pathParams) error {
 		max = defaultMaxEntries
 	}
 	if len(b.Entry) > max {
-		return fail(http.StatusRequestEntityTooLarge, "too-costly",
+		return fail(kindTooLarge,
 			"the Bundle has %d entries; this server takes at most %d in one %s", len(b.Entry), max, interaction).at("Bundle.entry")
 	}
 	entries := make([]*txEntry, len(b.Entry))
@@ -155,7 +152,7 @@ func (s *Server) bundle(req *request, _ pathParams) error {
 // on the type exactly as dispatch does for a single request, and runs conditional criteria.
 func (s *Server) resolve(req *request, e fhir.BundleEntry, te *txEntry, transaction bool) error {
 	if e.Request == nil || e.Request.Method == "" || e.Request.URL == "" {
-		return fail(http.StatusBadRequest, "required", "the entry has no request method and url").at("Bundle.entry[" + strconv.Itoa(te.index) + "].request")
+		return fail(kindMissing, "the entry has no request method and url").at("Bundle.entry[" + strconv.Itoa(te.index) + "].request")
 	}
 	te.method = strings.ToUpper(e.Request.Method)
 	raw := strings.TrimPrefix(e.Request.URL, s.cfg.BaseURL+"/")
@@ -176,26 +173,26 @@ func (s *Server) resolve(req *request, e fhir.BundleEntry, te *txEntry, transact
 		if transaction {
 			what = "a transaction"
 		}
-		return fail(http.StatusBadRequest, "not-supported",
+		return fail(kindUnsupported,
 			"request.method %s is not supported in %s here; entries may POST, PUT or DELETE (read with a search instead)", e.Request.Method, what).
 			at("Bundle.entry[" + strconv.Itoa(te.index) + "].request.method")
 	}
 	if !ok {
-		return fail(http.StatusBadRequest, "invalid", "request.url %q is not a valid URL for %s", e.Request.URL, te.method).
+		return fail(kindInvalid, "request.url %q is not a valid URL for %s", e.Request.URL, te.method).
 			at("Bundle.entry[" + strconv.Itoa(te.index) + "].request.url")
 	}
 	ti, known := fhir.LookupType(typName)
 	if !known {
-		return fail(http.StatusNotFound, "not-supported",
+		return fail(kindNotServed,
 			"resource type %q is not served here; served types are listed at %s/metadata", typName, s.cfg.BaseURL).
 			at("Bundle.entry[" + strconv.Itoa(te.index) + "].request.url")
 	}
 	te.typ = ti
 	if !typeAllows(ti, te.interaction) {
-		return fail(http.StatusMethodNotAllowed, "not-supported", "%s does not allow %s on this server", ti.Name, te.interaction)
+		return fail(kindMethodNotAllowed, "%s does not allow %s on this server", ti.Name, te.interaction)
 	}
 	if id != "" && !validID(id) {
-		return fail(http.StatusBadRequest, "value",
+		return fail(kindBadValue,
 			"%q is not a valid resource id: ids are 1 to 64 characters from A-Z, a-z, 0-9, '-' and '.'", id)
 	}
 	if d := auth.Authorize(req.caller, auth.Interaction(te.interaction), ti.Name); !d.Allow() {
@@ -204,7 +201,7 @@ func (s *Server) resolve(req *request, e fhir.BundleEntry, te *txEntry, transact
 	if e.Request.IfMatch != "" {
 		v, ok := parseETag(e.Request.IfMatch)
 		if !ok {
-			return fail(http.StatusBadRequest, "value", `ifMatch %q is not a version ETag such as W/"3"`, e.Request.IfMatch)
+			return fail(kindBadValue, `ifMatch %q is not a version ETag such as W/"3"`, e.Request.IfMatch)
 		}
 		te.ifMatch = v
 	}
@@ -223,7 +220,7 @@ func (s *Server) resolve(req *request, e fhir.BundleEntry, te *txEntry, transact
 				te.existing = &hits[0].Resource
 				te.id = hits[0].Resource.ID
 			default:
-				return fail(http.StatusPreconditionFailed, "duplicate",
+				return fail(kindDuplicate,
 					"ifNoneExist matched %d %s resources; the criteria must identify at most one", len(hits), ti.Name)
 			}
 		}
@@ -242,7 +239,7 @@ func (s *Server) resolve(req *request, e fhir.BundleEntry, te *txEntry, transact
 		case 1:
 			te.id = hits[0].Resource.ID
 		default:
-			return fail(http.StatusPreconditionFailed, "multiple-matches",
+			return fail(kindMultipleMatches,
 				"the conditional criteria matched %d %s resources; they must identify at most one", len(hits), ti.Name)
 		}
 	}
@@ -255,18 +252,18 @@ func (te *txEntry) parseEntry() error {
 		return nil
 	}
 	if len(te.raw) == 0 {
-		return fail(http.StatusBadRequest, "required", "a %s entry needs a resource", te.method)
+		return fail(kindMissing, "a %s entry needs a resource", te.method)
 	}
 	res, err := fhir.Parse(te.raw)
 	if err != nil {
 		return fromParseError(err)
 	}
 	if res.Type() != te.typ.Name {
-		return fail(http.StatusBadRequest, "invalid",
+		return fail(kindInvalid,
 			"the resource is a %s but request.url is for %s; resourceType must match", res.Type(), te.typ.Name).at("resourceType")
 	}
 	if te.method == http.MethodPut && res.ID() != "" && res.ID() != te.id {
-		return fail(http.StatusBadRequest, "invalid", "the resource id %q does not match the id the request is for (%s)", res.ID(), te.id).at(te.typ.Name + ".id")
+		return fail(kindInvalid, "the resource id %q does not match the id the request is for (%s)", res.ID(), te.id).at(te.typ.Name + ".id")
 	}
 	te.res = res
 	return nil
@@ -289,7 +286,7 @@ func (s *Server) stage(req *request, te *txEntry) error {
 	case te.method == http.MethodDelete:
 		cur, err := s.store.Get(ctx, te.typ.Name, te.id)
 		if errors.Is(err, store.ErrNotFound) {
-			return fail(http.StatusNotFound, "not-found", "%s is not known to this server", self)
+			return fail(kindNotFound, "%s is not known to this server", self)
 		}
 		if err != nil {
 			return err
@@ -389,7 +386,7 @@ func (s *Server) transaction(req *request, reqs []fhir.BundleEntry, entries []*t
 		}
 		key := te.typ.Name + "/" + te.id
 		if j, dup := targets[key]; dup {
-			return s.failEntries(entries, entryError(i, fail(http.StatusBadRequest, "duplicate",
+			return s.failEntries(entries, entryError(i, fail(kindDuplicateEntry,
 				"%s is also the subject of entry %d; a transaction may change each resource once", key, j)))
 		}
 		targets[key] = i
@@ -441,7 +438,7 @@ func (s *Server) transaction(req *request, reqs []fhir.BundleEntry, entries []*t
 			for _, w := range te.writes {
 				key := w.Resource.Type + "/" + w.Resource.ID
 				if j, dup := inGroup[key]; dup && j != te.index {
-					return s.failEntries(entries, entryError(te.index, fail(http.StatusConflict, "conflict",
+					return s.failEntries(entries, entryError(te.index, fail(kindConflict,
 						"%s is also changed by entry %d (a slot both book, say); a transaction may change each resource once", key, j)))
 				}
 				inGroup[key] = te.index
@@ -466,7 +463,7 @@ func (s *Server) transaction(req *request, reqs []fhir.BundleEntry, entries []*t
 			return s.failEntries(entries, err)
 		}
 		if conditional {
-			return s.failEntries(entries, fail(http.StatusPreconditionFailed, "conflict",
+			return s.failEntries(entries, fail(kindVersionMismatch,
 				"another request changed a resource this transaction sent ifMatch for; nothing was stored: read again and retry"))
 		}
 		if attempt >= casRetries {
@@ -479,13 +476,7 @@ func (s *Server) transaction(req *request, reqs []fhir.BundleEntry, entries []*t
 
 // failEntries marks every entry of a failed transaction with its status, for the audit, and returns err.
 func (s *Server) failEntries(entries []*txEntry, err error) error {
-	var ae *apiError
-	status := http.StatusInternalServerError
-	if errors.As(err, &ae) {
-		status = ae.status
-	} else {
-		status = fromStoreError(err).status
-	}
+	status := answerOf(err).status()
 	for _, te := range entries {
 		te.status, te.touched = status, nil
 	}
@@ -499,12 +490,12 @@ func (s *Server) batch(req *request, reqs []fhir.BundleEntry, entries []*txEntry
 		err := s.batchEntry(req, reqs[i], te)
 		if err != nil {
 			ae := entryError(i, err)
-			if ae.status == http.StatusInternalServerError {
+			if ae.kind == kindInternal {
 				req.log.Error("batch entry failed", "entry", i, "error", ae.cause)
-				ae = fail(http.StatusInternalServerError, "exception", "internal error (request id %s)", req.id)
+				ae = fail(kindInternal, "internal error (request id %s)", req.id)
 			}
 			outcomes[i] = ae
-			te.status, te.touched = ae.status, nil
+			te.status, te.touched = ae.status(), nil
 		}
 	}
 	s.respondBundleWith(req, fhir.BundleBatchResponse, entries, outcomes)
@@ -556,7 +547,7 @@ func (s *Server) respondBundleWith(req *request, typ string, entries []*txEntry,
 		}
 		if outcomes != nil && outcomes[i] != nil {
 			out.Entry = append(out.Entry, fhir.BundleEntry{Response: &fhir.EntryResponse{
-				Status:  statusLine(outcomes[i].status),
+				Status:  statusLine(outcomes[i].status()),
 				Outcome: fhir.OperationOutcome(outcomes[i].issues...),
 			}})
 			continue

@@ -51,16 +51,16 @@ func (s *Server) readBody(c *gin.Context) ([]byte, *apiError) {
 		if errors.As(err, &mbe) {
 			return nil, tooLarge(s.cfg.MaxBody)
 		}
-		return nil, fail(http.StatusBadRequest, "structure", "could not read the request body: %v", err)
+		return nil, fail(kindMalformed, "could not read the request body: %v", err)
 	}
 	if len(body) == 0 {
-		return nil, fail(http.StatusBadRequest, "required", "the request body is empty; a FHIR JSON resource is required")
+		return nil, fail(kindMissing, "the request body is empty; a FHIR JSON resource is required")
 	}
 	return body, nil
 }
 
 func tooLarge(max int64) *apiError {
-	return fail(http.StatusRequestEntityTooLarge, "too-costly",
+	return fail(kindTooLarge,
 		"the request body is larger than this server accepts (%d bytes)", max)
 }
 
@@ -78,7 +78,7 @@ func (s *Server) parseResource(c *gin.Context, typ *fhir.TypeInfo) (*fhir.Resour
 		return nil, fromParseError(err)
 	}
 	if res.Type() != typ.Name {
-		return nil, fail(http.StatusBadRequest, "invalid",
+		return nil, fail(kindInvalid,
 			"the body is a %s but the URL is for %s; resourceType must match the URL", res.Type(), typ.Name).at("resourceType")
 	}
 	return res, nil
@@ -111,7 +111,7 @@ func (s *Server) checkReferences(req *request, res *fhir.Resource, self string) 
 		})
 	}
 	if len(issues) > 0 {
-		return &apiError{status: http.StatusUnprocessableEntity, issues: issues}
+		return withIssues(kindUnprocessable, issues...)
 	}
 	return nil
 }
@@ -170,7 +170,7 @@ func (s *Server) create(req *request, p pathParams) error {
 			s.respondResource(c, http.StatusOK, hits[0].Resource, false)
 			return nil
 		default:
-			return fail(http.StatusPreconditionFailed, "duplicate",
+			return fail(kindDuplicate,
 				"If-None-Exist matched %d %s resources; the criteria must identify at most one", len(hits), p.typ.Name)
 		}
 	}
@@ -200,7 +200,7 @@ func ifMatch(c *gin.Context) (int64, *apiError) {
 	}
 	v, ok := parseETag(h)
 	if !ok {
-		return 0, fail(http.StatusBadRequest, "value", `If-Match %q is not a version ETag such as W/"3"`, h)
+		return 0, fail(kindBadValue, `If-Match %q is not a version ETag such as W/"3"`, h)
 	}
 	return v, nil
 }
@@ -216,12 +216,12 @@ func parseETag(h string) (int64, bool) {
 func versionMismatch(typ, id string, want, have int64) *apiError {
 	switch {
 	case have == 0:
-		return fail(http.StatusPreconditionFailed, "conflict", "If-Match asked for version %d of %s/%s, which does not exist", want, typ, id)
+		return fail(kindVersionMismatch, "If-Match asked for version %d of %s/%s, which does not exist", want, typ, id)
 	case have < 0:
-		return fail(http.StatusPreconditionFailed, "conflict",
+		return fail(kindVersionMismatch,
 			"If-Match asked for version %d of %s/%s but another request changed it first; read it again and retry", want, typ, id)
 	}
-	return fail(http.StatusPreconditionFailed, "conflict",
+	return fail(kindVersionMismatch,
 		"If-Match asked for version %d of %s/%s but the current version is %d; read it again and retry", want, typ, id, have)
 }
 
@@ -233,9 +233,9 @@ func (s *Server) update(req *request, p pathParams) error {
 	}
 	switch {
 	case res.ID() == "":
-		return fail(http.StatusBadRequest, "required", "the body has no id; an update must carry the id from the URL (%s)", p.id).at(p.typ.Name + ".id")
+		return fail(kindMissing, "the body has no id; an update must carry the id from the URL (%s)", p.id).at(p.typ.Name + ".id")
 	case res.ID() != p.id:
-		return fail(http.StatusBadRequest, "invalid", "the body id %q does not match the URL id %q", res.ID(), p.id).at(p.typ.Name + ".id")
+		return fail(kindInvalid, "the body id %q does not match the URL id %q", res.ID(), p.id).at(p.typ.Name + ".id")
 	}
 	return s.updateTo(req, p.typ, p.id, res)
 }
@@ -309,7 +309,7 @@ func (s *Server) patch(req *request, p pathParams) error {
 			return fromParseError(err)
 		}
 		if res.Type() != p.typ.Name || res.ID() != p.id {
-			return fail(http.StatusUnprocessableEntity, "invalid", "a patch may not change resourceType or id")
+			return fail(kindUnprocessable, "a patch may not change resourceType or id")
 		}
 		if err := s.checkReferences(req, res, p.typ.Name+"/"+p.id); err != nil {
 			return err
@@ -328,7 +328,7 @@ func (s *Server) patch(req *request, p pathParams) error {
 func (s *Server) currentOrGone(ctx context.Context, typ, id string) (store.Resource, error) {
 	cur, err := s.store.Get(ctx, typ, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return cur, fail(http.StatusNotFound, "not-found", "%s/%s is not known to this server", typ, id)
+		return cur, fail(kindNotFound, "%s/%s is not known to this server", typ, id)
 	}
 	if err != nil {
 		return cur, err
@@ -340,7 +340,7 @@ func (s *Server) currentOrGone(ctx context.Context, typ, id string) (store.Resou
 }
 
 func gone(r store.Resource) *apiError {
-	return fail(http.StatusGone, "deleted", "%s/%s was deleted (version %d)", r.Type, r.ID, r.VersionID).
+	return fail(kindGone, "%s/%s was deleted (version %d)", r.Type, r.ID, r.VersionID).
 		withHeader("ETag", etag(r.VersionID)).
 		withHeader("Last-Modified", r.LastUpdated.UTC().Format(http.TimeFormat))
 }
@@ -355,7 +355,7 @@ func (s *Server) delete(req *request, p pathParams) error {
 	return retryCAS(p.typ.Name, p.id, want, func() error {
 		cur, err := s.store.Get(ctx, p.typ.Name, p.id)
 		if errors.Is(err, store.ErrNotFound) {
-			return fail(http.StatusNotFound, "not-found", "%s/%s is not known to this server", p.typ.Name, p.id)
+			return fail(kindNotFound, "%s/%s is not known to this server", p.typ.Name, p.id)
 		}
 		if err != nil {
 			return err
@@ -412,10 +412,10 @@ func (s *Server) respondDeleted(c *gin.Context, tomb store.Resource, what string
 func (s *Server) conditionalMatches(req *request, typ *fhir.TypeInfo, rawQuery, where string) ([]store.Hit, error) {
 	values, err := url.ParseQuery(strings.TrimPrefix(rawQuery, "?"))
 	if err != nil {
-		return nil, fail(http.StatusBadRequest, "invalid", "%s is not a valid query string: %v", where, err)
+		return nil, fail(kindInvalid, "%s is not a valid query string: %v", where, err)
 	}
 	if len(values) == 0 {
-		return nil, fail(http.StatusBadRequest, "required", "%s has no search criteria", where)
+		return nil, fail(kindMissing, "%s has no search criteria", where)
 	}
 	q, aerr := s.parseSearch(typ, values, true)
 	if aerr != nil {
@@ -448,12 +448,12 @@ func (s *Server) conditionalUpdate(req *request, p pathParams) error {
 	case 1:
 		id := hits[0].Resource.ID
 		if res.ID() != "" && res.ID() != id {
-			return fail(http.StatusBadRequest, "invalid",
+			return fail(kindInvalid,
 				"the body id %q differs from the id of the resource the criteria matched (%s)", res.ID(), id).at(p.typ.Name + ".id")
 		}
 		return s.updateTo(req, p.typ, id, res)
 	}
-	return fail(http.StatusPreconditionFailed, "multiple-matches",
+	return fail(kindMultipleMatches,
 		"the conditional update criteria matched %d %s resources; they must identify at most one", len(hits), p.typ.Name)
 }
 
@@ -474,7 +474,7 @@ func (s *Server) conditionalDelete(req *request, p pathParams) error {
 		p.id = hits[0].Resource.ID
 		return s.delete(req, p)
 	}
-	return fail(http.StatusPreconditionFailed, "multiple-matches",
+	return fail(kindMultipleMatches,
 		"the conditional delete criteria matched %d %s resources; this server deletes one at a time", len(hits), p.typ.Name)
 }
 
@@ -508,11 +508,11 @@ func (s *Server) vread(req *request, p pathParams) error {
 	c := req.c
 	v, err := strconv.ParseInt(p.version, 10, 64)
 	if err != nil || v < 1 {
-		return fail(http.StatusNotFound, "not-found", "%q is not a version of %s/%s: versions are whole numbers from 1", p.version, p.typ.Name, p.id)
+		return fail(kindNotFound, "%q is not a version of %s/%s: versions are whole numbers from 1", p.version, p.typ.Name, p.id)
 	}
 	r, err := s.store.GetVersion(c.Request.Context(), p.typ.Name, p.id, v)
 	if errors.Is(err, store.ErrNotFound) {
-		return fail(http.StatusNotFound, "not-found", "%s/%s has no version %d", p.typ.Name, p.id, v)
+		return fail(kindNotFound, "%s/%s has no version %d", p.typ.Name, p.id, v)
 	}
 	if err != nil {
 		return err

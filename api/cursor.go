@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"net/http"
 	"strconv"
 	"strings"
 
@@ -97,6 +96,6 @@ func (cs *cursorSigner) openPosition(scope, cursor string) ([]store.SortValue, *
 }
 
 func badCursor() *apiError {
-	return fail(http.StatusBadRequest, "invalid",
+	return fail(kindInvalid,
 		"the paging link is not valid for this query: it was altered, or issued by a server with another key; start the search again").at(cursorParam)
 }

@@ -41,7 +41,7 @@ func negotiate(c *gin.Context) *apiError {
 		if jsonFormats[mt] {
 			return nil
 		}
-		return fail(http.StatusNotAcceptable, "not-supported",
+		return fail(kindNotAcceptable,
 			"_format=%s is not supported: this server only produces FHIR JSON (_format=json or application/fhir+json)", f).at("_format")
 	}
 	accept := c.GetHeader("Accept")
@@ -57,7 +57,7 @@ func negotiate(c *gin.Context) *apiError {
 			return nil
 		}
 	}
-	return fail(http.StatusNotAcceptable, "not-supported",
+	return fail(kindNotAcceptable,
 		"cannot answer Accept: %s: this server only produces FHIR JSON (application/fhir+json or application/json)", accept)
 }
 
@@ -75,10 +75,10 @@ func checkBodyType(c *gin.Context, allowed ...string) *apiError {
 		}
 	}
 	if xmlFormats[mt] {
-		return fail(http.StatusUnsupportedMediaType, "not-supported",
+		return fail(kindUnsupportedMedia,
 			"Content-Type %s is not supported: this server only accepts FHIR JSON (application/fhir+json)", mt)
 	}
-	return fail(http.StatusUnsupportedMediaType, "not-supported",
+	return fail(kindUnsupportedMedia,
 		"Content-Type %s is not supported here; use %s", mt, strings.Join(allowed, " or "))
 }
 

@@ -33,7 +33,7 @@ func (s *Server) history(req *request, p pathParams) error {
 			base = s.cfg.BaseURL + "/" + p.typ.Name + "/" + p.id + "/_history"
 			if _, err := s.store.Get(ctx, p.typ.Name, p.id); err != nil {
 				if errors.Is(err, store.ErrNotFound) {
-					return fail(http.StatusNotFound, "not-found", "%s/%s is not known to this server", p.typ.Name, p.id)
+					return fail(kindNotFound, "%s/%s is not known to this server", p.typ.Name, p.id)
 				}
 				return err
 			}
@@ -46,7 +46,7 @@ func (s *Server) history(req *request, p pathParams) error {
 	if v := values.Get("_count"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return fail(http.StatusBadRequest, "value", "_count=%s is not a whole number of 1 or more", v).at("_count")
+			return fail(kindBadValue, "_count=%s is not a whole number of 1 or more", v).at("_count")
 		}
 		if n > s.cfg.MaxCount {
 			notes = append(notes, fhir.Issue{Severity: "information", Code: "informational",
@@ -59,7 +59,7 @@ func (s *Server) history(req *request, p pathParams) error {
 	if v := values.Get("_since"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return fail(http.StatusBadRequest, "value", "_since=%s is not an instant such as 2024-01-31T09:00:00Z (a time zone is required)", v).at("_since")
+			return fail(kindBadValue, "_since=%s is not an instant such as 2024-01-31T09:00:00Z (a time zone is required)", v).at("_since")
 		}
 		hq.Since = t
 		applied.Set("_since", v)

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"net/http"
 	"strconv"
 	"strings"
 
@@ -26,7 +25,7 @@ func parseInclude(key string, rev bool, modifier, v string) (includeSpec, error)
 	switch modifier {
 	case "", "iterate", "recurse": // recurse is the R3 name of iterate
 	default:
-		return includeSpec{}, fail(http.StatusBadRequest, "value", "%s=%s: the modifier :%s is not valid here; use :iterate", key, v, modifier).at(key)
+		return includeSpec{}, fail(kindBadValue, "%s=%s: the modifier :%s is not valid here; use :iterate", key, v, modifier).at(key)
 	}
 	parts := strings.Split(v, ":")
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {

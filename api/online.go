@@ -359,7 +359,7 @@ func (s *Server) searchRules(req *request, typ *fhir.TypeInfo, values url.Values
 		}
 	}
 	if e := fhir.CheckSlotSearchRange(low, high); e != nil {
-		return ruleError(e)
+		return e
 	}
 	return nil
 }

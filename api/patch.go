@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"net/http"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 )
@@ -12,13 +11,13 @@ import (
 func decodePatch(raw []byte) (jsonpatch.Patch, *apiError) {
 	ops, err := jsonpatch.DecodePatch(raw)
 	if err != nil {
-		return nil, fail(http.StatusBadRequest, "structure", "the body is not a JSON Patch document (an array of operations): %v", err)
+		return nil, fail(kindMalformed, "the body is not a JSON Patch document (an array of operations): %v", err)
 	}
 	for i, op := range ops {
 		switch op.Kind() {
 		case "add", "remove", "replace", "move", "copy", "test":
 		default:
-			return nil, fail(http.StatusBadRequest, "structure", "JSON Patch operation %d has unknown op %q", i, op.Kind())
+			return nil, fail(kindMalformed, "JSON Patch operation %d has unknown op %q", i, op.Kind())
 		}
 	}
 	return ops, nil
@@ -32,9 +31,9 @@ func applyPatch(ops jsonpatch.Patch, body []byte) ([]byte, *apiError) {
 	out, err := ops.ApplyWithOptions(body, opts)
 	if err != nil {
 		if errors.Is(err, jsonpatch.ErrTestFailed) {
-			return nil, fail(http.StatusUnprocessableEntity, "processing", "a JSON Patch test operation failed: %v", err)
+			return nil, fail(kindProcessing, "a JSON Patch test operation failed: %v", err)
 		}
-		return nil, fail(http.StatusUnprocessableEntity, "processing", "the JSON Patch could not be applied: %v", err)
+		return nil, fail(kindProcessing, "the JSON Patch could not be applied: %v", err)
 	}
 	return out, nil
 }

@@ -135,7 +135,7 @@ func (s *Server) dispatch(c *gin.Context) {
 	sh, typName, id, vid, ok := parsePath(c.Request.URL.Path)
 	if !ok {
 		// Not a FHIR REST path, so no interaction was attempted: not audited, and nothing to authorise.
-		s.respondError(c, fail(http.StatusNotFound, "not-found", "%s is not a FHIR REST path on this server", c.Request.URL.Path))
+		s.respondError(c, fail(kindNotFound, "%s is not a FHIR REST path on this server", c.Request.URL.Path))
 		return
 	}
 	method := c.Request.Method
@@ -158,13 +158,13 @@ func (s *Server) dispatch(c *gin.Context) {
 	if typName != "" {
 		ti, known := fhir.LookupType(typName)
 		if !known {
-			refusal = fail(http.StatusNotFound, "not-supported",
+			refusal = fail(kindNotServed,
 				"resource type %q is not served here; served types are listed at %s/metadata", typName, s.cfg.BaseURL)
 		}
 		p.typ = ti
 	}
 	if refusal == nil && id != "" && !validID(id) {
-		refusal = fail(http.StatusBadRequest, "value",
+		refusal = fail(kindBadValue,
 			"%q is not a valid resource id: ids are 1 to 64 characters from A-Z, a-z, 0-9, '-' and '.'", id)
 	}
 	if refusal == nil {
@@ -223,14 +223,14 @@ func (s *Server) refuseMethod(c *gin.Context, sh shape, typ *fhir.TypeInfo) {
 		}
 	}
 	if len(allowed) == 0 {
-		s.respondError(c, fail(http.StatusNotFound, "not-supported", "%s is not a FHIR REST path on this server", c.Request.URL.Path))
+		s.respondError(c, fail(kindNotServed, "%s is not a FHIR REST path on this server", c.Request.URL.Path))
 		return
 	}
 	sort.Strings(allowed)
 	if contains(allowed, http.MethodGet) {
 		allowed = append(allowed, http.MethodHead)
 	}
-	s.respondError(c, fail(http.StatusMethodNotAllowed, "not-supported",
+	s.respondError(c, fail(kindMethodNotAllowed,
 		"%s is not allowed on %s; allowed: %s", c.Request.Method, c.Request.URL.Path, strings.Join(allowed, ", ")).
 		withHeader("Allow", strings.Join(allowed, ", ")))
 }
@@ -287,7 +287,7 @@ func (s *Server) operation(req *request, p pathParams) error {
 	if isMe(p) {
 		return s.me(req)
 	}
-	return fail(http.StatusNotFound, "not-supported", "%s has no operation $%s on this server", p.typ.Name, p.op)
+	return fail(kindNotServed, "%s has no operation $%s on this server", p.typ.Name, p.op)
 }
 
 // typeOperations are the type-level operations, for the CapabilityStatement.

@@ -66,7 +66,7 @@ func (s *Server) parseSearch(typ *fhir.TypeInfo, values url.Values, strict bool)
 	sort.Strings(keys)
 	ignore := func(u *unsupported) *apiError {
 		if strict {
-			return fail(http.StatusBadRequest, "not-supported",
+			return fail(kindUnsupported,
 				"%s: %s; supported parameters are listed in the CapabilityStatement", u.key, u.why).at(u.key)
 		}
 		q.notes = append(q.notes, fhir.Issue{Severity: "warning", Code: "not-supported",
@@ -123,7 +123,7 @@ func (s *Server) parseSearch(typ *fhir.TypeInfo, values url.Values, strict bool)
 		}
 	}
 	if q.summary != "" && q.summary != "false" && len(q.elements) > 0 {
-		return nil, fail(http.StatusBadRequest, "invalid", "_summary=%s and _elements cannot be used together; use one of them", q.summary).at("_elements")
+		return nil, fail(kindInvalid, "_summary=%s and _elements cannot be used together; use one of them", q.summary).at("_elements")
 	}
 	return q, nil
 }
@@ -137,7 +137,7 @@ func searchParam(typ *fhir.TypeInfo, name string) (*fhir.SearchParam, bool) {
 // a *apiError for a malformed value and an *unsupported for a parameter that may be ignored.
 func (s *Server) parseParam(typ *fhir.TypeInfo, key, raw string, depth int) (store.Clause, error) {
 	if depth > maxChainDepth {
-		return nil, fail(http.StatusBadRequest, "too-costly", "%s: chains and _has may be at most %d levels deep", key, maxChainDepth).at(key)
+		return nil, fail(kindTooCostly, "%s: chains and _has may be at most %d levels deep", key, maxChainDepth).at(key)
 	}
 	if strings.HasPrefix(key, "_has:") {
 		return s.parseHas(typ, key, raw, depth)
@@ -158,12 +158,12 @@ func (s *Server) parseParam(typ *fhir.TypeInfo, key, raw string, depth int) (sto
 // (or, without a type, of any served target type that has the chained parameter) matching rest=raw.
 func (s *Server) parseChain(typ *fhir.TypeInfo, sp *fhir.SearchParam, key, modifier, rest, raw string, depth int) (store.Clause, error) {
 	if sp.Type != fhir.ParamReference {
-		return nil, fail(http.StatusBadRequest, "value", "%s: only reference parameters can be chained, and %s is a %s parameter", key, sp.Code, sp.Type).at(key)
+		return nil, fail(kindBadValue, "%s: only reference parameters can be chained, and %s is a %s parameter", key, sp.Code, sp.Type).at(key)
 	}
 	targets := sp.Targets
 	if modifier != "" {
 		if !contains(sp.Targets, modifier) {
-			return nil, fail(http.StatusBadRequest, "value", "%s: :%s is not a target type of %s.%s (targets: %s)",
+			return nil, fail(kindBadValue, "%s: :%s is not a target type of %s.%s (targets: %s)",
 				key, modifier, typ.Name, sp.Code, strings.Join(sp.Targets, ", ")).at(key)
 		}
 		targets = []string{modifier}
@@ -202,7 +202,7 @@ func (s *Server) parseChain(typ *fhir.TypeInfo, sp *fhir.SearchParam, key, modif
 func (s *Server) parseHas(typ *fhir.TypeInfo, key, raw string, depth int) (store.Clause, error) {
 	parts := strings.SplitN(key, ":", 4)
 	if len(parts) != 4 || parts[1] == "" || parts[2] == "" || parts[3] == "" {
-		return nil, fail(http.StatusBadRequest, "value", "%s=%s: _has takes the form _has:Type:reference:parameter=value", key, raw).at(key)
+		return nil, fail(kindBadValue, "%s=%s: _has takes the form _has:Type:reference:parameter=value", key, raw).at(key)
 	}
 	src, ok := fhir.LookupType(parts[1])
 	if !ok {
@@ -213,7 +213,7 @@ func (s *Server) parseHas(typ *fhir.TypeInfo, key, raw string, depth int) (store
 		return nil, &unsupported{key: key, why: parts[2] + " is not a search parameter of " + src.Name}
 	}
 	if ref.Type != fhir.ParamReference || !contains(ref.Targets, typ.Name) {
-		return nil, fail(http.StatusBadRequest, "value", "%s: %s.%s is not a reference that can point at a %s", key, src.Name, ref.Code, typ.Name).at(key)
+		return nil, fail(kindBadValue, "%s: %s.%s is not a reference that can point at a %s", key, src.Name, ref.Code, typ.Name).at(key)
 	}
 	inner, err := s.parseParam(src, parts[3], raw, depth+1)
 	if err != nil {
@@ -226,14 +226,14 @@ func (s *Server) parseHas(typ *fhir.TypeInfo, key, raw string, depth int) (store
 func (s *Server) parseResultParam(q *searchQuery, typ *fhir.TypeInfo, key string, vals []string) error {
 	name, modifier, _ := strings.Cut(key, ":")
 	if modifier != "" && name != "_include" && name != "_revinclude" {
-		return fail(http.StatusBadRequest, "value", "%s: %s takes no modifier", key, name).at(key)
+		return fail(kindBadValue, "%s: %s takes no modifier", key, name).at(key)
 	}
 	v := vals[len(vals)-1]
 	switch name {
 	case "_count":
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return fail(http.StatusBadRequest, "value", "_count=%s is not a whole number of 0 or more", v).at("_count")
+			return fail(kindBadValue, "_count=%s is not a whole number of 0 or more", v).at("_count")
 		}
 		if n > s.cfg.MaxCount {
 			q.notes = append(q.notes, fhir.Issue{Severity: "information", Code: "informational",
@@ -248,7 +248,7 @@ func (s *Server) parseResultParam(q *searchQuery, typ *fhir.TypeInfo, key string
 			q.total = v
 			q.applied.Set("_total", v)
 		default:
-			return fail(http.StatusBadRequest, "value", "_total=%s is not one of none, estimate, accurate", v).at("_total")
+			return fail(kindBadValue, "_total=%s is not one of none, estimate, accurate", v).at("_total")
 		}
 	case "_sort":
 		seen := map[string]bool{}
@@ -256,20 +256,20 @@ func (s *Server) parseResultParam(q *searchQuery, typ *fhir.TypeInfo, key string
 			desc := strings.HasPrefix(k, "-")
 			pname := strings.TrimPrefix(k, "-")
 			if pname == "" {
-				return fail(http.StatusBadRequest, "value", "_sort=%s: an empty sort key", v).at("_sort")
+				return fail(kindBadValue, "_sort=%s: an empty sort key", v).at("_sort")
 			}
 			sp, ok := searchParam(typ, pname)
 			if !ok {
-				return fail(http.StatusBadRequest, "not-supported", "_sort=%s: %q is not a search parameter of %s", v, pname, typ.Name).at("_sort")
+				return fail(kindUnsupported, "_sort=%s: %q is not a search parameter of %s", v, pname, typ.Name).at("_sort")
 			}
 			if seen[pname] {
-				return fail(http.StatusBadRequest, "value", "_sort=%s: %s is named twice", v, pname).at("_sort")
+				return fail(kindBadValue, "_sort=%s: %s is named twice", v, pname).at("_sort")
 			}
 			seen[pname] = true
 			switch sp.Type {
 			case fhir.ParamDate, fhir.ParamString, fhir.ParamToken, fhir.ParamURI, fhir.ParamNumber, fhir.ParamReference:
 			default:
-				return fail(http.StatusBadRequest, "not-supported", "_sort=%s: %s parameters cannot be sorted on", v, sp.Type).at("_sort")
+				return fail(kindUnsupported, "_sort=%s: %s parameters cannot be sorted on", v, sp.Type).at("_sort")
 			}
 			q.store.Sort = append(q.store.Sort, store.SortKey{Param: pname, Desc: desc})
 		}
@@ -280,14 +280,14 @@ func (s *Server) parseResultParam(q *searchQuery, typ *fhir.TypeInfo, key string
 			q.summary = v
 			q.applied.Set("_summary", v)
 		default:
-			return fail(http.StatusBadRequest, "value", "_summary=%s is not one of true, false, text, data, count", v).at("_summary")
+			return fail(kindBadValue, "_summary=%s is not one of true, false, text, data, count", v).at("_summary")
 		}
 	case "_elements":
 		var names []string
 		for _, e := range strings.Split(v, ",") {
 			e = strings.TrimSpace(e)
 			if !elementName.MatchString(e) {
-				return fail(http.StatusBadRequest, "value", "_elements=%s: %q is not an element name", v, e).at("_elements")
+				return fail(kindBadValue, "_elements=%s: %q is not an element name", v, e).at("_elements")
 			}
 			names = append(names, e)
 		}
@@ -362,7 +362,7 @@ func unescape(s string) string {
 }
 
 func badValue(key, v, why string) *apiError {
-	return fail(http.StatusBadRequest, "value", "%s=%s: %s", key, v, why).at(key)
+	return fail(kindBadValue, "%s=%s: %s", key, v, why).at(key)
 }
 
 // parseClause turns one occurrence of a parameter into a disjunction of predicates.
@@ -444,7 +444,7 @@ func tokenPredicate(sp *fhir.SearchParam, key, modifier, v string) ([]store.Pred
 		return []store.Predicate{p}, nil
 	case "of-type":
 		if !isIdentifierToken(sp) {
-			return nil, fail(http.StatusBadRequest, "value", "%s=%s: :of-type applies only to identifier parameters", key, v).at(key)
+			return nil, fail(kindBadValue, "%s=%s: :of-type applies only to identifier parameters", key, v).at(key)
 		}
 		parts := splitBars(v)
 		if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
@@ -479,7 +479,7 @@ func isBooleanToken(sp *fhir.SearchParam) bool {
 }
 
 func badModifier(key, modifier, v string, sp *fhir.SearchParam) *apiError {
-	return fail(http.StatusBadRequest, "value", "%s=%s: the modifier :%s is not supported on the %s parameter %s",
+	return fail(kindBadValue, "%s=%s: the modifier :%s is not supported on the %s parameter %s",
 		key, v, modifier, sp.Type, sp.Code).at(key)
 }
 
@@ -490,7 +490,7 @@ func (s *Server) referencePredicates(sp *fhir.SearchParam, key, modifier, v stri
 	targets := sp.Targets
 	if modifier != "" {
 		if !contains(sp.Targets, modifier) {
-			return nil, fail(http.StatusBadRequest, "value", "%s=%s: :%s is not a modifier of %s, nor one of its target types (%s)",
+			return nil, fail(kindBadValue, "%s=%s: :%s is not a modifier of %s, nor one of its target types (%s)",
 				key, v, modifier, sp.Code, strings.Join(sp.Targets, ", ")).at(key)
 		}
 		targets = []string{modifier}
@@ -500,7 +500,7 @@ func (s *Server) referencePredicates(sp *fhir.SearchParam, key, modifier, v stri
 	}
 	if typ, id, ok := strings.Cut(v, "/"); ok {
 		if !contains(targets, typ) {
-			return nil, fail(http.StatusBadRequest, "value", "%s=%s: %s is not a target type of %s (targets: %s)",
+			return nil, fail(kindBadValue, "%s=%s: %s is not a target type of %s (targets: %s)",
 				key, v, typ, sp.Code, strings.Join(targets, ", ")).at(key)
 		}
 		return []store.Predicate{{Param: sp.Code, Match: store.MatchExact, Value: typ + "/" + id}}, nil
@@ -595,7 +595,7 @@ func (s *Server) readFormBody(c *gin.Context) (url.Values, *apiError) {
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBody)
 	if err := c.Request.ParseForm(); err != nil {
-		return nil, fail(http.StatusBadRequest, "structure", "the _search body is not a valid form: %v", err)
+		return nil, fail(kindMalformed, "the _search body is not a valid form: %v", err)
 	}
 	return c.Request.PostForm, nil
 }

@@ -179,22 +179,19 @@ func (s *Server) readyz(c *gin.Context) {
 
 // respondError writes an apiError as an OperationOutcome, logging any hidden cause.
 func (s *Server) respondError(c *gin.Context, err error) {
-	var ae *apiError
-	if !errors.As(err, &ae) {
-		ae = fromStoreError(err)
+	ae := answerOf(err)
+	if ae.cause != nil || ae.status() >= 500 {
+		s.logger(c).Error("request failed", "status", ae.status(), "error", ae.cause)
 	}
-	if ae.cause != nil || ae.status >= 500 {
-		s.logger(c).Error("request failed", "status", ae.status, "error", ae.cause)
-	}
-	if ae.status == http.StatusInternalServerError {
+	if ae.kind == kindInternal {
 		// The caller gets nothing but a handle to quote to support; the detail is in the log line above.
-		ae = fail(http.StatusInternalServerError, "exception", "internal error (request id %s)", requestIDOf(c))
+		ae = fail(kindInternal, "internal error (request id %s)", requestIDOf(c))
 	}
 	for k, v := range ae.header {
 		c.Header(k, v)
 	}
 	c.Header("Content-Type", fhirJSON)
-	c.Status(ae.status)
+	c.Status(ae.status())
 	if c.Request.Method == http.MethodHead {
 		return
 	}

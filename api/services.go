@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -32,23 +31,6 @@ type effects struct {
 	conflict error
 }
 
-func ruleError(e *fhir.RuleError) *apiError {
-	status := http.StatusUnprocessableEntity
-	switch e.Kind {
-	case fhir.RuleConflict:
-		status = http.StatusConflict
-	case fhir.RuleBadRequest:
-		status = http.StatusBadRequest
-	case fhir.RulePrecondition:
-		status = http.StatusPreconditionRequired
-	}
-	ae := fail(status, e.Code, "%s", e.Message)
-	if e.Expression != "" {
-		ae.at(e.Expression)
-	}
-	return ae
-}
-
 // writeRules applies the online-services rules to res, about to become version cur+1 of typ/id.
 func (s *Server) writeRules(req *request, res *fhir.Resource, typ, id string, cur int64, now time.Time) (effects, error) {
 	ctx := req.ctx()
@@ -60,7 +42,7 @@ func (s *Server) writeRules(req *request, res *fhir.Resource, typ, id string, cu
 	switch typ {
 	case "Patient", "RelatedPerson":
 		if e := fhir.CheckOnlineAccessResource(typ, res.Tree()); e != nil {
-			return effects{}, ruleError(e)
+			return effects{}, e
 		}
 	case "Appointment":
 		old, err := s.previous(ctx, typ, id, cur)
@@ -142,7 +124,7 @@ func (s *Server) slotTree(ctx context.Context, id string) (store.Resource, map[s
 func (s *Server) currentTree(ctx context.Context, typ, id, expr string) (store.Resource, map[string]any, error) {
 	r, err := s.store.Get(ctx, typ, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && r.Deleted {
-		return r, nil, fail(http.StatusUnprocessableEntity, "invalid", "%s/%s does not exist", typ, id).at(expr)
+		return r, nil, fail(kindUnprocessable, "%s/%s does not exist", typ, id).at(expr)
 	}
 	if err != nil {
 		return r, nil, err
@@ -159,7 +141,7 @@ func (s *Server) currentTree(ctx context.Context, typ, id, expr string) (store.R
 // system is the practice's own book, so its appointments only claim the slots that are still free.
 func (s *Server) booking(ctx context.Context, res *fhir.Resource, byPatient bool, now time.Time) (effects, error) {
 	tree := res.Tree()
-	taken := fail(http.StatusConflict, "conflict", "%s", fhir.SlotTakenMessage).at("Appointment.slot")
+	taken := fail(kindConflict, "%s", fhir.SlotTakenMessage).at("Appointment.slot")
 	var infos []fhir.SlotInfo
 	var extra []store.Write
 	for _, id := range fhir.AppointmentSlots(tree) {
@@ -187,7 +169,7 @@ func (s *Server) booking(ctx context.Context, res *fhir.Resource, byPatient bool
 		if e.Kind == fhir.RuleConflict {
 			return effects{}, taken
 		}
-		return effects{}, ruleError(e)
+		return effects{}, e
 	}
 	return effects{extra: extra, conflict: taken}, nil
 }
@@ -208,13 +190,13 @@ func (s *Server) appointmentChange(ctx context.Context, old map[string]any, res 
 	}
 	frees, e := fhir.CheckAppointmentChange(old, next, byPatient, cutoff, now)
 	if e != nil {
-		return effects{}, ruleError(e)
+		return effects{}, e
 	}
 	if !frees {
 		return effects{}, nil
 	}
 	if !ifMatch {
-		return effects{}, fail(http.StatusPreconditionRequired, "required",
+		return effects{}, fail(kindPreconditionRequired,
 			`cancelling an appointment needs If-Match with the version you read (for example If-Match: W/"1"), so that it cannot cancel a changed appointment`)
 	}
 	var extra []store.Write
@@ -222,7 +204,7 @@ func (s *Server) appointmentChange(ctx context.Context, old map[string]any, res 
 		r, st, err := s.slotTree(ctx, id)
 		if err != nil {
 			var ae *apiError
-			if errors.As(err, &ae) && ae.status == http.StatusUnprocessableEntity {
+			if errors.As(err, &ae) && ae.kind == kindUnprocessable {
 				continue // the practice removed the slot; nothing to free
 			}
 			return effects{}, err
@@ -272,7 +254,7 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID s
 			}
 		}
 		if e := fhir.CheckRepeatRequest(tree, plan, now); e != nil {
-			return effects{}, ruleError(e)
+			return effects{}, e
 		}
 		if plan.Outstanding == "" || plan.Outstanding == taskID {
 			break
@@ -282,7 +264,7 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID s
 			return effects{}, err
 		}
 		if e := fhir.CheckNoOutstandingRequest(plan.Outstanding, status); e != nil {
-			return effects{}, ruleError(e)
+			return effects{}, e
 		}
 		// The marker names a request that has finished. Finishing takes the marker off in the same
 		// group, so unless that request was deleted, or finished before plans carried markers, the plan
@@ -317,7 +299,7 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID s
 			return effects{}, err
 		}
 		if e := fhir.CheckNoOutstandingRequest(hits[0].Resource.ID, status); e != nil {
-			return effects{}, ruleError(e)
+			return effects{}, e
 		}
 	}
 	marked, err := s.derivedWrite(fhir.MarkOutstanding(pt, taskID), "MedicationRequest", planID, pr.VersionID, now)
@@ -382,7 +364,7 @@ func (s *Server) repeatChange(ctx context.Context, old map[string]any, res *fhir
 	next := res.Tree()
 	step, e := fhir.CheckTaskChange(old, next, byPatient)
 	if e != nil {
-		return effects{}, ruleError(e)
+		return effects{}, e
 	}
 	switch step {
 	case fhir.TaskComplete:
@@ -403,7 +385,7 @@ func (s *Server) repeatChange(ctx context.Context, old map[string]any, res *fhir
 	plan := fhir.ParsePlan(planID, pt)
 	if e := fhir.CheckPlanOrderable(plan, now); e != nil {
 		e.Message = "the request cannot be completed: " + e.Message
-		return effects{}, ruleError(e)
+		return effects{}, e
 	}
 	issueID := uuid.NewString()
 	issue, err := s.derivedWrite(fhir.IssueFromPlan(planID, pt, now), "MedicationRequest", issueID, 0, now)
