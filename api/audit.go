@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -518,8 +517,9 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 	return store.AuditRecord{ID: in.ID, Recorded: now, Body: body, Index: index}, nil
 }
 
-// patientsOf names the patients whose record r is part of: a Patient itself, or the patient references
-// of a compartment type. AuditEvents are not attributed: reading the trail is not reading a record.
+// patientsOf names the patients whose record r is part of, as the policy reads them (auth.FactsOf): a
+// Patient itself, or the patient references of a compartment type. AuditEvents are not attributed:
+// reading the trail is not reading a record.
 func (s *Server) patientsOf(r store.Resource) []string {
 	if r.Type == "Patient" {
 		return []string{r.ID}
@@ -527,20 +527,11 @@ func (s *Server) patientsOf(r store.Resource) []string {
 	if auth.ClassOf(r.Type) != auth.ClassPatient || len(r.Body) == 0 {
 		return nil
 	}
-	var tree map[string]any
-	if json.Unmarshal(r.Body, &tree) != nil {
+	entries, err := s.entriesOf(r.Body)
+	if err != nil {
 		return nil
 	}
-	def, _ := auth.PatientCompartment(r.Type)
-	var ids []string
-	for _, path := range def.Paths {
-		for _, ref := range refsAt(tree, path) {
-			if typ, id, ok := s.localRef(ref); ok && typ == "Patient" {
-				ids = append(ids, id)
-			}
-		}
-	}
-	return ids
+	return auth.FactsOf(r.Type, r.ID, entries).PatientIDs
 }
 
 // verifyAudit is GET [base]/AuditEvent/$verify: the chain checked from the first record to the head, as
@@ -567,28 +558,10 @@ func (s *Server) verifyAudit(req *request) error {
 	return s.writeParameters(req.c, params)
 }
 
-// auditClause confines a search of AuditEvents: auditors see every event, a patient (or proxy) the
-// events about their own record, that is, those whose patient parameter names one of their Patients.
-// restrict calls it for AuditEvent queries once Authorize has let the caller search them.
-func auditClause(caller *auth.Caller) store.Clause {
-	switch caller.Kind {
-	case auth.KindAuditor:
-		return nil
-	case auth.KindPatient:
-		var cl store.Clause
-		for _, id := range caller.PatientIDs {
-			cl = append(cl, store.Predicate{Param: "patient", Match: store.MatchExact, Value: "Patient/" + id})
-		}
-		if len(cl) > 0 {
-			return cl
-		}
-	}
-	return nothing
-}
-
 // auditFacts are the facts of an AuditEvent for canRead: the patients it concerns, the same ones its
 // patient search parameter indexes, so that reading and searching agree.
-func auditFacts(f auth.Facts, r store.Resource) (auth.Facts, error) {
+func auditFacts(r store.Resource) (auth.Facts, error) {
+	f := auth.Facts{Type: r.Type}
 	if len(r.Body) == 0 {
 		return f, nil
 	}

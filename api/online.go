@@ -14,115 +14,30 @@ import (
 	"github.com/gpfhir/gpfhir/store"
 )
 
-// Patient online services at the access seam: the clauses restrict adds for patients and proxies
-// (access levels, prospective record access, online-bookable slots, redaction), the facts canRead needs
-// for them, how a patient's or proxy's caller is resolved (practice-set levels, proxy grants), and the
-// confidential-items note of a searchset that withheld something.
-
-// notRedacted are the clauses that leave out every resource with a redaction label: one :not clause per
-// label, ANDed.
-var notRedacted = func() []store.Clause {
-	var out []store.Clause
-	for _, l := range fhir.RedactionLabels {
-		out = append(out, store.Clause{{Param: "_security", Match: store.MatchToken, Not: true, System: l[0], Value: l[1]}})
-	}
-	return out
-}()
-
-// redactedOnly matches resources with any redaction label.
-var redactedOnly = func() store.Clause {
-	var cl store.Clause
-	for _, l := range fhir.RedactionLabels {
-		cl = append(cl, store.Predicate{Param: "_security", Match: store.MatchToken, System: l[0], Value: l[1]})
-	}
-	return cl
-}()
-
-// onlineClauses are the clauses, other than the compartment and redaction, that confine a patient's or
-// proxy's query over typ: only Schedules and Slots published for online booking, and only record entries
-// dated from the practice's prospective-access date.
-func onlineClauses(caller *auth.Caller, typ string) []store.Clause {
-	if caller.Kind != auth.KindPatient {
-		return nil
-	}
-	var out []store.Clause
-	if typ == "Slot" || typ == "Schedule" {
-		out = append(out, store.Clause{{Param: "online-bookable", Match: store.MatchToken, AnySystem: true, Value: "true"}})
-	}
-	if param, from, ok := caller.RecordFrom(typ); ok {
-		out = append(out, store.Clause{{Param: param, Match: store.MatchRange,
-			Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: from.UnixMilli()}}}})
-	}
-	return out
-}
-
-// onlineFacts fills in, for a patient or proxy, whether r is redacted (in any version: redaction hides
-// a resource's whole history, since earlier versions hold the same content), unpublished (Schedules and
-// Slots not bookable online) and its clinical date.
-func (s *Server) onlineFacts(ctx context.Context, f *auth.Facts, r store.Resource) error {
-	tree, err := s.lastBody(ctx, r)
-	if err != nil || tree == nil {
-		return err
-	}
-	if fhir.IsRedacted(tree) {
-		f.Redacted = true
-	}
-	if !r.Deleted && len(r.Body) > 0 {
-		var own map[string]any
-		if err := json.Unmarshal(r.Body, &own); err != nil {
-			return internal(err)
-		}
-		f.Redacted = f.Redacted || fhir.IsRedacted(own)
-		tree = own
-	}
-	switch r.Type {
-	case "Slot", "Schedule":
-		v, _ := fhir.ExtensionValue(tree, fhir.OnlineBookableExtension, "valueBoolean")
-		f.Unpublished = v != true
-	default:
-		f.EntryDate = fhir.EntryDate(r.Type, tree)
-	}
-	return nil
-}
-
-// lastBody returns the body of the newest version of r's resource that has one.
-func (s *Server) lastBody(ctx context.Context, r store.Resource) (map[string]any, error) {
-	cur, err := s.store.Get(ctx, r.Type, r.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if cur.Deleted {
-		if cur.VersionID <= 1 {
-			return nil, nil
-		}
-		if cur, err = s.store.GetVersion(ctx, r.Type, r.ID, cur.VersionID-1); err != nil {
-			return nil, err
-		}
-	}
-	var tree map[string]any
-	if err := json.Unmarshal(cur.Body, &tree); err != nil {
-		return nil, internal(err)
-	}
-	return tree, nil
-}
+// Patient online services at the access seam: how a patient's or proxy's caller is resolved
+// (practice-set levels, proxy grants), the confidential-items note of a searchset that withheld
+// something, and the practice facts the booking rules need. What patients and proxies may see is
+// auth.Restriction, applied in policy.go.
 
 // Withheld items. restrict records, for patients and proxies, each top-level query it confined with
 // the redaction clauses; a searchset then asks whether any of them would have matched a redacted
 // resource, and if so carries the confidential-items note. It says that something was withheld, never
 // what or how much.
 
-func (s *Server) noteRestricted(req *request, caller *auth.Caller, q *store.Query) {
-	if !caller.RedactionApplies() {
+func (s *Server) noteRestricted(req *request, r auth.Restriction, q *store.Query) {
+	if len(r.Withheld) == 0 {
 		return
 	}
-	n := len(q.Clauses) - len(notRedacted)
+	n := len(q.Clauses) - len(r.Withheld)
 	if n < 0 {
 		return
 	}
-	probe := store.Query{Type: q.Type, Clauses: append(append([]store.Clause(nil), q.Clauses[:n]...), redactedOnly), Limit: 1}
+	var withheld store.Clause
+	for _, l := range r.Withheld {
+		system, code, _ := strings.Cut(l, "|")
+		withheld = append(withheld, store.Predicate{Param: "_security", Match: store.MatchToken, System: system, Value: code})
+	}
+	probe := store.Query{Type: q.Type, Clauses: append(append([]store.Clause(nil), q.Clauses[:n]...), withheld), Limit: 1}
 	req.probes = append(req.probes, probe)
 }
 
@@ -220,7 +135,7 @@ func (s *Server) proxyGrants(ctx context.Context, proxyNHS string, patients []st
 		if rerr != nil || g.ProxyNHS != proxyNHS {
 			continue
 		}
-		typ, id, ok := s.localRef(g.PatientRef)
+		typ, id, ok := fhir.LocalRef(g.PatientRef, s.cfg.BaseURL)
 		if !ok || typ != "Patient" {
 			continue
 		}
@@ -297,13 +212,13 @@ func (s *Server) cancellationCutoff(ctx context.Context, patientID string) (time
 		}
 		return 0, err
 	}
-	var tree map[string]any
-	if err := json.Unmarshal(pt.Body, &tree); err != nil {
-		return 0, internal(err)
+	entries, err := s.entriesOf(pt.Body)
+	if err != nil {
+		return 0, err
 	}
-	for _, ref := range refsAt(tree, "managingOrganization") {
-		typ, id, ok := s.localRef(ref)
-		if !ok || typ != "Organization" {
+	for _, e := range entries {
+		id, ok := strings.CutPrefix(e.Value, "Organization/")
+		if e.Param != "organization" || !ok {
 			continue
 		}
 		org, err := s.store.Get(ctx, "Organization", id)

@@ -180,7 +180,7 @@ func (s *Server) appointmentChange(ctx context.Context, old map[string]any, res 
 	cutoff := fhir.DefaultCancellationCut
 	if byPatient {
 		if pts := fhir.AppointmentPatients(old); len(pts) > 0 {
-			if _, id, ok := s.localRef(pts[0]); ok {
+			if _, id, ok := fhir.LocalRef(pts[0], s.cfg.BaseURL); ok {
 				var err error
 				if cutoff, err = s.cancellationCutoff(ctx, id); err != nil {
 					return effects{}, err
@@ -234,7 +234,7 @@ func (s *Server) plan(ctx context.Context, id string) (store.Resource, map[strin
 func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID string, now time.Time) (effects, error) {
 	tree := res.Tree()
 	if f := fhir.TaskFor(tree); f != "" {
-		if _, id, ok := s.localRef(f); ok {
+		if _, id, ok := fhir.LocalRef(f, s.cfg.BaseURL); ok {
 			tree["for"] = map[string]any{"reference": "Patient/" + id}
 		}
 	}
@@ -249,7 +249,7 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID s
 				return effects{}, err
 			}
 			plan = fhir.ParsePlan(planID, pt)
-			if _, id, ok := s.localRef(plan.Patient); ok {
+			if _, id, ok := fhir.LocalRef(plan.Patient, s.cfg.BaseURL); ok {
 				plan.Patient = "Patient/" + id
 			}
 		}

@@ -116,16 +116,6 @@ func (c *Caller) serviceLevel(service, view, manage string, in Interaction, have
 			have.String() + "); ask the patient's practice to extend it"}
 }
 
-// entryDateGate applies prospective record access to one resource the caller's compartment holds.
-func (c *Caller) entryDateGate(f Facts) Decision {
-	if _, from, ok := c.RecordFrom(f.Type); ok && (f.EntryDate.IsZero() || f.EntryDate.Before(from)) {
-		return Decision{Outcome: DenyAccessLevel, Missing: "historical record access",
-			Reason: "this entry is from before " + from.Format("2 January 2006") + ", the date from which the practice has " +
-				"switched on online access to the record; ask the practice for access to older entries"}
-	}
-	return allow
-}
-
 // RecordFrom says, for a patient or proxy, whether entries of typ are shown only from a date on
 // (prospective access), and the search parameter that holds their date. A MedicationRequest shown
 // through prescriptions access is not limited by the record date.

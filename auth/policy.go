@@ -257,47 +257,55 @@ type Facts struct {
 }
 
 // CanAccess decides on one resource the caller wants to use through in: read it, see it in a history or
-// an include, or write it. Authorize must have allowed in on f.Type first.
+// an include, or write it. Authorize must have allowed in on f.Type first. It checks f against the
+// caller's Restriction, the same data every query of the caller is confined by, and says which part of
+// it refused.
 func CanAccess(c *Caller, in Interaction, f Facts) Decision {
 	if d := c.roleGate(in, f.Type); !d.Allow() {
 		return d
 	}
-	if c.Kind == KindPatient && f.Unpublished {
+	r := c.restriction(f.Type)
+	if r.Nothing {
+		return Decision{Outcome: DenyRole, Reason: "this token may not see patient records"}
+	}
+	if r.PublishedOnly && f.Unpublished {
 		return Decision{Outcome: DenyRedacted, Reason: "this " + f.Type + " is not published for online booking"}
 	}
-	if ClassOf(f.Type) == ClassAudit && c.Kind == KindPatient {
-		// f.PatientIDs are the patients the event concerns (fhir.AuditPatients).
-		for _, id := range f.PatientIDs {
-			if contains(c.PatientIDs, id) {
-				return allow
-			}
-		}
-		return Decision{Outcome: DenyCompartment, Reason: "this AuditEvent is not about your own GP record"}
+	if len(r.Withheld) > 0 && f.Redacted {
+		return Decision{Outcome: DenyRedacted, Reason: "this " + f.Type + " is not shown online"}
 	}
-	if ClassOf(f.Type) != ClassPatient {
+	switch {
+	case r.PatientParam == "":
 		return allow
+	case ClassOf(f.Type) == ClassAudit:
+		if !containsAny(r.Patients, f.PatientIDs) {
+			return Decision{Outcome: DenyCompartment, Reason: "this AuditEvent is not about your own GP record"}
+		}
+	case len(r.Practices) > 0:
+		if !containsAny(r.Practices, f.PracticeODS) {
+			return Decision{Outcome: DenyCompartment,
+				Reason: "this " + f.Type + " belongs to a patient who is not registered at a practice that client " + c.ClientID +
+					" serves (" + strings.Join(c.ODS, ", ") + ")"}
+		}
+	default:
+		if !containsAny(r.Patients, f.PatientIDs) {
+			return Decision{Outcome: DenyCompartment,
+				Reason: "this " + f.Type + " is not part of your own GP record, so you may not see or change it"}
+		}
 	}
-	switch c.Kind {
-	case KindPatient:
-		if f.Redacted {
-			return Decision{Outcome: DenyRedacted, Reason: "this " + f.Type + " is not shown online"}
-		}
-		for _, id := range f.PatientIDs {
-			if contains(c.PatientIDs, id) {
-				return c.entryDateGate(f)
-			}
-		}
-		return Decision{Outcome: DenyCompartment,
-			Reason: "this " + f.Type + " is not part of your own GP record, so you may not see or change it"}
-	case KindSystem:
-		for _, ods := range f.PracticeODS {
-			if contains(c.ODS, ods) {
-				return allow
-			}
-		}
-		return Decision{Outcome: DenyCompartment,
-			Reason: "this " + f.Type + " belongs to a patient who is not registered at a practice that client " + c.ClientID +
-				" serves (" + strings.Join(c.ODS, ", ") + ")"}
+	if r.DateParam != "" && (f.EntryDate.IsZero() || f.EntryDate.Before(r.From)) {
+		return Decision{Outcome: DenyAccessLevel, Missing: "historical record access",
+			Reason: "this entry is from before " + r.From.Format("2 January 2006") + ", the date from which the practice has " +
+				"switched on online access to the record; ask the practice for access to older entries"}
 	}
-	return Decision{Outcome: DenyRole, Reason: "this token may not see patient records"}
+	return allow
+}
+
+func containsAny(list, vals []string) bool {
+	for _, v := range vals {
+		if contains(list, v) {
+			return true
+		}
+	}
+	return false
 }

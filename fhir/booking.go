@@ -81,7 +81,7 @@ func AppointmentSlots(tree map[string]any) []string {
 	var out []string
 	for _, v := range walk(tree, "slot") {
 		m, _ := v.(map[string]any)
-		if typ, id, ok := localRef(str(m, "reference"), ""); ok && typ == "Slot" {
+		if typ, id, ok := LocalRef(str(m, "reference"), ""); ok && typ == "Slot" {
 			out = append(out, id)
 		}
 	}
@@ -93,7 +93,7 @@ func AppointmentPatients(tree map[string]any) []string {
 	var out []string
 	for _, v := range walk(tree, "participant.actor") {
 		m, _ := v.(map[string]any)
-		if typ, _, ok := localRef(str(m, "reference"), ""); ok && typ == "Patient" {
+		if typ, _, ok := LocalRef(str(m, "reference"), ""); ok && typ == "Patient" {
 			out = append(out, str(m, "reference"))
 		}
 	}

@@ -219,7 +219,7 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 		if ref == "" {
 			return
 		}
-		if typ, id, ok := localRef(ref, x.base); ok {
+		if typ, id, ok := LocalRef(ref, x.base); ok {
 			if path.RefType != "" && typ != path.RefType {
 				return
 			}
@@ -286,7 +286,7 @@ func References(r *Resource, base string) []Ref {
 		switch v := v.(type) {
 		case map[string]any:
 			if ref, ok := v["reference"].(string); ok {
-				if typ, id, ok := localRef(ref, base); ok {
+				if typ, id, ok := LocalRef(ref, base); ok {
 					out = append(out, Ref{Expression: at + ".reference", Type: typ, ID: id})
 				}
 			}
@@ -306,8 +306,10 @@ func References(r *Resource, base string) []Ref {
 	return out
 }
 
-// localRef splits a reference to this server into type and id. base may be empty.
-func localRef(ref, base string) (typ, id string, ok bool) {
+// LocalRef splits a reference to this server into type and id: relative "Type/id", optionally with
+// "/_history/n", or an absolute URL under base (which may be empty). It is the project's one reference
+// parser, so that what the index holds, what the policy decides on and what the rules follow agree.
+func LocalRef(ref, base string) (typ, id string, ok bool) {
 	if base != "" && strings.HasPrefix(ref, base+"/") {
 		ref = ref[len(base)+1:]
 	} else if strings.Contains(ref, ":") || strings.HasPrefix(ref, "#") {

@@ -70,7 +70,7 @@ func ParsePlan(id string, tree map[string]any) Plan {
 	}
 	for _, e := range extensions(tree, OutstandingRequestExtension) {
 		if r, ok := e["valueReference"].(map[string]any); ok {
-			if typ, id, ok := localRef(str(r, "reference"), ""); ok && typ == "Task" {
+			if typ, id, ok := LocalRef(str(r, "reference"), ""); ok && typ == "Task" {
 				p.Outstanding = id
 			}
 		}
@@ -111,7 +111,7 @@ func CheckPlanOrderable(p Plan, now time.Time) *RuleError {
 // TaskFocus returns the "MedicationRequest/id" a Task focuses on, or "".
 func TaskFocus(tree map[string]any) string {
 	if f, ok := tree["focus"].(map[string]any); ok {
-		if typ, id, ok := localRef(str(f, "reference"), ""); ok && typ == "MedicationRequest" {
+		if typ, id, ok := LocalRef(str(f, "reference"), ""); ok && typ == "MedicationRequest" {
 			return id
 		}
 	}

@@ -1,7 +1,7 @@
 package api
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"strings"
 
@@ -10,12 +10,15 @@ import (
 	"github.com/gpfhir/gpfhir/store"
 )
 
-// The access seam. Every path that reads resources goes through these two functions, so that the
-// authorisation policy has exactly one place to say what a caller may see:
-//   - restrict adds, to a query and to every sub-query inside it (chains, _has), the clauses that confine
-//     it to what the caller may read. Searches, counts, includes and conditional matches all call it
-//     before running a query, so that filtering happens before paging and counting.
-//   - canRead checks one resource fetched by id (read, vread, history entries, included resources).
+// The access seam. What a caller may see is decided in package auth, as data (auth.Restriction): the
+// patients, practices, publication, record date and withheld labels that confine each type. Every path
+// that reads resources applies it through one of two functions:
+//   - restrict turns it into store clauses (restrictionClauses, the one translation) on a query and on
+//     every sub-query inside it (chains, _has). Searches, counts, includes and conditional matches all
+//     call it before running a query, so that filtering happens before paging and counting.
+//   - canRead checks one resource fetched by id (read, vread, history entries, included resources):
+//     auth.CanAccess decides on the resource's facts, read from its index entries (auth.FactsOf), against
+//     the same Restriction.
 //
 // Writes are checked by checkWrites, below, which commit runs before every write whatever handler
 // makes it.
@@ -27,81 +30,74 @@ func (s *Server) restrict(req *request, q *store.Query) error {
 		// Only authorised requests reach a query; anything else is a bug, and must see nothing.
 		return internal(errors.New("restrict: no caller"))
 	}
-	if err := s.restrictFor(caller, q); err != nil {
-		return err
-	}
-	s.noteRestricted(req, caller, q)
+	restrictFor(caller, q)
+	s.noteRestricted(req, caller.Restrict(q.Type), q)
 	return nil
 }
 
-func (s *Server) restrictFor(caller *auth.Caller, q *store.Query) error {
+func restrictFor(caller *auth.Caller, q *store.Query) {
 	for i := range q.Clauses {
 		for j := range q.Clauses[i] {
 			if sub := q.Clauses[i][j].Sub; sub != nil {
-				if err := s.restrictFor(caller, sub); err != nil {
-					return err
-				}
+				restrictFor(caller, sub)
 			}
 		}
 	}
-	if cl := compartmentClause(caller, q.Type); cl != nil {
-		q.Clauses = append(q.Clauses, cl)
-	}
-	q.Clauses = append(q.Clauses, onlineClauses(caller, q.Type)...)
-	if caller.RedactionApplies() {
-		q.Clauses = append(q.Clauses, notRedacted...)
-	}
-	return nil
+	q.Clauses = append(q.Clauses, restrictionClauses(caller.Restrict(q.Type), q.Type)...)
 }
 
-// nothing matches no resource: ids are never empty. A query over a type the caller may not list gets it,
-// so that a chain, _has or include through that type reveals nothing rather than failing the search.
+// nothing matches no resource: ids are never empty.
 var nothing = store.Clause{{Param: store.ParamID, Match: store.MatchExact, Value: ""}}
 
-// compartmentClause is the clause that confines a query over typ to what caller may see; nil when the
-// caller may see every resource of the type.
-func compartmentClause(caller *auth.Caller, typ string) store.Clause {
-	if !auth.Authorize(caller, auth.Search, typ).Allow() && !auth.Authorize(caller, auth.Read, typ).Allow() {
-		return nothing
+// restrictionClauses is the one translation of a Restriction into store clauses, ANDed with a query's
+// own. The withheld-label clauses come last, one per label, so that noteRestricted can probe for what
+// they left out.
+func restrictionClauses(r auth.Restriction, typ string) []store.Clause {
+	if r.Nothing {
+		return []store.Clause{nothing}
 	}
-	if auth.ClassOf(typ) == auth.ClassAudit {
-		return auditClause(caller)
-	}
-	if auth.ClassOf(typ) != auth.ClassPatient {
-		return nil
-	}
-	def, _ := auth.PatientCompartment(typ)
-	switch caller.Kind {
-	case auth.KindPatient:
-		if len(caller.PatientIDs) == 0 {
-			return nothing
+	var out []store.Clause
+	switch {
+	case r.PatientParam == "":
+	case len(r.Practices) > 0:
+		registered := practicePatients(r.Practices)
+		if typ == "Patient" {
+			out = append(out, registered)
+		} else {
+			out = append(out, store.Clause{{Param: r.PatientParam, Match: store.MatchRefIn,
+				Sub: &store.Query{Type: "Patient", Clauses: []store.Clause{registered}}}})
 		}
+	default:
 		var cl store.Clause
-		for _, id := range caller.PatientIDs {
-			if typ == "Patient" {
+		for _, id := range r.Patients {
+			if r.PatientParam == store.ParamID {
 				cl = append(cl, store.Predicate{Param: store.ParamID, Match: store.MatchExact, Value: id})
 			} else {
-				cl = append(cl, store.Predicate{Param: def.Param, Match: store.MatchExact, Value: "Patient/" + id})
+				cl = append(cl, store.Predicate{Param: r.PatientParam, Match: store.MatchExact, Value: "Patient/" + id})
 			}
 		}
-		return cl
-	case auth.KindSystem:
-		registered := practicePatients(caller.ODS)
-		if typ == "Patient" {
-			return registered
+		if len(cl) == 0 {
+			cl = nothing
 		}
-		return store.Clause{{Param: def.Param, Match: store.MatchRefIn,
-			Sub: &store.Query{Type: "Patient", Clauses: []store.Clause{registered}}}}
+		out = append(out, cl)
 	}
-	return nothing
+	if r.PublishedOnly {
+		out = append(out, store.Clause{{Param: auth.OnlineBookableParam, Match: store.MatchToken, AnySystem: true, Value: "true"}})
+	}
+	if r.DateParam != "" {
+		out = append(out, store.Clause{{Param: r.DateParam, Match: store.MatchRange,
+			Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: r.From.UnixMilli()}}}})
+	}
+	for _, l := range r.Withheld {
+		system, code, _ := strings.Cut(l, "|")
+		out = append(out, store.Clause{{Param: "_security", Match: store.MatchToken, Not: true, System: system, Value: code}})
+	}
+	return out
 }
 
 // practicePatients matches Patients registered at one of the practices: their managingOrganization or
 // generalPractitioner is an Organization with one of the ODS codes.
 func practicePatients(ods []string) store.Clause {
-	if len(ods) == 0 {
-		return nothing
-	}
 	var byCode store.Clause
 	for _, code := range ods {
 		byCode = append(byCode, store.Predicate{Param: "identifier", Match: store.MatchToken, System: fhir.ODSOrganizationSystem, Value: code})
@@ -148,55 +144,50 @@ func (s *Server) mayRead(req *request, caller *auth.Caller, r store.Resource) (a
 	return auth.CanAccess(caller, auth.Interaction(req.interaction), f), nil
 }
 
-// facts works out whose record r belongs to, and for GP systems where those patients are registered.
-// A tombstone has no body, so the version before it speaks for it.
+// facts reads what the policy decides on about r from r's index entries, the values its searches are
+// matched on, and for GP systems where its patients are registered. A tombstone has no body, so the
+// version before it speaks for it; and for patients, a redaction label on the newest version hides every
+// version, since earlier ones hold the same content.
 func (s *Server) facts(req *request, caller *auth.Caller, r store.Resource) (auth.Facts, error) {
 	ctx := req.ctx()
-	f := auth.Facts{Type: r.Type}
-	if caller.RedactionApplies() {
-		if err := s.onlineFacts(ctx, &f, r); err != nil {
-			return f, err
-		}
-	}
 	if auth.ClassOf(r.Type) == auth.ClassAudit {
-		return auditFacts(f, r)
-	}
-	if auth.ClassOf(r.Type) != auth.ClassPatient {
-		return f, nil
+		return auditFacts(r)
 	}
 	body := r.Body
 	if r.Deleted {
 		if r.VersionID <= 1 {
-			return f, nil
+			return auth.Facts{Type: r.Type}, nil
 		}
 		prev, err := s.store.GetVersion(ctx, r.Type, r.ID, r.VersionID-1)
 		if err != nil {
-			return f, err
+			return auth.Facts{Type: r.Type}, err
 		}
 		body = prev.Body
 	}
-	var tree map[string]any
-	if err := json.Unmarshal(body, &tree); err != nil {
-		return f, internal(err)
+	entries, err := s.entriesOf(body)
+	if err != nil {
+		return auth.Facts{Type: r.Type}, err
 	}
-	def, _ := auth.PatientCompartment(r.Type)
-	if r.Type == "Patient" {
-		f.PatientIDs = []string{r.ID}
-	} else {
-		for _, path := range def.Paths {
-			for _, ref := range refsAt(tree, path) {
-				if typ, id, ok := s.localRef(ref); ok && typ == "Patient" {
-					f.PatientIDs = append(f.PatientIDs, id)
-				}
+	f := auth.FactsOf(r.Type, r.ID, entries)
+	if caller.RedactionApplies() && !f.Redacted {
+		newest, err := s.newestBody(ctx, r)
+		if err != nil {
+			return f, err
+		}
+		if newest != nil {
+			if entries, err := s.entriesOf(newest); err != nil {
+				return f, err
+			} else {
+				f.Redacted = auth.FactsOf(r.Type, r.ID, entries).Redacted
 			}
 		}
 	}
-	if caller.Kind != auth.KindSystem {
+	if caller.Kind != auth.KindSystem || auth.ClassOf(r.Type) != auth.ClassPatient {
 		return f, nil
 	}
 	seen := map[string]bool{}
 	for _, pid := range f.PatientIDs {
-		pt := tree
+		pt := entries
 		if r.Type != "Patient" || pid != r.ID {
 			cur, err := s.current(req, "Patient", pid)
 			if errors.Is(err, store.ErrNotFound) {
@@ -208,15 +199,16 @@ func (s *Server) facts(req *request, caller *auth.Caller, r store.Resource) (aut
 			if cur.Deleted {
 				continue
 			}
-			pt = nil
-			if err := json.Unmarshal(cur.Body, &pt); err != nil {
-				return f, internal(err)
+			if pt, err = s.entriesOf(cur.Body); err != nil {
+				return f, err
 			}
 		}
-		refs := append(refsAt(pt, "managingOrganization"), refsAt(pt, "generalPractitioner")...)
-		for _, ref := range refs {
-			typ, id, ok := s.localRef(ref)
-			if !ok || typ != "Organization" || seen[id] {
+		for _, e := range pt {
+			if e.Param != "organization" && e.Param != "general-practitioner" {
+				continue
+			}
+			id, ok := strings.CutPrefix(e.Value, "Organization/")
+			if !ok || seen[id] {
 				continue
 			}
 			seen[id] = true
@@ -230,73 +222,50 @@ func (s *Server) facts(req *request, caller *auth.Caller, r store.Resource) (aut
 			if org.Deleted {
 				continue
 			}
-			f.PracticeODS = append(f.PracticeODS, odsCodes(org.Body)...)
+			oe, err := s.entriesOf(org.Body)
+			if err != nil {
+				return f, err
+			}
+			for _, e := range oe {
+				if e.Param == "identifier" && e.System == fhir.ODSOrganizationSystem && e.Value != "" {
+					f.PracticeODS = append(f.PracticeODS, e.Value)
+				}
+			}
 		}
 	}
 	return f, nil
 }
 
-// refsAt collects the reference strings at a dotted element path, flattening arrays.
-func refsAt(tree map[string]any, path string) []string {
-	cur := []any{tree}
-	for _, el := range strings.Split(path, ".") {
-		var next []any
-		for _, v := range cur {
-			m, ok := v.(map[string]any)
-			if !ok {
-				continue
-			}
-			switch x := m[el].(type) {
-			case []any:
-				next = append(next, x...)
-			case nil:
-			default:
-				next = append(next, x)
-			}
-		}
-		cur = next
+// entriesOf computes a stored body's index entries, as the store holds them for its current version.
+func (s *Server) entriesOf(body []byte) ([]fhir.IndexEntry, error) {
+	if len(body) == 0 {
+		return nil, nil
 	}
-	var out []string
-	for _, v := range cur {
-		if m, ok := v.(map[string]any); ok {
-			if ref, ok := m["reference"].(string); ok {
-				out = append(out, ref)
-			}
-		}
+	entries, err := fhir.ExtractBody(body, s.cfg.BaseURL)
+	if err != nil {
+		return nil, internal(err)
 	}
-	return out
+	return entries, nil
 }
 
-// localRef splits a reference to this server ("Type/id", "Type/id/_history/n" or under the base URL).
-func (s *Server) localRef(ref string) (typ, id string, ok bool) {
-	ref = strings.TrimPrefix(ref, s.cfg.BaseURL+"/")
-	if strings.Contains(ref, ":") || strings.HasPrefix(ref, "#") {
-		return "", "", false
+// newestBody returns the body of the newest version of r's resource that has one; nil when none has.
+func (s *Server) newestBody(ctx context.Context, r store.Resource) ([]byte, error) {
+	cur, err := s.store.Get(ctx, r.Type, r.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
-	parts := strings.Split(ref, "/")
-	if len(parts) != 2 && !(len(parts) == 4 && parts[2] == "_history") {
-		return "", "", false
+	if err != nil {
+		return nil, err
 	}
-	return parts[0], parts[1], parts[0] != "" && parts[1] != ""
-}
-
-func odsCodes(body []byte) []string {
-	var org struct {
-		Identifier []struct {
-			System string `json:"system"`
-			Value  string `json:"value"`
-		} `json:"identifier"`
-	}
-	if json.Unmarshal(body, &org) != nil {
-		return nil
-	}
-	var out []string
-	for _, id := range org.Identifier {
-		if id.System == fhir.ODSOrganizationSystem && id.Value != "" {
-			out = append(out, id.Value)
+	if cur.Deleted {
+		if cur.VersionID <= 1 {
+			return nil, nil
+		}
+		if cur, err = s.store.GetVersion(ctx, r.Type, r.ID, cur.VersionID-1); err != nil {
+			return nil, err
 		}
 	}
-	return out
+	return cur.Body, nil
 }
 
 // checkWrites is the write guard: a GP system cannot create, change or delete anything belonging to a
