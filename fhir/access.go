@@ -15,9 +15,6 @@ const (
 	// "record" (valueCode none|summary|detailed|full), "recordFrom" (valueDate: record entries dated
 	// before it are not shown), "prescriptions" and "appointments" (valueCode none|view|manage).
 	OnlineAccessExtension = "https://gpfhir.example/StructureDefinition/online-access"
-	// OnlineBookableExtension marks a Schedule and its Slots as published for online booking by patients
-	// (valueBoolean true); anything else is for reception and clinician booking only.
-	OnlineBookableExtension = "https://gpfhir.example/StructureDefinition/online-bookable"
 	// CancellationCutoffExtension on a practice Organization is how many hours before an appointment's
 	// start patients may still cancel it online (valueUnsignedInt).
 	CancellationCutoffExtension = "https://gpfhir.example/StructureDefinition/cancellation-cutoff-hours"
@@ -119,9 +116,9 @@ func (a OnlineAccess) Min(b OnlineAccess) OnlineAccess {
 // extension does not name keep their value in def. It returns a RuleError for an unknown level.
 func ParseOnlineAccess(tree map[string]any, def OnlineAccess) (OnlineAccess, *RuleError) {
 	out := def
-	for i, e := range extensions(tree, OnlineAccessExtension) {
+	for i, e := range Extensions(tree, OnlineAccessExtension) {
 		at := "extension[" + itoa(i) + "]"
-		for _, sub := range walk(e, "extension") {
+		for _, sub := range Walk(e, "extension") {
 			m, _ := sub.(map[string]any)
 			name, code := str(m, "url"), str(m, "valueCode")
 			bad := func(allowed []string) *RuleError {
@@ -234,7 +231,7 @@ func ParseProxyGrant(id string, tree map[string]any) (ProxyGrant, *RuleError) {
 	if a, ok := tree["active"].(bool); ok {
 		g.Active = a
 	}
-	for _, v := range walk(tree, "identifier") {
+	for _, v := range Walk(tree, "identifier") {
 		m, _ := v.(map[string]any)
 		if str(m, "system") == NHSNumberSystem {
 			g.ProxyNHS = str(m, "value")
@@ -283,34 +280,12 @@ func CheckOnlineAccessResource(typ string, tree map[string]any) *RuleError {
 		if err != nil {
 			return err
 		}
-		if len(extensions(tree, OnlineAccessExtension)) > 0 && g.ProxyNHS == "" {
+		if len(Extensions(tree, OnlineAccessExtension)) > 0 && g.ProxyNHS == "" {
 			return RuleViolation(IssueRequired, "RelatedPerson.identifier",
 				"a proxy grant (a RelatedPerson with online-access) needs the proxy's NHS number as an identifier")
 		}
 	}
 	return nil
-}
-
-// extensions returns the extensions of tree with the given url.
-func extensions(tree map[string]any, url string) []map[string]any {
-	var out []map[string]any
-	for _, e := range walk(tree, "extension") {
-		if m, ok := e.(map[string]any); ok && str(m, "url") == url {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// ExtensionValue returns the value[x] element named key (such as "valueBoolean") of the first extension
-// of tree with the given url.
-func ExtensionValue(tree map[string]any, url, key string) (any, bool) {
-	for _, e := range extensions(tree, url) {
-		if v, ok := e[key]; ok {
-			return v, true
-		}
-	}
-	return nil, false
 }
 
 func index(list []string, s string) int {

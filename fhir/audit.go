@@ -382,7 +382,7 @@ func AuditPatients(body []byte) ([]string, error) {
 		if r == nil {
 			return
 		}
-		if typ, id, ok := localRef(r.Reference, ""); ok && typ == "Patient" {
+		if typ, id, ok := LocalRef(r.Reference, ""); ok && typ == "Patient" {
 			ids = append(ids, id)
 		}
 	}
@@ -505,7 +505,7 @@ func marshalOrdered(m map[string]json.RawMessage, order []string) []byte {
 }
 
 func ownRef(ref string, own []string) bool {
-	typ, id, ok := localRef(ref, "")
+	typ, id, ok := LocalRef(ref, "")
 	if !ok || typ != "Patient" {
 		return false
 	}

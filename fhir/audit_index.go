@@ -172,7 +172,7 @@ func (x *auditIndexer) add(e IndexEntry) {
 // resolve applies the extractor's Reference rules to a reference AuditEvent writes.
 func (x *auditIndexer) resolve(ref string) auditRef {
 	ref = jsonString(ref)
-	if typ, id, ok := localRef(ref, x.base); ok {
+	if typ, id, ok := LocalRef(ref, x.base); ok {
 		if len(typ)+1+len(id) == len(ref) {
 			return auditRef{typ: typ, value: ref} // already "Type/id": no need to build it again
 		}

@@ -79,9 +79,9 @@ func instant(s string) (time.Time, bool) {
 // AppointmentSlots returns the ids of the Slots an Appointment tree references ("Slot/id").
 func AppointmentSlots(tree map[string]any) []string {
 	var out []string
-	for _, v := range walk(tree, "slot") {
+	for _, v := range Walk(tree, "slot") {
 		m, _ := v.(map[string]any)
-		if typ, id, ok := localRef(str(m, "reference"), ""); ok && typ == "Slot" {
+		if typ, id, ok := LocalRef(str(m, "reference"), ""); ok && typ == "Slot" {
 			out = append(out, id)
 		}
 	}
@@ -91,9 +91,9 @@ func AppointmentSlots(tree map[string]any) []string {
 // AppointmentPatients returns the "Patient/id" participants of an Appointment tree.
 func AppointmentPatients(tree map[string]any) []string {
 	var out []string
-	for _, v := range walk(tree, "participant.actor") {
+	for _, v := range Walk(tree, "participant.actor") {
 		m, _ := v.(map[string]any)
-		if typ, _, ok := localRef(str(m, "reference"), ""); ok && typ == "Patient" {
+		if typ, _, ok := LocalRef(str(m, "reference"), ""); ok && typ == "Patient" {
 			out = append(out, str(m, "reference"))
 		}
 	}

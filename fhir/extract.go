@@ -35,7 +35,7 @@ func Extract(r *Resource, base string) []IndexEntry {
 			continue
 		}
 		for _, path := range p.Paths {
-			for _, v := range walk(r.tree, path.Elements) {
+			for _, v := range Walk(r.tree, path.Elements) {
 				x.value(p, path, v)
 			}
 		}
@@ -67,8 +67,8 @@ func (x *extractor) add(e IndexEntry) {
 	x.out = append(x.out, e)
 }
 
-// walk follows dotted element names from v, flattening arrays at every step.
-func walk(v any, elements string) []any {
+// Walk follows dotted element names from v, flattening arrays at every step.
+func Walk(v any, elements string) []any {
 	cur := []any{v}
 	for elements != "" {
 		name := elements
@@ -131,7 +131,7 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 			return
 		}
 		text := str(m, "text")
-		codings := walk(m, "coding")
+		codings := Walk(m, "coding")
 		for _, c := range codings {
 			if cm, ok := c.(map[string]any); ok {
 				x.coding(p.Code, cm, text)
@@ -150,7 +150,7 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 		var text string
 		if t, ok := m["type"].(map[string]any); ok {
 			text = str(t, "text")
-			for _, c := range walk(t, "coding") {
+			for _, c := range Walk(t, "coding") {
 				cm, ok := c.(map[string]any)
 				if !ok || str(cm, "code") == "" || val == "" {
 					continue
@@ -219,7 +219,7 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 		if ref == "" {
 			return
 		}
-		if typ, id, ok := localRef(ref, x.base); ok {
+		if typ, id, ok := LocalRef(ref, x.base); ok {
 			if path.RefType != "" && typ != path.RefType {
 				return
 			}
@@ -286,7 +286,7 @@ func References(r *Resource, base string) []Ref {
 		switch v := v.(type) {
 		case map[string]any:
 			if ref, ok := v["reference"].(string); ok {
-				if typ, id, ok := localRef(ref, base); ok {
+				if typ, id, ok := LocalRef(ref, base); ok {
 					out = append(out, Ref{Expression: at + ".reference", Type: typ, ID: id})
 				}
 			}
@@ -306,8 +306,9 @@ func References(r *Resource, base string) []Ref {
 	return out
 }
 
-// localRef splits a reference to this server into type and id. base may be empty.
-func localRef(ref, base string) (typ, id string, ok bool) {
+// LocalRef splits a reference to this server ("Type/id" or "Type/id/_history/n", relative or under
+// base) into type and id. base may be empty.
+func LocalRef(ref, base string) (typ, id string, ok bool) {
 	if base != "" && strings.HasPrefix(ref, base+"/") {
 		ref = ref[len(base)+1:]
 	} else if strings.Contains(ref, ":") || strings.HasPrefix(ref, "#") {

@@ -53,8 +53,8 @@ func ParsePlan(id string, tree map[string]any) Plan {
 	if s, ok := tree["subject"].(map[string]any); ok {
 		p.Patient = str(s, "reference")
 	}
-	for _, e := range extensions(tree, RepeatInformationExtension) {
-		for _, sub := range walk(e, "extension") {
+	for _, e := range Extensions(tree, RepeatInformationExtension) {
+		for _, sub := range Walk(e, "extension") {
 			m, _ := sub.(map[string]any)
 			switch str(m, "url") {
 			case "numberOfPrescriptionsIssued":
@@ -68,15 +68,15 @@ func ParsePlan(id string, tree map[string]any) Plan {
 			}
 		}
 	}
-	for _, e := range extensions(tree, OutstandingRequestExtension) {
+	for _, e := range Extensions(tree, OutstandingRequestExtension) {
 		if r, ok := e["valueReference"].(map[string]any); ok {
-			if typ, id, ok := localRef(str(r, "reference"), ""); ok && typ == "Task" {
+			if typ, id, ok := LocalRef(str(r, "reference"), ""); ok && typ == "Task" {
 				p.Outstanding = id
 			}
 		}
 	}
 	if p.Expiry.IsZero() {
-		for _, v := range walk(tree, "dispenseRequest.validityPeriod.end") {
+		for _, v := range Walk(tree, "dispenseRequest.validityPeriod.end") {
 			if s, ok := v.(string); ok {
 				if _, hi, err := ParseDateRange(s); err == nil {
 					p.Expiry = time.UnixMilli(hi).UTC()
@@ -84,7 +84,7 @@ func ParsePlan(id string, tree map[string]any) Plan {
 			}
 		}
 	}
-	for _, v := range walk(tree, "dispenseRequest.numberOfRepeatsAllowed") {
+	for _, v := range Walk(tree, "dispenseRequest.numberOfRepeatsAllowed") {
 		if n, ok := number(v); ok {
 			p.Allowed = n + 1
 		}
@@ -111,7 +111,7 @@ func CheckPlanOrderable(p Plan, now time.Time) *RuleError {
 // TaskFocus returns the "MedicationRequest/id" a Task focuses on, or "".
 func TaskFocus(tree map[string]any) string {
 	if f, ok := tree["focus"].(map[string]any); ok {
-		if typ, id, ok := localRef(str(f, "reference"), ""); ok && typ == "MedicationRequest" {
+		if typ, id, ok := LocalRef(str(f, "reference"), ""); ok && typ == "MedicationRequest" {
 			return id
 		}
 	}
@@ -128,7 +128,7 @@ func TaskFor(tree map[string]any) string {
 
 // IsRepeatRequest reports whether a Task tree is a repeat request: its code is the renewal code.
 func IsRepeatRequest(tree map[string]any) bool {
-	for _, c := range walk(tree, "code.coding") {
+	for _, c := range Walk(tree, "code.coding") {
 		m, _ := c.(map[string]any)
 		if str(m, "system") == SNOMEDSystem && str(m, "code") == RenewalCode {
 			return true
@@ -153,10 +153,10 @@ func CheckRepeatRequest(task map[string]any, plan Plan, now time.Time) *RuleErro
 	case plan.Patient != TaskFor(task):
 		return RuleViolation(IssueBusinessRule, "Task.focus", "this repeat authorisation is not for the patient in Task.for")
 	}
-	for i, in := range walk(task, "input") {
+	for i, in := range Walk(task, "input") {
 		m, _ := in.(map[string]any)
 		ok := false
-		for _, c := range walk(m, "type.coding") {
+		for _, c := range Walk(m, "type.coding") {
 			cm, _ := c.(map[string]any)
 			ok = ok || str(cm, "code") == "preferred-performer"
 		}
@@ -215,7 +215,7 @@ func withoutExtension(tree map[string]any, url string) (map[string]any, []any) {
 		c[k] = v
 	}
 	var exts []any
-	for _, e := range walk(tree, "extension") {
+	for _, e := range Walk(tree, "extension") {
 		if m, ok := e.(map[string]any); ok && str(m, "url") == url {
 			continue
 		}
@@ -321,7 +321,7 @@ func CountIssue(plan map[string]any, issuedBefore int) map[string]any {
 	}
 	var exts []any
 	found := false
-	for _, e := range walk(plan, "extension") {
+	for _, e := range Walk(plan, "extension") {
 		m, _ := e.(map[string]any)
 		if str(m, "url") != RepeatInformationExtension {
 			exts = append(exts, e)
@@ -330,7 +330,7 @@ func CountIssue(plan map[string]any, issuedBefore int) map[string]any {
 		found = true
 		var subs []any
 		counted := false
-		for _, s := range walk(m, "extension") {
+		for _, s := range Walk(m, "extension") {
 			sm, _ := s.(map[string]any)
 			if str(sm, "url") == "numberOfPrescriptionsIssued" {
 				subs = append(subs, map[string]any{"url": "numberOfPrescriptionsIssued", "valueUnsignedInt": issuedBefore + 1})
