@@ -11,6 +11,7 @@ import (
 
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -23,7 +24,7 @@ import (
 // label, ANDed.
 var notRedacted = func() []store.Clause {
 	var out []store.Clause
-	for _, l := range fhir.RedactionLabels {
+	for _, l := range online.RedactionLabels {
 		out = append(out, store.Clause{{Param: "_security", Match: store.MatchToken, Not: true, System: l[0], Value: l[1]}})
 	}
 	return out
@@ -32,7 +33,7 @@ var notRedacted = func() []store.Clause {
 // redactedOnly matches resources with any redaction label.
 var redactedOnly = func() store.Clause {
 	var cl store.Clause
-	for _, l := range fhir.RedactionLabels {
+	for _, l := range online.RedactionLabels {
 		cl = append(cl, store.Predicate{Param: "_security", Match: store.MatchToken, System: l[0], Value: l[1]})
 	}
 	return cl
@@ -64,7 +65,7 @@ func (s *Server) onlineFacts(ctx context.Context, f *auth.Facts, r store.Resourc
 	if err != nil || tree == nil {
 		return err
 	}
-	if fhir.IsRedacted(tree) {
+	if online.IsRedacted(tree) {
 		f.Redacted = true
 	}
 	if !r.Deleted && len(r.Body) > 0 {
@@ -72,7 +73,7 @@ func (s *Server) onlineFacts(ctx context.Context, f *auth.Facts, r store.Resourc
 		if err := json.Unmarshal(r.Body, &own); err != nil {
 			return internal(err)
 		}
-		f.Redacted = f.Redacted || fhir.IsRedacted(own)
+		f.Redacted = f.Redacted || online.IsRedacted(own)
 		tree = own
 	}
 	switch r.Type {
@@ -80,7 +81,7 @@ func (s *Server) onlineFacts(ctx context.Context, f *auth.Facts, r store.Resourc
 		v, _ := fhir.ExtensionValue(tree, fhir.OnlineBookableExtension, "valueBoolean")
 		f.Unpublished = v != true
 	default:
-		f.EntryDate = fhir.EntryDate(r.Type, tree)
+		f.EntryDate = online.EntryDate(r.Type, tree)
 	}
 	return nil
 }
@@ -143,9 +144,9 @@ func (s *Server) withheldNotes(req *request) ([]fhir.Issue, error) {
 
 func confidentialItems() fhir.Issue {
 	return fhir.Issue{Severity: fhir.SeverityInformation, Code: "suppressed",
-		Details: &fhir.IssueDetails{Coding: []fhir.IssueCoding{{System: fhir.WarningCodeSystem,
-			Code: fhir.ConfidentialItemsCode, Display: fhir.ConfidentialItemsText}}},
-		Diagnostics: "Some items are not shown online. " + fhir.ConfidentialItemsText +
+		Details: &fhir.IssueDetails{Coding: []fhir.IssueCoding{{System: online.WarningCodeSystem,
+			Code: online.ConfidentialItemsCode, Display: online.ConfidentialItemsText}}},
+		Diagnostics: "Some items are not shown online. " + online.ConfidentialItemsText +
 			" Ask the practice if you think something is missing."}
 }
 
@@ -169,22 +170,22 @@ func (s *Server) patientsByNHS(ctx context.Context, nhs string) ([]store.Resourc
 }
 
 // practiceAccess reads the levels a practice set on a Patient; the defaults when it set none.
-func practiceAccess(r store.Resource) fhir.OnlineAccess {
+func practiceAccess(r store.Resource) online.Access {
 	var tree map[string]any
 	if json.Unmarshal(r.Body, &tree) != nil {
-		return fhir.DefaultOnlineAccess
+		return online.DefaultAccess
 	}
-	a, rerr := fhir.ParseOnlineAccess(tree, fhir.DefaultOnlineAccess)
+	a, rerr := online.ParseAccess(tree, online.DefaultAccess)
 	if rerr != nil {
 		// Written levels are validated; an unreadable one grants nothing rather than the defaults.
-		return fhir.OnlineAccess{}
+		return online.Access{}
 	}
 	return a
 }
 
 // grantView is one proxy grant as the proxy sees it.
 type grantView struct {
-	grant   fhir.ProxyGrant
+	grant   online.ProxyGrant
 	patient store.Resource
 	inForce bool
 	why     string
@@ -216,7 +217,7 @@ func (s *Server) proxyGrants(ctx context.Context, proxyNHS string, patients []st
 		if err := json.Unmarshal(h.Resource.Body, &tree); err != nil {
 			return nil, internal(err)
 		}
-		g, rerr := fhir.ParseProxyGrant(h.Resource.ID, tree)
+		g, rerr := online.ParseProxyGrant(h.Resource.ID, tree)
 		if rerr != nil || g.ProxyNHS != proxyNHS {
 			continue
 		}
@@ -293,7 +294,7 @@ func (s *Server) cancellationCutoff(ctx context.Context, patientID string) (time
 	pt, err := s.store.Get(ctx, "Patient", patientID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return fhir.DefaultCancellationCut, nil
+			return online.DefaultCancellationCut, nil
 		}
 		return 0, err
 	}
@@ -317,9 +318,9 @@ func (s *Server) cancellationCutoff(ctx context.Context, patientID string) (time
 		if err := json.Unmarshal(org.Body, &ot); err != nil {
 			return 0, internal(err)
 		}
-		return fhir.CancellationCutoff(ot), nil
+		return online.CancellationCutoff(ot), nil
 	}
-	return fhir.DefaultCancellationCut, nil
+	return online.DefaultCancellationCut, nil
 }
 
 // searchRules checks what a patient's search must say before it runs: a free-slot search names a start
@@ -358,7 +359,7 @@ func (s *Server) searchRules(req *request, typ *fhir.TypeInfo, values url.Values
 			}
 		}
 	}
-	if e := fhir.CheckSlotSearchRange(low, high); e != nil {
+	if e := online.CheckSlotSearchRange(low, high); e != nil {
 		return e
 	}
 	return nil
