@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/url"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/gpfhir/gpfhir/auth"
@@ -78,8 +77,7 @@ func (s *Server) onlineFacts(ctx context.Context, f *auth.Facts, r store.Resourc
 	}
 	switch r.Type {
 	case "Slot", "Schedule":
-		v, _ := fhir.ExtensionValue(tree, fhir.OnlineBookableExtension, "valueBoolean")
-		f.Unpublished = v != true
+		f.Unpublished = !online.Bookable(tree)
 	default:
 		f.EntryDate = online.EntryDate(r.Type, tree)
 	}
@@ -175,12 +173,7 @@ func practiceAccess(r store.Resource) online.Access {
 	if json.Unmarshal(r.Body, &tree) != nil {
 		return online.DefaultAccess
 	}
-	a, rerr := online.ParseAccess(tree, online.DefaultAccess)
-	if rerr != nil {
-		// Written levels are validated; an unreadable one grants nothing rather than the defaults.
-		return online.Access{}
-	}
-	return a
+	return online.PracticeAccess(tree)
 }
 
 // grantView is one proxy grant as the proxy sees it.
@@ -331,35 +324,7 @@ func (s *Server) searchRules(req *request, typ *fhir.TypeInfo, values url.Values
 	if caller == nil || caller.Kind != auth.KindPatient || typ.Name != "Slot" {
 		return nil
 	}
-	var low, high time.Time
-	for _, v := range values["start"] {
-		for _, one := range strings.Split(v, ",") {
-			prefix, date := "eq", one
-			if len(one) > 2 && one[0] >= 'a' && one[0] <= 'z' {
-				prefix, date = one[:2], one[2:]
-			}
-			lo, _, err := fhir.ParseDateRange(date)
-			if err != nil {
-				continue // the search itself reports a malformed date
-			}
-			l := time.UnixMilli(lo).UTC()
-			switch prefix {
-			case "ge", "gt", "sa":
-				if low.IsZero() || l.After(low) {
-					low = l
-				}
-			case "le", "lt", "eb":
-				// Measured to the start of the upper bound, so that ge a date and le the date 14
-				// days later is a 14-day range, as people count it.
-				if high.IsZero() || l.Before(high) {
-					high = l
-				}
-			case "eq":
-				low, high = l, l
-			}
-		}
-	}
-	if e := online.CheckSlotSearchRange(low, high); e != nil {
+	if e := online.CheckSlotSearchRange(online.SlotSearchRange(values["start"])); e != nil {
 		return e
 	}
 	return nil

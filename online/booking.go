@@ -3,6 +3,7 @@ package online
 import (
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gpfhir/gpfhir/fhir"
@@ -40,10 +41,16 @@ func ParseSlot(id string, tree map[string]any) SlotInfo {
 	}
 	s.Start, _ = instant(str(tree, "start"))
 	s.End, _ = instant(str(tree, "end"))
-	if v, ok := fhir.ExtensionValue(tree, fhir.OnlineBookableExtension, "valueBoolean"); ok {
-		s.OnlineBookable, _ = v.(bool)
-	}
+	s.OnlineBookable = Bookable(tree)
 	return s
+}
+
+// Bookable reports whether a Schedule or Slot tree is published for online booking by patients: its
+// fhir.OnlineBookableExtension is valueBoolean true. Anything else, the extension absent included, is
+// for the practice to book.
+func Bookable(tree map[string]any) bool {
+	v, _ := fhir.ExtensionValue(tree, fhir.OnlineBookableExtension, "valueBoolean")
+	return v == true
 }
 
 // AppointmentSlots returns the ids of the Slots an Appointment tree references ("Slot/id").
@@ -171,6 +178,40 @@ func SetSlotStatus(tree map[string]any, status string) map[string]any {
 	}
 	c["status"] = status
 	return c
+}
+
+// SlotSearchRange reads the start range a free-slot search asks for from the values of its start
+// parameter, each of which may hold comma-separated values: the latest lower bound (ge, gt, sa) and the
+// earliest upper bound (le, lt, eb), or both from an eq or unprefixed date. A bound not given is zero, and
+// a malformed date is skipped, since the search itself reports it. Each bound is the start of its date,
+// so that ge a date and le the date 14 days later is a 14-day range, as people count it.
+func SlotSearchRange(starts []string) (low, high time.Time) {
+	for _, v := range starts {
+		for _, one := range strings.Split(v, ",") {
+			prefix, date := "eq", one
+			if len(one) > 2 && one[0] >= 'a' && one[0] <= 'z' {
+				prefix, date = one[:2], one[2:]
+			}
+			lo, _, err := fhir.ParseDateRange(date)
+			if err != nil {
+				continue
+			}
+			l := time.UnixMilli(lo).UTC()
+			switch prefix {
+			case "ge", "gt", "sa":
+				if low.IsZero() || l.After(low) {
+					low = l
+				}
+			case "le", "lt", "eb":
+				if high.IsZero() || l.Before(high) {
+					high = l
+				}
+			case "eq":
+				low, high = l, l
+			}
+		}
+	}
+	return low, high
 }
 
 // CheckSlotSearchRange checks the start range of a patient's free-slot search: both a lower (ge/gt) and

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gpfhir/gpfhir/fhir"
 )
 
 func TestBookingRules(t *testing.T) {
@@ -109,5 +111,57 @@ func TestSlotSearchRange(t *testing.T) {
 	}
 	if e := CheckSlotSearchRange(d, time.Time{}); e == nil || e.Kind != RuleBadRequest {
 		t.Errorf("an open range must be a bad request: %v", e)
+	}
+}
+
+func TestSlotSearchRangeReadsTheTightestBoundsOfTheStartValues(t *testing.T) {
+	day := func(d int) time.Time { return time.Date(2025, 3, d, 0, 0, 0, 0, time.UTC) }
+	tests := []struct {
+		name      string
+		starts    []string
+		low, high time.Time
+	}{
+		{"ge and le", []string{"ge2025-03-10", "le2025-03-24"}, day(10), day(24)},
+		{"gt and lt, one value", []string{"gt2025-03-10,lt2025-03-24"}, day(10), day(24)},
+		{"the latest lower and earliest upper bound", []string{"ge2025-03-10", "ge2025-03-12", "le2025-03-28", "le2025-03-20"}, day(12), day(20)},
+		{"eq bounds both sides", []string{"eq2025-03-10"}, day(10), day(10)},
+		{"no prefix is eq", []string{"2025-03-10"}, day(10), day(10)},
+		{"an open range", []string{"ge2025-03-10"}, day(10), time.Time{}},
+		{"a malformed date is skipped", []string{"ge2025-03-10", "leMarch"}, day(10), time.Time{}},
+		{"none", nil, time.Time{}, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			low, high := SlotSearchRange(tt.starts)
+			if !low.Equal(tt.low) || !high.Equal(tt.high) {
+				t.Errorf("got %v to %v, want %v to %v", low, high, tt.low, tt.high)
+			}
+		})
+	}
+}
+
+func TestBookableOnlyWhenTheExtensionIsTrue(t *testing.T) {
+	with := func(v any) map[string]any {
+		return map[string]any{"extension": []any{map[string]any{"url": fhir.OnlineBookableExtension, "valueBoolean": v}}}
+	}
+	tests := []struct {
+		name string
+		tree map[string]any
+		want bool
+	}{
+		{"true", with(true), true},
+		{"false", with(false), false},
+		{"not a boolean", with("true"), false},
+		{"no extension", map[string]any{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Bookable(tt.tree); got != tt.want {
+				t.Errorf("Bookable = %v, want %v", got, tt.want)
+			}
+			if got := ParseSlot("s", tt.tree).OnlineBookable; got != tt.want {
+				t.Errorf("ParseSlot.OnlineBookable = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -118,6 +118,17 @@ func ParseAccess(tree map[string]any, def Access) (Access, *RuleError) {
 	return out, nil
 }
 
+// PracticeAccess reads the levels a practice set on a Patient tree: DefaultAccess where it sets none.
+// Written levels are validated, so one that cannot be read grants nothing (NoAccess) rather than the
+// defaults.
+func PracticeAccess(patient map[string]any) Access {
+	a, rerr := ParseAccess(patient, DefaultAccess)
+	if rerr != nil {
+		return NoAccess
+	}
+	return a
+}
+
 // recordTypes says the record level at which each type of record entry is shown. Summary is the
 // medication, allergy and immunisation record (the Summary Care Record content); detailed adds the
 // coded record (problems, results, procedures, consultations as coded entries, referrals); full adds

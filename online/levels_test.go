@@ -53,3 +53,26 @@ func TestOnlineAccessAndGrants(t *testing.T) {
 		t.Errorf("R redacts, N does not")
 	}
 }
+
+func TestPracticeAccessFailsClosedOnUnreadableLevels(t *testing.T) {
+	levels := func(parts ...any) map[string]any {
+		return map[string]any{"extension": []any{map[string]any{"url": AccessExtension, "extension": parts}}}
+	}
+	tests := []struct {
+		name    string
+		patient map[string]any
+		want    Access
+	}{
+		{"no extension gives the defaults", map[string]any{}, DefaultAccess},
+		{"a set level replaces the default", levels(map[string]any{"url": "record", "valueCode": "full"}),
+			Access{Record: RecordFull, Prescriptions: ServiceManage, Appointments: ServiceManage}},
+		{"an unknown level grants nothing", levels(map[string]any{"url": "record", "valueCode": "everything"}), NoAccess},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PracticeAccess(tt.patient); got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
