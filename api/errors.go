@@ -7,6 +7,7 @@ import (
 
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -134,7 +135,7 @@ func answerOf(err error) *apiError {
 	var (
 		ae  *apiError
 		fe  *fhir.Error
-		re  *fhir.RuleError
+		re  *online.RuleError
 		te  *auth.TokenError
 		ref *auth.Refusal
 	)
@@ -173,11 +174,11 @@ func answerOf(err error) *apiError {
 }
 
 // ruleKinds is how the online-services rules' kinds are answered.
-var ruleKinds = map[fhir.RuleKind]errKind{
-	fhir.RuleInvalid:      kindUnprocessable,
-	fhir.RuleConflict:     kindConflict,
-	fhir.RuleBadRequest:   kindInvalid,
-	fhir.RulePrecondition: kindPreconditionRequired,
+var ruleKinds = map[online.RuleKind]errKind{
+	online.RuleInvalid:      kindUnprocessable,
+	online.RuleConflict:     kindConflict,
+	online.RuleBadRequest:   kindInvalid,
+	online.RulePrecondition: kindPreconditionRequired,
 }
 
 // fromParseError maps a validation failure from package fhir; an error of another kind is a body

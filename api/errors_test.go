@@ -8,6 +8,7 @@ import (
 
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -28,9 +29,9 @@ func TestAnswerOfMapsEveryErrorKindToOneStatusAndCode(t *testing.T) {
 		{"store unavailable", wrap(store.ErrUnavailable), http.StatusServiceUnavailable, "transient"},
 		{"malformed body", &fhir.Error{Kind: fhir.Malformed, Issues: []fhir.Issue{{Severity: "error", Code: "structure"}}}, http.StatusBadRequest, "structure"},
 		{"invalid resource keeps the validator's code", &fhir.Error{Kind: fhir.Invalid, Issues: []fhir.Issue{{Severity: "error", Code: "code-invalid"}}}, http.StatusUnprocessableEntity, "code-invalid"},
-		{"rule conflict keeps the rule's code", &fhir.RuleError{Kind: fhir.RuleConflict, Code: "conflict", Message: fhir.SlotTakenMessage}, http.StatusConflict, "conflict"},
-		{"rule violation", fhir.RuleViolation("business-rule", "Task.focus", "no"), http.StatusUnprocessableEntity, "business-rule"},
-		{"rule precondition", &fhir.RuleError{Kind: fhir.RulePrecondition, Code: "required", Message: "If-Match"}, http.StatusPreconditionRequired, "required"},
+		{"rule conflict keeps the rule's code", &online.RuleError{Kind: online.RuleConflict, Code: "conflict", Message: online.SlotTakenMessage}, http.StatusConflict, "conflict"},
+		{"rule violation", online.RuleViolation("business-rule", "Task.focus", "no"), http.StatusUnprocessableEntity, "business-rule"},
+		{"rule precondition", &online.RuleError{Kind: online.RulePrecondition, Code: "required", Message: "If-Match"}, http.StatusPreconditionRequired, "required"},
 		{"bad token", &auth.TokenError{Description: "expired"}, http.StatusUnauthorized, "login"},
 		{"issuer down", wrap(auth.ErrIssuerUnavailable), http.StatusServiceUnavailable, "transient"},
 		{"unexpected", errors.New("disk on fire"), http.StatusInternalServerError, "exception"},

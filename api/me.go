@@ -8,6 +8,7 @@ import (
 
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -94,7 +95,7 @@ func (s *Server) me(req *request) error {
 	return s.writeParameters(c, out)
 }
 
-func (s *Server) mePatient(rel string, p store.Resource, practice fhir.OnlineAccess, grant *fhir.OnlineAccess, available bool, why string) param {
+func (s *Server) mePatient(rel string, p store.Resource, practice online.Access, grant *online.Access, available bool, why string) param {
 	part := []param{
 		{Name: "relationship", ValueCode: rel},
 		{Name: "patient", ValueReference: &meReference{Reference: "Patient/" + p.ID, Display: patientName(p.Body)}},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -58,9 +59,9 @@ func (s *Server) withheldNotes(req *request) ([]fhir.Issue, error) {
 
 func confidentialItems() fhir.Issue {
 	return fhir.Issue{Severity: fhir.SeverityInformation, Code: "suppressed",
-		Details: &fhir.IssueDetails{Coding: []fhir.IssueCoding{{System: fhir.WarningCodeSystem,
-			Code: fhir.ConfidentialItemsCode, Display: fhir.ConfidentialItemsText}}},
-		Diagnostics: "Some items are not shown online. " + fhir.ConfidentialItemsText +
+		Details: &fhir.IssueDetails{Coding: []fhir.IssueCoding{{System: online.WarningCodeSystem,
+			Code: online.ConfidentialItemsCode, Display: online.ConfidentialItemsText}}},
+		Diagnostics: "Some items are not shown online. " + online.ConfidentialItemsText +
 			" Ask the practice if you think something is missing."}
 }
 
@@ -84,22 +85,17 @@ func (s *Server) patientsByNHS(ctx context.Context, nhs string) ([]store.Resourc
 }
 
 // practiceAccess reads the levels a practice set on a Patient; the defaults when it set none.
-func practiceAccess(r store.Resource) fhir.OnlineAccess {
+func practiceAccess(r store.Resource) online.Access {
 	var tree map[string]any
 	if json.Unmarshal(r.Body, &tree) != nil {
-		return fhir.DefaultOnlineAccess
+		return online.DefaultAccess
 	}
-	a, rerr := fhir.ParseOnlineAccess(tree, fhir.DefaultOnlineAccess)
-	if rerr != nil {
-		// Written levels are validated; an unreadable one grants nothing rather than the defaults.
-		return fhir.OnlineAccess{}
-	}
-	return a
+	return online.PracticeAccess(tree)
 }
 
 // grantView is one proxy grant as the proxy sees it.
 type grantView struct {
-	grant   fhir.ProxyGrant
+	grant   online.ProxyGrant
 	patient store.Resource
 	inForce bool
 	why     string
@@ -131,7 +127,7 @@ func (s *Server) proxyGrants(ctx context.Context, proxyNHS string, patients []st
 		if err := json.Unmarshal(h.Resource.Body, &tree); err != nil {
 			return nil, internal(err)
 		}
-		g, rerr := fhir.ParseProxyGrant(h.Resource.ID, tree)
+		g, rerr := online.ParseProxyGrant(h.Resource.ID, tree)
 		if rerr != nil || g.ProxyNHS != proxyNHS {
 			continue
 		}
@@ -208,7 +204,7 @@ func (s *Server) cancellationCutoff(ctx context.Context, patientID string) (time
 	pt, err := s.store.Get(ctx, "Patient", patientID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return fhir.DefaultCancellationCut, nil
+			return online.DefaultCancellationCut, nil
 		}
 		return 0, err
 	}
@@ -232,9 +228,9 @@ func (s *Server) cancellationCutoff(ctx context.Context, patientID string) (time
 		if err := json.Unmarshal(org.Body, &ot); err != nil {
 			return 0, internal(err)
 		}
-		return fhir.CancellationCutoff(ot), nil
+		return online.CancellationCutoff(ot), nil
 	}
-	return fhir.DefaultCancellationCut, nil
+	return online.DefaultCancellationCut, nil
 }
 
 // searchRules checks what a patient's search must say before it runs: a free-slot search names a start
@@ -245,35 +241,7 @@ func (s *Server) searchRules(req *request, typ *fhir.TypeInfo, values url.Values
 	if caller == nil || caller.Kind != auth.KindPatient || typ.Name != "Slot" {
 		return nil
 	}
-	var low, high time.Time
-	for _, v := range values["start"] {
-		for _, one := range strings.Split(v, ",") {
-			prefix, date := "eq", one
-			if len(one) > 2 && one[0] >= 'a' && one[0] <= 'z' {
-				prefix, date = one[:2], one[2:]
-			}
-			lo, _, err := fhir.ParseDateRange(date)
-			if err != nil {
-				continue // the search itself reports a malformed date
-			}
-			l := time.UnixMilli(lo).UTC()
-			switch prefix {
-			case "ge", "gt", "sa":
-				if low.IsZero() || l.After(low) {
-					low = l
-				}
-			case "le", "lt", "eb":
-				// Measured to the start of the upper bound, so that ge a date and le the date 14
-				// days later is a 14-day range, as people count it.
-				if high.IsZero() || l.Before(high) {
-					high = l
-				}
-			case "eq":
-				low, high = l, l
-			}
-		}
-	}
-	if e := fhir.CheckSlotSearchRange(low, high); e != nil {
+	if e := online.CheckSlotSearchRange(online.SlotSearchRange(values["start"])); e != nil {
 		return e
 	}
 	return nil

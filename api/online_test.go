@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 )
 
 // onlineAccess is the online-access extension with the given parts; "" leaves a part out.
@@ -20,7 +21,7 @@ func onlineAccess(record, from, prescriptions, appointments string) obj {
 	add("recordFrom", "valueDate", from)
 	add("prescriptions", "valueCode", prescriptions)
 	add("appointments", "valueCode", appointments)
-	return obj{"url": fhir.OnlineAccessExtension, "extension": parts}
+	return obj{"url": online.AccessExtension, "extension": parts}
 }
 
 // setAccess is the practice (the GP system) setting a patient's online access levels.
@@ -121,14 +122,14 @@ func TestRedactedItemsAreHiddenFromPatientsOnEveryPath(t *testing.T) {
 	w := newServicesWorld(t, ts)
 	when := time.Date(2024, 10, 1, 10, 0, 0, 0, time.UTC)
 	shown := ts.create("Immunization", immunization(w.me, when))
-	labels := [][2]string{{fhir.ConfidentialitySystem, "R"}, {fhir.ConfidentialitySystem, "V"}, {fhir.SecurityLabelSystem, fhir.RedactedOnlineCode}}
+	labels := [][2]string{{online.ConfidentialitySystem, "R"}, {online.ConfidentialitySystem, "V"}, {online.SecurityLabelSystem, online.RedactedOnlineCode}}
 	var hidden []string
 	for _, l := range labels {
 		hidden = append(hidden, ts.create("Immunization", immunization(w.me, when, l[0], l[1])))
 	}
 	// Redacted after the fact: the earlier, unlabelled version must not leak through history either.
 	later := ts.create("Immunization", immunization(w.me, when))
-	relabel := immunization(w.me, when, fhir.SecurityLabelSystem, fhir.RedactedOnlineCode)
+	relabel := immunization(w.me, when, online.SecurityLabelSystem, online.RedactedOnlineCode)
 	relabel["id"] = later
 	ts.mustStatus(ts.do("PUT", "/Immunization/"+later, relabel, nil), 200)
 	hidden = append(hidden, later)
@@ -144,7 +145,7 @@ func TestRedactedItemsAreHiddenFromPatientsOnEveryPath(t *testing.T) {
 	}
 	withheldNote := func(t *testing.T, r *response, want bool) {
 		t.Helper()
-		got := strings.Contains(string(r.Body), `"code":"`+fhir.ConfidentialItemsCode+`"`)
+		got := strings.Contains(string(r.Body), `"code":"`+online.ConfidentialItemsCode+`"`)
 		if got != want {
 			t.Errorf("confidential-items note present=%v, want %v: %s", got, want, r.Body)
 		}

@@ -7,13 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 )
 
 // plan is a repeat authorisation for patientID: issued of allowed issues (repeats+1), expiring at expiry.
 func plan(patientID, status string, issued, repeats int, expiry time.Time) obj {
 	return obj{"resourceType": "MedicationRequest", "status": status, "intent": "plan",
-		"extension": arr{obj{"url": fhir.RepeatInformationExtension, "extension": arr{
+		"extension": arr{obj{"url": online.RepeatInformationExtension, "extension": arr{
 			obj{"url": "numberOfPrescriptionsIssued", "valueUnsignedInt": issued},
 			obj{"url": "authorisationExpiryDate", "valueDateTime": rfc(expiry)},
 		}}},
@@ -27,10 +27,10 @@ func plan(patientID, status string, issued, repeats int, expiry time.Time) obj {
 
 func repeatTask(patientID, planID string) obj {
 	return obj{"resourceType": "Task", "status": "requested", "intent": "order",
-		"code":  obj{"coding": arr{coding(fhir.SNOMEDSystem, fhir.RenewalCode, "Renewal of prescription")}},
+		"code":  obj{"coding": arr{coding(online.SNOMEDSystem, online.RenewalCode, "Renewal of prescription")}},
 		"focus": ref("MedicationRequest", planID), "for": ref("Patient", patientID),
 		"note": arr{obj{"text": "Running low"}},
-		"input": arr{obj{"type": obj{"coding": arr{coding(fhir.PrescriptionOrderingSystem, "preferred-performer", "")}},
+		"input": arr{obj{"type": obj{"coding": arr{coding(online.PrescriptionOrderingSystem, "preferred-performer", "")}},
 			"valueIdentifier": obj{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "FA123"}}},
 	}
 }
@@ -73,7 +73,7 @@ func TestRepeatRequestLifecycle(t *testing.T) {
 		t.Errorf("an outstanding request must be named: %s", r.Body)
 	}
 	// The practice lists what is outstanding and works through it.
-	list := ts.mustStatus(ts.do("GET", "/Task?status=requested&code="+fhir.SNOMEDSystem+"|"+fhir.RenewalCode, nil, nil), 200)
+	list := ts.mustStatus(ts.do("GET", "/Task?status=requested&code="+online.SNOMEDSystem+"|"+online.RenewalCode, nil, nil), 200)
 	if ids := bundleIDs(t, list); len(ids) != 1 || ids[0] != task["id"] {
 		t.Errorf("outstanding requests %v, want [%v]", ids, task["id"])
 	}
@@ -96,7 +96,7 @@ func TestRepeatRequestLifecycle(t *testing.T) {
 	if issue["intent"] != "order" || !strings.Contains(string(mustJSON(t, issue["basedOn"])), "MedicationRequest/"+active) {
 		t.Errorf("issue %v is not an order based on the plan", issue)
 	}
-	p := fhir.ParsePlan(active, ts.mustStatus(ts.do("GET", "/MedicationRequest/"+active, nil, nil), 200).JSON(t))
+	p := online.ParsePlan(active, ts.mustStatus(ts.do("GET", "/MedicationRequest/"+active, nil, nil), 200).JSON(t))
 	if p.Issued != 3 {
 		t.Errorf("plan counts %d issues after completion, want 3", p.Issued)
 	}
@@ -137,8 +137,8 @@ func TestConcurrentRepeatRequestsForOnePlanHaveExactlyOneWinner(t *testing.T) {
 			}
 			won = bodies[i]
 		case http.StatusConflict:
-			if !strings.Contains(bodies[i], fhir.OutstandingRequestMessage) {
-				t.Errorf("a losing request must say %q: %s", fhir.OutstandingRequestMessage, bodies[i])
+			if !strings.Contains(bodies[i], online.OutstandingRequestMessage) {
+				t.Errorf("a losing request must say %q: %s", online.OutstandingRequestMessage, bodies[i])
 			}
 		default:
 			t.Errorf("request %d: status %d: %s", i, st, bodies[i])
@@ -166,7 +166,7 @@ func outstandingOn(t *testing.T, ts *testServer, planID string) string {
 	t.Helper()
 	pt := ts.mustStatus(ts.do("GET", "/MedicationRequest/"+planID, nil, nil), 200).JSON(t)
 	for _, e := range pt["extension"].([]any) {
-		if m := e.(map[string]any); m["url"] == fhir.OutstandingRequestExtension {
+		if m := e.(map[string]any); m["url"] == online.OutstandingRequestExtension {
 			if len(m) != 2 || len(m["valueReference"].(map[string]any)) != 1 {
 				t.Errorf("the marker must carry the reference only: %v", m)
 			}
@@ -175,7 +175,7 @@ func outstandingOn(t *testing.T, ts *testServer, planID string) string {
 	if strings.Contains(string(mustJSON(t, pt)), "Running low") {
 		t.Errorf("the plan shows the request's note: %v", pt)
 	}
-	return fhir.ParsePlan(planID, pt).Outstanding
+	return online.ParsePlan(planID, pt).Outstanding
 }
 
 // TestRepeatRequestMarker: the marker comes and goes with the request, and one left behind by a deleted
@@ -206,7 +206,7 @@ func TestRepeatRequestMarker(t *testing.T) {
 			t.Errorf("after %s, the plan still marks %q as outstanding", end.status, got)
 		}
 	}
-	if p := fhir.ParsePlan(active, ts.mustStatus(ts.do("GET", "/MedicationRequest/"+active, nil, nil), 200).JSON(t)); p.Issued != 1 {
+	if p := online.ParsePlan(active, ts.mustStatus(ts.do("GET", "/MedicationRequest/"+active, nil, nil), 200).JSON(t)); p.Issued != 1 {
 		t.Errorf("plan counts %d issues, want 1", p.Issued)
 	}
 
@@ -222,7 +222,7 @@ func TestRepeatRequestMarker(t *testing.T) {
 	pt := ts.mustStatus(ts.do("GET", "/MedicationRequest/"+active, nil, nil), 200).JSON(t)
 	var kept arr
 	for _, e := range pt["extension"].([]any) {
-		if e.(map[string]any)["url"] != fhir.OutstandingRequestExtension {
+		if e.(map[string]any)["url"] != online.OutstandingRequestExtension {
 			kept = append(kept, e)
 		}
 	}

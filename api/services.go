@@ -10,6 +10,7 @@ import (
 
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -19,7 +20,7 @@ import (
 // prescription and counts it against the plan. Those writes go into the same atomic group (commit) as the
 // resource itself, with compare-and-swap on
 // each version read, so the group happens completely or not at all on both backends: of many bookings
-// of one free slot exactly one can win. The rules themselves are pure functions in package fhir.
+// of one free slot exactly one can win. The rules themselves are pure functions in package online.
 
 // effects is what writeRules adds to a write.
 type effects struct {
@@ -41,7 +42,7 @@ func (s *Server) writeRules(req *request, res *fhir.Resource, typ, id string, cu
 	byPatient := caller.Kind == auth.KindPatient
 	switch typ {
 	case "Patient", "RelatedPerson":
-		if e := fhir.CheckOnlineAccessResource(typ, res.Tree()); e != nil {
+		if e := online.CheckAccessResource(typ, res.Tree()); e != nil {
 			return effects{}, e
 		}
 	case "Appointment":
@@ -59,12 +60,12 @@ func (s *Server) writeRules(req *request, res *fhir.Resource, typ, id string, cu
 			return effects{}, err
 		}
 		if old == nil {
-			if byPatient || fhir.IsRepeatRequest(res.Tree()) {
+			if byPatient || online.IsRepeatRequest(res.Tree()) {
 				return s.repeatRequest(ctx, res, id, now)
 			}
 			return effects{}, nil
 		}
-		if !fhir.IsRepeatRequest(old) {
+		if !online.IsRepeatRequest(old) {
 			return effects{}, nil
 		}
 		return s.repeatChange(ctx, old, res, id, byPatient, now)
@@ -137,26 +138,26 @@ func (s *Server) currentTree(ctx context.Context, typ, id, expr string) (store.R
 }
 
 // booking claims the slots of a new Appointment: each becomes busy, with compare-and-swap on the version
-// that was read free. Patients and proxies book under every booking rule (fhir.CheckBooking); a GP
+// that was read free. Patients and proxies book under every booking rule (online.CheckBooking); a GP
 // system is the practice's own book, so its appointments only claim the slots that are still free.
 func (s *Server) booking(ctx context.Context, res *fhir.Resource, byPatient bool, now time.Time) (effects, error) {
 	tree := res.Tree()
-	taken := fail(kindConflict, "%s", fhir.SlotTakenMessage).at("Appointment.slot")
-	var infos []fhir.SlotInfo
+	taken := fail(kindConflict, "%s", online.SlotTakenMessage).at("Appointment.slot")
+	var infos []online.SlotInfo
 	var extra []store.Write
-	for _, id := range fhir.AppointmentSlots(tree) {
+	for _, id := range online.AppointmentSlots(tree) {
 		r, st, err := s.slotTree(ctx, id)
 		if err != nil {
 			return effects{}, err
 		}
-		info := fhir.ParseSlot(id, st)
+		info := online.ParseSlot(id, st)
 		infos = append(infos, info)
 		if !byPatient && info.Status != "free" {
 			// A GP system records appointments its own book already holds (syncs, past
 			// appointments): a slot it marked busy stays as it is.
 			continue
 		}
-		w, err := s.derivedWrite(fhir.SetSlotStatus(st, "busy"), "Slot", id, r.VersionID, now)
+		w, err := s.derivedWrite(online.SetSlotStatus(st, "busy"), "Slot", id, r.VersionID, now)
 		if err != nil {
 			return effects{}, err
 		}
@@ -165,8 +166,8 @@ func (s *Server) booking(ctx context.Context, res *fhir.Resource, byPatient bool
 	if !byPatient {
 		return effects{extra: extra, conflict: taken}, nil
 	}
-	if e := fhir.CheckBooking(tree, infos, byPatient, now); e != nil {
-		if e.Kind == fhir.RuleConflict {
+	if e := online.CheckBooking(tree, infos, byPatient, now); e != nil {
+		if e.Kind == online.RuleConflict {
 			return effects{}, taken
 		}
 		return effects{}, e
@@ -177,9 +178,9 @@ func (s *Server) booking(ctx context.Context, res *fhir.Resource, byPatient bool
 // appointmentChange applies the cancellation rules and frees the slots of a cancelled appointment.
 func (s *Server) appointmentChange(ctx context.Context, old map[string]any, res *fhir.Resource, byPatient, ifMatch bool, now time.Time) (effects, error) {
 	next := res.Tree()
-	cutoff := fhir.DefaultCancellationCut
+	cutoff := online.DefaultCancellationCut
 	if byPatient {
-		if pts := fhir.AppointmentPatients(old); len(pts) > 0 {
+		if pts := online.AppointmentPatients(old); len(pts) > 0 {
 			if _, id, ok := fhir.LocalRef(pts[0], s.cfg.BaseURL); ok {
 				var err error
 				if cutoff, err = s.cancellationCutoff(ctx, id); err != nil {
@@ -188,7 +189,7 @@ func (s *Server) appointmentChange(ctx context.Context, old map[string]any, res 
 			}
 		}
 	}
-	frees, e := fhir.CheckAppointmentChange(old, next, byPatient, cutoff, now)
+	frees, e := online.CheckAppointmentChange(old, next, byPatient, cutoff, now)
 	if e != nil {
 		return effects{}, e
 	}
@@ -200,7 +201,7 @@ func (s *Server) appointmentChange(ctx context.Context, old map[string]any, res 
 			`cancelling an appointment needs If-Match with the version you read (for example If-Match: W/"1"), so that it cannot cancel a changed appointment`)
 	}
 	var extra []store.Write
-	for _, id := range fhir.AppointmentSlots(old) {
+	for _, id := range online.AppointmentSlots(old) {
 		r, st, err := s.slotTree(ctx, id)
 		if err != nil {
 			var ae *apiError
@@ -209,10 +210,10 @@ func (s *Server) appointmentChange(ctx context.Context, old map[string]any, res 
 			}
 			return effects{}, err
 		}
-		if fhir.ParseSlot(id, st).Status != "busy" {
+		if online.ParseSlot(id, st).Status != "busy" {
 			continue
 		}
-		w, err := s.derivedWrite(fhir.SetSlotStatus(st, "free"), "Slot", id, r.VersionID, now)
+		w, err := s.derivedWrite(online.SetSlotStatus(st, "free"), "Slot", id, r.VersionID, now)
 		if err != nil {
 			return effects{}, err
 		}
@@ -228,32 +229,32 @@ func (s *Server) plan(ctx context.Context, id string) (store.Resource, map[strin
 
 // repeatRequest applies the rules to taskID, a new repeat request: an orderable plan of the same
 // patient, and no other request for it still outstanding. The second rule is only as good as what it
-// reads, so the request also marks the plan (fhir.MarkOutstanding) in the same atomic group as the Task,
+// reads, so the request also marks the plan (online.MarkOutstanding) in the same atomic group as the Task,
 // with compare-and-swap on the plan version read here: of two requests for one plan made at the same
 // instant, both of which read it free, one write finds the plan changed and nothing of it is written.
 func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID string, now time.Time) (effects, error) {
 	tree := res.Tree()
-	if f := fhir.TaskFor(tree); f != "" {
+	if f := online.TaskFor(tree); f != "" {
 		if _, id, ok := fhir.LocalRef(f, s.cfg.BaseURL); ok {
 			tree["for"] = map[string]any{"reference": "Patient/" + id}
 		}
 	}
-	planID := fhir.TaskFocus(tree)
+	planID := online.TaskFocus(tree)
 	var pr store.Resource
 	var pt map[string]any
 	for fresh := false; ; {
-		var plan fhir.Plan
+		var plan online.Plan
 		if planID != "" {
 			var err error
 			if pr, pt, err = s.plan(ctx, planID); err != nil {
 				return effects{}, err
 			}
-			plan = fhir.ParsePlan(planID, pt)
+			plan = online.ParsePlan(planID, pt)
 			if _, id, ok := fhir.LocalRef(plan.Patient, s.cfg.BaseURL); ok {
 				plan.Patient = "Patient/" + id
 			}
 		}
-		if e := fhir.CheckRepeatRequest(tree, plan, now); e != nil {
+		if e := online.CheckRepeatRequest(tree, plan, now); e != nil {
 			return effects{}, e
 		}
 		if plan.Outstanding == "" || plan.Outstanding == taskID {
@@ -263,7 +264,7 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID s
 		if err != nil {
 			return effects{}, err
 		}
-		if e := fhir.CheckNoOutstandingRequest(plan.Outstanding, status); e != nil {
+		if e := online.CheckNoOutstandingRequest(plan.Outstanding, status); e != nil {
 			return effects{}, e
 		}
 		// The marker names a request that has finished. Finishing takes the marker off in the same
@@ -285,7 +286,7 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID s
 	// Requests made before plans carried the marker, or whose marker a GP system's update of the plan
 	// dropped, are found by their focus.
 	var statuses store.Clause
-	for _, st := range fhir.OutstandingTaskStatuses {
+	for _, st := range online.OutstandingTaskStatuses {
 		statuses = append(statuses, store.Predicate{Param: "status", Match: store.MatchToken, AnySystem: true, Value: st})
 	}
 	hits, err := s.store.Search(ctx, store.Query{Type: "Task", Limit: 1, Clauses: []store.Clause{
@@ -298,11 +299,11 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID s
 		if err != nil {
 			return effects{}, err
 		}
-		if e := fhir.CheckNoOutstandingRequest(hits[0].Resource.ID, status); e != nil {
+		if e := online.CheckNoOutstandingRequest(hits[0].Resource.ID, status); e != nil {
 			return effects{}, e
 		}
 	}
-	marked, err := s.derivedWrite(fhir.MarkOutstanding(pt, taskID), "MedicationRequest", planID, pr.VersionID, now)
+	marked, err := s.derivedWrite(online.MarkOutstanding(pt, taskID), "MedicationRequest", planID, pr.VersionID, now)
 	if err != nil {
 		return effects{}, err
 	}
@@ -349,7 +350,7 @@ func (s *Server) unmarkPlan(ctx context.Context, planID, taskID string, now time
 	if err := json.Unmarshal(r.Body, &pt); err != nil {
 		return store.Write{}, false, internal(err)
 	}
-	cleared, changed := fhir.ClearOutstanding(pt, taskID)
+	cleared, changed := online.ClearOutstanding(pt, taskID)
 	if !changed {
 		return store.Write{}, false, nil
 	}
@@ -362,14 +363,14 @@ func (s *Server) unmarkPlan(ctx context.Context, planID, taskID string, now time
 // so that the next request can be made.
 func (s *Server) repeatChange(ctx context.Context, old map[string]any, res *fhir.Resource, taskID string, byPatient bool, now time.Time) (effects, error) {
 	next := res.Tree()
-	step, e := fhir.CheckTaskChange(old, next, byPatient)
+	step, e := online.CheckTaskChange(old, next, byPatient)
 	if e != nil {
 		return effects{}, e
 	}
 	switch step {
-	case fhir.TaskComplete:
-	case fhir.TaskReject, fhir.TaskCancel:
-		w, ok, err := s.unmarkPlan(ctx, fhir.TaskFocus(old), taskID, now)
+	case online.TaskComplete:
+	case online.TaskReject, online.TaskCancel:
+		w, ok, err := s.unmarkPlan(ctx, online.TaskFocus(old), taskID, now)
 		if err != nil || !ok {
 			return effects{}, err
 		}
@@ -377,22 +378,22 @@ func (s *Server) repeatChange(ctx context.Context, old map[string]any, res *fhir
 	default:
 		return effects{}, nil
 	}
-	planID := fhir.TaskFocus(old)
+	planID := online.TaskFocus(old)
 	pr, pt, err := s.plan(ctx, planID)
 	if err != nil {
 		return effects{}, err
 	}
-	plan := fhir.ParsePlan(planID, pt)
-	if e := fhir.CheckPlanOrderable(plan, now); e != nil {
+	plan := online.ParsePlan(planID, pt)
+	if e := online.CheckPlanOrderable(plan, now); e != nil {
 		e.Message = "the request cannot be completed: " + e.Message
 		return effects{}, e
 	}
 	issueID := uuid.NewString()
-	issue, err := s.derivedWrite(fhir.IssueFromPlan(planID, pt, now), "MedicationRequest", issueID, 0, now)
+	issue, err := s.derivedWrite(online.IssueFromPlan(planID, pt, now), "MedicationRequest", issueID, 0, now)
 	if err != nil {
 		return effects{}, err
 	}
-	counted, _ := fhir.ClearOutstanding(fhir.CountIssue(pt, plan.Issued), taskID)
+	counted, _ := online.ClearOutstanding(online.CountIssue(pt, plan.Issued), taskID)
 	countedW, err := s.derivedWrite(counted, "MedicationRequest", planID, pr.VersionID, now)
 	if err != nil {
 		return effects{}, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 )
 
 // nhsNumber returns the n-th valid NHS number of a test range no other test uses.
@@ -122,8 +123,8 @@ func TestConcurrentBookingsOfOneSlotHaveExactlyOneWinner(t *testing.T) {
 		case http.StatusCreated:
 			won++
 		case http.StatusConflict:
-			if !strings.Contains(bodies[i], fhir.SlotTakenMessage) {
-				t.Errorf("a losing booking must say %q: %s", fhir.SlotTakenMessage, bodies[i])
+			if !strings.Contains(bodies[i], online.SlotTakenMessage) {
+				t.Errorf("a losing booking must say %q: %s", online.SlotTakenMessage, bodies[i])
 			}
 		default:
 			t.Errorf("booking %d: status %d: %s", i, st, bodies[i])
@@ -169,7 +170,7 @@ func TestBookingRules(t *testing.T) {
 		{"adjacent slots of one schedule book together", w.appointment(w.me, d3, d3.Add(20*time.Minute), w.slotFree, w.slotNext),
 			201, "", ""},
 		{"a booked slot is taken", w.appointment(w.me, d3, d3.Add(10*time.Minute), w.slotFree),
-			409, "conflict", fhir.SlotTakenMessage},
+			409, "conflict", online.SlotTakenMessage},
 		{"a slot starting soon can be booked", w.appointment(w.me, soon, soon.Add(10*time.Minute), w.slotSoon),
 			201, "", ""},
 	}
@@ -253,7 +254,7 @@ func TestCancellation(t *testing.T) {
 	}
 	// The practice sets its own cut-off; with 1 hour the late appointment can be cancelled, by PATCH.
 	org := ts.mustStatus(ts.do("GET", "/Organization/"+testPracticeID, nil, nil), 200).JSON(t)
-	org["extension"] = arr{obj{"url": fhir.CancellationCutoffExtension, "valueUnsignedInt": 1}}
+	org["extension"] = arr{obj{"url": online.CancellationCutoffExtension, "valueUnsignedInt": 1}}
 	delete(org, "meta")
 	ts.mustStatus(ts.do("PUT", "/Organization/"+testPracticeID, org, nil), 200)
 	ts.mustStatus(ts.do("PATCH", "/Appointment/"+late["id"].(string),

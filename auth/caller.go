@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 )
 
 // Kind is the role a caller acts in.
@@ -108,10 +108,10 @@ type Caller struct {
 
 	// Online services. The API fills these in when it resolves a patient or a proxy grant.
 	// PracticeAccess is what the practice has switched on for the patient acted for (nil: the
-	// defaults, fhir.DefaultOnlineAccess); GrantAccess is what a proxy's grant allows (nil for a
+	// defaults, online.DefaultAccess); GrantAccess is what a proxy's grant allows (nil for a
 	// patient acting for themselves).
-	PracticeAccess *fhir.OnlineAccess
-	GrantAccess    *fhir.OnlineAccess
+	PracticeAccess *online.Access
+	GrantAccess    *online.Access
 	// ProxyGrant is the id of the RelatedPerson grant in force when the caller acts as a proxy, and
 	// ProxyPatient the NHS number acted for; ProxyRefusal says why no grant is in force.
 	ProxyGrant   string
@@ -120,8 +120,8 @@ type Caller struct {
 
 // Access is what the caller may use for the patient acted for: the practice's levels, and for a proxy
 // no more than the grant allows.
-func (c *Caller) Access() fhir.OnlineAccess {
-	a := fhir.DefaultOnlineAccess
+func (c *Caller) Access() online.Access {
+	a := online.DefaultAccess
 	if c.PracticeAccess != nil {
 		a = *c.PracticeAccess
 	}

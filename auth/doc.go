@@ -7,7 +7,9 @@
 // commissioner.
 //
 // The policy (Authorize, CanAccess, Compartment) is plain Go with no HTTP types, so that it is tested as a
-// table of (caller, interaction, resource) cases. Package api adapts it to requests and queries.
+// table of (caller, interaction, resource) cases. Package api adapts it to requests and queries. Its
+// online-services part (online.go) applies the access levels and proxy grants of package online to a
+// patient or proxy, and says in plain words which access a refusal lacks.
 //
 // auth/devidp is the development identity provider that `gpfhir serve --dev` mounts at /dev-idp.
 package auth

@@ -251,7 +251,7 @@ type Facts struct {
 	Unpublished bool
 	// Redacted is set when the resource (or its current version) carries a redaction security label.
 	Redacted bool
-	// EntryDate is a record entry's clinical date (fhir.RecordDate), for prospective access; zero when
+	// EntryDate is a record entry's clinical date (online.RecordDate), for prospective access; zero when
 	// it has none.
 	EntryDate time.Time
 }

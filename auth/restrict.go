@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 )
 
 // Restriction is what letting a caller use a type implies for the resources of that type, as data. The
@@ -40,8 +41,8 @@ const OnlineBookableParam = "online-bookable"
 
 // withheldLabels are the redaction labels as "system|code", the form of index entries.
 var withheldLabels = func() []string {
-	out := make([]string, len(fhir.RedactionLabels))
-	for i, l := range fhir.RedactionLabels {
+	out := make([]string, len(online.RedactionLabels))
+	for i, l := range online.RedactionLabels {
 		out[i] = l[0] + "|" + l[1]
 	}
 	return out
@@ -119,7 +120,7 @@ func FactsOf(typ, id string, entries []fhir.IndexEntry) Facts {
 	if param == "_id" {
 		f.PatientIDs = []string{id}
 	}
-	dateParam, _, _ := fhir.RecordDate(typ)
+	dateParam, _, _ := online.RecordDate(typ)
 	published := false
 	for _, e := range entries {
 		switch {

@@ -7,4 +7,8 @@
 // the API share one definition of what a resource and its index values are. Index values are computed
 // once, at write time, because every search is then a lookup in either backend; the search engine reuses
 // NormalizeString and ParseDateRange so that stored and searched values are normalised alike.
+//
+// It holds FHIR mechanics only, and imports no project package. The rules of GP online services live in
+// package online, which reads trees with Walk, LocalRef and Extensions from here; an extension the
+// search index reads (OnlineBookableExtension) is declared here for that reason.
 package fhir

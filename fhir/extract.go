@@ -35,7 +35,7 @@ func Extract(r *Resource, base string) []IndexEntry {
 			continue
 		}
 		for _, path := range p.Paths {
-			for _, v := range walk(r.tree, path.Elements) {
+			for _, v := range Walk(r.tree, path.Elements) {
 				x.value(p, path, v)
 			}
 		}
@@ -67,8 +67,8 @@ func (x *extractor) add(e IndexEntry) {
 	x.out = append(x.out, e)
 }
 
-// walk follows dotted element names from v, flattening arrays at every step.
-func walk(v any, elements string) []any {
+// Walk follows dotted element names from v, flattening arrays at every step.
+func Walk(v any, elements string) []any {
 	cur := []any{v}
 	for elements != "" {
 		name := elements
@@ -131,7 +131,7 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 			return
 		}
 		text := str(m, "text")
-		codings := walk(m, "coding")
+		codings := Walk(m, "coding")
 		for _, c := range codings {
 			if cm, ok := c.(map[string]any); ok {
 				x.coding(p.Code, cm, text)
@@ -150,7 +150,7 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 		var text string
 		if t, ok := m["type"].(map[string]any); ok {
 			text = str(t, "text")
-			for _, c := range walk(t, "coding") {
+			for _, c := range Walk(t, "coding") {
 				cm, ok := c.(map[string]any)
 				if !ok || str(cm, "code") == "" || val == "" {
 					continue

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 )
 
 type vaccination struct {
@@ -82,7 +82,7 @@ func (g *gen) emitImmunizations(p *patientProfile) {
 		var meta obj
 		if i == 0 && p.redactFirstImmunization {
 			// Hidden from the patient and proxies online; the practice still sees it.
-			meta = obj{{"security", arr{obj{{"system", fhir.SecurityLabelSystem}, {"code", fhir.RedactedOnlineCode},
+			meta = obj{{"security", arr{obj{{"system", online.SecurityLabelSystem}, {"code", online.RedactedOnlineCode},
 				{"display", "Redacted for online access"}}}}}
 		}
 		g.emit("Immunization", fmt.Sprintf("imm-%s-%d", p.id[4:], i+1),

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 )
 
 // Online services states of the demo data: patients whose practice set particular access levels, a
@@ -85,7 +86,7 @@ func (a *accessLevels) extension() obj {
 	add("recordFrom", "valueDate", a.from)
 	add("prescriptions", "valueCode", a.prescriptions)
 	add("appointments", "valueCode", a.appointments)
-	return obj{{"url", fhir.OnlineAccessExtension}, {"extension", parts}}
+	return obj{{"url", online.AccessExtension}, {"extension", parts}}
 }
 
 // proxyNHSNumber is the proxy user's own NHS number: the next valid one after the patients', held by no

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 )
 
 type practice struct {
@@ -177,7 +178,7 @@ func (g *gen) emitOrganization(p *practice) {
 	d := p.def
 	var ext arr // empty arrays are left out of the JSON
 	if h, ok := cancellationCutoffs[d.ods]; ok {
-		ext = arr{obj{{"url", fhir.CancellationCutoffExtension}, {"valueUnsignedInt", h}}}
+		ext = arr{obj{{"url", online.CancellationCutoffExtension}, {"valueUnsignedInt", h}}}
 	}
 	g.emit("Organization", p.orgID,
 		kv{"extension", ext},

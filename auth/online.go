@@ -3,11 +3,11 @@ package auth
 import (
 	"time"
 
-	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
 )
 
 // The online-services policy: what a linked P9 patient, or a proxy acting for one, may do with each
-// type of their record, given the access levels the practice has switched on (fhir.OnlineAccess) and,
+// type of their record, given the access levels the practice has switched on (online.Access) and,
 // for a proxy, the services the grant allows. Refusals say which access is missing and who can switch
 // it on, because "I could only see my immunisations" without a reason is what this exists to fix.
 
@@ -33,10 +33,10 @@ func (c *Caller) serviceGate(in Interaction, typ string) Decision {
 		return allow
 	case "Appointment":
 		return c.serviceLevel("appointments", "see your appointments", "book or cancel appointments", in,
-			acc.Appointments, c.practiceLevel(func(a fhir.OnlineAccess) fhir.ServiceLevel { return a.Appointments }))
+			acc.Appointments, c.practiceLevel(func(a online.Access) online.ServiceLevel { return a.Appointments }))
 	case "Task":
 		return c.serviceLevel("prescriptions", "see your repeat prescription requests", "order repeat prescriptions", in,
-			acc.Prescriptions, c.practiceLevel(func(a fhir.OnlineAccess) fhir.ServiceLevel { return a.Prescriptions }))
+			acc.Prescriptions, c.practiceLevel(func(a online.Access) online.ServiceLevel { return a.Prescriptions }))
 	case "RelatedPerson":
 		if c.IsProxy() {
 			return Decision{Outcome: DenyAccessLevel, Missing: "the patient's own sign-in",
@@ -47,14 +47,14 @@ func (c *Caller) serviceGate(in Interaction, typ string) Decision {
 		}
 		return allow
 	}
-	need, isRecord := fhir.RecordLevelOf(typ)
+	need, isRecord := online.RecordLevelOf(typ)
 	if !isRecord {
 		return Decision{Outcome: DenyRole, Reason: typ + " is not available to patient apps"}
 	}
 	if write {
 		return Decision{Outcome: DenyPatientWrite, Reason: "your GP record is written by your practice; a patient app can read it but not change it"}
 	}
-	if typ == "MedicationRequest" && acc.Prescriptions >= fhir.ServiceView {
+	if typ == "MedicationRequest" && acc.Prescriptions >= online.ServiceView {
 		return allow
 	}
 	if acc.Record >= need {
@@ -77,16 +77,16 @@ func (c *Caller) serviceGate(in Interaction, typ string) Decision {
 }
 
 // practiceLevel reads one service's level as the practice set it.
-func (c *Caller) practiceLevel(get func(fhir.OnlineAccess) fhir.ServiceLevel) fhir.ServiceLevel {
+func (c *Caller) practiceLevel(get func(online.Access) online.ServiceLevel) online.ServiceLevel {
 	if c.PracticeAccess == nil {
-		return get(fhir.DefaultOnlineAccess)
+		return get(online.DefaultAccess)
 	}
 	return get(*c.PracticeAccess)
 }
 
-func (c *Caller) practiceRecord() fhir.RecordLevel {
+func (c *Caller) practiceRecord() online.RecordLevel {
 	if c.PracticeAccess == nil {
-		return fhir.DefaultOnlineAccess.Record
+		return online.DefaultAccess.Record
 	}
 	return c.PracticeAccess.Record
 }
@@ -94,14 +94,14 @@ func (c *Caller) practiceRecord() fhir.RecordLevel {
 // serviceLevel decides an interaction on a service (appointments, prescriptions) whose effective level
 // is have and whose practice level is practice: reads need view, creating and changing need manage, and
 // deleting is never done online (cancelling is an update).
-func (c *Caller) serviceLevel(service, view, manage string, in Interaction, have, practice fhir.ServiceLevel) Decision {
-	need, doing := fhir.ServiceView, view
+func (c *Caller) serviceLevel(service, view, manage string, in Interaction, have, practice online.ServiceLevel) Decision {
+	need, doing := online.ServiceView, view
 	switch Permission(in) {
 	case 'd':
 		return Decision{Outcome: DenyPatientWrite, Reason: "online, " + service + " are cancelled rather than deleted: " +
 			"update the status to cancelled"}
 	case 'c', 'u':
-		need, doing = fhir.ServiceManage, manage
+		need, doing = online.ServiceManage, manage
 	}
 	if have >= need {
 		return allow
@@ -127,8 +127,8 @@ func (c *Caller) RecordFrom(typ string) (param string, from time.Time, ok bool) 
 	if acc.RecordFrom.IsZero() {
 		return "", time.Time{}, false
 	}
-	param, _, ok = fhir.RecordDate(typ)
-	if !ok || typ == "MedicationRequest" && acc.Prescriptions >= fhir.ServiceView {
+	param, _, ok = online.RecordDate(typ)
+	if !ok || typ == "MedicationRequest" && acc.Prescriptions >= online.ServiceView {
 		return "", time.Time{}, false
 	}
 	return param, acc.RecordFrom, true
@@ -160,7 +160,7 @@ type ServiceStatus struct {
 }
 
 // ExplainServices describes each service for a patient acting for themselves (grant nil) or a proxy.
-func ExplainServices(practice fhir.OnlineAccess, grant *fhir.OnlineAccess) []ServiceStatus {
+func ExplainServices(practice online.Access, grant *online.Access) []ServiceStatus {
 	eff := practice
 	if grant != nil {
 		eff = practice.Min(*grant)
@@ -176,14 +176,14 @@ func ExplainServices(practice fhir.OnlineAccess, grant *fhir.OnlineAccess) []Ser
 		{Name: "prescriptions", Level: eff.Prescriptions.String()},
 		{Name: "appointments", Level: eff.Appointments.String()},
 	}
-	if eff.Record == fhir.RecordNone {
-		out[0].Reason = why("the GP record", practice.Record == fhir.RecordNone)
+	if eff.Record == online.RecordNone {
+		out[0].Reason = why("the GP record", practice.Record == online.RecordNone)
 	}
-	if eff.Prescriptions == fhir.ServiceNone {
-		out[1].Reason = why("repeat prescriptions", practice.Prescriptions == fhir.ServiceNone)
+	if eff.Prescriptions == online.ServiceNone {
+		out[1].Reason = why("repeat prescriptions", practice.Prescriptions == online.ServiceNone)
 	}
-	if eff.Appointments == fhir.ServiceNone {
-		out[2].Reason = why("appointments", practice.Appointments == fhir.ServiceNone)
+	if eff.Appointments == online.ServiceNone {
+		out[2].Reason = why("appointments", practice.Appointments == online.ServiceNone)
 	}
 	return out
 }

@@ -1,8 +1,11 @@
-package fhir
+package online
 
 import (
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/gpfhir/gpfhir/fhir"
 )
 
 // Repeat prescriptions, after GP Connect Patient Facing Prescriptions: the authorisation is a
@@ -53,8 +56,8 @@ func ParsePlan(id string, tree map[string]any) Plan {
 	if s, ok := tree["subject"].(map[string]any); ok {
 		p.Patient = str(s, "reference")
 	}
-	for _, e := range extensions(tree, RepeatInformationExtension) {
-		for _, sub := range walk(e, "extension") {
+	for _, e := range fhir.Extensions(tree, RepeatInformationExtension) {
+		for _, sub := range fhir.Walk(e, "extension") {
 			m, _ := sub.(map[string]any)
 			switch str(m, "url") {
 			case "numberOfPrescriptionsIssued":
@@ -62,29 +65,29 @@ func ParsePlan(id string, tree map[string]any) Plan {
 					p.Issued = n
 				}
 			case "authorisationExpiryDate":
-				if _, hi, err := ParseDateRange(str(m, "valueDateTime")); err == nil {
+				if _, hi, err := fhir.ParseDateRange(str(m, "valueDateTime")); err == nil {
 					p.Expiry = time.UnixMilli(hi).UTC()
 				}
 			}
 		}
 	}
-	for _, e := range extensions(tree, OutstandingRequestExtension) {
+	for _, e := range fhir.Extensions(tree, OutstandingRequestExtension) {
 		if r, ok := e["valueReference"].(map[string]any); ok {
-			if typ, id, ok := LocalRef(str(r, "reference"), ""); ok && typ == "Task" {
+			if typ, id, ok := fhir.LocalRef(str(r, "reference"), ""); ok && typ == "Task" {
 				p.Outstanding = id
 			}
 		}
 	}
 	if p.Expiry.IsZero() {
-		for _, v := range walk(tree, "dispenseRequest.validityPeriod.end") {
+		for _, v := range fhir.Walk(tree, "dispenseRequest.validityPeriod.end") {
 			if s, ok := v.(string); ok {
-				if _, hi, err := ParseDateRange(s); err == nil {
+				if _, hi, err := fhir.ParseDateRange(s); err == nil {
 					p.Expiry = time.UnixMilli(hi).UTC()
 				}
 			}
 		}
 	}
-	for _, v := range walk(tree, "dispenseRequest.numberOfRepeatsAllowed") {
+	for _, v := range fhir.Walk(tree, "dispenseRequest.numberOfRepeatsAllowed") {
 		if n, ok := number(v); ok {
 			p.Allowed = n + 1
 		}
@@ -97,13 +100,13 @@ func CheckPlanOrderable(p Plan, now time.Time) *RuleError {
 	const at = "Task.focus"
 	switch {
 	case p.Intent != "plan":
-		return RuleViolation(IssueBusinessRule, at, "Task.focus must be a repeat authorisation (a MedicationRequest with intent plan), not a single prescription")
+		return RuleViolation(fhir.IssueBusinessRule, at, "Task.focus must be a repeat authorisation (a MedicationRequest with intent plan), not a single prescription")
 	case p.Status != "active":
-		return RuleViolation(IssueBusinessRule, at, "this repeat medication is no longer active (its status is "+p.Status+"); contact your practice if you still need it")
+		return RuleViolation(fhir.IssueBusinessRule, at, "this repeat medication is no longer active (its status is "+p.Status+"); contact your practice if you still need it")
 	case !p.Expiry.IsZero() && now.After(p.Expiry):
-		return RuleViolation(IssueBusinessRule, at, "this repeat authorisation expired on "+p.Expiry.Format("2 January 2006")+"; ask your practice for a medication review")
+		return RuleViolation(fhir.IssueBusinessRule, at, "this repeat authorisation expired on "+p.Expiry.Format("2 January 2006")+"; ask your practice for a medication review")
 	case p.Allowed >= 0 && p.Issued >= p.Allowed:
-		return RuleViolation(IssueBusinessRule, at, "all "+strconv.Itoa(p.Allowed)+" issues of this repeat authorisation have been used; ask your practice for a medication review")
+		return RuleViolation(fhir.IssueBusinessRule, at, "all "+strconv.Itoa(p.Allowed)+" issues of this repeat authorisation have been used; ask your practice for a medication review")
 	}
 	return nil
 }
@@ -111,7 +114,7 @@ func CheckPlanOrderable(p Plan, now time.Time) *RuleError {
 // TaskFocus returns the "MedicationRequest/id" a Task focuses on, or "".
 func TaskFocus(tree map[string]any) string {
 	if f, ok := tree["focus"].(map[string]any); ok {
-		if typ, id, ok := LocalRef(str(f, "reference"), ""); ok && typ == "MedicationRequest" {
+		if typ, id, ok := fhir.LocalRef(str(f, "reference"), ""); ok && typ == "MedicationRequest" {
 			return id
 		}
 	}
@@ -128,7 +131,7 @@ func TaskFor(tree map[string]any) string {
 
 // IsRepeatRequest reports whether a Task tree is a repeat request: its code is the renewal code.
 func IsRepeatRequest(tree map[string]any) bool {
-	for _, c := range walk(tree, "code.coding") {
+	for _, c := range fhir.Walk(tree, "code.coding") {
 		m, _ := c.(map[string]any)
 		if str(m, "system") == SNOMEDSystem && str(m, "code") == RenewalCode {
 			return true
@@ -141,28 +144,28 @@ func IsRepeatRequest(tree map[string]any) bool {
 func CheckRepeatRequest(task map[string]any, plan Plan, now time.Time) *RuleError {
 	switch {
 	case str(task, "status") != "requested":
-		return RuleViolation(IssueBusinessRule, "Task.status", "a new repeat request must have status requested")
+		return RuleViolation(fhir.IssueBusinessRule, "Task.status", "a new repeat request must have status requested")
 	case str(task, "intent") != "order":
-		return RuleViolation(IssueBusinessRule, "Task.intent", "a repeat request must have intent order")
+		return RuleViolation(fhir.IssueBusinessRule, "Task.intent", "a repeat request must have intent order")
 	case !IsRepeatRequest(task):
-		return RuleViolation(IssueBusinessRule, "Task.code", "a repeat request must have code "+SNOMEDSystem+"|"+RenewalCode+" (Renewal of prescription)")
+		return RuleViolation(fhir.IssueBusinessRule, "Task.code", "a repeat request must have code "+SNOMEDSystem+"|"+RenewalCode+" (Renewal of prescription)")
 	case TaskFocus(task) == "":
-		return RuleViolation(IssueRequired, "Task.focus", "a repeat request must name the repeat authorisation in Task.focus (MedicationRequest/id)")
+		return RuleViolation(fhir.IssueRequired, "Task.focus", "a repeat request must name the repeat authorisation in Task.focus (MedicationRequest/id)")
 	case TaskFor(task) == "":
-		return RuleViolation(IssueRequired, "Task.for", "a repeat request must name the patient in Task.for")
+		return RuleViolation(fhir.IssueRequired, "Task.for", "a repeat request must name the patient in Task.for")
 	case plan.Patient != TaskFor(task):
-		return RuleViolation(IssueBusinessRule, "Task.focus", "this repeat authorisation is not for the patient in Task.for")
+		return RuleViolation(fhir.IssueBusinessRule, "Task.focus", "this repeat authorisation is not for the patient in Task.for")
 	}
-	for i, in := range walk(task, "input") {
+	for i, in := range fhir.Walk(task, "input") {
 		m, _ := in.(map[string]any)
 		ok := false
-		for _, c := range walk(m, "type.coding") {
+		for _, c := range fhir.Walk(m, "type.coding") {
 			cm, _ := c.(map[string]any)
 			ok = ok || str(cm, "code") == "preferred-performer"
 		}
 		id, _ := m["valueIdentifier"].(map[string]any)
-		if !ok || str(id, "system") != ODSOrganizationSystem || str(id, "value") == "" {
-			return RuleViolation(IssueBusinessRule, "Task.input["+itoa(i)+"]",
+		if !ok || str(id, "system") != fhir.ODSOrganizationSystem || str(id, "value") == "" {
+			return RuleViolation(fhir.IssueBusinessRule, "Task.input["+strconv.Itoa(i)+"]",
 				"the only input a repeat request takes is a nominated pharmacy: type preferred-performer with a valueIdentifier in the ODS system")
 		}
 	}
@@ -176,10 +179,10 @@ var OutstandingTaskStatuses = []string{"draft", "requested", "received", "accept
 // request that the plan's marker names or a search found ("" for none) and status its current status
 // ("" when it no longer exists): a marker left by a deleted or finished request does not block.
 func CheckNoOutstandingRequest(taskID, status string) *RuleError {
-	if taskID == "" || index(OutstandingTaskStatuses, status) < 0 {
+	if taskID == "" || !slices.Contains(OutstandingTaskStatuses, status) {
 		return nil
 	}
-	return &RuleError{Kind: RuleConflict, Code: IssueDuplicate, Expression: "Task.focus",
+	return &RuleError{Kind: RuleConflict, Code: fhir.IssueDuplicate, Expression: "Task.focus",
 		Message: OutstandingRequestMessage + " (Task/" + taskID + "): it is already with the practice; wait for it to be processed, or cancel it first"}
 }
 
@@ -215,7 +218,7 @@ func withoutExtension(tree map[string]any, url string) (map[string]any, []any) {
 		c[k] = v
 	}
 	var exts []any
-	for _, e := range walk(tree, "extension") {
+	for _, e := range fhir.Walk(tree, "extension") {
 		if m, ok := e.(map[string]any); ok && str(m, "url") == url {
 			continue
 		}
@@ -242,26 +245,26 @@ const (
 func CheckTaskChange(old, next map[string]any, byPatient bool) (TaskTransition, *RuleError) {
 	for _, k := range []string{"focus", "for", "code", "intent"} {
 		if !sameExcept(pick(old, k), pick(next, k)) {
-			return 0, RuleViolation(IssueBusinessRule, "Task."+k, "Task."+k+" of a repeat request cannot change")
+			return 0, RuleViolation(fhir.IssueBusinessRule, "Task."+k, "Task."+k+" of a repeat request cannot change")
 		}
 	}
 	from, to := str(old, "status"), str(next, "status")
 	if from == to {
 		if byPatient {
-			return 0, RuleViolation(IssueBusinessRule, "Task.status", "online, a repeat request can only be cancelled (status cancelled)")
+			return 0, RuleViolation(fhir.IssueBusinessRule, "Task.status", "online, a repeat request can only be cancelled (status cancelled)")
 		}
 		return TaskNoChange, nil
 	}
-	if index([]string{"completed", "rejected", "cancelled", "failed"}, from) >= 0 {
-		return 0, RuleViolation(IssueBusinessRule, "Task.status", "this repeat request is already "+from+" and cannot change")
+	if slices.Contains([]string{"completed", "rejected", "cancelled", "failed"}, from) {
+		return 0, RuleViolation(fhir.IssueBusinessRule, "Task.status", "this repeat request is already "+from+" and cannot change")
 	}
 	if byPatient {
 		if to != "cancelled" || from != "requested" {
-			return 0, RuleViolation(IssueBusinessRule, "Task.status",
+			return 0, RuleViolation(fhir.IssueBusinessRule, "Task.status",
 				"online, a repeat request can only be cancelled, and only before the practice starts on it")
 		}
 		if !sameExcept(old, next, "meta", "text", "status", "statusReason", "note", "lastModified") {
-			return 0, RuleViolation(IssueBusinessRule, "Task", "a cancellation may change only status, statusReason and note")
+			return 0, RuleViolation(fhir.IssueBusinessRule, "Task", "a cancellation may change only status, statusReason and note")
 		}
 		return TaskCancel, nil
 	}
@@ -272,16 +275,14 @@ func CheckTaskChange(old, next map[string]any, byPatient bool) (TaskTransition, 
 		return TaskComplete, nil
 	case "rejected":
 		if _, ok := next["statusReason"].(map[string]any); !ok {
-			return 0, RuleViolation(IssueRequired, "Task.statusReason", "a rejected repeat request needs a statusReason: the patient is shown it")
+			return 0, RuleViolation(fhir.IssueRequired, "Task.statusReason", "a rejected repeat request needs a statusReason: the patient is shown it")
 		}
 		return TaskReject, nil
 	case "cancelled":
 		return TaskCancel, nil
 	}
-	return 0, RuleViolation(IssueBusinessRule, "Task.status", "a repeat request moves to in-progress, completed or rejected, not "+to)
+	return 0, RuleViolation(fhir.IssueBusinessRule, "Task.status", "a repeat request moves to in-progress, completed or rejected, not "+to)
 }
-
-func pick(m map[string]any, k string) map[string]any { return map[string]any{k: m[k]} }
 
 // IssueFromPlan builds the MedicationRequest (intent order, basedOn the plan) that completing a repeat
 // request issues: medication, patient, prescriber, dosage and supply from the plan.
@@ -321,7 +322,7 @@ func CountIssue(plan map[string]any, issuedBefore int) map[string]any {
 	}
 	var exts []any
 	found := false
-	for _, e := range walk(plan, "extension") {
+	for _, e := range fhir.Walk(plan, "extension") {
 		m, _ := e.(map[string]any)
 		if str(m, "url") != RepeatInformationExtension {
 			exts = append(exts, e)
@@ -330,7 +331,7 @@ func CountIssue(plan map[string]any, issuedBefore int) map[string]any {
 		found = true
 		var subs []any
 		counted := false
-		for _, s := range walk(m, "extension") {
+		for _, s := range fhir.Walk(m, "extension") {
 			sm, _ := s.(map[string]any)
 			if str(sm, "url") == "numberOfPrescriptionsIssued" {
 				subs = append(subs, map[string]any{"url": "numberOfPrescriptionsIssued", "valueUnsignedInt": issuedBefore + 1})
@@ -350,15 +351,4 @@ func CountIssue(plan map[string]any, issuedBefore int) map[string]any {
 	}
 	c["extension"] = exts
 	return c
-}
-
-// number reads a JSON number, decoded (float64) or built in Go (int).
-func number(v any) (int, bool) {
-	switch n := v.(type) {
-	case float64:
-		return int(n), true
-	case int:
-		return n, true
-	}
-	return 0, false
 }

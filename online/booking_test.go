@@ -1,9 +1,11 @@
-package fhir
+package online
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gpfhir/gpfhir/fhir"
 )
 
 func TestBookingRules(t *testing.T) {
@@ -112,109 +114,54 @@ func TestSlotSearchRange(t *testing.T) {
 	}
 }
 
-func TestRepeatRules(t *testing.T) {
-	now := time.Date(2025, 3, 10, 9, 0, 0, 0, time.UTC)
-	ok := Plan{ID: "p", Intent: "plan", Status: "active", Patient: "Patient/a", Issued: 2, Allowed: 6, Expiry: now.AddDate(0, 6, 0)}
-	with := func(f func(*Plan)) Plan { p := ok; f(&p); return p }
-	task := map[string]any{"status": "requested", "intent": "order",
-		"code":  map[string]any{"coding": []any{map[string]any{"system": SNOMEDSystem, "code": RenewalCode}}},
-		"focus": map[string]any{"reference": "MedicationRequest/p"}, "for": map[string]any{"reference": "Patient/a"}}
+func TestSlotSearchRangeReadsTheTightestBoundsOfTheStartValues(t *testing.T) {
+	day := func(d int) time.Time { return time.Date(2025, 3, d, 0, 0, 0, 0, time.UTC) }
 	tests := []struct {
-		name string
-		plan Plan
-		says string
+		name      string
+		starts    []string
+		low, high time.Time
 	}{
-		{"an active plan with issues left", ok, ""},
-		{"not active", with(func(p *Plan) { p.Status = "stopped" }), "no longer active"},
-		{"expired", with(func(p *Plan) { p.Expiry = now.AddDate(0, 0, -1) }), "expired on 9 March 2025"},
-		{"used up", with(func(p *Plan) { p.Issued = 6 }), "all 6 issues"},
-		{"not a plan", with(func(p *Plan) { p.Intent = "order" }), "repeat authorisation"},
-		{"not theirs", with(func(p *Plan) { p.Patient = "Patient/b" }), "not for the patient"},
+		{"ge and le", []string{"ge2025-03-10", "le2025-03-24"}, day(10), day(24)},
+		{"gt and lt, one value", []string{"gt2025-03-10,lt2025-03-24"}, day(10), day(24)},
+		{"the latest lower and earliest upper bound", []string{"ge2025-03-10", "ge2025-03-12", "le2025-03-28", "le2025-03-20"}, day(12), day(20)},
+		{"eq bounds both sides", []string{"eq2025-03-10"}, day(10), day(10)},
+		{"no prefix is eq", []string{"2025-03-10"}, day(10), day(10)},
+		{"an open range", []string{"ge2025-03-10"}, day(10), time.Time{}},
+		{"a malformed date is skipped", []string{"ge2025-03-10", "leMarch"}, day(10), time.Time{}},
+		{"none", nil, time.Time{}, time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CheckRepeatRequest(task, tt.plan, now)
-			if (err == nil) != (tt.says == "") || err != nil && !strings.Contains(err.Message, tt.says) {
-				t.Fatalf("got %v, want %q", err, tt.says)
+			low, high := SlotSearchRange(tt.starts)
+			if !low.Equal(tt.low) || !high.Equal(tt.high) {
+				t.Errorf("got %v to %v, want %v to %v", low, high, tt.low, tt.high)
 			}
 		})
 	}
-	requested := map[string]any{"status": "requested", "focus": task["focus"]}
-	step := func(to string, extra map[string]any) map[string]any {
-		m := map[string]any{"status": to, "focus": task["focus"]}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
-	if s, err := CheckTaskChange(requested, step("completed", nil), false); err != nil || s != TaskComplete {
-		t.Errorf("GP completes: %v %v", s, err)
-	}
-	if _, err := CheckTaskChange(requested, step("rejected", nil), false); err == nil {
-		t.Errorf("a rejection without a reason must be refused")
-	}
-	if s, err := CheckTaskChange(requested, step("rejected", map[string]any{"statusReason": map[string]any{"text": "review"}}), false); err != nil || s != TaskReject {
-		t.Errorf("GP rejects with a reason: %v %v", s, err)
-	}
-	if _, err := CheckTaskChange(requested, step("completed", nil), true); err == nil {
-		t.Errorf("a patient cannot complete a request")
-	}
-	if s, err := CheckTaskChange(requested, step("cancelled", nil), true); err != nil || s != TaskCancel {
-		t.Errorf("a patient cancels: %v %v", s, err)
-	}
-	if _, err := CheckTaskChange(step("completed", nil), step("in-progress", nil), false); err == nil {
-		t.Errorf("a completed request cannot move back")
-	}
-	counted := ParsePlan("p", CountIssue(map[string]any{"intent": "plan"}, 2))
-	if counted.Issued != 3 {
-		t.Errorf("CountIssue: %d issues, want 3", counted.Issued)
-	}
 }
 
-func TestOnlineAccessAndGrants(t *testing.T) {
-	ext := func(parts ...[2]string) map[string]any {
-		var subs []any
-		for _, p := range parts {
-			key := "valueCode"
-			if p[0] == "recordFrom" {
-				key = "valueDate"
-			}
-			subs = append(subs, map[string]any{"url": p[0], key: p[1]})
-		}
-		return map[string]any{"extension": []any{map[string]any{"url": OnlineAccessExtension, "extension": subs}}}
+func TestBookableOnlyWhenTheExtensionIsTrue(t *testing.T) {
+	with := func(v any) map[string]any {
+		return map[string]any{"extension": []any{map[string]any{"url": fhir.OnlineBookableExtension, "valueBoolean": v}}}
 	}
-	got, err := ParseOnlineAccess(ext([2]string{"record", "full"}, [2]string{"recordFrom", "2023-10-31"}), DefaultOnlineAccess)
-	if err != nil || got.Record != RecordFull || got.RecordFrom.Format("2006-01-02") != "2023-10-31" || got.Appointments != ServiceManage {
-		t.Errorf("parsed %+v, %v", got, err)
-	}
-	if _, err := ParseOnlineAccess(ext([2]string{"appointments", "book"}), DefaultOnlineAccess); err == nil || !strings.Contains(err.Message, "none, view, manage") {
-		t.Errorf("a bad level must be refused naming the levels: %v", err)
-	}
-	if a, _ := ParseOnlineAccess(map[string]any{}, DefaultOnlineAccess); a != DefaultOnlineAccess {
-		t.Errorf("no extension must give the defaults: %+v", a)
-	}
-	m := OnlineAccess{Record: RecordFull, Prescriptions: ServiceManage, Appointments: ServiceView}.Min(OnlineAccess{Record: RecordSummary, Prescriptions: ServiceManage, Appointments: ServiceManage})
-	if m.Record != RecordSummary || m.Appointments != ServiceView {
-		t.Errorf("Min = %+v", m)
-	}
-	now := time.Date(2025, 3, 10, 9, 0, 0, 0, time.UTC)
-	for _, tt := range []struct {
-		g    ProxyGrant
-		says string
+	tests := []struct {
+		name string
+		tree map[string]any
+		want bool
 	}{
-		{ProxyGrant{Active: true, Start: now.AddDate(-1, 0, 0), End: now.AddDate(1, 0, 0)}, ""},
-		{ProxyGrant{Active: true, End: now.AddDate(0, 0, -1)}, "ended on 9 March 2025"},
-		{ProxyGrant{Active: true, Start: now.AddDate(0, 0, 1)}, "starts on 11 March 2025"},
-		{ProxyGrant{Active: false}, "withdrawn"},
-	} {
-		ok, why := tt.g.InForce(now)
-		if ok != (tt.says == "") || !strings.Contains(why, tt.says) {
-			t.Errorf("%+v: %v %q, want %q", tt.g, ok, why, tt.says)
-		}
+		{"true", with(true), true},
+		{"false", with(false), false},
+		{"not a boolean", with("true"), false},
+		{"no extension", map[string]any{}, false},
 	}
-	redacted := map[string]any{"meta": map[string]any{"security": []any{map[string]any{"system": ConfidentialitySystem, "code": "R"}}}}
-	normal := map[string]any{"meta": map[string]any{"security": []any{map[string]any{"system": ConfidentialitySystem, "code": "N"}}}}
-	if !IsRedacted(redacted) || IsRedacted(normal) {
-		t.Errorf("R redacts, N does not")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Bookable(tt.tree); got != tt.want {
+				t.Errorf("Bookable = %v, want %v", got, tt.want)
+			}
+			if got := ParseSlot("s", tt.tree).OnlineBookable; got != tt.want {
+				t.Errorf("ParseSlot.OnlineBookable = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

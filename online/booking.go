@@ -1,45 +1,21 @@
-package fhir
+package online
 
 import (
-	"encoding/json"
-	"reflect"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
-)
 
-// RuleKind says which kind of business rule a request broke; the API maps each kind to one status.
-type RuleKind int
+	"github.com/gpfhir/gpfhir/fhir"
+)
 
 const (
-	// RuleInvalid: the resource or change breaks a rule (422).
-	RuleInvalid RuleKind = iota + 1
-	// RuleConflict: the current state of other resources forbids it (409): a slot taken, a request
-	// already outstanding.
-	RuleConflict
-	// RuleBadRequest: the request itself is malformed or out of bounds (400).
-	RuleBadRequest
-	// RulePrecondition: a required precondition header is missing (428 would be the HTTP answer; the
-	// API uses 412, the FHIR versioning status).
-	RulePrecondition
+	// CancellationCutoffExtension on a practice Organization is how many hours before an appointment's
+	// start patients may still cancel it online (valueUnsignedInt).
+	CancellationCutoffExtension = "https://gpfhir.example/StructureDefinition/cancellation-cutoff-hours"
+	// DefaultCancellationCut is the cut-off of a practice that sets none.
+	DefaultCancellationCut = 24 * time.Hour
 )
-
-// RuleError is a broken business rule, with a message for the person using the app.
-type RuleError struct {
-	Kind RuleKind
-	// Code is an OperationOutcome issue-type code.
-	Code    string
-	Message string
-	// Expression is the FHIRPath of the offending element, if one.
-	Expression string
-}
-
-func (e *RuleError) Error() string { return e.Message }
-
-// RuleViolation returns a RuleInvalid error.
-func RuleViolation(code, expr, msg string) *RuleError {
-	return &RuleError{Kind: RuleInvalid, Code: code, Message: msg, Expression: expr}
-}
 
 // SlotTakenMessage is what every losing booking of a slot is told.
 const SlotTakenMessage = "this slot is no longer available"
@@ -65,23 +41,24 @@ func ParseSlot(id string, tree map[string]any) SlotInfo {
 	}
 	s.Start, _ = instant(str(tree, "start"))
 	s.End, _ = instant(str(tree, "end"))
-	if v, ok := ExtensionValue(tree, OnlineBookableExtension, "valueBoolean"); ok {
-		s.OnlineBookable, _ = v.(bool)
-	}
+	s.OnlineBookable = Bookable(tree)
 	return s
 }
 
-func instant(s string) (time.Time, bool) {
-	t, err := time.Parse(time.RFC3339, s)
-	return t, err == nil
+// Bookable reports whether a Schedule or Slot tree is published for online booking by patients: its
+// fhir.OnlineBookableExtension is valueBoolean true. Anything else, the extension absent included, is
+// for the practice to book.
+func Bookable(tree map[string]any) bool {
+	v, _ := fhir.ExtensionValue(tree, fhir.OnlineBookableExtension, "valueBoolean")
+	return v == true
 }
 
 // AppointmentSlots returns the ids of the Slots an Appointment tree references ("Slot/id").
 func AppointmentSlots(tree map[string]any) []string {
 	var out []string
-	for _, v := range walk(tree, "slot") {
+	for _, v := range fhir.Walk(tree, "slot") {
 		m, _ := v.(map[string]any)
-		if typ, id, ok := LocalRef(str(m, "reference"), ""); ok && typ == "Slot" {
+		if typ, id, ok := fhir.LocalRef(str(m, "reference"), ""); ok && typ == "Slot" {
 			out = append(out, id)
 		}
 	}
@@ -91,9 +68,9 @@ func AppointmentSlots(tree map[string]any) []string {
 // AppointmentPatients returns the "Patient/id" participants of an Appointment tree.
 func AppointmentPatients(tree map[string]any) []string {
 	var out []string
-	for _, v := range walk(tree, "participant.actor") {
+	for _, v := range fhir.Walk(tree, "participant.actor") {
 		m, _ := v.(map[string]any)
-		if typ, _, ok := LocalRef(str(m, "reference"), ""); ok && typ == "Patient" {
+		if typ, _, ok := fhir.LocalRef(str(m, "reference"), ""); ok && typ == "Patient" {
 			out = append(out, str(m, "reference"))
 		}
 	}
@@ -106,32 +83,32 @@ func AppointmentPatients(tree map[string]any) []string {
 // slots are the referenced slots, as currently stored.
 func CheckBooking(appt map[string]any, slots []SlotInfo, byPatient bool, now time.Time) *RuleError {
 	if st := str(appt, "status"); st != "booked" {
-		return RuleViolation(IssueBusinessRule, "Appointment.status", "a new appointment must have status booked, not "+quote(st))
+		return RuleViolation(fhir.IssueBusinessRule, "Appointment.status", "a new appointment must have status booked, not "+strconv.Quote(st))
 	}
 	if len(slots) == 0 {
-		return RuleViolation(IssueRequired, "Appointment.slot", "a booking must name the slot it books in Appointment.slot")
+		return RuleViolation(fhir.IssueRequired, "Appointment.slot", "a booking must name the slot it books in Appointment.slot")
 	}
 	if n := len(AppointmentPatients(appt)); n != 1 {
-		return RuleViolation(IssueBusinessRule, "Appointment.participant",
+		return RuleViolation(fhir.IssueBusinessRule, "Appointment.participant",
 			"a booking must have exactly one patient among its participants, not "+strconv.Itoa(n))
 	}
 	sorted := append([]SlotInfo(nil), slots...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Start.Before(sorted[j].Start) })
 	for i, s := range sorted {
 		if s.Status != "free" {
-			return &RuleError{Kind: RuleConflict, Code: IssueConflict, Message: SlotTakenMessage, Expression: "Appointment.slot"}
+			return &RuleError{Kind: RuleConflict, Code: fhir.IssueConflict, Message: SlotTakenMessage, Expression: "Appointment.slot"}
 		}
 		if byPatient && !s.OnlineBookable {
-			return RuleViolation(IssueBusinessRule, "Appointment.slot",
+			return RuleViolation(fhir.IssueBusinessRule, "Appointment.slot",
 				"this slot is not published for online booking; ask the practice to book it for you")
 		}
 		if !s.Start.After(now) {
-			return RuleViolation(IssueBusinessRule, "Appointment.slot", "this slot has already started; only future slots can be booked")
+			return RuleViolation(fhir.IssueBusinessRule, "Appointment.slot", "this slot has already started; only future slots can be booked")
 		}
 		if i > 0 {
 			prev := sorted[i-1]
 			if s.Schedule != prev.Schedule || !s.Start.Equal(prev.End) {
-				return RuleViolation(IssueBusinessRule, "Appointment.slot",
+				return RuleViolation(fhir.IssueBusinessRule, "Appointment.slot",
 					"slots booked together must be adjacent and in the same schedule")
 			}
 		}
@@ -139,7 +116,7 @@ func CheckBooking(appt map[string]any, slots []SlotInfo, byPatient bool, now tim
 	start, okS := instant(str(appt, "start"))
 	end, okE := instant(str(appt, "end"))
 	if !okS || !okE || !start.Equal(sorted[0].Start) || !end.Equal(sorted[len(sorted)-1].End) {
-		return RuleViolation(IssueBusinessRule, "Appointment.start",
+		return RuleViolation(fhir.IssueBusinessRule, "Appointment.start",
 			"the appointment's start and end must be those of its slots ("+sorted[0].Start.Format(time.RFC3339)+
 				" to "+sorted[len(sorted)-1].End.Format(time.RFC3339)+")")
 	}
@@ -149,7 +126,7 @@ func CheckBooking(appt map[string]any, slots []SlotInfo, byPatient bool, now tim
 // CancellationCutoff reads a practice Organization's cancellation cut-off; DefaultCancellationCut when
 // it sets none.
 func CancellationCutoff(org map[string]any) time.Duration {
-	if v, ok := ExtensionValue(org, CancellationCutoffExtension, "valueUnsignedInt"); ok {
+	if v, ok := fhir.ExtensionValue(org, CancellationCutoffExtension, "valueUnsignedInt"); ok {
 		if n, ok := v.(float64); ok && n >= 0 {
 			return time.Duration(n) * time.Hour
 		}
@@ -167,47 +144,29 @@ func CheckAppointmentChange(old, next map[string]any, byPatient bool, cutoff tim
 		return frees, nil
 	}
 	if oldStatus == "cancelled" {
-		return false, RuleViolation(IssueBusinessRule, "Appointment.status", "this appointment is already cancelled")
+		return false, RuleViolation(fhir.IssueBusinessRule, "Appointment.status", "this appointment is already cancelled")
 	}
 	if newStatus != "cancelled" {
-		return false, RuleViolation(IssueBusinessRule, "Appointment.status",
+		return false, RuleViolation(fhir.IssueBusinessRule, "Appointment.status",
 			"online, an appointment can only be cancelled (status cancelled with a cancelationReason); to change it, cancel it and book again")
 	}
 	if !sameExcept(old, next, "meta", "text", "status", "cancelationReason") {
-		return false, RuleViolation(IssueBusinessRule, "Appointment",
+		return false, RuleViolation(fhir.IssueBusinessRule, "Appointment",
 			"a cancellation may change only status and cancelationReason; everything else must stay as it is")
 	}
 	if _, ok := next["cancelationReason"].(map[string]any); !ok {
-		return false, RuleViolation(IssueRequired, "Appointment.cancelationReason", "a cancellation needs a cancelationReason")
+		return false, RuleViolation(fhir.IssueRequired, "Appointment.cancelationReason", "a cancellation needs a cancelationReason")
 	}
 	start, ok := instant(str(old, "start"))
 	if ok && !start.After(now) {
-		return false, RuleViolation(IssueBusinessRule, "Appointment.start", "this appointment has already started, so it cannot be cancelled online")
+		return false, RuleViolation(fhir.IssueBusinessRule, "Appointment.start", "this appointment has already started, so it cannot be cancelled online")
 	}
 	if ok && start.Sub(now) < cutoff {
-		return false, RuleViolation(IssueBusinessRule, "Appointment.start",
+		return false, RuleViolation(fhir.IssueBusinessRule, "Appointment.start",
 			"your practice does not accept online cancellations less than "+strconv.Itoa(int(cutoff/time.Hour))+
 				" hours before the appointment; please phone the practice to cancel")
 	}
 	return frees, nil
-}
-
-// sameExcept reports whether two trees are equal apart from the named top-level elements. Both are
-// compared as JSON values, so number forms do not matter.
-func sameExcept(a, b map[string]any, skip ...string) bool {
-	norm := func(m map[string]any) any {
-		c := make(map[string]any, len(m))
-		for k, v := range m {
-			if index(skip, k) < 0 {
-				c[k] = v
-			}
-		}
-		raw, _ := json.Marshal(c)
-		var out any
-		_ = json.Unmarshal(raw, &out)
-		return out
-	}
-	return reflect.DeepEqual(norm(a), norm(b))
 }
 
 // SetSlotStatus returns a copy of a Slot tree with a new status, for the slot write of a booking or a
@@ -221,21 +180,51 @@ func SetSlotStatus(tree map[string]any, status string) map[string]any {
 	return c
 }
 
+// SlotSearchRange reads the start range a free-slot search asks for from the values of its start
+// parameter, each of which may hold comma-separated values: the latest lower bound (ge, gt, sa) and the
+// earliest upper bound (le, lt, eb), or both from an eq or unprefixed date. A bound not given is zero, and
+// a malformed date is skipped, since the search itself reports it. Each bound is the start of its date,
+// so that ge a date and le the date 14 days later is a 14-day range, as people count it.
+func SlotSearchRange(starts []string) (low, high time.Time) {
+	for _, v := range starts {
+		for _, one := range strings.Split(v, ",") {
+			prefix, date := "eq", one
+			if len(one) > 2 && one[0] >= 'a' && one[0] <= 'z' {
+				prefix, date = one[:2], one[2:]
+			}
+			lo, _, err := fhir.ParseDateRange(date)
+			if err != nil {
+				continue
+			}
+			l := time.UnixMilli(lo).UTC()
+			switch prefix {
+			case "ge", "gt", "sa":
+				if low.IsZero() || l.After(low) {
+					low = l
+				}
+			case "le", "lt", "eb":
+				if high.IsZero() || l.Before(high) {
+					high = l
+				}
+			case "eq":
+				low, high = l, l
+			}
+		}
+	}
+	return low, high
+}
+
 // CheckSlotSearchRange checks the start range of a patient's free-slot search: both a lower (ge/gt) and
 // an upper (le/lt) bound, at most MaxSlotSearchRange apart. low and high are the bounds as instants;
 // zero means absent.
 func CheckSlotSearchRange(low, high time.Time) *RuleError {
 	if low.IsZero() || high.IsZero() {
-		return &RuleError{Kind: RuleBadRequest, Code: IssueRequired, Expression: "start",
+		return &RuleError{Kind: RuleBadRequest, Code: fhir.IssueRequired, Expression: "start",
 			Message: "a search for free slots needs a date range: start=geYYYY-MM-DD&start=leYYYY-MM-DD, at most 14 days long"}
 	}
 	if high.Sub(low) > MaxSlotSearchRange {
-		return &RuleError{Kind: RuleBadRequest, Code: IssueTooCostly, Expression: "start",
+		return &RuleError{Kind: RuleBadRequest, Code: fhir.IssueTooCostly, Expression: "start",
 			Message: "the date range of a free-slot search may be at most 14 days; search a shorter range and page through the weeks"}
 	}
 	return nil
 }
-
-func quote(s string) string { return strconv.Quote(s) }
-
-func itoa(i int) string { return strconv.Itoa(i) }
