@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
@@ -29,7 +30,7 @@ import (
 //   - the audit middleware holds the handler's response (status and body) in a bufferedWriter;
 //   - when the handler is done it builds the AuditEvent (fhir.AuditEvent, from the request value: the
 //     caller, the outcome, the path and the resources the handler touched) and hands it to the committer;
-//   - the committer goroutine takes every record waiting, up to store.MaxAuditBatch, and appends them with
+//   - the committer goroutine takes every record waiting, up to audit.MaxBatch, and appends them with
 //     one store.ApplyAudited without writes: one transaction (one fsync on SQLite) for the whole batch.
 //     While it writes, the next batch gathers, so the cost per request falls as the load rises (group
 //     commit);
@@ -70,7 +71,7 @@ func (s *Server) served(req *request, r store.Resource) store.Resource {
 
 // auditLog is the group committer.
 type auditLog struct {
-	st      store.Store
+	st      audit.Store
 	log     *slog.Logger
 	metrics *metrics
 	in      chan *auditPending
@@ -84,19 +85,19 @@ type auditLog struct {
 }
 
 type auditPending struct {
-	rec store.AuditRecord
+	rec audit.Record
 	err chan error
 }
 
-func newAuditLog(st store.Store, log *slog.Logger, m *metrics) *auditLog {
-	a := &auditLog{st: st, log: log, metrics: m, in: make(chan *auditPending, 4*store.MaxAuditBatch), done: make(chan struct{})}
+func newAuditLog(st audit.Store, log *slog.Logger, m *metrics) *auditLog {
+	a := &auditLog{st: st, log: log, metrics: m, in: make(chan *auditPending, 4*audit.MaxBatch), done: make(chan struct{})}
 	go a.run()
 	return a
 }
 
 // append hands rec to the committer and waits until it is durable or has failed. It does not give up when
 // the request's context ends: the record is written either way, and the answer is only withheld.
-func (a *auditLog) append(rec store.AuditRecord) error {
+func (a *auditLog) append(rec audit.Record) error {
 	p := &auditPending{rec: rec, err: make(chan error, 1)}
 	a.mu.RLock()
 	if a.closed {
@@ -110,7 +111,7 @@ func (a *auditLog) append(rec store.AuditRecord) error {
 
 // appendAll hands every record over before waiting for any, so that the records of a bundle's entries
 // share the committer's batches instead of each waiting for one of its own.
-func (a *auditLog) appendAll(recs []store.AuditRecord) error {
+func (a *auditLog) appendAll(recs []audit.Record) error {
 	if len(recs) == 1 {
 		return a.append(recs[0])
 	}
@@ -143,7 +144,7 @@ const gatherWait = time.Millisecond
 
 func (a *auditLog) run() {
 	defer close(a.done)
-	batch := make([]*auditPending, 0, store.MaxAuditBatch)
+	batch := make([]*auditPending, 0, audit.MaxBatch)
 	timer := time.NewTimer(0)
 	<-timer.C
 	for {
@@ -154,7 +155,7 @@ func (a *auditLog) run() {
 		batch = append(batch[:0], p)
 		open := true
 	fill:
-		for len(batch) < store.MaxAuditBatch {
+		for len(batch) < audit.MaxBatch {
 			select {
 			case p, ok := <-a.in:
 				if !ok {
@@ -166,10 +167,10 @@ func (a *auditLog) run() {
 				break fill
 			}
 		}
-		if open && a.busy.Load() > 0 && len(batch) < store.MaxAuditBatch {
+		if open && a.busy.Load() > 0 && len(batch) < audit.MaxBatch {
 			timer.Reset(gatherWait)
 		gather:
-			for len(batch) < store.MaxAuditBatch && a.busy.Load() > 0 {
+			for len(batch) < audit.MaxBatch && a.busy.Load() > 0 {
 				select {
 				case p, ok := <-a.in:
 					if !ok {
@@ -192,7 +193,7 @@ func (a *auditLog) run() {
 }
 
 func (a *auditLog) commit(batch []*auditPending) {
-	records := make([]store.AuditRecord, len(batch))
+	records := make([]audit.Record, len(batch))
 	for i, p := range batch {
 		records[i] = p.rec
 	}
@@ -322,14 +323,14 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 		return
 	}
 	rec, err := s.auditRecordOf(req, in, bw.status, req.touched, req.path)
-	recs := []store.AuditRecord{rec}
+	recs := []audit.Record{rec}
 	// A batch or transaction: one record for the bundle and one for each entry, as if each had been a
 	// request of its own by the same caller.
 	for _, e := range req.entries {
 		if err != nil {
 			break
 		}
-		var r store.AuditRecord
+		var r audit.Record
 		if r, err = s.entryRecord(req, e); err == nil {
 			recs = append(recs, r)
 		}
@@ -398,7 +399,7 @@ func entryAuditOf(te *txEntry) entryAudit {
 // transactionRecords are the records a transaction's group is committed with, as the audit middleware
 // would have built them from the answer: the bundle answers 200 and names what every entry touched, and
 // each entry has a record of its own.
-func (s *Server) transactionRecords(req *request, entries []*txEntry) ([]store.AuditRecord, error) {
+func (s *Server) transactionRecords(req *request, entries []*txEntry) ([]audit.Record, error) {
 	list := req.touched[:len(req.touched):len(req.touched)]
 	for _, te := range entries {
 		list = append(list, te.touched...)
@@ -407,7 +408,7 @@ func (s *Server) transactionRecords(req *request, entries []*txEntry) ([]store.A
 	if err != nil {
 		return nil, err
 	}
-	recs := []store.AuditRecord{rec}
+	recs := []audit.Record{rec}
 	for _, te := range entries {
 		if te.interaction == "" {
 			continue
@@ -423,7 +424,7 @@ func (s *Server) transactionRecords(req *request, entries []*txEntry) ([]store.A
 
 // entryRecord is the record of one bundle entry, as if it had been a request of its own by the same
 // caller.
-func (s *Server) entryRecord(req *request, e entryAudit) (store.AuditRecord, error) {
+func (s *Server) entryRecord(req *request, e entryAudit) (audit.Record, error) {
 	return s.auditRecordOf(req, e.interaction, e.status, e.touched, e.path)
 }
 
@@ -436,14 +437,14 @@ func clientAddress(req *request) string {
 }
 
 // auditRecordOf builds one AuditEvent of the request: the request's own, or one entry's of a bundle.
-func (s *Server) auditRecordOf(req *request, interaction string, status int, list []store.Resource, path *pathParams) (store.AuditRecord, error) {
+func (s *Server) auditRecordOf(req *request, interaction string, status int, list []store.Resource, path *pathParams) (audit.Record, error) {
 	now := s.now()
 	// A time-ordered id (UUIDv7): the store indexes every AuditEvent by id in several b-trees, and ids
 	// that follow the order of appends are inserted at the right-hand edge of each, in pages already
 	// cached, where random (v4) ids would touch a different page per index and per record.
 	id, err := uuid.NewV7()
 	if err != nil {
-		return store.AuditRecord{}, err
+		return audit.Record{}, err
 	}
 	in := fhir.AuditInput{
 		ID:            id.String(),
@@ -514,7 +515,7 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 	}
 	body := fhir.AuditEvent(in)
 	index := fhir.AuditEventIndex(in, s.cfg.BaseURL)
-	return store.AuditRecord{ID: in.ID, Recorded: now, Body: body, Index: index}, nil
+	return audit.Record{ID: in.ID, Recorded: now, Body: body, Index: index}, nil
 }
 
 // patientsOf names the patients whose record r is part of, as the policy reads them (auth.FactsOf): a
@@ -538,7 +539,7 @@ func (s *Server) patientsOf(r store.Resource) []string {
 // gpfhir audit verify does offline. It answers 200 with a Parameters resource either way: a broken chain
 // is a finding, not a failure of the operation.
 func (s *Server) verifyAudit(req *request) error {
-	res, err := store.VerifyAudit(req.ctx(), s.store)
+	res, err := audit.Verify(req.ctx(), s.cfg.Store)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gpfhir/gpfhir/api"
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/sqlite"
@@ -50,14 +51,14 @@ func BenchmarkAuditCost(b *testing.B) {
 // committer (ApplyAudited without writes) is written to a file and fsynced, and nothing else; it is not
 // chained, indexed or searchable. Writes go to the real store.
 type flushOnly struct {
-	store.Store
+	audit.Backend
 	f       *os.File
 	records atomic.Int64
 }
 
-func (s *flushOnly) ApplyAudited(ctx context.Context, writes []store.Write, recs []store.AuditRecord) error {
+func (s *flushOnly) ApplyAudited(ctx context.Context, writes []store.Write, recs []audit.Record) error {
 	if len(writes) > 0 {
-		return s.Store.ApplyAudited(ctx, writes, recs)
+		return s.Backend.ApplyAudited(ctx, writes, recs)
 	}
 	var buf []byte
 	for _, r := range recs {
@@ -84,7 +85,7 @@ func auditCost(b *testing.B, clients int, floor bool) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	var auditStore store.Store = st
+	var auditStore audit.Backend = st
 	var fo *flushOnly
 	if floor {
 		f, err := os.Create(filepath.Join(dir, "flush-only.log"))
@@ -92,7 +93,7 @@ func auditCost(b *testing.B, clients int, floor bool) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { f.Close() })
-		fo = &flushOnly{Store: st, f: f}
+		fo = &flushOnly{Backend: st, f: f}
 		auditStore = fo
 	}
 	on, baseOn, token := startAPI(b, auditStore, io.Discard)

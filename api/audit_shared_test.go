@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/mongo"
 	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
@@ -15,9 +16,9 @@ import (
 
 // openSharedStores opens the backend selected by GPFHIR_TEST_BACKEND twice on the same fresh storage, as
 // two gpfhir processes would.
-func openSharedStores(t *testing.T) (store.Store, store.Store) {
+func openSharedStores(t *testing.T) (audit.Backend, audit.Backend) {
 	t.Helper()
-	var stores [2]store.Store
+	var stores [2]audit.Backend
 	switch os.Getenv(backendEnv) {
 	case "", "sqlite":
 		dir := t.TempDir()
@@ -89,8 +90,8 @@ func TestServersSharingAStoreKeepOneChain(t *testing.T) {
 	if want := head0 + int64(len(servers)*clients*(perClient+writesPerClient)); head != want {
 		t.Errorf("chain head %d, want %d: one record per request", head, want)
 	}
-	for i, st := range []store.Store{a, b} {
-		res, err := store.VerifyAudit(context.Background(), st)
+	for i, st := range []audit.Backend{a, b} {
+		res, err := audit.Verify(context.Background(), st)
 		if err != nil || !res.Intact || res.Records != head {
 			t.Errorf("VerifyAudit through store %d = %v %v, want intact, %d records", i, res, err, head)
 		}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/auth/devidp"
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/sqlite"
@@ -469,23 +470,23 @@ func TestAuditEventsAreAppendOnlyThroughTheAPI(t *testing.T) {
 
 // auditFailingStore makes AppendAudit fail on demand: the audit trail's disk is full.
 type auditFailingStore struct {
-	store.Store
+	audit.Backend
 	fail atomic.Bool
 }
 
-func (f *auditFailingStore) AppendAudit(ctx context.Context, recs []store.AuditRecord) error {
+func (f *auditFailingStore) AppendAudit(ctx context.Context, recs []audit.Record) error {
 	if f.fail.Load() {
 		return errors.New("audit disk full")
 	}
-	return f.Store.AppendAudit(ctx, recs)
+	return f.Backend.AppendAudit(ctx, recs)
 }
 
 // ApplyAudited fails too: the writes and their records are one transaction, which the full disk fails.
-func (f *auditFailingStore) ApplyAudited(ctx context.Context, writes []store.Write, recs []store.AuditRecord) error {
+func (f *auditFailingStore) ApplyAudited(ctx context.Context, writes []store.Write, recs []audit.Record) error {
 	if f.fail.Load() {
 		return errors.New("audit disk full")
 	}
-	return f.Store.ApplyAudited(ctx, writes, recs)
+	return f.Backend.ApplyAudited(ctx, writes, recs)
 }
 
 func TestAFailingAuditWriteFailsTheRequest(t *testing.T) {
@@ -493,7 +494,7 @@ func TestAFailingAuditWriteFailsTheRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &auditFailingStore{Store: st}
+	fs := &auditFailingStore{Backend: st}
 	ts := newTestServerOn(t, fs)
 	id := ts.create("Patient", patient("Loud", ""))
 	fs.fail.Store(true)

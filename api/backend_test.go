@@ -8,7 +8,7 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store/mongo"
 	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
 	"github.com/gpfhir/gpfhir/store/sqlite"
@@ -49,7 +49,7 @@ func rerunOnMongo() bool {
 }
 
 // openTestStore opens the backend selected by GPFHIR_TEST_BACKEND on fresh storage for one test.
-func openTestStore(t *testing.T) store.Store {
+func openTestStore(t *testing.T) audit.Backend {
 	t.Helper()
 	switch os.Getenv(backendEnv) {
 	case "", "sqlite":

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
@@ -454,7 +455,7 @@ func (s *Server) transaction(req *request, reqs []fhir.BundleEntry, entries []*t
 		// The group is committed as one: every entry's own write checked under its interaction, then
 		// all of them applied atomically with the records of the bundle and of each entry.
 		group.status = http.StatusOK
-		group.records = func() ([]store.AuditRecord, error) { return s.transactionRecords(req, entries) }
+		group.records = func() ([]audit.Record, error) { return s.transactionRecords(req, entries) }
 		err := s.commit(req, group)
 		if err == nil {
 			break
@@ -522,9 +523,9 @@ func (s *Server) batchEntry(req *request, e fhir.BundleEntry, te *txEntry) error
 			ch.conflict = nil
 		}
 		ch.entry = true
-		ch.records = func() ([]store.AuditRecord, error) {
+		ch.records = func() ([]audit.Record, error) {
 			rec, err := s.entryRecord(req, entryAuditOf(te))
-			return []store.AuditRecord{rec}, err
+			return []audit.Record{rec}, err
 		}
 		ch.respond = func() { te.audited = true }
 		return s.commit(req, ch)

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/store"
 )
@@ -24,7 +25,7 @@ type change struct {
 	touched []store.Resource
 	// records, when set, builds the audit records stored with the writes instead of the request's own:
 	// a transaction's (the bundle's and each entry's), or one batch entry's.
-	records func() ([]store.AuditRecord, error)
+	records func() ([]audit.Record, error)
 	// entry: the records are a batch entry's; the request's own record is still to be appended.
 	entry bool
 	// respond sends the answer, once the writes and their records are durable.
@@ -72,7 +73,7 @@ func (s *Server) apply(req *request, ch change) error {
 	if s.audit == nil || req.internal {
 		return s.store.Apply(req.ctx(), ch.writes)
 	}
-	var recs []store.AuditRecord
+	var recs []audit.Record
 	if ch.records != nil {
 		var err error
 		if recs, err = ch.records(); err != nil {
@@ -84,9 +85,9 @@ func (s *Server) apply(req *request, ch change) error {
 		if err != nil {
 			return err
 		}
-		recs = []store.AuditRecord{rec}
+		recs = []audit.Record{rec}
 	}
-	if err := s.store.ApplyAudited(req.ctx(), ch.writes, recs); err != nil {
+	if err := s.trail.ApplyAudited(req.ctx(), ch.writes, recs); err != nil {
 		return err
 	}
 	if !ch.entry {

@@ -13,10 +13,10 @@ import (
 	"testing"
 
 	"github.com/gpfhir/gpfhir/api"
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/auth/devidp"
 	"github.com/gpfhir/gpfhir/seed"
-	"github.com/gpfhir/gpfhir/store"
 )
 
 // testServer is the real API on a real store (SQLite on disk, or FerretDB: see openTestStore), served over HTTP on 127.0.0.1 with a random
@@ -25,7 +25,7 @@ import (
 type testServer struct {
 	t     *testing.T
 	URL   string
-	store store.Store
+	store audit.Backend
 	http  *http.Client
 	logs  *lockedWriter
 	// Issuer is the dev identity provider's URL.
@@ -60,7 +60,7 @@ var testPeople = func() seed.Directory {
 
 // startAPI serves the API with the dev identity provider and returns it with its URL and the default
 // token. Benchmarks use it too, calling the handler in process.
-func startAPI(tb testing.TB, st store.Store, logs io.Writer, opts ...serverOption) (srv *api.Server, base, token string) {
+func startAPI(tb testing.TB, st audit.Backend, logs io.Writer, opts ...serverOption) (srv *api.Server, base, token string) {
 	tb.Helper()
 	var handler http.Handler
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
@@ -104,7 +104,7 @@ func startAPI(tb testing.TB, st store.Store, logs io.Writer, opts ...serverOptio
 	return srv, hs.URL, tok.AccessToken
 }
 
-func newTestServerOn(t *testing.T, st store.Store, opts ...serverOption) *testServer {
+func newTestServerOn(t *testing.T, st audit.Backend, opts ...serverOption) *testServer {
 	t.Helper()
 	logs := &lockedWriter{w: &bytes.Buffer{}}
 	_, base, token := startAPI(t, st, logs, opts...)

@@ -48,7 +48,7 @@ func (s *Server) startRetention() {
 // starts. Counts and positions only; the records name patients.
 func (s *Server) pruneAudit(ctx context.Context) {
 	before := s.now().Add(-s.cfg.AuditRetention)
-	anchor, removed, err := s.store.PruneAudit(ctx, before)
+	anchor, removed, err := s.trail.PruneAudit(ctx, before)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		// Stopping: Close cancelled the prune; what it removed so far is a shorter, intact chain.

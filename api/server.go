@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
@@ -20,7 +21,8 @@ import (
 
 // Config is everything the API needs; cmd/gpfhir builds it from flags and environment.
 type Config struct {
-	Store store.Store
+	// Store holds the resources and the audit trail: every gpfhir backend implements both interfaces.
+	Store audit.Backend
 	// BaseURL is the absolute base of the FHIR endpoint, used in fullUrl, Location and paging links.
 	BaseURL string
 	// MaxBody caps request bodies; larger ones get 413. Default 10 MiB.
@@ -64,8 +66,11 @@ type Config struct {
 
 // Server is the FHIR HTTP API.
 type Server struct {
-	cfg     Config
-	store   store.Store
+	cfg   Config
+	store store.Store
+	// trail is where audit records are appended: the same backend as store, through its audit
+	// interface.
+	trail   audit.Store
 	log     *slog.Logger
 	engine  *gin.Engine
 	metrics *metrics
@@ -121,12 +126,13 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		store:   cfg.Store,
+		trail:   cfg.Store,
 		log:     cfg.Logger,
 		metrics: newMetrics(),
 		cursors: &cursorSigner{key: cfg.CursorKey},
 	}
 	if !cfg.DisableAudit {
-		s.audit = newAuditLog(s.store, cfg.Logger, s.metrics)
+		s.audit = newAuditLog(s.trail, cfg.Logger, s.metrics)
 	}
 	s.engine = s.routes()
 	s.startRetention()

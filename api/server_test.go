@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/sqlite"
@@ -109,7 +110,7 @@ func TestHealthAndReadiness(t *testing.T) {
 
 // failingStore wraps the real store and injects failures, the one place where a fake part is the point.
 type failingStore struct {
-	store.Store
+	audit.Backend
 	getErr   error
 	applyErr error
 }
@@ -118,22 +119,22 @@ func (f *failingStore) Get(ctx context.Context, typ, id string) (store.Resource,
 	if f.getErr != nil {
 		return store.Resource{}, f.getErr
 	}
-	return f.Store.Get(ctx, typ, id)
+	return f.Backend.Get(ctx, typ, id)
 }
 
 func (f *failingStore) Apply(ctx context.Context, w []store.Write) error {
 	if f.applyErr != nil {
 		return f.applyErr
 	}
-	return f.Store.Apply(ctx, w)
+	return f.Backend.Apply(ctx, w)
 }
 
 // ApplyAudited fails writes as Apply does; the audit records of reads (no writes) still go through.
-func (f *failingStore) ApplyAudited(ctx context.Context, w []store.Write, recs []store.AuditRecord) error {
+func (f *failingStore) ApplyAudited(ctx context.Context, w []store.Write, recs []audit.Record) error {
 	if f.applyErr != nil && len(w) > 0 {
 		return f.applyErr
 	}
-	return f.Store.ApplyAudited(ctx, w, recs)
+	return f.Backend.ApplyAudited(ctx, w, recs)
 }
 
 func TestInternalErrorsShowOnlyTheRequestID(t *testing.T) {
@@ -141,7 +142,7 @@ func TestInternalErrorsShowOnlyTheRequestID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &failingStore{Store: st, getErr: errors.New("disk on fire at /var/secret/path")}
+	fs := &failingStore{Backend: st, getErr: errors.New("disk on fire at /var/secret/path")}
 	ts := newTestServerOn(t, fs)
 	r := ts.mustStatus(ts.do("GET", "/Patient/x", nil, header{"X-Request-ID": "req-500"}), http.StatusInternalServerError)
 	if strings.Contains(string(r.Body), "disk on fire") || strings.Contains(string(r.Body), "goroutine") {

@@ -17,7 +17,7 @@
 // so appenders never have to retry against each other: a group commit's batch with no writes, and a
 // write together with its own record, so that a change never stands without it. It answers its requests
 // only after a nil error. AppendAudit takes records chained by the caller (store.Chain on the head from
-// AuditHead, or store.AppendChained), for copying a chain as it is. VerifyAudit checks the chain with the
+// AuditHead, or audit.AppendChained), for copying a chain as it is. VerifyAudit checks the chain with the
 // same primitives, so it runs unchanged on every backend.
 //
 // store/storetest is the contract suite; each backend's own test file only runs it.

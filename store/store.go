@@ -26,34 +26,6 @@ var (
 // type are written only by AppendAudit.
 const AuditEventType = "AuditEvent"
 
-// MaxAuditBatch is the largest number of records one AppendAudit takes. A batch is one atomic write, and
-// on MongoDB without transactions one document, which must stay well inside 16 MB.
-const MaxAuditBatch = 1000
-
-// AuditRecord is one link of the audit chain: an AuditEvent and its place in the chain.
-type AuditRecord struct {
-	// Seq is the position in the chain: 1-based and contiguous.
-	Seq int64
-	// ID is the AuditEvent's logical id.
-	ID string
-	// Recorded is the AuditEvent's lastUpdated (UTC; the chain keeps milliseconds).
-	Recorded time.Time
-	// Body is the AuditEvent JSON exactly as it will be served, meta included.
-	Body []byte
-	// Index holds the search-index entries of the AuditEvent. It is not part of the hash.
-	Index []IndexEntry
-	// Hash is ChainHash(previous record's Hash, this record).
-	Hash []byte
-}
-
-// AuditAnchor is where a pruned audit chain starts: the last record PruneAudit removed. Its zero value is
-// the start of a chain that was never pruned.
-type AuditAnchor struct {
-	Seq      int64
-	Hash     []byte
-	Recorded time.Time
-}
-
 // Resource is one stored version of a FHIR resource.
 type Resource struct {
 	Type        string
@@ -250,20 +222,6 @@ type Store interface {
 	// not appear twice in one group. A nil error means the group is durable.
 	Apply(ctx context.Context, writes []Write) error
 
-	// ApplyAudited is Apply together with the audit records of those writes, so that a change is never
-	// stored without its record: the writes and the records are committed together, or neither is and
-	// the error is Apply's (ErrVersionConflict for a write whose ExpectVersion does not match, and so on).
-	// The store chains the records itself on the head it reads inside the commit, in order, and fills
-	// their Seq and Hash; the Seq and Hash passed in are ignored. records must not be empty, and must be
-	// well-formed as for AppendAudit (ids, bodies, at most MaxAuditBatch). Another process appending at
-	// the same time is not an error: the records are chained after it. writes may be empty: the records
-	// are then appended wherever the head is, which is what a group committer wants, since chaining on a
-	// head read beforehand (AppendChained) loses every race to writers that chain inside their commit.
-	//
-	// On a backend without multi-document transactions the guarantee is one-sided: a crash in the middle
-	// may leave a record of a change that was then rolled back, never a change without its record.
-	ApplyAudited(ctx context.Context, writes []Write, records []AuditRecord) error
-
 	// Search returns current, non-deleted resources matching q, in q's order, at most q.Limit of them.
 	Search(ctx context.Context, q Query) ([]Hit, error)
 
@@ -278,43 +236,6 @@ type Store interface {
 	// ErrNotFound if the resource does not exist. ErrInvalidQuery for type AuditEventType: audit records
 	// keep the index they were appended with (reindexing them is not supported).
 	SetIndex(ctx context.Context, typ, id string, version int64, index []IndexEntry) error
-
-	// AppendAudit appends records at the end of the audit chain, all or none. records[i].Seq must be
-	// head+1+i and records[i].Hash must be ChainHash of the previous record's hash and records[i] (use
-	// Chain to fill both). If another writer appended first (records[0].Seq is not head+1), it returns
-	// ErrVersionConflict and writes nothing: re-read the head, Chain again and retry (AppendChained does
-	// exactly that). ErrInvalidQuery if the records are malformed (no id, an id used twice or already
-	// stored, a hash that does not chain, a batch over MaxAuditBatch). A nil error means the records are
-	// durable; each is then also an ordinary resource of type AuditEventType, version 1, readable by Get,
-	// GetVersion and History and found by Search and Count through its Index, by every later call in any
-	// process sharing the store, until PruneAudit removes it.
-	AppendAudit(ctx context.Context, records []AuditRecord) error
-
-	// AuditHead returns the Seq and Hash of the last record in the chain; when PruneAudit has removed
-	// every record, the anchor's (the next record chains on it); 0 and nil for a chain never appended to.
-	AuditHead(ctx context.Context) (seq int64, hash []byte, err error)
-
-	// AuditRange returns at most limit records (limit <= 0: all) with Seq > after, in Seq order, with Seq, ID, Recorded,
-	// Body and Hash as stored (Index is not returned: it is derived from Body). Body and Recorded are
-	// read from one stored copy of the record; if the backend keeps another (the one Search serves),
-	// VerifyAudit compares the two, so that an edit of either copy shows up. A record whose stored copy
-	// is missing comes back with a nil Body.
-	AuditRange(ctx context.Context, after int64, limit int) ([]AuditRecord, error)
-
-	// PruneAudit removes the oldest records of the chain, those recorded before before, for retention. It
-	// removes a prefix of the chain only: it stops at the first record recorded at or after before (the
-	// chain is in append order, and a clock step back must not leave a hole). The last record removed
-	// becomes the anchor (AuditAnchor), from which VerifyAudit and AuditRange start, so that a pruned
-	// chain verifies while a record removed in any other way is still a broken link. It may work in
-	// several transactions, each removing records and moving the anchor together, so an interrupted
-	// prune leaves a shorter, intact chain. It returns the anchor after pruning and how many records it
-	// removed; removed records are no longer readable or searchable.
-	PruneAudit(ctx context.Context, before time.Time) (anchor AuditAnchor, removed int64, err error)
-
-	// AuditAnchor returns the anchor of a pruned chain: the Seq, Hash and Recorded of the last record
-	// removed by PruneAudit, or the zero AuditAnchor if none ever was. The first record kept has
-	// Seq anchor.Seq+1 and chains on anchor.Hash.
-	AuditAnchor(ctx context.Context) (AuditAnchor, error)
 
 	// Ping checks that the backend is reachable, for /readyz.
 	Ping(ctx context.Context) error

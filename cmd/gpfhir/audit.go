@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
 )
@@ -40,7 +41,7 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 }
 
 // openAuditStore parses the store flags (plus whatever extra defined on fs) and opens the store.
-func openAuditStore(ctx context.Context, fs *flag.FlagSet, cfg *storeConfig, args []string, getenv func(string) string, check func(*configErrors)) (store.Store, error) {
+func openAuditStore(ctx context.Context, fs *flag.FlagSet, cfg *storeConfig, args []string, getenv func(string) string, check func(*configErrors)) (audit.Backend, error) {
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return nil, err
 	}
@@ -68,7 +69,7 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	defer st.Close()
-	res, err := store.VerifyAudit(ctx, st)
+	res, err := audit.Verify(ctx, st)
 	if err != nil {
 		return fmt.Errorf("audit verify: %w", err)
 	}
@@ -228,13 +229,13 @@ func auditPrune(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
-// auditCopyPage is how many records store copy reads and appends at a time (at most store.MaxAuditBatch).
+// auditCopyPage is how many records store copy reads and appends at a time (at most audit.MaxBatch).
 const auditCopyPage = 500
 
 // copyAudit copies the audit chain from src to dst in Seq order, keeping Seq, ids, times, bodies and
 // hashes, and indexing each record from its body. It resumes from dst's head, after checking that dst's
 // chain is the beginning of src's. It returns how many records it appended and how many dst had.
-func copyAudit(ctx context.Context, src, dst store.Store, baseURL string, progress io.Writer) (copied, had int64, err error) {
+func copyAudit(ctx context.Context, src, dst audit.Backend, baseURL string, progress io.Writer) (copied, had int64, err error) {
 	head, hash, err := dst.AuditHead(ctx)
 	if err != nil {
 		return 0, 0, err

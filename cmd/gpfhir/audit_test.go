@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store/mongo"
 	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
 	"github.com/gpfhir/gpfhir/store/sqlite"
@@ -25,13 +25,13 @@ func auditBody(id string) []byte {
 
 // appendAudit appends AuditEvents with the given ids to st in one batch, the n-th recorded n minutes
 // after auditT0 counting from first.
-func appendAudit(t *testing.T, st store.Store, first int, ids ...string) {
+func appendAudit(t *testing.T, st audit.Backend, first int, ids ...string) {
 	t.Helper()
-	var recs []store.AuditRecord
+	var recs []audit.Record
 	for i, id := range ids {
-		recs = append(recs, store.AuditRecord{ID: id, Recorded: auditT0.Add(time.Duration(first+i) * time.Minute), Body: auditBody(id)})
+		recs = append(recs, audit.Record{ID: id, Recorded: auditT0.Add(time.Duration(first+i) * time.Minute), Body: auditBody(id)})
 	}
-	if err := store.AppendChained(context.Background(), st, recs, 1); err != nil {
+	if err := audit.AppendChained(context.Background(), st, recs, 1); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store/mongo"
 	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
 	"github.com/gpfhir/gpfhir/store/sqlite"
@@ -73,9 +73,9 @@ func TestPruneBeforeIsATimeOrAnAgeAtLeastADayAgo(t *testing.T) {
 func TestAuditPrune(t *testing.T) {
 	backends := []struct {
 		name string
-		open func(t *testing.T) (store.Store, []string)
+		open func(t *testing.T) (audit.Backend, []string)
 	}{
-		{"sqlite", func(t *testing.T) (store.Store, []string) {
+		{"sqlite", func(t *testing.T) (audit.Backend, []string) {
 			dir := t.TempDir()
 			st, err := sqlite.Open(context.Background(), dir)
 			if err != nil {
@@ -83,7 +83,7 @@ func TestAuditPrune(t *testing.T) {
 			}
 			return st, []string{"--data-dir", dir}
 		}},
-		{"mongo", func(t *testing.T) (store.Store, []string) {
+		{"mongo", func(t *testing.T) (audit.Backend, []string) {
 			uri := mongotest.Start(t)
 			db := mongotest.Database(t)
 			st, err := mongo.Open(context.Background(), mongo.Options{URI: uri, Database: db})

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/sqlite"
 )
@@ -156,7 +157,7 @@ func TestReindexLeavesTheAuditTrailAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if res, err := store.VerifyAudit(context.Background(), st); err != nil || !res.Intact || res.Records != 2 {
+	if res, err := audit.Verify(context.Background(), st); err != nil || !res.Intact || res.Records != 2 {
 		t.Errorf("audit chain after reindex: %v %v", res, err)
 	}
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gpfhir/gpfhir/api"
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/auth/devidp"
 	"github.com/gpfhir/gpfhir/fhir"
@@ -213,7 +214,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 
 // seedIfEmpty loads the demo dataset through the API's own write path (validation, references, index), so
 // the demo data obeys every rule that client data does.
-func seedIfEmpty(ctx context.Context, st store.Store, srv *api.Server, seedValue int64, log *slog.Logger) error {
+func seedIfEmpty(ctx context.Context, st audit.Backend, srv *api.Server, seedValue int64, log *slog.Logger) error {
 	existing, err := st.History(ctx, store.HistoryQuery{Limit: 1})
 	if err != nil {
 		return fmt.Errorf("check whether the store is empty: %w", err)

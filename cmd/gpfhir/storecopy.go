@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
 )
@@ -32,7 +33,7 @@ type copyStats struct {
 // storeCopy copies every version of every resource from one backend to another, keeping ids, version
 // numbers, lastUpdated and body bytes, and rebuilding index entries from the bodies. The audit chain is
 // copied after the other resources, record by record in Seq order with its hashes (copyAudit), and
-// checked with store.VerifyAudit on the target at the end.
+// checked with audit.Verify on the target at the end.
 //
 // It is resumable without a checkpoint file: each resource continues from the target's current version,
 // which compare-and-swap writes keep exact, so an interrupted copy is finished by running it again.
@@ -105,7 +106,7 @@ func storeCopy(ctx context.Context, args []string, getenv func(string) string, s
 	if err := verifyCopy(ctx, src, dst, stats); err != nil {
 		return err
 	}
-	chain, err := store.VerifyAudit(ctx, dst)
+	chain, err := audit.Verify(ctx, dst)
 	if err != nil {
 		return fmt.Errorf("verify the copied audit chain: %w", err)
 	}
@@ -121,7 +122,7 @@ type resourceKey struct{ typ, id string }
 
 // latestVersions walks the whole history once and keeps each resource's newest version number. History is
 // newest first, so the first sighting of a resource is its current version.
-func latestVersions(ctx context.Context, st store.Store) (map[resourceKey]int64, int, error) {
+func latestVersions(ctx context.Context, st audit.Backend) (map[resourceKey]int64, int, error) {
 	latest := map[resourceKey]int64{}
 	total := 0
 	q := store.HistoryQuery{Limit: 1000}
@@ -145,7 +146,7 @@ func latestVersions(ctx context.Context, st store.Store) (map[resourceKey]int64,
 	}
 }
 
-func copyAll(ctx context.Context, src, dst store.Store, baseURL string, every int, progress io.Writer) (copyStats, error) {
+func copyAll(ctx context.Context, src, dst audit.Backend, baseURL string, every int, progress io.Writer) (copyStats, error) {
 	var stats copyStats
 	latest, total, err := latestVersions(ctx, src)
 	if err != nil {
@@ -202,7 +203,7 @@ func copyAll(ctx context.Context, src, dst store.Store, baseURL string, every in
 }
 
 // verifyCopy checks that the target now holds exactly the source's versions, resource by resource.
-func verifyCopy(ctx context.Context, src, dst store.Store, stats copyStats) error {
+func verifyCopy(ctx context.Context, src, dst audit.Backend, stats copyStats) error {
 	want, wantTotal, err := latestVersions(ctx, src)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/mongo"
@@ -109,7 +110,7 @@ func TestStoreCopySQLiteToMongoIsResumableAndVerified(t *testing.T) {
 	if err != nil || string(v2.Body) != string(patientBody("p00", 2)) || !v2.LastUpdated.Equal(t0.Add(2*time.Minute)) {
 		t.Errorf("p00 v2 on the target: %s %v %v", v2.Body, v2.LastUpdated, err)
 	}
-	chain, err := store.VerifyAudit(ctx, dst)
+	chain, err := audit.Verify(ctx, dst)
 	if err != nil || !chain.Intact || chain.Records != 7 {
 		t.Errorf("audit chain on the target: %v %v, want intact, 7 records", chain, err)
 	}

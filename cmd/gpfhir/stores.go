@@ -10,8 +10,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/fhir"
-	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/mongo"
 	"github.com/gpfhir/gpfhir/store/sqlite"
 )
@@ -99,7 +99,7 @@ func (c *storeConfig) txnMode() (mongo.TxnMode, error) {
 
 // open opens the configured backend. On MongoDB an unreachable server or a bad URI is an error here,
 // within --mongodb-timeout, rather than a failure on the first request.
-func (c *storeConfig) open(ctx context.Context) (store.Store, string, error) {
+func (c *storeConfig) open(ctx context.Context) (audit.Backend, string, error) {
 	switch c.kind {
 	case "sqlite":
 		st, err := sqlite.Open(ctx, c.dataDir)

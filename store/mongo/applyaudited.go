@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -22,7 +23,7 @@ func (h headMoved) Unwrap() error { return h.error }
 // ApplyAudited makes the writes and appends their audit records, chained on the head read while doing
 // so, all or none. See doc.go, "Audited writes", for the two strategies and the one-sided guarantee
 // without transactions.
-func (s *Store) ApplyAudited(ctx context.Context, writes []store.Write, records []store.AuditRecord) error {
+func (s *Store) ApplyAudited(ctx context.Context, writes []store.Write, records []audit.Record) error {
 	if err := s.begin(); err != nil {
 		return err
 	}
@@ -37,8 +38,8 @@ func (s *Store) ApplyAudited(ctx context.Context, writes []store.Write, records 
 	// Chained on an empty chain for now, so that the batch is checked before anything is written (in
 	// journal mode a malformed batch would otherwise cost the writes and their rollback); the append
 	// chains it again on the real head, which keeps every link CheckAuditBatch checks.
-	store.Chain(nil, 0, records)
-	if err := store.CheckAuditBatch(records); err != nil {
+	audit.Chain(nil, 0, records)
+	if err := audit.CheckBatch(records); err != nil {
 		return err
 	}
 	ctx, cancel := s.opCtx(ctx)
@@ -68,7 +69,7 @@ func (s *Store) ApplyAudited(ctx context.Context, writes []store.Write, records 
 
 // applyAuditedTxn makes the writes and the append in one transaction, and starts it again when another
 // appender took the head first (the records are chained anew on the head the next one reads).
-func (s *Store) applyAuditedTxn(ctx context.Context, writes []store.Write, records []store.AuditRecord) error {
+func (s *Store) applyAuditedTxn(ctx context.Context, writes []store.Write, records []audit.Record) error {
 	for range auditAttempts {
 		err := s.inTxn(ctx, func(ctx context.Context) error {
 			if err := s.applyTxn(ctx, writes); err != nil {

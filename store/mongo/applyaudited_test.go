@@ -9,12 +9,13 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
 )
 
-func auditRec(id string) store.AuditRecord {
-	return store.AuditRecord{ID: id, Recorded: time.Now().UTC().Truncate(time.Millisecond),
+func auditRec(id string) audit.Record {
+	return audit.Record{ID: id, Recorded: time.Now().UTC().Truncate(time.Millisecond),
 		Body:  []byte(`{"resourceType":"AuditEvent","id":"` + id + `"}`),
 		Index: []store.IndexEntry{{Param: "action", Value: "U"}}}
 }
@@ -78,7 +79,7 @@ func TestApplyAuditedRollsTheWritesBackWhenTheAppendFails(t *testing.T) {
 		}
 		return nil
 	}
-	err := s.ApplyAudited(ctx, auditedGroup(), []store.AuditRecord{auditRec("u1")})
+	err := s.ApplyAudited(ctx, auditedGroup(), []audit.Record{auditRec("u1")})
 	if err == nil || !errors.Is(err, context.Canceled) {
 		t.Fatalf("ApplyAudited = %v, want the cancellation", err)
 	}
@@ -90,10 +91,10 @@ func TestApplyAuditedRollsTheWritesBackWhenTheAppendFails(t *testing.T) {
 	if _, err := s.Get(t.Context(), store.AuditEventType, "u1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get AuditEvent/u1: %v, want not found", err)
 	}
-	if err := s.ApplyAudited(t.Context(), auditedGroup(), []store.AuditRecord{auditRec("u1")}); err != nil {
+	if err := s.ApplyAudited(t.Context(), auditedGroup(), []audit.Record{auditRec("u1")}); err != nil {
 		t.Errorf("ApplyAudited again: %v", err)
 	}
-	if res, err := store.VerifyAudit(t.Context(), s); err != nil || !res.Intact || res.Records != seq+1 {
+	if res, err := audit.Verify(t.Context(), s); err != nil || !res.Intact || res.Records != seq+1 {
 		t.Errorf("VerifyAudit = %v %v, want intact, %d records", res, err, seq+1)
 	}
 }
@@ -115,7 +116,7 @@ func TestApplyAuditedKeepsTheRecordOfAGroupThatFailedToCommit(t *testing.T) {
 			}
 			return nil
 		}
-		err := s.ApplyAudited(t.Context(), auditedGroup(), []store.AuditRecord{auditRec("u1")})
+		err := s.ApplyAudited(t.Context(), auditedGroup(), []audit.Record{auditRec("u1")})
 		if !errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("ApplyAudited = %v, want unavailable", err)
 		}
@@ -132,7 +133,7 @@ func TestApplyAuditedKeepsTheRecordOfAGroupThatFailedToCommit(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = crashing.client.Disconnect(context.Background()) })
 		crashing.afterAuditChain = func() error { return errCrash }
-		if err := crashing.ApplyAudited(t.Context(), auditedGroup(), []store.AuditRecord{auditRec("u1")}); !errors.Is(err, errCrash) {
+		if err := crashing.ApplyAudited(t.Context(), auditedGroup(), []audit.Record{auditRec("u1")}); !errors.Is(err, errCrash) {
 			t.Fatalf("ApplyAudited = %v, want the simulated crash", err)
 		}
 		// A new process opens the database: recovery rolls the group back and finishes the batch.
@@ -153,7 +154,7 @@ func wantRecordKept(t *testing.T, s *Store, id string, seq int64) {
 	if err != nil || len(recs) != 1 || recs[0].ID != id {
 		t.Errorf("AuditRange after %d = %+v %v, want %s alone", seq-1, recs, err, id)
 	}
-	if res, err := store.VerifyAudit(t.Context(), s); err != nil || !res.Intact || res.Records != seq {
+	if res, err := audit.Verify(t.Context(), s); err != nil || !res.Intact || res.Records != seq {
 		t.Errorf("VerifyAudit = %v %v, want intact, %d records", res, err, seq)
 	}
 }

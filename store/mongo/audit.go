@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -48,7 +49,7 @@ type auditLink struct {
 // head (the next AppendAudit in any process, AuditRange, Open) finishes it before going on. A batch is
 // therefore never rolled back once chained (a later batch may already chain on it), and at most the head
 // batch is ever pending.
-func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) error {
+func (s *Store) AppendAudit(ctx context.Context, records []audit.Record) error {
 	if err := s.begin(); err != nil {
 		return err
 	}
@@ -56,7 +57,7 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 	if len(records) == 0 {
 		return nil
 	}
-	if err := store.CheckAuditBatch(records); err != nil {
+	if err := audit.CheckBatch(records); err != nil {
 		return err
 	}
 	ctx, cancel := s.opCtx(ctx)
@@ -72,7 +73,7 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 
 // appendAuditTxn appends a checked batch inside the caller's transaction. With rechain (ApplyAudited)
 // it first chains the records on the head it reads there; otherwise they must chain on it already.
-func (s *Store) appendAuditTxn(ctx context.Context, records []store.AuditRecord, rechain bool) error {
+func (s *Store) appendAuditTxn(ctx context.Context, records []audit.Record, rechain bool) error {
 	if err := s.checkAuditAppend(ctx, records, rechain); err != nil {
 		return err
 	}
@@ -86,7 +87,7 @@ func (s *Store) appendAuditTxn(ctx context.Context, records []store.AuditRecord,
 // appendAuditJournal appends a checked batch without a transaction: the pending batch document is the
 // commit point (see AppendAudit). With rechain (ApplyAudited) it first chains the records on the head it
 // reads; otherwise they must chain on it already.
-func (s *Store) appendAuditJournal(ctx context.Context, records []store.AuditRecord, rechain bool) error {
+func (s *Store) appendAuditJournal(ctx context.Context, records []audit.Record, rechain bool) error {
 	if err := s.checkAuditAppend(ctx, records, rechain); err != nil {
 		return err
 	}
@@ -108,7 +109,7 @@ func (s *Store) appendAuditJournal(ctx context.Context, records []store.AuditRec
 }
 
 // auditBatch returns the chain document of a chained batch and its records' res_AuditEvent documents.
-func auditBatch(records []store.AuditRecord) (auditDoc, []curDoc) {
+func auditBatch(records []audit.Record) (auditDoc, []curDoc) {
 	d := auditDoc{First: records[0].Seq, Last: records[len(records)-1].Seq, Recs: make([]auditLink, len(records))}
 	docs := make([]curDoc, len(records))
 	for i, r := range records {
@@ -130,7 +131,7 @@ func chainInsertError(err error) error {
 // checkAuditAppend checks the batch against the head (finishing a pending head batch first, so that its
 // ids are visible) and that none of its ids is stored already. With rechain it first chains the records
 // on that head (store.Chain: their links within the batch then hold by construction).
-func (s *Store) checkAuditAppend(ctx context.Context, records []store.AuditRecord, rechain bool) error {
+func (s *Store) checkAuditAppend(ctx context.Context, records []audit.Record, rechain bool) error {
 	head, err := s.auditHeadDoc(ctx)
 	if err != nil {
 		return err
@@ -140,9 +141,9 @@ func (s *Store) checkAuditAppend(ctx context.Context, records []store.AuditRecor
 		return err
 	}
 	if rechain {
-		store.Chain(hash, seq, records)
+		audit.Chain(hash, seq, records)
 	}
-	if err := store.CheckAuditLink(seq, hash, records[0]); err != nil {
+	if err := audit.CheckLink(seq, hash, records[0]); err != nil {
 		return err
 	}
 	ids := make([]string, len(records))
@@ -265,8 +266,8 @@ func (s *Store) headOrAnchor(ctx context.Context, head *auditDoc) (int64, []byte
 // or below the anchor of a pruned chain (finishing a pending prune step first). The batches come from the
 // audit collection (index last), bodies and times from history, where GetVersion and History serve them;
 // a record whose history document is gone has a nil Body. (Search serves the copy in res_AuditEvent;
-// store.VerifyAudit compares the two.)
-func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
+// audit.Verify compares the two.)
+func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]audit.Record, error) {
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
@@ -281,14 +282,14 @@ func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]store
 }
 
 // auditRange is AuditRange without the anchor: records with Seq > after.
-func (s *Store) auditRange(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
+func (s *Store) auditRange(ctx context.Context, after int64, limit int) ([]audit.Record, error) {
 	cur, err := s.db.Collection(collAudit).Find(ctx, bson.D{{Key: "last", Value: bson.D{{Key: "$gt", Value: after}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "m", Value: 0}}))
 	if err != nil {
 		return nil, translate("audit range", err)
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
-	var out []store.AuditRecord
+	var out []audit.Record
 	for cur.Next(ctx) && (limit <= 0 || len(out) < limit) {
 		var d auditDoc
 		if err := cur.Decode(&d); err != nil {
@@ -302,7 +303,7 @@ func (s *Store) auditRange(ctx context.Context, after int64, limit int) ([]store
 		}
 		for _, l := range d.Recs {
 			if l.Seq > after && (limit <= 0 || len(out) < limit) {
-				out = append(out, store.AuditRecord{Seq: l.Seq, ID: l.ID, Hash: l.Hash})
+				out = append(out, audit.Record{Seq: l.Seq, ID: l.ID, Hash: l.Hash})
 			}
 		}
 	}

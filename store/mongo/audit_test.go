@@ -9,6 +9,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
 )
@@ -20,10 +21,10 @@ func appendTrail(t *testing.T, s *Store, n int) {
 	t0 := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("e%d", i)
-		rec := []store.AuditRecord{{ID: id, Recorded: t0.Add(time.Duration(i) * time.Second),
+		rec := []audit.Record{{ID: id, Recorded: t0.Add(time.Duration(i) * time.Second),
 			Body:  fmt.Appendf(nil, `{"resourceType":"AuditEvent","id":%q,"outcome":"0"}`, id),
 			Index: []store.IndexEntry{{Param: "action", Value: "R"}, {Param: "date", Low: int64(i), High: int64(i)}}}}
-		if err := store.AppendChained(t.Context(), s, rec, 1); err != nil {
+		if err := audit.AppendChained(t.Context(), s, rec, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,13 +99,13 @@ func TestVerifyAuditFindsTamperingInTheDatabase(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t, uri, Options{})
 			appendTrail(t, s, 5)
-			if res, err := store.VerifyAudit(t.Context(), s); err != nil || !res.Intact || res.Records != 5 {
+			if res, err := audit.Verify(t.Context(), s); err != nil || !res.Intact || res.Records != 5 {
 				t.Fatalf("before tampering: %v %v, want intact, 5 records", res, err)
 			}
 			if err := tc.tamper(t, s); err != nil {
 				t.Fatalf("tamper: %v", err)
 			}
-			got, err := store.VerifyAudit(t.Context(), s)
+			got, err := audit.Verify(t.Context(), s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +126,7 @@ func TestAppendAuditCrashAfterChainingIsFinishedByTheNextReader(t *testing.T) {
 		next func(t *testing.T, s *Store) error
 	}{
 		{"the next append", func(t *testing.T, s *Store) error {
-			return store.AppendChained(t.Context(), s, []store.AuditRecord{{ID: "later", Recorded: time.Now().UTC(), Body: []byte(`{"resourceType":"AuditEvent","id":"later"}`)}}, 1)
+			return audit.AppendChained(t.Context(), s, []audit.Record{{ID: "later", Recorded: time.Now().UTC(), Body: []byte(`{"resourceType":"AuditEvent","id":"later"}`)}}, 1)
 		}},
 		{"the next Open", func(t *testing.T, s *Store) error {
 			s2, err := Open(t.Context(), Options{URI: uri, Database: s.db.Name(), Timeout: 20 * time.Second})
@@ -142,11 +143,11 @@ func TestAppendAuditCrashAfterChainingIsFinishedByTheNextReader(t *testing.T) {
 			appendTrail(t, s, 2)
 			crash := errors.New("crash")
 			s.afterAuditChain = func() error { return crash }
-			recs := []store.AuditRecord{
+			recs := []audit.Record{
 				{ID: "c1", Recorded: time.Now().UTC(), Body: []byte(`{"resourceType":"AuditEvent","id":"c1"}`), Index: []store.IndexEntry{{Param: "action", Value: "C"}}},
 				{ID: "c2", Recorded: time.Now().UTC(), Body: []byte(`{"resourceType":"AuditEvent","id":"c2"}`), Index: []store.IndexEntry{{Param: "action", Value: "C"}}},
 			}
-			if err := store.AppendChained(t.Context(), s, recs, 1); !errors.Is(err, crash) {
+			if err := audit.AppendChained(t.Context(), s, recs, 1); !errors.Is(err, crash) {
 				t.Fatalf("append: %v, want the simulated crash", err)
 			}
 			s.afterAuditChain = nil
@@ -166,7 +167,7 @@ func TestAppendAuditCrashAfterChainingIsFinishedByTheNextReader(t *testing.T) {
 			if err != nil || len(hits) != 2 {
 				t.Errorf("search of the recovered batch: %d hits, %v", len(hits), err)
 			}
-			res, err := store.VerifyAudit(t.Context(), s)
+			res, err := audit.Verify(t.Context(), s)
 			if err != nil || !res.Intact || res.Records < 4 {
 				t.Errorf("VerifyAudit after recovery = %v %v, want intact", res, err)
 			}

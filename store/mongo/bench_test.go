@@ -3,7 +3,7 @@ package mongo
 import (
 	"testing"
 
-	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
 	"github.com/gpfhir/gpfhir/store/storetest"
 )
@@ -13,7 +13,7 @@ import (
 // figures show functional cost, not what MongoDB would do.
 func BenchmarkStore(b *testing.B) {
 	uri := mongotest.Start(b)
-	storetest.Benchmark(b, 300, func(b *testing.B) store.Store {
+	storetest.Benchmark(b, 300, func(b *testing.B) audit.Backend {
 		return open(b, uri, Options{})
 	})
 }

@@ -123,7 +123,7 @@
 // which must be the head's last Seq + 1, and _id is unique, so of two appenders that read the same head
 // exactly one inserts (the other gets duplicate key 11000, store.ErrVersionConflict, and has written
 // nothing). Every batch starts right after an existing batch ends, so batches never overlap. A batch is
-// one document, so it is chained all or none even without transactions (hence store.MaxAuditBatch).
+// one document, so it is chained all or none even without transactions (hence audit.MaxBatch).
 //
 //   - With transactions: the head check, the batch document and the AuditEvent documents are one
 //     transaction. All or nothing, isolated.
@@ -140,7 +140,7 @@
 //     the records a second time).
 //
 // The body of an AuditEvent is kept twice, like every resource here: in res_AuditEvent (served by Get and
-// Search) and in history (GetVersion, History). AuditRange reads history; store.VerifyAudit checks the
+// Search) and in history (GetVersion, History). AuditRange reads history; audit.Verify checks the
 // res_AuditEvent copy against it through Search, so an edit of either copy is reported.
 //
 // # Audited writes
@@ -173,7 +173,7 @@
 // # Audit retention
 //
 // PruneAudit removes the oldest records in steps of at most 500. A step reads the records after the
-// anchor, keeps the prefix recorded before the cut-off whose links verify (store.PrunablePrefix: a broken
+// anchor, keeps the prefix recorded before the cut-off whose links verify (audit.PrunablePrefix: a broken
 // link stops the prune with an error, so that pruning never erases the evidence), and then moves the
 // anchor to the prefix's last record and deletes the prefix's AuditEvents (res_AuditEvent, idx, history)
 // and the chain documents whose records are all at or below the anchor:

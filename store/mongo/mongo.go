@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -98,7 +99,11 @@ type Store struct {
 	closed bool
 }
 
-var _ store.Store = (*Store)(nil)
+// The backend implements both the resource store and the audit trail's storage.
+var (
+	_ store.Store = (*Store)(nil)
+	_ audit.Store = (*Store)(nil)
+)
 
 // Open connects, checks that the server answers within opts.Timeout, creates indexes, detects
 // transaction support and recovers unfinished journal groups.

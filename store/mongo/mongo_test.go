@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
 	"github.com/gpfhir/gpfhir/store/storetest"
 )
@@ -54,7 +54,7 @@ func dropDatabase(t testing.TB, uri, db string) {
 
 func TestContractFerretDB(t *testing.T) {
 	uri := mongotest.Start(t)
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t, uri, Options{}) })
+	storetest.Run(t, func(t *testing.T) audit.Backend { return open(t, uri, Options{}) })
 }
 
 func TestContractMongoDB(t *testing.T) {
@@ -63,9 +63,9 @@ func TestContractMongoDB(t *testing.T) {
 		t.Skipf("%s is not set; set it to a MongoDB URI (a replica set exercises transactions) to run the contract suite against real MongoDB", mongotest.EnvURI)
 	}
 	t.Run("auto", func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) store.Store { return open(t, uri, Options{}) })
+		storetest.Run(t, func(t *testing.T) audit.Backend { return open(t, uri, Options{}) })
 	})
 	t.Run("journal", func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) store.Store { return open(t, uri, Options{Txn: TxnJournal}) })
+		storetest.Run(t, func(t *testing.T) audit.Backend { return open(t, uri, Options{Txn: TxnJournal}) })
 	})
 }

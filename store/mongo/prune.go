@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -35,18 +36,18 @@ type anchorDoc struct {
 	IDs     []string `bson:"ids,omitempty"`
 }
 
-func (d anchorDoc) anchor() store.AuditAnchor {
+func (d anchorDoc) anchor() audit.Anchor {
 	if d.Seq == 0 {
-		return store.AuditAnchor{}
+		return audit.Anchor{}
 	}
-	return store.AuditAnchor{Seq: d.Seq, Hash: d.Hash, Recorded: fromMillis(d.Recorded)}
+	return audit.Anchor{Seq: d.Seq, Hash: d.Hash, Recorded: fromMillis(d.Recorded)}
 }
 
 // AuditAnchor returns the anchor of a pruned chain, the zero AuditAnchor if it was never pruned. It
 // finishes a prune step that a crashed (or still running) process left pending first.
-func (s *Store) AuditAnchor(ctx context.Context) (store.AuditAnchor, error) {
+func (s *Store) AuditAnchor(ctx context.Context) (audit.Anchor, error) {
 	if err := s.begin(); err != nil {
-		return store.AuditAnchor{}, err
+		return audit.Anchor{}, err
 	}
 	defer s.wg.Done()
 	ctx, cancel := s.opCtx(ctx)
@@ -93,7 +94,7 @@ func (s *Store) readAnchor(ctx context.Context) (anchorDoc, error) {
 }
 
 // PruneAudit removes the records recorded before before from the start of the chain, in steps of at most
-// pruneChunk records. Each step first checks the links of the records it removes (store.PrunablePrefix:
+// pruneChunk records. Each step first checks the links of the records it removes (audit.PrunablePrefix:
 // a broken link stops the prune before it, with an error), then moves the anchor and removes the records:
 //
 //   - With transactions: the anchor document and every deletion are one transaction.
@@ -108,9 +109,9 @@ func (s *Store) readAnchor(ctx context.Context) (anchorDoc, error) {
 // same document (one gets a duplicate key and goes on from the anchor now stored), and two pruning
 // different steps both leave a prefix removed and the anchor at the largest: concurrent prunes need no
 // coordination. removed counts the AuditEvents this call deleted.
-func (s *Store) PruneAudit(ctx context.Context, before time.Time) (store.AuditAnchor, int64, error) {
+func (s *Store) PruneAudit(ctx context.Context, before time.Time) (audit.Anchor, int64, error) {
 	if err := s.begin(); err != nil {
-		return store.AuditAnchor{}, 0, err
+		return audit.Anchor{}, 0, err
 	}
 	defer s.wg.Done()
 	var removed int64
@@ -138,7 +139,7 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time) (store.AuditAn
 }
 
 // currentAnchor reads the anchor with the store's operation timeout.
-func (s *Store) currentAnchor(ctx context.Context) (store.AuditAnchor, error) {
+func (s *Store) currentAnchor(ctx context.Context) (audit.Anchor, error) {
 	ctx, cancel := s.opCtx(context.WithoutCancel(ctx))
 	defer cancel()
 	d, err := s.readAnchor(ctx)
@@ -163,7 +164,7 @@ func (s *Store) pruneStep(ctx context.Context, before time.Time) (anchorDoc, int
 	if err != nil {
 		return a, finished, false, err
 	}
-	n, broken := store.PrunablePrefix(a.anchor(), page, before)
+	n, broken := audit.PrunablePrefix(a.anchor(), page, before)
 	if broken != nil {
 		// Records that another pruner deletes while they are read look like a broken link: only a
 		// link broken under an anchor that stayed put is one.

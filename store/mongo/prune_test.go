@@ -9,6 +9,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
 )
@@ -18,7 +19,7 @@ var trailT0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
 func wantVerify(t *testing.T, s *Store, intact bool, records, brokenAt int64, reason string) {
 	t.Helper()
-	res, err := store.VerifyAudit(t.Context(), s)
+	res, err := audit.Verify(t.Context(), s)
 	if err != nil {
 		t.Fatalf("VerifyAudit: %v", err)
 	}
@@ -70,7 +71,7 @@ func TestPruneAuditCrashLeavesAVerifiableChain(t *testing.T) {
 		name string
 		next func(t *testing.T, s *Store) error
 	}{
-		{"VerifyAudit", func(t *testing.T, s *Store) error { _, err := store.VerifyAudit(t.Context(), s); return err }},
+		{"VerifyAudit", func(t *testing.T, s *Store) error { _, err := audit.Verify(t.Context(), s); return err }},
 		{"AuditAnchor", func(t *testing.T, s *Store) error { _, err := s.AuditAnchor(t.Context()); return err }},
 		{"a range read", func(t *testing.T, s *Store) error { _, err := s.AuditRange(t.Context(), 0, 0); return err }},
 		{"the next prune", func(t *testing.T, s *Store) error {

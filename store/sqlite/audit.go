@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -56,11 +57,11 @@ const (
 // writer connection) and in others sharing the file. ErrVersionConflict if records[0].Seq is
 // not head+1; ErrInvalidQuery if the batch is malformed or an id is already stored (the UNIQUE constraint
 // on audit.id says so, see translate); ErrUnavailable if the write lock stayed busy.
-func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) error {
+func (s *Store) AppendAudit(ctx context.Context, records []audit.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
-	if err := store.CheckAuditBatch(records); err != nil {
+	if err := audit.CheckBatch(records); err != nil {
 		return err
 	}
 	return s.appendRetrying(ctx, nil, false, records)
@@ -68,7 +69,7 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 
 // ApplyAudited makes the writes and appends their audit records in one transaction. The records are
 // chained on the head read inside it, under the write lock, so no other appender can come in between.
-func (s *Store) ApplyAudited(ctx context.Context, writes []store.Write, records []store.AuditRecord) error {
+func (s *Store) ApplyAudited(ctx context.Context, writes []store.Write, records []audit.Record) error {
 	if len(records) == 0 {
 		return fmt.Errorf("%w: ApplyAudited without audit records", store.ErrInvalidQuery)
 	}
@@ -77,8 +78,8 @@ func (s *Store) ApplyAudited(ctx context.Context, writes []store.Write, records 
 	}
 	// Chained on an empty chain for now, so that CheckAuditBatch can check the rest of the batch before
 	// the transaction; appendAudit chains them again on the real head.
-	store.Chain(nil, 0, records)
-	if err := store.CheckAuditBatch(records); err != nil {
+	audit.Chain(nil, 0, records)
+	if err := audit.CheckBatch(records); err != nil {
 		return err
 	}
 	return s.appendRetrying(ctx, writes, true, records)
@@ -86,7 +87,7 @@ func (s *Store) ApplyAudited(ctx context.Context, writes []store.Write, records 
 
 // appendRetrying is appendAudit with the rows built once, retried while another process holds the write
 // lock past the busy timeout, and the reference copier woken after it.
-func (s *Store) appendRetrying(ctx context.Context, writes []store.Write, chain bool, records []store.AuditRecord) error {
+func (s *Store) appendRetrying(ctx context.Context, writes []store.Write, chain bool, records []audit.Record) error {
 	rows, err := auditRows(records)
 	if err != nil {
 		return err
@@ -105,7 +106,7 @@ func (s *Store) appendRetrying(ctx context.Context, writes []store.Write, chain 
 // auditRows encodes the chain rows of records (seq, id, last_updated, hash, body, idx). They are built
 // and compressed once, outside the transaction and its retries, so that the write lock is held only for
 // the inserts.
-func auditRows(records []store.AuditRecord) ([]any, error) {
+func auditRows(records []audit.Record) ([]any, error) {
 	rows := make([]any, 0, auditCols*len(records))
 	for _, r := range records {
 		ms := r.Recorded.UnixMilli()
@@ -136,7 +137,7 @@ const (
 // appendAudit appends records in one transaction. For AppendAudit (chain false) the caller chained them,
 // on a head that must still be the head. For ApplyAudited (chain true) the writes are made first and the
 // records are chained here, on the head found under the write lock.
-func (s *Store) appendAudit(ctx context.Context, writes []store.Write, chain bool, records []store.AuditRecord, rows []any) error {
+func (s *Store) appendAudit(ctx context.Context, writes []store.Write, chain bool, records []audit.Record, rows []any) error {
 	// Prepared before the transaction, which holds the writer pool's only connection.
 	recStmts, err := s.shapes(ctx, "audit", len(records), appendRows, appendAuditSQL)
 	if err != nil {
@@ -159,12 +160,12 @@ func (s *Store) appendAudit(ctx context.Context, writes []store.Write, chain boo
 		return err
 	}
 	if chain {
-		store.Chain(hash, head, records)
+		audit.Chain(hash, head, records)
 		for i, r := range records {
 			rows[i*auditCols], rows[i*auditCols+3] = r.Seq, r.Hash
 		}
 	}
-	if err := store.CheckAuditLink(head, hash, records[0]); err != nil {
+	if err := audit.CheckLink(head, hash, records[0]); err != nil {
 		return err
 	}
 	if err := execShapes(ctx, tx, recStmts, rows, auditCols); err != nil {
@@ -304,7 +305,7 @@ func (s *Store) AuditHead(ctx context.Context) (int64, []byte, error) {
 
 // AuditRange returns records with Seq > after in Seq order, at most limit (0: no limit). The chain row
 // is also the served AuditEvent, so there is one copy to verify.
-func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
+func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]audit.Record, error) {
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
@@ -313,9 +314,9 @@ func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]store
 		return nil, translate(err)
 	}
 	defer rows.Close()
-	var out []store.AuditRecord
+	var out []audit.Record
 	for rows.Next() {
-		var r store.AuditRecord
+		var r audit.Record
 		var recorded int64
 		if err := rows.Scan(&r.Seq, &r.ID, &recorded, &r.Hash, &r.Body); err != nil {
 			return nil, translate(err)
@@ -328,19 +329,19 @@ func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]store
 }
 
 // AuditAnchor returns the last pruned record's Seq, Hash and time, or the zero anchor.
-func (s *Store) AuditAnchor(ctx context.Context) (store.AuditAnchor, error) {
+func (s *Store) AuditAnchor(ctx context.Context) (audit.Anchor, error) {
 	return auditAnchor(ctx, s.r)
 }
 
-func auditAnchor(ctx context.Context, q queryRower) (store.AuditAnchor, error) {
-	var a store.AuditAnchor
+func auditAnchor(ctx context.Context, q queryRower) (audit.Anchor, error) {
+	var a audit.Anchor
 	var recorded int64
 	err := q.QueryRowContext(ctx, `SELECT seq, hash, recorded FROM audit_anchor`).Scan(&a.Seq, &a.Hash, &recorded)
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.AuditAnchor{}, nil
+		return audit.Anchor{}, nil
 	}
 	if err != nil {
-		return store.AuditAnchor{}, translate(err)
+		return audit.Anchor{}, translate(err)
 	}
 	a.Recorded = fromMillis(recorded)
 	return a, nil
@@ -353,12 +354,12 @@ const pruneChunk = 1000
 // PruneAudit removes the oldest records, those recorded before before, up to the first that is not, in
 // transactions of at most pruneChunk records. Each removes the records and their entries and moves the
 // anchor to the last of them together, so an interrupted prune leaves a shorter chain that verifies. It
-// checks the links of what it removes (store.PrunablePrefix) and stops, with the error, before a broken
+// checks the links of what it removes (audit.PrunablePrefix) and stops, with the error, before a broken
 // one: pruning must not erase the evidence of tampering.
-func (s *Store) PruneAudit(ctx context.Context, before time.Time) (store.AuditAnchor, int64, error) {
+func (s *Store) PruneAudit(ctx context.Context, before time.Time) (audit.Anchor, int64, error) {
 	// The references of the records to remove are deleted by key, so they must have been copied.
 	if err := s.auditReady(ctx); err != nil {
-		return store.AuditAnchor{}, 0, err
+		return audit.Anchor{}, 0, err
 	}
 	var removed int64
 	for {
@@ -375,55 +376,55 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time) (store.AuditAn
 
 // pruneAuditChunk removes up to pruneChunk records and reports the anchor, how many it removed, and
 // whether there may be more to remove.
-func (s *Store) pruneAuditChunk(ctx context.Context, before time.Time) (store.AuditAnchor, int64, bool, error) {
+func (s *Store) pruneAuditChunk(ctx context.Context, before time.Time) (audit.Anchor, int64, bool, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return store.AuditAnchor{}, 0, false, err
+		return audit.Anchor{}, 0, false, err
 	}
 	defer tx.Rollback()
 	anchor, err := auditAnchor(ctx, tx)
 	if err != nil {
-		return store.AuditAnchor{}, 0, false, err
+		return audit.Anchor{}, 0, false, err
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT seq, id, last_updated, hash, body FROM audit ORDER BY seq LIMIT ?`, pruneChunk)
 	if err != nil {
-		return store.AuditAnchor{}, 0, false, err
+		return audit.Anchor{}, 0, false, err
 	}
-	var page []store.AuditRecord
+	var page []audit.Record
 	for rows.Next() {
-		var r store.AuditRecord
+		var r audit.Record
 		var ms int64
 		if err := rows.Scan(&r.Seq, &r.ID, &ms, &r.Hash, &r.Body); err != nil {
 			rows.Close()
-			return store.AuditAnchor{}, 0, false, err
+			return audit.Anchor{}, 0, false, err
 		}
 		r.Recorded, r.Body = fromMillis(ms), unpack(r.Body)
 		page = append(page, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return store.AuditAnchor{}, 0, false, err
+		return audit.Anchor{}, 0, false, err
 	}
-	n, broken := store.PrunablePrefix(anchor, page, before)
+	n, broken := audit.PrunablePrefix(anchor, page, before)
 	if n == 0 {
 		return anchor, 0, false, broken
 	}
 	last := page[n-1]
 	if err := deleteRefs(ctx, tx, last.Seq); err != nil {
-		return store.AuditAnchor{}, 0, false, err
+		return audit.Anchor{}, 0, false, err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE seq <= ?`, last.Seq); err != nil {
-		return store.AuditAnchor{}, 0, false, err
+		return audit.Anchor{}, 0, false, err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_anchor (one, seq, hash, recorded) VALUES (1, ?, ?, ?)
 		ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, recorded = excluded.recorded`,
 		last.Seq, last.Hash, last.Recorded.UnixMilli()); err != nil {
-		return store.AuditAnchor{}, 0, false, err
+		return audit.Anchor{}, 0, false, err
 	}
 	if err := tx.Commit(); err != nil {
-		return store.AuditAnchor{}, 0, false, err
+		return audit.Anchor{}, 0, false, err
 	}
-	a := store.AuditAnchor{Seq: last.Seq, Hash: last.Hash, Recorded: last.Recorded}
+	a := audit.Anchor{Seq: last.Seq, Hash: last.Hash, Recorded: last.Recorded}
 	return a, int64(n), broken == nil && n == len(page) && n == pruneChunk, broken
 }
 

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/fhir"
-	"github.com/gpfhir/gpfhir/store"
 )
 
 // BenchmarkAppendAudit appends batches of AuditEvents shaped as the API writes them for a GP system's
@@ -22,7 +22,7 @@ func BenchmarkAppendAudit(b *testing.B) {
 			defer s.Close()
 			const base = "http://127.0.0.1:8080"
 			n := 0
-			recs := make([]store.AuditRecord, batch)
+			recs := make([]audit.Record, batch)
 			b.ReportAllocs()
 			for b.Loop() {
 				for i := range recs {
@@ -33,9 +33,9 @@ func BenchmarkAppendAudit(b *testing.B) {
 							JTI: fmt.Sprintf("jti-%d", n), ClientID: "gp-a12345", ClientName: "GP system"},
 						ClientAddress: "127.0.0.1", Site: base, Instance: "i-1", Patients: []string{fmt.Sprintf("p%d", n%64)},
 						Entities: []fhir.AuditEntity{{Type: "Patient", ID: fmt.Sprintf("p%d", n%64), Version: 1, PatientIDs: []string{fmt.Sprintf("p%d", n%64)}}}}
-					recs[i] = store.AuditRecord{ID: in.ID, Recorded: in.Recorded, Body: fhir.AuditEvent(in), Index: fhir.AuditEventIndex(in, base)}
+					recs[i] = audit.Record{ID: in.ID, Recorded: in.Recorded, Body: fhir.AuditEvent(in), Index: fhir.AuditEventIndex(in, base)}
 				}
-				if err := store.AppendChained(b.Context(), s, recs, 1); err != nil {
+				if err := audit.AppendChained(b.Context(), s, recs, 1); err != nil {
 					b.Fatal(err)
 				}
 			}

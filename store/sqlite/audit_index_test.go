@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -109,9 +110,9 @@ func TestAuditEventsAreSearchedThroughTheirOwnTables(t *testing.T) {
 func TestAppendAuditRefusesADateEntryOtherThanTheRecordedTime(t *testing.T) {
 	s := openDir(t, t.TempDir())
 	at := trailStart
-	recs := []store.AuditRecord{{ID: "x", Recorded: at, Body: []byte(`{}`),
+	recs := []audit.Record{{ID: "x", Recorded: at, Body: []byte(`{}`),
 		Index: []store.IndexEntry{{Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli() + 999}}}}
-	err := store.AppendChained(t.Context(), s, recs, 1)
+	err := audit.AppendChained(t.Context(), s, recs, 1)
 	if err == nil || !strings.Contains(err.Error(), "recorded time") {
 		t.Fatalf("append = %v, want a refusal naming the recorded time", err)
 	}
@@ -147,7 +148,7 @@ func TestPruneAuditRemovesRecordsAndTheirEntries(t *testing.T) {
 	s.Close()
 	appendTrail(t, dir, 6, 6)
 	s = openDir(t, dir)
-	if res, err := store.VerifyAudit(t.Context(), s); err != nil || !res.Intact || res.Records != 1 {
+	if res, err := audit.Verify(t.Context(), s); err != nil || !res.Intact || res.Records != 1 {
 		t.Errorf("VerifyAudit after pruning everything and appending = %v %v, want intact, 1 record", res, err)
 	}
 }
@@ -156,15 +157,15 @@ func TestPruneAuditRemovesRecordsAndTheirEntries(t *testing.T) {
 func TestPruneAuditWorksInChunks(t *testing.T) {
 	dir := t.TempDir()
 	const n = pruneChunk*2 + 10
-	for from := 1; from <= n; from += store.MaxAuditBatch {
-		appendTrail(t, dir, from, min(from+store.MaxAuditBatch-1, n))
+	for from := 1; from <= n; from += audit.MaxBatch {
+		appendTrail(t, dir, from, min(from+audit.MaxBatch-1, n))
 	}
 	s := openDir(t, dir)
 	a, removed, err := s.PruneAudit(t.Context(), trailStart.Add((n-4)*time.Second))
 	if err != nil || removed != n-5 || a.Seq != n-5 {
 		t.Fatalf("PruneAudit = %+v %d %v, want %d removed", a, removed, err, n-5)
 	}
-	if res, err := store.VerifyAudit(t.Context(), s); err != nil || !res.Intact || res.Records != 5 {
+	if res, err := audit.Verify(t.Context(), s); err != nil || !res.Intact || res.Records != 5 {
 		t.Errorf("VerifyAudit = %v %v, want intact, 5 records", res, err)
 	}
 }
@@ -180,19 +181,19 @@ var oldResourceTables = []string{
 		text TEXT NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL)`,
 }
 
-func oldRecords(n int) []store.AuditRecord {
-	var recs []store.AuditRecord
+func oldRecords(n int) []audit.Record {
+	var recs []audit.Record
 	for i := 1; i <= n; i++ {
 		id := "old" + strconv.Itoa(i)
-		recs = append(recs, store.AuditRecord{ID: id, Recorded: trailStart.Add(time.Duration(i) * time.Second),
+		recs = append(recs, audit.Record{ID: id, Recorded: trailStart.Add(time.Duration(i) * time.Second),
 			Body: []byte(`{"resourceType":"AuditEvent","id":"` + id + `"}`)})
 	}
-	store.Chain(nil, 0, recs)
+	audit.Chain(nil, 0, recs)
 	return recs
 }
 
 // servedCopy is the materialised copy versions 2 and 3 kept of a record in the resource tables.
-func servedCopy(r store.AuditRecord) []string {
+func servedCopy(r audit.Record) []string {
 	return []string{
 		fmt.Sprintf(`INSERT INTO history VALUES ('AuditEvent', '%s', 1, %d, 0, CAST('%s' AS BLOB))`, r.ID, r.Recorded.UnixMilli(), r.Body),
 		fmt.Sprintf(`INSERT INTO current VALUES ('AuditEvent', '%s', 1, %d, 0)`, r.ID, r.Recorded.UnixMilli()),
@@ -210,7 +211,7 @@ func upgraded(t *testing.T, dir string, records int) {
 	if err := s.r.QueryRowContext(t.Context(), `PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
 		t.Fatalf("user_version = %d %v, want %d", v, err, schemaVersion)
 	}
-	if err := store.AppendChained(t.Context(), s, []store.AuditRecord{{ID: "new1", Recorded: trailStart.Add(time.Hour),
+	if err := audit.AppendChained(t.Context(), s, []audit.Record{{ID: "new1", Recorded: trailStart.Add(time.Hour),
 		Body: []byte(`{"resourceType":"AuditEvent","id":"new1"}`), Index: []store.IndexEntry{{Param: "action", Value: "R"}}}}, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func upgraded(t *testing.T, dir string, records int) {
 		Bounds: []store.Bound{{Field: store.Low, Cmp: store.LE, Value: trailStart.Add(time.Second).UnixMilli()}}}}}}); !slices.Equal(got, []string{"old1"}) {
 		t.Errorf("search by date = %v, want old1", got)
 	}
-	if res, err := store.VerifyAudit(t.Context(), s); err != nil || !res.Intact || res.Records != int64(records+1) {
+	if res, err := audit.Verify(t.Context(), s); err != nil || !res.Intact || res.Records != int64(records+1) {
 		t.Errorf("VerifyAudit = %v %v, want intact, %d records", res, err, records+1)
 	}
 	var left int

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -32,16 +33,16 @@ func appendTrail(t *testing.T, dir string, from, to int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var recs []store.AuditRecord
+	var recs []audit.Record
 	for i := from; i <= to; i++ {
 		id := fmt.Sprintf("e%d", i)
 		at := trailStart.Add(time.Duration(i) * time.Second)
-		recs = append(recs, store.AuditRecord{ID: id, Recorded: at,
+		recs = append(recs, audit.Record{ID: id, Recorded: at,
 			Body: fmt.Appendf(nil, `{"resourceType":"AuditEvent","id":%q,"action":"R","outcome":"0"}`, id),
 			Index: []store.IndexEntry{{Param: "action", Value: "R"}, {Param: "entity", Value: "Patient/p" + strconv.Itoa(i%2)},
 				{Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli()}}})
 	}
-	if err := store.AppendChained(t.Context(), st, recs, 1); err != nil {
+	if err := audit.AppendChained(t.Context(), st, recs, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Close(); err != nil {
@@ -157,14 +158,14 @@ func TestVerifyAuditFindsTamperingInTheDatabaseFile(t *testing.T) {
 	}
 }
 
-func verify(t *testing.T, dir string) store.VerifyResult {
+func verify(t *testing.T, dir string) audit.VerifyResult {
 	t.Helper()
 	st, err := Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	res, err := store.VerifyAudit(t.Context(), st)
+	res, err := audit.Verify(t.Context(), st)
 	if err != nil {
 		t.Fatalf("VerifyAudit: %v", err)
 	}
@@ -185,21 +186,21 @@ func TestAppendAuditSerialisesTwoStoresOnOneFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	rec := func(id string) []store.AuditRecord {
-		return []store.AuditRecord{{ID: id, Recorded: time.Now().UTC(), Body: []byte(`{"resourceType":"AuditEvent","id":"` + id + `"}`)}}
+	rec := func(id string) []audit.Record {
+		return []audit.Record{{ID: id, Recorded: time.Now().UTC(), Body: []byte(`{"resourceType":"AuditEvent","id":"` + id + `"}`)}}
 	}
 	stale := rec("from-b")
-	store.Chain(nil, 0, stale) // b read the head (empty) before a appended
-	if err := store.AppendChained(t.Context(), a, rec("from-a"), 1); err != nil {
+	audit.Chain(nil, 0, stale) // b read the head (empty) before a appended
+	if err := audit.AppendChained(t.Context(), a, rec("from-a"), 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.AppendAudit(t.Context(), stale); err == nil || !strings.Contains(err.Error(), store.ErrVersionConflict.Error()) {
 		t.Fatalf("append on a stale head from the second store: %v, want a version conflict", err)
 	}
-	if err := store.AppendChained(t.Context(), b, stale, 2); err != nil {
+	if err := audit.AppendChained(t.Context(), b, stale, 2); err != nil {
 		t.Fatal(err)
 	}
-	res, err := store.VerifyAudit(t.Context(), a)
+	res, err := audit.Verify(t.Context(), a)
 	if err != nil || !res.Intact || res.Records != 2 {
 		t.Errorf("VerifyAudit = %v %v, want intact, 2 records", res, err)
 	}

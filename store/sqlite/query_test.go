@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/storetest"
 )
@@ -199,16 +200,16 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 	if err := s.Apply(t.Context(), ws); err != nil {
 		t.Fatal(err)
 	}
-	var recs []store.AuditRecord
+	var recs []audit.Record
 	for i := range 50 {
 		at := time.UnixMilli(int64(i))
-		recs = append(recs, store.AuditRecord{ID: fmt.Sprintf("a%d", i), Recorded: at, Body: []byte("{}"), Index: []store.IndexEntry{
+		recs = append(recs, audit.Record{ID: fmt.Sprintf("a%d", i), Recorded: at, Body: []byte("{}"), Index: []store.IndexEntry{
 			{Param: "patient", Value: fmt.Sprintf("Patient/p%d", i)},
 			{Param: "action", System: "http://hl7.org/fhir/audit-event-action", Value: "R"},
 			{Param: "date", Low: at.UnixMilli(), High: at.UnixMilli()},
 		}})
 	}
-	if err := store.AppendChained(t.Context(), s, recs, 1); err != nil {
+	if err := audit.AppendChained(t.Context(), s, recs, 1); err != nil {
 		t.Fatal(err)
 	}
 

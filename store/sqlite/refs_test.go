@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -147,17 +148,17 @@ func TestAuditMatchAgreesWithTheIndexTable(t *testing.T) {
 		return e
 	}
 	var ws []store.Write
-	var recs []store.AuditRecord
+	var recs []audit.Record
 	for i := range 12 {
 		id := fmt.Sprintf("r%02d", i)
 		at := trailStart.Add(time.Duration(i) * time.Second)
 		ws = append(ws, store.Write{Resource: store.Resource{Type: "Patient", ID: id, VersionID: 1, LastUpdated: at, Body: []byte(`{}`)}, Index: entries(i)})
-		recs = append(recs, store.AuditRecord{ID: id, Recorded: at, Body: []byte(`{}`), Index: entries(i)})
+		recs = append(recs, audit.Record{ID: id, Recorded: at, Body: []byte(`{}`), Index: entries(i)})
 	}
 	if err := s.Apply(t.Context(), ws); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.AppendChained(t.Context(), s, recs, 1); err != nil {
+	if err := audit.AppendChained(t.Context(), s, recs, 1); err != nil {
 		t.Fatal(err)
 	}
 	p := func(pr store.Predicate) store.Clause { return store.Clause{pr} }
@@ -256,16 +257,16 @@ func TestCodecRoundTripsAndReadsPlainValues(t *testing.T) {
 // appendTo appends e<from>..e<to> as appendTrail does, to an open store.
 func appendTo(t *testing.T, s *Store, from, to int) {
 	t.Helper()
-	var recs []store.AuditRecord
+	var recs []audit.Record
 	for i := from; i <= to; i++ {
 		id := fmt.Sprintf("e%d", i)
 		at := trailStart.Add(time.Duration(i) * time.Second)
-		recs = append(recs, store.AuditRecord{ID: id, Recorded: at, Body: []byte(`{"resourceType":"AuditEvent","id":"` + id + `"}`),
+		recs = append(recs, audit.Record{ID: id, Recorded: at, Body: []byte(`{"resourceType":"AuditEvent","id":"` + id + `"}`),
 			Index: []store.IndexEntry{{Param: "entity", Value: fmt.Sprintf("Patient/p%d", i%2)}, {Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli()}}})
 	}
 	for len(recs) > 0 {
-		n := min(len(recs), store.MaxAuditBatch)
-		if err := store.AppendChained(t.Context(), s, recs[:n], 1); err != nil {
+		n := min(len(recs), audit.MaxBatch)
+		if err := audit.AppendChained(t.Context(), s, recs[:n], 1); err != nil {
 			t.Fatal(err)
 		}
 		recs = recs[n:]

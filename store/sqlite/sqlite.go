@@ -13,6 +13,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -84,7 +85,7 @@ var schema = []string{
 		seq INTEGER NOT NULL
 	)`,
 	`INSERT OR IGNORE INTO audit_ref_mark (one, seq) VALUES (1, 0)`,
-	// Where a pruned chain starts (store.AuditAnchor): at most one row.
+	// Where a pruned chain starts (audit.Anchor): at most one row.
 	`CREATE TABLE IF NOT EXISTS audit_anchor (
 		one INTEGER PRIMARY KEY CHECK (one = 1),
 		seq INTEGER NOT NULL,
@@ -124,7 +125,11 @@ type Store struct {
 	checkpointer *checkpointer // background WAL checkpoints (checkpoint.go)
 }
 
-var _ store.Store = (*Store)(nil)
+// The backend implements both the resource store and the audit trail's storage.
+var (
+	_ store.Store = (*Store)(nil)
+	_ audit.Store = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the database dir/gpfhir.db, creating dir with mode 0700 because the
 // file holds health records. A file of schema version 2 is upgraded; one of a newer schema is refused.

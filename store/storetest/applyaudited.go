@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -19,12 +20,12 @@ func version(typ, id string, v int64, ms int, index ...store.IndexEntry) store.W
 	}
 }
 
-func testApplyAudited(t *testing.T, s store.Store) {
+func testApplyAudited(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
 	w := newWriter(t, s)
 	w.put("Patient", "p1")
-	prior := []store.AuditRecord{auditRecord("b1", 1, "R", "p1"), auditRecord("b2", 2, "R", "p1")}
-	if err := store.AppendChained(ctx, s, prior, 10); err != nil {
+	prior := []audit.Record{auditRecord("b1", 1, "R", "p1"), auditRecord("b2", 2, "R", "p1")}
+	if err := audit.AppendChained(ctx, s, prior, 10); err != nil {
 		t.Fatalf("AppendChained: %v", err)
 	}
 	chain := slices.Clone(prior)
@@ -57,7 +58,7 @@ func testApplyAudited(t *testing.T, s store.Store) {
 			version("Patient", "p1", 2, 10, token("gender", "", "female")),
 			version("Patient", "p2", 1, 11, token("gender", "", "female")),
 		}
-		recs := []store.AuditRecord{auditRecord("u1", 10, "U", "p1"), auditRecord("u2", 11, "C", "p2")}
+		recs := []audit.Record{auditRecord("u1", 10, "U", "p1"), auditRecord("u2", 11, "C", "p2")}
 		// Whatever the caller put in Seq and Hash is ignored.
 		recs[0].Seq, recs[0].Hash = 1, []byte("stale")
 		recs[1].Seq, recs[1].Hash = 7, nil
@@ -76,7 +77,7 @@ func testApplyAudited(t *testing.T, s store.Store) {
 		if recs[0].Seq != 3 || recs[1].Seq != 4 {
 			t.Errorf("Seq filled as %d, %d; want 3, 4 (after the 2 records appended before)", recs[0].Seq, recs[1].Seq)
 		}
-		if !bytes.Equal(recs[0].Hash, store.ChainHash(prior[1].Hash, recs[0])) || !bytes.Equal(recs[1].Hash, store.ChainHash(recs[0].Hash, recs[1])) {
+		if !bytes.Equal(recs[0].Hash, audit.ChainHash(prior[1].Hash, recs[0])) || !bytes.Equal(recs[1].Hash, audit.ChainHash(recs[0].Hash, recs[1])) {
 			t.Errorf("Hash not filled as the chain continues: %x %x", recs[0].Hash, recs[1].Hash)
 		}
 		chain = append(chain, recs...)
@@ -105,7 +106,7 @@ func testApplyAudited(t *testing.T, s store.Store) {
 			version("Patient", "p3", 1, 20),
 			version("Patient", "p1", 2, 21), // p1 is at version 2 already
 		}
-		err := s.ApplyAudited(ctx, writes, []store.AuditRecord{auditRecord("x1", 20, "C", "p3"), auditRecord("x2", 21, "U", "p1")})
+		err := s.ApplyAudited(ctx, writes, []audit.Record{auditRecord("x1", 20, "C", "p3"), auditRecord("x2", 21, "U", "p1")})
 		wantErr(t, "ApplyAudited", err, store.ErrVersionConflict)
 		got, err := s.Get(ctx, "Patient", "p1")
 		if err != nil || got.VersionID != 2 {
@@ -118,7 +119,7 @@ func testApplyAudited(t *testing.T, s store.Store) {
 	auditWrite.Resource.Body = auditRecord("x9", 30, "C", "p1").Body
 	noBody := auditRecord("x1", 30, "C", "p4")
 	noBody.Body = nil
-	tooMany := make([]store.AuditRecord, store.MaxAuditBatch+1)
+	tooMany := make([]audit.Record, audit.MaxBatch+1)
 	for i := range tooMany {
 		tooMany[i] = auditRecord(fmt.Sprintf("x%d", i+1), 30, "C", "p4")
 	}
@@ -126,17 +127,17 @@ func testApplyAudited(t *testing.T, s store.Store) {
 	refused := []struct {
 		name    string
 		writes  []store.Write
-		records []store.AuditRecord
+		records []audit.Record
 	}{
-		{"a write of an AuditEvent", []store.Write{create, auditWrite}, []store.AuditRecord{auditRecord("x1", 30, "C", "p4")}},
+		{"a write of an AuditEvent", []store.Write{create, auditWrite}, []audit.Record{auditRecord("x1", 30, "C", "p4")}},
 		{"no records", []store.Write{create}, nil},
-		{"a record without a body", []store.Write{create}, []store.AuditRecord{auditRecord("x2", 30, "C", "p4"), noBody}},
-		{"a record without an id", []store.Write{create}, []store.AuditRecord{auditRecord("", 30, "C", "p4")}},
-		{"an id twice in the records", []store.Write{create}, []store.AuditRecord{auditRecord("x1", 30, "C", "p4"), auditRecord("x1", 31, "C", "p4")}},
-		{"a record id already in the chain", []store.Write{create}, []store.AuditRecord{auditRecord("x1", 30, "C", "p4"), auditRecord("u1", 31, "C", "p4")}},
+		{"a record without a body", []store.Write{create}, []audit.Record{auditRecord("x2", 30, "C", "p4"), noBody}},
+		{"a record without an id", []store.Write{create}, []audit.Record{auditRecord("", 30, "C", "p4")}},
+		{"an id twice in the records", []store.Write{create}, []audit.Record{auditRecord("x1", 30, "C", "p4"), auditRecord("x1", 31, "C", "p4")}},
+		{"a record id already in the chain", []store.Write{create}, []audit.Record{auditRecord("x1", 30, "C", "p4"), auditRecord("u1", 31, "C", "p4")}},
 		{"more records than one batch takes", []store.Write{create}, tooMany},
-		{"a version that does not follow the expected one", []store.Write{create, {Resource: version("Patient", "p5", 3, 30).Resource, ExpectVersion: 0}}, []store.AuditRecord{auditRecord("x1", 30, "C", "p4")}},
-		{"a resource twice in the group", []store.Write{create, create}, []store.AuditRecord{auditRecord("x1", 30, "C", "p4")}},
+		{"a version that does not follow the expected one", []store.Write{create, {Resource: version("Patient", "p5", 3, 30).Resource, ExpectVersion: 0}}, []audit.Record{auditRecord("x1", 30, "C", "p4")}},
+		{"a resource twice in the group", []store.Write{create, create}, []audit.Record{auditRecord("x1", 30, "C", "p4")}},
 	}
 	for _, tc := range refused {
 		t.Run(tc.name+" is invalid and stores nothing", func(t *testing.T) {
@@ -146,7 +147,7 @@ func testApplyAudited(t *testing.T, s store.Store) {
 	}
 
 	t.Run("the next group chains on the head the refused ones left", func(t *testing.T) {
-		recs := []store.AuditRecord{auditRecord("v1", 40, "C", "p4")}
+		recs := []audit.Record{auditRecord("v1", 40, "C", "p4")}
 		if err := s.ApplyAudited(ctx, []store.Write{version("Patient", "p4", 1, 40)}, recs); err != nil {
 			t.Fatalf("ApplyAudited: %v", err)
 		}
@@ -159,7 +160,7 @@ func testApplyAudited(t *testing.T, s store.Store) {
 
 	t.Run("without writes the records are appended wherever the head is", func(t *testing.T) {
 		// What a group committer does: it never read the head, and Seq and Hash passed in are ignored.
-		recs := []store.AuditRecord{auditRecord("nw1", 50, "R", "p1"), auditRecord("nw2", 51, "E", "")}
+		recs := []audit.Record{auditRecord("nw1", 50, "R", "p1"), auditRecord("nw2", 51, "E", "")}
 		recs[0].Seq, recs[0].Hash = 1, []byte("stale")
 		if err := s.ApplyAudited(ctx, nil, recs); err != nil {
 			t.Fatalf("ApplyAudited without writes: %v", err)
@@ -197,7 +198,7 @@ func testApplyAudited(t *testing.T, s store.Store) {
 						version("Patient", fmt.Sprintf("w%d-%d", g, i), 1, 100+i),
 						version("Observation", fmt.Sprintf("w%d", g), int64(i+1), 100+i),
 					}
-					recs := []store.AuditRecord{auditRecord(fmt.Sprintf("w%d-%d-a", g, i), 100+i, "C", "p1"), auditRecord(fmt.Sprintf("w%d-%d-b", g, i), 100+i, "U", "p1")}
+					recs := []audit.Record{auditRecord(fmt.Sprintf("w%d-%d-a", g, i), 100+i, "C", "p1"), auditRecord(fmt.Sprintf("w%d-%d-b", g, i), 100+i, "U", "p1")}
 					if err := s.ApplyAudited(ctx, writes, recs); err != nil {
 						errs <- fmt.Errorf("writer %d round %d: %w", g, i, err)
 						return
@@ -210,7 +211,7 @@ func testApplyAudited(t *testing.T, s store.Store) {
 			go func() {
 				defer wg.Done()
 				for i := range rounds {
-					if err := store.AppendChained(ctx, s, []store.AuditRecord{auditRecord(fmt.Sprintf("a%d-%d", g, i), 200+i, "R", "p1")}, 1000); err != nil {
+					if err := audit.AppendChained(ctx, s, []audit.Record{auditRecord(fmt.Sprintf("a%d-%d", g, i), 200+i, "R", "p1")}, 1000); err != nil {
 						errs <- fmt.Errorf("appender %d round %d: %w", g, i, err)
 						return
 					}

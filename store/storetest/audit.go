@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
 // auditRecord makes an unchained AuditEvent record at epoch+ms, indexed by action, patient and date.
-func auditRecord(id string, ms int, action, patient string) store.AuditRecord {
+func auditRecord(id string, ms int, action, patient string) audit.Record {
 	when := at(ms)
-	return store.AuditRecord{
+	return audit.Record{
 		ID:       id,
 		Recorded: when,
 		Body:     fmt.Appendf(nil, `{"resourceType":"AuditEvent","id":%q,"meta":{"versionId":"1"},"action":%q}`, id, action),
@@ -27,20 +28,20 @@ func auditRecord(id string, ms int, action, patient string) store.AuditRecord {
 }
 
 // appendNew chains recs on the current head and appends them, failing the test on error.
-func appendNew(t *testing.T, s store.Store, recs ...store.AuditRecord) []store.AuditRecord {
+func appendNew(t *testing.T, s audit.Backend, recs ...audit.Record) []audit.Record {
 	t.Helper()
 	head, hash, err := s.AuditHead(t.Context())
 	if err != nil {
 		t.Fatalf("AuditHead: %v", err)
 	}
-	store.Chain(hash, head, recs)
+	audit.Chain(hash, head, recs)
 	if err := s.AppendAudit(t.Context(), recs); err != nil {
 		t.Fatalf("AppendAudit: %v", err)
 	}
 	return recs
 }
 
-func sameRecords(t *testing.T, what string, got, want []store.AuditRecord) {
+func sameRecords(t *testing.T, what string, got, want []audit.Record) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d records, want %d", what, len(got), len(want))
@@ -57,9 +58,9 @@ func sameRecords(t *testing.T, what string, got, want []store.AuditRecord) {
 	}
 }
 
-func wantIntact(t *testing.T, s store.Store, records int64) {
+func wantIntact(t *testing.T, s audit.Backend, records int64) {
 	t.Helper()
-	res, err := store.VerifyAudit(t.Context(), s)
+	res, err := audit.Verify(t.Context(), s)
 	if err != nil {
 		t.Fatalf("VerifyAudit: %v", err)
 	}
@@ -68,7 +69,7 @@ func wantIntact(t *testing.T, s store.Store, records int64) {
 	}
 }
 
-func testAudit(t *testing.T, s store.Store) {
+func testAudit(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
 
 	t.Run("an empty chain has head 0 and verifies intact", func(t *testing.T) {
@@ -93,7 +94,7 @@ func testAudit(t *testing.T, s store.Store) {
 		cases := []struct {
 			after int64
 			limit int
-			want  []store.AuditRecord
+			want  []audit.Record
 		}{
 			{0, 0, all}, {0, 10, all}, {0, 2, all[:2]}, {1, 1, all[1:2]}, {2, 5, all[2:]}, {3, 5, nil},
 		}
@@ -149,7 +150,7 @@ func testAudit(t *testing.T, s store.Store) {
 
 	refused := []struct {
 		name   string
-		append []store.AuditRecord
+		append []audit.Record
 		want   error
 	}{
 		{"a batch chained on a stale head conflicts", chained(nil, 0, auditRecord("x1", 9, "R", "p1")), store.ErrVersionConflict},
@@ -219,21 +220,21 @@ func testAudit(t *testing.T, s store.Store) {
 	t.Run("the chain verifies intact", func(t *testing.T) { wantIntact(t, s, 3) })
 }
 
-func chained(prev []byte, head int64, recs ...store.AuditRecord) []store.AuditRecord {
-	store.Chain(prev, head, recs)
+func chained(prev []byte, head int64, recs ...audit.Record) []audit.Record {
+	audit.Chain(prev, head, recs)
 	return recs
 }
 
 // tamper changes the last record's body after chaining, so that it no longer matches its hash.
-func tamper(recs []store.AuditRecord) []store.AuditRecord {
+func tamper(recs []audit.Record) []audit.Record {
 	last := &recs[len(recs)-1]
 	last.Body = append(bytes.Clone(last.Body[:len(last.Body)-1]), `,"x":1}`...)
 	return recs
 }
 
 // testAuditConcurrent has several goroutines append batches at once, each retrying on conflict with
-// store.AppendChained, as several API processes would; the chain must end intact with every record once.
-func testAuditConcurrent(t *testing.T, s store.Store) {
+// audit.AppendChained, as several API processes would; the chain must end intact with every record once.
+func testAuditConcurrent(t *testing.T, s audit.Backend) {
 	const writers, batches, perBatch = 3, 3, 2
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -242,12 +243,12 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			for b := range batches {
-				var recs []store.AuditRecord
+				var recs []audit.Record
 				for i := range perBatch {
 					id := fmt.Sprintf("w%d-b%d-%d", w, b, i)
 					recs = append(recs, auditRecord(id, 100*w+10*b+i, "R", "p1"))
 				}
-				if err := store.AppendChained(t.Context(), s, recs, 1000); err != nil {
+				if err := audit.AppendChained(t.Context(), s, recs, 1000); err != nil {
 					errs <- fmt.Errorf("writer %d batch %d: %w", w, b, err)
 					return
 				}

@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
 // Benchmark is the one read/write benchmark every backend runs, so that their figures come from the same
 // code: Get of a stored Patient, a durable single-resource create, and token searches. size is how many
 // Patients are loaded first; keep it small for FerretDB, which scans.
-func Benchmark(b *testing.B, size int, newStore func(b *testing.B) store.Store) {
+func Benchmark(b *testing.B, size int, newStore func(b *testing.B) audit.Backend) {
 	b.Run("Get", func(b *testing.B) {
 		s := seeded(b, newStore(b), size)
 		b.ReportAllocs()
@@ -89,7 +90,7 @@ func benchPatient(i int) store.Write {
 }
 
 // seeded loads n Patients in groups of 100, which every backend accepts as one atomic group.
-func seeded(b *testing.B, s store.Store, n int) store.Store {
+func seeded(b *testing.B, s audit.Backend, n int) audit.Backend {
 	b.Helper()
 	for start := 0; start < n; start += 100 {
 		var ws []store.Write

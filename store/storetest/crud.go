@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
-func testCRUD(t *testing.T, s store.Store) {
+func testCRUD(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
 	w := newWriter(t, s)
 
@@ -66,7 +67,7 @@ func testCRUD(t *testing.T, s store.Store) {
 	}
 }
 
-func testCAS(t *testing.T, s store.Store) {
+func testCAS(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
 	w := newWriter(t, s)
 	first := w.put("Patient", "p1", token("identifier", "urn:x", "v1"))
@@ -131,7 +132,7 @@ func testCAS(t *testing.T, s store.Store) {
 
 // testConcurrentWriters races writers through read-modify-write cycles on one resource. Compare-and-swap
 // must let exactly one writer win each version, with no gap and no lost update.
-func testConcurrentWriters(t *testing.T, s store.Store) {
+func testConcurrentWriters(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
 	const writers, rounds = 16, 8
 	type win struct {
@@ -231,7 +232,7 @@ func testConcurrentWriters(t *testing.T, s store.Store) {
 	}
 }
 
-func testDelete(t *testing.T, s store.Store) {
+func testDelete(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
 	w := newWriter(t, s)
 	name := func(v string) store.IndexEntry { return str("name", v, v) }
@@ -305,7 +306,7 @@ func versions(rs []store.Resource) []string {
 	return out
 }
 
-func testAtomicity(t *testing.T, s store.Store) {
+func testAtomicity(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
 	w := newWriter(t, s)
 	existing := w.put("Patient", "x", token("tag", "urn:t", "before"))
@@ -361,7 +362,7 @@ func testAtomicity(t *testing.T, s store.Store) {
 	})
 }
 
-func testIndexReplacement(t *testing.T, s store.Store) {
+func testIndexReplacement(t *testing.T, s audit.Backend) {
 	w := newWriter(t, s)
 	q := func(v string) store.Query {
 		return store.Query{Type: "Patient", Clauses: []store.Clause{{{Param: "name", Match: store.MatchPrefix, Value: v}}}}
@@ -389,7 +390,7 @@ func testIndexReplacement(t *testing.T, s store.Store) {
 	})
 }
 
-func testSetIndex(t *testing.T, s store.Store) {
+func testSetIndex(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
 	w := newWriter(t, s)
 	w.put("Patient", "p1", token("code", "urn:c", "old"))

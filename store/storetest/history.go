@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -18,7 +19,7 @@ func historyOrder(a, b store.Resource) int {
 	)
 }
 
-func testHistory(t *testing.T, s store.Store) {
+func testHistory(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
 	w := newWriter(t, s)
 	// Several versions share a millisecond, so that the tie-breakers (type, id, version desc) decide.

@@ -8,14 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
 // testPrune is the retention contract: PruneAudit removes a prefix of the chain recorded before the
 // cut-off, the last removed record becomes the anchor, and what is left verifies from there.
-func testPrune(t *testing.T, s store.Store) {
+func testPrune(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
-	prune := func(t *testing.T, before time.Time, wantRemoved int64, want store.AuditAnchor) {
+	prune := func(t *testing.T, before time.Time, wantRemoved int64, want audit.Anchor) {
 		t.Helper()
 		anchor, removed, err := s.PruneAudit(ctx, before)
 		if err != nil {
@@ -33,7 +34,7 @@ func testPrune(t *testing.T, s store.Store) {
 	}
 
 	t.Run("an empty chain prunes nothing and has no anchor", func(t *testing.T) {
-		prune(t, at(1000), 0, store.AuditAnchor{})
+		prune(t, at(1000), 0, audit.Anchor{})
 		wantIntact(t, s, 0)
 	})
 
@@ -42,13 +43,13 @@ func testPrune(t *testing.T, s store.Store) {
 	recs := appendNew(t, s, auditRecord("p1", 10, "R", "x1"), auditRecord("p2", 20, "R", "x1"), auditRecord("p3", 30, "E", "x2"))
 	recs = append(recs, appendNew(t, s, auditRecord("p4", 40, "R", "x2"), auditRecord("p5", 35, "R", "x1"))...)
 	recs = append(recs, appendNew(t, s, auditRecord("p6", 50, "C", "x1"), auditRecord("p7", 60, "R", "x2"))...)
-	anchorOf := func(r store.AuditRecord) store.AuditAnchor {
-		return store.AuditAnchor{Seq: r.Seq, Hash: r.Hash, Recorded: r.Recorded}
+	anchorOf := func(r audit.Record) audit.Anchor {
+		return audit.Anchor{Seq: r.Seq, Hash: r.Hash, Recorded: r.Recorded}
 	}
 
 	t.Run("a cut-off before the first record prunes nothing", func(t *testing.T) {
-		prune(t, at(10), 0, store.AuditAnchor{})
-		wantKept(t, s, recs, store.AuditAnchor{})
+		prune(t, at(10), 0, audit.Anchor{})
+		wantKept(t, s, recs, audit.Anchor{})
 	})
 	t.Run("a prefix is removed and its last record becomes the anchor", func(t *testing.T) {
 		prune(t, at(25), 2, anchorOf(recs[1]))
@@ -111,7 +112,7 @@ func testPrune(t *testing.T, s store.Store) {
 
 // wantKept checks that exactly kept (in chain order) are left after the anchor: in AuditRange from 0 and
 // from the anchor, and as AuditEvents that Get, GetVersion, Search, Count and History serve.
-func wantKept(t *testing.T, s store.Store, kept []store.AuditRecord, anchor store.AuditAnchor) {
+func wantKept(t *testing.T, s audit.Backend, kept []audit.Record, anchor audit.Anchor) {
 	t.Helper()
 	ctx := t.Context()
 	for _, after := range []int64{0, anchor.Seq} {
@@ -153,7 +154,7 @@ func wantKept(t *testing.T, s store.Store, kept []store.AuditRecord, anchor stor
 }
 
 // wantGone checks that pruned records are no longer readable or searchable in any way.
-func wantGone(t *testing.T, s store.Store, gone []store.AuditRecord) {
+func wantGone(t *testing.T, s audit.Backend, gone []audit.Record) {
 	t.Helper()
 	ctx := t.Context()
 	for _, r := range gone {
@@ -186,7 +187,7 @@ func wantGone(t *testing.T, s store.Store, gone []store.AuditRecord) {
 	}
 }
 
-func sameAnchor(t *testing.T, what string, got, want store.AuditAnchor) {
+func sameAnchor(t *testing.T, what string, got, want audit.Anchor) {
 	t.Helper()
 	if got.Seq != want.Seq || !bytes.Equal(got.Hash, want.Hash) || !got.Recorded.Equal(want.Recorded) {
 		t.Errorf("%s = seq %d hash %x recorded %v, want seq %d hash %x recorded %v", what, got.Seq, got.Hash, got.Recorded, want.Seq, want.Hash, want.Recorded)
@@ -205,11 +206,11 @@ func sortedIDs(ids []string) []string {
 // testPruneConcurrent runs several prunes with different cut-offs at once while appends go on, as the
 // retention loops of several processes sharing a store would: the chain must end intact, the anchor at
 // the furthest cut-off's prefix, and no kept record lost.
-func testPruneConcurrent(t *testing.T, s store.Store) {
+func testPruneConcurrent(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
-	var recs []store.AuditRecord
+	var recs []audit.Record
 	for b := range 4 {
-		var batch []store.AuditRecord
+		var batch []audit.Record
 		for i := range 3 {
 			n := 3*b + i + 1
 			batch = append(batch, auditRecord(fmt.Sprintf("c%d", n), 10*n, "R", "x1"))
@@ -225,7 +226,7 @@ func testPruneConcurrent(t *testing.T, s store.Store) {
 		}()
 	}
 	go func() {
-		errs <- store.AppendChained(ctx, s, []store.AuditRecord{auditRecord("late", 1000, "R", "x1")}, 100)
+		errs <- audit.AppendChained(ctx, s, []audit.Record{auditRecord("late", 1000, "R", "x1")}, 100)
 	}()
 	var failed []error
 	for range len(cutoffs) + 1 {
@@ -241,7 +242,7 @@ func testPruneConcurrent(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	// c1..c7 are recorded before 75.
-	sameAnchor(t, "AuditAnchor after concurrent prunes", anchor, store.AuditAnchor{Seq: 7, Hash: recs[6].Hash, Recorded: recs[6].Recorded})
+	sameAnchor(t, "AuditAnchor after concurrent prunes", anchor, audit.Anchor{Seq: 7, Hash: recs[6].Hash, Recorded: recs[6].Recorded})
 	wantGone(t, s, recs[:7])
 	wantIntact(t, s, int64(len(recs)-7+1))
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
 )
@@ -16,7 +17,7 @@ import (
 // restricted/open ratio grows with the practice: it should not, because a backend evaluates the access
 // clause on what the candidates reference rather than listing the whole practice. Every backend runs
 // this same code, so that their figures compare.
-func RestrictedSearchBenchmark(b *testing.B, s store.Store, sizes []int, batch int) {
+func RestrictedSearchBenchmark(b *testing.B, s audit.Backend, sizes []int, batch int) {
 	start := time.Now()
 	for _, n := range sizes {
 		loadPractice(b, s, n, batch)
@@ -121,7 +122,7 @@ func nhsNumber(n, i int) string { return fmt.Sprintf("%03d%07d", n%1000+n/1000, 
 
 // loadPractice writes a practice's Organization, n+1 Patients registered there (through
 // managingOrganization), three Immunizations each and 30 more for the last.
-func loadPractice(b *testing.B, s store.Store, n, batch int) {
+func loadPractice(b *testing.B, s audit.Backend, n, batch int) {
 	b.Helper()
 	org := "org-" + strconv.Itoa(n)
 	lu := time.UnixMilli(1_700_000_000_000).UTC()

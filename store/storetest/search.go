@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -114,7 +115,7 @@ func has(sub store.Query, hasParam string) store.Predicate {
 	return store.Predicate{Param: "_has", Match: store.MatchHas, Sub: &sub, HasParam: hasParam}
 }
 
-func testSearch(t *testing.T, s store.Store) {
+func testSearch(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
 	w := newWriter(t, s)
 	searchData(w)

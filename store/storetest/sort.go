@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -109,7 +110,7 @@ func expectedOrder(ps map[string]sortPatient, keys []store.SortKey, keep func(so
 	return ids
 }
 
-func testSort(t *testing.T, s store.Store) {
+func testSort(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
 	w := newWriter(t, s)
 	y := func(year int) int64 { return ms(year, 1, 1) }
@@ -242,7 +243,7 @@ func testSort(t *testing.T, s store.Store) {
 }
 
 // pageAll follows After from q until a short page and returns every id, in order.
-func pageAll(t *testing.T, s store.Store, q store.Query, seen []string) []string {
+func pageAll(t *testing.T, s audit.Backend, q store.Query, seen []string) []string {
 	t.Helper()
 	for range 200 {
 		hits, err := s.Search(t.Context(), q)

@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
 // Run runs the whole contract against stores made by newStore. newStore must return an empty store each
 // time and arrange, with t.Cleanup, for it to be released; that cleanup must tolerate a store the suite
 // has already closed.
-func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+func Run(t *testing.T, newStore func(t *testing.T) audit.Backend) {
 	t.Run("CRUD", func(t *testing.T) { testCRUD(t, newStore(t)) })
 	t.Run("CompareAndSwap", func(t *testing.T) { testCAS(t, newStore(t)) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, newStore(t)) })
@@ -45,13 +46,13 @@ func body(typ, id string, version int64, extra string) []byte {
 // writer keeps track of the versions a test writes, so expectations can be computed from them.
 type writer struct {
 	t       *testing.T
-	s       store.Store
+	s       audit.Backend
 	clock   int // ms after epoch of the next write
 	written []store.Resource
 	current map[string]int64
 }
 
-func newWriter(t *testing.T, s store.Store) *writer {
+func newWriter(t *testing.T, s audit.Backend) *writer {
 	return &writer{t: t, s: s, current: map[string]int64{}}
 }
 
@@ -162,7 +163,7 @@ func hitIDs(hits []store.Hit) []string {
 }
 
 // search runs q, checks that Count agrees with it, and returns the ids in result order.
-func search(t *testing.T, s store.Store, q store.Query) []string {
+func search(t *testing.T, s audit.Backend, q store.Query) []string {
 	t.Helper()
 	hits, err := s.Search(t.Context(), q)
 	if err != nil {
@@ -194,7 +195,7 @@ func sameIDs(t *testing.T, got, want []string) {
 	}
 }
 
-func testPingClose(t *testing.T, s store.Store) {
+func testPingClose(t *testing.T, s audit.Backend) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}

@@ -1,4 +1,4 @@
-package store
+package audit
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gpfhir/gpfhir/store"
 )
 
 // The audit trail is one linear hash chain. Record n carries Hash(n) = SHA-256(Hash(n-1), record n), so
@@ -43,7 +45,7 @@ import (
 // ChainHash returns the hash of r as the successor of a record whose hash is prev (nil for the first
 // record). It covers Seq, ID, Recorded (Unix milliseconds) and Body, each length-prefixed so that no two
 // different records encode alike; it does not cover Index or r.Hash.
-func ChainHash(prev []byte, r AuditRecord) []byte {
+func ChainHash(prev []byte, r Record) []byte {
 	h := sha256.New()
 	var n [8]byte
 	field := func(b []byte) {
@@ -67,7 +69,7 @@ func ChainHash(prev []byte, r AuditRecord) []byte {
 
 // Chain numbers records head+1, head+2, ... and fills their Hash, starting from the head's hash, so that
 // they are ready for AppendAudit. It changes records in place.
-func Chain(prevHash []byte, head int64, records []AuditRecord) {
+func Chain(prevHash []byte, head int64, records []Record) {
 	prev := prevHash
 	for i := range records {
 		records[i].Seq = head + 1 + int64(i)
@@ -77,10 +79,10 @@ func Chain(prevHash []byte, head int64, records []AuditRecord) {
 }
 
 // AppendChained appends records at the end of s's chain, whatever the head is: it reads the head, chains
-// the records on it and appends them, and on ErrVersionConflict (another writer appended first) does it
+// the records on it and appends them, and on store.ErrVersionConflict (another writer appended first) does it
 // again, up to attempts times. It fills Seq and Hash of records. Errors other than a conflict are
-// returned at once; after the last attempt it returns ErrVersionConflict.
-func AppendChained(ctx context.Context, s Store, records []AuditRecord, attempts int) error {
+// returned at once; after the last attempt it returns store.ErrVersionConflict.
+func AppendChained(ctx context.Context, s Store, records []Record, attempts int) error {
 	var err error
 	for range max(attempts, 1) {
 		var head int64
@@ -89,53 +91,53 @@ func AppendChained(ctx context.Context, s Store, records []AuditRecord, attempts
 			return err
 		}
 		Chain(hash, head, records)
-		if err = s.AppendAudit(ctx, records); !errors.Is(err, ErrVersionConflict) {
+		if err = s.AppendAudit(ctx, records); !errors.Is(err, store.ErrVersionConflict) {
 			return err
 		}
 	}
 	return err
 }
 
-// CheckAuditBatch checks what AppendAudit can check without reading the store: size, ids, Seq
+// CheckBatch checks what AppendAudit can check without reading the store: size, ids, Seq
 // contiguity within the batch and the links between the batch's own hashes. Backends call it first and
-// then check records[0] against their head. It returns ErrInvalidQuery.
-func CheckAuditBatch(records []AuditRecord) error {
-	if len(records) > MaxAuditBatch {
-		return fmt.Errorf("%w: %d audit records in one batch, at most %d", ErrInvalidQuery, len(records), MaxAuditBatch)
+// then check records[0] against their head. It returns store.ErrInvalidQuery.
+func CheckBatch(records []Record) error {
+	if len(records) > MaxBatch {
+		return fmt.Errorf("%w: %d audit records in one batch, at most %d", store.ErrInvalidQuery, len(records), MaxBatch)
 	}
 	seen := make(map[string]bool, len(records))
 	for i, r := range records {
 		switch {
 		case r.ID == "":
-			return fmt.Errorf("%w: audit record %d has no id", ErrInvalidQuery, r.Seq)
+			return fmt.Errorf("%w: audit record %d has no id", store.ErrInvalidQuery, r.Seq)
 		case seen[r.ID]:
-			return fmt.Errorf("%w: AuditEvent/%s appears twice in one batch", ErrInvalidQuery, r.ID)
+			return fmt.Errorf("%w: AuditEvent/%s appears twice in one batch", store.ErrInvalidQuery, r.ID)
 		case r.Seq < 1 || (i > 0 && r.Seq != records[i-1].Seq+1):
-			return fmt.Errorf("%w: audit record %d does not follow %d", ErrInvalidQuery, r.Seq, records[max(i-1, 0)].Seq)
+			return fmt.Errorf("%w: audit record %d does not follow %d", store.ErrInvalidQuery, r.Seq, records[max(i-1, 0)].Seq)
 		case len(r.Body) == 0:
-			return fmt.Errorf("%w: audit record %d has no body", ErrInvalidQuery, r.Seq)
+			return fmt.Errorf("%w: audit record %d has no body", store.ErrInvalidQuery, r.Seq)
 		case i > 0 && !bytes.Equal(r.Hash, ChainHash(records[i-1].Hash, r)):
-			return fmt.Errorf("%w: audit record %d does not chain on record %d", ErrInvalidQuery, r.Seq, records[i-1].Seq)
+			return fmt.Errorf("%w: audit record %d does not chain on record %d", store.ErrInvalidQuery, r.Seq, records[i-1].Seq)
 		}
 		seen[r.ID] = true
 	}
 	return nil
 }
 
-// CheckAuditLink checks that first chains on the head (seq, hash) read inside the append. A Seq other
-// than head+1 is ErrVersionConflict (someone appended first); a hash that does not chain on the head is
-// ErrInvalidQuery (the caller chained on something that is not the head).
-func CheckAuditLink(headSeq int64, headHash []byte, first AuditRecord) error {
+// CheckLink checks that first chains on the head (seq, hash) read inside the append. A Seq other
+// than head+1 is store.ErrVersionConflict (someone appended first); a hash that does not chain on the head is
+// store.ErrInvalidQuery (the caller chained on something that is not the head).
+func CheckLink(headSeq int64, headHash []byte, first Record) error {
 	if first.Seq != headSeq+1 {
-		return fmt.Errorf("%w: audit chain head is %d, batch starts at %d", ErrVersionConflict, headSeq, first.Seq)
+		return fmt.Errorf("%w: audit chain head is %d, batch starts at %d", store.ErrVersionConflict, headSeq, first.Seq)
 	}
 	if !bytes.Equal(first.Hash, ChainHash(headHash, first)) {
-		return fmt.Errorf("%w: audit record %d does not chain on the head", ErrInvalidQuery, first.Seq)
+		return fmt.Errorf("%w: audit record %d does not chain on the head", store.ErrInvalidQuery, first.Seq)
 	}
 	return nil
 }
 
-// VerifyResult is the outcome of VerifyAudit.
+// VerifyResult is the outcome of Verify.
 type VerifyResult struct {
 	// Intact is true when every link holds.
 	Intact bool
@@ -150,8 +152,8 @@ type VerifyResult struct {
 	// With no record intact after the anchor they are the anchor's (nil and 0 for a chain never pruned).
 	Head    []byte
 	HeadSeq int64
-	// Anchor is where verification started: the zero AuditAnchor unless the chain was pruned.
-	Anchor AuditAnchor
+	// Anchor is where verification started: the zero Anchor unless the chain was pruned.
+	Anchor Anchor
 }
 
 // String is the report of gpfhir audit verify and $verify.
@@ -177,21 +179,21 @@ func hexPrefix(h []byte) string {
 	return hex.EncodeToString(h[:min(len(h), 8)])
 }
 
-// verifyPage is how many records VerifyAudit reads at a time; it also bounds the _id list of the
+// verifyPage is how many records Verify reads at a time; it also bounds the _id list of the
 // search that checks the served copies.
 const verifyPage = 200
 
-// verifyAttempts bounds how often VerifyAudit starts again because a prune moved the anchor under it.
+// verifyAttempts bounds how often Verify starts again because a prune moved the anchor under it.
 const verifyAttempts = 3
 
-// VerifyAudit walks the whole chain in Seq order, from the anchor (s.AuditAnchor) to the head, and reports
+// Verify walks the whole chain in Seq order, from the anchor (s.Anchor) to the head, and reports
 // whether it is intact or where it first breaks: a missing record (a gap in Seq, also right after the
 // anchor), a record out of order, a record that does not match its hash (its body, id, time or position
 // changed, or its predecessor did; the first kept record must chain on the anchor's hash), a record that
 // Search does not serve as chained, or AuditEvents served that are not in the chain. The error is for a
 // store that cannot be read, never for a broken chain. Records appended while it runs may or may not be
 // included; if a prune moves the anchor while it runs, it starts again from the new anchor.
-func VerifyAudit(ctx context.Context, s Store) (VerifyResult, error) {
+func Verify(ctx context.Context, s Backend) (VerifyResult, error) {
 	for attempt := 1; ; attempt++ {
 		anchor, err := s.AuditAnchor(ctx)
 		if err != nil {
@@ -213,12 +215,12 @@ func VerifyAudit(ctx context.Context, s Store) (VerifyResult, error) {
 	}
 }
 
-// verifyFrom is VerifyAudit from a given anchor.
-func verifyFrom(ctx context.Context, s Store, anchor AuditAnchor) (VerifyResult, error) {
+// verifyFrom is Verify from a given anchor.
+func verifyFrom(ctx context.Context, s Backend, anchor Anchor) (VerifyResult, error) {
 	// Counted before the walk: every AuditEvent counted now is in the chain by the time the walk ends,
 	// so a count above the walk's total means records that were never appended (or that were pruned
 	// without the anchor moving past them).
-	served, err := s.Count(ctx, Query{Type: AuditEventType})
+	served, err := s.Count(ctx, store.Query{Type: store.AuditEventType})
 	if err != nil {
 		return VerifyResult{}, err
 	}
@@ -290,7 +292,7 @@ func verifyFrom(ctx context.Context, s Store, anchor AuditAnchor) (VerifyResult,
 // (its Seq follows, its stored copy is there, its hash chains on its predecessor, the first on the
 // anchor): a broken link stops the prefix before it and is returned as the error, so that pruning never
 // erases the evidence of a broken chain nor anchors on a record that does not verify.
-func PrunablePrefix(anchor AuditAnchor, page []AuditRecord, before time.Time) (int, error) {
+func PrunablePrefix(anchor Anchor, page []Record, before time.Time) (int, error) {
 	prev, want := anchor.Hash, anchor.Seq+1
 	for i, r := range page {
 		if !r.Recorded.Before(before) {
@@ -315,19 +317,19 @@ func PrunablePrefix(anchor AuditAnchor, page []AuditRecord, before time.Time) (i
 
 // servedAsChained checks that Search serves each record of page with the same body, lastUpdated and
 // version 1. It returns the index of the first record that is not, with the reason, or len(page) and "".
-func servedAsChained(ctx context.Context, s Store, page []AuditRecord) (int, string, error) {
+func servedAsChained(ctx context.Context, s store.Store, page []Record) (int, string, error) {
 	if len(page) == 0 {
 		return 0, "", nil
 	}
-	c := make(Clause, 0, len(page))
+	c := make(store.Clause, 0, len(page))
 	for _, r := range page {
-		c = append(c, Predicate{Param: ParamID, Match: MatchExact, Value: r.ID})
+		c = append(c, store.Predicate{Param: store.ParamID, Match: store.MatchExact, Value: r.ID})
 	}
-	hits, err := s.Search(ctx, Query{Type: AuditEventType, Clauses: []Clause{c}})
+	hits, err := s.Search(ctx, store.Query{Type: store.AuditEventType, Clauses: []store.Clause{c}})
 	if err != nil {
 		return 0, "", err
 	}
-	got := make(map[string]Resource, len(hits))
+	got := make(map[string]store.Resource, len(hits))
 	for _, h := range hits {
 		got[h.Resource.ID] = h.Resource
 	}
