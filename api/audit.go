@@ -51,7 +51,7 @@ const auditTimeout = 30 * time.Second
 var errAuditClosed = errors.New("audit: the server is shutting down")
 
 // served marks r as touched and returns it as this caller may see it: a patient gets their view of an
-// AuditEvent (fhir.AuditPatientView: no internal details, no other patients). Handlers call it on every
+// AuditEvent (audit.PatientView: no internal details, no other patients). Handlers call it on every
 // resource they return.
 func (s *Server) served(req *request, r store.Resource) store.Resource {
 	req.touch(r)
@@ -59,7 +59,7 @@ func (s *Server) served(req *request, r store.Resource) store.Resource {
 	if r.Type != store.AuditEventType || caller == nil || caller.Kind != auth.KindPatient || r.Deleted {
 		return r
 	}
-	view, err := fhir.AuditPatientView(r.Body, caller.PatientIDs)
+	view, err := audit.PatientView(r.Body, caller.PatientIDs)
 	if err != nil {
 		// Never fall back to the full record: an empty body fails the request instead.
 		req.log.Error("patient view of an AuditEvent", "id", r.ID, "error", err)
@@ -446,7 +446,7 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 	if err != nil {
 		return audit.Record{}, err
 	}
-	in := fhir.AuditInput{
+	in := audit.Input{
 		ID:            id.String(),
 		Recorded:      now,
 		Interaction:   interaction,
@@ -462,7 +462,7 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 	}
 	if caller := req.caller; caller != nil {
 		kind, sub, client := caller.Describe()
-		u := &fhir.AuditUser{Kind: kind, Issuer: caller.Issuer, Subject: sub, NHSNumber: caller.NHSNumber,
+		u := &audit.User{Kind: kind, Issuer: caller.Issuer, Subject: sub, NHSNumber: caller.NHSNumber,
 			ProxyFor: caller.ProxyFor, JTI: caller.JTI, ClientID: client, ClientName: s.cfg.ClientNames[client]}
 		if caller.Kind == auth.KindPatient && len(caller.PatientIDs) > 0 {
 			u.PatientID = caller.PatientIDs[0]
@@ -473,7 +473,7 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 	seen := map[string]bool{}
 	{
 		for _, r := range list {
-			e := fhir.AuditEntity{Type: r.Type, ID: r.ID, Version: r.VersionID, PatientIDs: s.patientsOf(r)}
+			e := audit.Entity{Type: r.Type, ID: r.ID, Version: r.VersionID, PatientIDs: s.patientsOf(r)}
 			if seen[e.Ref()] {
 				continue
 			}
@@ -489,7 +489,7 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 	if path != nil {
 		p := *path
 		if p.typ != nil && p.id != "" && !seen[p.typ.Name+"/"+p.id] {
-			e := fhir.AuditEntity{Type: p.typ.Name, ID: p.id}
+			e := audit.Entity{Type: p.typ.Name, ID: p.id}
 			e.Version, _ = strconv.ParseInt(p.version, 10, 64)
 			if p.typ.Name == "Patient" {
 				e.PatientIDs = []string{p.id}
@@ -513,8 +513,8 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 		}
 		in.HasQuery = interaction == "search-type"
 	}
-	body := fhir.AuditEvent(in)
-	index := fhir.AuditEventIndex(in, s.cfg.BaseURL)
+	body := audit.Event(in)
+	index := audit.EventIndex(in, s.cfg.BaseURL)
 	return audit.Record{ID: in.ID, Recorded: now, Body: body, Index: index}, nil
 }
 
@@ -566,7 +566,7 @@ func auditFacts(r store.Resource) (auth.Facts, error) {
 	if len(r.Body) == 0 {
 		return f, nil
 	}
-	ids, err := fhir.AuditPatients(r.Body)
+	ids, err := audit.Patients(r.Body)
 	if err != nil {
 		return f, internal(err)
 	}

@@ -226,7 +226,7 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 			x.add(IndexEntry{Param: p.Code, Value: typ + "/" + id})
 			return
 		}
-		if path.RefType == "" && isAbsoluteURL(ref) {
+		if path.RefType == "" && IsAbsoluteURL(ref) {
 			x.add(IndexEntry{Param: p.Code, Value: ref})
 		}
 	case TypeURI:
@@ -343,7 +343,8 @@ func ValidTypeName(s string) bool {
 	return true
 }
 
-func isAbsoluteURL(s string) bool {
+// IsAbsoluteURL reports whether s is an absolute URL with a scheme, as opposed to a relative reference.
+func IsAbsoluteURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
 }
 

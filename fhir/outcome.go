@@ -140,11 +140,11 @@ func OperationOutcome(issues ...Issue) []byte {
 		ResourceType string  `json:"resourceType"`
 		Issue        []Issue `json:"issue"`
 	}{"OperationOutcome", issues}
-	return marshalNoEscape(v)
+	return MarshalNoEscape(v)
 }
 
-// marshalNoEscape is json.Marshal without HTML escaping, for values that cannot fail to marshal.
-func marshalNoEscape(v any) []byte {
+// MarshalNoEscape is json.Marshal without HTML escaping, for values that cannot fail to marshal.
+func MarshalNoEscape(v any) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

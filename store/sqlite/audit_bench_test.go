@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gpfhir/gpfhir/audit"
-	"github.com/gpfhir/gpfhir/fhir"
 )
 
 // BenchmarkAppendAudit appends batches of AuditEvents shaped as the API writes them for a GP system's
@@ -27,13 +26,13 @@ func BenchmarkAppendAudit(b *testing.B) {
 			for b.Loop() {
 				for i := range recs {
 					n++
-					in := fhir.AuditInput{ID: fmt.Sprintf("0190-%012d", n), Recorded: time.UnixMilli(int64(n)).UTC(),
+					in := audit.Input{ID: fmt.Sprintf("0190-%012d", n), Recorded: time.UnixMilli(int64(n)).UTC(),
 						Interaction: "read", Status: 200, RequestID: fmt.Sprintf("req-%d", n),
-						User: &fhir.AuditUser{Kind: "system", Issuer: base + "/dev-idp", Subject: "gp-a12345",
+						User: &audit.User{Kind: "system", Issuer: base + "/dev-idp", Subject: "gp-a12345",
 							JTI: fmt.Sprintf("jti-%d", n), ClientID: "gp-a12345", ClientName: "GP system"},
 						ClientAddress: "127.0.0.1", Site: base, Instance: "i-1", Patients: []string{fmt.Sprintf("p%d", n%64)},
-						Entities: []fhir.AuditEntity{{Type: "Patient", ID: fmt.Sprintf("p%d", n%64), Version: 1, PatientIDs: []string{fmt.Sprintf("p%d", n%64)}}}}
-					recs[i] = audit.Record{ID: in.ID, Recorded: in.Recorded, Body: fhir.AuditEvent(in), Index: fhir.AuditEventIndex(in, base)}
+						Entities: []audit.Entity{{Type: "Patient", ID: fmt.Sprintf("p%d", n%64), Version: 1, PatientIDs: []string{fmt.Sprintf("p%d", n%64)}}}}
+					recs[i] = audit.Record{ID: in.ID, Recorded: in.Recorded, Body: audit.Event(in), Index: audit.EventIndex(in, base)}
 				}
 				if err := audit.AppendChained(b.Context(), s, recs, 1); err != nil {
 					b.Fatal(err)

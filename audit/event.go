@@ -1,4 +1,4 @@
-package fhir
+package audit
 
 import (
 	"encoding/base64"
@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gpfhir/gpfhir/fhir"
 )
 
 // The audit trail's AuditEvents follow IHE Basic Audit Log Patterns (BALP) for RESTful interactions:
@@ -42,9 +44,9 @@ const (
 	AuditPatientDetail = "patient"
 )
 
-// AuditUser is who made the request, as far as it could be established: nothing for a request without a
+// User is who made the request, as far as it could be established: nothing for a request without a
 // valid token, which is recorded all the same.
-type AuditUser struct {
+type User struct {
 	// Kind is the caller's role (patient, system, auditor, commissioner).
 	Kind string
 	// Issuer and Subject identify the user at their identity provider.
@@ -59,8 +61,8 @@ type AuditUser struct {
 	ClientID, ClientName string
 }
 
-// AuditEntity is one resource an interaction touched (or tried to).
-type AuditEntity struct {
+// Entity is one resource an interaction touched (or tried to).
+type Entity struct {
 	Type, ID string
 	// Version is the version touched; 0 for a resource that was named but not reached (a refusal, a 404).
 	Version int64
@@ -69,15 +71,15 @@ type AuditEntity struct {
 }
 
 // Ref is the entity's reference: Type/id/_history/n, or Type/id without a version.
-func (e AuditEntity) Ref() string {
+func (e Entity) Ref() string {
 	if e.Version > 0 {
 		return e.Type + "/" + e.ID + "/_history/" + strconv.FormatInt(e.Version, 10)
 	}
 	return e.Type + "/" + e.ID
 }
 
-// AuditInput is everything one AuditEvent records.
-type AuditInput struct {
+// Input is everything one AuditEvent records.
+type Input struct {
 	ID       string
 	Recorded time.Time
 	// Interaction is the restful-interaction code (read, vread, search-type, history-instance, create,
@@ -90,7 +92,7 @@ type AuditInput struct {
 	// RequestID is the X-Request-ID (echoed or generated).
 	RequestID string
 	// User is nil when no identity could be established (a missing or invalid token).
-	User *AuditUser
+	User *User
 	// ClientAddress is the requester's network address.
 	ClientAddress string
 	// Site is the server's base URL; Instance the id of this server process.
@@ -98,16 +100,16 @@ type AuditInput struct {
 	// Patients are the ids of the patients whose records the interaction concerned.
 	Patients []string
 	// Entities are the resources touched, in order.
-	Entities []AuditEntity
+	Entities []Entity
 	// Query is the query string of a search, recorded base64-encoded as BALP asks.
 	Query string
 	// HasQuery records a query entity even when Query is empty (a search without parameters).
 	HasQuery bool
 }
 
-// AuditAction is the BALP action code of an interaction: C, R, U, D, or E for searches, history
+// Action is the BALP action code of an interaction: C, R, U, D, or E for searches, history
 // listings and operations (BALP records a query as an execute).
-func AuditAction(interaction string) string {
+func Action(interaction string) string {
 	switch interaction {
 	case "create":
 		return "C"
@@ -121,9 +123,9 @@ func AuditAction(interaction string) string {
 	return "E"
 }
 
-// AuditOutcome maps an HTTP status to the audit-event-outcome code: 0 success, 4 minor failure (the
+// Outcome maps an HTTP status to the audit-event-outcome code: 0 success, 4 minor failure (the
 // request was refused or wrong: 4xx), 8 serious failure (the server failed: 5xx).
-func AuditOutcome(status int) string {
+func Outcome(status int) string {
 	switch {
 	case status < 400:
 		return "0"
@@ -225,7 +227,7 @@ var (
 
 // AuditEvent renders one AuditEvent, version 1 with lastUpdated = recorded, exactly as it is stored and
 // served. It holds references, codes and identifiers only.
-func AuditEvent(in AuditInput) []byte {
+func Event(in Input) []byte {
 	recorded := in.Recorded.UTC().Format(instantLayout)
 	ev := auditEvent{
 		ResourceType: "AuditEvent",
@@ -233,9 +235,9 @@ func AuditEvent(in AuditInput) []byte {
 		Meta:         aeMeta{VersionID: "1", LastUpdated: recorded},
 		Type:         aeCoding{System: AuditEventTypeSystem, Code: "rest", Display: "Restful Operation"},
 		Subtype:      []aeCoding{{System: RestfulInteraction, Code: in.Interaction}},
-		Action:       AuditAction(in.Interaction),
+		Action:       Action(in.Interaction),
 		Recorded:     recorded,
-		Outcome:      AuditOutcome(in.Status),
+		Outcome:      Outcome(in.Status),
 		OutcomeDesc:  outcomeDesc(in.Status, in.Decision, in.Operation),
 		Source: aeSource{
 			Site:     in.Site,
@@ -284,7 +286,7 @@ func AuditEvent(in AuditInput) []byte {
 	if in.User != nil && in.User.ProxyFor != "" && in.User.PatientID == "" {
 		// A proxy's patient is named by NHS number until proxy grants resolve it to a Patient.
 		ev.Entity = append(ev.Entity, aeEntity{
-			What: &aeReference{Identifier: &aeIdentifier{System: NHSNumberSystem, Value: in.User.ProxyFor}},
+			What: &aeReference{Identifier: &aeIdentifier{System: fhir.NHSNumberSystem, Value: in.User.ProxyFor}},
 			Type: entityPerson, Role: rolePatient,
 		})
 	}
@@ -301,12 +303,12 @@ func AuditEvent(in AuditInput) []byte {
 			Query: base64.StdEncoding.EncodeToString([]byte(in.Query)),
 		})
 	}
-	return marshalNoEscape(ev)
+	return fhir.MarshalNoEscape(ev)
 }
 
 // userAgent is the requesting person or system. A proxy is the acting agent (role AGNT) and the patient
 // they act for is an entity.
-func userAgent(u *AuditUser) aeAgent {
+func userAgent(u *User) aeAgent {
 	a := aeAgent{
 		Type:      &aeConcept{Coding: []aeCoding{{System: ParticipationSystem, Code: "IRCP", Display: "information recipient"}}},
 		Requestor: true,
@@ -315,7 +317,7 @@ func userAgent(u *AuditUser) aeAgent {
 	who := &aeReference{}
 	switch {
 	case u.NHSNumber != "":
-		who.Identifier = &aeIdentifier{System: NHSNumberSystem, Value: u.NHSNumber}
+		who.Identifier = &aeIdentifier{System: fhir.NHSNumberSystem, Value: u.NHSNumber}
 	case u.Subject != "":
 		who.Identifier = &aeIdentifier{System: u.Issuer, Value: u.Subject}
 	}
@@ -366,10 +368,10 @@ func uniqueSorted(ids []string) []string {
 	return out[:n]
 }
 
-// AuditPatients returns the ids of the patients an AuditEvent concerns: the Patient references of its
+// Patients returns the ids of the patients an AuditEvent concerns: the Patient references of its
 // agents and entities, which is what the AuditEvent "patient" search parameter indexes. Access rules use
 // it so that what a patient may read and what their search finds agree.
-func AuditPatients(body []byte) ([]string, error) {
+func Patients(body []byte) ([]string, error) {
 	var ev struct {
 		Agent  []struct{ Who *aeReference }  `json:"agent"`
 		Entity []struct{ What *aeReference } `json:"entity"`
@@ -382,7 +384,7 @@ func AuditPatients(body []byte) ([]string, error) {
 		if r == nil {
 			return
 		}
-		if typ, id, ok := LocalRef(r.Reference, ""); ok && typ == "Patient" {
+		if typ, id, ok := fhir.LocalRef(r.Reference, ""); ok && typ == "Patient" {
 			ids = append(ids, id)
 		}
 	}
@@ -395,12 +397,12 @@ func AuditPatients(body []byte) ([]string, error) {
 	return uniqueSorted(ids), nil
 }
 
-// AuditPatientView is what a patient (or their proxy) sees of an AuditEvent about their record: who
+// PatientView is what a patient (or their proxy) sees of an AuditEvent about their record: who
 // accessed it (the user and the app's name), when, what was done and with what outcome, and which of
 // their own resources were touched. Internal details are left out: network addresses, this server's
 // instance, the token id, the request id, the query string, and every entity that belongs to another
 // patient (a GP system's search may touch many patients' records in one event).
-func AuditPatientView(body []byte, own []string) ([]byte, error) {
+func PatientView(body []byte, own []string) ([]byte, error) {
 	var ev map[string]json.RawMessage
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return nil, err
@@ -505,7 +507,7 @@ func marshalOrdered(m map[string]json.RawMessage, order []string) []byte {
 }
 
 func ownRef(ref string, own []string) bool {
-	typ, id, ok := LocalRef(ref, "")
+	typ, id, ok := fhir.LocalRef(ref, "")
 	if !ok || typ != "Patient" {
 		return false
 	}

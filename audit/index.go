@@ -1,18 +1,20 @@
-package fhir
+package audit
 
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/gpfhir/gpfhir/fhir"
 )
 
-// AuditEventIndex returns the search-index entries of AuditEvent(in): the same entries, in the same order,
-// as ExtractBody(AuditEvent(in), base). Every request writes an audit record, and rendering the event
+// EventIndex returns the search-index entries of Event(in): the same entries, in the same order,
+// as ExtractBody(Event(in), base). Every request writes an audit record, and rendering the event
 // only to decode it again into a tree and walk the AuditEvent parameters' paths cost more than the rest
 // of the record; the input already says which values those paths reach. What this mirrors is the
 // AuditEvent entry of typeTable, AuditEvent's element layout and the extractor's rules (reference
 // normalisation, coding text, first-occurrence de-duplication); TestAuditEventIndexMatchesExtractBody
 // holds the three together, so a change to any of them must be made here too.
-func AuditEventIndex(in AuditInput, base string) []IndexEntry {
+func EventIndex(in Input, base string) []fhir.IndexEntry {
 	x := auditIndexer{base: strings.TrimSuffix(base, "/")}
 	patients := in.Patients
 	if in.User != nil && in.User.ProxyFor != "" && in.User.PatientID != "" {
@@ -38,13 +40,13 @@ func AuditEventIndex(in AuditInput, base string) []IndexEntry {
 		whats = append(whats, x.resolve(e.Ref()))
 	}
 
-	x.out = make([]IndexEntry, 0, 12+len(whats)*2)
+	x.out = make([]fhir.IndexEntry, 0, 12+len(whats)*2)
 
 	// recorded is written at millisecond precision in UTC, so its range is that one millisecond, but only
 	// for years the four-digit form can carry: others do not parse, and the extractor skips them.
 	if y := in.Recorded.UTC().Year(); y >= 0 && y <= 9999 {
 		ms := in.Recorded.UnixMilli()
-		x.add(IndexEntry{Param: "date", Low: ms, High: ms})
+		x.add(fhir.IndexEntry{Param: "date", Low: ms, High: ms})
 	}
 
 	x.param()
@@ -77,11 +79,11 @@ func AuditEventIndex(in AuditInput, base string) []IndexEntry {
 	}
 
 	x.param()
-	x.add(IndexEntry{Param: "action", System: csAuditAction, Value: AuditAction(in.Interaction)})
-	x.add(IndexEntry{Param: "outcome", System: csAuditOutcome, Value: AuditOutcome(in.Status)})
+	x.add(fhir.IndexEntry{Param: "action", System: AuditActionSystem, Value: Action(in.Interaction)})
+	x.add(fhir.IndexEntry{Param: "outcome", System: AuditOutcomeSystem, Value: Outcome(in.Status)})
 	x.add(auditTypeEntry)
 	if in.Interaction != "" {
-		x.add(IndexEntry{Param: "subtype", System: RestfulInteraction, Value: jsonString(in.Interaction)})
+		x.add(fhir.IndexEntry{Param: "subtype", System: RestfulInteraction, Value: jsonString(in.Interaction)})
 	}
 
 	x.param()
@@ -90,7 +92,7 @@ func AuditEventIndex(in AuditInput, base string) []IndexEntry {
 	// Only the user agent has an altId, and only the client agent a name (its id when it has no name).
 	x.param()
 	if u := in.User; u != nil && u.Subject != "" {
-		x.add(IndexEntry{Param: "altid", Value: jsonString(u.Subject)})
+		x.add(fhir.IndexEntry{Param: "altid", Value: jsonString(u.Subject)})
 	}
 	x.param()
 	if u := in.User; u != nil && u.ClientID != "" {
@@ -99,7 +101,7 @@ func AuditEventIndex(in AuditInput, base string) []IndexEntry {
 			name = u.ClientID
 		}
 		name = jsonString(name)
-		x.add(IndexEntry{Param: "agent-name", Value: name, Text: NormalizeString(name)})
+		x.add(fhir.IndexEntry{Param: "agent-name", Value: name, Text: fhir.NormalizeString(name)})
 	}
 	return x.out
 }
@@ -113,8 +115,8 @@ var (
 	auditTypeEntry   = auditCodingEntry("type", aeCoding{System: AuditEventTypeSystem, Code: "rest", Display: "Restful Operation"})
 )
 
-func auditCodingEntry(param string, c aeCoding) IndexEntry {
-	return IndexEntry{Param: param, System: c.System, Value: c.Code, Text: NormalizeString(c.Display)}
+func auditCodingEntry(param string, c aeCoding) fhir.IndexEntry {
+	return fhir.IndexEntry{Param: param, System: c.System, Value: c.Code, Text: fhir.NormalizeString(c.Display)}
 }
 
 // auditRef is a reference as the extractor sees it: value is what a reference parameter indexes ("" for
@@ -125,13 +127,13 @@ type auditRef struct {
 
 type auditIndexer struct {
 	base string
-	out  []IndexEntry
+	out  []fhir.IndexEntry
 	// from is where the current parameter's entries begin: entries of different parameters never
 	// collide, so duplicates are looked for from there only.
 	from int
 	// seen takes over from a linear scan once a parameter has many entries (a search that touched
 	// hundreds of resources).
-	seen map[IndexEntry]struct{}
+	seen map[fhir.IndexEntry]struct{}
 }
 
 const auditScanLimit = 16
@@ -144,7 +146,7 @@ func (x *auditIndexer) param() {
 }
 
 // add appends e unless the current parameter already has it, as the extractor keeps first occurrences.
-func (x *auditIndexer) add(e IndexEntry) {
+func (x *auditIndexer) add(e fhir.IndexEntry) {
 	cur := x.out[x.from:]
 	if len(cur) < auditScanLimit {
 		for _, c := range cur {
@@ -155,7 +157,7 @@ func (x *auditIndexer) add(e IndexEntry) {
 	} else {
 		if len(x.seen) == 0 {
 			if x.seen == nil {
-				x.seen = make(map[IndexEntry]struct{}, 2*len(cur))
+				x.seen = make(map[fhir.IndexEntry]struct{}, 2*len(cur))
 			}
 			for _, c := range cur {
 				x.seen[c] = struct{}{}
@@ -172,13 +174,13 @@ func (x *auditIndexer) add(e IndexEntry) {
 // resolve applies the extractor's Reference rules to a reference AuditEvent writes.
 func (x *auditIndexer) resolve(ref string) auditRef {
 	ref = jsonString(ref)
-	if typ, id, ok := LocalRef(ref, x.base); ok {
+	if typ, id, ok := fhir.LocalRef(ref, x.base); ok {
 		if len(typ)+1+len(id) == len(ref) {
 			return auditRef{typ: typ, value: ref} // already "Type/id": no need to build it again
 		}
 		return auditRef{typ: typ, value: typ + "/" + id}
 	}
-	if isAbsoluteURL(ref) {
+	if fhir.IsAbsoluteURL(ref) {
 		return auditRef{value: ref}
 	}
 	return auditRef{}
@@ -186,14 +188,14 @@ func (x *auditIndexer) resolve(ref string) auditRef {
 
 func (x *auditIndexer) ref(param string, r auditRef) {
 	if r.value != "" {
-		x.add(IndexEntry{Param: param, Value: r.value})
+		x.add(fhir.IndexEntry{Param: param, Value: r.value})
 	}
 }
 
 // patientRef is the patient parameter's where(resolve() is Patient): local Patient references only.
 func (x *auditIndexer) patientRef(r auditRef) {
 	if r.typ == "Patient" {
-		x.add(IndexEntry{Param: "patient", Value: r.value})
+		x.add(fhir.IndexEntry{Param: "patient", Value: r.value})
 	}
 }
 

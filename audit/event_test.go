@@ -1,4 +1,4 @@
-package fhir
+package audit
 
 import (
 	"encoding/base64"
@@ -7,17 +7,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gpfhir/gpfhir/fhir"
 )
 
-func auditFixture() AuditInput {
-	return AuditInput{
+func auditFixture() Input {
+	return Input{
 		ID: "ae1", Recorded: time.Date(2025, 3, 1, 9, 30, 0, 123e6, time.UTC),
 		Interaction: "search-type", Status: 200, RequestID: "req-1",
-		User: &AuditUser{Kind: "system", Issuer: "https://idp.example", Subject: "gp-a1", JTI: "jti-1",
+		User: &User{Kind: "system", Issuer: "https://idp.example", Subject: "gp-a1", JTI: "jti-1",
 			ClientID: "gp-a1", ClientName: "Practice System"},
 		ClientAddress: "127.0.0.1", Site: "https://gp.example/fhir", Instance: "gpfhir-abc",
 		Patients: []string{"p2", "p1", "p2"},
-		Entities: []AuditEntity{
+		Entities: []Entity{
 			{Type: "Immunization", ID: "i1", Version: 3, PatientIDs: []string{"p1"}},
 			{Type: "Immunization", ID: "i2", Version: 1, PatientIDs: []string{"p2"}},
 		},
@@ -25,13 +27,13 @@ func auditFixture() AuditInput {
 	}
 }
 
-func indexOf(t *testing.T, body []byte) map[string][]IndexEntry {
+func indexOf(t *testing.T, body []byte) map[string][]fhir.IndexEntry {
 	t.Helper()
-	entries, err := ExtractBody(body, "https://gp.example/fhir")
+	entries, err := fhir.ExtractBody(body, "https://gp.example/fhir")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := map[string][]IndexEntry{}
+	m := map[string][]fhir.IndexEntry{}
 	for _, e := range entries {
 		m[e.Param] = append(m[e.Param], e)
 	}
@@ -41,24 +43,24 @@ func indexOf(t *testing.T, body []byte) map[string][]IndexEntry {
 func TestAuditEventIsValidR4AndIndexedForAuditorQuestions(t *testing.T) {
 	tests := []struct {
 		name        string
-		edit        func(*AuditInput)
+		edit        func(*Input)
 		wantAction  string
 		wantOutcome string
 		wantDesc    string
 		wantPatient []string
 		wantAgents  int
 	}{
-		{"a search with patients and resources", func(*AuditInput) {}, "E", "0", "200 OK", []string{"Patient/p1", "Patient/p2"}, 3},
-		{"a read by a patient names them as the user", func(in *AuditInput) {
+		{"a search with patients and resources", func(*Input) {}, "E", "0", "200 OK", []string{"Patient/p1", "Patient/p2"}, 3},
+		{"a read by a patient names them as the user", func(in *Input) {
 			in.Interaction, in.Query, in.Patients = "read", "", []string{"p1"}
-			in.User = &AuditUser{Kind: "patient", Subject: "nhs-sub", NHSNumber: "9000000009", PatientID: "p1", JTI: "j", ClientID: "app"}
+			in.User = &User{Kind: "patient", Subject: "nhs-sub", NHSNumber: "9000000009", PatientID: "p1", JTI: "j", ClientID: "app"}
 		}, "R", "0", "200 OK", []string{"Patient/p1"}, 3},
-		{"a 401 without identity", func(in *AuditInput) {
+		{"a 401 without identity", func(in *Input) {
 			in.Interaction, in.Status, in.User, in.Patients, in.Entities, in.Query = "delete", 401, nil, nil, nil, ""
 			in.Decision = "deny-token"
 		}, "D", "4", "401 Unauthorized (deny-token)", nil, 2},
-		{"a server failure", func(in *AuditInput) { in.Interaction, in.Status = "create", 500 }, "C", "8", "500 Internal Server Error", []string{"Patient/p1", "Patient/p2"}, 3},
-		{"an operation", func(in *AuditInput) {
+		{"a server failure", func(in *Input) { in.Interaction, in.Status = "create", 500 }, "C", "8", "500 Internal Server Error", []string{"Patient/p1", "Patient/p2"}, 3},
+		{"an operation", func(in *Input) {
 			in.Interaction, in.Operation, in.Query, in.Patients, in.Entities = "operation", "$verify", "", nil, nil
 		}, "E", "0", "$verify: 200 OK", nil, 3},
 	}
@@ -66,8 +68,8 @@ func TestAuditEventIsValidR4AndIndexedForAuditorQuestions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := auditFixture()
 			tc.edit(&in)
-			body := AuditEvent(in)
-			if _, err := Parse(body); err != nil {
+			body := Event(in)
+			if _, err := fhir.Parse(body); err != nil {
 				t.Fatalf("not valid R4: %v\n%s", err, body)
 			}
 			var ev map[string]any
@@ -107,7 +109,7 @@ func TestAuditEventIsValidR4AndIndexedForAuditorQuestions(t *testing.T) {
 
 func TestAuditEventRecordsReferencesIdentifiersAndTheQuery(t *testing.T) {
 	in := auditFixture()
-	body := string(AuditEvent(in))
+	body := string(Event(in))
 	for _, want := range []string{
 		`"reference":"Immunization/i1/_history/3"`, `"valueString":"Patient/p1"`, `"value":"req-1"`,
 		`"policy":["urn:ietf:params:oauth:jti:jti-1"]`, `"value":"gp-a1"`, `"name":"Practice System"`,
@@ -123,12 +125,12 @@ func TestAuditEventRecordsReferencesIdentifiersAndTheQuery(t *testing.T) {
 }
 
 func TestAuditPatientViewKeepsOwnRecordAndLeavesInternalsOut(t *testing.T) {
-	body := AuditEvent(auditFixture())
-	view, err := AuditPatientView(body, []string{"p1"})
+	body := Event(auditFixture())
+	view, err := PatientView(body, []string{"p1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Parse(view); err != nil {
+	if _, err := fhir.Parse(view); err != nil {
 		t.Fatalf("patient view is not valid R4: %v\n%s", err, view)
 	}
 	s := string(view)
@@ -145,8 +147,8 @@ func TestAuditPatientViewKeepsOwnRecordAndLeavesInternalsOut(t *testing.T) {
 	if !strings.HasPrefix(s, `{"resourceType":"AuditEvent","id":"ae1"`) {
 		t.Errorf("field order lost: %.60s", s)
 	}
-	got, err := AuditPatients(body)
+	got, err := Patients(body)
 	if err != nil || !slices.Equal(got, []string{"p1", "p2"}) {
-		t.Errorf("AuditPatients = %v, %v", got, err)
+		t.Errorf("Patients = %v, %v", got, err)
 	}
 }
