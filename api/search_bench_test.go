@@ -19,7 +19,7 @@ import (
 )
 
 // benchSizes are the store sizes BenchmarkSearch runs at: GPFHIR_BENCH_SIZES, a comma-separated list
-// (for the figures in the README: 10000,100000,1000000), else 10000 so that a casual -bench run stays
+// (for the figures in docs/operations.md: 10000,100000,1000000), else 10000 so that a casual -bench run stays
 // short. Loading a million resources takes minutes and about 2 GB of disk.
 func benchSizes(b *testing.B) []int {
 	env := os.Getenv("GPFHIR_BENCH_SIZES")

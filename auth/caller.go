@@ -37,7 +37,7 @@ func (k Kind) String() string {
 	return "unknown"
 }
 
-// Claim names of the claims contract (README "Tokens and claims").
+// Claim names of the claims contract (docs/authorisation.md, "Claims").
 const (
 	ClaimNHSNumber      = "nhs_number"
 	ClaimProofingLevel  = "identity_proofing_level"

@@ -379,7 +379,7 @@ var typeTable = []struct {
 			Paths: []Path{path("lastModified", TypeDate)}, Description: "Search by last modification date"},
 	}},
 	// RelatedPerson holds practice-managed proxy grants: the proxy's NHS number, the patient, the period
-	// and the services allowed (README "Proxy access").
+	// and the services allowed (docs/online-services.md, "Proxy access").
 	{"RelatedPerson", []*SearchParam{
 		identifierParam("RelatedPerson", "An Identifier of the RelatedPerson"),
 		{Code: "patient", Type: ParamReference, Expression: "RelatedPerson.patient",
