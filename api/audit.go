@@ -3,16 +3,11 @@ package api
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/hex"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -23,17 +18,15 @@ import (
 	"github.com/gpfhir/gpfhir/store"
 )
 
-// The audit trail (design.md "Audit", issue 6). Every FHIR interaction but capabilities writes one
+// The audit trail. Every FHIR interaction but capabilities writes one
 // AuditEvent, successes, failures and refusals alike, and no response leaves the server before its record
 // is durable:
 //
 //   - the audit middleware holds the handler's response (status and body) in a bufferedWriter;
-//   - when the handler is done it builds the AuditEvent (fhir.AuditEvent, from the request value: the
+//   - when the handler is done it builds the AuditEvent (audit.Event, from the request value: the
 //     caller, the outcome, the path and the resources the handler touched) and hands it to the committer;
-//   - the committer goroutine takes every record waiting, up to audit.MaxBatch, and appends them with
-//     one store.ApplyAudited without writes: one transaction (one fsync on SQLite) for the whole batch.
-//     While it writes, the next batch gathers, so the cost per request falls as the load rises (group
-//     commit);
+//   - the group committer (audit.Committer) appends every record waiting in one store commit, so the
+//     cost per request falls as the load rises;
 //   - each request then sends its held response, or, if the batch failed, a 503 instead: a request never
 //     succeeds without its record.
 //
@@ -42,13 +35,6 @@ import (
 //
 // Several gpfhir processes may share one store: the store chains each batch on the head it finds inside
 // the commit, whoever appended last.
-
-// auditTimeout bounds one batch's append, so that a store that hangs fails requests with 503 rather than
-// holding them for ever.
-const auditTimeout = 30 * time.Second
-
-// errAuditClosed is the committer's answer after Close.
-var errAuditClosed = errors.New("audit: the server is shutting down")
 
 // served marks r as touched and returns it as this caller may see it: a patient gets their view of an
 // AuditEvent (audit.PatientView: no internal details, no other patients). Handlers call it on every
@@ -69,171 +55,13 @@ func (s *Server) served(req *request, r store.Resource) store.Resource {
 	return r
 }
 
-// auditLog is the group committer.
-type auditLog struct {
-	st      audit.Store
-	log     *slog.Logger
-	metrics *metrics
-	in      chan *auditPending
-	mu      sync.RWMutex
-	closed  bool
-	done    chan struct{}
-
-	// busy counts the requests being handled that will hand over a record: run waits for them (up to
-	// gatherWait) before committing, so that one commit carries them all.
-	busy atomic.Int64
-}
-
-type auditPending struct {
-	rec audit.Record
-	err chan error
-}
-
-func newAuditLog(st audit.Store, log *slog.Logger, m *metrics) *auditLog {
-	a := &auditLog{st: st, log: log, metrics: m, in: make(chan *auditPending, 4*audit.MaxBatch), done: make(chan struct{})}
-	go a.run()
-	return a
-}
-
-// append hands rec to the committer and waits until it is durable or has failed. It does not give up when
-// the request's context ends: the record is written either way, and the answer is only withheld.
-func (a *auditLog) append(rec audit.Record) error {
-	p := &auditPending{rec: rec, err: make(chan error, 1)}
-	a.mu.RLock()
-	if a.closed {
-		a.mu.RUnlock()
-		return errAuditClosed
-	}
-	a.in <- p
-	a.mu.RUnlock()
-	return <-p.err
-}
-
-// appendAll hands every record over before waiting for any, so that the records of a bundle's entries
-// share the committer's batches instead of each waiting for one of its own.
-func (a *auditLog) appendAll(recs []audit.Record) error {
-	if len(recs) == 1 {
-		return a.append(recs[0])
-	}
-	pending := make([]*auditPending, len(recs))
-	a.mu.RLock()
-	if a.closed {
-		a.mu.RUnlock()
-		return errAuditClosed
-	}
-	for i, rec := range recs {
-		pending[i] = &auditPending{rec: rec, err: make(chan error, 1)}
-		a.in <- pending[i]
-	}
-	a.mu.RUnlock()
-	var first error
-	for _, p := range pending {
-		if err := <-p.err; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
-
-// gatherWait bounds how long a commit waits for requests still being handled. A commit costs a WAL
-// write and an fsync whatever it carries, so committing each record as it comes makes many small
-// commits that keep the committer busy while the requests behind them queue; waiting a little for the
-// requests in progress makes one commit of them all. The wait ends as soon as none is left, so a
-// lone request is committed at once; and it is bounded, so a slow search does not hold up the others.
-const gatherWait = time.Millisecond
-
-func (a *auditLog) run() {
-	defer close(a.done)
-	batch := make([]*auditPending, 0, audit.MaxBatch)
-	timer := time.NewTimer(0)
-	<-timer.C
-	for {
-		p, ok := <-a.in
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], p)
-		open := true
-	fill:
-		for len(batch) < audit.MaxBatch {
-			select {
-			case p, ok := <-a.in:
-				if !ok {
-					open = false
-					break fill
-				}
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
-		if open && a.busy.Load() > 0 && len(batch) < audit.MaxBatch {
-			timer.Reset(gatherWait)
-		gather:
-			for len(batch) < audit.MaxBatch && a.busy.Load() > 0 {
-				select {
-				case p, ok := <-a.in:
-					if !ok {
-						break gather
-					}
-					batch = append(batch, p)
-				case <-timer.C:
-					break gather
-				}
-			}
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
-		}
-		a.commit(batch)
-	}
-}
-
-func (a *auditLog) commit(batch []*auditPending) {
-	records := make([]audit.Record, len(batch))
-	for i, p := range batch {
-		records[i] = p.rec
-	}
-	// The store chains the batch on the head it finds inside its commit, so neither another process
-	// appending nor a write committed with its own record (ApplyAudited with writes) makes it start over.
-	ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
-	err := a.st.ApplyAudited(ctx, nil, records)
-	cancel()
-	a.metrics.auditBatch.Observe(float64(len(batch)))
-	if err != nil {
-		a.metrics.auditFailures.Add(float64(len(batch)))
-		// Ids only: the records themselves name patients.
-		a.log.Error("audit records could not be written; their requests get 503", "records", len(batch), "error", err)
-	}
-	for _, p := range batch {
-		p.err <- err
-	}
-}
-
-// close stops taking records, writes every record already handed over, and waits for the committer.
-func (a *auditLog) close() {
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		<-a.done
-		return
-	}
-	a.closed = true
-	close(a.in)
-	a.mu.Unlock()
-	<-a.done
-}
-
 // Close stops the audit retention loop, writes the audit records of requests already answered-in-waiting
 // and stops the committer. Call it after the HTTP server has shut down (requests in flight are then
 // done); requests that arrive later get 503. The store is not closed.
 func (s *Server) Close() error {
 	s.stopRetention()
 	if s.audit != nil {
-		s.audit.close()
+		s.audit.Close()
 	}
 	return nil
 }
@@ -294,11 +122,11 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 	c.Writer = bw
 	defer func() { c.Writer = real }()
 	req := requestOf(c)
-	s.audit.busy.Add(1)
+	s.audit.Begin()
 	handedOver := false
 	defer func() {
 		if !handedOver {
-			s.audit.busy.Add(-1)
+			s.audit.End()
 		}
 	}()
 	c.Next()
@@ -306,7 +134,7 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 	if in == "" || in == "capabilities" {
 		// Not an interaction (a path that is not FHIR REST), or the public CapabilityStatement.
 		handedOver = true
-		s.audit.busy.Add(-1)
+		s.audit.End()
 		c.Writer = real
 		bw.release()
 		return
@@ -314,7 +142,7 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 	if req.audited {
 		// The record went into the store with the writes.
 		handedOver = true
-		s.audit.busy.Add(-1)
+		s.audit.End()
 		c.Writer = real
 		if bw.status != req.auditedStatus {
 			req.log.Error("the answer differs from the one audited with the write", "interaction", in, "audited", req.auditedStatus, "status", bw.status)
@@ -336,9 +164,9 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 		}
 	}
 	handedOver = true
-	s.audit.busy.Add(-1) // before the hand-over, so the committer never waits for a request that is waiting for it
+	s.audit.End() // before the hand-over, so the committer never waits for a request that is waiting for it
 	if err == nil {
-		err = s.audit.appendAll(recs)
+		err = s.audit.AppendAll(recs)
 	}
 	c.Writer = real
 	if err != nil {

@@ -63,3 +63,11 @@ func (m *metrics) middleware(c *gin.Context) {
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
+
+// observeAudit records one group commit of the audit trail.
+func (m *metrics) observeAudit(records int, failed bool) {
+	m.auditBatch.Observe(float64(records))
+	if failed {
+		m.auditFailures.Add(float64(records))
+	}
+}

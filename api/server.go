@@ -76,9 +76,9 @@ type Server struct {
 	metrics *metrics
 	cursors *cursorSigner
 	// audit is the group committer of the audit trail; nil only with Config.DisableAudit.
-	audit *auditLog
+	audit *audit.Committer
 	// retention is the audit retention loop; nil unless Config.AuditRetention is set.
-	retention *retention
+	retention *audit.Retention
 }
 
 // New builds the API. It does not listen; Handler gives the http.Handler to serve.
@@ -132,7 +132,7 @@ func New(cfg Config) (*Server, error) {
 		cursors: &cursorSigner{key: cfg.CursorKey},
 	}
 	if !cfg.DisableAudit {
-		s.audit = newAuditLog(s.trail, cfg.Logger, s.metrics)
+		s.audit = audit.NewCommitter(s.trail, cfg.Logger, s.metrics.observeAudit)
 	}
 	s.engine = s.routes()
 	s.startRetention()

@@ -403,7 +403,7 @@ var typeTable = []struct {
 			Description: "Searches for locations that are managed by the provided organization"},
 		{Code: "address-postalcode", Type: ParamString, Expression: "Location.address.postalCode",
 			Paths: []Path{path("address.postalCode", TypeString)}, Description: "A postal code specified in an address"},
-	}}, // AuditEvent is written by the server only (api audit, store.AppendAudit) and read by auditors and, for
+	}}, // AuditEvent is written by the server only (package audit) and read by auditors and, for
 	// their own record, patients. The parameters are R4's, for the questions auditors ask: who (agent,
 	// patient), what (entity, entity-type, action, subtype), when (date), how it ended (outcome), where
 	// (source).

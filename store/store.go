@@ -23,7 +23,7 @@ var (
 )
 
 // AuditEventType is the resource type of audit records. Apply and SetIndex refuse it; records of this
-// type are written only by AppendAudit.
+// type are written only through audit.Store.
 const AuditEventType = "AuditEvent"
 
 // Resource is one stored version of a FHIR resource.
@@ -217,7 +217,7 @@ type Store interface {
 	GetVersion(ctx context.Context, typ, id string, version int64) (Resource, error)
 
 	// Apply performs every write or none of them, atomically. It refuses (ErrInvalidQuery) any write of
-	// type AuditEventType: audit records are appended with AppendAudit and never changed. If any write's ExpectVersion does not match
+	// type AuditEventType: audit records are appended through audit.Store and never changed. If any write's ExpectVersion does not match
 	// the current version, nothing is written and ErrVersionConflict is returned. The same resource may
 	// not appear twice in one group. A nil error means the group is durable.
 	Apply(ctx context.Context, writes []Write) error

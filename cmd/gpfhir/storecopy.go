@@ -32,7 +32,7 @@ type copyStats struct {
 
 // storeCopy copies every version of every resource from one backend to another, keeping ids, version
 // numbers, lastUpdated and body bytes, and rebuilding index entries from the bodies. The audit chain is
-// copied after the other resources, record by record in Seq order with its hashes (copyAudit), and
+// copied after the other resources, record by record in Seq order with its hashes (audit.Copy), and
 // checked with audit.Verify on the target at the end.
 //
 // It is resumable without a checkpoint file: each resource continues from the target's current version,
@@ -99,7 +99,7 @@ func storeCopy(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("copy stopped after %d versions (run the same command again to resume): %w", stats.copied, err)
 	}
-	auditCopied, auditHad, err := copyAudit(ctx, src, dst, baseURL, stderr)
+	auditCopied, auditHad, err := audit.Copy(ctx, src, dst, baseURL, stderr)
 	if err != nil {
 		return fmt.Errorf("copy stopped after %d audit records (run the same command again to resume): %w", auditCopied, err)
 	}
@@ -155,7 +155,7 @@ func copyAll(ctx context.Context, src, dst audit.Backend, baseURL string, every 
 	stats.resources, stats.versions = len(latest), total
 	keys := make([]resourceKey, 0, len(latest))
 	for k := range latest {
-		// AuditEvents cannot be written with Apply; copyAudit copies them as a chain.
+		// AuditEvents cannot be written with Apply; audit.Copy copies them as a chain.
 		if k.typ != store.AuditEventType {
 			keys = append(keys, k)
 		}
