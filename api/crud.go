@@ -130,7 +130,7 @@ type prepared struct {
 }
 
 // prepareVersion finalises res as the version after cur, with compare-and-swap on cur, without applying
-// it: the online-services rules (api/services.go) may replace res and add derived writes to the same
+// it: the online-services rules (api/online_rules.go) may replace res and add derived writes to the same
 // atomic group (a booking claims its slot there), and a transaction bundle puts the writes of every
 // entry into one group.
 func (s *Server) prepareVersion(req *request, res *fhir.Resource, typ, id string, cur int64) (prepared, error) {

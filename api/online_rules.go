@@ -18,9 +18,9 @@ import (
 // patch, bundle entry) prepares its version with prepareVersion, which asks writeRules what else the write
 // means: a booking claims its slots, a cancellation frees them, completing a repeat request issues a
 // prescription and counts it against the plan. Those writes go into the same atomic group (commit) as the
-// resource itself, with compare-and-swap on
-// each version read, so the group happens completely or not at all on both backends: of many bookings
-// of one free slot exactly one can win. The rules themselves are pure functions in package online.
+// resource itself, with compare-and-swap on each version read, so the group happens completely or not at
+// all on both backends: of many bookings of one free slot exactly one can win. The rules themselves are
+// pure functions in package online; this file reads what they need from the store.
 
 // effects is what writeRules adds to a write.
 type effects struct {
