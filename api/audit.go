@@ -356,7 +356,7 @@ func (s *Server) patientsOf(r store.Resource) []string {
 	if auth.ClassOf(r.Type) != auth.ClassPatient || len(r.Body) == 0 {
 		return nil
 	}
-	entries, err := s.entriesOf(r.Body)
+	entries, err := s.entriesOf(r.Body, auth.FactParams(r.Type)...)
 	if err != nil {
 		return nil
 	}

@@ -208,7 +208,7 @@ func (s *Server) cancellationCutoff(ctx context.Context, patientID string) (time
 		}
 		return 0, err
 	}
-	entries, err := s.entriesOf(pt.Body)
+	entries, err := s.entriesOf(pt.Body, "organization")
 	if err != nil {
 		return 0, err
 	}

@@ -103,10 +103,11 @@ func practicePatients(ods []string) store.Clause {
 		byCode = append(byCode, store.Predicate{Param: "identifier", Match: store.MatchToken, System: fhir.ODSOrganizationSystem, Value: code})
 	}
 	orgs := &store.Query{Type: "Organization", Clauses: []store.Clause{byCode}}
-	return store.Clause{
-		{Param: "organization", Match: store.MatchRefIn, Sub: orgs},
-		{Param: "general-practitioner", Match: store.MatchRefIn, Sub: orgs},
+	var cl store.Clause
+	for _, p := range practiceParams {
+		cl = append(cl, store.Predicate{Param: p, Match: store.MatchRefIn, Sub: orgs})
 	}
+	return cl
 }
 
 // canRead reports whether the caller may read r; the error is the refusal to send.
@@ -164,7 +165,13 @@ func (s *Server) facts(req *request, caller *auth.Caller, r store.Resource) (aut
 		}
 		body = prev.Body
 	}
-	entries, err := s.entriesOf(body)
+	params := auth.FactParams(r.Type)
+	system := caller.Kind == auth.KindSystem && auth.ClassOf(r.Type) == auth.ClassPatient
+	if system && r.Type == "Patient" {
+		// Where the patient is registered is in the same body: one decoding serves both.
+		params = append(params, practiceParams...)
+	}
+	entries, err := s.entriesOf(body, params...)
 	if err != nil {
 		return auth.Facts{Type: r.Type}, err
 	}
@@ -175,73 +182,105 @@ func (s *Server) facts(req *request, caller *auth.Caller, r store.Resource) (aut
 			return f, err
 		}
 		if newest != nil {
-			if entries, err := s.entriesOf(newest); err != nil {
+			if entries, err := s.entriesOf(newest, "_security"); err != nil {
 				return f, err
 			} else {
 				f.Redacted = auth.FactsOf(r.Type, r.ID, entries).Redacted
 			}
 		}
 	}
-	if caller.Kind != auth.KindSystem || auth.ClassOf(r.Type) != auth.ClassPatient {
+	if !system {
 		return f, nil
 	}
-	seen := map[string]bool{}
 	for _, pid := range f.PatientIDs {
-		pt := entries
-		if r.Type != "Patient" || pid != r.ID {
-			cur, err := s.current(req, "Patient", pid)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return f, err
-			}
-			if cur.Deleted {
-				continue
-			}
-			if pt, err = s.entriesOf(cur.Body); err != nil {
-				return f, err
-			}
+		var pt []fhir.IndexEntry
+		if r.Type == "Patient" && pid == r.ID {
+			pt = entries
+		} else if codes, ok := req.practices[pid]; ok {
+			f.PracticeODS = append(f.PracticeODS, codes...)
+			continue
 		}
-		for _, e := range pt {
-			if e.Param != "organization" && e.Param != "general-practitioner" {
-				continue
-			}
-			id, ok := strings.CutPrefix(e.Value, "Organization/")
-			if !ok || seen[id] {
-				continue
-			}
-			seen[id] = true
-			org, err := s.current(req, "Organization", id)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return f, err
-			}
-			if org.Deleted {
-				continue
-			}
-			oe, err := s.entriesOf(org.Body)
-			if err != nil {
-				return f, err
-			}
-			for _, e := range oe {
-				if e.Param == "identifier" && e.System == fhir.ODSOrganizationSystem && e.Value != "" {
-					f.PracticeODS = append(f.PracticeODS, e.Value)
-				}
-			}
+		codes, err := s.practicesOf(req, pid, pt)
+		if err != nil {
+			return f, err
 		}
+		f.PracticeODS = append(f.PracticeODS, codes...)
 	}
 	return f, nil
 }
 
-// entriesOf computes a stored body's index entries, as the store holds them for its current version.
-func (s *Server) entriesOf(body []byte) ([]fhir.IndexEntry, error) {
+// practicesOf returns the ODS codes of the practices where patient pid is registered, reading the
+// Patient's entries (pt, or its current version's when pt is nil) and its Organizations. Outside a
+// transaction the answer is kept for the rest of the request, so that a page of one patient's record
+// looks the practice up once; a transaction may change the registration it reads, so nothing is kept
+// while one is staged.
+func (s *Server) practicesOf(req *request, pid string, pt []fhir.IndexEntry) ([]string, error) {
+	if pt == nil {
+		cur, err := s.current(req, "Patient", pid)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if cur.Deleted {
+			return nil, nil
+		}
+		if pt, err = s.entriesOf(cur.Body, practiceParams...); err != nil {
+			return nil, err
+		}
+	}
+	var codes []string
+	seen := map[string]bool{}
+	for _, e := range pt {
+		if e.Param != "organization" && e.Param != "general-practitioner" {
+			continue
+		}
+		id, ok := strings.CutPrefix(e.Value, "Organization/")
+		if !ok || seen[id] {
+			continue
+		}
+		seen[id] = true
+		org, err := s.current(req, "Organization", id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if org.Deleted {
+			continue
+		}
+		oe, err := s.entriesOf(org.Body, "identifier")
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range oe {
+			if e.Param == "identifier" && e.System == fhir.ODSOrganizationSystem && e.Value != "" {
+				codes = append(codes, e.Value)
+			}
+		}
+	}
+	if req.staged == nil {
+		if req.practices == nil {
+			req.practices = map[string][]string{}
+		}
+		req.practices[pid] = codes
+	}
+	return codes, nil
+}
+
+// practiceParams are the Patient parameters that name where a patient is registered, as the clauses of
+// practicePatients read them.
+var practiceParams = []string{"organization", "general-practitioner"}
+
+// entriesOf computes a stored body's index entries for params, as the store holds them for its current
+// version.
+func (s *Server) entriesOf(body []byte, params ...string) ([]fhir.IndexEntry, error) {
 	if len(body) == 0 {
 		return nil, nil
 	}
-	entries, err := fhir.ExtractBody(body, s.cfg.BaseURL)
+	entries, err := fhir.ExtractBodyParams(body, s.cfg.BaseURL, params...)
 	if err != nil {
 		return nil, internal(err)
 	}

@@ -49,6 +49,9 @@ type request struct {
 	// staged holds the versions a transaction has prepared but not applied, so that a later entry's
 	// reference check and access facts see the Patient an earlier entry creates.
 	staged map[string]store.Resource
+	// practices memoises, for this request only, the ODS codes of the practices each patient is
+	// registered at (practicesOf).
+	practices map[string][]string
 	// entries are the audit inputs of a batch's or transaction's entries, each recorded as an
 	// interaction of its own.
 	entries []entryAudit

@@ -104,6 +104,24 @@ func (c *Caller) restriction(typ string) Restriction {
 	return Restriction{Nothing: true}
 }
 
+// FactParams are the search parameters of typ whose index entries FactsOf reads, so that a caller can
+// extract only those.
+func FactParams(typ string) []string {
+	params := []string{"_security", OnlineBookableParam}
+	switch ClassOf(typ) {
+	case ClassPatient:
+		if p := patientCompartment[typ].Param; p != "_id" {
+			params = append(params, p)
+		}
+	case ClassAudit:
+		params = append(params, "patient")
+	}
+	if p, _, ok := online.RecordDate(typ); ok {
+		params = append(params, p)
+	}
+	return params
+}
+
 // FactsOf reads what the policy needs to know about one resource from its search-index entries (the ones
 // fhir.Extract computes and the store keeps), so that a read is decided on exactly the values a search is
 // matched on: the patients it names, its security labels, whether it is published for online booking,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,13 +26,18 @@ const (
 // "Type/id". Identical entries are emitted once. See IndexEntry for the fields each type uses;
 // token entries of an Identifier parameter also come as Param+OfTypeSuffix entries for :of-type.
 func Extract(r *Resource, base string) []IndexEntry {
+	return extract(r, base, nil)
+}
+
+// extract is Extract of the parameters named in only, or of every parameter when only is empty.
+func extract(r *Resource, base string, only []string) []IndexEntry {
 	ti, ok := LookupType(r.typ)
 	if !ok {
 		return nil
 	}
-	x := extractor{base: strings.TrimSuffix(base, "/"), seen: map[IndexEntry]struct{}{}}
+	x := extractor{base: strings.TrimSuffix(base, "/")}
 	for _, p := range ti.Params {
-		if p.FromStore {
+		if p.FromStore || len(only) > 0 && !slices.Contains(only, p.Code) {
 			continue
 		}
 		for _, path := range p.Paths {
@@ -53,13 +59,44 @@ func ExtractBody(body []byte, base string) ([]IndexEntry, error) {
 	return Extract(&Resource{typ: tree["resourceType"].(string), tree: tree}, base), nil
 }
 
+// ExtractBodyParams is ExtractBody for the named parameters only (none when params is empty): the
+// access policy reads a few parameters of a resource on every read, and extracting all of them would
+// cost more than the read.
+func ExtractBodyParams(body []byte, base string, params ...string) ([]IndexEntry, error) {
+	if len(params) == 0 {
+		return nil, nil
+	}
+	tree, ferr := decodeTree(body)
+	if ferr != nil {
+		return nil, ferr
+	}
+	return extract(&Resource{typ: tree["resourceType"].(string), tree: tree}, base, params), nil
+}
+
 type extractor struct {
 	base string
 	out  []IndexEntry
 	seen map[IndexEntry]struct{}
 }
 
+// dedupScan is how many entries add compares one by one before it keeps a set: most extractions (the
+// access policy's few parameters on every read) stay below it and allocate no map.
+const dedupScan = 32
+
 func (x *extractor) add(e IndexEntry) {
+	if x.seen == nil {
+		if slices.Contains(x.out, e) {
+			return
+		}
+		x.out = append(x.out, e)
+		if len(x.out) > dedupScan {
+			x.seen = make(map[IndexEntry]struct{}, 2*len(x.out))
+			for _, o := range x.out {
+				x.seen[o] = struct{}{}
+			}
+		}
+		return
+	}
 	if _, dup := x.seen[e]; dup {
 		return
 	}
