@@ -216,15 +216,9 @@ func (s *Server) facts(req *request, caller *auth.Caller, r store.Resource) (aut
 // while one is staged.
 func (s *Server) practicesOf(req *request, pid string, pt []fhir.IndexEntry) ([]string, error) {
 	if pt == nil {
-		cur, err := s.current(req, "Patient", pid)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil
-		}
-		if err != nil {
+		cur, ok, err := s.live(req, "Patient", pid)
+		if !ok {
 			return nil, err
-		}
-		if cur.Deleted {
-			return nil, nil
 		}
 		if pt, err = s.entriesOf(cur.Body, practiceParams...); err != nil {
 			return nil, err
@@ -241,14 +235,11 @@ func (s *Server) practicesOf(req *request, pid string, pt []fhir.IndexEntry) ([]
 			continue
 		}
 		seen[id] = true
-		org, err := s.current(req, "Organization", id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
+		org, ok, err := s.live(req, "Organization", id)
 		if err != nil {
 			return nil, err
 		}
-		if org.Deleted {
+		if !ok {
 			continue
 		}
 		oe, err := s.entriesOf(org.Body, "identifier")
@@ -268,6 +259,16 @@ func (s *Server) practicesOf(req *request, pid string, pt []fhir.IndexEntry) ([]
 		req.practices[pid] = codes
 	}
 	return codes, nil
+}
+
+// live reads the current version of typ/id as the request sees it; ok is false, with no error, when it
+// does not exist or is deleted.
+func (s *Server) live(req *request, typ, id string) (r store.Resource, ok bool, err error) {
+	r, err = s.current(req, typ, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return r, false, nil
+	}
+	return r, err == nil && !r.Deleted, err
 }
 
 // practiceParams are the Patient parameters that name where a patient is registered, as the clauses of
