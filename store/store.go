@@ -217,9 +217,10 @@ type Store interface {
 	GetVersion(ctx context.Context, typ, id string, version int64) (Resource, error)
 
 	// Apply performs every write or none of them, atomically. It refuses (ErrInvalidQuery) any write of
-	// type AuditEventType: audit records are appended through audit.Store and never changed. If any write's ExpectVersion does not match
-	// the current version, nothing is written and ErrVersionConflict is returned. The same resource may
-	// not appear twice in one group. A nil error means the group is durable.
+	// type AuditEventType: audit records are appended through audit.Store and never changed. If any
+	// write's ExpectVersion does not match the current version, nothing is written and
+	// ErrVersionConflict is returned. The same resource may not appear twice in one group. A nil error
+	// means the group is durable.
 	Apply(ctx context.Context, writes []Write) error
 
 	// Search returns current, non-deleted resources matching q, in q's order, at most q.Limit of them.
