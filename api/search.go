@@ -654,15 +654,14 @@ func (s *Server) search(req *request, p pathParams) error {
 			return err
 		}
 	}
-	self := s.cfg.BaseURL + "/" + scope
-	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: self})
+	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: s.cfg.BaseURL + "/" + pageLink(scope, "")})
 	if len(hits) > q.count {
 		hits = hits[:q.count]
 		next, err := s.cursors.signPosition(scope, hits[len(hits)-1].SortValues)
 		if err != nil {
 			return internal(err)
 		}
-		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: self + "&" + cursorParam + "=" + next})
+		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: s.cfg.BaseURL + "/" + pageLink(scope, next)})
 	}
 	page := make([]store.Resource, len(hits))
 	for i, h := range hits {
