@@ -51,6 +51,7 @@ commands:
   audit verify   check the audit trail's hash chain: "intact, N records" or the first broken link
   audit export   write AuditEvents as ndjson for archiving (--since, --until RFC 3339, --out file)
   audit prune    remove the AuditEvents recorded before --before (RFC 3339 or an age like 2190d); export first
+  conformance    run the FHIR conformance suite against a server (--base-url URL --token-command CMD); see docs/conformance.md
   version    print the version
 
 Run "gpfhir <command> -h" for the flags of a command. Every flag can also be set with a GPFHIR_*
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return storeCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		return auditCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "conformance":
+		return conformanceCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gpfhir", version)
 		return nil
