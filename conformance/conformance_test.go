@@ -66,6 +66,7 @@ func TestSuiteFailsTheCheckAServerBreaks(t *testing.T) {
 		{breakIgnoreIDParam, []string{"search/Patient/_id/*"}, "search/Patient/_id/id"},
 		{breakHistoryOldestTop, []string{"update/Patient", "history/Patient/instance"}, "history/Patient/instance"},
 		{breakStaleRead304, []string{"read/Patient/if-none-match"}, "read/Patient/if-none-match"},
+		{breakOperationMissing, []string{"operations/*"}, "operations/Patient/$ping"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.brk+" fails "+tt.check, func(t *testing.T) {

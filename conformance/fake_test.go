@@ -52,6 +52,7 @@ const (
 	breakMalformedIs500   = "malformed JSON is a 500"
 	breakHistoryOldestTop = "history oldest first"
 	breakStaleRead304     = "If-None-Match ignored"
+	breakOperationMissing = "a declared operation is not served"
 )
 
 var fakeTypes = []string{"Patient", "Organization"}
@@ -201,6 +202,9 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		f.search(w, r, typ, patient)
 	case len(seg) == 1 && r.Method == http.MethodPost:
 		f.create(w, r, typ)
+	case len(seg) == 2 && seg[1] == "$ping" && !f.breaks[breakOperationMissing]:
+		f.write(w, http.StatusOK, map[string]any{"resourceType": "Parameters",
+			"parameter": []any{map[string]any{"name": "result", "valueString": "pong"}}})
 	case len(seg) == 2 && r.Method == http.MethodGet:
 		f.read(w, r, typ, seg[1], "", patient)
 	case len(seg) == 2 && r.Method == http.MethodPut:
@@ -226,9 +230,13 @@ func (f *fakeServer) capabilities() map[string]any {
 		for _, c := range []string{"read", "vread", "create", "update", "delete", "search-type", "history-instance"} {
 			inter = append(inter, map[string]any{"code": c})
 		}
-		resources = append(resources, map[string]any{"type": t, "interaction": inter, "versioning": "versioned",
+		res := map[string]any{"type": t, "interaction": inter, "versioning": "versioned",
 			"conditionalRead": "full-support", "updateCreate": false,
-			"searchParam": []any{map[string]any{"name": "_id", "type": "token"}, map[string]any{"name": "_tag", "type": "token"}}})
+			"searchParam": []any{map[string]any{"name": "_id", "type": "token"}, map[string]any{"name": "_tag", "type": "token"}}}
+		if t == "Patient" {
+			res["operation"] = []any{map[string]any{"name": "ping", "definition": "urn:fake:OperationDefinition/ping"}}
+		}
+		resources = append(resources, res)
 	}
 	return map[string]any{"resourceType": "CapabilityStatement", "status": "active", "date": "2026-01-01", "kind": "instance",
 		"fhirVersion": "4.0.1", "format": []any{"json"},

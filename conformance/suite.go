@@ -102,7 +102,7 @@ type Config struct {
 	Profile string
 	// MaxRequests bounds the requests of the checks (cleanup has its own reserve); 0 means 5000.
 	MaxRequests int
-	// Timeout bounds the whole run (cleanup has its own minute); 0 means 10 minutes.
+	// Timeout bounds the checks (the cleanup has two minutes of its own after them); 0 means 10 minutes.
 	Timeout time.Duration
 	// RequestTimeout bounds each request; 0 means 30 seconds.
 	RequestTimeout time.Duration
@@ -269,6 +269,7 @@ func (s *suite) runAll() {
 	s.conditionalChecks()
 	s.headerChecks()
 	s.bundleChecks()
+	s.operationChecks()
 	s.negativeChecks()
 	s.patientChecks()
 	if s.profile {
@@ -336,7 +337,7 @@ func (s *suite) runCheck(id string, fn func(c *C), always bool) Outcome {
 	case always:
 		s.runFn(c, fn, &res)
 	case s.ctx.Err() != nil:
-		res.Outcome, res.Reason = Fail, "not run: the suite's time limit ("+s.cfg.Timeout.String()+") was reached"
+		res.Outcome, res.Reason = Fail, "not run: the run was stopped (interrupted, or its time limit of "+s.cfg.Timeout.String()+" was reached)"
 	case s.requests.Load() >= s.budget:
 		res.Outcome, res.Reason = Fail, fmt.Sprintf("not run: the suite's request budget (%d) was used up", s.budget)
 	default:

@@ -48,7 +48,7 @@ func TestConformanceSuitePassesAgainstServeDev(t *testing.T) {
 			"search/Patient/birthdate/*", "search/Patient/identifier/*", "search/Patient/family/*",
 			"search/Patient/gender/*", "search/Patient/general-practitioner/*", "search/Patient/_lastUpdated/*",
 			"paging/Patient", "sort/Patient/*", "summary/Patient/*", "total/Patient/*", "include/Patient/*",
-			"revinclude/Patient/Immunization:patient", "conditional/Patient/*", "bundle/*", "prefer/*",
+			"revinclude/Patient/Immunization:patient", "conditional/Patient/*", "bundle/*", "prefer/*", "operations/*",
 			"patients/*", "gpfhir/withheld", "gpfhir/booking/*", "gpfhir/repeat/*", "gpfhir/audit/records"})
 	})
 }
