@@ -155,7 +155,7 @@ func (s *suite) conditionalReadChecks(typ string) {
 	})
 	s.check("read/"+typ+"/if-modified-since", func(c *C) {
 		f := s.need(c, typ, "A")
-		later := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
+		later := s.serverNow().Add(time.Hour).UTC().Format(http.TimeFormat)
 		e := c.getAs(as, typ+"/"+f.id, "If-Modified-Since", later)
 		if e.status == http.StatusOK && !declared("modified-since", "full-support") {
 			c.Skipf("the server does not declare conditionalRead modified-since (it declares %q)", t.conditionalRead)

@@ -613,7 +613,7 @@ func (s *suite) auditChecks() {
 		if len(s.patients) > 0 {
 			add(c.getAs(s.patients[0], "Patient/"+pa.id), pa.ref(), "read", "R", "4")
 		}
-		since := s.started.Add(-time.Minute).UTC().Format(time.RFC3339)
+		since := s.since()
 		events := map[string][]map[string]any{}
 		for _, pr := range probes {
 			if _, done := events[pr.entity]; done {
@@ -665,7 +665,7 @@ func (s *suite) auditChecks() {
 			}
 			want[a.rid] = a.method + " " + clip(path, 60)
 		}
-		since := s.started.Add(-time.Minute).UTC().Format(time.RFC3339)
+		since := s.since()
 		next := "AuditEvent?" + query("date", "ge"+since, "_count", "1000")
 		seen := 0
 		for page := 0; next != "" && page < 20; page++ {

@@ -72,7 +72,7 @@ func (s *suite) historyChecks() {
 				c.Skipf("the server does not declare history-type on %s", typ)
 			}
 			a := s.need(c, typ, "A")
-			since := s.started.Add(-time.Minute).UTC().Format(time.RFC3339)
+			since := s.since()
 			found := false
 			next := typ + "/_history?" + query("_since", since, "_count", "100")
 			for page := 0; next != "" && page < 10 && !found; page++ {
@@ -90,7 +90,7 @@ func (s *suite) historyChecks() {
 			if !t.has("history-type") {
 				c.Skipf("the server does not declare history-type on %s", typ)
 			}
-			later := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+			later := s.serverNow().Add(24 * time.Hour).UTC().Format(time.RFC3339)
 			bundle := c.wantBundle(c.getAs(as, typ+"/_history?"+query("_since", later)), "history")
 			for _, en := range entries(bundle) {
 				if en.resource != nil {
@@ -139,7 +139,7 @@ func (s *suite) historyChecks() {
 		if want == nil {
 			c.Skipf("the suite created nothing to look for")
 		}
-		since := s.started.Add(-time.Minute).UTC().Format(time.RFC3339)
+		since := s.since()
 		next := "_history?" + query("_since", since, "_count", "100")
 		for page := 0; next != "" && page < 20; page++ {
 			e := c.get(next)

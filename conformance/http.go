@@ -175,6 +175,7 @@ func (s *suite) doIn(ctx context.Context, r request, reserve bool) *exchange {
 	defer resp.Body.Close()
 	e.status = resp.StatusCode
 	e.header = resp.Header
+	s.noteClock(resp.Header.Get("Date"))
 	e.body, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		e.err = fmt.Errorf("reading the response: %w", err)

@@ -363,6 +363,9 @@ func (s *suite) sortChecks(typ string, a, b *fixture) {
 				v = "-" + k.name
 			}
 			s.check("sort/"+typ+"/"+v, func(c *C) {
+				if lu := str(a.stored, "meta", "lastUpdated"); k.name == "_lastUpdated" && lu != "" && lu == str(b.stored, "meta", "lastUpdated") {
+					c.Skipf("fixtures A and B were stored in the same instant (%s), so neither sorts first", lu)
+				}
 				e := c.getAs(as, s.tagged(typ, "_id", a.id+","+b.id, "_sort", v))
 				if declined(e) {
 					c.wantOutcome(e)

@@ -239,8 +239,8 @@ func init() {
 			}, nil
 		}},
 		"_lastUpdated": {gen: func(s *suite, typ, p string) ([]searchCase, error) {
-			before := s.started.Add(-time.Minute).UTC().Format("2006-01-02T15:04:05Z")
-			after := s.started.Add(24 * time.Hour).UTC().Format("2006-01-02T15:04:05Z")
+			before := s.since()
+			after := s.serverNow().Add(24 * time.Hour).UTC().Format("2006-01-02T15:04:05Z")
 			return []searchCase{
 				{name: "ge", key: p, value: "ge" + before, want: "AB"},
 				{name: "lt", key: p, value: "lt" + before, want: ""},

@@ -153,6 +153,10 @@ type suite struct {
 	// answered lists the requests that got an answer, for the gpfhir profile, which looks for their audit
 	// records.
 	answered []answered
+	// skew is the server's clock minus the suite's, from the Date header of the first answer: the
+	// server stamps lastUpdated and AuditEvent.recorded by its own clock.
+	skew      time.Duration
+	skewKnown atomic.Bool
 
 	progressStop chan struct{}
 	progressDone chan struct{}
@@ -508,6 +512,37 @@ func (s *suite) report() *Report {
 		BaseURL: s.base, RunID: s.runID, Profile: s.cfg.Profile, Started: s.started.UTC(),
 		Duration: time.Since(s.started), Requests: int(s.requests.Load()), Results: append([]Result(nil), s.results...),
 	}
+}
+
+func (s *suite) noteClock(date string) {
+	if s.skewKnown.Load() || date == "" {
+		return
+	}
+	if t, err := http.ParseTime(date); err == nil {
+		s.mu.Lock()
+		if !s.skewKnown.Load() {
+			s.skew = time.Until(t)
+			s.skewKnown.Store(true)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// serverNow is the time on the server's clock, as far as its Date headers tell.
+func (s *suite) serverNow() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().Add(s.skew)
+}
+
+// since is an instant on the server's clock shortly before the run began, for _lastUpdated, _since and
+// audit searches of what the run did: two minutes' margin for the Date header's whole seconds and
+// clocks that step.
+func (s *suite) since() string {
+	s.mu.Lock()
+	skew := s.skew
+	s.mu.Unlock()
+	return s.started.Add(skew - 2*time.Minute).UTC().Format("2006-01-02T15:04:05Z")
 }
 
 func clip(s string, n int) string {
