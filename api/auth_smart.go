@@ -31,11 +31,12 @@ func (s *Server) smartConfiguration(c *gin.Context) {
 		"jwks_uri":                              m.JWKSURI,
 		"authorization_endpoint":                m.AuthorizationEndpoint,
 		"token_endpoint":                        m.TokenEndpoint,
-		"grant_types_supported":                 nonEmpty(m.GrantTypesSupported, []string{"authorization_code", "client_credentials"}),
+		"grant_types_supported":                 smartGrants(m.GrantTypesSupported),
 		"token_endpoint_auth_methods_supported": methods,
 		"token_endpoint_auth_signing_alg_values_supported": auth.Algorithms,
 		"scopes_supported": []string{"openid", "profile", "offline_access",
-			"patient/*.rs", "patient/*.read", "system/*.cruds", "system/*.read", "user/AuditEvent.rs", auth.DashboardScope},
+			"patient/*.cruds", "patient/*.rs", "patient/*.read", "system/*.cruds", "system/*.rs", "system/*.read",
+			"user/AuditEvent.rs", auth.DashboardScope},
 		"response_types_supported":         []string{"code"},
 		"code_challenge_methods_supported": []string{"S256"},
 		"capabilities": []string{"launch-standalone", "client-public", "client-confidential-asymmetric",
@@ -53,11 +54,19 @@ func (s *Server) smartConfiguration(c *gin.Context) {
 	c.Data(http.StatusOK, "application/json", body)
 }
 
-func nonEmpty(v, def []string) []string {
-	if len(v) == 0 {
-		return def
+// smartGrants are the issuer's grant types that SMART App Launch 2.0 knows: it removed the implicit
+// grant, which an OpenID provider may still offer, so a v2 client is not invited to use it.
+func smartGrants(issuer []string) []string {
+	if len(issuer) == 0 {
+		return []string{"authorization_code", "client_credentials"}
 	}
-	return v
+	out := make([]string, 0, len(issuer))
+	for _, g := range issuer {
+		if g != "implicit" {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // securitySection is the CapabilityStatement's rest.security: SMART on FHIR with the oauth-uris

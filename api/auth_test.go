@@ -345,6 +345,17 @@ func TestSMARTConfigurationAndCapabilityStatementNameTheIssuer(t *testing.T) {
 		!strings.HasPrefix(r["authorization_endpoint"].(string), ts.Issuer) {
 		t.Errorf("smart-configuration %v", r)
 	}
+	for _, g := range r["grant_types_supported"].([]any) {
+		if g == "implicit" {
+			t.Errorf("grant_types_supported offers implicit, which SMART App Launch 2.0 removed")
+		}
+	}
+	scopes, _ := json.Marshal(r["scopes_supported"])
+	for _, want := range []string{`"patient/*.cruds"`, `"patient/*.rs"`, `"system/*.cruds"`, `"user/AuditEvent.rs"`} {
+		if !strings.Contains(string(scopes), want) {
+			t.Errorf("scopes_supported lacks %s, which the README uses: %s", want, scopes)
+		}
+	}
 	cs := ts.mustStatus(ts.do("GET", "/metadata", nil, bearer("")), 200).JSON(t)
 	sec, _ := cs["rest"].([]any)[0].(map[string]any)["security"].(map[string]any)
 	raw, _ := json.Marshal(sec)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -72,6 +73,15 @@ func (s *Server) parseResource(c *gin.Context, typ *fhir.TypeInfo) (*fhir.Resour
 	body, aerr := s.readBody(c)
 	if aerr != nil {
 		return nil, aerr
+	}
+	// The type is checked before the body is validated: a body of another type is answered as that
+	// mistake (400), not with what it lacks as a resource of its own type (422).
+	var head struct {
+		ResourceType string `json:"resourceType"`
+	}
+	if json.Unmarshal(body, &head) == nil && head.ResourceType != "" && head.ResourceType != typ.Name {
+		return nil, fail(kindInvalid,
+			"the body is a %s but the URL is for %s; resourceType must match the URL", head.ResourceType, typ.Name).at("resourceType")
 	}
 	res, err := fhir.Parse(body)
 	if err != nil {

@@ -337,6 +337,8 @@ func TestValidationFailuresSayWhatAndWhere(t *testing.T) {
 		{"reference that does not resolve", map[string]any{"resourceType": "Patient",
 			"managingOrganization": map[string]any{"reference": "Organization/missing"}}, 422, "Patient.managingOrganization"},
 		{"empty body", "", 400, ""},
+		{"a valid body of another type", map[string]any{"resourceType": "Organization", "name": "Elsewhere"}, 400, "resourceType"},
+		{"an incomplete body of another type", map[string]any{"resourceType": "Appointment"}, 400, "resourceType"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

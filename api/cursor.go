@@ -95,6 +95,23 @@ func (cs *cursorSigner) openPosition(scope, cursor string) ([]store.SortValue, *
 	return out, nil
 }
 
+// pageLink is the URL of a paging link for a cursor scope ("Type?query" as signed) and a cursor ("" for
+// the self link): the scope stays what is signed, but the link carries no empty query ("Type?") and no
+// empty parameter ("?&_cursor=").
+func pageLink(scope, cursor string) string {
+	path, q, _ := strings.Cut(scope, "?")
+	if cursor != "" {
+		if q != "" {
+			q += "&"
+		}
+		q += cursorParam + "=" + cursor
+	}
+	if q == "" {
+		return path
+	}
+	return path + "?" + q
+}
+
 func badCursor() *apiError {
 	return fail(kindInvalid,
 		"the paging link is not valid for this query: it was altered, or issued by a server with another key; start the search again").at(cursorParam)

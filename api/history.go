@@ -85,7 +85,7 @@ func (s *Server) history(req *request, p pathParams) error {
 		return err
 	}
 	bundle := fhir.NewBundle("history")
-	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: scope})
+	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: pageLink(scope, "")})
 	if len(versions) > count {
 		versions = versions[:count]
 		last := versions[len(versions)-1]
@@ -93,7 +93,7 @@ func (s *Server) history(req *request, p pathParams) error {
 		if err != nil {
 			return internal(err)
 		}
-		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: scope + "&" + cursorParam + "=" + next})
+		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: pageLink(scope, next)})
 	}
 	for _, v := range versions {
 		req.touch(v)

@@ -517,6 +517,7 @@ func (s *Server) referencePredicates(sp *fhir.SearchParam, key, modifier, v stri
 // precision, and the prefixes compare the two ranges. Several predicates are alternatives (an OR).
 func (s *Server) datePredicates(param, v string) ([]store.Predicate, error) {
 	prefix := "eq"
+	whole := v
 	if len(v) >= 2 && v[0] >= 'a' && v[0] <= 'z' {
 		prefix, v = v[:2], v[2:]
 	}
@@ -524,6 +525,10 @@ func (s *Server) datePredicates(param, v string) ([]store.Predicate, error) {
 	v = strings.Replace(v, " ", "+", 1)
 	lo, hi, err := fhir.ParseDateRange(v)
 	if err != nil {
+		if _, known := datePrefixes[prefix]; !known {
+			// "foo" has no prefix "fo": the error is about the whole value, not about "o".
+			_, _, err = fhir.ParseDateRange(strings.Replace(whole, " ", "+", 1))
+		}
 		return nil, err
 	}
 	one := func(not bool, bounds ...store.Bound) []store.Predicate {
@@ -564,6 +569,9 @@ func (s *Server) datePredicates(param, v string) ([]store.Predicate, error) {
 	}
 	return nil, errUnknownPrefix(prefix)
 }
+
+// datePrefixes are the R4 prefixes of date values.
+var datePrefixes = map[string]bool{"eq": true, "ne": true, "lt": true, "gt": true, "le": true, "ge": true, "sa": true, "eb": true, "ap": true}
 
 type errUnknownPrefix string
 
@@ -654,15 +662,14 @@ func (s *Server) search(req *request, p pathParams) error {
 			return err
 		}
 	}
-	self := s.cfg.BaseURL + "/" + scope
-	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: self})
+	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: s.cfg.BaseURL + "/" + pageLink(scope, "")})
 	if len(hits) > q.count {
 		hits = hits[:q.count]
 		next, err := s.cursors.signPosition(scope, hits[len(hits)-1].SortValues)
 		if err != nil {
 			return internal(err)
 		}
-		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: self + "&" + cursorParam + "=" + next})
+		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: s.cfg.BaseURL + "/" + pageLink(scope, next)})
 	}
 	page := make([]store.Resource, len(hits))
 	for i, h := range hits {

@@ -275,7 +275,7 @@ func TestSearchMalformedValuesAre400NamingParameterAndValue(t *testing.T) {
 	tests := []struct {
 		name, query, mention string
 	}{
-		{"a date that is not a date", "/Patient?birthdate=foo", "birthdate=foo"},
+		{"a date that is not a date", "/Patient?birthdate=foo", `not a FHIR date, dateTime or instant: "foo"`},
 		{"an unknown date prefix", "/Patient?birthdate=xx1980", "xx"},
 		{"an impossible day", "/Patient?birthdate=1980-02-30", "birthdate=1980-02-30"},
 		{"a modifier strings do not have", "/Patient?family:fuzzy=x", "fuzzy"},

@@ -24,6 +24,10 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 	if len(args) == 0 {
 		return errors.New(auditUsage)
 	}
+	if isHelp(args[0]) {
+		fmt.Fprintln(stdout, auditUsage)
+		return nil
+	}
 	switch args[0] {
 	case "verify":
 		return auditVerify(ctx, args[1:], getenv, stdout)

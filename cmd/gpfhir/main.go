@@ -3,6 +3,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,11 +17,28 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "gpfhir:", err)
-		os.Exit(1)
+	code := exitCode(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// exitCode is the process status for run's error: 0 for none and for -h, which printed the command's
+// flags as asked (not a failure), 1 otherwise, after saying what went wrong.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
+	fmt.Fprintln(stderr, "gpfhir:", err)
+	return 1
+}
+
+// isHelp reports whether a command's first argument asks for its usage.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
 }
 
 const usage = `usage: gpfhir <command> [flags]
@@ -32,6 +51,7 @@ commands:
   audit verify   check the audit trail's hash chain: "intact, N records" or the first broken link
   audit export   write AuditEvents as ndjson for archiving (--since, --until RFC 3339, --out file)
   audit prune    remove the AuditEvents recorded before --before (RFC 3339 or an age like 2190d); export first
+  conformance    run the FHIR conformance suite against a server (--base-url URL --token-command CMD); see docs/conformance.md
   version    print the version
 
 Run "gpfhir <command> -h" for the flags of a command. Every flag can also be set with a GPFHIR_*
@@ -55,10 +75,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return storeCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		return auditCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "conformance":
+		return conformanceCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gpfhir", version)
 		return nil
-	case "-h", "--help", "help":
+	}
+	if isHelp(args[0]) {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}

@@ -16,8 +16,13 @@ import (
 
 // storeCommand dispatches "gpfhir store <subcommand>".
 func storeCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const usage = "usage: gpfhir store copy --from sqlite|mongo [flags] --to sqlite|mongo [flags]"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "copy" {
-		return errors.New("usage: gpfhir store copy --from sqlite|mongo [flags] --to sqlite|mongo [flags]")
+		return errors.New(usage)
 	}
 	return storeCopy(ctx, args[1:], getenv, stdout, stderr)
 }
