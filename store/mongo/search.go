@@ -212,10 +212,14 @@ func (s *Store) predicate(ctx context.Context, typ string, p store.Predicate) (b
 		case store.MatchExact:
 			return bson.D{{Key: "_id", Value: p.Value}}, nil
 		case store.MatchToken:
-			if p.AnySystem || p.System == "" {
-				return bson.D{{Key: "_id", Value: p.Value}}, nil
+			// An id is a code without a system (store.Matches).
+			switch {
+			case !p.AnySystem && p.System != "":
+				return matchNone, nil
+			case !p.AnySystem && p.Value == "":
+				return matchAll, nil
 			}
-			return matchNone, nil
+			return bson.D{{Key: "_id", Value: p.Value}}, nil
 		}
 		return nil, fmt.Errorf("%w: match %d on _id", store.ErrInvalidQuery, p.Match)
 	case store.ParamLastUpdated:

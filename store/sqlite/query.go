@@ -487,8 +487,12 @@ func (b *builder) column(typ string, p store.Predicate, a string) (bool, error) 
 	}
 	switch param {
 	case store.ParamID:
-		switch p.Match {
-		case store.MatchExact, store.MatchToken:
+		switch {
+		case p.Match == store.MatchToken && !p.AnySystem && (p.System != "" || p.Value == ""):
+			// An id is a code without a system (store.Matches): "system|id" matches nothing, and "|"
+			// every code without a system, so every id.
+			b.w(strconv.Itoa(boolInt((p.System == "") != p.Not)))
+		case p.Match == store.MatchExact, p.Match == store.MatchToken:
 			b.w(a, `.id`)
 			if p.Not {
 				b.w(` <> `)
@@ -496,7 +500,7 @@ func (b *builder) column(typ string, p store.Predicate, a string) (bool, error) 
 				b.w(` = `)
 			}
 			b.arg(p.Value)
-		case store.MatchPresent:
+		case p.Match == store.MatchPresent:
 			b.w(strconv.Itoa(boolInt(!p.Not)))
 		default:
 			return true, fmt.Errorf("%w: match %d on _id", store.ErrInvalidQuery, p.Match)
