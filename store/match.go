@@ -249,8 +249,10 @@ func CheckQuery(q Query) error {
 
 // SortValueOf returns c's value for the sort parameter param: its id for ParamID, its lastUpdated for
 // ParamLastUpdated, otherwise the lowest value of its entries for param, each entry valued by its Text
-// (normalised strings, token display), else its Value (codes, references), else its Low (dates,
-// numbers), in CompareSortValues order. The zero SortValue means c has no entry for param.
+// (normalised strings, token display), else its Value (codes, references), else, for an entry with no
+// System either (a date or a number), its Low; in CompareSortValues order. An entry with a System and
+// nothing else (an identifier without a value) has no value to sort by: valued by its Low, it would put
+// a string parameter's resource among integers. The zero SortValue means c has no value for param.
 func SortValueOf(c Candidate, param string) SortValue {
 	switch param {
 	case ParamID:
@@ -269,8 +271,10 @@ func SortValueOf(c Candidate, param string) SortValue {
 			v = SortValue{Str: e.Text}
 		case e.Value != "":
 			v = SortValue{Str: e.Value}
-		default:
+		case e.System == "":
 			v = SortValue{Int: e.Low, IsInt: true}
+		default:
+			continue
 		}
 		if best == (SortValue{}) || CompareSortValues(v, best) < 0 {
 			best = v

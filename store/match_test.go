@@ -265,6 +265,9 @@ func TestSortValueOf(t *testing.T) {
 		{Param: "language", System: "urn:l", Value: "fr", Text: "french"},
 		{Param: "birthdate", Low: 300, High: 399},
 		{Param: "birthdate", Low: 100, High: 199},
+		{Param: "identifier", System: "urn:legacy"},
+		{Param: "identifier", System: "urn:mrn", Value: "Z9"},
+		{Param: "telecom", System: "urn:phone"},
 	}}
 	cases := []struct {
 		param string
@@ -275,6 +278,8 @@ func TestSortValueOf(t *testing.T) {
 		{"language", SortValue{Str: "french"}}, // a coding with a display, by its display
 		{"birthdate", SortValue{Int: 100, IsInt: true}},
 		{"deathdate", SortValue{}},
+		{"identifier", SortValue{Str: "Z9"}}, // an identifier without a value has nothing to sort by
+		{"telecom", SortValue{}},
 		{ParamID, SortValue{Str: "x1"}},
 		{ParamLastUpdated, SortValue{Int: 42, IsInt: true}},
 	}

@@ -183,8 +183,9 @@ func buildCount(q store.Query) (string, []any, error) {
 }
 
 // sortExpr writes the sort value of the resource aliased r: a column for the special parameters, else
-// the lowest of the parameter's entries, each entry valued by its Text, else its Value, else (for dates
-// and numbers, which have neither) its Low.
+// the lowest of the parameter's entries as store.SortValueOf values them: its Text, else its Value, else
+// (for dates and numbers, which have no System either) its Low; an entry with only a System is NULL,
+// which min() passes over.
 func (b *builder) sortExpr(typ, param string) error {
 	t := tablesOf(typ)
 	switch param {
@@ -203,7 +204,7 @@ func (b *builder) sortExpr(typ, param string) error {
 			b.w(`)`)
 			return nil
 		}
-		b.w(`coalesce((SELECT min(CASE WHEN s.text <> '' THEN s.text WHEN s.value <> '' THEN s.value ELSE s.lo END)`,
+		b.w(`coalesce((SELECT min(CASE WHEN s.text <> '' THEN s.text WHEN s.value <> '' THEN s.value WHEN s.system = '' THEN s.lo END)`,
 			` FROM `, t.idx, ` s WHERE s.type = r.type AND s.id = r.id AND s.param = `)
 		b.arg(param)
 		b.w(`), `)
