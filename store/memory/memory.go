@@ -259,8 +259,10 @@ func (s *Store) Search(_ context.Context, q store.Query) ([]store.Hit, error) {
 	return hits, nil
 }
 
-// Count returns how many resources Search would return without After and Limit.
+// Count returns how many resources Search would return without After and Limit. Sort, After and Limit
+// are ignored, even when malformed.
 func (s *Store) Count(_ context.Context, q store.Query) (int, error) {
+	q = store.Query{Type: q.Type, Clauses: q.Clauses}
 	if err := store.CheckQuery(q); err != nil {
 		return 0, err
 	}
