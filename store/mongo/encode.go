@@ -1,7 +1,6 @@
 package mongo
 
 import (
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +18,7 @@ const (
 	fBody    = "body" // binary, the JSON served
 	fJournal = "jr"   // ObjectID of the journal group that last wrote the document (journal mode)
 	fPresent = "p"    // []string: params that have at least one entry
-	fTok     = "tk"   // []string: "param|system|code" for every entry with a Value
+	fTok     = "tk"   // []string: "param|system|code" for every entry but dates and numbers, code or not
 	fVal     = "vx"   // []string: "param|value" (exact strings, references, uris, any-system tokens)
 	fText    = "tx"   // []string: "param|normalised text" (string prefix/contains, token :text)
 	fSort    = "s"    // sub-document: param -> lowest sort value (string or int64)
@@ -78,30 +77,6 @@ func histKey(typ, id string, v int64) string {
 // isRange says whether an entry is a date/number entry (only Low/High used).
 func isRange(e store.IndexEntry) bool { return e.Value == "" && e.Text == "" && e.System == "" }
 
-// sortValue is the per-entry sort key: Text (normalised), else Value, else Low, as in store/sqlite.
-func sortValue(e store.IndexEntry) any {
-	switch {
-	case e.Text != "":
-		return e.Text
-	case e.Value != "":
-		return e.Value
-	default:
-		return e.Low
-	}
-}
-
-func less(a, b any) bool {
-	switch x := a.(type) {
-	case string:
-		y, ok := b.(string)
-		return ok && x < y
-	case int64:
-		y, ok := b.(int64)
-		return ok && x < y
-	}
-	return false
-}
-
 // newCurDoc builds the current-version document of r with its index entries.
 func newCurDoc(r store.Resource, index []store.IndexEntry, jr bson.ObjectID) curDoc {
 	d := curDoc{
@@ -133,21 +108,19 @@ func setIndex(d *curDoc, index []store.IndexEntry) {
 			*dst = append(*dst, s)
 		}
 	}
-	sortv := map[string]any{}
 	for _, e := range index {
 		if !present[e.Param] {
 			present[e.Param] = true
 			d.Present = append(d.Present, e.Param)
 		}
-		if v := sortValue(e); sortv[e.Param] == nil || less(v, sortv[e.Param]) {
-			sortv[e.Param] = v
-		}
 		if isRange(e) {
 			d.Range = append(d.Range, rangeEntry{Param: e.Param, Low: e.Low, High: e.High})
 			continue
 		}
+		// Every other entry is a token as far as MatchToken goes, with or without a code: "system|"
+		// matches an identifier that has a system and no value, "|" a concept that has only a text.
+		add(&d.Tok, "t:"+e.Param+"|"+e.System+"|"+e.Value)
 		if e.Value != "" {
-			add(&d.Tok, "t:"+e.Param+"|"+e.System+"|"+e.Value)
 			add(&d.Val, "v:"+e.Param+"|"+e.Value)
 		}
 		if e.Text != "" {
@@ -160,15 +133,17 @@ func setIndex(d *curDoc, index []store.IndexEntry) {
 			l[i] = l[i][2:]
 		}
 	}
-	if len(sortv) > 0 {
+	if len(d.Present) > 0 {
+		// The lowest value of each parameter, by the rule every backend sorts by.
 		d.Sort = bson.M{}
-		keys := make([]string, 0, len(sortv))
-		for k := range sortv {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			d.Sort[sortField(k)] = sortv[k]
+		c := store.Candidate{Index: index}
+		for _, param := range d.Present {
+			v := store.SortValueOf(c, param)
+			if v.IsInt {
+				d.Sort[sortField(param)] = v.Int
+			} else {
+				d.Sort[sortField(param)] = v.Str
+			}
 		}
 	}
 }

@@ -92,10 +92,6 @@ func (s *Store) plan(ctx context.Context, q store.Query, extra bson.D, pinned bo
 	var later []store.Clause
 	for i, c := range q.Clauses {
 		if i != d && (pinned || d >= 0) && postponable(c) {
-			// Checked now, so that a malformed query is refused even when no candidate reaches it.
-			if err := validate(c); err != nil {
-				return plan{}, err
-			}
 			later = append(later, c)
 			continue
 		}
@@ -109,44 +105,6 @@ func (s *Store) plan(ctx context.Context, q store.Query, extra bson.D, pinned bo
 		return plan{filter: and[0].(bson.D), later: later}, nil
 	}
 	return plan{filter: bson.D{{Key: "$and", Value: and}}, later: later}, nil
-}
-
-// validate refuses a postponed clause that predicate would refuse when compiling it, at any depth.
-func validate(c store.Clause) error {
-	for _, p := range c {
-		switch p.Match {
-		case store.MatchRange:
-			if _, err := bounds(p.Bounds, "lo", "hi"); err != nil {
-				return err
-			}
-			continue
-		case store.MatchRefIn:
-			if p.Sub == nil || p.Sub.Type == "" {
-				return fmt.Errorf("%w: chain without a sub-query type", store.ErrInvalidQuery)
-			}
-		case store.MatchHas:
-			if p.Sub == nil || p.Sub.Type == "" || p.HasParam == "" {
-				return fmt.Errorf("%w: _has without a sub-query type or parameter", store.ErrInvalidQuery)
-			}
-		}
-		if p.Sub == nil {
-			continue
-		}
-		for _, sc := range p.Sub.Clauses {
-			if len(sc) == 0 {
-				return fmt.Errorf("%w: empty clause", store.ErrInvalidQuery)
-			}
-			for _, sp := range sc {
-				if sp.Match < store.MatchPresent || sp.Match > store.MatchHas {
-					return fmt.Errorf("%w: unknown match %d", store.ErrInvalidQuery, sp.Match)
-				}
-			}
-			if err := validate(sc); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // scan runs p's find on res_<q.Type> in q's order from q.After and calls emit with each document that

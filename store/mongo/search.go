@@ -15,6 +15,9 @@ import (
 // Search compiles q into a find on res_<Type> (see plan for which clauses it holds) and tests the clauses
 // left out of it on each batch of the documents it returns (see scan).
 func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) {
+	if err := store.CheckQuery(q); err != nil {
+		return nil, err
+	}
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
@@ -48,6 +51,9 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 // to a practice. A count whose driving clause is broad (every Immunization of a status, restricted) reads
 // every candidate's ids, where evaluating the restriction whole would have listed the practice once.
 func (s *Store) Count(ctx context.Context, q store.Query) (int, error) {
+	if err := store.CheckQuery(store.Query{Type: q.Type, Clauses: q.Clauses}); err != nil {
+		return 0, err
+	}
 	if err := s.begin(); err != nil {
 		return 0, err
 	}
@@ -287,11 +293,9 @@ func prefixRegex(prefix string) bson.Regex {
 	return bson.Regex{Pattern: "^" + regexp.QuoteMeta(prefix), Options: ""}
 }
 
-// bounds compiles range bounds onto the fields holding Low and High.
+// bounds compiles range bounds onto the fields holding Low and High. No bounds is an empty filter: a
+// range without bounds holds for any entry (store.Matches).
 func bounds(bs []store.Bound, low, high string) (bson.D, error) {
-	if len(bs) == 0 {
-		return nil, fmt.Errorf("%w: range without bounds", store.ErrInvalidQuery)
-	}
 	byField := map[string]bson.D{}
 	var order []string
 	for _, b := range bs {

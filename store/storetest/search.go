@@ -48,7 +48,7 @@ func searchData(w *writer) {
 		codingText("language", lang, "fr", "french"),
 		ref("general-practitioner", "Practitioner/dr2"))
 	w.put("Patient", "p3",
-		token("identifier", mrn, "111"),
+		token("identifier", mrn, "111"), token("identifier", "urn:legacy", ""),
 		str("name", "Alicia Keys", "alicia keys"),
 		token("gender", gender, "female"),
 		period("birthdate", p3Lo, p3Hi),
@@ -143,6 +143,7 @@ func testSearch(t *testing.T, s store.Store) {
 		{"token with AnySystem matches the code in any system", q("Patient", or(store.Predicate{Param: "identifier", Match: store.MatchToken, AnySystem: true, Value: "111"})), []string{"p1", "p3"}},
 		{"token with a system and no code matches every code in the system", q("Patient", or(tok("identifier", mrn, ""))), []string{"p2", "p3"}},
 		{"token with an empty system matches codes without a system only", q("Patient", or(tok("identifier", "", "111"))), nil},
+		{"token with a system and no code matches an entry of the system without a code", q("Patient", or(tok("identifier", "urn:legacy", ""))), []string{"p3"}},
 		{"token not matches resources without that token, including those without the parameter", q("Patient", or(not(tok("identifier", nhs, "111")))), []string{"p2", "p3", "p4"}},
 		{"token on the second of several entries matches", q("Patient", or(tok("identifier", mrn, "A1"))), []string{"p2"}},
 		{"token is scoped to the query's type", q("Practitioner", or(tok("identifier", nhs, "111"))), []string{"dr1"}},
@@ -182,6 +183,8 @@ func testSearch(t *testing.T, s store.Store) {
 		{"range bounds all hold for one entry (within a year)", q("Patient", or(rng("birthdate", b(L, store.GE, p3Lo), b(H, store.LE, p3Hi)))), []string{"p1", "p3"}},
 		{"range overlap", q("Patient", or(rng("birthdate", b(L, store.LE, p2Lo+1), b(H, store.GE, p2Lo+1)))), []string{"p2"}},
 		{"range not", q("Patient", or(not(rng("birthdate", b(L, store.GE, ms(1985, 1, 1)))))), []string{"p1", "p3", "p4"}},
+		{"range without bounds finds every resource with an entry", q("Patient", or(rng("birthdate"))), []string{"p1", "p2", "p3"}},
+		{"_lastUpdated range without bounds finds every resource", q("Patient", or(rng(store.ParamLastUpdated))), []string{"p1", "p2", "p3", "p4"}},
 
 		{"chain matches references to resources of the sub-query's type matching it",
 			q("Immunization", or(chain("patient", q("Patient", or(tok("identifier", nhs, "111")))))), []string{"i1"}},
