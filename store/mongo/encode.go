@@ -1,6 +1,7 @@
 package mongo
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +23,7 @@ const (
 	fVal     = "vx"   // []string: "param|value" (exact strings, references, uris, any-system tokens)
 	fText    = "tx"   // []string: "param|normalised text" (string prefix/contains, token :text)
 	fSort    = "s"    // sub-document: param -> lowest sort value (string or int64)
-	fRange   = "rg"   // []{p,lo,hi}: the raw date/number entries, source of the idx collection
+	fRange   = "rg"   // []{p,lo,hi}: the raw date/number entries, source of idx, read by postponed ranges
 )
 
 // curDoc is the decoded form of a current-version document.
@@ -165,6 +166,41 @@ func (d *curDoc) resource(typ string) store.Resource {
 		Deleted:     d.Deleted,
 		Body:        nonNil(d.Body, d.Deleted),
 	}
+}
+
+// candidates are docs as store.Matches sees them when it decides the predicates of clauses (postponed
+// chains, _has and ranges): their ids and lastUpdated, and those of their entries the predicates read,
+// the references and other values (vx) and the date and number entries (rg) of the parameters they name.
+// The entries of the whole batch share one array, so that a batch costs two allocations, not one per
+// document.
+func candidates(typ string, docs []curDoc, clauses []store.Clause) []store.Candidate {
+	var params []string // a few: a map would cost more than it saves
+	for _, c := range clauses {
+		for _, p := range c {
+			if p.Match != store.MatchHas && !slices.Contains(params, p.Param) {
+				params = append(params, p.Param)
+			}
+		}
+	}
+	// Usually one entry per document and parameter; append grows the array past that.
+	entries := make([]store.IndexEntry, 0, len(docs)*len(params))
+	out := make([]store.Candidate, len(docs))
+	for i := range docs {
+		d := &docs[i]
+		start := len(entries)
+		for _, v := range d.Val {
+			if param, value, ok := strings.Cut(v, "|"); ok && slices.Contains(params, param) {
+				entries = append(entries, store.IndexEntry{Param: param, Value: value})
+			}
+		}
+		for _, r := range d.Range {
+			if slices.Contains(params, r.Param) {
+				entries = append(entries, store.IndexEntry{Param: r.Param, Low: r.Low, High: r.High})
+			}
+		}
+		out[i] = store.Candidate{Type: typ, ID: d.ID, LastUpdated: d.LU, Index: entries[start:len(entries):len(entries)]}
+	}
+	return out
 }
 
 func (h *histDoc) resource() store.Resource {

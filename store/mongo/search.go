@@ -335,7 +335,7 @@ func bounds(bs []store.Bound, low, high string) (bson.D, error) {
 // rangeIDs evaluates a date/number predicate on the idx collection (index t_p_lo_hi or t_p_hi): the ids
 // of resources with one entry satisfying every bound.
 func (s *Store) rangeIDs(ctx context.Context, typ string, p store.Predicate) (bson.D, error) {
-	hit, err := s.rangeHits(ctx, typ, p, nil)
+	hit, err := s.rangeHits(ctx, typ, p)
 	if err != nil {
 		return nil, err
 	}
@@ -346,19 +346,14 @@ func (s *Store) rangeIDs(ctx context.Context, typ string, p store.Predicate) (bs
 	return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, nil
 }
 
-// rangeHits returns the ids of resources of typ with an idx entry for p satisfying every bound. pin, when
-// given, is a filter on the resource id (a batch of candidates; index t_r), otherwise the whole type is
-// searched (index t_p_lo_hi or t_p_hi).
-func (s *Store) rangeHits(ctx context.Context, typ string, p store.Predicate, pin bson.A) (map[string]bool, error) {
+// rangeHits returns the ids of resources of typ with an idx entry for p satisfying every bound, over the
+// whole type (index t_p_lo_hi or t_p_hi).
+func (s *Store) rangeHits(ctx context.Context, typ string, p store.Predicate) (map[string]bool, error) {
 	b, err := bounds(p.Bounds, "lo", "hi")
 	if err != nil {
 		return nil, err
 	}
-	f := bson.D{{Key: "t", Value: typ}}
-	if pin != nil {
-		f = append(f, bson.E{Key: "r", Value: bson.D{{Key: "$in", Value: pin}}})
-	}
-	f = append(append(f, bson.E{Key: "p", Value: p.Param}), b...)
+	f := append(bson.D{{Key: "t", Value: typ}, {Key: "p", Value: p.Param}}, b...)
 	cur, err := s.db.Collection(collIdx).Find(ctx, f, options.Find().SetProjection(bson.D{{Key: "r", Value: 1}, {Key: "_id", Value: 0}}))
 	if err != nil {
 		return nil, translate("range", err)
