@@ -30,40 +30,41 @@ func testMatchesReference(t *testing.T, s store.Store) {
 	t.Cleanup(func() { ref.Close() })
 	loadReference(t, ref, s)
 	g := newQueryGen()
-	d := &differ{t: t, ref: ref, s: s}
-
-	t.Run("Search and Count", func(t *testing.T) {
-		d.t, d.diffs = t, 0
-		for _, q := range g.filters() {
-			d.search(q)
-			d.count(q)
-		}
-	})
-	t.Run("Sort", func(t *testing.T) {
-		d.t, d.diffs = t, 0
-		for _, q := range g.sorted() {
-			d.search(q)
-		}
-	})
-	t.Run("Paging", func(t *testing.T) {
-		d.t, d.diffs = t, 0
-		for _, q := range g.paged() {
-			d.pages(q)
-		}
-	})
-	t.Run("History", func(t *testing.T) {
-		d.t, d.diffs = t, 0
-		for _, q := range g.histories() {
-			d.history(q)
-		}
-	})
-	t.Run("Invalid", func(t *testing.T) {
-		d.t, d.diffs = t, 0
-		for _, q := range g.invalid() {
-			d.search(q)
-			d.count(q)
-		}
-	})
+	parts := []struct {
+		name string
+		run  func(d *differ)
+	}{
+		{"Search and Count", func(d *differ) {
+			for _, q := range g.filters() {
+				d.search(q)
+				d.count(q)
+			}
+		}},
+		{"Sort", func(d *differ) {
+			for _, q := range g.sorted() {
+				d.search(q)
+			}
+		}},
+		{"Paging", func(d *differ) {
+			for _, q := range g.paged() {
+				d.pages(q)
+			}
+		}},
+		{"History", func(d *differ) {
+			for _, q := range g.histories() {
+				d.history(q)
+			}
+		}},
+		{"Invalid", func(d *differ) {
+			for _, q := range g.invalid() {
+				d.search(q)
+				d.count(q)
+			}
+		}},
+	}
+	for _, part := range parts {
+		t.Run(part.name, func(t *testing.T) { part.run(&differ{t: t, ref: ref, s: s}) })
+	}
 }
 
 // loadReference writes the dataset to every store, the same way on each.
@@ -238,10 +239,10 @@ type queryGen struct {
 }
 
 const (
-	perGroup  = 3 // predicates of one parameter and match kind
-	perChain  = 3 // sub-queries of one chain or _has
-	combos    = 24
-	sortCombo = 4
+	perGroup  = 3  // predicates of one parameter and match kind
+	perChain  = 3  // sub-queries of one chain or _has
+	combos    = 24 // ORs, and as many ANDs, per type
+	sortCombo = 4  // sorts by several keys, per type
 )
 
 func newQueryGen() *queryGen {
@@ -283,6 +284,12 @@ func newQueryGen() *queryGen {
 		g.atoms[typ] = g.baseAtoms(typ)
 	}
 	return g
+}
+
+// seed makes the choices of one part of the comparison its own, so that running that part alone (go test
+// -run .../Paging) generates the queries it generates in a full run.
+func (g *queryGen) seed(part uint64) {
+	g.rng = rand.New(rand.NewPCG(2024, part))
 }
 
 // pick returns at most n elements of xs, chosen at random.
@@ -462,6 +469,7 @@ func (g *queryGen) linked(typ string) []store.Predicate {
 
 // filters are the unsorted queries: every predicate alone and negated, then random ORs and ANDs of them.
 func (g *queryGen) filters() []store.Query {
+	g.seed(10)
 	var out []store.Query
 	for _, typ := range refTypes {
 		all := append(slices.Clone(g.atoms[typ]), g.linked(typ)...)
@@ -520,6 +528,7 @@ func (g *queryGen) sortSpecs(typ string) [][]store.SortKey {
 
 // sorted are queries with sort keys: each spec over the whole type and over a random filter.
 func (g *queryGen) sorted() []store.Query {
+	g.seed(11)
 	var out []store.Query
 	for _, typ := range refTypes {
 		all := append(slices.Clone(g.atoms[typ]), g.linked(typ)...)
@@ -538,6 +547,7 @@ func (g *queryGen) sorted() []store.Query {
 // positive first clause followed by chains, _has or ranges, which a backend may test on each page's
 // candidates rather than select whole.
 func (g *queryGen) paged() []store.Query {
+	g.seed(12)
 	var out []store.Query
 	for _, typ := range refTypes {
 		all := append(slices.Clone(g.atoms[typ]), g.linked(typ)...)
@@ -551,7 +561,9 @@ func (g *queryGen) paged() []store.Query {
 			query := q(typ)
 			switch i % 3 {
 			case 1:
-				query.Clauses = []store.Clause{{pred(params(refSchema[typ])[g.rng.IntN(len(refSchema[typ]))], store.MatchPresent)}, g.clause(later, 1+g.rng.IntN(2))}
+				ps := params(refSchema[typ])
+				present := pred(ps[g.rng.IntN(len(ps))], store.MatchPresent)
+				query.Clauses = []store.Clause{{present}, g.clause(later, 1+g.rng.IntN(2))}
 			case 2:
 				query = g.and(typ, all)
 			}
@@ -565,6 +577,7 @@ func (g *queryGen) paged() []store.Query {
 // histories are history queries of every shape: system, type and instance; windows; limits, each paged
 // on to its end.
 func (g *queryGen) histories() []store.HistoryQuery {
+	g.seed(13)
 	out := []store.HistoryQuery{{}, {Type: "Nothing"}, {Limit: 4}, {Limit: 7}}
 	for _, typ := range refTypes {
 		out = append(out, store.HistoryQuery{Type: typ}, store.HistoryQuery{Type: typ, Limit: 2})
