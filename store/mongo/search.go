@@ -138,7 +138,10 @@ func sortArg(v store.SortValue) (any, bool) {
 }
 
 // keyset builds the "strictly after" condition for the sort (fields..., _id asc). A missing sort value
-// sorts first ascending and last descending, as MongoDB orders missing fields.
+// sorts first ascending and last descending, as MongoDB orders missing fields. $gt and $lt compare within
+// one BSON type only, so a page cannot step from an integer sort value to a string one: that needs a
+// parameter whose entries are dates or numbers on some resources and strings on others, which no FHIR
+// search parameter extracts (store.SortValueOf gives an entry with only a system no value, for this).
 func keyset(sort []store.SortKey, after []store.SortValue, fields []string) (bson.D, error) {
 	if len(after) != len(sort)+1 {
 		return nil, fmt.Errorf("%w: cursor has %d values for %d sort keys", store.ErrInvalidQuery, len(after), len(sort)+1)
