@@ -185,7 +185,11 @@ func buildCount(q store.Query) (string, []any, error) {
 // sortExpr writes the sort value of the resource aliased r: a column for the special parameters, else
 // the lowest of the parameter's entries as store.SortValueOf values them: its Text, else its Value, else
 // (for dates and numbers, which have no System either) its Low; an entry with only a System is NULL,
-// which min() passes over.
+// which min() passes over. system is not in idx_resource, and SQLite reads the row for it only when the
+// CASE gets that far, so the CASE asks it last, of the entries whose Low is 0: a date costs no row read
+// (reading system for every entry made a sort by a date a fifth slower). The one difference from
+// store.SortValueOf: an entry with a System, no Text or Value and a Low other than 0 sorts by its Low
+// here; no extraction writes such an entry.
 func (b *builder) sortExpr(typ, param string) error {
 	t := tablesOf(typ)
 	switch param {
@@ -204,7 +208,7 @@ func (b *builder) sortExpr(typ, param string) error {
 			b.w(`)`)
 			return nil
 		}
-		b.w(`coalesce((SELECT min(CASE WHEN s.text <> '' THEN s.text WHEN s.value <> '' THEN s.value WHEN s.system = '' THEN s.lo END)`,
+		b.w(`coalesce((SELECT min(CASE WHEN s.text <> '' THEN s.text WHEN s.value <> '' THEN s.value WHEN s.lo <> 0 THEN s.lo WHEN s.system = '' THEN 0 END)`,
 			` FROM `, t.idx, ` s WHERE s.type = r.type AND s.id = r.id AND s.param = `)
 		b.arg(param)
 		b.w(`), `)
