@@ -12,5 +12,22 @@
 // implements: Apply and SetIndex refuse type AuditEvent. An appended record is an ordinary AuditEvent
 // resource at version 1, so FHIR search on AuditEvent uses the same index as every other type.
 //
-// store/storetest is the contract suite; each backend's own test file only runs it.
+// # What a query means
+//
+// Match, Predicate, Clause, Query and SortKey say in words what a query selects and in which order;
+// match.go says it once more in plain Go (Matches, CheckQuery, SortValueOf, ComparePositions), and where
+// the words leave a case open the code is the answer. Backends compile queries to SQL or BSON for speed;
+// where one tests predicates in Go (SQLite on AuditEvent rows, MongoDB on the batches of a postponed
+// clause) it calls these functions rather than keeping a copy.
+//
+// store/memory is the reference implementation: a Store that answers every query with those functions
+// over every resource of the type, and nothing else. It is too slow to serve, and meant to be obviously
+// right instead.
+//
+// # Tests
+//
+// store/storetest is the contract suite; each backend's own test file only runs it. Besides its
+// hand-written cases it loads one dataset into store/memory and into the backend under test and requires
+// both to answer a generated set of queries alike, so that a backend disagreeing with the reference on any
+// match, sort or page fails, whoever thought of the query.
 package store

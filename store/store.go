@@ -151,8 +151,10 @@ func DrivingClause(cs []Clause) int {
 	return -1
 }
 
-// SortKey orders results by a parameter. ParamID and ParamLastUpdated are allowed. For a parameter with
-// several entries the lowest Value/Text/Low is used; a resource without an entry sorts first ascending.
+// SortKey orders results by a parameter. ParamID and ParamLastUpdated are allowed. Each entry is valued
+// by its Text, else its Value, else (a date or number, with no System) its Low; for a parameter with
+// several entries the lowest is used, integers before strings; a resource without a value sorts first
+// ascending. store.SortValueOf is the rule in code.
 type SortKey struct {
 	Param string
 	Desc  bool

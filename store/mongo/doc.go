@@ -10,11 +10,11 @@
 //	            v (version), lu (lastUpdated, Unix ms), del (tombstone), body (the JSON served, binary),
 //	            jr (journal group that last wrote it; journal mode only), and the index:
 //	              p   []string  parameters with at least one entry                "param"
-//	              tk  []string  tokens with their system                          "param|system|code"
+//	              tk  []string  every entry but dates and numbers, code or not    "param|system|code"
 //	              vx  []string  exact values: string :exact, reference, uri, code "param|value"
 //	              tx  []string  normalised text: string, token display            "param|text"
-//	              s   {param: lowest sort value} (Text, else Value, else Low; string or int64)
-//	              rg  [{p,lo,hi}] raw date/number entries (never queried; source of idx)
+//	              s   {param: lowest sort value} (store.SortValueOf; string or int64)
+//	              rg  [{p,lo,hi}] raw date/number entries (source of idx; read by postponed ranges)
 //	idx         one document per date/number entry: {t, r (id), p, lo, hi}
 //	history     every version, tombstones included, _id = "Type/id/version": {t, r, v, lu, del, body}
 //	journal     unfinished atomic groups (journal mode only)
@@ -53,7 +53,9 @@
 // such clause. A later clause made of chains, _has and ranges is postponed: the find (driving clause and
 // field predicates) is read in sort order in batches, and the postponed clause is evaluated on each batch
 // restricted to the ids the batch references (chain), the documents referencing the batch (_has) or the
-// batch's idx entries (range), recursively into the sub-query, until Limit documents pass. So a search
+// batch's own rg entries (range), recursively into the sub-query, until Limit documents pass. Whether a
+// document of the batch passes is decided in Go by store.MatchesPredicate, the statement of the semantics
+// every backend is compared with, from what the round trips fetched. So a search
 // restricted to a GP practice costs what its own criterion selects, not the size of the practice. See
 // plan.go for the rules and their cost.
 //
@@ -77,7 +79,7 @@
 //	                                                  filtered set in memory. Add {"s.<param>": 1, _id: 1}
 //	                                                  on res_<Type> for hot sorts (Open leaves extra
 //	                                                  indexes alone).
-//	postponed chain / _has / range on a batch       Sub type's _id $in, Sub type's vx $in, idx t_r
+//	postponed chain / _has / range on a batch       Sub type's _id $in, Sub type's vx $in, the batch's rg
 //	Not (any predicate)                             $nor: evaluated on the documents the other clauses
 //	                                                  select; a query made only of negations reads every
 //	                                                  live document of the type.

@@ -1,7 +1,7 @@
 package mongo
 
 import (
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,11 +19,11 @@ const (
 	fBody    = "body" // binary, the JSON served
 	fJournal = "jr"   // ObjectID of the journal group that last wrote the document (journal mode)
 	fPresent = "p"    // []string: params that have at least one entry
-	fTok     = "tk"   // []string: "param|system|code" for every entry with a Value
+	fTok     = "tk"   // []string: "param|system|code" for every entry but dates and numbers, code or not
 	fVal     = "vx"   // []string: "param|value" (exact strings, references, uris, any-system tokens)
 	fText    = "tx"   // []string: "param|normalised text" (string prefix/contains, token :text)
 	fSort    = "s"    // sub-document: param -> lowest sort value (string or int64)
-	fRange   = "rg"   // []{p,lo,hi}: the raw date/number entries, source of the idx collection
+	fRange   = "rg"   // []{p,lo,hi}: the raw date/number entries, source of idx, read by postponed ranges
 )
 
 // curDoc is the decoded form of a current-version document.
@@ -78,30 +78,6 @@ func histKey(typ, id string, v int64) string {
 // isRange says whether an entry is a date/number entry (only Low/High used).
 func isRange(e store.IndexEntry) bool { return e.Value == "" && e.Text == "" && e.System == "" }
 
-// sortValue is the per-entry sort key: Text (normalised), else Value, else Low, as in store/sqlite.
-func sortValue(e store.IndexEntry) any {
-	switch {
-	case e.Text != "":
-		return e.Text
-	case e.Value != "":
-		return e.Value
-	default:
-		return e.Low
-	}
-}
-
-func less(a, b any) bool {
-	switch x := a.(type) {
-	case string:
-		y, ok := b.(string)
-		return ok && x < y
-	case int64:
-		y, ok := b.(int64)
-		return ok && x < y
-	}
-	return false
-}
-
 // newCurDoc builds the current-version document of r with its index entries.
 func newCurDoc(r store.Resource, index []store.IndexEntry, jr bson.ObjectID) curDoc {
 	d := curDoc{
@@ -133,21 +109,19 @@ func setIndex(d *curDoc, index []store.IndexEntry) {
 			*dst = append(*dst, s)
 		}
 	}
-	sortv := map[string]any{}
 	for _, e := range index {
 		if !present[e.Param] {
 			present[e.Param] = true
 			d.Present = append(d.Present, e.Param)
 		}
-		if v := sortValue(e); sortv[e.Param] == nil || less(v, sortv[e.Param]) {
-			sortv[e.Param] = v
-		}
 		if isRange(e) {
 			d.Range = append(d.Range, rangeEntry{Param: e.Param, Low: e.Low, High: e.High})
 			continue
 		}
+		// Every other entry is a token as far as MatchToken goes, with or without a code: "system|"
+		// matches an identifier that has a system and no value, "|" a concept that has only a text.
+		add(&d.Tok, "t:"+e.Param+"|"+e.System+"|"+e.Value)
 		if e.Value != "" {
-			add(&d.Tok, "t:"+e.Param+"|"+e.System+"|"+e.Value)
 			add(&d.Val, "v:"+e.Param+"|"+e.Value)
 		}
 		if e.Text != "" {
@@ -160,15 +134,17 @@ func setIndex(d *curDoc, index []store.IndexEntry) {
 			l[i] = l[i][2:]
 		}
 	}
-	if len(sortv) > 0 {
+	if len(d.Present) > 0 {
+		// The lowest value of each parameter, by the rule every backend sorts by.
 		d.Sort = bson.M{}
-		keys := make([]string, 0, len(sortv))
-		for k := range sortv {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			d.Sort[sortField(k)] = sortv[k]
+		c := store.Candidate{Index: index}
+		for _, param := range d.Present {
+			v := store.SortValueOf(c, param)
+			if v.IsInt {
+				d.Sort[sortField(param)] = v.Int
+			} else {
+				d.Sort[sortField(param)] = v.Str
+			}
 		}
 	}
 }
@@ -190,6 +166,41 @@ func (d *curDoc) resource(typ string) store.Resource {
 		Deleted:     d.Deleted,
 		Body:        nonNil(d.Body, d.Deleted),
 	}
+}
+
+// candidates are docs as store.Matches sees them when it decides the predicates of clauses (postponed
+// chains, _has and ranges): their ids and lastUpdated, and those of their entries the predicates read,
+// the references and other values (vx) and the date and number entries (rg) of the parameters they name.
+// The entries of the whole batch share one array, so that a batch costs two allocations, not one per
+// document.
+func candidates(typ string, docs []curDoc, clauses []store.Clause) []store.Candidate {
+	var params []string // a few: a map would cost more than it saves
+	for _, c := range clauses {
+		for _, p := range c {
+			if p.Match != store.MatchHas && !slices.Contains(params, p.Param) {
+				params = append(params, p.Param)
+			}
+		}
+	}
+	// Usually one entry per document and parameter; append grows the array past that.
+	entries := make([]store.IndexEntry, 0, len(docs)*len(params))
+	out := make([]store.Candidate, len(docs))
+	for i := range docs {
+		d := &docs[i]
+		start := len(entries)
+		for _, v := range d.Val {
+			if param, value, ok := strings.Cut(v, "|"); ok && slices.Contains(params, param) {
+				entries = append(entries, store.IndexEntry{Param: param, Value: value})
+			}
+		}
+		for _, r := range d.Range {
+			if slices.Contains(params, r.Param) {
+				entries = append(entries, store.IndexEntry{Param: r.Param, Low: r.Low, High: r.High})
+			}
+		}
+		out[i] = store.Candidate{Type: typ, ID: d.ID, LastUpdated: d.LU, Index: entries[start:len(entries):len(entries)]}
+	}
+	return out
 }
 
 func (h *histDoc) resource() store.Resource {

@@ -28,7 +28,8 @@ import (
 //     in sort order in batches (keyset on the sort, as a paged search), and each postponed clause is
 //     evaluated on one batch at a time, restricted to what the batch references: a chain runs its
 //     sub-query only on the ids the batch's references name, a _has only on the documents that reference
-//     the batch, a range only on the batch's idx entries. The sub-query of a restricted chain or _has is
+//     the batch, and a range needs no round trip: it reads the batch's own entries (rg). Which documents
+//     pass is then decided by store.MatchesPredicate. The sub-query of a restricted chain or _has is
 //     pinned to those documents, so none of its clauses drives and its own chains are restricted in turn,
 //     at any depth. Batches are read until Limit documents pass or the candidates run out.
 //
@@ -92,10 +93,6 @@ func (s *Store) plan(ctx context.Context, q store.Query, extra bson.D, pinned bo
 	var later []store.Clause
 	for i, c := range q.Clauses {
 		if i != d && (pinned || d >= 0) && postponable(c) {
-			// Checked now, so that a malformed query is refused even when no candidate reaches it.
-			if err := validate(c); err != nil {
-				return plan{}, err
-			}
 			later = append(later, c)
 			continue
 		}
@@ -109,44 +106,6 @@ func (s *Store) plan(ctx context.Context, q store.Query, extra bson.D, pinned bo
 		return plan{filter: and[0].(bson.D), later: later}, nil
 	}
 	return plan{filter: bson.D{{Key: "$and", Value: and}}, later: later}, nil
-}
-
-// validate refuses a postponed clause that predicate would refuse when compiling it, at any depth.
-func validate(c store.Clause) error {
-	for _, p := range c {
-		switch p.Match {
-		case store.MatchRange:
-			if _, err := bounds(p.Bounds, "lo", "hi"); err != nil {
-				return err
-			}
-			continue
-		case store.MatchRefIn:
-			if p.Sub == nil || p.Sub.Type == "" {
-				return fmt.Errorf("%w: chain without a sub-query type", store.ErrInvalidQuery)
-			}
-		case store.MatchHas:
-			if p.Sub == nil || p.Sub.Type == "" || p.HasParam == "" {
-				return fmt.Errorf("%w: _has without a sub-query type or parameter", store.ErrInvalidQuery)
-			}
-		}
-		if p.Sub == nil {
-			continue
-		}
-		for _, sc := range p.Sub.Clauses {
-			if len(sc) == 0 {
-				return fmt.Errorf("%w: empty clause", store.ErrInvalidQuery)
-			}
-			for _, sp := range sc {
-				if sp.Match < store.MatchPresent || sp.Match > store.MatchHas {
-					return fmt.Errorf("%w: unknown match %d", store.ErrInvalidQuery, sp.Match)
-				}
-			}
-			if err := validate(sc); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // scan runs p's find on res_<q.Type> in q's order from q.After and calls emit with each document that
@@ -170,6 +129,9 @@ func (s *Store) scan(ctx context.Context, q store.Query, p plan, proj bson.D, li
 	batch := limit
 	if len(p.later) > 0 {
 		proj = append(append(bson.D{}, proj...), bson.E{Key: fVal, Value: 1})
+		if hasRange(p.later) {
+			proj = append(proj, bson.E{Key: fRange, Value: 1})
+		}
 		if batch <= 0 {
 			batch = minBatch
 		}
@@ -224,14 +186,17 @@ func (s *Store) scan(ctx context.Context, q store.Query, p plan, proj bson.D, li
 	}
 }
 
-// test evaluates clauses on docs (ids and references of res_<typ>): which of them pass every clause.
-// Each clause is evaluated only on the documents that passed the clauses before it, and each predicate of
-// a clause only on those no earlier predicate of the clause has already matched.
+// test evaluates clauses on docs (ids, references and range entries of res_<typ>): which of them pass
+// every clause. Each clause is evaluated only on the documents that passed the clauses before it, and
+// each predicate of a clause only on those no earlier predicate of the clause has already matched. What a
+// predicate needs from other resources is fetched for those documents in one round trip (answers); whether
+// each document then matches is decided by store.MatchesPredicate, as on every backend.
 func (s *Store) test(ctx context.Context, typ string, clauses []store.Clause, docs []curDoc) ([]bool, error) {
 	keep := make([]bool, len(docs))
 	for i := range keep {
 		keep[i] = true
 	}
+	cands := candidates(typ, docs, clauses)
 	for _, c := range clauses {
 		matched := make([]bool, len(docs))
 		for _, p := range c {
@@ -244,14 +209,16 @@ func (s *Store) test(ctx context.Context, typ string, clauses []store.Clause, do
 			if len(open) == 0 {
 				break
 			}
-			hit, err := s.testPredicate(ctx, typ, p, docs, open)
+			r, err := s.answers(ctx, typ, p, docs, open)
 			if err != nil {
 				return nil, err
 			}
 			for _, i := range open {
-				if hit[docs[i].ID] != p.Not {
-					matched[i] = true
+				ok, err := store.MatchesPredicate(cands[i], p, r)
+				if err != nil {
+					return nil, err
 				}
+				matched[i] = ok
 			}
 		}
 		for i := range keep {
@@ -261,10 +228,38 @@ func (s *Store) test(ctx context.Context, typ string, clauses []store.Clause, do
 	return keep, nil
 }
 
-// testPredicate evaluates the positive form of p (a chain, _has or range) on docs[open]: the set of their
-// ids that match. Every round trip is bounded by the documents tested.
-func (s *Store) testPredicate(ctx context.Context, typ string, p store.Predicate, docs []curDoc, open []int) (map[string]bool, error) {
-	hit := map[string]bool{}
+// hasRange reports whether a postponed clause has a range predicate, which reads the documents' rg.
+func hasRange(clauses []store.Clause) bool {
+	for _, c := range clauses {
+		for _, p := range c {
+			if p.Match == store.MatchRange {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// batchAnswers is what a postponed chain or _has needs to know about other resources, fetched for one
+// batch: the ids of p.Sub.Type that match p.Sub among those the batch references (chain), or the ids of
+// the batch's documents that a match of p.Sub references (_has).
+type batchAnswers struct {
+	typ   string
+	refIn map[string]bool
+	has   map[string]bool
+}
+
+func (a batchAnswers) RefIn(_ *store.Query, id string) (bool, error) { return a.refIn[id], nil }
+
+func (a batchAnswers) Has(_ *store.Query, _, ref string) (bool, error) {
+	id, ok := strings.CutPrefix(ref, a.typ+"/")
+	return ok && a.has[id], nil
+}
+
+// answers fetches what p (a chain, _has or range) needs to be decided on docs[open]: a range needs
+// nothing beyond the documents' own entries. Every round trip is bounded by the documents tested.
+func (s *Store) answers(ctx context.Context, typ string, p store.Predicate, docs []curDoc, open []int) (store.Resolver, error) {
+	a := batchAnswers{typ: typ}
 	switch p.Match {
 	case store.MatchRefIn:
 		// The sub-query runs on the resources the candidates reference, and only those.
@@ -280,20 +275,11 @@ func (s *Store) testPredicate(ctx context.Context, typ string, p store.Predicate
 			}
 		}
 		if len(ids) == 0 {
-			return hit, nil
+			return a, nil
 		}
-		ok, err := s.pinnedIDs(ctx, *p.Sub, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, "")
-		if err != nil {
-			return nil, err
-		}
-		for _, i := range open {
-			for _, v := range docs[i].Val {
-				if id, found := strings.CutPrefix(v, pre); found && ok[id] {
-					hit[docs[i].ID] = true
-					break
-				}
-			}
-		}
+		var err error
+		a.refIn, err = s.pinnedIDs(ctx, *p.Sub, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, "")
+		return a, err
 	case store.MatchHas:
 		// The sub-query runs on the resources that reference a candidate through HasParam, and only those.
 		pre := p.HasParam + "|" + typ + "/"
@@ -301,18 +287,13 @@ func (s *Store) testPredicate(ctx context.Context, typ string, p store.Predicate
 		for k, i := range open {
 			refs[k] = pre + docs[i].ID
 		}
-		return s.pinnedIDs(ctx, *p.Sub, bson.D{{Key: fVal, Value: bson.D{{Key: "$in", Value: refs}}}}, pre)
+		var err error
+		a.has, err = s.pinnedIDs(ctx, *p.Sub, bson.D{{Key: fVal, Value: bson.D{{Key: "$in", Value: refs}}}}, pre)
+		return a, err
 	case store.MatchRange:
-		ids := make(bson.A, len(open))
-		for k, i := range open {
-			ids[k] = docs[i].ID
-		}
-		// t_r serves this: the batch's own entries of every parameter, of which p's are tested.
-		return s.rangeHits(ctx, typ, p, ids)
-	default:
-		return nil, fmt.Errorf("%w: match %d postponed", store.ErrInvalidQuery, p.Match)
+		return a, nil
 	}
-	return hit, nil
+	return nil, fmt.Errorf("%w: match %d postponed", store.ErrInvalidQuery, p.Match)
 }
 
 // pinnedIDs evaluates q on the documents pin selects (a few: the ids or references of one batch), with

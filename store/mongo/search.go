@@ -15,6 +15,9 @@ import (
 // Search compiles q into a find on res_<Type> (see plan for which clauses it holds) and tests the clauses
 // left out of it on each batch of the documents it returns (see scan).
 func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) {
+	if err := store.CheckQuery(q); err != nil {
+		return nil, err
+	}
 	if err := s.begin(); err != nil {
 		return nil, err
 	}
@@ -48,6 +51,9 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 // to a practice. A count whose driving clause is broad (every Immunization of a status, restricted) reads
 // every candidate's ids, where evaluating the restriction whole would have listed the practice once.
 func (s *Store) Count(ctx context.Context, q store.Query) (int, error) {
+	if err := store.CheckQuery(store.Query{Type: q.Type, Clauses: q.Clauses}); err != nil {
+		return 0, err
+	}
 	if err := s.begin(); err != nil {
 		return 0, err
 	}
@@ -132,7 +138,10 @@ func sortArg(v store.SortValue) (any, bool) {
 }
 
 // keyset builds the "strictly after" condition for the sort (fields..., _id asc). A missing sort value
-// sorts first ascending and last descending, as MongoDB orders missing fields.
+// sorts first ascending and last descending, as MongoDB orders missing fields. $gt and $lt compare within
+// one BSON type only, so a page cannot step from an integer sort value to a string one: that needs a
+// parameter whose entries are dates or numbers on some resources and strings on others, which no FHIR
+// search parameter extracts (store.SortValueOf gives an entry with only a system no value, for this).
 func keyset(sort []store.SortKey, after []store.SortValue, fields []string) (bson.D, error) {
 	if len(after) != len(sort)+1 {
 		return nil, fmt.Errorf("%w: cursor has %d values for %d sort keys", store.ErrInvalidQuery, len(after), len(sort)+1)
@@ -212,10 +221,14 @@ func (s *Store) predicate(ctx context.Context, typ string, p store.Predicate) (b
 		case store.MatchExact:
 			return bson.D{{Key: "_id", Value: p.Value}}, nil
 		case store.MatchToken:
-			if p.AnySystem || p.System == "" {
-				return bson.D{{Key: "_id", Value: p.Value}}, nil
+			// An id is a code without a system (store.Matches).
+			switch {
+			case !p.AnySystem && p.System != "":
+				return matchNone, nil
+			case !p.AnySystem && p.Value == "":
+				return matchAll, nil
 			}
-			return matchNone, nil
+			return bson.D{{Key: "_id", Value: p.Value}}, nil
 		}
 		return nil, fmt.Errorf("%w: match %d on _id", store.ErrInvalidQuery, p.Match)
 	case store.ParamLastUpdated:
@@ -283,11 +296,9 @@ func prefixRegex(prefix string) bson.Regex {
 	return bson.Regex{Pattern: "^" + regexp.QuoteMeta(prefix), Options: ""}
 }
 
-// bounds compiles range bounds onto the fields holding Low and High.
+// bounds compiles range bounds onto the fields holding Low and High. No bounds is an empty filter: a
+// range without bounds holds for any entry (store.Matches).
 func bounds(bs []store.Bound, low, high string) (bson.D, error) {
-	if len(bs) == 0 {
-		return nil, fmt.Errorf("%w: range without bounds", store.ErrInvalidQuery)
-	}
 	byField := map[string]bson.D{}
 	var order []string
 	for _, b := range bs {
@@ -327,7 +338,7 @@ func bounds(bs []store.Bound, low, high string) (bson.D, error) {
 // rangeIDs evaluates a date/number predicate on the idx collection (index t_p_lo_hi or t_p_hi): the ids
 // of resources with one entry satisfying every bound.
 func (s *Store) rangeIDs(ctx context.Context, typ string, p store.Predicate) (bson.D, error) {
-	hit, err := s.rangeHits(ctx, typ, p, nil)
+	hit, err := s.rangeHits(ctx, typ, p)
 	if err != nil {
 		return nil, err
 	}
@@ -338,19 +349,14 @@ func (s *Store) rangeIDs(ctx context.Context, typ string, p store.Predicate) (bs
 	return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, nil
 }
 
-// rangeHits returns the ids of resources of typ with an idx entry for p satisfying every bound. pin, when
-// given, is a filter on the resource id (a batch of candidates; index t_r), otherwise the whole type is
-// searched (index t_p_lo_hi or t_p_hi).
-func (s *Store) rangeHits(ctx context.Context, typ string, p store.Predicate, pin bson.A) (map[string]bool, error) {
+// rangeHits returns the ids of resources of typ with an idx entry for p satisfying every bound, over the
+// whole type (index t_p_lo_hi or t_p_hi).
+func (s *Store) rangeHits(ctx context.Context, typ string, p store.Predicate) (map[string]bool, error) {
 	b, err := bounds(p.Bounds, "lo", "hi")
 	if err != nil {
 		return nil, err
 	}
-	f := bson.D{{Key: "t", Value: typ}}
-	if pin != nil {
-		f = append(f, bson.E{Key: "r", Value: bson.D{{Key: "$in", Value: pin}}})
-	}
-	f = append(append(f, bson.E{Key: "p", Value: p.Param}), b...)
+	f := append(bson.D{{Key: "t", Value: typ}, {Key: "p", Value: p.Param}}, b...)
 	cur, err := s.db.Collection(collIdx).Find(ctx, f, options.Find().SetProjection(bson.D{{Key: "r", Value: 1}, {Key: "_id", Value: 0}}))
 	if err != nil {
 		return nil, translate("range", err)

@@ -183,8 +183,13 @@ func buildCount(q store.Query) (string, []any, error) {
 }
 
 // sortExpr writes the sort value of the resource aliased r: a column for the special parameters, else
-// the lowest of the parameter's entries, each entry valued by its Text, else its Value, else (for dates
-// and numbers, which have neither) its Low.
+// the lowest of the parameter's entries as store.SortValueOf values them: its Text, else its Value, else
+// (for dates and numbers, which have no System either) its Low; an entry with only a System is NULL,
+// which min() passes over. system is not in idx_resource, and SQLite reads the row for it only when the
+// CASE gets that far, so the CASE asks it last, of the entries whose Low is 0: a date costs no row read
+// (reading system for every entry made a sort by a date a fifth slower). The one difference from
+// store.SortValueOf: an entry with a System, no Text or Value and a Low other than 0 sorts by its Low
+// here; no extraction writes such an entry.
 func (b *builder) sortExpr(typ, param string) error {
 	t := tablesOf(typ)
 	switch param {
@@ -203,7 +208,7 @@ func (b *builder) sortExpr(typ, param string) error {
 			b.w(`)`)
 			return nil
 		}
-		b.w(`coalesce((SELECT min(CASE WHEN s.text <> '' THEN s.text WHEN s.value <> '' THEN s.value ELSE s.lo END)`,
+		b.w(`coalesce((SELECT min(CASE WHEN s.text <> '' THEN s.text WHEN s.value <> '' THEN s.value WHEN s.lo <> 0 THEN s.lo WHEN s.system = '' THEN 0 END)`,
 			` FROM `, t.idx, ` s WHERE s.type = r.type AND s.id = r.id AND s.param = `)
 		b.arg(param)
 		b.w(`), `)
@@ -487,8 +492,12 @@ func (b *builder) column(typ string, p store.Predicate, a string) (bool, error) 
 	}
 	switch param {
 	case store.ParamID:
-		switch p.Match {
-		case store.MatchExact, store.MatchToken:
+		switch {
+		case p.Match == store.MatchToken && !p.AnySystem && (p.System != "" || p.Value == ""):
+			// An id is a code without a system (store.Matches): "system|id" matches nothing, and "|"
+			// every code without a system, so every id.
+			b.w(strconv.Itoa(boolInt((p.System == "") != p.Not)))
+		case p.Match == store.MatchExact, p.Match == store.MatchToken:
 			b.w(a, `.id`)
 			if p.Not {
 				b.w(` <> `)
@@ -496,7 +505,7 @@ func (b *builder) column(typ string, p store.Predicate, a string) (bool, error) 
 				b.w(` = `)
 			}
 			b.arg(p.Value)
-		case store.MatchPresent:
+		case p.Match == store.MatchPresent:
 			b.w(strconv.Itoa(boolInt(!p.Not)))
 		default:
 			return true, fmt.Errorf("%w: match %d on _id", store.ErrInvalidQuery, p.Match)

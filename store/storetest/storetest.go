@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Backend) {
 	t.Run("AuditPrune", func(t *testing.T) { testPrune(t, newStore(t)) })
 	t.Run("AuditPruneConcurrent", func(t *testing.T) { testPruneConcurrent(t, newStore(t)) })
 	t.Run("PingAndClose", func(t *testing.T) { testPingClose(t, newStore(t)) })
+	t.Run("MatchesReference", func(t *testing.T) { testMatchesReference(t, newStore(t)) })
 }
 
 // epoch is an arbitrary, millisecond-aligned instant; tests place writes at epoch+n ms so that history
