@@ -130,7 +130,7 @@ func chainInsertError(err error) error {
 
 // checkAuditAppend checks the batch against the head (finishing a pending head batch first, so that its
 // ids are visible) and that none of its ids is stored already. With rechain it first chains the records
-// on that head (store.Chain: their links within the batch then hold by construction).
+// on that head (audit.Chain: their links within the batch then hold by construction).
 func (s *Store) checkAuditAppend(ctx context.Context, records []audit.Record, rechain bool) error {
 	head, err := s.auditHeadDoc(ctx)
 	if err != nil {

@@ -187,7 +187,7 @@
 //     verifiable at once all the same, because records at or below the anchor are ignored where the chain
 //     is read: AuditRange never returns one (the chain document that straddles the anchor keeps its
 //     earlier links until a later step passes its last record), AuditHead only falls back on the anchor
-//     when no chain document is left, and every reader of the anchor (AuditAnchor, and so VerifyAudit
+//     when no chain document is left, and every reader of the anchor (AuditAnchor, and so audit.Verify
 //     before it counts what Search serves; AuditRange; PruneAudit; Open, in any process) first finishes
 //     a pending step by deleting its ids again (deletions are idempotent). Until that happens the step's
 //     AuditEvents may still be served by Get and Search, as a pending append's may not yet be.
@@ -201,7 +201,7 @@
 //
 // A prune is given a cut-off well in the past (gpfhir keeps at least 24 hours). With a cut-off so recent
 // that records recorded before it may still be being appended, a slow appender in journal mode could
-// re-insert a pruned record's served copy (VerifyAudit then reports it as served but not chained), or,
+// re-insert a pruned record's served copy (audit.Verify then reports it as served but not chained), or,
 // having read the head before a batch that is then pruned was appended, insert its own batch at that
 // batch's freed _id.
 //

@@ -57,7 +57,7 @@ func pack(marker byte, d *s2.Dict, b []byte) []byte {
 
 // unpack is the inverse of packBody and packIndex. A value that starts with no marker is returned as it
 // is; one that does but does not decompress (an edit of the file) is returned as stored, so that
-// VerifyAudit reports the record as not matching its hash rather than failing as a whole.
+// audit.Verify reports the record as not matching its hash rather than failing as a whole.
 func unpack(b []byte) []byte {
 	var d *s2.Dict
 	switch {

@@ -11,7 +11,7 @@ import (
 // audit_old, into the version 4 tables, inside migrate's transaction. Those versions served AuditEvents
 // from copies in history, current and idx. Bodies and times come from the chain where it held them
 // (version 3) and from history where it did not (version 2, where a record whose copy is gone gets an
-// empty body, so that VerifyAudit still reports it); they are kept uncompressed, which codec.go reads as
+// empty body, so that audit.Verify still reports it); they are kept uncompressed, which codec.go reads as
 // they are. Index entries come from the chain row's encoded index where it has entries (version 3
 // records not yet materialised), else from idx. The copies are then deleted.
 func upgradeAudit(ctx context.Context, tx *sql.Tx, from int) error {

@@ -114,7 +114,7 @@ func planCases() []struct {
 			{{Param: "_has", Match: store.MatchHas, HasParam: "patient",
 				Sub: &store.Query{Type: "Immunization", Clauses: []store.Clause{{{Param: "patient", Match: store.MatchRefIn, Sub: &sub}}}}}},
 		}}},
-		// The shapes api/access.go builds for a GP system: the practice's patients (a chain to an
+		// The shapes api/policy.go builds for a GP system: the practice's patients (a chain to an
 		// Organization by ODS code), appended to a compartment search, an identifier search, a chained
 		// search (whose sub-query is restricted too), a _revinclude, a sorted page, and on its own.
 		{"practice: compartment search", practice("Immunization", store.Clause{{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}})},
@@ -168,7 +168,7 @@ func planCases() []struct {
 	}
 }
 
-// practice is q over typ with clauses, restricted as api/access.go restricts a GP system's queries: to
+// practice is q over typ with clauses, restricted as api/policy.go restricts a GP system's queries: to
 // the patients whose organization or general-practitioner is an Organization with an ODS code.
 func practice(typ string, clauses ...store.Clause) store.Query {
 	return storetest.PracticeQuery("A12345", typ, clauses...)

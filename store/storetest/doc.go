@@ -1,10 +1,11 @@
 // Package storetest is the contract every gpfhir backend must meet: store.Store and the audit trail's
-// audit.Store, which together make an audit.Backend. Backends differ in everything
-// below the interface, so the behaviour that package api relies on is written down once, here, as tests,
-// and each backend's own test file only calls Run.
+// audit.Store, which together make an audit.Backend. Backends differ in everything below the interfaces,
+// so the behaviour that package api relies on is written down once, here, as tests, and each backend's
+// own test file only calls Run.
 //
-// The suite tests what the two interfaces promise and nothing more: no SQL, no timing. Datasets stay at a few
-// dozen resources, because the MongoDB backend runs it against FerretDB, which scans whole collections.
+// The suite tests what the two interfaces promise and nothing more: no SQL, no timing. Datasets stay at a
+// few dozen resources, because the MongoDB backend runs it against FerretDB, which scans whole
+// collections.
 //
 // Most tests state their expectations by hand. MatchesReference (reference.go) instead compares the backend
 // with store/memory, the reference implementation, which answers queries with store.Matches and nothing

@@ -12,7 +12,7 @@ import (
 )
 
 // RestrictedSearchBenchmark measures searches as the caller asks them (open) and as a GP system's token
-// restricts them to its practice (restricted, the clause api/access.go appends), for practices of the
+// restricts them to its practice (restricted, the clause api/policy.go appends), for practices of the
 // given sizes in one store, loaded in atomic groups of batch writes. What it shows is whether the
 // restricted/open ratio grows with the practice: it should not, because a backend evaluates the access
 // clause on what the candidates reference rather than listing the whole practice. Every backend runs
@@ -96,7 +96,7 @@ func RestrictedSearchBenchmark(b *testing.B, s audit.Backend, sizes []int, batch
 	}
 }
 
-// PracticeQuery is q over typ restricted as api/access.go restricts a GP system's queries: the resource is,
+// PracticeQuery is q over typ restricted as api/policy.go restricts a GP system's queries: the resource is,
 // or belongs to, a Patient whose organization or general-practitioner is an Organization with the ODS
 // code.
 func PracticeQuery(ods, typ string, clauses ...store.Clause) store.Query {
