@@ -225,7 +225,7 @@ var (
 	entityXReqID = &aeCoding{System: BALPEntityTypeSystem, Code: "XrequestId", Display: "X-Request-Id"}
 )
 
-// AuditEvent renders one AuditEvent, version 1 with lastUpdated = recorded, exactly as it is stored and
+// Event renders one AuditEvent, version 1 with lastUpdated = recorded, exactly as it is stored and
 // served. It holds references, codes and identifiers only.
 func Event(in Input) []byte {
 	recorded := in.Recorded.UTC().Format(instantLayout)

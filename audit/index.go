@@ -106,7 +106,7 @@ func EventIndex(in Input, base string) []fhir.IndexEntry {
 	return x.out
 }
 
-// The entries of AuditEvent's fixed codings, their text normalised from the very displays AuditEvent
+// The entries of AuditEvent's fixed codings, their text normalised from the very displays Event
 // writes.
 var (
 	auditXReqIDEntry = auditCodingEntry("entity-type", *entityXReqID)
