@@ -168,7 +168,7 @@ func answerOf(err error) *apiError {
 	case errors.Is(err, store.ErrNotFound):
 		return fail(kindNotFound, "the resource is not known to this server").because(err)
 	case errors.Is(err, store.ErrInvalidQuery):
-		return fail(kindInvalid, "the search cannot be run as asked: %v", err).because(err)
+		return fail(kindInvalid, "the request cannot be carried out as asked: %v", err).because(err)
 	}
 	return internal(err)
 }

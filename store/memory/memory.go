@@ -114,43 +114,6 @@ func (s *Store) GetVersion(_ context.Context, typ, id string, version int64) (st
 	return copyOut(r.versions[version-1]), nil
 }
 
-// checkWrites refuses what no store may write, before anything is compared with the stored versions:
-// ErrInvalidQuery for an AuditEvent, a write without type or id, a version that does not follow the
-// expected one, a tombstone with a body or index, an entry without a parameter, a resource twice.
-func checkWrites(writes []store.Write) error {
-	seen := make(map[key]bool, len(writes))
-	for i, w := range writes {
-		r := w.Resource
-		switch {
-		case r.Type == store.AuditEventType:
-			return fmt.Errorf("%w: write %d: AuditEvents are appended with AppendAudit and never changed", store.ErrInvalidQuery, i)
-		case r.Type == "" || r.ID == "":
-			return fmt.Errorf("%w: write %d has no type or id", store.ErrInvalidQuery, i)
-		case w.ExpectVersion < 0 || r.VersionID != w.ExpectVersion+1:
-			return fmt.Errorf("%w: write %d of %s/%s: version %d does not follow expected version %d",
-				store.ErrInvalidQuery, i, r.Type, r.ID, r.VersionID, w.ExpectVersion)
-		case r.Deleted && (len(r.Body) != 0 || len(w.Index) != 0):
-			return fmt.Errorf("%w: write %d of %s/%s: a tombstone has no body and no index", store.ErrInvalidQuery, i, r.Type, r.ID)
-		case seen[key{r.Type, r.ID}]:
-			return fmt.Errorf("%w: %s/%s appears twice in one group", store.ErrInvalidQuery, r.Type, r.ID)
-		}
-		if err := checkEntries(r.Type, r.ID, w.Index); err != nil {
-			return err
-		}
-		seen[key{r.Type, r.ID}] = true
-	}
-	return nil
-}
-
-func checkEntries(typ, id string, index []store.IndexEntry) error {
-	for _, e := range index {
-		if e.Param == "" {
-			return fmt.Errorf("%w: index entry of %s/%s without a parameter", store.ErrInvalidQuery, typ, id)
-		}
-	}
-	return nil
-}
-
 // version is the current version of typ/id, 0 if it never existed.
 func (s *Store) version(typ, id string) int64 {
 	if r, ok := s.resources[key{typ, id}]; ok {
@@ -188,10 +151,10 @@ func (s *Store) write(writes []store.Write) {
 	}
 }
 
-// Apply makes every write or none: ErrInvalidQuery for a malformed group (see checkWrites),
+// Apply makes every write or none: ErrInvalidQuery for a malformed group (see store.CheckWrites),
 // ErrVersionConflict if a write's ExpectVersion is not current, and nothing is written on either.
 func (s *Store) Apply(_ context.Context, writes []store.Write) error {
-	if err := checkWrites(writes); err != nil {
+	if err := store.CheckWrites(writes); err != nil {
 		return err
 	}
 	if err := s.lock(); err != nil {
@@ -210,7 +173,7 @@ func (s *Store) ApplyAudited(_ context.Context, writes []store.Write, records []
 	if len(records) == 0 {
 		return fmt.Errorf("%w: ApplyAudited without audit records", store.ErrInvalidQuery)
 	}
-	if err := checkWrites(writes); err != nil {
+	if err := store.CheckWrites(writes); err != nil {
 		return err
 	}
 	// Chained on an empty chain to check the batch's own shape; chained again below on the real head.
@@ -401,7 +364,7 @@ func (s *Store) SetIndex(_ context.Context, typ, id string, version int64, index
 	if typ == store.AuditEventType {
 		return fmt.Errorf("%w: the index of an AuditEvent is kept as appended", store.ErrInvalidQuery)
 	}
-	if err := checkEntries(typ, id, index); err != nil {
+	if err := store.CheckEntries(typ, id, index); err != nil {
 		return err
 	}
 	if err := s.lock(); err != nil {

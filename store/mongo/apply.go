@@ -40,27 +40,15 @@ func (s *Store) Apply(ctx context.Context, writes []store.Write) error {
 	return s.applyJournal(ctx, writes, nil)
 }
 
-// checkWrites checks a group for what can be checked without reading the store (types, ids, version
-// numbers, duplicates) and returns the types it writes. It returns ErrInvalidQuery.
+// checkWrites checks a group for what can be checked without reading the store (store.CheckWrites) and
+// returns the types it writes. It returns ErrInvalidQuery.
 func checkWrites(writes []store.Write) ([]string, error) {
-	seen := make(map[[2]string]bool, len(writes))
+	if err := store.CheckWrites(writes); err != nil {
+		return nil, err
+	}
 	var types []string
 	for _, w := range writes {
 		r := w.Resource
-		if r.Type == "" || r.ID == "" {
-			return nil, fmt.Errorf("%w: write without type or id", store.ErrInvalidQuery)
-		}
-		if r.Type == store.AuditEventType {
-			return nil, fmt.Errorf("%w: AuditEvents are appended with AppendAudit and never changed", store.ErrInvalidQuery)
-		}
-		if r.VersionID != w.ExpectVersion+1 || w.ExpectVersion < 0 {
-			return nil, fmt.Errorf("%w: %s/%s version %d does not follow %d", store.ErrInvalidQuery, r.Type, r.ID, r.VersionID, w.ExpectVersion)
-		}
-		k := [2]string{r.Type, r.ID}
-		if seen[k] {
-			return nil, fmt.Errorf("%w: %s/%s appears twice in one group", store.ErrInvalidQuery, r.Type, r.ID)
-		}
-		seen[k] = true
 		if !slices.Contains(types, r.Type) {
 			types = append(types, r.Type)
 		}

@@ -73,7 +73,7 @@ func (s *Store) ApplyAudited(ctx context.Context, writes []store.Write, records 
 	if len(records) == 0 {
 		return fmt.Errorf("%w: ApplyAudited without audit records", store.ErrInvalidQuery)
 	}
-	if err := validateWrites(writes); err != nil {
+	if err := store.CheckWrites(writes); err != nil {
 		return err
 	}
 	// Chained on an empty chain for now, so that CheckAuditBatch can check the rest of the batch before

@@ -329,28 +329,6 @@ func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
 type key struct{ typ, id string }
 
-func validateWrites(writes []store.Write) error {
-	seen := make(map[key]bool, len(writes))
-	for i, w := range writes {
-		r := w.Resource
-		switch {
-		case r.Type == store.AuditEventType:
-			return fmt.Errorf("%w: write %d: AuditEvents are appended with AppendAudit and never changed", store.ErrInvalidQuery, i)
-		case r.Type == "" || r.ID == "":
-			return fmt.Errorf("%w: write %d has no type or id", store.ErrInvalidQuery, i)
-		case w.ExpectVersion < 0 || r.VersionID != w.ExpectVersion+1:
-			return fmt.Errorf("%w: write %d of %s/%s: version %d does not follow expected version %d",
-				store.ErrInvalidQuery, i, r.Type, r.ID, r.VersionID, w.ExpectVersion)
-		case r.Deleted && (len(r.Body) != 0 || len(w.Index) != 0):
-			return fmt.Errorf("%w: write %d of %s/%s: a tombstone has no body and no index", store.ErrInvalidQuery, i, r.Type, r.ID)
-		case seen[key{r.Type, r.ID}]:
-			return fmt.Errorf("%w: %s/%s appears twice in one group", store.ErrInvalidQuery, r.Type, r.ID)
-		}
-		seen[key{r.Type, r.ID}] = true
-	}
-	return nil
-}
-
 // Apply writes every version and its index entries in one transaction, or nothing. ErrVersionConflict if a
 // write's ExpectVersion is not current; ErrInvalidQuery if a write is malformed (version not
 // ExpectVersion+1, a tombstone with a body, the same resource twice); ErrUnavailable if another process
@@ -359,7 +337,7 @@ func (s *Store) Apply(ctx context.Context, writes []store.Write) error {
 	if len(writes) == 0 {
 		return nil
 	}
-	if err := validateWrites(writes); err != nil {
+	if err := store.CheckWrites(writes); err != nil {
 		return err
 	}
 	var err error
