@@ -235,28 +235,36 @@ func (s *Server) practicesOf(req *request, pid string, pt []fhir.IndexEntry) ([]
 			continue
 		}
 		seen[id] = true
-		org, ok, err := s.live(req, "Organization", id)
+		oc, err := s.orgODS(req, id)
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
-			continue
-		}
-		oe, err := s.entriesOf(org.Body, "identifier")
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range oe {
-			if e.Param == "identifier" && e.System == fhir.ODSOrganizationSystem && e.Value != "" {
-				codes = append(codes, e.Value)
-			}
-		}
+		codes = append(codes, oc...)
 	}
 	if req.staged == nil {
 		if req.practices == nil {
 			req.practices = map[string][]string{}
 		}
 		req.practices[pid] = codes
+	}
+	return codes, nil
+}
+
+// orgODS returns the ODS codes of Organization id; none when it does not exist or has none.
+func (s *Server) orgODS(req *request, id string) ([]string, error) {
+	org, ok, err := s.live(req, "Organization", id)
+	if !ok {
+		return nil, err
+	}
+	oe, err := s.entriesOf(org.Body, "identifier")
+	if err != nil {
+		return nil, err
+	}
+	var codes []string
+	for _, e := range oe {
+		if e.Param == "identifier" && e.System == fhir.ODSOrganizationSystem && e.Value != "" {
+			codes = append(codes, e.Value)
+		}
 	}
 	return codes, nil
 }
