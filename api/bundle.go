@@ -292,6 +292,9 @@ func (s *Server) stage(req *request, te *txEntry) error {
 		if err != nil {
 			return err
 		}
+		if err := s.guardCurrent(req, auth.Interaction(te.interaction), cur); err != nil {
+			return err
+		}
 		if te.ifMatch != 0 && cur.VersionID != te.ifMatch {
 			return versionMismatch(te.typ.Name, te.id, te.ifMatch, cur.VersionID)
 		}
@@ -315,6 +318,9 @@ func (s *Server) stage(req *request, te *txEntry) error {
 				return err
 			}
 			cur = r
+			if err := s.guardCurrent(req, auth.Interaction(te.interaction), cur); err != nil {
+				return err
+			}
 			if te.ifMatch != 0 && cur.VersionID != te.ifMatch {
 				return versionMismatch(te.typ.Name, te.id, te.ifMatch, cur.VersionID)
 			}

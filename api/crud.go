@@ -266,6 +266,9 @@ func (s *Server) updateTo(req *request, typ *fhir.TypeInfo, id string, res *fhir
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
+		if err := s.guardCurrent(req, auth.Interaction(req.interaction), cur); err != nil {
+			return err
+		}
 		if want != 0 && cur.VersionID != want {
 			return versionMismatch(typ.Name, id, want, cur.VersionID)
 		}
@@ -303,9 +306,18 @@ func (s *Server) patch(req *request, p pathParams) error {
 	}
 	ctx := c.Request.Context()
 	return retryCAS(p.typ.Name, p.id, want, func() error {
-		cur, err := s.currentOrGone(ctx, p.typ.Name, p.id)
+		cur, err := s.store.Get(ctx, p.typ.Name, p.id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fail(kindNotFound, "%s/%s is not known to this server", p.typ.Name, p.id)
+		}
 		if err != nil {
 			return err
+		}
+		if err := s.guardCurrent(req, auth.Interaction(req.interaction), cur); err != nil {
+			return err
+		}
+		if cur.Deleted {
+			return gone(cur)
 		}
 		if want != 0 && cur.VersionID != want {
 			return versionMismatch(p.typ.Name, p.id, want, cur.VersionID)
@@ -368,6 +380,9 @@ func (s *Server) delete(req *request, p pathParams) error {
 			return fail(kindNotFound, "%s/%s is not known to this server", p.typ.Name, p.id)
 		}
 		if err != nil {
+			return err
+		}
+		if err := s.guardCurrent(req, auth.Interaction(req.interaction), cur); err != nil {
 			return err
 		}
 		if want != 0 && cur.VersionID != want {

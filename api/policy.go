@@ -352,6 +352,23 @@ func (s *Server) checkWrites(req *request, in auth.Interaction, writes []store.W
 	return nil
 }
 
+// guardCurrent runs the write guard on cur, the current version a write would replace, before the caller
+// is told anything about it: whether it matches If-Match, what the online-services rules say of it.
+// Otherwise a caller could learn that another practice's patient (or another patient's appointment)
+// exists, and at which version, from a 412 where a write without If-Match gets 403. commit checks the
+// same version again with the new one; a resource that does not exist yet (VersionID 0) has nothing to
+// guard.
+func (s *Server) guardCurrent(req *request, in auth.Interaction, cur store.Resource) error {
+	if req.internal || cur.VersionID == 0 {
+		return nil
+	}
+	caller := req.caller
+	if caller == nil {
+		return internal(errors.New("write without an authorised caller"))
+	}
+	return s.checkWrite(req, caller, in, cur)
+}
+
 func (s *Server) checkWrite(req *request, caller *auth.Caller, in auth.Interaction, r store.Resource) error {
 	f, err := s.facts(req, caller, r)
 	if err != nil {
