@@ -338,13 +338,13 @@ func (s *Server) checkWrites(req *request, in auth.Interaction, writes []store.W
 				return err
 			}
 			if err == nil {
-				if err := s.checkWrite(req, caller, in, old); err != nil {
+				if err := s.checkWrite(req, caller, in, old, false); err != nil {
 					return err
 				}
 			}
 		}
 		if !r.Deleted {
-			if err := s.checkWrite(req, caller, in, r); err != nil {
+			if err := s.checkWrite(req, caller, in, r, true); err != nil {
 				return err
 			}
 		}
@@ -366,15 +366,25 @@ func (s *Server) guardCurrent(req *request, in auth.Interaction, cur store.Resou
 	if caller == nil {
 		return internal(errors.New("write without an authorised caller"))
 	}
-	return s.checkWrite(req, caller, in, cur)
+	return s.checkWrite(req, caller, in, cur, false)
 }
 
-func (s *Server) checkWrite(req *request, caller *auth.Caller, in auth.Interaction, r store.Resource) error {
+// checkWrite decides on one version a write replaces or stores; stored is set for the version the
+// write would store, which must also place a patient only at the caller's practices (auth.CanRegister).
+func (s *Server) checkWrite(req *request, caller *auth.Caller, in auth.Interaction, r store.Resource, stored bool) error {
 	f, err := s.facts(req, caller, r)
 	if err != nil {
 		return err
 	}
-	if d := auth.CanAccess(caller, in, f); !d.Allow() {
+	d := auth.CanAccess(caller, in, f)
+	if stored {
+		// The placement's own refusal first, so that every move elsewhere is told the same thing,
+		// whether it left one of the caller's practices in place or none.
+		if reg := auth.CanRegister(caller, f); !reg.Allow() {
+			d = reg
+		}
+	}
+	if !d.Allow() {
 		req.decide(d)
 		return fail(kindForbidden, "%s", d.Reason)
 	}
