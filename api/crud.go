@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -435,9 +434,9 @@ func (s *Server) respondDeleted(c *gin.Context, tomb store.Resource, what string
 // conditionalMatches runs the search in a conditional header or URL. Criteria must be present: an empty
 // query would match everything.
 func (s *Server) conditionalMatches(req *request, typ *fhir.TypeInfo, rawQuery, where string) ([]store.Hit, error) {
-	values, err := url.ParseQuery(strings.TrimPrefix(rawQuery, "?"))
-	if err != nil {
-		return nil, fail(kindInvalid, "%s is not a valid query string: %v", where, err)
+	values, aerr := parseQuery(rawQuery, where)
+	if aerr != nil {
+		return nil, aerr
 	}
 	if len(values) == 0 {
 		return nil, fail(kindMissing, "%s has no search criteria", where)
