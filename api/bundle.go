@@ -24,7 +24,7 @@ import (
 // at all; a batch commits each entry as its own group.
 
 // defaultMaxEntries bounds the entries of one bundle when Config.MaxBundleEntries is not set.
-const defaultMaxEntries = 1000
+const defaultMaxEntries = audit.MaxBundleEntries
 
 // current reads the current version of typ/id, preferring a version the request's transaction staged.
 func (s *Server) current(req *request, typ, id string) (store.Resource, error) {
