@@ -74,4 +74,3 @@ func checkSearchBounds(values url.Values) *apiError {
 func orValues(v string) int {
 	return strings.Count(v, ",") - strings.Count(v, `\,`) + 1
 }
-
