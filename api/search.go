@@ -81,7 +81,13 @@ func (s *Server) parseSearch(typ *fhir.TypeInfo, values url.Values, strict bool)
 		vals := values[key]
 		name, modifier, _ := strings.Cut(key, ":")
 		if name == "_include" || name == "_revinclude" {
+			seen := map[string]bool{}
 			for _, v := range vals {
+				// A repeated include adds nothing but its cost.
+				if seen[v] {
+					continue
+				}
+				seen[v] = true
 				spec, err := parseInclude(key, name == "_revinclude", modifier, v)
 				switch err := err.(type) {
 				case nil:
