@@ -97,7 +97,7 @@ func TestOnlineServicesStayWithinTheRegisteredPractice(t *testing.T) {
 				h[k] = v
 			}
 			r := ts.mustStatus(ts.do(tt.method, tt.path, tt.body, h), tt.status)
-			issue := map[string]any{}
+			var issue map[string]any
 			if tt.status == 200 {
 				e := responseEntries(t, r, "batch-response")[0]
 				if !strings.HasPrefix(e["response"].(map[string]any)["status"].(string), "403") {
