@@ -24,7 +24,7 @@ import (
 // at all; a batch commits each entry as its own group.
 
 // defaultMaxEntries bounds the entries of one bundle when Config.MaxBundleEntries is not set.
-const defaultMaxEntries = 1000
+const defaultMaxEntries = audit.MaxBundleEntries
 
 // current reads the current version of typ/id, preferring a version the request's transaction staged.
 func (s *Server) current(req *request, typ, id string) (store.Resource, error) {
@@ -292,6 +292,9 @@ func (s *Server) stage(req *request, te *txEntry) error {
 		if err != nil {
 			return err
 		}
+		if err := s.guardCurrent(req, auth.Interaction(te.interaction), cur); err != nil {
+			return err
+		}
 		if te.ifMatch != 0 && cur.VersionID != te.ifMatch {
 			return versionMismatch(te.typ.Name, te.id, te.ifMatch, cur.VersionID)
 		}
@@ -315,6 +318,9 @@ func (s *Server) stage(req *request, te *txEntry) error {
 				return err
 			}
 			cur = r
+			if err := s.guardCurrent(req, auth.Interaction(te.interaction), cur); err != nil {
+				return err
+			}
 			if te.ifMatch != 0 && cur.VersionID != te.ifMatch {
 				return versionMismatch(te.typ.Name, te.id, te.ifMatch, cur.VersionID)
 			}

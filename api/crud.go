@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -266,6 +265,9 @@ func (s *Server) updateTo(req *request, typ *fhir.TypeInfo, id string, res *fhir
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
+		if err := s.guardCurrent(req, auth.Interaction(req.interaction), cur); err != nil {
+			return err
+		}
 		if want != 0 && cur.VersionID != want {
 			return versionMismatch(typ.Name, id, want, cur.VersionID)
 		}
@@ -303,9 +305,18 @@ func (s *Server) patch(req *request, p pathParams) error {
 	}
 	ctx := c.Request.Context()
 	return retryCAS(p.typ.Name, p.id, want, func() error {
-		cur, err := s.currentOrGone(ctx, p.typ.Name, p.id)
+		cur, err := s.store.Get(ctx, p.typ.Name, p.id)
+		if errors.Is(err, store.ErrNotFound) {
+			return fail(kindNotFound, "%s/%s is not known to this server", p.typ.Name, p.id)
+		}
 		if err != nil {
 			return err
+		}
+		if err := s.guardCurrent(req, auth.Interaction(req.interaction), cur); err != nil {
+			return err
+		}
+		if cur.Deleted {
+			return gone(cur)
 		}
 		if want != 0 && cur.VersionID != want {
 			return versionMismatch(p.typ.Name, p.id, want, cur.VersionID)
@@ -370,6 +381,9 @@ func (s *Server) delete(req *request, p pathParams) error {
 		if err != nil {
 			return err
 		}
+		if err := s.guardCurrent(req, auth.Interaction(req.interaction), cur); err != nil {
+			return err
+		}
 		if want != 0 && cur.VersionID != want {
 			return versionMismatch(p.typ.Name, p.id, want, cur.VersionID)
 		}
@@ -420,9 +434,9 @@ func (s *Server) respondDeleted(c *gin.Context, tomb store.Resource, what string
 // conditionalMatches runs the search in a conditional header or URL. Criteria must be present: an empty
 // query would match everything.
 func (s *Server) conditionalMatches(req *request, typ *fhir.TypeInfo, rawQuery, where string) ([]store.Hit, error) {
-	values, err := url.ParseQuery(strings.TrimPrefix(rawQuery, "?"))
-	if err != nil {
-		return nil, fail(kindInvalid, "%s is not a valid query string: %v", where, err)
+	values, aerr := parseQuery(rawQuery, where)
+	if aerr != nil {
+		return nil, aerr
 	}
 	if len(values) == 0 {
 		return nil, fail(kindMissing, "%s has no search criteria", where)

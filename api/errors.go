@@ -179,6 +179,7 @@ var ruleKinds = map[online.RuleKind]errKind{
 	online.RuleConflict:     kindConflict,
 	online.RuleBadRequest:   kindInvalid,
 	online.RulePrecondition: kindPreconditionRequired,
+	online.RuleForbidden:    kindForbidden,
 }
 
 // fromParseError maps a validation failure from package fhir; an error of another kind is a body

@@ -39,7 +39,10 @@ func (s *Server) history(req *request, p pathParams) error {
 			}
 		}
 	}
-	values := c.Request.URL.Query()
+	values, aerr := parseQuery(c.Request.URL.RawQuery, "the query string")
+	if aerr != nil {
+		return aerr
+	}
 	applied := url.Values{}
 	count := s.cfg.DefaultCount
 	var notes []fhir.Issue

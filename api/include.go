@@ -121,7 +121,7 @@ func (s *Server) include(req *request, spec includeSpec, sources []store.Resourc
 				refs = append(refs, store.Predicate{Param: spec.param.Code, Match: store.MatchExact, Value: r.Type + "/" + r.ID})
 			}
 		}
-		if len(refs) > 0 {
+		for _, refs := range chunks(refs) {
 			queries = append(queries, store.Query{Type: spec.source.Name, Clauses: []store.Clause{refs}})
 		}
 	} else {
@@ -133,7 +133,7 @@ func (s *Server) include(req *request, spec includeSpec, sources []store.Resourc
 				ids = append(ids, store.Predicate{Param: store.ParamID, Match: store.MatchExact, Value: r.ID})
 			}
 		}
-		if len(ids) > 0 {
+		for _, ids := range chunks(ids) {
 			for _, t := range spec.targets() {
 				sub := store.Query{Type: spec.source.Name, Clauses: []store.Clause{ids}}
 				queries = append(queries, store.Query{Type: t, Clauses: []store.Clause{{{
@@ -143,7 +143,10 @@ func (s *Server) include(req *request, spec includeSpec, sources []store.Resourc
 	}
 	var out []store.Resource
 	for _, q := range queries {
-		q.Limit = limit
+		if len(out) >= limit {
+			break
+		}
+		q.Limit = limit - len(out)
 		if err := s.restrict(req, &q); err != nil {
 			return nil, err
 		}
@@ -159,4 +162,22 @@ func (s *Server) include(req *request, spec includeSpec, sources []store.Resourc
 		}
 	}
 	return out, nil
+}
+
+// includeChunk bounds the sources one include query names. A page may hold up to --max-count
+// resources, and a clause of that many terms is more than SQLite takes in one expression; the page's
+// sources are looked up in chunks of the size a search may name itself (maxOrValues), and includes
+// drops what two chunks both find.
+const includeChunk = maxOrValues
+
+func chunks(cl store.Clause) []store.Clause {
+	var out []store.Clause
+	for len(cl) > includeChunk {
+		out = append(out, cl[:includeChunk:includeChunk])
+		cl = cl[includeChunk:]
+	}
+	if len(cl) > 0 {
+		out = append(out, cl)
+	}
+	return out
 }

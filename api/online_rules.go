@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +52,17 @@ func (s *Server) writeRules(req *request, res *fhir.Resource, typ, id string, cu
 		if err != nil {
 			return effects{}, err
 		}
+		if byPatient {
+			act, tree := online.ActBook, res.Tree()
+			if old != nil {
+				act, tree = online.ActCancel, old
+			}
+			if err := s.checkPractice(req, act, online.AppointmentPatients(tree), func() ([]string, error) {
+				return s.appointmentPractices(req, tree, old != nil)
+			}); err != nil {
+				return effects{}, err
+			}
+		}
 		if old == nil {
 			return s.booking(ctx, res, byPatient, now)
 		}
@@ -58,6 +71,17 @@ func (s *Server) writeRules(req *request, res *fhir.Resource, typ, id string, cu
 		old, err := s.previous(ctx, typ, id, cur)
 		if err != nil {
 			return effects{}, err
+		}
+		if byPatient && (old == nil || online.IsRepeatRequest(old)) {
+			tree := res.Tree()
+			if old != nil {
+				tree = old
+			}
+			if err := s.checkPractice(req, online.ActRepeat, []string{online.TaskFor(tree)}, func() ([]string, error) {
+				return s.ownerPractices(req, tree)
+			}); err != nil {
+				return effects{}, err
+			}
 		}
 		if old == nil {
 			if byPatient || online.IsRepeatRequest(res.Tree()) {
@@ -71,6 +95,154 @@ func (s *Server) writeRules(req *request, res *fhir.Resource, typ, id string, cu
 		return s.repeatChange(ctx, old, res, id, byPatient, now)
 	}
 	return effects{}, nil
+}
+
+// checkPractice keeps a patient's (or proxy's) booking, cancellation or repeat request within the
+// practices the patient is registered with (online.CheckPractice). patients are the write's patient
+// references; at finds the practices the write is at. A write whose patient is not one the caller acts
+// for is left to the write guard, which refuses it: this rule must not tell the caller where someone
+// else is registered.
+func (s *Server) checkPractice(req *request, act online.PracticeAction, patients []string, at func() ([]string, error)) error {
+	if len(patients) != 1 {
+		return nil // the booking rules refuse anything but exactly one patient
+	}
+	typ, pid, ok := fhir.LocalRef(patients[0], s.cfg.BaseURL)
+	if !ok || typ != "Patient" || !slices.Contains(req.caller.PatientIDs, pid) {
+		return nil
+	}
+	registered, err := s.practicesOf(req, pid, nil)
+	if err != nil {
+		return err
+	}
+	codes, err := at()
+	if err != nil {
+		return err
+	}
+	if e := online.CheckPractice(act, registered, codes); e != nil {
+		return e
+	}
+	return nil
+}
+
+// appointmentPractices returns the practices an Appointment tree is at: those of its slots' schedules,
+// the book that holds it; only an existing appointment whose slots are gone or that a GP system made
+// without slots falls back on the Locations among its participants.
+//
+// A slot's practice is found through its schedule, the appointment book it belongs to: Slot.schedule,
+// then each Schedule.actor that is a Location (its managingOrganization) or an Organization, then that
+// Organization's ODS code. A Practitioner actor names no practice, since a clinician may work at
+// several; schedules name their practice by its Location, as the seed data and GP Connect do.
+func (s *Server) appointmentPractices(req *request, tree map[string]any, withLocations bool) ([]string, error) {
+	var actors []string
+	for _, id := range online.AppointmentSlots(tree) {
+		slot, ok, err := s.live(req, "Slot", id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		se, err := s.entriesOf(slot.Body, "schedule")
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range se {
+			_, sid, ok := strings.Cut(e.Value, "Schedule/")
+			if !ok {
+				continue
+			}
+			sched, ok, err := s.live(req, "Schedule", sid)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			ae, err := s.entriesOf(sched.Body, "actor")
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range ae {
+				actors = append(actors, a.Value)
+			}
+		}
+	}
+	if withLocations && len(actors) == 0 {
+		for _, v := range fhir.Walk(tree, "participant.actor") {
+			m, _ := v.(map[string]any)
+			ref, _ := m["reference"].(string)
+			if typ, id, ok := fhir.LocalRef(ref, s.cfg.BaseURL); ok && typ == "Location" {
+				actors = append(actors, "Location/"+id)
+			}
+		}
+	}
+	return s.actorPractices(req, actors)
+}
+
+// ownerPractices returns the practices a repeat request is addressed to: its owner's, when that is an
+// Organization. A request with no owner goes to the patient's own practice, which is where it is.
+func (s *Server) ownerPractices(req *request, task map[string]any) ([]string, error) {
+	owner, _ := task["owner"].(map[string]any)
+	ref, _ := owner["reference"].(string)
+	if owner == nil {
+		if _, pid, ok := fhir.LocalRef(online.TaskFor(task), s.cfg.BaseURL); ok {
+			return s.practicesOf(req, pid, nil)
+		}
+		return nil, nil
+	}
+	typ, id, ok := fhir.LocalRef(ref, s.cfg.BaseURL)
+	if !ok || typ != "Organization" {
+		return nil, nil
+	}
+	return s.actorPractices(req, []string{"Organization/" + id})
+}
+
+// actorPractices returns the ODS codes of the practices that actors ("Type/id") name: an Organization
+// its own, a Location its managingOrganization's; other types none.
+func (s *Server) actorPractices(req *request, actors []string) ([]string, error) {
+	var codes []string
+	seen := map[string]bool{}
+	for _, a := range actors {
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		typ, id, _ := strings.Cut(a, "/")
+		var orgs []string
+		switch typ {
+		case "Organization":
+			orgs = []string{id}
+		case "Location":
+			loc, ok, err := s.live(req, "Location", id)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			le, err := s.entriesOf(loc.Body, "organization")
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range le {
+				if oid, ok := strings.CutPrefix(e.Value, "Organization/"); ok {
+					orgs = append(orgs, oid)
+				}
+			}
+		}
+		for _, oid := range orgs {
+			oc, err := s.orgODS(req, oid)
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range oc {
+				if !slices.Contains(codes, c) {
+					codes = append(codes, c)
+				}
+			}
+		}
+	}
+	return codes, nil
 }
 
 // previous returns the body of version cur, or nil when there is none (a create, or over a tombstone).

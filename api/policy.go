@@ -235,28 +235,36 @@ func (s *Server) practicesOf(req *request, pid string, pt []fhir.IndexEntry) ([]
 			continue
 		}
 		seen[id] = true
-		org, ok, err := s.live(req, "Organization", id)
+		oc, err := s.orgODS(req, id)
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
-			continue
-		}
-		oe, err := s.entriesOf(org.Body, "identifier")
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range oe {
-			if e.Param == "identifier" && e.System == fhir.ODSOrganizationSystem && e.Value != "" {
-				codes = append(codes, e.Value)
-			}
-		}
+		codes = append(codes, oc...)
 	}
 	if req.staged == nil {
 		if req.practices == nil {
 			req.practices = map[string][]string{}
 		}
 		req.practices[pid] = codes
+	}
+	return codes, nil
+}
+
+// orgODS returns the ODS codes of Organization id; none when it does not exist or has none.
+func (s *Server) orgODS(req *request, id string) ([]string, error) {
+	org, ok, err := s.live(req, "Organization", id)
+	if !ok {
+		return nil, err
+	}
+	oe, err := s.entriesOf(org.Body, "identifier")
+	if err != nil {
+		return nil, err
+	}
+	var codes []string
+	for _, e := range oe {
+		if e.Param == "identifier" && e.System == fhir.ODSOrganizationSystem && e.Value != "" {
+			codes = append(codes, e.Value)
+		}
 	}
 	return codes, nil
 }
@@ -330,13 +338,13 @@ func (s *Server) checkWrites(req *request, in auth.Interaction, writes []store.W
 				return err
 			}
 			if err == nil {
-				if err := s.checkWrite(req, caller, in, old); err != nil {
+				if err := s.checkWrite(req, caller, in, old, false); err != nil {
 					return err
 				}
 			}
 		}
 		if !r.Deleted {
-			if err := s.checkWrite(req, caller, in, r); err != nil {
+			if err := s.checkWrite(req, caller, in, r, true); err != nil {
 				return err
 			}
 		}
@@ -344,12 +352,39 @@ func (s *Server) checkWrites(req *request, in auth.Interaction, writes []store.W
 	return nil
 }
 
-func (s *Server) checkWrite(req *request, caller *auth.Caller, in auth.Interaction, r store.Resource) error {
+// guardCurrent runs the write guard on cur, the current version a write would replace, before the caller
+// is told anything about it: whether it matches If-Match, what the online-services rules say of it.
+// Otherwise a caller could learn that another practice's patient (or another patient's appointment)
+// exists, and at which version, from a 412 where a write without If-Match gets 403. commit checks the
+// same version again with the new one; a resource that does not exist yet (VersionID 0) has nothing to
+// guard.
+func (s *Server) guardCurrent(req *request, in auth.Interaction, cur store.Resource) error {
+	if req.internal || cur.VersionID == 0 {
+		return nil
+	}
+	caller := req.caller
+	if caller == nil {
+		return internal(errors.New("write without an authorised caller"))
+	}
+	return s.checkWrite(req, caller, in, cur, false)
+}
+
+// checkWrite decides on one version a write replaces or stores; stored is set for the version the
+// write would store, which must also place a patient only at the caller's practices (auth.CanRegister).
+func (s *Server) checkWrite(req *request, caller *auth.Caller, in auth.Interaction, r store.Resource, stored bool) error {
 	f, err := s.facts(req, caller, r)
 	if err != nil {
 		return err
 	}
-	if d := auth.CanAccess(caller, in, f); !d.Allow() {
+	d := auth.CanAccess(caller, in, f)
+	if stored {
+		// The placement's own refusal first, so that every move elsewhere is told the same thing,
+		// whether it left one of the caller's practices in place or none.
+		if reg := auth.CanRegister(caller, f); !reg.Allow() {
+			d = reg
+		}
+	}
+	if !d.Allow() {
 		req.decide(d)
 		return fail(kindForbidden, "%s", d.Reason)
 	}

@@ -75,7 +75,8 @@ func init() {
 // validID is the FHIR id rule [A-Za-z0-9\-.]{1,64}, also applied to ids that clients choose on
 // update-as-create. It is a loop rather than a regexp because it runs on every instance request.
 func validID(id string) bool {
-	return len(id) >= 1 && len(id) <= 64 && onlyBytes(id, "-.")
+	// An id of dots alone (".", "..") is a path segment to URL resolvers and proxies, not a name.
+	return len(id) >= 1 && len(id) <= 64 && onlyBytes(id, "-.") && strings.Trim(id, ".") != ""
 }
 
 // onlyBytes reports whether s holds only ASCII letters, digits and the bytes in extra.

@@ -54,6 +54,9 @@ func (u *unsupported) Error() string { return u.key + ": " + u.why }
 // (Prefer: handling=strict, and always for conditional interactions, where ignoring a criterion could
 // update or delete the wrong resource).
 func (s *Server) parseSearch(typ *fhir.TypeInfo, values url.Values, strict bool) (*searchQuery, *apiError) {
+	if aerr := checkSearchBounds(values); aerr != nil {
+		return nil, aerr
+	}
 	q := &searchQuery{
 		store:   store.Query{Type: typ.Name},
 		count:   s.cfg.DefaultCount,
@@ -78,7 +81,13 @@ func (s *Server) parseSearch(typ *fhir.TypeInfo, values url.Values, strict bool)
 		vals := values[key]
 		name, modifier, _ := strings.Cut(key, ":")
 		if name == "_include" || name == "_revinclude" {
+			seen := map[string]bool{}
 			for _, v := range vals {
+				// A repeated include adds nothing but its cost.
+				if seen[v] {
+					continue
+				}
+				seen[v] = true
 				spec, err := parseInclude(key, name == "_revinclude", modifier, v)
 				switch err := err.(type) {
 				case nil:
@@ -581,7 +590,10 @@ func (e errUnknownPrefix) Error() string {
 
 // searchValues collects the parameters of a search from the URL and, for POST _search, the form body.
 func (s *Server) searchValues(c *gin.Context) (url.Values, *apiError) {
-	values := c.Request.URL.Query()
+	values, aerr := parseQuery(c.Request.URL.RawQuery, "the query string")
+	if aerr != nil {
+		return nil, aerr
+	}
 	if c.Request.Method == http.MethodPost {
 		if err := checkBodyType(c, "application/x-www-form-urlencoded"); err != nil {
 			return nil, err
@@ -589,6 +601,13 @@ func (s *Server) searchValues(c *gin.Context) (url.Values, *apiError) {
 		body, err := s.readFormBody(c)
 		if err != nil {
 			return nil, err
+		}
+		n := 0
+		for _, v := range body {
+			n += len(v)
+		}
+		if n > maxQueryParams {
+			return nil, fail(kindTooCostly, "the _search body has %d parameters; this server takes at most %d", n, maxQueryParams)
 		}
 		for k, v := range body {
 			values[k] = append(values[k], v...)

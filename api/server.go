@@ -51,7 +51,7 @@ type Config struct {
 	// accessed their record) show; a client without an entry is shown by its id.
 	ClientNames map[string]string
 	// MaxBundleEntries caps the entries of one batch or transaction Bundle; larger ones get 413.
-	// Default 1000.
+	// Default and most audit.MaxBundleEntries (1000).
 	MaxBundleEntries int
 	// AuditRetention, when positive, removes audit records recorded longer ago than this, at start and
 	// then hourly (see retention.go). Zero keeps every record.
@@ -93,6 +93,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: no token verifier; the API never runs without authorisation")
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.MaxBundleEntries > audit.MaxBundleEntries {
+		// A larger transaction could not store its audit records with its writes in one batch.
+		return nil, fmt.Errorf("api: at most %d bundle entries, since a transaction's audit records are stored in one batch", audit.MaxBundleEntries)
+	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 10 << 20
 	}

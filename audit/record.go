@@ -7,9 +7,14 @@ import (
 	"github.com/gpfhir/gpfhir/store"
 )
 
-// MaxBatch is the largest number of records one AppendAudit or ApplyAudited takes. A batch is one atomic write, and
-// on MongoDB without transactions one document, which must stay well inside 16 MB.
-const MaxBatch = 1000
+// MaxBundleEntries is the most entries a transaction may have: its writes are stored atomically with
+// one record for the bundle and one for each entry, all in one ApplyAudited.
+const MaxBundleEntries = 1000
+
+// MaxBatch is the largest number of records one AppendAudit or ApplyAudited takes: a transaction at
+// MaxBundleEntries, with its own record. A batch is one atomic write, and on MongoDB without
+// transactions one document, which must stay well inside 16 MB (a record is a few kB).
+const MaxBatch = MaxBundleEntries + 1
 
 // Record is one link of the audit chain: an AuditEvent and its place in the chain.
 type Record struct {

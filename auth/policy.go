@@ -309,3 +309,24 @@ func containsAny(list, vals []string) bool {
 	}
 	return false
 }
+
+// CanRegister decides whether a GP system may store a Patient version registered where f says (f.Type
+// Patient, f.PracticeODS the practices its managingOrganization and generalPractitioner name). Every
+// practice that places the patient must be one of the caller's: a version that is registered partly
+// elsewhere hands the patient to another practice's view, whichever field does it. Reading stays allowed
+// when any one practice is the caller's (CanAccess); a registration move between practices is not made
+// through this API by either practice's system. Other callers and types are not concerned.
+func CanRegister(c *Caller, f Facts) Decision {
+	if c.Kind != KindSystem || f.Type != "Patient" {
+		return allow
+	}
+	for _, code := range f.PracticeODS {
+		if !contains(c.ODS, code) {
+			return Decision{Outcome: DenyCompartment,
+				Reason: "this Patient version would register the patient at practice " + code + ", which client " + c.ClientID +
+					" does not serve (" + strings.Join(c.ODS, ", ") + "); managingOrganization and generalPractitioner may name " +
+					"only the client's own practices, and a registration moves between practices outside this API"}
+		}
+	}
+	return allow
+}

@@ -41,7 +41,15 @@ type Config struct {
 	// unknown key id, so that tokens with made-up kids cannot make the server hammer an issuer.
 	// Default 10 s.
 	KeyRefetchInterval time.Duration
+	// MaxTokenLifetime is the longest a token accepted here may live, from its iat (or from now, when
+	// it has none) to its exp. Default DefaultMaxTokenLifetime.
+	MaxTokenLifetime time.Duration
 }
+
+// DefaultMaxTokenLifetime bounds the tokens the server accepts: NHS login's access tokens live 5 minutes
+// and the dev provider's an hour, so a token that claims to live longer than a day was minted wrongly or
+// to outlast its withdrawal, and is refused.
+const DefaultMaxTokenLifetime = 24 * time.Hour
 
 // TokenError is a missing or unusable token: the API answers 401 with error="invalid_token".
 type TokenError struct{ Description string }
@@ -82,6 +90,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.MaxTokenLifetime <= 0 {
+		cfg.MaxTokenLifetime = DefaultMaxTokenLifetime
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -170,6 +181,18 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
 		if time.Unix(int64(nbf), 0).After(v.cfg.Now().Add(ClockSkew)) {
 			return nil, &TokenError{Description: "the token is not valid yet (nbf is in the future)"}
 		}
+	}
+	now := v.cfg.Now()
+	from, fromName := now, "now"
+	if !idt.IssuedAt.IsZero() {
+		if idt.IssuedAt.After(now.Add(ClockSkew)) {
+			return nil, &TokenError{Description: "the token was issued in the future (iat is ahead of this server's clock)"}
+		}
+		from, fromName = idt.IssuedAt, "iat"
+	}
+	if idt.Expiry.Sub(from) > v.cfg.MaxTokenLifetime {
+		return nil, &TokenError{Description: fmt.Sprintf("the token lives too long (exp is %s after %s); this server accepts tokens that live at most %s",
+			idt.Expiry.Sub(from).Round(time.Second), fromName, v.cfg.MaxTokenLifetime)}
 	}
 	return NewCaller(claims, v.cfg.ClientODS)
 }

@@ -13,6 +13,9 @@ const (
 	RuleBadRequest
 	// RulePrecondition: a required precondition header is missing (428).
 	RulePrecondition
+	// RuleForbidden: the patient may not do this where they ask to (403): at a practice they are not
+	// registered with.
+	RuleForbidden
 )
 
 // RuleError is a broken business rule, with a message for the person using the app.

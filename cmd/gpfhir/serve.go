@@ -86,8 +86,8 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 	if cfg.maxBody <= 0 {
 		errs.addf("--max-body must be positive")
 	}
-	if cfg.maxEntries <= 0 {
-		errs.addf("--max-bundle-entries must be positive")
+	if cfg.maxEntries <= 0 || cfg.maxEntries > audit.MaxBundleEntries {
+		errs.addf("--max-bundle-entries must be from 1 to %d", audit.MaxBundleEntries)
 	}
 	if cfg.maxCount <= 0 {
 		errs.addf("--max-count must be positive")
