@@ -356,6 +356,22 @@ func (s *suite) bookingChecks(me map[string]*meInfo) {
 		if err != nil {
 			c.Skipf("%v", err)
 		}
+		// The appointment book belongs to the patient's own practice: a server may refuse (gpfhir does)
+		// a patient's booking at a practice they are not registered with. The book is kept at a
+		// Location the practice manages.
+		if s.canCreate("Location") {
+			pt, _ := s.current(c, "Patient", pat)
+			if org, ok := pt["managingOrganization"].(map[string]any); ok {
+				loc, err := s.body("Location", v)
+				if err != nil {
+					c.Skipf("%v", err)
+				}
+				loc["managingOrganization"] = org
+				e := c.send(http.MethodPost, "Location", loc)
+				c.wantStatus(e, http.StatusCreated)
+				sched["actor"] = []any{reference("Location/" + s.createdFrom("Location", e))}
+			}
+		}
 		sched["extension"] = bookable(published)
 		sched["planningHorizon"] = map[string]any{"start": slotStart.Add(-96 * time.Hour).Format(time.RFC3339), "end": slotStart.Add(30 * 24 * time.Hour).Format(time.RFC3339)}
 		e := c.send(http.MethodPost, "Schedule", sched)
