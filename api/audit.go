@@ -284,6 +284,7 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 		ClientAddress: clientAddress(req),
 		Site:          s.cfg.BaseURL,
 		Instance:      s.cfg.InstanceID,
+		Withheld:      req.withheld,
 	}
 	if req.decision != nil {
 		in.Decision = string(req.decision.Outcome)
@@ -341,9 +342,7 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 		}
 		in.HasQuery = interaction == "search-type"
 	}
-	body := audit.Event(in)
-	index := audit.EventIndex(in, s.cfg.BaseURL)
-	return audit.Record{ID: in.ID, Recorded: now, Body: body, Index: index}, nil
+	return audit.NewRecord(in, s.cfg.BaseURL), nil
 }
 
 // patientsOf names the patients whose record r is part of, as the policy reads them (auth.FactsOf): a
