@@ -25,7 +25,9 @@ func TestClassifyCountsPatientAndProxyActionsOnce(t *testing.T) {
 		in   audit.Summary
 		want Effect
 	}{
-		{"a booking", with(patient, func(s *audit.Summary) { s.Interaction, s.Status, s.Entities = "create", 201, []audit.Entity{ent("Appointment")} }),
+		{"a booking", with(patient, func(s *audit.Summary) {
+			s.Interaction, s.Status, s.Entities = "create", 201, []audit.Entity{ent("Appointment")}
+		}),
 			Effect{Use: Appointments, Patient: "p1"}},
 		{"a cancellation (the only change patients may make)", with(patient, func(s *audit.Summary) {
 			s.Interaction, s.Status, s.Entities = "update", 200, []audit.Entity{ent("Appointment")}
@@ -36,7 +38,9 @@ func TestClassifyCountsPatientAndProxyActionsOnce(t *testing.T) {
 		{"a conditional create that found the booking already there", with(patient, func(s *audit.Summary) {
 			s.Interaction, s.Status, s.Entities = "create", 200, []audit.Entity{ent("Appointment")}
 		}), Effect{Patient: "p1"}},
-		{"a repeat request", with(patient, func(s *audit.Summary) { s.Interaction, s.Status, s.Entities = "create", 201, []audit.Entity{ent("Task")} }),
+		{"a repeat request", with(patient, func(s *audit.Summary) {
+			s.Interaction, s.Status, s.Entities = "create", 201, []audit.Entity{ent("Task")}
+		}),
 			Effect{Use: Prescriptions, Patient: "p1"}},
 		{"a search that showed immunisations", with(patient, func(s *audit.Summary) {
 			s.Interaction, s.Status, s.Entities = "search-type", 200, []audit.Entity{ent("Immunization"), ent("Immunization")}
