@@ -1,0 +1,320 @@
+package tally
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/gpfhir/gpfhir/audit"
+	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/online"
+	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/uptake"
+)
+
+// Bounds of one projector step: the records read, and the practice-months changed, which each add two
+// documents to the step's atomic group.
+const (
+	stepRecords = 1000
+	stepDocs    = 100
+)
+
+// month is the pending change of one practice-month's documents in a step.
+type month struct {
+	counts       countsDoc
+	users        usersDoc
+	countsV      int64
+	usersV       int64
+	usersChanged bool
+}
+
+// Step counts the next records of the audit chain after the checkpoint, and moves the checkpoint past
+// them in the same atomic group as the counts. It returns how many records it counted; 0 with a nil error
+// when there were none, or when another process counted them first.
+func (t *Tally) Step(ctx context.Context) (int, error) {
+	t.stepMu.Lock()
+	defer t.stepMu.Unlock()
+	n, err := t.step(ctx)
+	if errors.Is(err, store.ErrVersionConflict) {
+		return 0, nil
+	}
+	return n, err
+}
+
+func (t *Tally) step(ctx context.Context) (int, error) {
+	var cp checkpoint
+	cpV, err := get(ctx, t.st, TypeCheckpoint, checkpointID, &cp)
+	if err != nil {
+		return 0, err
+	}
+	recs, err := t.st.AuditRange(ctx, cp.Seq, stepRecords)
+	if err != nil {
+		return 0, err
+	}
+	now := t.now()
+	if len(recs) == 0 {
+		// Retention may have pruned records before they were counted; nothing is left to count up to
+		// the head.
+		head, _, err := t.st.AuditHead(ctx)
+		if err != nil || head <= cp.Seq {
+			return 0, err
+		}
+		t.log.Warn("uptake: audit records were pruned before they were counted", "from_seq", cp.Seq+1, "to_seq", head)
+		return 0, t.commitStep(ctx, cp, cpV, head, nil, now)
+	}
+	if recs[0].Seq != cp.Seq+1 {
+		t.log.Warn("uptake: audit records were pruned before they were counted", "from_seq", cp.Seq+1, "to_seq", recs[0].Seq-1)
+	}
+	res := &resolver{t: t, patients: map[string][]store.Resource{}, byNHS: map[string]string{}, orgs: map[string]string{}}
+	changed := map[string]*month{}
+	var order []string
+	last := cp.Seq
+	counted := 0
+	for _, rec := range recs {
+		if rec.Body == nil {
+			last = rec.Seq // a missing copy: audit verify reports it; nothing here to count
+			continue
+		}
+		s, err := audit.Summarize(rec.Body)
+		if err != nil {
+			t.log.Warn("uptake: an audit record could not be read", "seq", rec.Seq, "error", err)
+			last = rec.Seq
+			continue
+		}
+		if changesCensus(s) {
+			t.dirty.Store(true)
+		}
+		e := uptake.Classify(s)
+		if !e.Counts() {
+			last = rec.Seq
+			continue
+		}
+		code, err := res.practice(ctx, e, s.Recorded)
+		if err != nil {
+			return 0, err
+		}
+		id := docID(e.Period, code)
+		m := changed[id]
+		if m == nil {
+			if len(changed) >= stepDocs {
+				break // the rest waits for the next step
+			}
+			if m, err = t.loadMonth(ctx, e.Period, code); err != nil {
+				return 0, err
+			}
+			changed[id] = m
+			order = append(order, id)
+		}
+		m.add(e)
+		last = rec.Seq
+		counted++
+	}
+	months := make([]*month, 0, len(order))
+	for _, id := range order {
+		months = append(months, changed[id])
+	}
+	return counted, t.commitStep(ctx, cp, cpV, last, months, now)
+}
+
+// commitStep writes the changed months and the checkpoint at last in one atomic group.
+func (t *Tally) commitStep(ctx context.Context, cp checkpoint, cpV, last int64, months []*month, now time.Time) error {
+	cp.ResourceType, cp.ID, cp.Seq = TypeCheckpoint, checkpointID, last
+	w, err := write(TypeCheckpoint, checkpointID, cpV, cp, nil, now)
+	if err != nil {
+		return err
+	}
+	writes := []store.Write{w}
+	for _, m := range months {
+		m.counts.Users, m.counts.ProxyUsers = len(m.users.Users), len(m.users.Proxies)
+		w, err := write(TypeCounts, m.counts.ID, m.countsV, m.counts, indexOf(m.counts.Period, m.counts.Practice), now)
+		if err != nil {
+			return err
+		}
+		writes = append(writes, w)
+		if m.usersChanged {
+			w, err := write(TypeUsers, m.users.ID, m.usersV, m.users, nil, now)
+			if err != nil {
+				return err
+			}
+			writes = append(writes, w)
+		}
+	}
+	return t.st.Apply(ctx, writes)
+}
+
+func (t *Tally) loadMonth(ctx context.Context, p uptake.Period, code string) (*month, error) {
+	id := docID(p, code)
+	m := &month{}
+	var err error
+	if m.countsV, err = get(ctx, t.st, TypeCounts, id, &m.counts); err != nil {
+		return nil, err
+	}
+	if m.usersV, err = get(ctx, t.st, TypeUsers, id, &m.users); err != nil {
+		return nil, err
+	}
+	m.counts.ResourceType, m.counts.ID, m.counts.Period, m.counts.Practice = TypeCounts, id, p.String(), code
+	m.users.ResourceType, m.users.ID = TypeUsers, id
+	return m, nil
+}
+
+// add counts one effect, and its patient and proxy once each in the month.
+func (m *month) add(e uptake.Effect) {
+	m.counts.Add(e)
+	if e.Use != uptake.NoService {
+		who := e.Patient
+		if who == "" && e.PatientNHS != "" {
+			who = "nhs:" + pseudonym(e.PatientNHS)
+		}
+		if who != "" {
+			m.users.Users, m.usersChanged = insert(m.users.Users, who, m.usersChanged)
+		}
+	}
+	if e.Proxy != "" {
+		m.users.Proxies, m.usersChanged = insert(m.users.Proxies, pseudonym(e.Proxy), m.usersChanged)
+	}
+}
+
+// insert adds s to a sorted set.
+func insert(set []string, s string, changed bool) ([]string, bool) {
+	i, found := slices.BinarySearch(set, s)
+	if found {
+		return set, changed
+	}
+	return slices.Insert(set, i, s), true
+}
+
+// censusTypes are the resources a census counts; a successful write of one calls for a new census.
+// Appointments are among them because booking one makes its slot busy.
+var censusTypes = map[string]bool{"Patient": true, "Organization": true, "Location": true, "Schedule": true,
+	"Slot": true, "Appointment": true}
+
+func changesCensus(s audit.Summary) bool {
+	if s.Status >= 400 {
+		return false
+	}
+	switch s.Interaction {
+	case "create", "update", "patch", "delete", "transaction", "batch":
+	default:
+		return false
+	}
+	for _, e := range s.Entities {
+		if censusTypes[e.Type] {
+			return true
+		}
+	}
+	return false
+}
+
+// resolver finds the practice an effect belongs to, remembering what it read for one step only (so it
+// holds nothing another process could have changed for longer than a step takes).
+type resolver struct {
+	t        *Tally
+	patients map[string][]store.Resource // a Patient's versions, newest first
+	byNHS    map[string]string           // NHS number -> practice
+	orgs     map[string]string           // Organization id -> ODS code
+}
+
+// practice is the ODS code of the practice where the effect's patient was registered at the time, or
+// Unattributed.
+func (r *resolver) practice(ctx context.Context, e uptake.Effect, at time.Time) (string, error) {
+	switch {
+	case e.Patient != "":
+		versions, ok := r.patients[e.Patient]
+		if !ok {
+			var err error
+			versions, err = r.t.st.History(ctx, store.HistoryQuery{Type: "Patient", ID: e.Patient, Limit: 50})
+			if err != nil {
+				return "", err
+			}
+			r.patients[e.Patient] = versions
+		}
+		return r.registration(ctx, asAt(versions, at))
+	case e.PatientNHS != "":
+		if code, ok := r.byNHS[e.PatientNHS]; ok {
+			return code, nil
+		}
+		hits, err := r.t.st.Search(ctx, store.Query{Type: "Patient", Limit: 1,
+			Clauses: []store.Clause{{{Param: "identifier", Match: store.MatchToken, System: fhir.NHSNumberSystem, Value: e.PatientNHS}}}})
+		if err != nil {
+			return "", err
+		}
+		code := Unattributed
+		if len(hits) > 0 {
+			if code, err = r.registration(ctx, hits[0].Resource.Body); err != nil {
+				return "", err
+			}
+		}
+		r.byNHS[e.PatientNHS] = code
+		return code, nil
+	}
+	return Unattributed, nil
+}
+
+// asAt is the body of the version that was current at the time (versions newest first). A request older
+// than the record itself (history loaded after the fact, as the --dev seed does) takes the oldest version.
+func asAt(versions []store.Resource, at time.Time) []byte {
+	var body []byte
+	for _, v := range versions {
+		if !v.Deleted {
+			body = v.Body
+		}
+		if !v.LastUpdated.After(at) && body != nil {
+			return body
+		}
+	}
+	return body
+}
+
+// registration is the ODS code of the practice a Patient body is registered at, or Unattributed.
+func (r *resolver) registration(ctx context.Context, body []byte) (string, error) {
+	if body == nil {
+		return Unattributed, nil
+	}
+	entries, err := fhir.ExtractBodyParams(body, r.t.base, uptake.RegistrationParams...)
+	if err != nil {
+		return "", err
+	}
+	org := uptake.Registered(entries)
+	if org == "" {
+		return Unattributed, nil
+	}
+	if code, ok := r.orgs[org]; ok {
+		return code, nil
+	}
+	code, err := r.t.practiceCode(ctx, org)
+	if err != nil {
+		return "", err
+	}
+	r.orgs[org] = code
+	return code, nil
+}
+
+// practiceCode is the ODS code of an Organization, or Unattributed when it has none or is gone.
+func (t *Tally) practiceCode(ctx context.Context, orgID string) (string, error) {
+	o, err := t.st.Get(ctx, "Organization", orgID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && o.Deleted {
+		return Unattributed, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	entries, err := fhir.ExtractBodyParams(o.Body, t.base, "identifier")
+	if err != nil {
+		return "", err
+	}
+	if code := uptake.PracticeCode(entries); code != "" {
+		return code, nil
+	}
+	return Unattributed, nil
+}
+
+// practiceAccess reads the access levels a practice set on a Patient body.
+func practiceAccess(body []byte) (online.Access, error) {
+	var tree map[string]any
+	if err := json.Unmarshal(body, &tree); err != nil {
+		return online.Access{}, err
+	}
+	return online.PracticeAccess(tree), nil
+}
