@@ -60,6 +60,9 @@ func (s *Server) served(req *request, r store.Resource) store.Resource {
 // done); requests that arrive later get 503. The store is not closed.
 func (s *Server) Close() error {
 	s.stopRetention()
+	if s.tally != nil {
+		s.tally.Stop()
+	}
 	if s.audit != nil {
 		s.audit.Close()
 	}
@@ -109,11 +112,11 @@ func (w *bufferedWriter) release() {
 	}
 }
 
-// auditMiddleware records every FHIR interaction and holds its response until the record is durable.
-// Routes of their own (health, metrics, SMART configuration, the dev identity provider) are not FHIR
-// interactions and pass straight through.
+// auditMiddleware records every FHIR interaction, and every view of the uptake dashboard, and holds its
+// response until the record is durable. Other routes of their own (health, metrics, SMART configuration,
+// the dev identity provider, signing in to the dashboard) are not interactions and pass straight through.
 func (s *Server) auditMiddleware(c *gin.Context) {
-	if s.audit == nil || c.FullPath() != "" {
+	if _, view := dashboardOps[c.FullPath()]; s.audit == nil || c.FullPath() != "" && !view {
 		c.Next()
 		return
 	}
@@ -341,6 +344,11 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 			in.Query += hr.PostForm.Encode()
 		}
 		in.HasQuery = interaction == "search-type"
+	case "operation":
+		if req.dashboard {
+			// Which month and practice a commissioner looked at: aggregate figures, no patient data.
+			in.Query, in.HasQuery = req.c.Request.URL.RawQuery, true
+		}
 	}
 	return audit.NewRecord(in, s.cfg.BaseURL), nil
 }

@@ -6,3 +6,12 @@ import "time"
 func RetentionEvery(d time.Duration) func(*Config) {
 	return func(c *Config) { c.retentionEvery = d }
 }
+
+// UptakeEvery makes the uptake tally's background loop look for new audit records every d, and a
+// dashboard answer take a new census whenever changes call for one.
+func UptakeEvery(d time.Duration) func(*Config) {
+	return func(c *Config) {
+		c.uptakeLoop.Every = d
+		c.censusFresher = time.Nanosecond
+	}
+}

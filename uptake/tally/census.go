@@ -233,3 +233,21 @@ func orgName(body []byte, code string) string {
 	}
 	return o.Name
 }
+
+// EnsureCensus takes period's census when it has none, so that a month is never shown without one; and,
+// when fresher is zero or more, also when period is the current month, changes have been seen since the
+// last census of it, and that census is older than fresher. The background loop keeps the current
+// month's census fresh on its own; fresher is for callers that must see a change at once.
+func (t *Tally) EnsureCensus(ctx context.Context, period uptake.Period, fresher time.Duration) error {
+	has, err := t.HasCensus(ctx, period)
+	if err != nil {
+		return err
+	}
+	now := t.now()
+	stale := fresher >= 0 && period == uptake.PeriodOf(now) && t.dirty.Load() &&
+		now.Sub(time.UnixMilli(t.lastCensus.Load())) >= fresher
+	if has && !stale {
+		return nil
+	}
+	return t.TakeCensus(ctx, period)
+}

@@ -62,6 +62,8 @@ func (t *Tally) Start(l Loop) {
 	if l.CensusEvery <= 0 {
 		l.CensusEvery = 5 * time.Minute
 	}
+	// Changes made before this process started may not be in the current month's census yet.
+	t.dirty.Store(true)
 	t.stop, t.done = make(chan struct{}), make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
