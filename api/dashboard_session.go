@@ -151,7 +151,9 @@ func (s *Server) dashboardClientID() string {
 	return "gpfhir-dashboard"
 }
 
-func (s *Server) callbackURL() string { return strings.TrimRight(s.cfg.BaseURL, "/") + "/dashboard/callback" }
+func (s *Server) callbackURL() string {
+	return strings.TrimRight(s.cfg.BaseURL, "/") + "/dashboard/callback"
+}
 
 // safeNext is where to go after signing in: a dashboard page of this server, never another site.
 func (s *Server) safeNext(next string) string {
