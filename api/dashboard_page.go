@@ -118,7 +118,7 @@ type row struct {
 	Name, Code, Href string
 	Cells            []string
 	Status           string
-	Below            bool
+	Below, Unknown   bool
 }
 
 type bandRow struct {
@@ -431,7 +431,7 @@ func (s *Server) practicesTable(d *dashboardData, sortKey, dir string) table {
 		gap := "–"
 		switch {
 		case f.Gap == nil:
-			r.Status = "No list size"
+			r.Status, r.Unknown = "No list size", true
 		case f.MeetsTarget:
 			r.Status = "Meets target"
 			gap = points(*f.Gap) + " points above"
