@@ -10,8 +10,12 @@ import (
 	"github.com/gpfhir/gpfhir/uptake"
 )
 
-// censusPage is how many resources a census reads per query.
-const censusPage = 1000
+// censusPage is how many resources a census reads per query; censusWrites how many documents it writes
+// per atomic group.
+const (
+	censusPage   = 1000
+	censusWrites = 500
+)
 
 // TakeCensus counts, for every practice (every Organization with an ODS code), its registered patients
 // and what their access levels enable, as the stored Patients say now, and the slots of period in its
@@ -51,7 +55,7 @@ func (t *Tally) TakeCensus(ctx context.Context, period uptake.Period) error {
 			return err
 		}
 		writes = append(writes, w)
-		if len(writes) == stepDocs {
+		if len(writes) == censusWrites {
 			if err := t.applyCensus(ctx, writes); err != nil {
 				return err
 			}

@@ -17,7 +17,7 @@
 //     the month is current when the projector has seen changes to those resources; a past month keeps the
 //     last census taken in it.
 //
-// The documents are internal resources of types that are no FHIR type (TypeCounts, TypeUsers,
+// The documents are internal resources of types that are no FHIR type (TypeCounts, TypeUser,
 // TypeCensus, TypeCheckpoint): the API serves none of them, and the access policy leaves them out of
 // history listings. Index computes their index entries, for tools that copy a store.
 package tally

@@ -16,7 +16,7 @@ import (
 const (
 	TypeCheckpoint = "gpfhir-uptake-checkpoint"
 	TypeCounts     = "gpfhir-uptake-counts"
-	TypeUsers      = "gpfhir-uptake-users"
+	TypeUser       = "gpfhir-uptake-user"
 	TypeCensus     = "gpfhir-uptake-census"
 )
 
@@ -46,13 +46,17 @@ type countsDoc struct {
 	uptake.Counts
 }
 
-// usersDoc holds who was counted as a user in one practice and month, so that each is counted once:
-// Patient ids, and proxies as pseudonyms (pseudonym), never NHS numbers.
-type usersDoc struct {
-	ResourceType string   `json:"resourceType"`
-	ID           string   `json:"id"`
-	Users        []string `json:"users,omitempty"`
-	Proxies      []string `json:"proxies,omitempty"`
+// marker says that one person was counted as a user (or a proxy user) of one practice in one month, so
+// that each is counted once. It is written once, with compare-and-swap on its absence, and never
+// changed: a set kept in one document would be rewritten, and versioned, on every step that adds to it.
+type marker struct {
+	ResourceType string `json:"resourceType"`
+	ID           string `json:"id"`
+}
+
+// markerID names the marker of a user (a Patient id) or a proxy (pseudonym) of a practice-month.
+func markerID(p uptake.Period, practice, kind, who string) string {
+	return docID(p, practice) + "." + kind + "." + who
 }
 
 // censusDoc is one practice's census for one month.
@@ -64,7 +68,7 @@ type censusDoc struct {
 	uptake.Census
 }
 
-// pseudonym stands for an NHS number in the users documents: it tells one person from another without
+// pseudonym stands for an NHS number in a marker's id: it tells one person from another without
 // writing the number down. It is a plain hash, so it hides the number from a casual reader only.
 func pseudonym(nhs string) string {
 	sum := sha256.Sum256([]byte("gpfhir uptake person\x00" + nhs))
@@ -89,7 +93,7 @@ func Index(typ string, body []byte) (entries []store.IndexEntry, ok bool) {
 			return nil, true
 		}
 		return indexOf(d.Period, d.Practice), true
-	case TypeUsers, TypeCheckpoint:
+	case TypeUser, TypeCheckpoint:
 		return nil, true
 	}
 	return nil, false

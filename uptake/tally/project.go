@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/gpfhir/gpfhir/audit"
@@ -14,20 +13,27 @@ import (
 	"github.com/gpfhir/gpfhir/uptake"
 )
 
-// Bounds of one projector step: the records read, and the practice-months changed, which each add two
-// documents to the step's atomic group.
+// Bounds of one projector step: the records read, and the documents written in its atomic group (the
+// changed counts and the new markers). A group stays far below MongoDB's 16 MB, which a journal
+// document holding the old versions must fit in.
 const (
-	stepRecords = 1000
-	stepDocs    = 100
+	stepRecords = 2000
+	stepWrites  = 2000
 )
 
-// month is the pending change of one practice-month's documents in a step.
+// month is the pending change of one practice-month's counts in a step.
 type month struct {
-	counts       countsDoc
-	users        usersDoc
-	countsV      int64
-	usersV       int64
-	usersChanged bool
+	counts  countsDoc
+	countsV int64
+}
+
+// step is one projector step's pending changes.
+type step struct {
+	t       *Tally
+	months  map[string]*month
+	order   []string
+	markers map[string]bool // marker id -> exists (in the store, or written by this step)
+	newMark []string
 }
 
 // Step counts the next records of the audit chain after the checkpoint, and moves the checkpoint past
@@ -54,6 +60,7 @@ func (t *Tally) step(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	now := t.now()
+	st := &step{t: t, months: map[string]*month{}, markers: map[string]bool{}}
 	if len(recs) == 0 {
 		// Retention may have pruned records before they were counted; nothing is left to count up to
 		// the head.
@@ -62,17 +69,18 @@ func (t *Tally) step(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		t.log.Warn("uptake: audit records were pruned before they were counted", "from_seq", cp.Seq+1, "to_seq", head)
-		return 0, t.commitStep(ctx, cp, cpV, head, nil, now)
+		return 0, st.commit(ctx, cp, cpV, head, now)
 	}
 	if recs[0].Seq != cp.Seq+1 {
 		t.log.Warn("uptake: audit records were pruned before they were counted", "from_seq", cp.Seq+1, "to_seq", recs[0].Seq-1)
 	}
 	res := &resolver{t: t, patients: map[string][]store.Resource{}, byNHS: map[string]string{}, orgs: map[string]string{}}
-	changed := map[string]*month{}
-	var order []string
 	last := cp.Seq
 	counted := 0
 	for _, rec := range recs {
+		if len(st.months)+len(st.newMark)+2 > stepWrites {
+			break // the rest waits for the next step
+		}
 		if rec.Body == nil {
 			last = rec.Seq // a missing copy: audit verify reports it; nothing here to count
 			continue
@@ -95,94 +103,102 @@ func (t *Tally) step(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		id := docID(e.Period, code)
-		m := changed[id]
-		if m == nil {
-			if len(changed) >= stepDocs {
-				break // the rest waits for the next step
-			}
-			if m, err = t.loadMonth(ctx, e.Period, code); err != nil {
-				return 0, err
-			}
-			changed[id] = m
-			order = append(order, id)
+		if err := st.add(ctx, e, code); err != nil {
+			return 0, err
 		}
-		m.add(e)
 		last = rec.Seq
 		counted++
 	}
-	months := make([]*month, 0, len(order))
-	for _, id := range order {
-		months = append(months, changed[id])
-	}
-	return counted, t.commitStep(ctx, cp, cpV, last, months, now)
+	return counted, st.commit(ctx, cp, cpV, last, now)
 }
 
-// commitStep writes the changed months and the checkpoint at last in one atomic group.
-func (t *Tally) commitStep(ctx context.Context, cp checkpoint, cpV, last int64, months []*month, now time.Time) error {
+// add counts one effect in its practice-month, and its patient and proxy once each in the month.
+func (st *step) add(ctx context.Context, e uptake.Effect, code string) error {
+	id := docID(e.Period, code)
+	m := st.months[id]
+	if m == nil {
+		m = &month{}
+		var err error
+		if m.countsV, err = get(ctx, st.t.st, TypeCounts, id, &m.counts); err != nil {
+			return err
+		}
+		m.counts.ResourceType, m.counts.ID, m.counts.Period, m.counts.Practice = TypeCounts, id, e.Period.String(), code
+		st.months[id] = m
+		st.order = append(st.order, id)
+	}
+	m.counts.Add(e)
+	if e.Use != uptake.NoService {
+		who := e.Patient
+		if who == "" && e.PatientNHS != "" {
+			who = "nhs-" + pseudonym(e.PatientNHS)
+		}
+		if who != "" {
+			added, err := st.mark(ctx, markerID(e.Period, code, "user", who))
+			if err != nil {
+				return err
+			}
+			if added {
+				m.counts.Users++
+			}
+		}
+	}
+	if e.Proxy != "" {
+		added, err := st.mark(ctx, markerID(e.Period, code, "proxy", pseudonym(e.Proxy)))
+		if err != nil {
+			return err
+		}
+		if added {
+			m.counts.ProxyUsers++
+		}
+	}
+	return nil
+}
+
+// mark records a person in a practice-month; added is false when they were already counted there.
+func (st *step) mark(ctx context.Context, id string) (added bool, err error) {
+	exists, seen := st.markers[id]
+	if !seen {
+		_, err := st.t.st.Get(ctx, TypeUser, id)
+		switch {
+		case err == nil:
+			exists = true
+		case !errors.Is(err, store.ErrNotFound):
+			return false, err
+		}
+	}
+	if exists {
+		st.markers[id] = true
+		return false, nil
+	}
+	st.markers[id] = true
+	st.newMark = append(st.newMark, id)
+	return true, nil
+}
+
+// commit writes the changed counts, the new markers and the checkpoint at last in one atomic group.
+func (st *step) commit(ctx context.Context, cp checkpoint, cpV, last int64, now time.Time) error {
 	cp.ResourceType, cp.ID, cp.Seq = TypeCheckpoint, checkpointID, last
 	w, err := write(TypeCheckpoint, checkpointID, cpV, cp, nil, now)
 	if err != nil {
 		return err
 	}
 	writes := []store.Write{w}
-	for _, m := range months {
-		m.counts.Users, m.counts.ProxyUsers = len(m.users.Users), len(m.users.Proxies)
-		w, err := write(TypeCounts, m.counts.ID, m.countsV, m.counts, indexOf(m.counts.Period, m.counts.Practice), now)
+	for _, id := range st.order {
+		m := st.months[id]
+		w, err := write(TypeCounts, id, m.countsV, m.counts, indexOf(m.counts.Period, m.counts.Practice), now)
 		if err != nil {
 			return err
 		}
 		writes = append(writes, w)
-		if m.usersChanged {
-			w, err := write(TypeUsers, m.users.ID, m.usersV, m.users, nil, now)
-			if err != nil {
-				return err
-			}
-			writes = append(writes, w)
+	}
+	for _, id := range st.newMark {
+		w, err := write(TypeUser, id, 0, marker{ResourceType: TypeUser, ID: id}, nil, now)
+		if err != nil {
+			return err
 		}
+		writes = append(writes, w)
 	}
-	return t.st.Apply(ctx, writes)
-}
-
-func (t *Tally) loadMonth(ctx context.Context, p uptake.Period, code string) (*month, error) {
-	id := docID(p, code)
-	m := &month{}
-	var err error
-	if m.countsV, err = get(ctx, t.st, TypeCounts, id, &m.counts); err != nil {
-		return nil, err
-	}
-	if m.usersV, err = get(ctx, t.st, TypeUsers, id, &m.users); err != nil {
-		return nil, err
-	}
-	m.counts.ResourceType, m.counts.ID, m.counts.Period, m.counts.Practice = TypeCounts, id, p.String(), code
-	m.users.ResourceType, m.users.ID = TypeUsers, id
-	return m, nil
-}
-
-// add counts one effect, and its patient and proxy once each in the month.
-func (m *month) add(e uptake.Effect) {
-	m.counts.Add(e)
-	if e.Use != uptake.NoService {
-		who := e.Patient
-		if who == "" && e.PatientNHS != "" {
-			who = "nhs:" + pseudonym(e.PatientNHS)
-		}
-		if who != "" {
-			m.users.Users, m.usersChanged = insert(m.users.Users, who, m.usersChanged)
-		}
-	}
-	if e.Proxy != "" {
-		m.users.Proxies, m.usersChanged = insert(m.users.Proxies, pseudonym(e.Proxy), m.usersChanged)
-	}
-}
-
-// insert adds s to a sorted set.
-func insert(set []string, s string, changed bool) ([]string, bool) {
-	i, found := slices.BinarySearch(set, s)
-	if found {
-		return set, changed
-	}
-	return slices.Insert(set, i, s), true
+	return st.t.st.Apply(ctx, writes)
 }
 
 // censusTypes are the resources a census counts; a successful write of one calls for a new census.
