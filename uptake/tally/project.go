@@ -227,7 +227,7 @@ func changesCensus(s audit.Summary) bool {
 // holds nothing another process could have changed for longer than a step takes).
 type resolver struct {
 	t        *Tally
-	patients map[string][]store.Resource // a Patient's versions, newest first
+	patients map[string][]store.Resource // a Patient's versions read so far, newest first
 	byNHS    map[string]string           // NHS number -> practice
 	orgs     map[string]string           // Organization id -> ODS code
 }
@@ -237,16 +237,11 @@ type resolver struct {
 func (r *resolver) practice(ctx context.Context, e uptake.Effect, at time.Time) (string, error) {
 	switch {
 	case e.Patient != "":
-		versions, ok := r.patients[e.Patient]
-		if !ok {
-			var err error
-			versions, err = r.t.st.History(ctx, store.HistoryQuery{Type: "Patient", ID: e.Patient, Limit: 50})
-			if err != nil {
-				return "", err
-			}
-			r.patients[e.Patient] = versions
+		body, err := r.asAt(ctx, e.Patient, at)
+		if err != nil {
+			return "", err
 		}
-		return r.registration(ctx, asAt(versions, at))
+		return r.registration(ctx, body)
 	case e.PatientNHS != "":
 		if code, ok := r.byNHS[e.PatientNHS]; ok {
 			return code, nil
@@ -268,19 +263,42 @@ func (r *resolver) practice(ctx context.Context, e uptake.Effect, at time.Time) 
 	return Unattributed, nil
 }
 
-// asAt is the body of the version that was current at the time (versions newest first). A request older
-// than the record itself (history loaded after the fact, as the --dev seed does) takes the oldest version.
-func asAt(versions []store.Resource, at time.Time) []byte {
+// asAt is the body of the Patient version that was current at the time: usually the current one, read
+// by id, and otherwise the versions before it, read one by one by their keys. A request older than the
+// record itself (history loaded after the fact, as the --dev seed does) takes the oldest version. nil
+// when the Patient never existed.
+func (r *resolver) asAt(ctx context.Context, id string, at time.Time) ([]byte, error) {
+	versions, ok := r.patients[id]
+	if !ok {
+		cur, err := r.t.st.Get(ctx, "Patient", id)
+		if errors.Is(err, store.ErrNotFound) {
+			r.patients[id] = nil
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		versions = []store.Resource{cur}
+	}
 	var body []byte
-	for _, v := range versions {
+	for i := 0; i < len(versions); i++ {
+		v := versions[i]
 		if !v.Deleted {
 			body = v.Body
 		}
 		if !v.LastUpdated.After(at) && body != nil {
-			return body
+			break
+		}
+		if i == len(versions)-1 && v.VersionID > 1 {
+			older, err := r.t.st.GetVersion(ctx, "Patient", id, v.VersionID-1)
+			if err != nil {
+				return nil, err
+			}
+			versions = append(versions, older)
 		}
 	}
-	return body
+	r.patients[id] = versions
+	return body, nil
 }
 
 // registration is the ODS code of the practice a Patient body is registered at, or Unattributed.
