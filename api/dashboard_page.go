@@ -678,13 +678,13 @@ func (s *Server) dashboardError(req *request, err error) {
 		p.Title = "Sign in to see online services uptake"
 		p.SignIn = s.dashPath("/login") + "?" + url.Values{"next": {c.Request.URL.RequestURI()}}.Encode()
 		p.SignedOut = c.Query("signed-out") != ""
-		if s.sessionToken(c) == "" {
-			if _, err := c.Request.Cookie(sessionCookie); err == nil {
-				s.setCookie(c, sessionCookie, "", -1)
-				p.Message = "Your session has ended. Sign in again to see the figures."
-			} else {
-				p.Message = "The uptake figures are for commissioners. Sign in with your organisation's account."
-			}
+		// People are told in words, whatever was wrong with the token: a session that has ended (its
+		// token expired or no longer checks out), or none at all.
+		if _, err := c.Request.Cookie(sessionCookie); err == nil && bearer(c) == "" {
+			s.setCookie(c, sessionCookie, "", -1)
+			p.Message = "Your session has ended. Sign in again to see the figures."
+		} else if bearer(c) == "" {
+			p.Message = "The uptake figures are for commissioners. Sign in with your organisation's account."
 		}
 	case http.StatusForbidden:
 		p.Title = "You cannot see the uptake figures"

@@ -15,3 +15,9 @@ func UptakeEvery(d time.Duration) func(*Config) {
 		c.censusFresher = time.Nanosecond
 	}
 }
+
+// UptakeIdle keeps the uptake tally's background loop from running (a day between looks), for a
+// benchmark that loads a trail together with its figures; answers still catch up before they are served.
+func UptakeIdle() func(*Config) {
+	return func(c *Config) { c.uptakeLoop.Every = 24 * time.Hour }
+}
