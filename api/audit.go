@@ -60,6 +60,9 @@ func (s *Server) served(req *request, r store.Resource) store.Resource {
 // done); requests that arrive later get 503. The store is not closed.
 func (s *Server) Close() error {
 	s.stopRetention()
+	if s.tally != nil {
+		s.tally.Stop()
+	}
 	if s.audit != nil {
 		s.audit.Close()
 	}
@@ -109,11 +112,11 @@ func (w *bufferedWriter) release() {
 	}
 }
 
-// auditMiddleware records every FHIR interaction and holds its response until the record is durable.
-// Routes of their own (health, metrics, SMART configuration, the dev identity provider) are not FHIR
-// interactions and pass straight through.
+// auditMiddleware records every FHIR interaction, and every view of the uptake dashboard, and holds its
+// response until the record is durable. Other routes of their own (health, metrics, SMART configuration,
+// the dev identity provider, signing in to the dashboard) are not interactions and pass straight through.
 func (s *Server) auditMiddleware(c *gin.Context) {
-	if s.audit == nil || c.FullPath() != "" {
+	if _, view := dashboardOps[c.FullPath()]; s.audit == nil || c.FullPath() != "" && !view {
 		c.Next()
 		return
 	}
@@ -284,6 +287,7 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 		ClientAddress: clientAddress(req),
 		Site:          s.cfg.BaseURL,
 		Instance:      s.cfg.InstanceID,
+		Withheld:      req.withheld,
 	}
 	if req.decision != nil {
 		in.Decision = string(req.decision.Outcome)
@@ -340,10 +344,13 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 			in.Query += hr.PostForm.Encode()
 		}
 		in.HasQuery = interaction == "search-type"
+	case "operation":
+		if req.dashboard {
+			// Which month and practice a commissioner looked at: aggregate figures, no patient data.
+			in.Query, in.HasQuery = req.c.Request.URL.RawQuery, true
+		}
 	}
-	body := audit.Event(in)
-	index := audit.EventIndex(in, s.cfg.BaseURL)
-	return audit.Record{ID: in.ID, Recorded: now, Body: body, Index: index}, nil
+	return audit.NewRecord(in, s.cfg.BaseURL), nil
 }
 
 // patientsOf names the patients whose record r is part of, as the policy reads them (auth.FactsOf): a

@@ -6,3 +6,18 @@ import "time"
 func RetentionEvery(d time.Duration) func(*Config) {
 	return func(c *Config) { c.retentionEvery = d }
 }
+
+// UptakeEvery makes the uptake tally's background loop look for new audit records every d, and a
+// dashboard answer take a new census whenever changes call for one.
+func UptakeEvery(d time.Duration) func(*Config) {
+	return func(c *Config) {
+		c.uptakeLoop.Every = d
+		c.censusFresher = time.Nanosecond
+	}
+}
+
+// UptakeIdle keeps the uptake tally's background loop from running (a day between looks), for a
+// benchmark that loads a trail together with its figures; answers still catch up before they are served.
+func UptakeIdle() func(*Config) {
+	return func(c *Config) { c.uptakeLoop.Every = 24 * time.Hour }
+}

@@ -66,7 +66,8 @@ func startAPI(tb testing.TB, st audit.Backend, logs io.Writer, opts ...serverOpt
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	tb.Cleanup(hs.Close)
 	issuer := hs.URL + "/dev-idp"
-	idp, err := devidp.New(devidp.Config{Dev: true, Issuer: issuer, Audience: hs.URL, Seed: testSeed, People: testPeople})
+	idp, err := devidp.New(devidp.Config{Dev: true, Issuer: issuer, Audience: hs.URL, Seed: testSeed, People: testPeople,
+		DashboardRedirectURIs: []string{hs.URL + "/dashboard/callback"}})
 	if err != nil {
 		tb.Fatalf("devidp.New: %v", err)
 	}

@@ -46,6 +46,11 @@ type request struct {
 	// probes are queries restrict confined by the redaction clauses, each probing for what it withheld
 	// (see withheldNotes).
 	probes []store.Query
+	// dashboard marks a view of the uptake dashboard, whose audit record names the query it asked.
+	dashboard bool
+	// withheld: a searchset left out redacted items and said so (confidential-items), for the audit
+	// record, which the uptake figures count barriers from.
+	withheld bool
 	// staged holds the versions a transaction has prepared but not applied, so that a later entry's
 	// reference check and access facts see the Patient an earlier entry creates.
 	staged map[string]store.Resource

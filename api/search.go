@@ -722,6 +722,7 @@ func (s *Server) search(req *request, p pathParams) error {
 	if err != nil {
 		return err
 	}
+	req.withheld = len(withheld) > 0
 	q.notes = append(q.notes, withheld...)
 	if len(q.notes) > 0 {
 		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{

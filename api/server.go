@@ -17,6 +17,7 @@ import (
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/uptake/tally"
 )
 
 // Config is everything the API needs; cmd/gpfhir builds it from flags and environment.
@@ -58,6 +59,16 @@ type Config struct {
 	AuditRetention time.Duration
 	// retentionEvery replaces the hourly period of the retention loop, for tests.
 	retentionEvery time.Duration
+	// UptakeTarget is the share of registered patients using online services that the dashboard
+	// measures each practice against (--uptake-target). Default 0.30.
+	UptakeTarget float64
+	// Dashboard says how people sign in to the uptake dashboard.
+	Dashboard DashboardSignIn
+	// uptakeLoop replaces the uptake tally's background timings, for tests; censusFresher makes a
+	// dashboard answer take a new census of the current month when changes call for one and the last
+	// is older than it (negative: leave that to the background loop, as production does).
+	uptakeLoop    tally.Loop
+	censusFresher time.Duration
 	// DisableAudit turns the audit trail off. It exists for one purpose: the benchmark that measures what
 	// audit costs, by serving the same workload with and without it. Production always audits: nothing in
 	// cmd/gpfhir sets it, and there is no flag or variable for it.
@@ -79,6 +90,10 @@ type Server struct {
 	audit *audit.Committer
 	// retention is the audit retention loop; nil unless Config.AuditRetention is set.
 	retention *audit.Retention
+	// tally keeps the uptake figures from the audit trail; nil without an audit trail.
+	tally *tally.Tally
+	// sealer seals the dashboard's cookies.
+	sealer *sealer
 }
 
 // New builds the API. It does not listen; Handler gives the http.Handler to serve.
@@ -121,6 +136,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if cfg.UptakeTarget < 0 || cfg.UptakeTarget > 1 {
+		return nil, fmt.Errorf("api: uptake target %v is not a share between 0 and 1", cfg.UptakeTarget)
+	}
+	if cfg.censusFresher == 0 {
+		cfg.censusFresher = -1
+	}
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = "gpfhir-" + uuid.NewString()[:8]
 	}
@@ -135,8 +156,14 @@ func New(cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 		cursors: &cursorSigner{key: cfg.CursorKey},
 	}
+	var err error
+	if s.sealer, err = newSealer(cfg.CursorKey); err != nil {
+		return nil, err
+	}
 	if !cfg.DisableAudit {
 		s.audit = audit.NewCommitter(s.trail, cfg.Logger, s.metrics.observeAudit)
+		s.tally = tally.New(cfg.Store, cfg.BaseURL, cfg.Logger, cfg.Now)
+		s.tally.Start(cfg.uptakeLoop)
 	}
 	s.engine = s.routes()
 	s.startRetention()
@@ -167,6 +194,7 @@ func (s *Server) routes() *gin.Engine {
 	}
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(s.metrics.handler()))
+	s.dashboardRoutes(r)
 	r.NoRoute(s.dispatch)
 	return r
 }

@@ -105,6 +105,9 @@ type Input struct {
 	Query string
 	// HasQuery records a query entity even when Query is empty (a search without parameters).
 	HasQuery bool
+	// Withheld says that a successful answer left out items the practice withholds from online access
+	// (the searchset carried the confidential-items note). A refusal says so through Decision instead.
+	Withheld bool
 }
 
 // Action is the BALP action code of an interaction: C, R, U, D, or E for searches, history
@@ -238,7 +241,7 @@ func Event(in Input) []byte {
 		Action:       Action(in.Interaction),
 		Recorded:     recorded,
 		Outcome:      Outcome(in.Status),
-		OutcomeDesc:  outcomeDesc(in.Status, in.Decision, in.Operation),
+		OutcomeDesc:  outcomeDesc(in.Status, in.Decision, in.Operation, in.Withheld),
 		Source: aeSource{
 			Site:     in.Site,
 			Observer: aeReference{Reference: "Device/" + in.Instance, Display: serverDisplay},
@@ -339,17 +342,30 @@ func userAgent(u *User) aeAgent {
 	return a
 }
 
-// outcomeDesc is the HTTP status and, for refusals, the policy's outcome tag: codes only, because error
-// diagnostics may quote submitted values.
-func outcomeDesc(status int, decision, operation string) string {
+// WithheldTag ends the outcomeDesc of a successful answer that left out items withheld from online
+// access, in the place where a refusal names the policy's outcome tag.
+const WithheldTag = "withheld-confidential"
+
+// outcomeDesc is the HTTP status and, for refusals, the policy's outcome tag (for a success that withheld
+// items, WithheldTag): codes only, because error diagnostics may quote submitted values. Summarize reads
+// it back.
+func outcomeDesc(status int, decision, operation string, withheld bool) string {
 	s := strconv.Itoa(status) + " " + http.StatusText(status)
 	if operation != "" {
 		s = operation + ": " + s
 	}
-	if decision != "" && status >= 400 {
+	switch {
+	case decision != "" && status >= 400:
 		s += " (" + decision + ")"
+	case withheld && status < 400:
+		s += " (" + WithheldTag + ")"
 	}
 	return s
+}
+
+// NewRecord is the audit record of in, ready to append: its AuditEvent and that event's search index.
+func NewRecord(in Input, base string) Record {
+	return Record{ID: in.ID, Recorded: in.Recorded, Body: Event(in), Index: EventIndex(in, base)}
 }
 
 func uniqueSorted(ids []string) []string {

@@ -330,3 +330,24 @@ func CanRegister(c *Caller, f Facts) Decision {
 	}
 	return allow
 }
+
+// AuthorizeDashboard decides whether the caller may see the commissioners' uptake dashboard: aggregate
+// figures, for commissioners only. Everyone else is told what the dashboard needs.
+func AuthorizeDashboard(c *Caller) Decision {
+	if c.Kind == KindCommissioner {
+		return allow
+	}
+	var who string
+	switch c.Kind {
+	case KindPatient:
+		who = "a patient's sign-in gives access to their own GP record, not to the uptake figures of practices"
+	case KindSystem:
+		who = "a GP system token (client " + c.ClientID + ") gives access to its practices' records, not to the uptake dashboard"
+	case KindAuditor:
+		who = "an auditor token reads AuditEvents only, not the uptake dashboard"
+	default:
+		who = "this token names no commissioner"
+	}
+	return Decision{Outcome: DenyRole, Missing: DashboardScope,
+		Reason: who + "; the dashboard is for commissioners, whose token carries the scope " + DashboardScope}
+}

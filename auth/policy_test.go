@@ -201,3 +201,30 @@ func TestParseScope(t *testing.T) {
 		}
 	}
 }
+
+func TestDashboardIsForCommissionersOnly(t *testing.T) {
+	tests := []struct {
+		name   string
+		claims Claims
+		allow  bool
+		says   string
+	}{
+		{"a commissioner", Claims{Subject: "c1", Scope: stringList{"openid", DashboardScope}}, true, ""},
+		{"a patient, even with the scope", Claims{Subject: "u1", NHSNumber: "9000000009", IdentityProofingLevel: "P9",
+			Scope: stringList{"patient/*.rs", DashboardScope}}, false, "own GP record"},
+		{"a GP system", Claims{Subject: "gp", ClientID: "gp-a1", Scope: stringList{"system/*.rs"}}, false, "client gp-a1"},
+		{"an auditor", Claims{Subject: "a", ClientID: "tool", Scope: stringList{"user/AuditEvent.rs"}}, false, "AuditEvents only"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := AuthorizeDashboard(mustCaller(t, tc.claims, nil))
+			if d.Allow() != tc.allow {
+				t.Fatalf("allow = %v: %+v", d.Allow(), d)
+			}
+			if !tc.allow && (d.Outcome != DenyRole || d.Missing != DashboardScope || !strings.Contains(d.Reason, tc.says) ||
+				!strings.Contains(d.Reason, DashboardScope)) {
+				t.Errorf("refusal %+v should say %q and name the scope", d, tc.says)
+			}
+		})
+	}
+}

@@ -16,6 +16,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
+
+	"github.com/gpfhir/gpfhir/auth"
 )
 
 // This file is the client side of the provider's flows, spoken over real HTTP: what `gpfhir dev-token`
@@ -155,6 +157,19 @@ func SecretToken(ctx context.Context, hc *http.Client, issuer, clientID, secret 
 // PatientToken signs in as a patient the way a browser would: authorization request with PKCE, the login
 // page's form, the redirect back with a code, and the code exchange.
 func PatientToken(ctx context.Context, hc *http.Client, issuer, nhsNumber, level, proxyFor string, scopes []string) (*Token, error) {
+	return codeFlow(ctx, hc, issuer, AppClientID, append([]string{"openid", "profile", "offline_access"}, scopes...),
+		url.Values{"nhs_number": {nhsNumber}, "level": {level}, "proxy_for": {proxyFor}})
+}
+
+// CommissionerToken signs in as the development commissioner through the dashboard client, as a person
+// signing in to the dashboard would, and returns the token that carries the dashboard scope.
+func CommissionerToken(ctx context.Context, hc *http.Client, issuer string) (*Token, error) {
+	return codeFlow(ctx, hc, issuer, DashboardClientID, []string{"openid", auth.DashboardScope}, url.Values{"role": {"commissioner"}})
+}
+
+// codeFlow runs the authorization code flow with PKCE for a public client, submitting form on the login
+// page, and reads the code from the redirect to AppRedirectURI without following it.
+func codeFlow(ctx context.Context, hc *http.Client, issuer, clientID string, scopes []string, form url.Values) (*Token, error) {
 	hc = noRedirects(hc)
 	d, err := discover(ctx, hc, issuer)
 	if err != nil {
@@ -164,8 +179,8 @@ func PatientToken(ctx context.Context, hc *http.Client, issuer, nhsNumber, level
 	sum := sha256.Sum256([]byte(verifier))
 	state, nonce := randomString(16), randomString(16)
 	q := url.Values{
-		"client_id": {AppClientID}, "redirect_uri": {AppRedirectURI}, "response_type": {"code"},
-		"scope": {strings.Join(append([]string{"openid", "profile", "offline_access"}, scopes...), " ")},
+		"client_id": {clientID}, "redirect_uri": {AppRedirectURI}, "response_type": {"code"},
+		"scope": {strings.Join(scopes, " ")},
 		"state": {state}, "nonce": {nonce},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
 	}
@@ -187,7 +202,7 @@ func PatientToken(ctx context.Context, hc *http.Client, issuer, nhsNumber, level
 		return nil, fmt.Errorf("login page: %w", err)
 	}
 	// 3. Submitting the form redirects to the provider's callback, which redirects to the app.
-	form := url.Values{"authRequestID": {id}, "nhs_number": {nhsNumber}, "level": {level}, "proxy_for": {proxyFor}}
+	form.Set("authRequestID", id)
 	loc, err = step(ctx, hc, http.MethodPost, loc, form)
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
@@ -210,7 +225,7 @@ func PatientToken(ctx context.Context, hc *http.Client, issuer, nhsNumber, level
 	// 4. The code exchange proves possession of the PKCE verifier.
 	return postToken(ctx, hc, d.TokenEndpoint, url.Values{
 		"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
-		"redirect_uri": {AppRedirectURI}, "client_id": {AppClientID}, "code_verifier": {verifier},
+		"redirect_uri": {AppRedirectURI}, "client_id": {clientID}, "code_verifier": {verifier},
 	}, "", "")
 }
 

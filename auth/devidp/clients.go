@@ -27,6 +27,9 @@ const (
 	// secret is public.
 	LocalToolClientID = "gpfhir-local-tool"
 	LocalToolSecret   = "dev-only-not-a-secret"
+	// DashboardClientID is the commissioners' dashboard, a public client (authorization code with
+	// PKCE) whose sign-in page offers the development commissioner.
+	DashboardClientID = "gpfhir-dashboard"
 )
 
 // PracticeClientID is the GP-system client of one practice.
@@ -44,6 +47,9 @@ type client struct {
 	publicKey    *ecdsa.PublicKey
 	keyID        string
 	scopeContext []string
+	// dashboard marks the dashboard client: it may ask for the dashboard scope, and its sign-in page
+	// offers commissioners rather than patients.
+	dashboard bool
 }
 
 func (c *client) GetID() string                       { return c.id }
@@ -70,7 +76,7 @@ func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 
 // IsScopeAllowed lets through SMART scopes of the client's contexts, and the role scopes.
 func (c *client) IsScopeAllowed(scope string) bool {
-	if scope == auth.DashboardScope && c.secret != "" {
+	if scope == auth.DashboardScope && (c.secret != "" || c.dashboard) {
 		return true
 	}
 	sc, ok := auth.ParseScope(scope)

@@ -36,6 +36,9 @@ type Config struct {
 	Seed   int64
 	People seed.Directory
 	Logger *slog.Logger
+	// DashboardRedirectURIs are where the dashboard client's sign-ins return: the server's
+	// /dashboard/callback. AppRedirectURI is always allowed too, for `gpfhir dev-token --commissioner`.
+	DashboardRedirectURIs []string
 }
 
 // ErrNotDev is returned by New without Config.Dev.
@@ -83,6 +86,12 @@ func New(cfg Config) (*IdP, error) {
 		grants:    []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken},
 		redirects: []string{AppRedirectURI, "http://localhost/callback"}, loginURL: loginURL,
 		scopeContext: []string{"patient", "user"},
+	}
+	st.clients[DashboardClientID] = &client{
+		id: DashboardClientID, appType: op.ApplicationTypeWeb, authMethod: oidc.AuthMethodNone,
+		grants:    []oidc.GrantType{oidc.GrantTypeCode},
+		redirects: append(append([]string(nil), cfg.DashboardRedirectURIs...), AppRedirectURI), loginURL: loginURL,
+		dashboard: true,
 	}
 	var all []string
 	for _, p := range cfg.People.Practices {

@@ -171,3 +171,57 @@ func TestLoginPageListsTheTestUsers(t *testing.T) {
 		}
 	}
 }
+
+func TestTheDashboardClientSignsInTheCommissionerAndNoPatient(t *testing.T) {
+	issuer, _ := startIdP(t)
+	ctx := context.Background()
+	v, err := auth.NewVerifier(auth.Config{Issuers: []string{issuer}, Audience: audience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := devidp.CommissionerToken(ctx, nil, issuer)
+	if err != nil {
+		t.Fatalf("commissioner sign-in: %v", err)
+	}
+	caller, err := v.Verify(ctx, tok.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if caller.Kind != auth.KindCommissioner || caller.NHSNumber != "" || !auth.AuthorizeDashboard(caller).Allow() {
+		t.Errorf("caller %+v is not a commissioner", caller)
+	}
+	// The commissioner is offered to the dashboard client only: the app's sign-in refuses them.
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	page := func(clientID string) (string, string) {
+		resp, err := hc.Get(issuer + "/authorize?client_id=" + clientID + "&redirect_uri=" + devidp.AppRedirectURI +
+			"&response_type=code&scope=openid&state=s&code_challenge=" + strings.Repeat("a", 43) + "&code_challenge_method=S256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := resp.Request.URL.Parse(resp.Header.Get("Location"))
+		r, err := hc.Get(loc.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return string(b), loc.Query().Get("authRequestID")
+	}
+	dash, _ := page(devidp.DashboardClientID)
+	if !strings.Contains(dash, devidp.CommissionerName) || strings.Contains(dash, "Any NHS number") {
+		t.Errorf("the dashboard's sign-in page should offer the commissioner only:\n%s", dash)
+	}
+	app, id := page(devidp.AppClientID)
+	if strings.Contains(app, devidp.CommissionerName) {
+		t.Error("the app's sign-in page offers the commissioner")
+	}
+	resp, err := hc.PostForm(issuer+"/login", map[string][]string{"authRequestID": {id}, "role": {"commissioner"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("a commissioner signing in to the patient app: %s", resp.Status)
+	}
+}

@@ -22,7 +22,14 @@ type testUser struct {
 	NHSNumber string
 	Level     string
 	ProxyFor  string
+	Role      string
 }
+
+// CommissionerName is the development commissioner, whom the dashboard client's sign-in page offers.
+const CommissionerName = "Chris Commissioner"
+
+// commissionerSubject is the development commissioner's stable subject.
+const commissionerSubject = "dev-commissioner-1"
 
 // testUsers are the seeded people the page offers, one per case an app has to handle.
 func (l *loginPage) testUsers() []testUser {
@@ -64,7 +71,16 @@ var loginTemplate = template.Must(template.New("login").Parse(`<!doctype html>
 <p>This is gpfhir's development identity provider. It behaves like NHS login but checks nothing:
 choose a test user, or type any valid NHS number and an identity level.</p>
 {{if .Error}}<p role="alert"><strong>Could not sign in:</strong> {{.Error}}</p>{{end}}
-<h2>Test users</h2>
+{{if .Staff}}<h2>Commissioners</h2>
+<p>The uptake dashboard is for commissioners. Patients sign in to their own GP record through an app instead.</p>
+<ul>
+{{range .Staff}}<li><form method="post" action="{{$.Action}}">
+<input type="hidden" name="authRequestID" value="{{$.ID}}">
+<input type="hidden" name="role" value="{{.Role}}">
+<button type="submit">Sign in as {{.Label}}</button>
+</form></li>
+{{end}}</ul>
+{{else}}<h2>Test users</h2>
 <ul>
 {{range .Users}}<li><form method="post" action="{{$.Action}}">
 <input type="hidden" name="authRequestID" value="{{$.ID}}">
@@ -88,49 +104,72 @@ choose a test user, or type any valid NHS number and an identity level.</p>
 <input id="proxy_for" name="proxy_for" inputmode="numeric" autocomplete="off" pattern="[0-9]{10}"></p>
 <p><button type="submit">Sign in</button></p>
 </form>
+{{end}}
 </main>
 </body>
 </html>
 `))
 
-func (l *loginPage) render(w http.ResponseWriter, status int, id, errMsg string) {
+func (l *loginPage) render(w http.ResponseWriter, status int, id, errMsg string, staff bool) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_ = loginTemplate.Execute(w, map[string]any{
-		"ID": id, "Error": errMsg, "Users": l.testUsers(), "Action": l.idp.prefix + "/login",
-	})
+	data := map[string]any{"ID": id, "Error": errMsg, "Users": l.testUsers(), "Action": l.idp.prefix + "/login"}
+	if staff {
+		data["Staff"] = []testUser{{Label: CommissionerName + ", commissioner (uptake dashboard)", Role: "commissioner"}}
+	}
+	_ = loginTemplate.Execute(w, data)
+}
+
+// forDashboard reports whether a sign-in request comes from the dashboard client.
+func (l *loginPage) forDashboard(r *http.Request, id string) bool {
+	req, err := l.idp.storage.AuthRequestByID(r.Context(), id)
+	return err == nil && req.GetClientID() == DashboardClientID
 }
 
 func (l *loginPage) show(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("authRequestID")
-	if _, err := l.idp.storage.AuthRequestByID(r.Context(), id); err != nil {
-		l.render(w, http.StatusBadRequest, "", "there is no sign-in request to answer; start again from the app")
+	req, err := l.idp.storage.AuthRequestByID(r.Context(), id)
+	if err != nil {
+		l.render(w, http.StatusBadRequest, "", "there is no sign-in request to answer; start again from the app", false)
 		return
 	}
-	l.render(w, http.StatusOK, id, "")
+	l.render(w, http.StatusOK, id, "", req.GetClientID() == DashboardClientID)
 }
 
 func (l *loginPage) submit(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		l.render(w, http.StatusBadRequest, "", "the form could not be read")
+		l.render(w, http.StatusBadRequest, "", "the form could not be read", false)
 		return
 	}
 	id := r.PostForm.Get("authRequestID")
+	staff := l.forDashboard(r, id)
+	if r.PostForm.Get("role") == "commissioner" {
+		if !staff {
+			l.render(w, http.StatusUnprocessableEntity, id, "commissioners sign in to the uptake dashboard, not to patient apps", false)
+			return
+		}
+		if err := l.idp.storage.completeLogin(id, &user{sub: commissionerSubject, commissioner: true}); err != nil {
+			l.render(w, http.StatusBadRequest, "", err.Error(), false)
+			return
+		}
+		http.Redirect(w, r, l.callback(r.Context(), id), http.StatusFound)
+		return
+	}
 	nhs, level, proxyFor := r.PostForm.Get("nhs_number"), r.PostForm.Get("level"), r.PostForm.Get("proxy_for")
 	if err := fhir.CheckNHSNumber(nhs); err != nil {
-		l.render(w, http.StatusUnprocessableEntity, id, "that is not a valid NHS number: "+err.Error())
+		l.render(w, http.StatusUnprocessableEntity, id, "that is not a valid NHS number: "+err.Error(), staff)
 		return
 	}
 	switch level {
 	case "P9", "P5", "P0":
 	default:
-		l.render(w, http.StatusUnprocessableEntity, id, "choose an identity level: P9, P5 or P0")
+		l.render(w, http.StatusUnprocessableEntity, id, "choose an identity level: P9, P5 or P0", staff)
 		return
 	}
 	if proxyFor != "" {
 		if err := fhir.CheckNHSNumber(proxyFor); err != nil {
-			l.render(w, http.StatusUnprocessableEntity, id, "the 'acting for' NHS number is not valid: "+err.Error())
+			l.render(w, http.StatusUnprocessableEntity, id, "the 'acting for' NHS number is not valid: "+err.Error(), staff)
 			return
 		}
 	}
@@ -138,7 +177,7 @@ func (l *loginPage) submit(w http.ResponseWriter, r *http.Request) {
 	sum := sha256.Sum256([]byte("gpfhir dev-idp subject\x00" + nhs + "\x00" + level + "\x00" + proxyFor))
 	u := &user{sub: "dev-" + hex.EncodeToString(sum[:10]), nhsNumber: nhs, level: level, proxyFor: proxyFor}
 	if err := l.idp.storage.completeLogin(id, u); err != nil {
-		l.render(w, http.StatusBadRequest, "", err.Error())
+		l.render(w, http.StatusBadRequest, "", err.Error(), false)
 		return
 	}
 	http.Redirect(w, r, l.callback(r.Context(), id), http.StatusFound)

@@ -22,12 +22,15 @@ const (
 	authRequestLifetime  = 10 * time.Minute
 )
 
-// user is someone who signed in on the login page: an NHS number at a chosen proofing level.
+// user is someone who signed in on the login page: an NHS number at a chosen proofing level, or the
+// development commissioner.
 type user struct {
 	sub       string
 	nhsNumber string
 	level     string
 	proxyFor  string
+	// commissioner is a member of a commissioning organisation's staff: no NHS login identity at all.
+	commissioner bool
 }
 
 type authRequest struct {
@@ -388,8 +391,12 @@ func (s *storage) GetPrivateClaimsFromRequest(_ context.Context, req op.TokenReq
 	return claims, nil
 }
 
-// userClaims are NHS login's identity claims. P0 users have no verified NHS number, so none is sent.
+// userClaims are NHS login's identity claims. P0 users have no verified NHS number, so none is sent. A
+// commissioner has none of them: their role comes from the dashboard scope alone.
 func userClaims(u *user) map[string]any {
+	if u.commissioner {
+		return map[string]any{"name": CommissionerName}
+	}
 	c := map[string]any{
 		"identity_proofing_level": u.level,
 		"vot":                     u.level + ".Cp.Cd",

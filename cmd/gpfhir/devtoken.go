@@ -33,6 +33,8 @@ type devTokenConfig struct {
 	proxyFor string
 	seed     int64
 	verbose  bool
+	// commissioner signs in as the development commissioner through the dashboard client.
+	commissioner bool
 }
 
 // devToken obtains an access token from a running development identity provider through its real OAuth
@@ -48,6 +50,7 @@ func devToken(ctx context.Context, args []string, getenv func(string) string, st
 	fs.Var(&cfg.scopes, "scope", "SMART scopes, space-separated or repeated (default patient/*.rs for patients, system/*.rs for clients)")
 	fs.StringVar(&cfg.proxyFor, "proxy-for", "", "sign in as a proxy acting for the patient with this NHS number")
 	fs.Int64Var(&cfg.seed, "seed", 1, "the --seed the server runs with: the GP-system client keys are derived from it (dev only)")
+	fs.BoolVar(&cfg.commissioner, "commissioner", false, "sign in as the development commissioner through the dashboard client (authorization code + PKCE): a token for the uptake dashboard")
 	fs.BoolVar(&cfg.verbose, "v", false, "also print the token's scope and lifetime to stderr")
 	fs.SetOutput(stderr)
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -67,6 +70,10 @@ func devToken(ctx context.Context, args []string, getenv func(string) string, st
 	var tok *devidp.Token
 	var err error
 	switch {
+	case cfg.commissioner && (patient || cfg.client != "" || len(cfg.scopes) > 0):
+		return errors.New("--commissioner signs in the development commissioner, whose token carries the dashboard scope; it goes with no other sign-in flag")
+	case cfg.commissioner:
+		tok, err = devidp.CommissionerToken(ctx, hc, issuer)
 	case patient && (system || cfg.client != ""):
 		return errors.New("--nhs-number and --proxy-for sign a patient in through the app client; they do not go with --client or system/ scopes")
 	case patient:

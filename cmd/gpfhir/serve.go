@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +41,8 @@ type serveConfig struct {
 	shutdownWait time.Duration
 	instanceID   string
 	retention    ageFlag
+	uptakeTarget float64
+	dashboard    api.DashboardSignIn
 }
 
 func serveFlags(cfg *serveConfig) *flag.FlagSet {
@@ -59,6 +63,18 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&cfg.shutdownWait, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.StringVar(&cfg.instanceID, "instance-id", "", "name of this process in audit records (source Device/<id>; default: generated at start)")
 	fs.Var(&cfg.retention, "audit-retention", "remove audit records older than this, hourly (like 2190d or 8760h; at least 24h; default 0: keep everything)")
+	fs.Func("uptake-target", "the uptake dashboard's target, in percent of registered patients using online services (default 30)", func(v string) error {
+		n, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "%")), 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a percentage such as 30", v)
+		}
+		cfg.uptakeTarget = n
+		return nil
+	})
+	cfg.uptakeTarget = 30
+	fs.StringVar(&cfg.dashboard.Issuer, "dashboard-issuer", "", "OpenID Connect issuer people sign in to the dashboard at (default: the first --oidc-issuer; with --dev, the dev identity provider)")
+	fs.StringVar(&cfg.dashboard.ClientID, "dashboard-client-id", "gpfhir-dashboard", "the dashboard's client id at that issuer (authorization code with PKCE; redirect URI <base-url>/dashboard/callback)")
+	fs.StringVar(&cfg.dashboard.ClientSecret, "dashboard-client-secret", "", "the dashboard client's secret, if the issuer registered it as a confidential client")
 	return fs
 }
 
@@ -104,6 +120,12 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 	}
 	if r := time.Duration(cfg.retention); r < 0 || (r > 0 && r < minAuditAge) {
 		errs.addf("--audit-retention %s must be 0 (keep everything) or at least %s", r, minAuditAge)
+	}
+	if cfg.uptakeTarget <= 0 || cfg.uptakeTarget > 100 {
+		errs.addf("--uptake-target %v must be a percentage above 0 and at most 100", cfg.uptakeTarget)
+	}
+	if cfg.dashboard.Issuer != "" && !cfg.dev && !slices.Contains(cfg.oidcIssuers, cfg.dashboard.Issuer) {
+		errs.addf("--dashboard-issuer %q must be one of the --oidc-issuer values: the dashboard checks the tokens it gets as the API does", cfg.dashboard.Issuer)
 	}
 	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
 		errs.addf("--log-level %q is not one of debug, info, warn, error", cfg.logLevel)
@@ -154,6 +176,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		Version:          version,
 		InstanceID:       cfg.instanceID,
 		AuditRetention:   time.Duration(cfg.retention),
+		UptakeTarget:     cfg.uptakeTarget / 100,
+		Dashboard:        cfg.dashboard,
 	}
 	if err := buildAuth(&cfg, &apiCfg, log); err != nil {
 		ln.Close()
@@ -165,7 +189,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		return err
 	}
 	if cfg.dev {
-		if err := seedIfEmpty(ctx, st, srv, cfg.seed, log); err != nil {
+		if err := seedIfEmpty(ctx, st, srv, cfg.seed, baseURL, log); err != nil {
 			ln.Close()
 			return err
 		}
@@ -213,8 +237,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 }
 
 // seedIfEmpty loads the demo dataset through the API's own write path (validation, references, index), so
-// the demo data obeys every rule that client data does.
-func seedIfEmpty(ctx context.Context, st audit.Backend, srv *api.Server, seedValue int64, log *slog.Logger) error {
+// the demo data obeys every rule that client data does; then a year of patients' online activity into the
+// audit trail (seed.Activity), and a census of each of those months, so that the uptake dashboard has
+// trends the first time it is opened.
+func seedIfEmpty(ctx context.Context, st audit.Backend, srv *api.Server, seedValue int64, baseURL string, log *slog.Logger) error {
 	existing, err := st.History(ctx, store.HistoryQuery{Limit: 1})
 	if err != nil {
 		return fmt.Errorf("check whether the store is empty: %w", err)
@@ -223,13 +249,30 @@ func seedIfEmpty(ctx context.Context, st audit.Backend, srv *api.Server, seedVal
 		log.Info("store is not empty; demo data not seeded")
 		return nil
 	}
-	resources := seed.Generate(seed.Options{Seed: seedValue, Now: time.Now()})
+	now := time.Now()
+	resources := seed.Generate(seed.Options{Seed: seedValue, Now: now})
 	for _, r := range resources {
 		if err := srv.Import(ctx, r.Type, r.ID, r.Body); err != nil {
 			return fmt.Errorf("seed %s/%s: %w", r.Type, r.ID, err)
 		}
 	}
-	log.Info("seeded demo data", "resources", len(resources), "seed", seedValue)
+	history := seed.Activity(seed.Options{Seed: seedValue, Now: now}, baseURL)
+	activity := len(history)
+	for len(history) > 0 {
+		n := min(len(history), audit.MaxBatch)
+		recs := make([]audit.Record, n)
+		for i, in := range history[:n] {
+			recs[i] = audit.NewRecord(in, baseURL)
+		}
+		if err := st.ApplyAudited(ctx, nil, recs); err != nil {
+			return fmt.Errorf("seed the year's activity: %w", err)
+		}
+		history = history[n:]
+	}
+	if err := srv.TakeCensuses(ctx, 12); err != nil {
+		return fmt.Errorf("seed the year's census: %w", err)
+	}
+	log.Info("seeded demo data", "resources", len(resources), "activity_records", activity, "seed", seedValue)
 	return nil
 }
 
@@ -246,6 +289,7 @@ func buildAuth(cfg *serveConfig, apiCfg *api.Config, log *slog.Logger) error {
 		idp, err := devidp.New(devidp.Config{
 			Dev: true, Issuer: issuer, Audience: audience, Seed: cfg.seed,
 			People: seed.People(seed.Options{Seed: cfg.seed}), Logger: log,
+			DashboardRedirectURIs: []string{strings.TrimRight(apiCfg.BaseURL, "/") + "/dashboard/callback"},
 		})
 		if err != nil {
 			return err

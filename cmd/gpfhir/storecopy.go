@@ -12,6 +12,7 @@ import (
 	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/fhir"
 	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/uptake/tally"
 )
 
 // storeCommand dispatches "gpfhir store <subcommand>".
@@ -190,10 +191,15 @@ func copyAll(ctx context.Context, src, dst audit.Backend, baseURL string, every 
 			}
 			w := store.Write{Resource: r, ExpectVersion: v - 1}
 			if !r.Deleted && v == latest[k] {
-				// Only the current version is searchable, so only it needs index entries.
-				if w.Index, err = fhir.ExtractBody(r.Body, baseURL); err != nil {
-					return stats, fmt.Errorf("index %s/%s version %d: %w", k.typ, k.id, v, err)
+				// Only the current version is searchable, so only it needs index entries: a FHIR
+				// resource's from its body, a document of the uptake tally's as the tally wrote them.
+				index, internal := tally.Index(k.typ, r.Body)
+				if !internal {
+					if index, err = fhir.ExtractBody(r.Body, baseURL); err != nil {
+						return stats, fmt.Errorf("index %s/%s version %d: %w", k.typ, k.id, v, err)
+					}
 				}
+				w.Index = index
 			}
 			if err := dst.Apply(ctx, []store.Write{w}); err != nil {
 				return stats, fmt.Errorf("write %s/%s version %d: %w", k.typ, k.id, v, err)

@@ -15,6 +15,8 @@ import (
 	"github.com/gpfhir/gpfhir/store/mongo"
 	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
 	"github.com/gpfhir/gpfhir/store/sqlite"
+	"github.com/gpfhir/gpfhir/uptake"
+	"github.com/gpfhir/gpfhir/uptake/tally"
 )
 
 func patientBody(id string, version int) []byte {
@@ -146,5 +148,60 @@ func TestStoreCopyConfigurationErrors(t *testing.T) {
 	err = run(context.Background(), []string{"store", "copy", "--from", "sqlite", "--to", "sqlite"}, envFrom(nil), &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "same store") {
 		t.Errorf("copy onto itself: %v", err)
+	}
+}
+
+// TestStoreCopyKeepsTheUptakeFiguresReadable: the uptake tally's documents are no FHIR resources, so
+// their index cannot come from a FHIR body; the copy gives them the one the tally wrote, and the target
+// reads the same month without recounting.
+func TestStoreCopyKeepsTheUptakeFiguresReadable(t *testing.T) {
+	ctx := context.Background()
+	from, to := t.TempDir(), t.TempDir()
+	src, err := sqlite.Open(ctx, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const base = "http://gp.example"
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for _, r := range []struct{ typ, id, body string }{
+		{"Organization", "org-1", `{"resourceType":"Organization","id":"org-1","name":"One","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A00001"}]}`},
+		{"Patient", "p1", `{"resourceType":"Patient","id":"p1","managingOrganization":{"reference":"Organization/org-1"}}`},
+	} {
+		index, _ := fhir.ExtractBody([]byte(r.body), base)
+		if err := src.Apply(ctx, []store.Write{{Resource: store.Resource{Type: r.typ, ID: r.id, VersionID: 1, LastUpdated: now, Body: []byte(r.body)}, Index: index}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := audit.Input{ID: "view-1", Recorded: now, Interaction: "read", Status: 200, Site: base, Instance: "i",
+		User:     &audit.User{Kind: "patient", Subject: "s", NHSNumber: "9000000009", PatientID: "p1"},
+		Entities: []audit.Entity{{Type: "Immunization", ID: "i1", Version: 1, PatientIDs: []string{"p1"}}}}
+	if err := src.ApplyAudited(ctx, nil, []audit.Record{audit.NewRecord(in, base)}); err != nil {
+		t.Fatal(err)
+	}
+	period := uptake.PeriodOf(now)
+	ta := tally.New(src, base, nil, nil)
+	if err := ta.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.TakeCensus(ctx, period); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"store", "copy", "--from", "sqlite", "--from-data-dir", from, "--to", "sqlite", "--to-data-dir", to, "--base-url", base},
+		envFrom(nil), &out, &errb); err != nil {
+		t.Fatalf("copy: %v\n%s", err, errb.String())
+	}
+	dst, err := sqlite.Open(ctx, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	m, err := tally.New(dst, base, nil, nil).Month(ctx, period)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Counts["A00001"].RecordViews != 1 || m.Census["A00001"].ListSize != 1 {
+		t.Errorf("on the target: counts %+v census %+v", m.Counts["A00001"], m.Census["A00001"])
 	}
 }

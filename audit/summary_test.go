@@ -1,0 +1,85 @@
+package audit
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestSummarizeReadsBackWhatEventWrote(t *testing.T) {
+	at := time.Date(2025, 3, 4, 10, 11, 12, 345e6, time.UTC)
+	tests := []struct {
+		name string
+		in   Input
+		want Summary
+	}{
+		{"a patient's search that returned two entries and withheld one",
+			Input{ID: "a1", Recorded: at, Interaction: "search-type", Status: 200, Withheld: true, RequestID: "r",
+				User:     &User{Kind: "patient", Subject: "s", NHSNumber: "9000000009", PatientID: "p1"},
+				Patients: []string{"p1"}, Site: "https://x", Instance: "i",
+				Entities: []Entity{{Type: "Immunization", ID: "i1", Version: 2, PatientIDs: []string{"p1"}}, {Type: "Immunization", ID: "i2", Version: 1}},
+				HasQuery: true},
+			Summary{ID: "a1", Recorded: at, Interaction: "search-type", Status: 200, Withheld: true, Role: RolePatient,
+				UserNHS: "9000000009", UserPatient: "p1", Patients: []string{"p1"},
+				Entities: []Entity{{Type: "Immunization", ID: "i1", Version: 2, PatientIDs: []string{"p1"}}, {Type: "Immunization", ID: "i2", Version: 1}}}},
+		{"a proxy refused for want of a grant, the patient named by NHS number",
+			Input{ID: "a2", Recorded: at, Interaction: "search-type", Status: 403, Decision: "deny-proxy", Withheld: true,
+				User: &User{Kind: "patient", Subject: "s", NHSNumber: "9000000017", ProxyFor: "9000000009"}, Site: "https://x", Instance: "i"},
+			Summary{ID: "a2", Recorded: at, Interaction: "search-type", Status: 403, Decision: "deny-proxy", Role: RoleProxy,
+				UserNHS: "9000000017", PatientNHS: "9000000009"}},
+		{"a proxy booking for the patient acted for",
+			Input{ID: "a3", Recorded: at, Interaction: "create", Status: 201,
+				User:     &User{Kind: "patient", Subject: "s", NHSNumber: "9000000017", ProxyFor: "9000000009", PatientID: "p1"},
+				Entities: []Entity{{Type: "Appointment", ID: "ap", Version: 1, PatientIDs: []string{"p1"}}}, Site: "https://x", Instance: "i"},
+			Summary{ID: "a3", Recorded: at, Interaction: "create", Status: 201, Role: RoleProxy, UserNHS: "9000000017",
+				Patients: []string{"p1"}, Entities: []Entity{{Type: "Appointment", ID: "ap", Version: 1, PatientIDs: []string{"p1"}}}}},
+		{"a GP system's operation is no patient's",
+			Input{ID: "a4", Recorded: at, Interaction: "operation", Operation: "$verify", Status: 200,
+				User: &User{Kind: "system", Issuer: "https://idp", Subject: "gp", ClientID: "gp"}, Site: "https://x", Instance: "i"},
+			Summary{ID: "a4", Recorded: at, Interaction: "operation", Operation: "$verify", Status: 200}},
+		{"a request without a token",
+			Input{ID: "a5", Recorded: at, Interaction: "read", Status: 401, Decision: "deny-token", Site: "https://x", Instance: "i",
+				Entities: []Entity{{Type: "Patient", ID: "p9", PatientIDs: []string{"p9"}}}},
+			Summary{ID: "a5", Recorded: at, Interaction: "read", Status: 401, Decision: "deny-token",
+				Entities: []Entity{{Type: "Patient", ID: "p9", PatientIDs: []string{"p9"}}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Summarize(Event(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !summaryEqual(got, tc.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func summaryEqual(a, b Summary) bool {
+	if len(a.Entities) != len(b.Entities) {
+		return false
+	}
+	for i := range a.Entities {
+		x, y := a.Entities[i], b.Entities[i]
+		if x.Type != y.Type || x.ID != y.ID || x.Version != y.Version || !slices.Equal(x.PatientIDs, y.PatientIDs) {
+			return false
+		}
+	}
+	return slices.Equal(a.Patients, b.Patients) && a.Recorded.Equal(b.Recorded) &&
+		a.ID == b.ID && a.Interaction == b.Interaction && a.Operation == b.Operation && a.Status == b.Status &&
+		a.Decision == b.Decision && a.Withheld == b.Withheld && a.Role == b.Role && a.UserNHS == b.UserNHS &&
+		a.UserPatient == b.UserPatient && a.PatientNHS == b.PatientNHS
+}
+
+func TestOutcomeDescNamesWithheldItemsOnSuccessOnly(t *testing.T) {
+	if d := outcomeDesc(200, "allow", "", true); d != "200 OK ("+WithheldTag+")" {
+		t.Errorf("success that withheld: %q", d)
+	}
+	if d := outcomeDesc(404, "deny-redacted", "", true); d != "404 Not Found (deny-redacted)" {
+		t.Errorf("refusal names its decision, not the withholding: %q", d)
+	}
+	if d := outcomeDesc(200, "allow", "", false); d != "200 OK" {
+		t.Errorf("plain success: %q", d)
+	}
+}
