@@ -327,8 +327,6 @@ func (s *Store) getAudit(ctx context.Context, id string) (store.Resource, error)
 
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-type key struct{ typ, id string }
-
 // Apply writes every version and its index entries in one transaction, or nothing. ErrVersionConflict if a
 // write's ExpectVersion is not current; ErrInvalidQuery if a write is malformed (version not
 // ExpectVersion+1, a tombstone with a body, the same resource twice); ErrUnavailable if another process
