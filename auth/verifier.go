@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -41,6 +42,9 @@ type Config struct {
 	// unknown key id, so that tokens with made-up kids cannot make the server hammer an issuer.
 	// Default 10 s.
 	KeyRefetchInterval time.Duration
+	// KeyMaxAge is how long an issuer's keys are used before they are fetched again, so that a key the
+	// issuer withdraws stops being accepted. Default DefaultKeyMaxAge.
+	KeyMaxAge time.Duration
 	// MaxTokenLifetime is the longest a token accepted here may live, from its iat (or from now, when
 	// it has none) to its exp. Default DefaultMaxTokenLifetime.
 	MaxTokenLifetime time.Duration
@@ -50,6 +54,9 @@ type Config struct {
 // and the dev provider's an hour, so a token that claims to live longer than a day was minted wrongly or
 // to outlast its withdrawal, and is refused.
 const DefaultMaxTokenLifetime = 24 * time.Hour
+
+// DefaultKeyMaxAge is how long fetched signing keys are trusted before they are fetched again.
+const DefaultKeyMaxAge = 5 * time.Minute
 
 // TokenError is a missing or unusable token: the API answers 401 with error="invalid_token".
 type TokenError struct{ Description string }
@@ -99,6 +106,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	if cfg.KeyRefetchInterval <= 0 {
 		cfg.KeyRefetchInterval = 10 * time.Second
+	}
+	if cfg.KeyMaxAge <= 0 {
+		cfg.KeyMaxAge = DefaultKeyMaxAge
 	}
 	v := &Verifier{cfg: cfg, issuers: map[string]*issuer{}}
 	for _, u := range cfg.Issuers {
@@ -248,7 +258,8 @@ func (is *issuer) get(ctx context.Context) (*issuerState, error) {
 		is.lastErr = fmt.Errorf("%w: the discovery document of %s has no jwks_uri", ErrIssuerUnavailable, is.url)
 		return nil, is.lastErr
 	}
-	keys := &keySet{url: meta.JWKSURI, client: is.v.cfg.HTTPClient, now: is.v.cfg.Now, interval: is.v.cfg.KeyRefetchInterval}
+	keys := &keySet{url: meta.JWKSURI, client: is.v.cfg.HTTPClient, now: is.v.cfg.Now,
+		interval: is.v.cfg.KeyRefetchInterval, maxAge: is.v.cfg.KeyMaxAge}
 	skewed := func() time.Time { return is.v.cfg.Now().Add(-ClockSkew) }
 	is.state = &issuerState{
 		meta: meta,
@@ -267,18 +278,38 @@ type keyError struct{ msg string }
 
 func (e *keyError) Error() string { return e.msg }
 
-// keySet is an issuer's JWKS. go-oidc's RemoteKeySet refetches on every unknown kid with no limit, which
-// lets anyone make this server fetch an issuer's keys once per request; this one refetches at most once
-// per interval.
+// keySet is an issuer's JWKS. Signatures are checked against an immutable snapshot of the keys, with no
+// lock held, so that one slow check or one key fetch never holds up the other requests of the issuer. At
+// most one fetch runs at a time, and only the request that needs it (an unknown kid, or keys too old to
+// trust) waits for it. go-oidc's RemoteKeySet refetches on every unknown kid with no limit, which lets
+// anyone make this server fetch an issuer's keys once per request; this one refetches for unknown kids at
+// most once per interval.
 type keySet struct {
 	url      string
 	client   *http.Client
 	now      func() time.Time
 	interval time.Duration
+	// maxAge is how long fetched keys are used before they are fetched again in the background, so that
+	// a key the issuer withdraws stops working within maxAge (or twice that, when the issuer cannot be
+	// reached and the request must wait for the fetch).
+	maxAge time.Duration
 
-	mu      sync.Mutex
+	snap atomic.Pointer[keySnapshot]
+
+	mu       sync.Mutex // guards the fields below
+	inflight *keyFetch
+	lastTry  time.Time
+}
+
+type keySnapshot struct {
 	keys    []jose.JSONWebKey
 	fetched time.Time
+}
+
+// keyFetch is one fetch of the key set; done is closed when err is set.
+type keyFetch struct {
+	done chan struct{}
+	err  error
 }
 
 func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
@@ -290,14 +321,19 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 		return nil, &keyError{msg: "the token must carry exactly one signature"}
 	}
 	hdr := jws.Signatures[0].Header
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.keys == nil {
-		if err := k.fetch(ctx); err != nil {
+	snap := k.snap.Load()
+	// Keys older than twice maxAge may include one the issuer has withdrawn (the background fetch
+	// failed): they are not used without asking again.
+	if snap == nil || k.now().Sub(snap.fetched) >= 2*k.maxAge {
+		if snap, err = k.refetch(ctx); errors.Is(err, errTooSoon) {
+			return nil, fmt.Errorf("%w: the keys of %s could not be fetched a moment ago", ErrIssuerUnavailable, k.url)
+		} else if err != nil {
 			return nil, err
 		}
+	} else if k.now().Sub(snap.fetched) >= k.maxAge {
+		k.start()
 	}
-	payload, known, err := k.try(jws, hdr)
+	payload, known, err := try(snap.keys, jws, hdr)
 	if known {
 		if err != nil {
 			return nil, &keyError{msg: "the token's signature is not valid"}
@@ -305,26 +341,76 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 		return payload, nil
 	}
 	// An unknown kid may be a key the issuer has just rotated in.
-	if k.now().Sub(k.fetched) >= k.interval {
-		if err := k.fetch(ctx); err != nil {
-			return nil, err
-		}
-		payload, known, err = k.try(jws, hdr)
+	if fresh, ferr := k.refetch(ctx); ferr == nil && fresh != snap {
+		payload, known, err = try(fresh.keys, jws, hdr)
 		if known && err == nil {
 			return payload, nil
 		}
 		if known {
 			return nil, &keyError{msg: "the token's signature is not valid"}
 		}
+	} else if ferr != nil && !errors.Is(ferr, errTooSoon) {
+		return nil, ferr
 	}
 	return nil, &keyError{msg: "the token's signing key (kid) is not one the issuer publishes"}
 }
 
+// errTooSoon is a refetch refused because the last one was less than an interval ago.
+var errTooSoon = errors.New("auth: key set fetched recently")
+
+// refetch fetches the keys (or joins the fetch already running) and waits for it, as long as ctx allows.
+// A fetch is started at most once per interval, so that neither made-up kids nor an unreachable issuer
+// make every request fetch.
+func (k *keySet) refetch(ctx context.Context) (*keySnapshot, error) {
+	f := k.start()
+	if f == nil {
+		return nil, errTooSoon
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: waiting for the keys of %s: %v", ErrIssuerUnavailable, k.url, ctx.Err())
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	return k.snap.Load(), nil
+}
+
+// start starts a fetch unless one is running, and returns the running one. It returns nil when the last
+// fetch began less than an interval ago.
+func (k *keySet) start() *keyFetch {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.inflight != nil {
+		return k.inflight
+	}
+	now := k.now()
+	if !k.lastTry.IsZero() && now.Sub(k.lastTry) < k.interval {
+		return nil
+	}
+	k.lastTry = now
+	f := &keyFetch{done: make(chan struct{})}
+	k.inflight = f
+	go func() {
+		keys, err := k.fetch()
+		if err == nil {
+			k.snap.Store(&keySnapshot{keys: keys, fetched: now})
+		}
+		k.mu.Lock()
+		k.inflight = nil
+		k.mu.Unlock()
+		f.err = err
+		close(f.done)
+	}()
+	return f
+}
+
 // try verifies with the keys matching the header. known is false when no key matches.
-func (k *keySet) try(jws *jose.JSONWebSignature, hdr jose.Header) (payload []byte, known bool, err error) {
+func try(keys []jose.JSONWebKey, jws *jose.JSONWebSignature, hdr jose.Header) (payload []byte, known bool, err error) {
 	err = errors.New("no key")
-	for i := range k.keys {
-		key := &k.keys[i]
+	for i := range keys {
+		key := &keys[i]
 		if hdr.KeyID != "" && key.KeyID != hdr.KeyID || key.Use == "enc" {
 			continue
 		}
@@ -339,39 +425,36 @@ func (k *keySet) try(jws *jose.JSONWebSignature, hdr jose.Header) (payload []byt
 	return nil, known, err
 }
 
-func (k *keySet) fetch(ctx context.Context) error {
-	k.fetched = k.now()
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+// fetch reads the key set. It runs on its own, not on behalf of one request, so that a client giving up
+// does not fail the fetch for the others waiting on it.
+func (k *keySet) fetch() ([]jose.JSONWebKey, error) {
+	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(fctx, http.MethodGet, k.url, nil)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrIssuerUnavailable, err)
+		return nil, fmt.Errorf("%w: %v", ErrIssuerUnavailable, err)
 	}
 	resp, err := k.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: fetching %s: %v", ErrIssuerUnavailable, k.url, err)
+		return nil, fmt.Errorf("%w: fetching %s: %v", ErrIssuerUnavailable, k.url, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%w: fetching %s: status %d", ErrIssuerUnavailable, k.url, resp.StatusCode)
+		return nil, fmt.Errorf("%w: fetching %s: status %d", ErrIssuerUnavailable, k.url, resp.StatusCode)
 	}
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(body, &set); err != nil {
-		return fmt.Errorf("%w: %s is not a JSON Web Key Set: %v", ErrIssuerUnavailable, k.url, err)
+		return nil, fmt.Errorf("%w: %s is not a JSON Web Key Set: %v", ErrIssuerUnavailable, k.url, err)
 	}
-	var keys []jose.JSONWebKey
+	keys := []jose.JSONWebKey{}
 	for _, key := range set.Keys {
 		// Only public keys: a symmetric key in a JWKS would let HMAC tokens in by the back door.
 		if key.Valid() && key.IsPublic() {
 			keys = append(keys, key)
 		}
 	}
-	k.keys = keys
-	if k.keys == nil {
-		k.keys = []jose.JSONWebKey{}
-	}
-	return nil
+	return keys, nil
 }
 
 // verifyError maps go-oidc's errors to what the caller is told.
