@@ -10,7 +10,7 @@ import (
 // Records stored with their writes do not pass through it.
 func (ts *testServer) committed() float64 {
 	ts.t.Helper()
-	body := string(ts.mustStatus(ts.do("GET", "/metrics", nil, nil), 200).Body)
+	body := string(ts.mustStatus(ts.do("GET", "/metrics", nil, metricsHeader), 200).Body)
 	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, "gpfhir_audit_batch_records_sum "); ok {
 			n, err := strconv.ParseFloat(v, 64)

@@ -52,7 +52,13 @@ func (s *Server) refuse(req *request, d auth.Decision) *apiError {
 // audit trail whatever the answer turns out to be.
 func (s *Server) identify(req *request) error {
 	ctx := req.ctx()
-	caller, err := s.cfg.Auth.Verify(ctx, bearer(req.c))
+	var caller *auth.Caller
+	var err error
+	if req.verified {
+		caller, err = req.verifiedCaller, req.verifyErr
+	} else {
+		caller, err = s.cfg.Auth.Verify(ctx, bearer(req.c))
+	}
 	if err != nil {
 		var ref *auth.Refusal
 		if errors.As(err, &ref) {

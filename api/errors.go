@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -43,6 +44,7 @@ const (
 	kindProcessing                          // a valid request that cannot be carried out as asked
 	kindPreconditionRequired                // a change the server only makes under If-Match
 	kindUnavailable                         // the store or the token issuer cannot be reached now
+	kindRateLimited                         // the caller has sent more requests than it may
 )
 
 // kinds is the error map: each kind's status and OperationOutcome issue-type code.
@@ -76,6 +78,7 @@ var kinds = [...]struct {
 	kindProcessing:           {http.StatusUnprocessableEntity, "processing"},
 	kindPreconditionRequired: {http.StatusPreconditionRequired, "required"},
 	kindUnavailable:          {http.StatusServiceUnavailable, "transient"},
+	kindRateLimited:          {http.StatusTooManyRequests, "throttled"},
 }
 
 // apiError is an answer other than success: its kind and the OperationOutcome issues that explain it.
@@ -167,6 +170,8 @@ func answerOf(err error) *apiError {
 		return fail(kindConflict, "the resource was changed by another request at the same time; read it again and retry").because(err)
 	case errors.Is(err, store.ErrNotFound):
 		return fail(kindNotFound, "the resource is not known to this server").because(err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return timedOut().because(err)
 	case errors.Is(err, store.ErrInvalidQuery):
 		return fail(kindInvalid, "the request cannot be carried out as asked: %v", err).because(err)
 	}

@@ -82,6 +82,7 @@ func startAPI(tb testing.TB, st audit.Backend, logs io.Writer, opts ...serverOpt
 		Auth:                 verifier,
 		IdentityProvider:     idp.Handler(),
 		IdentityProviderPath: idp.Prefix(),
+		MetricsToken:         testMetricsToken,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -279,3 +280,9 @@ func patient(family string, nhs string) map[string]any {
 
 // apiConfig lets test files adjust the server configuration without importing api themselves.
 type apiConfig = api.Config
+
+// testMetricsToken is the bearer token /metrics asks for on the test servers.
+const testMetricsToken = "test-metrics-token"
+
+// metricsHeader sends the metrics token instead of the caller's.
+var metricsHeader = header{"Authorization": "Bearer " + testMetricsToken}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/subtle"
 	"net/http"
 	"strconv"
 	"time"
@@ -21,6 +22,8 @@ type metrics struct {
 	// written (each one a request answered 503).
 	auditBatch    prometheus.Histogram
 	auditFailures prometheus.Counter
+	// refused counts requests turned away by the limits, by reason ("rate", "busy").
+	refused *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -44,7 +47,11 @@ func newMetrics() *metrics {
 		Name: "gpfhir_audit_failures_total",
 		Help: "Audit records that could not be written; each one's request was answered 503.",
 	})
-	m.reg.MustRegister(m.requests, m.duration, m.auditBatch, m.auditFailures,
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gpfhir_http_refused_total",
+		Help: "Requests refused by the rate limits (reason rate, answered 429) or the in-flight bound (reason busy, 503).",
+	}, []string{"reason"})
+	m.reg.MustRegister(m.requests, m.duration, m.auditBatch, m.auditFailures, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -70,4 +77,33 @@ func (m *metrics) observeAudit(records int, failed bool) {
 	if failed {
 		m.auditFailures.Add(float64(records))
 	}
+}
+
+// MetricsHandler serves the Prometheus metrics without asking for a token, for a listener of their own
+// that only the monitoring network reaches (gpfhir serve --metrics-addr).
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler() }
+
+// protectedMetrics serves /metrics on the API's listener to holders of the metrics token only: request
+// counts and versions tell an attacker what runs and how busy it is.
+func (s *Server) protectedMetrics(c *gin.Context) {
+	want := s.cfg.MetricsToken
+	if want == "" {
+		s.respondError(c, fail(kindNotServed, "metrics are not served on this listener; the operator serves them with --metrics-addr or --metrics-token"))
+		return
+	}
+	got := bearer(c)
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		s.respondError(c, unauthorized("/metrics needs the metrics token (--metrics-token) as a bearer token"))
+		return
+	}
+	s.metrics.handler().ServeHTTP(c.Writer, c.Request)
+}
+
+// hygiene sets the headers every answer carries: nothing here is for caches to keep (answers carry
+// patient data, and tokens decide what each caller sees), and browsers must not guess content types.
+func (s *Server) hygiene(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	c.Next()
 }

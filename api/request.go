@@ -24,6 +24,11 @@ type request struct {
 
 	// caller is nil until identify has verified the token, and stays nil on the public paths.
 	caller *auth.Caller
+	// verified: the limit middleware has already verified the bearer token, with this result, which
+	// identify takes rather than verifying again.
+	verified       bool
+	verifiedCaller *auth.Caller
+	verifyErr      error
 	// internal marks an in-process loader (Import): trusted code with no caller, which the write guard
 	// lets through.
 	internal bool

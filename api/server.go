@@ -69,6 +69,12 @@ type Config struct {
 	// is older than it (negative: leave that to the background loop, as production does).
 	uptakeLoop    tally.Loop
 	censusFresher time.Duration
+	// Limits bound request rates, requests in flight and request time (limits.go). The zero value
+	// imposes none; gpfhir serve starts from DefaultLimits.
+	Limits Limits
+	// MetricsToken, when set, is the bearer token /metrics asks for on the API's listener. When empty,
+	// /metrics is not served there: operators serve MetricsHandler on a listener of its own.
+	MetricsToken string
 	// DisableAudit turns the audit trail off. It exists for one purpose: the benchmark that measures what
 	// audit costs, by serving the same workload with and without it. Production always audits: nothing in
 	// cmd/gpfhir sets it, and there is no flag or variable for it.
@@ -86,6 +92,7 @@ type Server struct {
 	engine  *gin.Engine
 	metrics *metrics
 	cursors *cursorSigner
+	limits  *limiter
 	// audit is the group committer of the audit trail; nil only with Config.DisableAudit.
 	audit *audit.Committer
 	// retention is the audit retention loop; nil unless Config.AuditRetention is set.
@@ -155,6 +162,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		metrics: newMetrics(),
 		cursors: &cursorSigner{key: cfg.CursorKey},
+		limits:  newLimiter(cfg.Limits),
 	}
 	var err error
 	if s.sealer, err = newSealer(cfg.CursorKey); err != nil {
@@ -185,7 +193,8 @@ func (s *Server) routes() *gin.Engine {
 	// The audit middleware comes after the logging ones, so that they see the status actually sent (a 503
 	// when the audit record could not be written), and before a second recoverer, so that a handler's
 	// panic is answered (500) and audited like any other failure.
-	r.Use(s.requestID, s.recoverer, s.accessLog, s.metrics.middleware, s.authLog, s.auditMiddleware, s.recoverer)
+	// The limits come before the audit middleware, so that a refused flood costs no audit write.
+	r.Use(s.requestID, s.recoverer, s.hygiene, s.accessLog, s.metrics.middleware, s.authLog, s.limit, s.auditMiddleware, s.recoverer)
 
 	r.GET("/healthz", s.healthz)
 	r.GET("/.well-known/smart-configuration", s.smartConfiguration)
@@ -193,7 +202,7 @@ func (s *Server) routes() *gin.Engine {
 		r.Any(s.cfg.IdentityProviderPath+"/*rest", gin.WrapH(s.cfg.IdentityProvider))
 	}
 	r.GET("/readyz", s.readyz)
-	r.GET("/metrics", gin.WrapH(s.metrics.handler()))
+	r.GET("/metrics", s.protectedMetrics)
 	s.dashboardRoutes(r)
 	r.NoRoute(s.dispatch)
 	return r
@@ -218,6 +227,10 @@ func (s *Server) readyz(c *gin.Context) {
 // respondError writes an apiError as an OperationOutcome, logging any hidden cause.
 func (s *Server) respondError(c *gin.Context, err error) {
 	ae := answerOf(err)
+	if ae.status() >= 500 && errors.Is(c.Request.Context().Err(), context.DeadlineExceeded) {
+		// The store says it failed, but the reason is the request's own timeout (limits.go).
+		ae = timedOut().because(err)
+	}
 	if ae.cause != nil || ae.status() >= 500 {
 		s.logger(c).Error("request failed", "status", ae.status(), "error", ae.cause)
 	}

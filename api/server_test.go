@@ -98,7 +98,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	ts := newTestServerOn(t, st)
 	ts.mustStatus(ts.get("/healthz", nil), 200)
 	ts.mustStatus(ts.get("/readyz", nil), 200)
-	if r := ts.get("/metrics", nil); r.Status != 200 || !strings.Contains(string(r.Body), "gpfhir_http_requests_total") {
+	if r := ts.get("/metrics", metricsHeader); r.Status != 200 || !strings.Contains(string(r.Body), "gpfhir_http_requests_total") {
 		t.Errorf("/metrics: %d %.200s", r.Status, r.Body)
 	}
 	if err := st.Close(); err != nil {

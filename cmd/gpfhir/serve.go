@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -43,6 +45,16 @@ type serveConfig struct {
 	retention    ageFlag
 	uptakeTarget float64
 	dashboard    api.DashboardSignIn
+
+	clientRate        float64
+	anonymousRate     float64
+	maxInFlight       int
+	requestTimeout    time.Duration
+	readTimeout       time.Duration
+	readHeaderTimeout time.Duration
+	metricsAddr       string
+	metricsToken      string
+	tlsCert, tlsKey   string
 }
 
 func serveFlags(cfg *serveConfig) *flag.FlagSet {
@@ -75,7 +87,26 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.dashboard.Issuer, "dashboard-issuer", "", "OpenID Connect issuer people sign in to the dashboard at (default: the first --oidc-issuer; with --dev, the dev identity provider)")
 	fs.StringVar(&cfg.dashboard.ClientID, "dashboard-client-id", "gpfhir-dashboard", "the dashboard's client id at that issuer (authorization code with PKCE; redirect URI <base-url>/dashboard/callback)")
 	fs.StringVar(&cfg.dashboard.ClientSecret, "dashboard-client-secret", "", "the dashboard client's secret, if the issuer registered it as a confidential client")
+	fs.Float64Var(&cfg.clientRate, "rate-limit", api.DefaultLimits.ClientRate, "requests per second one patient or client may make, with bursts of twice that (0: no limit); over it, 429")
+	fs.Float64Var(&cfg.anonymousRate, "anonymous-rate-limit", api.DefaultLimits.AnonymousRate, "requests per second one address may make without a valid token, with bursts of four times that (0: no limit); over it, 429 before any audit write")
+	fs.IntVar(&cfg.maxInFlight, "max-in-flight", api.DefaultLimits.MaxInFlight, "most requests served at once; more wait up to 100ms, then 503 (0: no bound)")
+	fs.DurationVar(&cfg.requestTimeout, "request-timeout", api.DefaultLimits.RequestTimeout, "longest a request may take before it is stopped and answered 503 (0: no limit)")
+	fs.DurationVar(&cfg.readTimeout, "read-timeout", 30*time.Second, "longest a client may take to send a whole request, body included")
+	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 5*time.Second, "longest a client may take to send a request's headers")
+	fs.StringVar(&cfg.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics without a token on this separate address (keep it off the public network)")
+	fs.StringVar(&cfg.metricsToken, "metrics-token", "", "serve /metrics on the API's address to holders of this bearer token (set it in GPFHIR_METRICS_TOKEN rather than on the command line)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with, for deployments without a TLS proxy; needs --tls-key")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	return fs
+}
+
+// limits are the request limits the flags ask for.
+func (cfg *serveConfig) limits() api.Limits {
+	l := api.DefaultLimits
+	l.ClientRate, l.ClientBurst = cfg.clientRate, int(math.Ceil(2*cfg.clientRate))
+	l.AnonymousRate, l.AnonymousBurst = cfg.anonymousRate, int(math.Ceil(4*cfg.anonymousRate))
+	l.MaxInFlight, l.RequestTimeout = cfg.maxInFlight, cfg.requestTimeout
+	return l
 }
 
 // validate reports every configuration problem at once.
@@ -127,6 +158,24 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 	if cfg.dashboard.Issuer != "" && !cfg.dev && !slices.Contains(cfg.oidcIssuers, cfg.dashboard.Issuer) {
 		errs.addf("--dashboard-issuer %q must be one of the --oidc-issuer values: the dashboard checks the tokens it gets as the API does", cfg.dashboard.Issuer)
 	}
+	if cfg.clientRate < 0 || cfg.anonymousRate < 0 || cfg.maxInFlight < 0 || cfg.requestTimeout < 0 {
+		errs.addf("--rate-limit, --anonymous-rate-limit, --max-in-flight and --request-timeout must not be negative (0 turns each off)")
+	}
+	if cfg.readTimeout <= 0 || cfg.readHeaderTimeout <= 0 {
+		errs.addf("--read-timeout and --read-header-timeout must be positive: without them a slow client holds a connection for ever")
+	}
+	if cfg.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.metricsAddr); err != nil {
+			errs.addf("--metrics-addr %q is not host:port: %v", cfg.metricsAddr, err)
+		}
+	}
+	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
+		errs.addf("--tls-cert and --tls-key go together")
+	} else if cfg.tlsCert != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey); err != nil {
+			errs.addf("--tls-cert/--tls-key: %v", err)
+		}
+	}
 	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
 		errs.addf("--log-level %q is not one of debug, info, warn, error", cfg.logLevel)
 	}
@@ -163,7 +212,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	}
 	baseURL := cfg.baseURL
 	if baseURL == "" {
-		baseURL = "http://" + ln.Addr().String()
+		scheme := "http://"
+		if cfg.tlsCert != "" {
+			scheme = "https://"
+		}
+		baseURL = scheme + ln.Addr().String()
 	}
 	apiCfg := api.Config{
 		Store:            st,
@@ -178,6 +231,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		AuditRetention:   time.Duration(cfg.retention),
 		UptakeTarget:     cfg.uptakeTarget / 100,
 		Dashboard:        cfg.dashboard,
+		Limits:           cfg.limits(),
+		MetricsToken:     cfg.metricsToken,
 	}
 	if err := buildAuth(&cfg, &apiCfg, log); err != nil {
 		ln.Close()
@@ -197,14 +252,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 
 	hs := &http.Server{
 		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      120 * time.Second,
+		ReadHeaderTimeout: cfg.readHeaderTimeout,
+		ReadTimeout:       cfg.readTimeout,
+		WriteTimeout:      cfg.readTimeout + max(cfg.requestTimeout, 60*time.Second),
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	errc := make(chan error, 2)
+	go func() {
+		if cfg.tlsCert != "" {
+			errc <- hs.ServeTLS(ln, cfg.tlsCert, cfg.tlsKey)
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
+	var ms *http.Server
+	if cfg.metricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.metricsAddr)
+		if err != nil {
+			_ = hs.Close()
+			return fmt.Errorf("listen on --metrics-addr %s: %w", cfg.metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		ms = &http.Server{Handler: mux, ReadHeaderTimeout: cfg.readHeaderTimeout, ReadTimeout: cfg.readTimeout}
+		go func() { errc <- ms.Serve(mln) }()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	retention := "keep everything"
 	if apiCfg.AuditRetention > 0 {
 		retention = apiCfg.AuditRetention.String()
@@ -224,6 +298,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownWait)
 	defer cancel()
 	shutdownErr := hs.Shutdown(sctx)
+	if ms != nil {
+		_ = ms.Close()
+	}
 	// Requests are done (or cut off): write the audit records still waiting before the store closes.
 	_ = srv.Close()
 	if shutdownErr != nil {
