@@ -1,7 +1,10 @@
 package api
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -12,51 +15,72 @@ import (
 )
 
 // cursorSigner makes and checks paging cursors. A cursor is a keyset position (the sort values of the last
-// entry served) plus an HMAC over that position and the canonical query it belongs to. Nothing is kept on
-// the server, so any process sharing the key can serve the next page, and a link whose query or position
-// was edited fails the check instead of widening the search.
+// entry served), encrypted and authenticated (AES-GCM) together with the canonical query it belongs to and
+// the caller it was issued to. Nothing is kept on the server, so any process sharing the key can serve
+// the next page; a link whose query or position was edited, or that another caller replays, fails the
+// check instead of widening the search; and the sort values (a family name, a birth date) never appear
+// in clear in URLs that proxies and browsers log.
 type cursorSigner struct {
-	key []byte
+	aead cipher.AEAD
+}
+
+func newCursorSigner(key []byte) (*cursorSigner, error) {
+	// A key of its own, derived from the configured one, so that cursors and dashboard cookies (sealed
+	// with another derivation) can never be passed off as each other.
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("gpfhir paging cursors v2"))
+	block, err := aes.NewCipher(mac.Sum(nil))
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &cursorSigner{aead: aead}, nil
 }
 
 // cursorParam is the query parameter that carries a cursor in paging links.
 const cursorParam = "_cursor"
+
+// cursorScope binds a cursor to the query it pages through and to the caller: the issuer, subject and
+// client of the token. A link that leaks (into a log, or to another app) pages for no one else.
+func cursorScope(req *request, query string) string {
+	var b strings.Builder
+	b.WriteString(query)
+	if c := req.caller; c != nil {
+		for _, part := range []string{c.Issuer, c.Subject, c.ClientID, c.ProxyFor} {
+			b.WriteByte(0)
+			b.WriteString(part)
+		}
+	}
+	return b.String()
+}
 
 func (cs *cursorSigner) sign(scope string, position any) (string, error) {
 	payload, err := json.Marshal(position)
 	if err != nil {
 		return "", err
 	}
-	p := base64.RawURLEncoding.EncodeToString(payload)
-	return p + "." + base64.RawURLEncoding.EncodeToString(cs.mac(scope, p)), nil
+	nonce := make([]byte, cs.aead.NonceSize(), cs.aead.NonceSize()+len(payload)+cs.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(cs.aead.Seal(nonce, nonce, payload, []byte(scope))), nil
 }
 
-// open verifies a cursor against the query it arrived with and decodes its position into dst.
+// open checks a cursor against the scope it arrived with and decodes its position into dst.
 func (cs *cursorSigner) open(scope, cursor string, dst any) *apiError {
-	bad := badCursor()
-	p, sig, ok := strings.Cut(cursor, ".")
-	if !ok {
-		return bad
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(raw) < cs.aead.NonceSize()+cs.aead.Overhead() {
+		return badCursor()
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, cs.mac(scope, p)) {
-		return bad
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(p)
+	n := cs.aead.NonceSize()
+	payload, err := cs.aead.Open(nil, raw[:n], raw[n:], []byte(scope))
 	if err != nil || json.Unmarshal(payload, dst) != nil {
-		return bad
+		return badCursor()
 	}
 	return nil
-}
-
-// mac is HMAC-SHA256 truncated to 128 bits (as RFC 2104 allows), which keeps links short and is still far
-// beyond guessing.
-func (cs *cursorSigner) mac(scope, payload string) []byte {
-	m := hmac.New(sha256.New, cs.key)
-	m.Write([]byte(scope))
-	m.Write([]byte{0})
-	m.Write([]byte(payload))
-	return m.Sum(nil)[:16]
 }
 
 // signPosition signs a keyset position compactly: a JSON array of its values, strings as strings and
@@ -114,5 +138,5 @@ func pageLink(scope, cursor string) string {
 
 func badCursor() *apiError {
 	return fail(kindInvalid,
-		"the paging link is not valid for this query: it was altered, or issued by a server with another key; start the search again").at(cursorParam)
+		"the paging link is not valid for this query and caller: it was altered, issued to another caller, or issued by a server with another key; start the search again").at(cursorParam)
 }

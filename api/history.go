@@ -78,7 +78,7 @@ func (s *Server) history(req *request, p pathParams) error {
 	scope := base + "?" + applied.Encode()
 	if cur := values.Get(cursorParam); cur != "" {
 		var pos historyPosition
-		if err := s.cursors.open(scope, cur, &pos); err != nil {
+		if err := s.cursors.open(cursorScope(req, scope), cur, &pos); err != nil {
 			return err
 		}
 		hq.After = &store.HistoryPosition{LastUpdated: time.UnixMilli(pos.LastUpdated).UTC(), Type: pos.Type, ID: pos.ID, VersionID: pos.Version}
@@ -92,7 +92,7 @@ func (s *Server) history(req *request, p pathParams) error {
 	if len(versions) > count {
 		versions = versions[:count]
 		last := versions[len(versions)-1]
-		next, err := s.cursors.sign(scope, historyPosition{LastUpdated: last.LastUpdated.UnixMilli(), Type: last.Type, ID: last.ID, Version: last.VersionID})
+		next, err := s.cursors.sign(cursorScope(req, scope), historyPosition{LastUpdated: last.LastUpdated.UnixMilli(), Type: last.Type, ID: last.ID, Version: last.VersionID})
 		if err != nil {
 			return internal(err)
 		}

@@ -651,7 +651,7 @@ func (s *Server) search(req *request, p pathParams) error {
 	}
 	scope := p.typ.Name + "?" + q.applied.Encode()
 	if cur := values.Get(cursorParam); cur != "" {
-		after, err := s.cursors.openPosition(scope, cur)
+		after, err := s.cursors.openPosition(cursorScope(req, scope), cur)
 		if err != nil {
 			return err
 		}
@@ -684,7 +684,7 @@ func (s *Server) search(req *request, p pathParams) error {
 	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: s.cfg.BaseURL + "/" + pageLink(scope, "")})
 	if len(hits) > q.count {
 		hits = hits[:q.count]
-		next, err := s.cursors.signPosition(scope, hits[len(hits)-1].SortValues)
+		next, err := s.cursors.signPosition(cursorScope(req, scope), hits[len(hits)-1].SortValues)
 		if err != nil {
 			return internal(err)
 		}

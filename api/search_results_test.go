@@ -1,12 +1,15 @@
 package api_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gpfhir/gpfhir/auth/devidp"
 )
 
 // entriesByMode lists "Type/id" of the entries with the given search mode, in bundle order.
@@ -309,8 +312,20 @@ func TestSearchTamperedPagingLinks(t *testing.T) {
 	}
 	u, _ := url.Parse(next)
 	cursor := u.Query().Get("_cursor")
-	if len(cursor) > 120 { // a sort value, a UUID id and a 128-bit MAC
+	if len(cursor) > 140 { // a sort value, a UUID id, a 96-bit nonce and a 128-bit tag
 		t.Errorf("cursor %q is %d bytes; keyset positions should stay compact", cursor, len(cursor))
+	}
+	// Opaque: the sort value (a family name here) is not in the link, in clear or merely encoded.
+	for _, part := range strings.Split(cursor, ".") {
+		raw, _ := base64.RawURLEncoding.DecodeString(part)
+		if strings.Contains(strings.ToLower(string(raw)), "tamper") || strings.Contains(strings.ToLower(part), "tamper") {
+			t.Errorf("the cursor carries the family name it sorted by: %q", raw)
+		}
+	}
+	edited := []byte(cursor)
+	edited[len(edited)/2] ^= 1
+	if edited[len(edited)/2] == '-' || edited[len(edited)/2] == '_' || edited[len(edited)/2] > 'z' {
+		edited[len(edited)/2] = 'A'
 	}
 	tests := []struct{ name, url string }{
 		{"a criterion widened", strings.Replace(next, "family=tamper", "family=t", 1)},
@@ -319,7 +334,7 @@ func TestSearchTamperedPagingLinks(t *testing.T) {
 		{"the sort changed", strings.Replace(next, "_sort=family", "_sort=-family", 1)},
 		{"the page size changed", strings.Replace(next, "_count=2", "_count=3", 1)},
 		{"the cursor moved to another search", "/Patient?family=other&_count=2&_sort=family&_cursor=" + cursor},
-		{"the position edited", strings.Replace(next, "_cursor="+cursor, "_cursor=W10"+cursor[strings.Index(cursor, "."):], 1)},
+		{"the position edited", strings.Replace(next, "_cursor="+cursor, "_cursor="+string(edited), 1)},
 		{"the signature cut", strings.TrimSuffix(next, cursor[len(cursor)-3:])},
 		{"not a cursor at all", strings.Replace(next, "_cursor="+cursor, "_cursor=garbage", 1)},
 	}
@@ -331,6 +346,12 @@ func TestSearchTamperedPagingLinks(t *testing.T) {
 				t.Errorf("issue %v", iss)
 			}
 		})
+	}
+	// Another caller cannot use the link: it is bound to the caller it was issued to.
+	other := ts.systemToken(devidp.PracticeClientID(testPracticeODS), "system/*.rs")
+	r := ts.mustStatus(ts.get(next, header{"Authorization": "Bearer " + other}), http.StatusBadRequest)
+	if d, _ := r.issue(t)["diagnostics"].(string); !strings.Contains(d, "another caller") {
+		t.Errorf("another caller's link: %s", d)
 	}
 	// The untouched link still works, from any process sharing the key: nothing is kept per search.
 	ts.mustStatus(ts.get(next, nil), http.StatusOK)

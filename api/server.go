@@ -31,7 +31,7 @@ type Config struct {
 	// DefaultCount and MaxCount bound search page sizes. Defaults 20 and 1000.
 	DefaultCount int
 	MaxCount     int
-	// CursorKey signs paging links. Several processes serving one store must share it; when empty a
+	// CursorKey protects paging links (and dashboard cookies). Several processes serving one store must share it; when empty a
 	// random key is made, so links only work on the process that issued them.
 	CursorKey []byte
 	Logger    *slog.Logger
@@ -161,10 +161,12 @@ func New(cfg Config) (*Server, error) {
 		trail:   cfg.Store,
 		log:     cfg.Logger,
 		metrics: newMetrics(),
-		cursors: &cursorSigner{key: cfg.CursorKey},
 		limits:  newLimiter(cfg.Limits),
 	}
 	var err error
+	if s.cursors, err = newCursorSigner(cfg.CursorKey); err != nil {
+		return nil, err
+	}
 	if s.sealer, err = newSealer(cfg.CursorKey); err != nil {
 		return nil, err
 	}
