@@ -126,7 +126,8 @@ func startServe(t *testing.T, bin string, args ...string) string {
 func waitReady(t *testing.T, base string) {
 	t.Helper()
 	hc := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(90 * time.Second)
+	// Seeding on FerretDB, which scans whole collections, takes minutes on a busy 2-core machine.
+	deadline := time.Now().Add(300 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := hc.Get(base + "/readyz"); err == nil {
 			resp.Body.Close()
