@@ -26,7 +26,7 @@ type fakeIssuer struct {
 	fetches atomic.Int32
 }
 
-func newFakeIssuer(t *testing.T) *fakeIssuer {
+func newFakeIssuer(t testing.TB) *fakeIssuer {
 	t.Helper()
 	f := &fakeIssuer{keys: map[string]*rsa.PrivateKey{}, signing: map[string]*rsa.PrivateKey{}}
 	mux := http.NewServeMux()
@@ -58,7 +58,7 @@ func newFakeIssuer(t *testing.T) *fakeIssuer {
 	return f
 }
 
-func (f *fakeIssuer) addKey(t *testing.T, kid string) {
+func (f *fakeIssuer) addKey(t testing.TB, kid string) {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -83,7 +83,7 @@ func (f *fakeIssuer) setDelay(d time.Duration) {
 }
 
 // token signs a GP-system token with kid's key (or a fresh key nobody publishes when kid is unknown).
-func (f *fakeIssuer) token(t *testing.T, kid string, now time.Time) string {
+func (f *fakeIssuer) token(t testing.TB, kid string, now time.Time) string {
 	t.Helper()
 	f.mu.Lock()
 	k := f.signing[kid]
