@@ -1,8 +1,12 @@
 package api_test
 
 import (
+	"bufio"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -62,32 +66,42 @@ func TestClientRateLimitIsPerClient(t *testing.T) {
 	ts.mustStatus(ts.get("/Patient?_count=1", header{"Authorization": "Bearer " + other}), 200)
 }
 
+// slowPost sends a create over a raw connection, headers and the first bytes of the body at once (so that
+// the server is certainly serving it), and returns a function that sends the rest and reads the answer.
+func slowPost(t *testing.T, ts *testServer, body []byte) (finish func() int) {
+	t.Helper()
+	u, _ := url.Parse(ts.URL)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	head := fmt.Sprintf("POST /Patient HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/fhir+json\r\nContent-Length: %d\r\n\r\n",
+		u.Host, ts.token, len(body))
+	if _, err := conn.Write(append([]byte(head), body[:10]...)); err != nil {
+		t.Fatal(err)
+	}
+	return func() int {
+		if _, err := conn.Write(body[10:]); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+}
+
 // With every in-flight slot taken, a request waits QueueWait and then gets 503 with Retry-After.
 func TestInFlightBoundAnswers503(t *testing.T) {
 	ts := newTestServer(t, withLimits(api.Limits{MaxInFlight: 1, QueueWait: 20 * time.Millisecond}))
-	pr, pw := io.Pipe()
-	// Before the server's own cleanup, which waits for the request to end.
-	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
-	held := make(chan int, 1)
-	go func() {
-		req, _ := http.NewRequest("POST", ts.URL+"/Patient", pr)
-		req.Header.Set("Authorization", "Bearer "+ts.token)
-		req.Header.Set("Content-Type", "application/fhir+json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			held <- 0
-			return
-		}
-		resp.Body.Close()
-		held <- resp.StatusCode
-	}()
 	// The slow upload holds the only slot while its body trickles in.
-	raw := mustJSON(t, patient("Slow", validNHS))
-	if _, err := pw.Write(raw[:10]); err != nil {
-		t.Fatal(err)
-	}
+	finish := slowPost(t, ts, mustJSON(t, patient("Slow", validNHS)))
 	var r *response
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if r = ts.get("/Patient?_count=1", nil); r.Status == http.StatusServiceUnavailable {
 			break
 		}
@@ -95,11 +109,7 @@ func TestInFlightBoundAnswers503(t *testing.T) {
 	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Body), "retry shortly") {
 		t.Fatalf("a request with the only slot taken: %d %s", r.Status, r.Body)
 	}
-	if _, err := pw.Write(raw[10:]); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	if code := <-held; code != http.StatusCreated {
+	if code := finish(); code != http.StatusCreated {
 		t.Fatalf("the slow request: %d, want 201", code)
 	}
 	ts.mustStatus(ts.get("/Patient?_count=1", nil), 200)
@@ -108,26 +118,10 @@ func TestInFlightBoundAnswers503(t *testing.T) {
 // A request that runs past the timeout is stopped and answered 503; its write is not made.
 func TestRequestTimeoutStopsTheRequest(t *testing.T) {
 	ts := newTestServer(t, withLimits(api.Limits{RequestTimeout: 100 * time.Millisecond}))
-	pr, pw := io.Pipe()
-	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
-	raw := mustJSON(t, patient("Late", validNHS))
-	go func() {
-		_, _ = pw.Write(raw[:10])
-		time.Sleep(300 * time.Millisecond)
-		_, _ = pw.Write(raw[10:])
-		pw.Close()
-	}()
-	req, _ := http.NewRequest("POST", ts.URL+"/Patient", pr)
-	req.Header.Set("Authorization", "Bearer "+ts.token)
-	req.Header.Set("Content-Type", "application/fhir+json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "longer than this server allows") {
-		t.Fatalf("a request past its timeout: %d %s", resp.StatusCode, body)
+	finish := slowPost(t, ts, mustJSON(t, patient("Late", validNHS)))
+	time.Sleep(300 * time.Millisecond)
+	if code := finish(); code != http.StatusServiceUnavailable {
+		t.Fatalf("a request past its timeout: %d, want 503", code)
 	}
 	r := ts.mustStatus(ts.get("/Patient?family=Late&_summary=count", nil), 200)
 	if !strings.Contains(string(r.Body), `"total":0`) {
