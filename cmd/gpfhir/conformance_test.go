@@ -168,11 +168,11 @@ func runConformance(t *testing.T, bin, base string, only []string) {
 		"--role", "patient", patient("pat-0004"),
 		"--role", "patient", patient("pat-0006"),
 		"--role", "patient", tok("--nhs-number " + people.Proxy.NHSNumber + " --proxy-for " + people.Proxy.ProxyFor + " --scope 'patient/*.rs'"),
-		"--allow-fail", strings.Join(allow, ","), "--junit", junit, "--json", jsonFile, "--timeout", "4m"}
+		"--allow-fail", strings.Join(allow, ","), "--junit", junit, "--json", jsonFile, "--timeout", "6m"}
 	if only != nil {
 		args = append(args, "--only", strings.Join(only, ","))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, args...)
