@@ -153,7 +153,7 @@ func New(cfg Config) (*Server, error) {
 		store:   cfg.Store,
 		trail:   cfg.Store,
 		log:     cfg.Logger,
-		metrics: newMetrics(),
+		metrics: newMetrics(cfg.Store),
 		cursors: &cursorSigner{key: cfg.CursorKey},
 	}
 	var err error

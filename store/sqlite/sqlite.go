@@ -133,13 +133,17 @@ var (
 
 // Open opens (creating if needed) the database dir/gpfhir.db, creating dir with mode 0700 because the
 // file holds health records. A file of schema version 2 is upgraded; one of a newer schema is refused.
-func Open(ctx context.Context, dir string) (*Store, error) {
-	return open(ctx, dir, true)
+func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
+	return open(ctx, dir, true, opts...)
 }
 
 // open is Open with or without the background copier of audit references; tests turn it off to see
 // searches catch up on their own.
-func open(ctx context.Context, dir string, background bool) (*Store, error) {
+func open(ctx context.Context, dir string, background bool, opts ...Option) (*Store, error) {
+	o := options{walLimit: DefaultWALLimit}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create %s: %w", dir, err)
 	}
@@ -149,7 +153,8 @@ func open(ctx context.Context, dir string, background bool) (*Store, error) {
 	}
 	// busy_timeout comes first (the driver orders it so) so that even the journal_mode switch waits for
 	// another process instead of failing.
-	common := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)"
+	common := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)" +
+		fmt.Sprintf("&_pragma=journal_size_limit(%d)", journalSizeLimit(o.walLimit))
 	// No checkpoint on commit: a commit that checkpoints copies hundreds of pages and fsyncs the file
 	// before it returns, and every request waiting on that commit waits with it. The checkpointer does
 	// it in the background instead (checkpoint.go).
@@ -193,7 +198,7 @@ func open(ctx context.Context, dir string, background bool) (*Store, error) {
 		s.Close()
 		return nil, translate(err)
 	}
-	if err := s.startCheckpointer(ctx, common); err != nil {
+	if err := s.startCheckpointer(ctx, path, o); err != nil {
 		s.Close()
 		return nil, err
 	}
