@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -472,9 +473,27 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Reso
 	// AuditEvents are served from their chain rows: a history of every type is the union of both
 	// tables, merged in one order.
 	var tables []string
+	var others []string // Types other than AuditEvent, read from history
 	switch q.Type {
 	case "":
-		tables = []string{"history", "audit"}
+		if len(q.Types) == 0 {
+			tables = []string{"history", "audit"}
+			break
+		}
+		for _, t := range q.Types {
+			if t != store.AuditEventType {
+				others = append(others, t)
+			}
+		}
+		if len(others) > 0 {
+			tables = append(tables, "history")
+		}
+		if slices.Contains(q.Types, store.AuditEventType) {
+			tables = append(tables, "audit")
+		}
+		if len(tables) == 0 {
+			return nil, nil
+		}
 	case store.AuditEventType:
 		tables = []string{"audit"}
 	default:
@@ -490,6 +509,12 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Reso
 		if q.Type != "" {
 			b.WriteString(` AND type = ?`)
 			args = append(args, q.Type)
+		}
+		if table == "history" && len(others) > 0 {
+			b.WriteString(` AND type IN (?` + strings.Repeat(`,?`, len(others)-1) + `)`)
+			for _, t := range others {
+				args = append(args, t)
+			}
 		}
 		if q.ID != "" {
 			b.WriteString(` AND id = ?`)
