@@ -121,6 +121,8 @@ type Store struct {
 
 	getAuditStmt *sql.Stmt
 
+	path string // the database file, for Backup
+
 	stmts        stmtCache     // audit statements on w (audit.go)
 	copier       *copier       // background copy of audit references (refs.go)
 	checkpointer *checkpointer // background WAL checkpoints (checkpoint.go)
@@ -168,7 +170,7 @@ func open(ctx context.Context, dir string, background bool, opts ...Option) (*St
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	s := &Store{w: w}
+	s := &Store{w: w, path: path}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
