@@ -21,3 +21,9 @@ func UptakeEvery(d time.Duration) func(*Config) {
 func UptakeIdle() func(*Config) {
 	return func(c *Config) { c.uptakeLoop.Every = 24 * time.Hour }
 }
+
+// HistoryScanned has f told how many versions each history page read from the store, and bounds that
+// number by bound instead of 1,000 (the FerretDB stand-in is too slow for thousands of versions).
+func HistoryScanned(f func(n int), bound int) func(*Config) {
+	return func(c *Config) { c.historyScanned, c.historyScan = f, bound }
+}

@@ -83,7 +83,7 @@ func (s *Server) history(req *request, p pathParams) error {
 		}
 		hq.After = &store.HistoryPosition{LastUpdated: time.UnixMilli(pos.LastUpdated).UTC(), Type: pos.Type, ID: pos.ID, VersionID: pos.Version}
 	}
-	versions, err := s.visibleHistory(req, hq, count+1)
+	versions, more, err := s.visibleHistory(req, hq, count+1)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,11 @@ func (s *Server) history(req *request, p pathParams) error {
 	if len(versions) > count {
 		versions = versions[:count]
 		last := versions[len(versions)-1]
-		next, err := s.cursors.sign(cursorScope(req, scope), historyPosition{LastUpdated: last.LastUpdated.UnixMilli(), Type: last.Type, ID: last.ID, Version: last.VersionID})
+		more = &store.HistoryPosition{LastUpdated: last.LastUpdated, Type: last.Type, ID: last.ID, VersionID: last.VersionID}
+	}
+	if more != nil {
+		// A page cut short by the scan bound has fewer entries than _count, and a next link all the same.
+		next, err := s.cursors.sign(cursorScope(req, scope), historyPosition{LastUpdated: more.LastUpdated.UnixMilli(), Type: more.Type, ID: more.ID, Version: more.VersionID})
 		if err != nil {
 			return internal(err)
 		}

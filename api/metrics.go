@@ -26,7 +26,13 @@ type metrics struct {
 	refused *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
+// walReporter is a store with a write-ahead log whose size is bounded (the SQLite store).
+type walReporter interface {
+	WALBytes() int64
+	WALLimitBytes() int64
+}
+
+func newMetrics(st any) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	// Labels are the interaction and status only: never paths or ids, which would make unbounded series.
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -53,6 +59,13 @@ func newMetrics() *metrics {
 	}, []string{"reason"})
 	m.reg.MustRegister(m.requests, m.duration, m.auditBatch, m.auditFailures, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if w, ok := st.(walReporter); ok {
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gpfhir_sqlite_wal_bytes",
+				Help: "Size of the SQLite write-ahead log on disk."}, func() float64 { return float64(w.WALBytes()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gpfhir_sqlite_wal_limit_bytes",
+				Help: "WAL size above which the store truncates the WAL."}, func() float64 { return float64(w.WALLimitBytes()) }))
+	}
 	return m
 }
 

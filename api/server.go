@@ -59,6 +59,10 @@ type Config struct {
 	AuditRetention time.Duration
 	// retentionEvery replaces the hourly period of the retention loop, for tests.
 	retentionEvery time.Duration
+	// historyScanned, if set, is told how many versions each history page read, for tests, and
+	// historyScan replaces the bound on that number (historyScan in auth_history.go).
+	historyScanned func(n int)
+	historyScan    int
 	// UptakeTarget is the share of registered patients using online services that the dashboard
 	// measures each practice against (--uptake-target). Default 0.30.
 	UptakeTarget float64
@@ -160,7 +164,7 @@ func New(cfg Config) (*Server, error) {
 		store:   cfg.Store,
 		trail:   cfg.Store,
 		log:     cfg.Logger,
-		metrics: newMetrics(),
+		metrics: newMetrics(cfg.Store),
 		limits:  newLimiter(cfg.Limits),
 	}
 	var err error

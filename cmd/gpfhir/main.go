@@ -51,6 +51,8 @@ commands:
   audit verify   check the audit trail's hash chain: "intact, N records" or the first broken link
   audit export   write AuditEvents as ndjson for archiving (--since, --until RFC 3339, --out file)
   audit prune    remove the AuditEvents recorded before --before (RFC 3339 or an age like 2190d); export first
+  backup     copy the SQLite store while it runs (--data-dir D --out FILE), verified, audit head in FILE.json
+  restore    put a backup in place (--from FILE --data-dir D) and verify its audit chain; see docs/operations.md
   conformance    run the FHIR conformance suite against a server (--base-url URL --token-command CMD); see docs/conformance.md
   version    print the version
 
@@ -77,6 +79,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return auditCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "conformance":
 		return conformanceCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "backup":
+		return backupCommand(ctx, args[1:], getenv, stdout)
+	case "restore":
+		return restoreCommand(ctx, args[1:], getenv, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "gpfhir", version)
 		return nil

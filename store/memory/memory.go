@@ -337,6 +337,9 @@ func (s *Store) History(_ context.Context, q store.HistoryQuery) ([]store.Resour
 		if (q.Type != "" && k.typ != q.Type) || (q.ID != "" && k.id != q.ID) {
 			continue
 		}
+		if q.Type == "" && len(q.Types) > 0 && !slices.Contains(q.Types, k.typ) {
+			continue
+		}
 		for _, v := range r.versions {
 			if !q.Since.IsZero() && v.LastUpdated.Before(q.Since) || !q.Before.IsZero() && !v.LastUpdated.Before(q.Before) {
 				continue

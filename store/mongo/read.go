@@ -59,6 +59,8 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Reso
 		f = append(f, bson.E{Key: "t", Value: q.Type})
 	} else if q.ID != "" {
 		return nil, fmt.Errorf("%w: history by id without a type", store.ErrInvalidQuery)
+	} else if len(q.Types) > 0 {
+		f = append(f, bson.E{Key: "t", Value: bson.D{{Key: "$in", Value: q.Types}}})
 	}
 	if q.ID != "" {
 		f = append(f, bson.E{Key: "r", Value: q.ID})

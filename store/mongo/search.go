@@ -262,7 +262,7 @@ func (s *Store) predicate(ctx context.Context, typ string, p store.Predicate) (b
 	case store.MatchTokenText, store.MatchPrefix:
 		return bson.D{{Key: fText, Value: prefixRegex(pre + p.Value)}}, nil
 	case store.MatchContains:
-		return bson.D{{Key: fText, Value: bson.Regex{Pattern: "^" + regexp.QuoteMeta(pre) + ".*" + regexp.QuoteMeta(p.Value), Options: "s"}}}, nil
+		return bson.D{{Key: fText, Value: bson.Regex{Pattern: "^" + quoteRegex(pre) + ".*" + quoteRegex(p.Value), Options: "s"}}}, nil
 	case store.MatchRange:
 		return s.rangeIDs(ctx, typ, p)
 	case store.MatchRefIn:
@@ -293,7 +293,14 @@ func (s *Store) predicate(ctx context.Context, typ string, p store.Predicate) (b
 
 // prefixRegex is an anchored, case-sensitive prefix match, which MongoDB answers with an index range.
 func prefixRegex(prefix string) bson.Regex {
-	return bson.Regex{Pattern: "^" + regexp.QuoteMeta(prefix), Options: ""}
+	return bson.Regex{Pattern: "^" + quoteRegex(prefix), Options: ""}
+}
+
+// quoteRegex makes s a pattern that matches s literally. Beyond regexp.QuoteMeta, a NUL byte becomes the
+// escape \x00: a BSON regex is a C string, and a NUL in a search value (family=a%00b) made the driver
+// refuse the filter, which answered 500.
+func quoteRegex(s string) string {
+	return strings.ReplaceAll(regexp.QuoteMeta(s), "\x00", `\x00`)
 }
 
 // bounds compiles range bounds onto the fields holding Low and High. No bounds is an empty filter: a

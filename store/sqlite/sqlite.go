@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,6 +121,8 @@ type Store struct {
 
 	getAuditStmt *sql.Stmt
 
+	path string // the database file, for Backup
+
 	stmts        stmtCache     // audit statements on w (audit.go)
 	copier       *copier       // background copy of audit references (refs.go)
 	checkpointer *checkpointer // background WAL checkpoints (checkpoint.go)
@@ -133,13 +136,17 @@ var (
 
 // Open opens (creating if needed) the database dir/gpfhir.db, creating dir with mode 0700 because the
 // file holds health records. A file of schema version 2 is upgraded; one of a newer schema is refused.
-func Open(ctx context.Context, dir string) (*Store, error) {
-	return open(ctx, dir, true)
+func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
+	return open(ctx, dir, true, opts...)
 }
 
 // open is Open with or without the background copier of audit references; tests turn it off to see
 // searches catch up on their own.
-func open(ctx context.Context, dir string, background bool) (*Store, error) {
+func open(ctx context.Context, dir string, background bool, opts ...Option) (*Store, error) {
+	o := options{walLimit: DefaultWALLimit}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create %s: %w", dir, err)
 	}
@@ -149,7 +156,8 @@ func open(ctx context.Context, dir string, background bool) (*Store, error) {
 	}
 	// busy_timeout comes first (the driver orders it so) so that even the journal_mode switch waits for
 	// another process instead of failing.
-	common := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)"
+	common := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)" +
+		fmt.Sprintf("&_pragma=journal_size_limit(%d)", journalSizeLimit(o.walLimit))
 	// No checkpoint on commit: a commit that checkpoints copies hundreds of pages and fsyncs the file
 	// before it returns, and every request waiting on that commit waits with it. The checkpointer does
 	// it in the background instead (checkpoint.go).
@@ -162,7 +170,7 @@ func open(ctx context.Context, dir string, background bool) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	s := &Store{w: w}
+	s := &Store{w: w, path: path}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -193,7 +201,7 @@ func open(ctx context.Context, dir string, background bool) (*Store, error) {
 		s.Close()
 		return nil, translate(err)
 	}
-	if err := s.startCheckpointer(ctx, common); err != nil {
+	if err := s.startCheckpointer(ctx, path, o); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -467,9 +475,27 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Reso
 	// AuditEvents are served from their chain rows: a history of every type is the union of both
 	// tables, merged in one order.
 	var tables []string
+	var others []string // Types other than AuditEvent, read from history
 	switch q.Type {
 	case "":
-		tables = []string{"history", "audit"}
+		if len(q.Types) == 0 {
+			tables = []string{"history", "audit"}
+			break
+		}
+		for _, t := range q.Types {
+			if t != store.AuditEventType {
+				others = append(others, t)
+			}
+		}
+		if len(others) > 0 {
+			tables = append(tables, "history")
+		}
+		if slices.Contains(q.Types, store.AuditEventType) {
+			tables = append(tables, "audit")
+		}
+		if len(tables) == 0 {
+			return nil, nil
+		}
 	case store.AuditEventType:
 		tables = []string{"audit"}
 	default:
@@ -485,6 +511,12 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Reso
 		if q.Type != "" {
 			b.WriteString(` AND type = ?`)
 			args = append(args, q.Type)
+		}
+		if table == "history" && len(others) > 0 {
+			b.WriteString(` AND type IN (?` + strings.Repeat(`,?`, len(others)-1) + `)`)
+			for _, t := range others {
+				args = append(args, t)
+			}
 		}
 		if q.ID != "" {
 			b.WriteString(` AND id = ?`)

@@ -42,6 +42,7 @@ func testHistory(t *testing.T, s audit.Backend) {
 		var out []store.Resource
 		for _, r := range all {
 			if (q.Type == "" || r.Type == q.Type) && (q.ID == "" || r.ID == q.ID) &&
+				(q.Type != "" || len(q.Types) == 0 || slices.Contains(q.Types, r.Type)) &&
 				(q.Since.IsZero() || !r.LastUpdated.Before(q.Since)) && (q.Before.IsZero() || r.LastUpdated.Before(q.Before)) {
 				out = append(out, r)
 			}
@@ -76,6 +77,10 @@ func testHistory(t *testing.T, s audit.Backend) {
 		{"limit keeps the newest", store.HistoryQuery{Limit: 4}},
 		{"limit larger than the history returns all", store.HistoryQuery{Type: "Observation", Limit: 10}},
 		{"limit applies after the filters", store.HistoryQuery{Type: "Patient", Since: at(20), Limit: 3}},
+		{"types confine system history to those types", store.HistoryQuery{Types: []string{"Patient", "Encounter"}}},
+		{"types with since, before and limit", store.HistoryQuery{Types: []string{"Observation", "Patient"}, Since: at(20), Before: at(80), Limit: 4}},
+		{"types naming nothing stored give nothing", store.HistoryQuery{Types: []string{"Nothing"}}},
+		{"types without AuditEvent on a store without audit records", store.HistoryQuery{Types: []string{store.AuditEventType}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,6 +100,7 @@ func testHistory(t *testing.T, s audit.Backend) {
 		{"type", store.HistoryQuery{Type: "Patient"}},
 		{"instance", store.HistoryQuery{Type: "Patient", ID: "b"}},
 		{"window", store.HistoryQuery{Since: at(20), Before: at(70)}},
+		{"types", store.HistoryQuery{Types: []string{"Patient", "Observation"}}},
 	}
 	for _, tc := range pages {
 		for _, size := range []int{1, 2, 3} {
@@ -122,6 +128,35 @@ func testHistory(t *testing.T, s audit.Backend) {
 			})
 		}
 	}
+	t.Run("types decide whether audit records are listed", func(t *testing.T) {
+		rec := appendNew(t, s, auditRecord("hist-audit", 90, "R", "a"))[0]
+		got, err := s.History(ctx, store.HistoryQuery{Types: []string{store.AuditEventType}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Type != store.AuditEventType || got[0].ID != rec.ID {
+			t.Fatalf("history of AuditEvent = %v, want the one record", versions(got))
+		}
+		got, err = s.History(ctx, store.HistoryQuery{Types: []string{"Patient", "Observation", "Encounter"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, got, all)
+		got, err = s.History(ctx, store.HistoryQuery{Types: []string{store.AuditEventType, "Encounter"}, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0].ID != rec.ID || got[1].Type != "Encounter" {
+			t.Fatalf("history of AuditEvent and Encounter = %v, want the record then Encounter/e", versions(got))
+		}
+		got, err = s.History(ctx, store.HistoryQuery{Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].ID != rec.ID {
+			t.Fatalf("system history without types = %v, want the audit record first", versions(got))
+		}
+	})
 	t.Run("after the oldest version there is nothing", func(t *testing.T) {
 		oldest := all[len(all)-1]
 		got, err := s.History(ctx, store.HistoryQuery{After: &store.HistoryPosition{LastUpdated: oldest.LastUpdated, Type: oldest.Type, ID: oldest.ID, VersionID: oldest.VersionID}})

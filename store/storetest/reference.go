@@ -579,7 +579,8 @@ func (g *queryGen) paged() []store.Query {
 // on to its end.
 func (g *queryGen) histories() []store.HistoryQuery {
 	g.seed(13)
-	out := []store.HistoryQuery{{}, {Type: "Nothing"}, {Limit: 4}, {Limit: 7}}
+	out := []store.HistoryQuery{{}, {Type: "Nothing"}, {Limit: 4}, {Limit: 7},
+		{Types: refTypes[:2]}, {Types: refTypes[1:], Limit: 3}, {Types: []string{store.AuditEventType, refTypes[0]}, Limit: 5}}
 	for _, typ := range refTypes {
 		out = append(out, store.HistoryQuery{Type: typ}, store.HistoryQuery{Type: typ, Limit: 2})
 		for _, id := range pick(g, g.ids[typ], 2) {
@@ -711,7 +712,7 @@ func predicateString(p store.Predicate) string {
 }
 
 func historyString(q store.HistoryQuery) string {
-	s := fmt.Sprintf("type=%q id=%q", q.Type, q.ID)
+	s := fmt.Sprintf("type=%q types=%q id=%q", q.Type, q.Types, q.ID)
 	if !q.Since.IsZero() {
 		s += fmt.Sprintf(" since=%d", q.Since.UnixMilli())
 	}

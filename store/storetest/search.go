@@ -171,6 +171,9 @@ func testSearch(t *testing.T, s audit.Backend) {
 		{"contains matching two entries of one resource finds it once", q("Patient", or(val("name", store.MatchContains, "jones"))), []string{"p2"}},
 		{"contains matches the end", q("Patient", or(val("name", store.MatchContains, "keys"))), []string{"p3"}},
 		{"contains not", q("Patient", or(not(val("name", store.MatchContains, "jones")))), []string{"p1", "p3", "p4"}},
+		{"pattern characters in a prefix are literal", q("Patient", or(val("name", store.MatchPrefix, ".*"), val("name", store.MatchPrefix, "%"), val("name", store.MatchPrefix, "_"), val("name", store.MatchPrefix, "a\\"))), nil},
+		{"pattern characters in contains are literal", q("Patient", or(val("name", store.MatchContains, "i.e"), val("name", store.MatchContains, "%"), val("name", store.MatchContains, "_"), val("name", store.MatchContains, "[a-z]"))), nil},
+		{"a NUL byte in a prefix or contains value is a character like any other", q("Patient", or(val("name", store.MatchPrefix, "ali\x00"), val("name", store.MatchContains, "\x00ic"))), nil},
 
 		{"range low lt", q("Patient", or(rng("birthdate", b(L, store.LT, p1Lo)))), nil},
 		{"range low le", q("Patient", or(rng("birthdate", b(L, store.LE, p1Lo)))), []string{"p1", "p3"}},
