@@ -43,6 +43,7 @@ type serveConfig struct {
 	retention    ageFlag
 	uptakeTarget float64
 	dashboard    api.DashboardSignIn
+	corsOrigins  multiFlag
 }
 
 func serveFlags(cfg *serveConfig) *flag.FlagSet {
@@ -75,6 +76,7 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.dashboard.Issuer, "dashboard-issuer", "", "OpenID Connect issuer people sign in to the dashboard at (default: the first --oidc-issuer; with --dev, the dev identity provider)")
 	fs.StringVar(&cfg.dashboard.ClientID, "dashboard-client-id", "gpfhir-dashboard", "the dashboard's client id at that issuer (authorization code with PKCE; redirect URI <base-url>/dashboard/callback)")
 	fs.StringVar(&cfg.dashboard.ClientSecret, "dashboard-client-secret", "", "the dashboard client's secret, if the issuer registered it as a confidential client")
+	fs.Var(&cfg.corsOrigins, "cors-origin", "browser origin allowed to call the API, like https://app.example.org (repeatable; * opens only /metadata and /.well-known/smart-configuration; --dev allows loopback origins)")
 	return fs
 }
 
@@ -127,6 +129,11 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 	if cfg.dashboard.Issuer != "" && !cfg.dev && !slices.Contains(cfg.oidcIssuers, cfg.dashboard.Issuer) {
 		errs.addf("--dashboard-issuer %q must be one of the --oidc-issuer values: the dashboard checks the tokens it gets as the API does", cfg.dashboard.Issuer)
 	}
+	for _, o := range cfg.corsOrigins {
+		if _, err := api.NormalizeOrigin(o); o != "*" && err != nil {
+			errs.addf("--cors-origin: %v", err)
+		}
+	}
 	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
 		errs.addf("--log-level %q is not one of debug, info, warn, error", cfg.logLevel)
 	}
@@ -178,6 +185,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		AuditRetention:   time.Duration(cfg.retention),
 		UptakeTarget:     cfg.uptakeTarget / 100,
 		Dashboard:        cfg.dashboard,
+		CORSOrigins:      cfg.corsOrigins,
+		CORSLoopback:     cfg.dev,
 	}
 	if err := buildAuth(&cfg, &apiCfg, log); err != nil {
 		ln.Close()

@@ -50,11 +50,12 @@ func TestFlagBeatsEnvironmentBeatsDefault(t *testing.T) {
 func TestConfigurationErrorsAreReportedTogether(t *testing.T) {
 	err := serve(context.Background(), []string{
 		"--store", "cassandra", "--addr", "no-port", "--max-body", "0", "--log-level", "loud", "--cursor-key", "zz",
+		"--cors-origin", "app.example.org",
 	}, envFrom(nil), io.Discard, nil)
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{"--store", "--addr", "--max-body", "--log-level", "--cursor-key", "--oidc-issuer"} {
+	for _, want := range []string{"--store", "--addr", "--max-body", "--log-level", "--cursor-key", "--oidc-issuer", "--cors-origin"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
