@@ -317,7 +317,8 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 			return nil, &keyError{msg: "the token's signature is not valid"}
 		}
 	}
-	return nil, &keyError{msg: "the token's signing key (kid) is not one the issuer publishes"}
+	// The usual cause in development: gpfhir serve --dev makes new signing keys each time it starts.
+	return nil, &keyError{msg: "the token's signing key (kid) is not one the issuer publishes; if the issuer restarted (gpfhir serve --dev makes new keys at each start), get a new token"}
 }
 
 // try verifies with the keys matching the header. known is false when no key matches.

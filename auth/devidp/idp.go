@@ -122,7 +122,7 @@ func New(cfg Config) (*IdP, error) {
 		return nil, err
 	}
 	idp := &IdP{cfg: cfg, storage: st, prefix: prefix}
-	srv := &server{LegacyServer: op.NewLegacyServer(provider, provider.Endpoints()), provider: provider, key: st.key}
+	srv := &server{LegacyServer: op.NewLegacyServer(provider, provider.Endpoints()), provider: provider, key: st.key, storage: st}
 	opHandler := op.RegisterLegacyServer(srv, op.AuthorizeCallbackHandler(provider))
 	mux := http.NewServeMux()
 	login := &loginPage{idp: idp, callback: op.AuthCallbackURL(provider)}
@@ -150,6 +150,7 @@ type server struct {
 	*op.LegacyServer
 	provider *op.Provider
 	key      *signingKey
+	storage  *storage
 }
 
 // VerifyClient authenticates client_credentials grants by their RFC 7523 client assertion, which the
@@ -159,11 +160,21 @@ func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCreden
 		r.Data.ClientAssertionType == oidc.ClientAssertionTypeJWTAssertion {
 		c, err := op.AuthorizePrivateJWTKey(ctx, r.Data.ClientAssertion, s.provider)
 		if err != nil {
-			return nil, oidc.ErrInvalidClient().WithDescription("client assertion rejected").WithParent(err)
+			return nil, oidc.ErrInvalidClient().WithDescription("%s", s.storage.assertionRefusal(r.Data.ClientAssertion)).WithParent(err)
 		}
 		return c, nil
 	}
-	return s.LegacyServer.VerifyClient(ctx, r)
+	c, err := s.LegacyServer.VerifyClient(ctx, r)
+	if err != nil {
+		id := r.Data.ClientID
+		if u, _, ok := (&http.Request{Header: r.Header}).BasicAuth(); ok && id == "" {
+			id, _ = url.QueryUnescape(u)
+		}
+		if _, known := s.storage.clients[id]; !known && id != "" {
+			return nil, oidc.ErrInvalidClient().WithDescription("%s", s.storage.unknownClient(id)).WithParent(err)
+		}
+	}
+	return c, err
 }
 
 func (s *server) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
