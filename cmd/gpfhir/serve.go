@@ -44,6 +44,7 @@ type serveConfig struct {
 	uptakeTarget float64
 	dashboard    api.DashboardSignIn
 	corsOrigins  multiFlag
+	clientNames  clientNameFlag
 }
 
 func serveFlags(cfg *serveConfig) *flag.FlagSet {
@@ -77,6 +78,7 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.dashboard.ClientID, "dashboard-client-id", "gpfhir-dashboard", "the dashboard's client id at that issuer (authorization code with PKCE; redirect URI <base-url>/dashboard/callback)")
 	fs.StringVar(&cfg.dashboard.ClientSecret, "dashboard-client-secret", "", "the dashboard client's secret, if the issuer registered it as a confidential client")
 	fs.Var(&cfg.corsOrigins, "cors-origin", "browser origin allowed to call the API, like https://app.example.org (repeatable; * opens only /metadata and /.well-known/smart-configuration; --dev allows loopback origins)")
+	fs.Var(&cfg.clientNames, "client-name", "the name patients see for an app in who accessed their record: CLIENT=NAME (repeatable; in the environment, separate entries with ;)")
 	return fs
 }
 
@@ -187,6 +189,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		Dashboard:        cfg.dashboard,
 		CORSOrigins:      cfg.corsOrigins,
 		CORSLoopback:     cfg.dev,
+		ClientNames:      cfg.clientNames.m,
 	}
 	if err := buildAuth(&cfg, &apiCfg, log); err != nil {
 		ln.Close()
@@ -352,6 +355,36 @@ func (f *clientODSFlag) Set(v string) error {
 			f.m = map[string][]string{}
 		}
 		f.m[client] = append(f.m[client], ods...)
+	}
+	return nil
+}
+
+// clientNameFlag is --client-name CLIENT=NAME, repeatable. App names may hold commas, so entries in the
+// environment variable are separated by semicolons.
+type clientNameFlag struct{ m map[string]string }
+
+func (f *clientNameFlag) String() string {
+	var parts []string
+	for k, v := range f.m {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ";")
+}
+
+func (f *clientNameFlag) Set(v string) error {
+	for _, entry := range strings.Split(v, ";") {
+		if strings.TrimSpace(entry) == "" {
+			continue
+		}
+		client, name, ok := strings.Cut(entry, "=")
+		client, name = strings.TrimSpace(client), strings.TrimSpace(name)
+		if !ok || client == "" || name == "" {
+			return fmt.Errorf("%q is not CLIENT=NAME, like gpfhir-dev-app=My GP App", entry)
+		}
+		if f.m == nil {
+			f.m = map[string]string{}
+		}
+		f.m[client] = name
 	}
 	return nil
 }

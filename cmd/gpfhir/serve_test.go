@@ -315,3 +315,32 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestClientNameFlagFromFlagsAndEnvironment(t *testing.T) {
+	var cfg serveConfig
+	fs := serveFlags(&cfg)
+	fs.SetOutput(io.Discard)
+	if err := parseFlags(fs, []string{"--client-name", "gpfhir-dev-app=My Health App, for you", "--client-name", "gp-a81001 = Riverside GP"}, envFrom(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.clientNames.m["gpfhir-dev-app"] != "My Health App, for you" || cfg.clientNames.m["gp-a81001"] != "Riverside GP" {
+		t.Errorf("client names %v", cfg.clientNames.m)
+	}
+	var env serveConfig
+	fs = serveFlags(&env)
+	fs.SetOutput(io.Discard)
+	if err := parseFlags(fs, nil, envFrom(map[string]string{"GPFHIR_CLIENT_NAME": "a=App A; b=App B"})); err != nil {
+		t.Fatal(err)
+	}
+	if len(env.clientNames.m) != 2 || env.clientNames.m["b"] != "App B" {
+		t.Errorf("client names from the environment %v", env.clientNames.m)
+	}
+	for _, bad := range []string{"no-equals", "=name", "client="} {
+		var c serveConfig
+		fs := serveFlags(&c)
+		fs.SetOutput(io.Discard)
+		if err := parseFlags(fs, []string{"--client-name", bad}, envFrom(nil)); err == nil || !strings.Contains(err.Error(), "CLIENT=NAME") {
+			t.Errorf("--client-name %q: %v", bad, err)
+		}
+	}
+}
