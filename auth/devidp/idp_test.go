@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -168,6 +169,24 @@ func TestLoginPageListsTheTestUsers(t *testing.T) {
 	for _, want := range []string{`lang="en"`, "<label", people.Patients[0].NHSNumber, "P9", "P5", "P0", "acting for"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("login page lacks %q", want)
+		}
+	}
+	// Each test user's NHS number is shown, not only carried in a hidden field, and so is the case
+	// each demonstrates: P5, no record here, a proxy, access switched off, confidential items.
+	visible := string(body)
+	for _, hidden := range regexp.MustCompile(`<input type="hidden"[^>]*>`).FindAllString(visible, -1) {
+		visible = strings.Replace(visible, hidden, "", 1)
+	}
+	nhs := people.Proxy.NHSNumber
+	for _, want := range []string{nhs[:3] + " " + nhs[3:6] + " " + nhs[6:], "partly verified (P5)", "no GP record at this service",
+		"proxy: acting for", "grant has ended", "not switched on record access", "redacted for online access"} {
+		if !strings.Contains(visible, want) {
+			t.Errorf("login page does not show %q", want)
+		}
+	}
+	for _, p := range people.Patients[:3] {
+		if n := p.NHSNumber; !strings.Contains(visible, n[:3]+" "+n[3:6]+" "+n[6:]) {
+			t.Errorf("login page does not show %s's NHS number", p.Name)
 		}
 	}
 }
