@@ -32,6 +32,8 @@ type Token struct {
 	IDToken      string `json:"id_token"`
 	ExpiresIn    int    `json:"expires_in"`
 	Scope        string `json:"scope"`
+	// Patient is the SMART launch context (scope launch/patient): the Patient the app acts on.
+	Patient string `json:"patient"`
 }
 
 // TokenError is a token endpoint's refusal (RFC 6749 section 5.2).

@@ -54,7 +54,16 @@ type client struct {
 	// dashboard marks the dashboard client: it may ask for the dashboard scope, and its sign-in page
 	// offers commissioners rather than patients.
 	dashboard bool
+	// launch marks a SMART app client: it may ask for launch/patient and fhirUser.
+	launch  bool
+	devMode bool
 }
+
+// SMART App Launch scopes the patient-app client may ask for besides the resource scopes.
+const (
+	ScopeLaunchPatient = "launch/patient"
+	ScopeFHIRUser      = "fhirUser"
+)
 
 func (c *client) GetID() string                       { return c.id }
 func (c *client) RedirectURIs() []string              { return c.redirects }
@@ -68,7 +77,7 @@ func (c *client) GrantTypes() []oidc.GrantType         { return c.grants }
 func (c *client) LoginURL(id string) string            { return c.loginURL(id) }
 func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
 func (c *client) IDTokenLifetime() time.Duration       { return time.Hour }
-func (c *client) DevMode() bool                        { return false }
+func (c *client) DevMode() bool                        { return c.devMode }
 func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
 func (c *client) ClockSkew() time.Duration             { return 0 }
 func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
@@ -81,6 +90,9 @@ func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 // IsScopeAllowed lets through SMART scopes of the client's contexts, and the role scopes.
 func (c *client) IsScopeAllowed(scope string) bool {
 	if scope == auth.DashboardScope && (c.secret != "" || c.dashboard) {
+		return true
+	}
+	if (scope == ScopeLaunchPatient || scope == ScopeFHIRUser) && c.launch {
 		return true
 	}
 	sc, ok := auth.ParseScope(scope)

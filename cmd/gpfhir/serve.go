@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,7 @@ type serveConfig struct {
 	dashboard    api.DashboardSignIn
 	corsOrigins  multiFlag
 	clientNames  clientNameFlag
+	devRedirects multiFlag
 }
 
 func serveFlags(cfg *serveConfig) *flag.FlagSet {
@@ -78,6 +80,7 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.dashboard.ClientID, "dashboard-client-id", "gpfhir-dashboard", "the dashboard's client id at that issuer (authorization code with PKCE; redirect URI <base-url>/dashboard/callback)")
 	fs.StringVar(&cfg.dashboard.ClientSecret, "dashboard-client-secret", "", "the dashboard client's secret, if the issuer registered it as a confidential client")
 	fs.Var(&cfg.corsOrigins, "cors-origin", "browser origin allowed to call the API, like https://app.example.org (repeatable; * opens only /metadata and /.well-known/smart-configuration; --dev allows loopback origins)")
+	fs.Var(&cfg.devRedirects, "dev-redirect-uri", "with --dev: a redirect URI of a browser SMART app, registered for the dev identity provider's public client "+devidp.AppClientID+" (repeatable; loopback URIs match on any port)")
 	fs.Var(&cfg.clientNames, "client-name", "the name patients see for an app in who accessed their record: CLIENT=NAME (repeatable; in the environment, separate entries with ;)")
 	return fs
 }
@@ -134,6 +137,14 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 	for _, o := range cfg.corsOrigins {
 		if _, err := api.NormalizeOrigin(o); o != "*" && err != nil {
 			errs.addf("--cors-origin: %v", err)
+		}
+	}
+	if len(cfg.devRedirects) > 0 && !cfg.dev {
+		errs.addf("--dev-redirect-uri registers redirect URIs at the development identity provider, which runs only with --dev")
+	}
+	for _, u := range cfg.devRedirects {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.Fragment != "" {
+			errs.addf("--dev-redirect-uri %q must be an absolute http(s) URL without a fragment, like http://127.0.0.1:5173/callback", u)
 		}
 	}
 	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
@@ -302,6 +313,7 @@ func buildAuth(cfg *serveConfig, apiCfg *api.Config, log *slog.Logger) error {
 			Dev: true, Issuer: issuer, Audience: audience, Seed: cfg.seed,
 			People: seed.People(seed.Options{Seed: cfg.seed}), Logger: log,
 			DashboardRedirectURIs: []string{strings.TrimRight(apiCfg.BaseURL, "/") + "/dashboard/callback"},
+			AppRedirectURIs:       cfg.devRedirects,
 		})
 		if err != nil {
 			return err

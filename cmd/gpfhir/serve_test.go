@@ -50,12 +50,12 @@ func TestFlagBeatsEnvironmentBeatsDefault(t *testing.T) {
 func TestConfigurationErrorsAreReportedTogether(t *testing.T) {
 	err := serve(context.Background(), []string{
 		"--store", "cassandra", "--addr", "no-port", "--max-body", "0", "--log-level", "loud", "--cursor-key", "zz",
-		"--cors-origin", "app.example.org",
+		"--cors-origin", "app.example.org", "--dev-redirect-uri", "http://127.0.0.1:5173/callback",
 	}, envFrom(nil), io.Discard, nil)
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{"--store", "--addr", "--max-body", "--log-level", "--cursor-key", "--oidc-issuer", "--cors-origin"} {
+	for _, want := range []string{"--store", "--addr", "--max-body", "--log-level", "--cursor-key", "--oidc-issuer", "--cors-origin", "--dev-redirect-uri"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
