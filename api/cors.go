@@ -107,6 +107,10 @@ func (s *Server) corsPath(path string) bool {
 	if path == "/.well-known/smart-configuration" {
 		return true
 	}
+	switch path {
+	case "/healthz", "/readyz", "/metrics":
+		return false // for load balancers and Prometheus, not browsers
+	}
 	if _, _, _, _, ok := parsePath(path); !ok || strings.HasPrefix(path, "/dashboard") {
 		return false
 	}
