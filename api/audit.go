@@ -45,7 +45,7 @@ func (s *Server) served(req *request, r store.Resource) store.Resource {
 	if r.Type != store.AuditEventType || caller == nil || caller.Kind != auth.KindPatient || r.Deleted {
 		return r
 	}
-	view, err := audit.PatientView(r.Body, caller.PatientIDs)
+	view, err := audit.PatientView(r.Body, caller.PatientIDs, s.cfg.ClientNames)
 	if err != nil {
 		// Never fall back to the full record: an empty body fails the request instead.
 		req.log.Error("patient view of an AuditEvent", "id", r.ID, "error", err)

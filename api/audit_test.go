@@ -603,3 +603,24 @@ func TestVerifyOperationReportsIntactOrTheFirstBrokenLink(t *testing.T) {
 		t.Errorf("after editing record 2 in the database: %v", got)
 	}
 }
+
+func TestPatientsSeeAppsByTheirClientNames(t *testing.T) {
+	ts := newTestServer(t, func(c *apiConfig) {
+		c.ClientNames = map[string]string{devidp.AllPracticesClientID: "Riverside GP System", devidp.AppClientID: "My Health App"}
+	})
+	me := ts.create("Patient", patient("Me", "9000000009"))
+	ts.mustStatus(ts.do("GET", "/Patient/"+me, nil, nil), 200)
+	tok := bearer(ts.patientToken("9000000009", "P9", ""))
+	ts.mustStatus(ts.do("GET", "/Patient/"+me, nil, tok), 200)
+	body := string(ts.mustStatus(ts.do("GET", "/AuditEvent?patient=Patient/"+me+"&_count=100", nil, tok), 200).Body)
+	for _, want := range []string{`"name":"Riverside GP System"`, `"name":"My Health App"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the patient's trail lacks %s: %.600s", want, body)
+		}
+	}
+	for _, gone := range []string{`"name":"` + devidp.AllPracticesClientID + `"`, `"name":"` + devidp.AppClientID + `"`} {
+		if strings.Contains(body, gone) {
+			t.Errorf("the patient's trail shows the bare client id %s", gone)
+		}
+	}
+}

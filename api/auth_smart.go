@@ -34,15 +34,15 @@ func (s *Server) smartConfiguration(c *gin.Context) {
 		"grant_types_supported":                 smartGrants(m.GrantTypesSupported),
 		"token_endpoint_auth_methods_supported": methods,
 		"token_endpoint_auth_signing_alg_values_supported": auth.Algorithms,
-		"scopes_supported": []string{"openid", "profile", "offline_access",
-			"patient/*.cruds", "patient/*.rs", "patient/*.read", "system/*.cruds", "system/*.rs", "system/*.read",
+		"scopes_supported": []string{"openid", "fhirUser", "profile", "offline_access", "launch/patient",
+			"patient/*.cruds", "patient/*.rs", "patient/*.read", "patient/Immunization.rs",
+			"system/*.cruds", "system/*.rs", "system/*.read", "system/AuditEvent.rs",
 			"user/AuditEvent.rs", auth.DashboardScope},
 		"response_types_supported":         []string{"code"},
 		"code_challenge_methods_supported": []string{"S256"},
-		"capabilities": []string{"launch-standalone", "client-public", "client-confidential-asymmetric",
-			"permission-v1", "permission-v2", "permission-patient", "permission-user"},
-		"gpfhir_trusted_issuers": s.cfg.Auth.Issuers(),
-		"gpfhir_audience":        s.cfg.Auth.Audience(),
+		"capabilities":                     s.smartCapabilities(m.Issuer),
+		"gpfhir_trusted_issuers":           s.cfg.Auth.Issuers(),
+		"gpfhir_audience":                  s.cfg.Auth.Audience(),
 	}
 	if m.RevocationEndpoint != "" {
 		doc["revocation_endpoint"] = m.RevocationEndpoint
@@ -52,6 +52,18 @@ func (s *Server) smartConfiguration(c *gin.Context) {
 	}
 	body, _ := json.Marshal(doc)
 	c.Data(http.StatusOK, "application/json", body)
+}
+
+// smartCapabilities are what the described issuer offers apps. The dev identity provider (--dev) is
+// known to give standalone launches a patient context and an id_token with fhirUser; another issuer's
+// discovery document cannot say so, so those are claimed for it only.
+func (s *Server) smartCapabilities(issuer string) []string {
+	caps := []string{"launch-standalone", "client-public", "client-confidential-asymmetric",
+		"permission-offline", "permission-v1", "permission-v2", "permission-patient", "permission-user"}
+	if s.cfg.IdentityProvider != nil && issuer == s.cfg.BaseURL+s.cfg.IdentityProviderPath {
+		caps = append(caps, "context-standalone-patient", "sso-openid-connect", "client-confidential-symmetric")
+	}
+	return caps
 }
 
 // smartGrants are the issuer's grant types that SMART App Launch 2.0 knows: it removed the implicit
@@ -73,7 +85,7 @@ func smartGrants(issuer []string) []string {
 // extension naming the first reachable issuer's endpoints.
 func (s *Server) securitySection(ctx context.Context) map[string]any {
 	sec := map[string]any{
-		"cors": true,
+		"cors": s.corsPolicy.enabled(),
 		"service": []any{map[string]any{
 			"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}},
 			"text":   "OAuth 2.0 bearer tokens (SMART on FHIR v2 scopes; NHS login claims for patients)",

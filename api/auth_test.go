@@ -351,9 +351,16 @@ func TestSMARTConfigurationAndCapabilityStatementNameTheIssuer(t *testing.T) {
 		}
 	}
 	scopes, _ := json.Marshal(r["scopes_supported"])
-	for _, want := range []string{`"patient/*.cruds"`, `"patient/*.rs"`, `"system/*.cruds"`, `"user/AuditEvent.rs"`} {
+	for _, want := range []string{`"patient/*.cruds"`, `"patient/*.rs"`, `"system/*.cruds"`, `"user/AuditEvent.rs"`, `"launch/patient"`, `"fhirUser"`} {
 		if !strings.Contains(string(scopes), want) {
 			t.Errorf("scopes_supported lacks %s, which the README uses: %s", want, scopes)
+		}
+	}
+	// The dev identity provider does a standalone launch with patient context (docs/browser-apps.md).
+	caps, _ := json.Marshal(r["capabilities"])
+	for _, want := range []string{`"launch-standalone"`, `"context-standalone-patient"`, `"client-public"`, `"sso-openid-connect"`} {
+		if !strings.Contains(string(caps), want) {
+			t.Errorf("capabilities lacks %s: %s", want, caps)
 		}
 	}
 	cs := ts.mustStatus(ts.do("GET", "/metadata", nil, bearer("")), 200).JSON(t)

@@ -51,6 +51,11 @@ type Config struct {
 	// ClientNames maps OAuth client ids to the app names that audit records (and patients reading who
 	// accessed their record) show; a client without an entry is shown by its id.
 	ClientNames map[string]string
+	// CORSOrigins are the browser origins (https://app.example.org) that may call the API; "*" lets any
+	// origin read only the public /metadata and /.well-known/smart-configuration. CORSLoopback (--dev)
+	// allows every http://127.0.0.1:*, http://localhost:* and http://[::1]:* origin too.
+	CORSOrigins  []string
+	CORSLoopback bool
 	// MaxBundleEntries caps the entries of one batch or transaction Bundle; larger ones get 413.
 	// Default and most audit.MaxBundleEntries (1000).
 	MaxBundleEntries int
@@ -105,6 +110,8 @@ type Server struct {
 	tally *tally.Tally
 	// sealer seals the dashboard's cookies.
 	sealer *sealer
+	// corsPolicy says which browser origins may call.
+	corsPolicy *corsPolicy
 }
 
 // New builds the API. It does not listen; Handler gives the http.Handler to serve.
@@ -171,6 +178,9 @@ func New(cfg Config) (*Server, error) {
 	if s.cursors, err = newCursorSigner(cfg.CursorKey); err != nil {
 		return nil, err
 	}
+	if s.corsPolicy, err = newCORSPolicy(cfg.CORSOrigins, cfg.CORSLoopback); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
 	if s.sealer, err = newSealer(cfg.CursorKey); err != nil {
 		return nil, err
 	}
@@ -199,8 +209,10 @@ func (s *Server) routes() *gin.Engine {
 	// The audit middleware comes after the logging ones, so that they see the status actually sent (a 503
 	// when the audit record could not be written), and before a second recoverer, so that a handler's
 	// panic is answered (500) and audited like any other failure.
-	// The limits come before the audit middleware, so that a refused flood costs no audit write.
-	r.Use(s.requestID, s.recoverer, s.hygiene, s.accessLog, s.metrics.middleware, s.authLog, s.limit, s.auditMiddleware, s.recoverer)
+	// CORS comes before the limits and the audit: a preflight carries no token and attempts no
+	// interaction. The limits come before the audit middleware, so that a refused flood costs no audit
+	// write.
+	r.Use(s.requestID, s.recoverer, s.hygiene, s.accessLog, s.metrics.middleware, s.cors, s.authLog, s.limit, s.auditMiddleware, s.recoverer)
 
 	r.GET("/healthz", s.healthz)
 	r.GET("/.well-known/smart-configuration", s.smartConfiguration)

@@ -418,7 +418,11 @@ func Patients(body []byte) ([]string, error) {
 // their own resources were touched. Internal details are left out: network addresses, this server's
 // instance, the token id, the request id, the query string, and every entity that belongs to another
 // patient (a GP system's search may touch many patients' records in one event).
-func PatientView(body []byte, own []string) ([]byte, error) {
+//
+// names maps OAuth client ids to app names (the server's --client-name): a record written before its
+// client had a name, which shows the bare id, shows the name now, since "gpfhir-dev-app" tells a patient
+// nothing.
+func PatientView(body []byte, own []string, names map[string]string) ([]byte, error) {
 	var ev map[string]json.RawMessage
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return nil, err
@@ -433,6 +437,10 @@ func PatientView(body []byte, own []string) ([]byte, error) {
 			continue // the server agent: internal
 		}
 		a.Network, a.Policy, a.AltID = nil, nil, ""
+		if w := a.Who; w != nil && w.Identifier != nil && w.Identifier.System == OAuthClientSystem &&
+			(a.Name == "" || a.Name == w.Identifier.Value) && names[w.Identifier.Value] != "" {
+			a.Name = names[w.Identifier.Value]
+		}
 		if a.Who != nil && a.Who.Reference != "" && !ownRef(a.Who.Reference, own) {
 			a.Who.Reference = "" // another patient's record (a proxy's own): keep the identity, not the link
 		}

@@ -126,7 +126,7 @@ func TestAuditEventRecordsReferencesIdentifiersAndTheQuery(t *testing.T) {
 
 func TestAuditPatientViewKeepsOwnRecordAndLeavesInternalsOut(t *testing.T) {
 	body := Event(auditFixture())
-	view, err := PatientView(body, []string{"p1"})
+	view, err := PatientView(body, []string{"p1"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,5 +150,26 @@ func TestAuditPatientViewKeepsOwnRecordAndLeavesInternalsOut(t *testing.T) {
 	got, err := Patients(body)
 	if err != nil || !slices.Equal(got, []string{"p1", "p2"}) {
 		t.Errorf("Patients = %v, %v", got, err)
+	}
+}
+
+func TestAuditPatientViewNamesAnAppRecordedByItsID(t *testing.T) {
+	in := auditFixture()
+	in.User.ClientName = "" // recorded before the server had a name for the client
+	names := map[string]string{in.User.ClientID: "Riverside Patient App"}
+	view, err := PatientView(Event(in), []string{"p1"}, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(view), `"name":"Riverside Patient App"`) {
+		t.Errorf("the patient sees the app by its id:\n%s", view)
+	}
+	// A name recorded at the time stays: it is what the app was called then.
+	view, err = PatientView(Event(auditFixture()), []string{"p1"}, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(view), `"name":"Practice System"`) {
+		t.Errorf("the recorded name was replaced:\n%s", view)
 	}
 }

@@ -352,7 +352,8 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 	} else if ferr != nil && !errors.Is(ferr, errTooSoon) {
 		return nil, ferr
 	}
-	return nil, &keyError{msg: "the token's signing key (kid) is not one the issuer publishes"}
+	// The usual cause in development: gpfhir serve --dev makes new signing keys each time it starts.
+	return nil, &keyError{msg: "the token's signing key (kid) is not one the issuer publishes; if the issuer restarted (gpfhir serve --dev makes new keys at each start), get a new token"}
 }
 
 // errTooSoon is a refetch refused because the last one was less than an interval ago.

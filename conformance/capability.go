@@ -256,10 +256,25 @@ func (s *suite) smartChecks() {
 		if !cors {
 			c.Skipf("the CapabilityStatement does not claim CORS (rest.security.cors)")
 		}
-		e := c.getAs("none", "metadata", "Origin", "https://conformance.example")
+		origin := s.cfg.Origin
+		if origin == "" {
+			origin = "https://conformance.example"
+		}
+		e := c.getAs("none", "metadata", "Origin", origin)
 		c.wantStatus(e, http.StatusOK)
-		if e.header.Get("Access-Control-Allow-Origin") == "" {
-			c.Fatalf("rest.security.cors is true but a request with an Origin gets no Access-Control-Allow-Origin")
+		if got := e.header.Get("Access-Control-Allow-Origin"); got != origin && got != "*" {
+			c.Fatalf("rest.security.cors is true but a request from origin %s gets Access-Control-Allow-Origin %q (is the origin allowed? see --origin)", origin, got)
+		}
+		// A browser app's first call with a token is preceded by a preflight asking for Authorization.
+		e = c.do(request{method: http.MethodOptions, target: "Patient", as: "none", header: []string{
+			"Origin", origin, "Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "authorization"}})
+		c.wantStatus(e, http.StatusOK, http.StatusNoContent)
+		if got := e.header.Get("Access-Control-Allow-Origin"); got != origin && got != "*" {
+			c.Fatalf("a preflight from %s on a FHIR path gets Access-Control-Allow-Origin %q, want the origin or *", origin, got)
+		}
+		allowed := strings.ToLower(e.header.Get("Access-Control-Allow-Headers"))
+		if allowed != "*" && !strings.Contains(allowed, "authorization") {
+			c.Fatalf("a preflight asking for Authorization gets Access-Control-Allow-Headers %q", e.header.Get("Access-Control-Allow-Headers"))
 		}
 	})
 }

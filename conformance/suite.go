@@ -98,6 +98,9 @@ type Config struct {
 	// AllowFail names checks (globs) whose failure is reported as a known failure and does not fail the
 	// run: for defects a team knows of and tracks, so that they stay visible instead of being left out.
 	AllowFail []string
+	// Origin is the browser origin the CORS checks send, one the server allows (such as
+	// http://127.0.0.1:5173 for gpfhir serve --dev); empty means https://conformance.example.
+	Origin string
 	// Profile adds the checks of a server's own promises; ProfileGPFHIR is the only one.
 	Profile string
 	// MaxRequests bounds the requests of the checks (cleanup has its own reserve); 0 means 5000.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -31,6 +32,26 @@ type Token struct {
 	IDToken      string `json:"id_token"`
 	ExpiresIn    int    `json:"expires_in"`
 	Scope        string `json:"scope"`
+	// Patient is the SMART launch context (scope launch/patient): the Patient the app acts on.
+	Patient string `json:"patient"`
+}
+
+// TokenError is a token endpoint's refusal (RFC 6749 section 5.2).
+type TokenError struct {
+	Status      int    `json:"-"`
+	Code        string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+func (e *TokenError) Error() string {
+	msg := "the identity provider refused the token request"
+	if e.Code != "" {
+		msg += " (" + e.Code + ")"
+	}
+	if e.Description != "" {
+		msg += ": " + e.Description
+	}
+	return msg
 }
 
 type discovery struct {
@@ -57,11 +78,13 @@ func discover(ctx context.Context, hc *http.Client, issuer string) (*discovery, 
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("reach the identity provider at %s: %w", issuer, err)
+		return nil, fmt.Errorf("cannot reach the development identity provider at %s (%w); is `gpfhir serve --dev` running? "+
+			"Give its URL, the server's base URL followed by /dev-idp, with --issuer", issuer, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("discovery at %s answered %s; is `gpfhir serve --dev` running there?", issuer, resp.Status)
+		return nil, fmt.Errorf("%s is not a development identity provider (its discovery document answered %s); "+
+			"is that server started with --dev? --issuer is the server's base URL followed by /dev-idp", issuer, resp.Status)
 	}
 	var d discovery
 	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
@@ -86,12 +109,11 @@ func postToken(ctx context.Context, hc *http.Client, endpoint string, form url.V
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error       string `json:"error"`
-			Description string `json:"error_description"`
+		e := &TokenError{Status: resp.StatusCode}
+		if json.Unmarshal(body, e) != nil || e.Code == "" {
+			e.Description = pageText(body)
 		}
-		_ = json.Unmarshal(body, &e)
-		return nil, fmt.Errorf("token endpoint answered %s: %s %s", resp.Status, e.Error, e.Description)
+		return nil, e
 	}
 	var t Token
 	if err := json.Unmarshal(body, &t); err != nil {
@@ -193,6 +215,9 @@ func codeFlow(ctx context.Context, hc *http.Client, issuer, clientID string, sco
 	if err != nil {
 		return nil, err
 	}
+	if e := login.Query().Get("error"); e != "" {
+		return nil, &TokenError{Code: e, Description: login.Query().Get("error_description")}
+	}
 	id := login.Query().Get("authRequestID")
 	if id == "" {
 		return nil, fmt.Errorf("authorization request: redirected to %s, not the login page", loc)
@@ -268,13 +293,50 @@ func step(ctx context.Context, hc *http.Client, method, target string, form url.
 		if resp.StatusCode == http.StatusOK {
 			return "", errNoRedirect
 		}
-		return "", fmt.Errorf("%s %s answered %s: %.300s", method, req.URL.Path, resp.Status, page)
+		return "", fmt.Errorf("%s %s answered %s: %s", method, req.URL.Path, resp.Status, pageText(page))
 	}
 	loc, err := req.URL.Parse(resp.Header.Get("Location"))
 	if err != nil {
 		return "", err
 	}
 	return loc.String(), nil
+}
+
+// pageText is what an error page says, for a person at a terminal: the login page's alert, or a JSON
+// error's description, or the page's text with its markup removed; never raw HTML.
+func pageText(page []byte) string {
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if json.Unmarshal(page, &e) == nil && e.Error != "" {
+		return strings.TrimSpace(e.Error + " " + e.Description)
+	}
+	s := string(page)
+	if i := strings.Index(s, `role="alert"`); i >= 0 {
+		s = s[i:]
+		if j := strings.Index(s, "</p>"); j >= 0 {
+			s = s[:j]
+		}
+		s = s[strings.Index(s, ">")+1:]
+	}
+	var b strings.Builder
+	inTag := false
+	for _, r := range s {
+		switch {
+		case r == '<':
+			inTag = true
+		case r == '>':
+			inTag = false
+		case !inTag:
+			b.WriteRune(r)
+		}
+	}
+	text := html.UnescapeString(strings.Join(strings.Fields(b.String()), " "))
+	if len(text) > 300 {
+		text = text[:300] + "…"
+	}
+	return text
 }
 
 func randomString(n int) string {

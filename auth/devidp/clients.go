@@ -4,7 +4,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,7 +54,16 @@ type client struct {
 	// dashboard marks the dashboard client: it may ask for the dashboard scope, and its sign-in page
 	// offers commissioners rather than patients.
 	dashboard bool
+	// launch marks a SMART app client: it may ask for launch/patient and fhirUser.
+	launch  bool
+	devMode bool
 }
+
+// SMART App Launch scopes the patient-app client may ask for besides the resource scopes.
+const (
+	ScopeLaunchPatient = "launch/patient"
+	ScopeFHIRUser      = "fhirUser"
+)
 
 func (c *client) GetID() string                       { return c.id }
 func (c *client) RedirectURIs() []string              { return c.redirects }
@@ -64,7 +77,7 @@ func (c *client) GrantTypes() []oidc.GrantType         { return c.grants }
 func (c *client) LoginURL(id string) string            { return c.loginURL(id) }
 func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
 func (c *client) IDTokenLifetime() time.Duration       { return time.Hour }
-func (c *client) DevMode() bool                        { return false }
+func (c *client) DevMode() bool                        { return c.devMode }
 func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
 func (c *client) ClockSkew() time.Duration             { return 0 }
 func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
@@ -77,6 +90,9 @@ func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 // IsScopeAllowed lets through SMART scopes of the client's contexts, and the role scopes.
 func (c *client) IsScopeAllowed(scope string) bool {
 	if scope == auth.DashboardScope && (c.secret != "" || c.dashboard) {
+		return true
+	}
+	if (scope == ScopeLaunchPatient || scope == ScopeFHIRUser) && c.launch {
 		return true
 	}
 	sc, ok := auth.ParseScope(scope)
@@ -119,4 +135,40 @@ func gpClient(seed int64, id string, ods []string) *client {
 		publicKey: &k.PublicKey, keyID: ClientKeyID(id), scopeContext: []string{"system"},
 		loginURL: func(string) string { return "" },
 	}
+}
+
+// unknownClient says that id is not registered here and which clients are, so that a mistyped --client
+// is answered with the list rather than a bare invalid_client.
+func (s *storage) unknownClient(id string) string {
+	ids := make([]string, 0, len(s.clients))
+	for k := range s.clients {
+		ids = append(ids, k)
+	}
+	slices.Sort(ids)
+	return fmt.Sprintf("there is no client %q at this development identity provider; its clients are %s (gp-<ods> for each seeded practice)",
+		id, strings.Join(ids, ", "))
+}
+
+// assertionRefusal says why a GP-system client's assertion was refused. A known client whose assertion
+// does not verify was almost always signed with the key of another --seed: the keys derive from it.
+func (s *storage) assertionRefusal(assertion string) string {
+	iss := ""
+	if parts := strings.Split(assertion, "."); len(parts) == 3 {
+		if raw, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+			var claims struct {
+				Iss string `json:"iss"`
+			}
+			if json.Unmarshal(raw, &claims) == nil {
+				iss = claims.Iss
+			}
+		}
+	}
+	if _, known := s.clients[iss]; !known {
+		if iss == "" {
+			return "the client assertion names no client (iss)"
+		}
+		return s.unknownClient(iss)
+	}
+	return fmt.Sprintf("the client assertion of %s is not signed with the key this server holds for it, or has expired; "+
+		"GP-system keys derive from the server's --seed, so give gpfhir dev-token the same --seed as gpfhir serve", iss)
 }

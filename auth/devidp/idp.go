@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -39,6 +40,9 @@ type Config struct {
 	// DashboardRedirectURIs are where the dashboard client's sign-ins return: the server's
 	// /dashboard/callback. AppRedirectURI is always allowed too, for `gpfhir dev-token --commissioner`.
 	DashboardRedirectURIs []string
+	// AppRedirectURIs are more redirect URIs of the public patient-app client (AppClientID), for browser
+	// SMART apps doing a standalone launch (--dev-redirect-uri). Loopback URIs match on any port.
+	AppRedirectURIs []string
 }
 
 // ErrNotDev is returned by New without Config.Dev.
@@ -84,8 +88,17 @@ func New(cfg Config) (*IdP, error) {
 	st.clients[AppClientID] = &client{
 		id: AppClientID, appType: op.ApplicationTypeNative, authMethod: oidc.AuthMethodNone,
 		grants:    []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken},
-		redirects: []string{AppRedirectURI, "http://localhost/callback"}, loginURL: loginURL,
-		scopeContext: []string{"patient", "user"},
+		redirects: append([]string{AppRedirectURI, "http://localhost/callback"}, cfg.AppRedirectURIs...), loginURL: loginURL,
+		scopeContext: []string{"patient", "user"}, launch: true,
+		// Dev mode lets an http redirect URI registered with --dev-redirect-uri be used by a browser
+		// app served from a machine on the network; it must still match exactly.
+		devMode: len(cfg.AppRedirectURIs) > 0,
+	}
+	st.patients = map[string]string{}
+	for _, p := range cfg.People.Patients {
+		if p.PatientID != "" {
+			st.patients[p.NHSNumber] = p.PatientID
+		}
 	}
 	st.clients[DashboardClientID] = &client{
 		id: DashboardClientID, appType: op.ApplicationTypeWeb, authMethod: oidc.AuthMethodNone,
@@ -122,7 +135,7 @@ func New(cfg Config) (*IdP, error) {
 		return nil, err
 	}
 	idp := &IdP{cfg: cfg, storage: st, prefix: prefix}
-	srv := &server{LegacyServer: op.NewLegacyServer(provider, provider.Endpoints()), provider: provider, key: st.key}
+	srv := &server{LegacyServer: op.NewLegacyServer(provider, provider.Endpoints()), provider: provider, key: st.key, storage: st}
 	opHandler := op.RegisterLegacyServer(srv, op.AuthorizeCallbackHandler(provider))
 	mux := http.NewServeMux()
 	login := &loginPage{idp: idp, callback: op.AuthCallbackURL(provider)}
@@ -133,6 +146,7 @@ func New(cfg Config) (*IdP, error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("signed out\n"))
 	})
+	mux.Handle("GET /authorize", redirectCheck(st, opHandler))
 	mux.Handle("/", opHandler)
 	idp.handler = http.StripPrefix(prefix, mux)
 	return idp, nil
@@ -150,6 +164,7 @@ type server struct {
 	*op.LegacyServer
 	provider *op.Provider
 	key      *signingKey
+	storage  *storage
 }
 
 // VerifyClient authenticates client_credentials grants by their RFC 7523 client assertion, which the
@@ -159,11 +174,21 @@ func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCreden
 		r.Data.ClientAssertionType == oidc.ClientAssertionTypeJWTAssertion {
 		c, err := op.AuthorizePrivateJWTKey(ctx, r.Data.ClientAssertion, s.provider)
 		if err != nil {
-			return nil, oidc.ErrInvalidClient().WithDescription("client assertion rejected").WithParent(err)
+			return nil, oidc.ErrInvalidClient().WithDescription("%s", s.storage.assertionRefusal(r.Data.ClientAssertion)).WithParent(err)
 		}
 		return c, nil
 	}
-	return s.LegacyServer.VerifyClient(ctx, r)
+	c, err := s.LegacyServer.VerifyClient(ctx, r)
+	if err != nil {
+		id := r.Data.ClientID
+		if u, _, ok := (&http.Request{Header: r.Header}).BasicAuth(); ok && id == "" {
+			id, _ = url.QueryUnescape(u)
+		}
+		if _, known := s.storage.clients[id]; !known && id != "" {
+			return nil, oidc.ErrInvalidClient().WithDescription("%s", s.storage.unknownClient(id)).WithParent(err)
+		}
+	}
+	return c, err
 }
 
 func (s *server) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
@@ -173,12 +198,93 @@ func (s *server) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequ
 
 func (s *server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
 	resp, err := s.LegacyServer.CodeExchange(ctx, r)
-	return s.typed(resp, err)
+	return s.withLaunch(s.typed(resp, err))
 }
 
 func (s *server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
 	resp, err := s.LegacyServer.RefreshToken(ctx, r)
-	return s.typed(resp, err)
+	return s.withLaunch(s.typed(resp, err))
+}
+
+// smartTokenResponse is a token response with the SMART App Launch context: patient, the id of the
+// Patient the app was launched for (scope launch/patient).
+type smartTokenResponse struct {
+	*oidc.AccessTokenResponse
+	Patient string `json:"patient,omitempty"`
+}
+
+// withLaunch adds the launch context to a token response whose scopes ask for it, and fhirUser to its
+// ID token (scope fhirUser). The context comes from the demo data: the Patient id of the NHS number
+// that signed in, or of the patient a proxy acts for. A number the demo data does not hold, or a P0
+// sign-in (no verified NHS number), gets no context, as SMART allows.
+func (s *server) withLaunch(resp *op.Response, err error) (*op.Response, error) {
+	if err != nil {
+		return resp, err
+	}
+	tr, ok := resp.Data.(*oidc.AccessTokenResponse)
+	if !ok || tr.AccessToken == "" {
+		return resp, nil
+	}
+	scopes := []string(tr.Scope)
+	wantPatient, wantUser := slices.Contains(scopes, ScopeLaunchPatient), slices.Contains(scopes, ScopeFHIRUser)
+	if !wantPatient && !wantUser {
+		return resp, nil
+	}
+	claims, err := payload(tr.AccessToken)
+	if err != nil {
+		return nil, oidc.ErrServerError().WithParent(err)
+	}
+	sub, _ := claims["sub"].(string)
+	patient, self := s.storage.launchPatient(sub)
+	if wantUser && self != "" && tr.IDToken != "" {
+		fhirUser := strings.TrimRight(s.storage.audience, "/") + "/Patient/" + self
+		id, err := s.resign(tr.IDToken, "JWT", func(c map[string]any) { c["fhirUser"] = fhirUser })
+		if err != nil {
+			return nil, oidc.ErrServerError().WithParent(err)
+		}
+		tr.IDToken = id
+	}
+	if wantPatient && patient != "" {
+		resp.Data = &smartTokenResponse{AccessTokenResponse: tr, Patient: patient}
+	}
+	return resp, nil
+}
+
+// payload decodes a compact JWS's claims without verifying it: the provider reads back a token it has
+// just signed itself.
+func payload(token string) (map[string]any, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("devidp: issued token is not a compact JWS")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	var claims map[string]any
+	return claims, json.Unmarshal(raw, &claims)
+}
+
+// redirectCheck answers an authorization request whose redirect URI is not registered for its client
+// with a page that says how to register it, where zitadel/oidc would only say that it is missing.
+func redirectCheck(st *storage, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		c, known := st.clients[q.Get("client_id")]
+		uri := q.Get("redirect_uri")
+		if known && uri != "" && c.loginURL("") != "" {
+			if err := op.ValidateAuthReqRedirectURI(c, uri, oidc.ResponseTypeCode); err != nil {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = fmt.Fprintf(w, "The redirect URI %s is not registered for the client %s at this development identity provider.\n"+
+					"Registered: %s (a loopback URI matches on any port).\n"+
+					"Start the server with --dev-redirect-uri %s to register it.\n",
+					uri, c.id, strings.Join(c.redirects, ", "), uri)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // typed re-signs the access token with the header typ "at+jwt", which zitadel/oidc does not let a

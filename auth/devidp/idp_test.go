@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -170,6 +171,24 @@ func TestLoginPageListsTheTestUsers(t *testing.T) {
 			t.Errorf("login page lacks %q", want)
 		}
 	}
+	// Each test user's NHS number is shown, not only carried in a hidden field, and so is the case
+	// each demonstrates: P5, no record here, a proxy, access switched off, confidential items.
+	visible := string(body)
+	for _, hidden := range regexp.MustCompile(`<input type="hidden"[^>]*>`).FindAllString(visible, -1) {
+		visible = strings.Replace(visible, hidden, "", 1)
+	}
+	nhs := people.Proxy.NHSNumber
+	for _, want := range []string{nhs[:3] + " " + nhs[3:6] + " " + nhs[6:], "partly verified (P5)", "no GP record at this service",
+		"proxy: acting for", "grant has ended", "not switched on record access", "redacted for online access"} {
+		if !strings.Contains(visible, want) {
+			t.Errorf("login page does not show %q", want)
+		}
+	}
+	for _, p := range people.Patients[:3] {
+		if n := p.NHSNumber; !strings.Contains(visible, n[:3]+" "+n[3:6]+" "+n[6:]) {
+			t.Errorf("login page does not show %s's NHS number", p.Name)
+		}
+	}
 }
 
 func TestTheDashboardClientSignsInTheCommissionerAndNoPatient(t *testing.T) {
@@ -223,5 +242,100 @@ func TestTheDashboardClientSignsInTheCommissionerAndNoPatient(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnprocessableEntity {
 		t.Errorf("a commissioner signing in to the patient app: %s", resp.Status)
+	}
+}
+
+func claimsOf(t *testing.T, token string) map[string]any {
+	t.Helper()
+	raw, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestStandaloneLaunchCarriesThePatientAndFHIRUser(t *testing.T) {
+	issuer, people := startIdP(t)
+	ctx := context.Background()
+	me := people.Patients[0]
+	scopes := []string{devidp.ScopeLaunchPatient, devidp.ScopeFHIRUser, "patient/*.rs"}
+	tok, err := devidp.PatientToken(ctx, nil, issuer, me.NHSNumber, "P9", "", scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Patient != me.PatientID {
+		t.Errorf("patient = %q, want %q", tok.Patient, me.PatientID)
+	}
+	if got := claimsOf(t, tok.IDToken)["fhirUser"]; got != audience+"/Patient/"+me.PatientID {
+		t.Errorf("id_token fhirUser = %v", got)
+	}
+	// The ID token still verifies against the re-signed access token.
+	if h := claimsOf(t, tok.IDToken)["at_hash"]; h == nil {
+		t.Errorf("id_token lost at_hash")
+	}
+
+	// A proxy is launched for the patient they act for; they have no Patient of their own here.
+	tok, err = devidp.PatientToken(ctx, nil, issuer, people.Proxy.NHSNumber, "P9", people.Proxy.ProxyFor, scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cared string
+	for _, p := range people.Patients {
+		if p.NHSNumber == people.Proxy.ProxyFor {
+			cared = p.PatientID
+		}
+	}
+	if tok.Patient != cared || cared == "" {
+		t.Errorf("proxy launch patient = %q, want %q", tok.Patient, cared)
+	}
+	if got := claimsOf(t, tok.IDToken)["fhirUser"]; got != nil {
+		t.Errorf("a proxy without a record here has fhirUser %v", got)
+	}
+
+	// Without launch/patient there is no context; a P0 sign-in has no verified NHS number, so none.
+	if tok, err = devidp.PatientToken(ctx, nil, issuer, me.NHSNumber, "P9", "", []string{"patient/*.rs"}); err != nil || tok.Patient != "" {
+		t.Errorf("no launch scope: patient %q, %v", tok.Patient, err)
+	}
+	if tok, err = devidp.PatientToken(ctx, nil, issuer, me.NHSNumber, "P0", "", scopes); err != nil || tok.Patient != "" {
+		t.Errorf("P0: patient %q, %v", tok.Patient, err)
+	}
+}
+
+func TestRedirectURIsAreRegisteredByFlagAndAnUnknownOneIsExplained(t *testing.T) {
+	var h http.Handler
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(hs.Close)
+	idp, err := devidp.New(devidp.Config{Dev: true, Issuer: hs.URL + "/dev-idp", Audience: audience, Seed: 7,
+		People: seed.People(seed.Options{Seed: 7}), AppRedirectURIs: []string{"http://app.test:3000/smart/callback"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/dev-idp/", idp.Handler())
+	h = mux
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	authorize := func(redirect string) (int, string) {
+		resp, err := hc.Get(hs.URL + "/dev-idp/authorize?client_id=" + devidp.AppClientID + "&redirect_uri=" + redirect +
+			"&response_type=code&scope=openid+launch/patient&code_challenge=abcdefghijabcdefghijabcdefghijabcdefghij123&code_challenge_method=S256&state=s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if status, body := authorize("http://app.test:3000/smart/callback"); status != http.StatusFound {
+		t.Errorf("registered redirect URI: %d %s", status, body)
+	}
+	if status, body := authorize("http://127.0.0.1:51234/callback"); status != http.StatusFound {
+		t.Errorf("loopback redirect URI on another port: %d %s", status, body)
+	}
+	status, body := authorize("http://elsewhere.test/callback")
+	if status != http.StatusBadRequest || !strings.Contains(body, "--dev-redirect-uri http://elsewhere.test/callback") {
+		t.Errorf("unregistered redirect URI: %d %s", status, body)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"html/template"
 	"net/http"
+	"strings"
 
 	"github.com/gpfhir/gpfhir/fhir"
 )
@@ -18,11 +19,23 @@ type loginPage struct {
 }
 
 type testUser struct {
-	Label     string
+	// Name is who signs in; Shows is the case the user demonstrates, in plain words.
+	Name      string
+	Shows     string
+	Practice  string
 	NHSNumber string
 	Level     string
 	ProxyFor  string
 	Role      string
+}
+
+// SpacedNHSNumber is the NHS number as people read and type it: 3, 3 and 4 digits.
+func (u testUser) SpacedNHSNumber() string {
+	n := u.NHSNumber
+	if len(n) != 10 {
+		return n
+	}
+	return n[:3] + " " + n[3:6] + " " + n[6:]
 }
 
 // CommissionerName is the development commissioner, whom the dashboard client's sign-in page offers.
@@ -31,77 +44,113 @@ const CommissionerName = "Chris Commissioner"
 // commissionerSubject is the development commissioner's stable subject.
 const commissionerSubject = "dev-commissioner-1"
 
-// testUsers are the seeded people the page offers, one per case an app has to handle.
+// testUsers are the seeded people the page offers, one per case an app has to handle: full access, the
+// identity levels that see no record, the practice's own settings (access off, items kept confidential),
+// a proxy in force and one whose grant has ended, and someone with no record here at all.
 func (l *loginPage) testUsers() []testUser {
 	d := l.idp.cfg.People
 	var out []testUser
-	levels := []string{"P9", "P5", "P0"}
-	for i, lv := range levels {
+	shows := map[string]string{
+		"P9": "full access: identity verified to P9, sees their GP record",
+		"P5": "identity only partly verified (P5): may book and order, but sees no record",
+		"P0": "identity not verified (P0): is told why nothing is shown",
+	}
+	for i, lv := range []string{"P9", "P5", "P0"} {
 		if i < len(d.Patients) {
 			p := d.Patients[i]
-			out = append(out, testUser{Label: p.Name + ", patient at " + p.PracticeODS + ", identity verified to " + lv,
-				NHSNumber: p.NHSNumber, Level: lv})
+			show := shows[lv]
+			if lv == "P9" && p.State != "" {
+				show += "; " + p.State
+			}
+			out = append(out, testUser{Name: p.Name, Shows: show, Practice: p.PracticeODS, NHSNumber: p.NHSNumber, Level: lv})
 		}
 	}
 	for i, p := range d.Patients {
 		if i > 0 && p.State != "" {
-			out = append(out, testUser{Label: p.Name + ", patient at " + p.PracticeODS + ": " + p.State + " (P9)",
-				NHSNumber: p.NHSNumber, Level: "P9"})
+			out = append(out, testUser{Name: p.Name, Shows: p.State + " (P9)", Practice: p.PracticeODS, NHSNumber: p.NHSNumber, Level: "P9"})
 		}
 	}
 	if d.Proxy.NHSNumber != "" {
+		name := strings.TrimSuffix(d.Proxy.Name, " (proxy)")
+		out = append(out, testUser{Name: name, Shows: "proxy: acting for the child they care for, NHS number " + spaced(d.Proxy.ProxyFor) + " (P9)",
+			NHSNumber: d.Proxy.NHSNumber, Level: "P9", ProxyFor: d.Proxy.ProxyFor})
 		if d.Proxy.ExpiredFor != "" {
-			out = append(out, testUser{Label: d.Proxy.Name + ", acting for someone whose proxy grant has ended (P9)",
+			out = append(out, testUser{Name: name, Shows: "proxy whose grant has ended, for NHS number " + spaced(d.Proxy.ExpiredFor) + ": refused (P9)",
 				NHSNumber: d.Proxy.NHSNumber, Level: "P9", ProxyFor: d.Proxy.ExpiredFor})
 		}
-		out = append(out,
-			testUser{Label: d.Proxy.Name + ", acting for the patient they care for (P9)", NHSNumber: d.Proxy.NHSNumber, Level: "P9", ProxyFor: d.Proxy.ProxyFor},
-			testUser{Label: d.Proxy.Name + " as themselves: P9, but no GP record at this service", NHSNumber: d.Proxy.NHSNumber, Level: "P9"})
+		out = append(out, testUser{Name: name, Shows: "as themselves: no GP record at this service (P9)", NHSNumber: d.Proxy.NHSNumber, Level: "P9"})
 	}
 	return out
 }
 
-var loginTemplate = template.Must(template.New("login").Parse(`<!doctype html>
+func spaced(nhs string) string { return testUser{NHSNumber: nhs}.SpacedNHSNumber() }
+
+var loginTemplate = template.Must(template.New("login").Funcs(template.FuncMap{"spaced": spaced}).Parse(`<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in – gpfhir development identity provider</title></head>
+<title>Sign in – gpfhir development identity provider</title>
+<style>
+body { font: 1rem/1.5 system-ui, sans-serif; color: #1d1d1d; background: #fff; margin: 0; }
+main { max-width: 60rem; margin: 0 auto; padding: 1rem; }
+h1 { font-size: 1.75rem; margin: 0.5rem 0; }
+.users { list-style: none; padding: 0; margin: 0; }
+.user { border: 1px solid #767676; border-radius: 4px; padding: 0.75rem 1rem; margin: 0 0 0.75rem; }
+.user p { margin: 0 0 0.5rem; }
+.user dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.125rem 1rem; margin: 0 0 0.75rem; }
+.user dt { font-weight: 600; }
+.user dd { margin: 0; overflow-wrap: anywhere; }
+.nhs { font-variant-numeric: tabular-nums; letter-spacing: 0.05em; }
+button { font: inherit; padding: 0.5rem 1rem; border: 2px solid #005eb8; border-radius: 4px; background: #005eb8; color: #fff; cursor: pointer; }
+button:focus-visible, input:focus-visible { outline: 3px solid #ffb81c; outline-offset: 2px; }
+.alert { border-left: 6px solid #d5281b; padding: 0.5rem 1rem; background: #fdf2f1; }
+input[type=text] { font: inherit; padding: 0.25rem; border: 2px solid #4c6272; }
+</style></head>
 <body>
 <main>
 <h1>Sign in (development only)</h1>
 <p>This is gpfhir's development identity provider. It behaves like NHS login but checks nothing:
 choose a test user, or type any valid NHS number and an identity level.</p>
-{{if .Error}}<p role="alert"><strong>Could not sign in:</strong> {{.Error}}</p>{{end}}
+{{if .Error}}<p role="alert" class="alert"><strong>Could not sign in:</strong> {{.Error}}</p>{{end}}
 {{if .Staff}}<h2>Commissioners</h2>
 <p>The uptake dashboard is for commissioners. Patients sign in to their own GP record through an app instead.</p>
 <ul>
 {{range .Staff}}<li><form method="post" action="{{$.Action}}">
 <input type="hidden" name="authRequestID" value="{{$.ID}}">
 <input type="hidden" name="role" value="{{.Role}}">
-<button type="submit">Sign in as {{.Label}}</button>
+<button type="submit">Sign in as {{.Name}}, {{.Shows}}</button>
 </form></li>
 {{end}}</ul>
 {{else}}<h2>Test users</h2>
-<ul>
-{{range .Users}}<li><form method="post" action="{{$.Action}}">
+<p>Each test user shows one case an app has to handle. Their NHS numbers work with
+<code>gpfhir dev-token --nhs-number</code> too.</p>
+<ul class="users">
+{{range $i, $u := .Users}}<li class="user"><form method="post" action="{{$.Action}}">
+<p id="user-{{$i}}"><strong>{{.Name}}</strong>: {{.Shows}}</p>
+<dl>
+<dt>NHS number</dt><dd class="nhs">{{.SpacedNHSNumber}}</dd>
+{{if .Practice}}<dt>Practice</dt><dd>{{.Practice}}</dd>{{end}}
+<dt>Identity level</dt><dd>{{.Level}}</dd>
+{{if .ProxyFor}}<dt>Acting for</dt><dd class="nhs">{{spaced .ProxyFor}}</dd>{{end}}
+</dl>
 <input type="hidden" name="authRequestID" value="{{$.ID}}">
 <input type="hidden" name="nhs_number" value="{{.NHSNumber}}">
 <input type="hidden" name="level" value="{{.Level}}">
 <input type="hidden" name="proxy_for" value="{{.ProxyFor}}">
-<button type="submit">Sign in as {{.Label}}</button>
+<button type="submit" aria-describedby="user-{{$i}}">Sign in as {{.Name}}</button>
 </form></li>
 {{end}}</ul>
 <h2>Any NHS number</h2>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="authRequestID" value="{{.ID}}">
 <p><label for="nhs_number">NHS number (10 digits)</label><br>
-<input id="nhs_number" name="nhs_number" inputmode="numeric" autocomplete="off" required pattern="[0-9]{10}"></p>
+<input type="text" id="nhs_number" name="nhs_number" inputmode="numeric" autocomplete="off" required pattern="[0-9 ]{10,12}"></p>
 <fieldset><legend>Identity verification level</legend>
 <p><input type="radio" id="level-p9" name="level" value="P9" checked> <label for="level-p9">P9: fully verified (can see a GP record)</label></p>
 <p><input type="radio" id="level-p5" name="level" value="P5"> <label for="level-p5">P5: partly verified</label></p>
 <p><input type="radio" id="level-p0" name="level" value="P0"> <label for="level-p0">P0: not verified</label></p>
 </fieldset>
 <p><label for="proxy_for">Acting for (NHS number of the person you care for; leave empty to act for yourself)</label><br>
-<input id="proxy_for" name="proxy_for" inputmode="numeric" autocomplete="off" pattern="[0-9]{10}"></p>
+<input type="text" id="proxy_for" name="proxy_for" inputmode="numeric" autocomplete="off" pattern="[0-9 ]{10,12}"></p>
 <p><button type="submit">Sign in</button></p>
 </form>
 {{end}}
@@ -116,7 +165,7 @@ func (l *loginPage) render(w http.ResponseWriter, status int, id, errMsg string,
 	w.WriteHeader(status)
 	data := map[string]any{"ID": id, "Error": errMsg, "Users": l.testUsers(), "Action": l.idp.prefix + "/login"}
 	if staff {
-		data["Staff"] = []testUser{{Label: CommissionerName + ", commissioner (uptake dashboard)", Role: "commissioner"}}
+		data["Staff"] = []testUser{{Name: CommissionerName, Shows: "commissioner (uptake dashboard)", Role: "commissioner"}}
 	}
 	_ = loginTemplate.Execute(w, data)
 }
@@ -156,7 +205,9 @@ func (l *loginPage) submit(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, l.callback(r.Context(), id), http.StatusFound)
 		return
 	}
-	nhs, level, proxyFor := r.PostForm.Get("nhs_number"), r.PostForm.Get("level"), r.PostForm.Get("proxy_for")
+	// People type NHS numbers in groups (943 476 5919), as the page shows them.
+	unspace := func(v string) string { return strings.Join(strings.Fields(v), "") }
+	nhs, level, proxyFor := unspace(r.PostForm.Get("nhs_number")), r.PostForm.Get("level"), unspace(r.PostForm.Get("proxy_for"))
 	if err := fhir.CheckNHSNumber(nhs); err != nil {
 		l.render(w, http.StatusUnprocessableEntity, id, "that is not a valid NHS number: "+err.Error(), staff)
 		return

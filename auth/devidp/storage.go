@@ -127,6 +127,24 @@ type storage struct {
 	codes    map[string]string
 	users    map[string]*user
 	refresh  map[string]*refreshToken
+	// patients maps the demo data's NHS numbers to their Patient ids, for SMART launch context.
+	patients map[string]string
+}
+
+// launchPatient is the launch context of the user with subject sub: patient, the Patient the app acts
+// on (the one a proxy acts for), and self, the user's own Patient ("" when they have none here).
+func (s *storage) launchPatient(sub string) (patient, self string) {
+	s.mu.Lock()
+	u, ok := s.users[sub]
+	s.mu.Unlock()
+	if !ok || u.commissioner || u.level == "P0" {
+		return "", ""
+	}
+	self = s.patients[u.nhsNumber]
+	if u.proxyFor != "" {
+		return s.patients[u.proxyFor], self
+	}
+	return self, self
 }
 
 var errNotFound = errors.New("not found")

@@ -16,8 +16,8 @@ import (
 
 const auditUsage = `usage:
   gpfhir audit verify [store flags]
-  gpfhir audit export [--since RFC3339] [--until RFC3339] [--out file] [store flags]
-  gpfhir audit prune --before RFC3339|AGE [store flags]   (AGE like 2190d or 8760h: older than that)`
+  gpfhir audit export [--since DATE|TIME] [--until DATE|TIME] [--out file] [store flags]
+  gpfhir audit prune --before DATE|TIME|AGE [store flags]   (AGE like 2190d or 8760h: older than that)`
 
 // auditCommand dispatches "gpfhir audit <subcommand>".
 func auditCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -95,20 +95,20 @@ func auditExport(ctx context.Context, args []string, getenv func(string) string,
 	var sinceS, untilS, out string
 	fs := flag.NewFlagSet("audit export", flag.ContinueOnError)
 	addStoreFlags(fs, &cfg, "")
-	fs.StringVar(&sinceS, "since", "", "export records recorded at or after this RFC 3339 time (default: the first)")
-	fs.StringVar(&untilS, "until", "", "export records recorded before this RFC 3339 time (default: the last)")
+	fs.StringVar(&sinceS, "since", "", "export records recorded at or after this date or time, like 2025-01-01 or 2025-01-01T09:30:00Z (default: the first)")
+	fs.StringVar(&untilS, "until", "", "export records recorded before this date or time (default: the last)")
 	fs.StringVar(&out, "out", "", "write to this file instead of standard output")
 	var since, until time.Time
 	st, err := openAuditStore(ctx, fs, &cfg, args, getenv, func(errs *configErrors) {
 		var err error
 		if sinceS != "" {
-			if since, err = time.Parse(time.RFC3339, sinceS); err != nil {
-				errs.addf("--since %q is not an RFC 3339 time", sinceS)
+			if since, err = parseWhen(sinceS); err != nil {
+				errs.addf("--since %v", err)
 			}
 		}
 		if untilS != "" {
-			if until, err = time.Parse(time.RFC3339, untilS); err != nil {
-				errs.addf("--until %q is not an RFC 3339 time", untilS)
+			if until, err = parseWhen(untilS); err != nil {
+				errs.addf("--until %v", err)
 			}
 		}
 		if !since.IsZero() && !until.IsZero() && !since.Before(until) {
@@ -155,11 +155,11 @@ func parseBefore(v string, now time.Time) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, errors.New("audit prune needs --before: an RFC 3339 time or an age like 2190d (records recorded before it are removed)")
 	}
-	before, err := time.Parse(time.RFC3339, v)
+	before, err := parseWhen(v)
 	if err != nil {
 		age, ageErr := parseAge(v)
 		if ageErr != nil {
-			return time.Time{}, fmt.Errorf("--before %q is neither an RFC 3339 time nor an age like 2190d or 8760h", v)
+			return time.Time{}, fmt.Errorf("--before %q is neither a date or time (2025-01-01, 2025-01-01T09:30:00Z) nor an age like 2190d or 8760h", v)
 		}
 		before = now.Add(-age)
 	}
@@ -176,7 +176,7 @@ func auditPrune(ctx context.Context, args []string, getenv func(string) string, 
 	var beforeS string
 	fs := flag.NewFlagSet("audit prune", flag.ContinueOnError)
 	addStoreFlags(fs, &cfg, "")
-	fs.StringVar(&beforeS, "before", "", "remove records recorded before this RFC 3339 time, or older than this age (2190d, 8760h)")
+	fs.StringVar(&beforeS, "before", "", "remove records recorded before this date or time (2025-01-01, 2025-01-01T09:30:00Z), or older than this age (2190d, 8760h)")
 	var before time.Time
 	st, err := openAuditStore(ctx, fs, &cfg, args, getenv, func(errs *configErrors) {
 		var err error

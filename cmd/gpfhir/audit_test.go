@@ -117,6 +117,10 @@ func TestAuditExport(t *testing.T) {
 		{"since is inclusive, until exclusive", []string{"--since", ts(1), "--until", ts(4)}, []string{"e1", "e2", "e3"}},
 		{"only since", []string{"--since", ts(5)}, []string{"e5"}},
 		{"an empty window", []string{"--since", ts(10)}, nil},
+		// The records are at noon on 2025-06-01: a date means its first instant.
+		{"since a date, as the README types it", []string{"--since", "2025-06-01"}, []string{"e0", "e1", "e2", "e3", "e4", "e5"}},
+		{"until a date", []string{"--until", "2025-06-01"}, nil},
+		{"since a date, until the next", []string{"--since", "2025-06-01", "--until", "2025-06-02"}, []string{"e0", "e1", "e2", "e3", "e4", "e5"}},
 	}
 	for _, tc := range cases {
 		for _, toFile := range []bool{false, true} {
@@ -164,7 +168,7 @@ func TestAuditCommandErrors(t *testing.T) {
 	}{
 		{"no subcommand", []string{"audit"}, "usage"},
 		{"an unknown subcommand", []string{"audit", "erase"}, `unknown audit command "erase"`},
-		{"a since that is not RFC 3339", []string{"audit", "export", "--since", "yesterday"}, `--since "yesterday" is not an RFC 3339 time`},
+		{"a since that is not a date or time", []string{"audit", "export", "--since", "yesterday"}, `--since "yesterday" is not a date or time`},
 		{"since after until", []string{"audit", "export", "--since", "2025-02-01T00:00:00Z", "--until", "2025-01-01T00:00:00Z"}, "--since must be before --until"},
 		{"mongo without a URI", []string{"audit", "verify", "--store", "mongo"}, "--mongodb-uri"},
 	}

@@ -64,11 +64,11 @@ func joinRoleArgs(args []string) []string {
 // conformanceCommand runs the conformance suite against a FHIR server and reports.
 func conformanceCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
-		baseURL, tokenCmd, token, only, allowFail, junitFile, jsonFile, profile string
-		roles                                                                   roleFlag
-		maxRequests                                                             int
-		timeout, requestTimeout                                                 time.Duration
-		quiet                                                                   bool
+		baseURL, tokenCmd, token, only, allowFail, junitFile, jsonFile, profile, origin string
+		roles                                                                           roleFlag
+		maxRequests                                                                     int
+		timeout, requestTimeout                                                         time.Duration
+		quiet                                                                           bool
 	)
 	fs := flag.NewFlagSet("conformance", flag.ContinueOnError)
 	fs.StringVar(&baseURL, "base-url", "", "FHIR base URL of the server to test (required)")
@@ -79,6 +79,7 @@ func conformanceCommand(ctx context.Context, args []string, getenv func(string) 
 	fs.StringVar(&allowFail, "allow-fail", "", "checks (comma-separated globs) whose failure is a known defect: shown as FAIL(known), not failing the run")
 	fs.StringVar(&junitFile, "junit", "", "write the results as JUnit XML to this file")
 	fs.StringVar(&jsonFile, "json", "", "write the results as JSON to this file")
+	fs.StringVar(&origin, "origin", "", "browser origin the CORS checks send, one the server allows (default https://conformance.example; gpfhir serve --dev allows http://127.0.0.1:<any port>)")
 	fs.StringVar(&profile, "profile", "", "also check a server's own promises: gpfhir")
 	fs.IntVar(&maxRequests, "max-requests", 5000, "most requests the checks may make (the cleanup has its own reserve)")
 	fs.DurationVar(&timeout, "timeout", 10*time.Minute, "longest the checks may run (the cleanup has two minutes more)")
@@ -102,7 +103,7 @@ func conformanceCommand(ctx context.Context, args []string, getenv func(string) 
 		return err
 	}
 	cfg := conformance.Config{
-		BaseURL: baseURL, Roles: roles.roles, Only: splitList(only), AllowFail: splitList(allowFail), Profile: profile,
+		BaseURL: baseURL, Roles: roles.roles, Only: splitList(only), AllowFail: splitList(allowFail), Profile: profile, Origin: origin,
 		MaxRequests: maxRequests, Timeout: timeout, RequestTimeout: requestTimeout,
 	}
 	switch {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gpfhir/gpfhir/auth/devidp"
+	"github.com/gpfhir/gpfhir/fhir"
 )
 
 // scopeFlag collects scopes from repeated --scope flags, each of which may hold several separated by
@@ -86,6 +87,16 @@ func devToken(ctx context.Context, args []string, getenv func(string) string, st
 		if nhs == "" {
 			return errors.New("--proxy-for needs --nhs-number: the proxy's own NHS number")
 		}
+		// Checked here rather than left to the login page, whose refusal would come back as a web page.
+		if err := fhir.CheckNHSNumber(nhs); err != nil {
+			return fmt.Errorf("--nhs-number %s is not a valid NHS number (%v): an NHS number is 10 digits, the last a Modulus 11 check digit; "+
+				"the test users' numbers are on the dev sign-in page, and 9000000009 is a valid made-up one", nhs, err)
+		}
+		if cfg.proxyFor != "" {
+			if err := fhir.CheckNHSNumber(cfg.proxyFor); err != nil {
+				return fmt.Errorf("--proxy-for %s is not a valid NHS number (%v): an NHS number is 10 digits, the last a Modulus 11 check digit", cfg.proxyFor, err)
+			}
+		}
 		scopes := cfg.scopes
 		if len(scopes) == 0 {
 			scopes = scopeFlag{"patient/*.rs"}
@@ -109,11 +120,30 @@ func devToken(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("dev-token: %w", err)
+		return fmt.Errorf("dev-token: %w%s", err, devTokenHint(err, &cfg))
 	}
 	if cfg.verbose {
 		fmt.Fprintf(stderr, "scope: %s\nexpires in: %ds\n", tok.Scope, tok.ExpiresIn)
 	}
 	fmt.Fprintln(stdout, tok.AccessToken)
 	return nil
+}
+
+// devTokenHint says what to try after a refusal whose description alone may not say it (a server from
+// before these descriptions, or a refusal the provider cannot explain).
+func devTokenHint(err error, cfg *devTokenConfig) string {
+	var te *devidp.TokenError
+	if !errors.As(err, &te) {
+		return ""
+	}
+	switch te.Code {
+	case "invalid_client":
+		return fmt.Sprintf("\n  try: --client %s (every seeded practice) or gp-<ods> for one practice, and the server's --seed (this run used --seed %d)",
+			devidp.AllPracticesClientID, cfg.seed)
+	case "invalid_scope":
+		return "\n  try: patient/ scopes with --nhs-number, system/ scopes with a GP-system --client, user/AuditEvent.rs with --client " + devidp.LocalToolClientID
+	case "invalid_grant":
+		return "\n  try again: the sign-in took too long, or the server restarted in between (it forgets sign-ins and makes new keys at each start)"
+	}
+	return ""
 }

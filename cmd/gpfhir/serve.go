@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,9 @@ type serveConfig struct {
 	metricsAddr       string
 	metricsToken      string
 	tlsCert, tlsKey   string
+	corsOrigins       multiFlag
+	clientNames       clientNameFlag
+	devRedirects      multiFlag
 }
 
 func serveFlags(cfg *serveConfig) *flag.FlagSet {
@@ -97,6 +101,9 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.metricsToken, "metrics-token", "", "serve /metrics on the API's address to holders of this bearer token (set it in GPFHIR_METRICS_TOKEN rather than on the command line)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with, for deployments without a TLS proxy; needs --tls-key")
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.Var(&cfg.corsOrigins, "cors-origin", "browser origin allowed to call the API, like https://app.example.org (repeatable; * opens only /metadata and /.well-known/smart-configuration; --dev allows loopback origins)")
+	fs.Var(&cfg.devRedirects, "dev-redirect-uri", "with --dev: a redirect URI of a browser SMART app, registered for the dev identity provider's public client "+devidp.AppClientID+" (repeatable; loopback URIs match on any port)")
+	fs.Var(&cfg.clientNames, "client-name", "the name patients see for an app in who accessed their record: CLIENT=NAME (repeatable; in the environment, separate entries with ;)")
 	return fs
 }
 
@@ -176,6 +183,19 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 			errs.addf("--tls-cert/--tls-key: %v", err)
 		}
 	}
+	for _, o := range cfg.corsOrigins {
+		if _, err := api.NormalizeOrigin(o); o != "*" && err != nil {
+			errs.addf("--cors-origin: %v", err)
+		}
+	}
+	if len(cfg.devRedirects) > 0 && !cfg.dev {
+		errs.addf("--dev-redirect-uri registers redirect URIs at the development identity provider, which runs only with --dev")
+	}
+	for _, u := range cfg.devRedirects {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.Fragment != "" {
+			errs.addf("--dev-redirect-uri %q must be an absolute http(s) URL without a fragment, like http://127.0.0.1:5173/callback", u)
+		}
+	}
 	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
 		errs.addf("--log-level %q is not one of debug, info, warn, error", cfg.logLevel)
 	}
@@ -233,6 +253,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		Dashboard:        cfg.dashboard,
 		Limits:           cfg.limits(),
 		MetricsToken:     cfg.metricsToken,
+		CORSOrigins:      cfg.corsOrigins,
+		CORSLoopback:     cfg.dev,
+		ClientNames:      cfg.clientNames.m,
 	}
 	if err := buildAuth(&cfg, &apiCfg, log); err != nil {
 		ln.Close()
@@ -367,6 +390,7 @@ func buildAuth(cfg *serveConfig, apiCfg *api.Config, log *slog.Logger) error {
 			Dev: true, Issuer: issuer, Audience: audience, Seed: cfg.seed,
 			People: seed.People(seed.Options{Seed: cfg.seed}), Logger: log,
 			DashboardRedirectURIs: []string{strings.TrimRight(apiCfg.BaseURL, "/") + "/dashboard/callback"},
+			AppRedirectURIs:       cfg.devRedirects,
 		})
 		if err != nil {
 			return err
@@ -420,6 +444,36 @@ func (f *clientODSFlag) Set(v string) error {
 			f.m = map[string][]string{}
 		}
 		f.m[client] = append(f.m[client], ods...)
+	}
+	return nil
+}
+
+// clientNameFlag is --client-name CLIENT=NAME, repeatable. App names may hold commas, so entries in the
+// environment variable are separated by semicolons.
+type clientNameFlag struct{ m map[string]string }
+
+func (f *clientNameFlag) String() string {
+	var parts []string
+	for k, v := range f.m {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ";")
+}
+
+func (f *clientNameFlag) Set(v string) error {
+	for _, entry := range strings.Split(v, ";") {
+		if strings.TrimSpace(entry) == "" {
+			continue
+		}
+		client, name, ok := strings.Cut(entry, "=")
+		client, name = strings.TrimSpace(client), strings.TrimSpace(name)
+		if !ok || client == "" || name == "" {
+			return fmt.Errorf("%q is not CLIENT=NAME, like gpfhir-dev-app=My GP App", entry)
+		}
+		if f.m == nil {
+			f.m = map[string]string{}
+		}
+		f.m[client] = name
 	}
 	return nil
 }

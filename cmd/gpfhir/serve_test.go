@@ -50,11 +50,12 @@ func TestFlagBeatsEnvironmentBeatsDefault(t *testing.T) {
 func TestConfigurationErrorsAreReportedTogether(t *testing.T) {
 	err := serve(context.Background(), []string{
 		"--store", "cassandra", "--addr", "no-port", "--max-body", "0", "--log-level", "loud", "--cursor-key", "zz",
+		"--cors-origin", "app.example.org", "--dev-redirect-uri", "http://127.0.0.1:5173/callback",
 	}, envFrom(nil), io.Discard, nil)
 	if err == nil {
 		t.Fatal("bad configuration accepted")
 	}
-	for _, want := range []string{"--store", "--addr", "--max-body", "--log-level", "--cursor-key", "--oidc-issuer"} {
+	for _, want := range []string{"--store", "--addr", "--max-body", "--log-level", "--cursor-key", "--oidc-issuer", "--cors-origin", "--dev-redirect-uri"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s:\n%v", want, err)
 		}
@@ -313,4 +314,33 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestClientNameFlagFromFlagsAndEnvironment(t *testing.T) {
+	var cfg serveConfig
+	fs := serveFlags(&cfg)
+	fs.SetOutput(io.Discard)
+	if err := parseFlags(fs, []string{"--client-name", "gpfhir-dev-app=My Health App, for you", "--client-name", "gp-a81001 = Riverside GP"}, envFrom(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.clientNames.m["gpfhir-dev-app"] != "My Health App, for you" || cfg.clientNames.m["gp-a81001"] != "Riverside GP" {
+		t.Errorf("client names %v", cfg.clientNames.m)
+	}
+	var env serveConfig
+	fs = serveFlags(&env)
+	fs.SetOutput(io.Discard)
+	if err := parseFlags(fs, nil, envFrom(map[string]string{"GPFHIR_CLIENT_NAME": "a=App A; b=App B"})); err != nil {
+		t.Fatal(err)
+	}
+	if len(env.clientNames.m) != 2 || env.clientNames.m["b"] != "App B" {
+		t.Errorf("client names from the environment %v", env.clientNames.m)
+	}
+	for _, bad := range []string{"no-equals", "=name", "client="} {
+		var c serveConfig
+		fs := serveFlags(&c)
+		fs.SetOutput(io.Discard)
+		if err := parseFlags(fs, []string{"--client-name", bad}, envFrom(nil)); err == nil || !strings.Contains(err.Error(), "CLIENT=NAME") {
+			t.Errorf("--client-name %q: %v", bad, err)
+		}
+	}
 }
