@@ -200,6 +200,9 @@ func BenchmarkSoak(b *testing.B) {
 	walPeak := peak(samples, func(s soakSample) int64 { return s.walBytes })
 	total := samples[len(samples)-1].requests
 	b.Logf("soak %s: %d requests (%.0f/s), %d failed (5xx or no answer)", d, total, float64(total)/d.Seconds(), failures.Load())
+	// The verdict first: go test shows only the first lines of a benchmark's log.
+	b.Logf("peaks, first fifth -> last fifth: RSS %.1f -> %.1f MiB, goroutines %d -> %d, open files %d -> %d; WAL peak %.1f MiB",
+		float64(rss0)/1024, float64(rss1)/1024, g0, g1, f0, f1, float64(walPeak)/(1<<20))
 	b.Logf("%8s %10s %10s %6s %10s %10s", "at", "requests", "RSS MiB", "fds", "goroutines", "WAL MiB")
 	for _, s := range samples {
 		b.Logf("%8s %10d %10.1f %6d %10d %10.1f", s.at, s.requests, float64(s.rssKB)/1024, s.fds, s.goroutines, float64(s.walBytes)/(1<<20))
