@@ -54,6 +54,8 @@ type request struct {
 	// staged holds the versions a transaction has prepared but not applied, so that a later entry's
 	// reference check and access facts see the Patient an earlier entry creates.
 	staged map[string]store.Resource
+	// pending is, for each write a transaction has staged, the version it replaces (booking reads it).
+	pending map[string]int64
 	// practices memoises, for this request only, the ODS codes of the practices each patient is
 	// registered at (practicesOf).
 	practices map[string][]string
