@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -52,7 +54,16 @@ func (s *Server) refuse(req *request, d auth.Decision) *apiError {
 // audit trail whatever the answer turns out to be.
 func (s *Server) identify(req *request) error {
 	ctx := req.ctx()
-	caller, err := s.cfg.Auth.Verify(ctx, bearer(req.c))
+	var caller *auth.Caller
+	var err error
+	if lc, ok := ctx.Value(localCallerKey{}).(*auth.Caller); ok {
+		// An in-process request (LocalHandler): the caller was made by the process itself, not
+		// claimed by a token, and no HTTP client can set a context value.
+		c := *lc
+		caller = &c
+	} else {
+		caller, err = s.cfg.Auth.Verify(ctx, bearer(req.c))
+	}
 	if err != nil {
 		var ref *auth.Refusal
 		if errors.As(err, &ref) {
@@ -117,4 +128,18 @@ func (s *Server) authLog(c *gin.Context) {
 		attrs = append(attrs, "caller", kind, "subject", sub, "client_id", client, "jti", caller.JTI)
 	}
 	s.logger(c).Info("authorization", attrs...)
+}
+
+// localCallerKey carries the caller of an in-process request from LocalHandler to identify.
+type localCallerKey struct{}
+
+// LocalHandler serves the API in process as caller, with no token: every request goes through the same
+// routing, validation, rules, policy and audit as one over the network, with caller as the agent the
+// audit records name. It is for trusted tools in the same process (gpfhir import against the configured
+// store); it must never be mounted on a listener.
+func (s *Server) LocalHandler(caller auth.Caller) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := caller
+		s.engine.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), localCallerKey{}, &c)))
+	})
 }

@@ -57,6 +57,9 @@ type txEntry struct {
 	// audited: the entry's record was stored with its writes (a batch entry).
 	audited bool
 
+	// unchanged: a PUT or PATCH whose content is what is stored; nothing is written.
+	unchanged bool
+
 	// A GET entry's answer, from the request it ran as (getEntry), which audited it.
 	get       bool
 	getStatus int
@@ -287,7 +290,7 @@ func (te *txEntry) parseEntry() error {
 // stage prepares an entry's writes, without applying them, under the same rules as the single
 // interaction.
 func (s *Server) stage(req *request, te *txEntry) error {
-	te.writes, te.conflict, te.touched = nil, nil, nil
+	te.writes, te.conflict, te.touched, te.unchanged = nil, nil, nil, false
 	ctx := req.ctx()
 	self := te.typ.Name + "/" + te.id
 	switch {
@@ -345,6 +348,16 @@ func (s *Server) stage(req *request, te *txEntry) error {
 			}
 			if err := s.checkReferences(req, te.res, self); err != nil {
 				return err
+			}
+			if same, err := unchanged(te.res, cur); err != nil {
+				return internal(err)
+			} else if same {
+				// A no-op update, as HAPI makes one: the content is what is stored, so no version is
+				// written and the entry answers with the current one. This is what makes a repeated
+				// import store nothing.
+				te.status, te.result, te.unchanged = http.StatusOK, cur, true
+				te.touched = []store.Resource{cur}
+				return nil
 			}
 		} else if err := s.checkReferences(req, te.res, ""); err != nil {
 			return err
@@ -623,9 +636,14 @@ func (s *Server) respondBundleWith(req *request, typ string, entries []*txEntry,
 			}
 			if !r.Deleted && len(r.Body) > 0 {
 				e.FullURL = s.cfg.BaseURL + "/" + r.Type + "/" + r.ID
-				switch prefer {
-				case "minimal":
-				case "OperationOutcome":
+				if te.unchanged {
+					resp.Outcome = fhir.OperationOutcome(fhir.Issue{Severity: "information", Code: "informational",
+						Details:     &fhir.IssueDetails{Coding: []fhir.IssueCoding{{System: OutcomeCodeSystem, Code: OutcomeUnchanged}}},
+						Diagnostics: r.Type + "/" + r.ID + " already has this content; no new version was stored"})
+				}
+				switch {
+				case prefer == "minimal":
+				case prefer == "OperationOutcome":
 					resp.Outcome = fhir.OperationOutcome(fhir.Issue{Severity: "information", Code: "informational",
 						Diagnostics: r.Type + "/" + r.ID + " is now at version " + strconv.FormatInt(r.VersionID, 10)})
 				default:

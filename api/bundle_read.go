@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -276,4 +277,24 @@ func processingOrder(entries []*txEntry) []*txEntry {
 		}
 	}
 	return out
+}
+
+// OutcomeCodeSystem and OutcomeUnchanged mark the response entry of a no-op update in a batch or
+// transaction (the content sent is what is stored), so that a loader can count it as unchanged.
+const (
+	OutcomeCodeSystem = "urn:gpfhir:outcome"
+	OutcomeUnchanged  = "unchanged"
+)
+
+// unchanged reports whether res, stamped as the current version, is byte for byte the stored body: the
+// canonical JSON both came from makes equal content equal bytes.
+func unchanged(res *fhir.Resource, cur store.Resource) (bool, error) {
+	if cur.VersionID == 0 || cur.Deleted || len(cur.Body) == 0 {
+		return false, nil
+	}
+	b, err := res.Finalize(cur.ID, cur.VersionID, cur.LastUpdated)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(b, cur.Body), nil
 }

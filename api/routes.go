@@ -14,16 +14,17 @@ import (
 type shape int
 
 const (
-	shapeRoot            shape = iota + 1 // [base]
-	shapeMetadata                         // [base]/metadata
-	shapeSystemHistory                    // [base]/_history
-	shapeType                             // [base]/[type]
-	shapeTypeSearch                       // [base]/[type]/_search
-	shapeTypeHistory                      // [base]/[type]/_history
-	shapeInstance                         // [base]/[type]/[id]
-	shapeInstanceHistory                  // [base]/[type]/[id]/_history
-	shapeVersion                          // [base]/[type]/[id]/_history/[vid]
-	shapeTypeOperation                    // [base]/[type]/$[name]
+	shapeRoot              shape = iota + 1 // [base]
+	shapeMetadata                           // [base]/metadata
+	shapeSystemHistory                      // [base]/_history
+	shapeType                               // [base]/[type]
+	shapeTypeSearch                         // [base]/[type]/_search
+	shapeTypeHistory                        // [base]/[type]/_history
+	shapeInstance                           // [base]/[type]/[id]
+	shapeInstanceHistory                    // [base]/[type]/[id]/_history
+	shapeVersion                            // [base]/[type]/[id]/_history/[vid]
+	shapeTypeOperation                      // [base]/[type]/$[name]
+	shapeInstanceOperation                  // [base]/[type]/[id]/$[name]
 )
 
 // pathParams are the parts of a FHIR path.
@@ -69,6 +70,7 @@ func init() {
 		{shapeInstanceHistory, http.MethodGet, "history-instance", true, (*Server).history},
 		{shapeVersion, http.MethodGet, "vread", true, (*Server).vread},
 		{shapeTypeOperation, http.MethodGet, "operation", true, (*Server).operation},
+		{shapeInstanceOperation, http.MethodGet, "operation", true, (*Server).operation},
 	}
 }
 
@@ -114,6 +116,8 @@ func parsePath(path string) (sh shape, typ, id, vid string, ok bool) {
 		return shapeTypeOperation, seg[0], "", seg[1][1:], true
 	case len(seg) == 2:
 		return shapeInstance, seg[0], seg[1], "", true
+	case len(seg) == 3 && len(seg[2]) > 1 && seg[2][0] == '$':
+		return shapeInstanceOperation, seg[0], seg[1], seg[2][1:], true
 	case len(seg) == 3 && seg[2] == "_history":
 		return shapeInstanceHistory, seg[0], seg[1], "", true
 	case len(seg) == 4 && seg[2] == "_history":
@@ -170,7 +174,7 @@ func (s *Server) dispatch(c *gin.Context) {
 	}
 	if refusal == nil {
 		p.id, p.version = id, vid
-		if sh == shapeTypeOperation {
+		if sh == shapeTypeOperation || sh == shapeInstanceOperation {
 			p.version, p.op = "", vid
 		}
 		pp := p
@@ -252,7 +256,7 @@ func attempted(sh shape, method string) string {
 		return ""
 	}
 	switch {
-	case sh == shapeTypeOperation:
+	case sh == shapeTypeOperation || sh == shapeInstanceOperation:
 		return "operation"
 	case sh == shapeRoot && method == http.MethodGet:
 		return "search-system"
@@ -282,11 +286,17 @@ func typeAllows(t *fhir.TypeInfo, interaction string) bool {
 // lists them from typeOperations.
 func (s *Server) operation(req *request, p pathParams) error {
 	req.op = "$" + p.op
+	if p.id != "" && !(p.typ.Name == "Patient" && p.op == "everything") {
+		return fail(kindNotServed, "%s/%s has no operation $%s on this server", p.typ.Name, p.id, p.op)
+	}
 	if p.typ.Name == "AuditEvent" && p.op == "verify" {
 		return s.verifyAudit(req)
 	}
 	if isMe(p) {
 		return s.me(req)
+	}
+	if p.typ.Name == "Patient" && p.op == "everything" {
+		return s.everything(req, p)
 	}
 	return fail(kindNotServed, "%s has no operation $%s on this server", p.typ.Name, p.op)
 }
@@ -295,7 +305,11 @@ func (s *Server) operation(req *request, p pathParams) error {
 var typeOperations = map[string][]capOperation{
 	"Patient": {{Name: "me", Definition: "urn:gpfhir:OperationDefinition/Patient-me",
 		Documentation: "Any signed-in person. Their linked patient record, the patients they may act for as a proxy, each " +
-			"online service's access level, and for anything unavailable the reason in plain words."}},
+			"online service's access level, and for anything unavailable the reason in plain words."},
+		{Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+			Documentation: "GET Patient/[id]/$everything, or Patient/$everything for a patient's own record: the patient " +
+				"compartment and the resources it references, filtered exactly as a search by the same caller, with _since, " +
+				"_type, _count and signed next links."}},
 	"AuditEvent": {{Name: "verify", Definition: "urn:gpfhir:OperationDefinition/AuditEvent-verify",
 		Documentation: "Auditors only. Verifies the audit hash chain from the first record to the head and answers " +
 			"\"intact, N records\" or the first broken link, with the head hash for anchoring."}},
