@@ -17,12 +17,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
 )
 
-// Poster sends one Bundle to the server and returns the HTTP status and body of its answer.
+// Poster sends one Bundle to the server (Post), or a search (Get, a path with its query), and returns
+// the HTTP status and body of the answer.
 type Poster interface {
 	Post(ctx context.Context, bundle []byte) (int, []byte, error)
+	Get(ctx context.Context, path string) (int, []byte, error)
 }
 
 // Handler posts to an http.Handler in process (api.Server.LocalHandler).
@@ -33,6 +36,15 @@ func (h Handler) Post(ctx context.Context, bundle []byte) (int, []byte, error) {
 	r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", bytes.NewReader(bundle))
 	r.Header.Set("Content-Type", "application/fhir+json")
 	r.Header.Set("Prefer", "return=minimal")
+	w := httptest.NewRecorder()
+	h.H.ServeHTTP(w, r)
+	return w.Code, w.Body.Bytes(), nil
+}
+
+// Get implements Poster.
+func (h Handler) Get(ctx context.Context, path string) (int, []byte, error) {
+	r := httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+	r.Header.Set("Accept", "application/fhir+json")
 	w := httptest.NewRecorder()
 	h.H.ServeHTTP(w, r)
 	return w.Code, w.Body.Bytes(), nil
@@ -54,6 +66,27 @@ func (rm Remote) Post(ctx context.Context, bundle []byte) (int, []byte, error) {
 	r.Header.Set("Content-Type", "application/fhir+json")
 	r.Header.Set("Accept", "application/fhir+json")
 	r.Header.Set("Prefer", "return=minimal")
+	r.Header.Set("Authorization", "Bearer "+rm.Token)
+	c := rm.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// Get implements Poster.
+func (rm Remote) Get(ctx context.Context, path string) (int, []byte, error) {
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(rm.BaseURL, "/")+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	r.Header.Set("Accept", "application/fhir+json")
 	r.Header.Set("Authorization", "Bearer "+rm.Token)
 	c := rm.Client
 	if c == nil {
@@ -102,6 +135,8 @@ var failures = map[string]bool{ReasonInvalid: true, ReasonRefused: true, ReasonC
 type Summary struct {
 	Stored    int64
 	Unchanged int64
+	// StoredByType counts the stored entries per resource type.
+	StoredByType map[string]int64
 	Skipped   map[string]int64
 	// Examples are the first few diagnostics of each skip reason.
 	Examples map[string][]string
@@ -139,10 +174,13 @@ func (s *Summary) skip(reason, example string) {
 	}
 }
 
-func (s *Summary) add(stored, unchanged int64) {
+func (s *Summary) add(stored, unchanged int64, byType map[string]int64) {
 	s.mu.Lock()
 	s.Stored += stored
 	s.Unchanged += unchanged
+	for t, n := range byType {
+		s.StoredByType[t] += n
+	}
 	s.mu.Unlock()
 }
 
@@ -166,6 +204,18 @@ func (s *Summary) Write(w io.Writer) {
 		skipped += s.Skipped[r]
 	}
 	fmt.Fprintf(w, ", %d skipped\n", skipped)
+	if len(s.StoredByType) > 0 {
+		var types []string
+		for t := range s.StoredByType {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		var parts []string
+		for _, t := range types {
+			parts = append(parts, fmt.Sprintf("%s %d", t, s.StoredByType[t]))
+		}
+		fmt.Fprintf(w, "  stored: %s\n", strings.Join(parts, ", "))
+	}
 	for _, r := range reasons {
 		fmt.Fprintf(w, "  skipped, %s: %d\n", r, s.Skipped[r])
 		for _, ex := range s.Examples[r] {
@@ -192,7 +242,7 @@ func Run(ctx context.Context, paths []string, stdin io.Reader, p Poster, opt Opt
 	if err != nil {
 		return nil, err
 	}
-	sum := &Summary{Skipped: map[string]int64{}, Examples: map[string][]string{}}
+	sum := &Summary{Skipped: map[string]int64{}, Examples: map[string][]string{}, StoredByType: map[string]int64{}}
 	start := opt.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -311,6 +361,8 @@ type entry struct {
 	FullURL  string          `json:"fullUrl,omitempty"`
 	Resource json.RawMessage `json:"resource,omitempty"`
 	Request  *entryRequest   `json:"request,omitempty"`
+	// createOnly: the input POSTed it (create); the PUT it became must not overwrite a stored version.
+	createOnly bool
 }
 
 type entryRequest struct {
@@ -329,6 +381,10 @@ func postResources(ctx context.Context, p Poster, opt Options, sum *Summary, nam
 		entries = append(entries, e)
 	}
 	kept := prepare(entries, opt, sum, name)
+	// A resource on its own is a state to hold, not a create: it updates what is stored.
+	for _, e := range kept {
+		e.createOnly = false
+	}
 	if len(kept) == 0 {
 		return nil
 	}
@@ -345,10 +401,86 @@ func postTransaction(ctx context.Context, p Poster, opt Options, sum *Summary, n
 		return nil
 	}
 	kept := prepare(b.Entry, opt, sum, name)
+	kept, err := skipPresent(ctx, p, sum, kept)
+	if err != nil {
+		return err
+	}
 	if len(kept) == 0 {
 		return nil
 	}
 	return postBundle(ctx, p, sum, name, typ, kept)
+}
+
+// skipPresent leaves out the creates of shared resources that are already stored (counted unchanged),
+// pointing the references to them at the stored resource. The same Organization comes in many Synthea bundles, with
+// different content in some: a create keeps the first, so that a second import stores nothing.
+func skipPresent(ctx context.Context, p Poster, sum *Summary, entries []*entry) ([]*entry, error) {
+	byType := map[string][]*entry{}
+	for _, e := range entries {
+		typ, _, _ := strings.Cut(e.Request.URL, "/")
+		// A patient's own resources come once each and are left to the server's no-op update; the
+		// shared ones (practices, practitioners) come in many bundles, and are looked up in bulk.
+		if _, inCompartment := auth.PatientCompartment(typ); e.createOnly && !inCompartment {
+			byType[typ] = append(byType[typ], e)
+		}
+	}
+	present := map[*entry]bool{}
+	for typ, list := range byType {
+		for start := 0; start < len(list); start += 100 {
+			chunk := list[start:min(start+100, len(list))]
+			ids := make([]string, len(chunk))
+			byID := map[string]*entry{}
+			for i, e := range chunk {
+				_, ids[i], _ = strings.Cut(e.Request.URL, "/")
+				byID[ids[i]] = e
+			}
+			status, body, err := p.Get(ctx, "/"+typ+"?_elements=id&_count=100&_id="+strings.Join(ids, ","))
+			if err != nil {
+				return nil, err
+			}
+			if status != http.StatusOK {
+				// Not allowed to search, say: the server's no-op updates still keep a rerun from
+				// storing the same content twice.
+				continue
+			}
+			var b struct {
+				Entry []struct {
+					Resource struct {
+						ID string `json:"id"`
+					} `json:"resource"`
+				} `json:"entry"`
+			}
+			if json.Unmarshal(body, &b) != nil {
+				continue
+			}
+			for _, f := range b.Entry {
+				if e, ok := byID[f.Resource.ID]; ok {
+					present[e] = true
+				}
+			}
+		}
+	}
+	if len(present) == 0 {
+		return entries, nil
+	}
+	to := map[string]string{}
+	var out []*entry
+	for _, e := range entries {
+		if present[e] {
+			if e.FullURL != "" {
+				to[e.FullURL] = e.Request.URL
+			}
+			continue
+		}
+		out = append(out, e)
+	}
+	sum.add(0, int64(len(present)), nil)
+	for _, e := range out {
+		if r, changed := walkRefs(e.Resource, func(ref string) (string, bool) { return to[ref], false }); changed {
+			e.Resource = r
+		}
+	}
+	return out, nil
 }
 
 // typed reads an entry's resource type, id and practice.
@@ -408,6 +540,7 @@ func prepare(entries []*entry, opt Options, sum *Summary, name string) []*entry 
 		}
 		if strings.EqualFold(e.Request.Method, http.MethodPost) && e.Request.IfNoneExist == "" && validID.MatchString(id) {
 			e.Request.Method, e.Request.URL = http.MethodPut, t.ResourceType+"/"+id
+			e.createOnly = true
 			if t.ID == "" {
 				e.Resource = setField(e.Resource, "id", id)
 			}
@@ -467,7 +600,8 @@ func stripRefs(raw json.RawMessage, dropped map[string]bool) json.RawMessage {
 }
 
 // walkRefs calls fn for every Reference.reference; when fn answers drop, the reference is removed (and
-// a Reference left empty is removed from its parent).
+// a Reference left empty is removed from its parent), and when it answers another reference, that
+// replaces it.
 func walkRefs(raw json.RawMessage, fn func(ref string) (string, bool)) (json.RawMessage, bool) {
 	var tree any
 	if json.Unmarshal(raw, &tree) != nil {
@@ -479,12 +613,17 @@ func walkRefs(raw json.RawMessage, fn func(ref string) (string, bool)) (json.Raw
 		switch x := v.(type) {
 		case map[string]any:
 			if ref, ok := x["reference"].(string); ok {
-				if _, drop := fn(ref); drop {
+				to, drop := fn(ref)
+				switch {
+				case drop:
 					delete(x, "reference")
 					changed = true
 					if len(x) == 0 {
 						return nil
 					}
+				case to != "" && to != ref:
+					x["reference"] = to
+					changed = true
 				}
 			}
 			for k, child := range x {
@@ -594,18 +733,24 @@ func countResponse(sum *Summary, name string, entries []*entry, resp []byte) {
 		return
 	}
 	var stored, unchanged int64
-	for _, e := range b.Entry {
+	byType := map[string]int64{}
+	for i, e := range b.Entry {
 		code, _ := strconv.Atoi(strings.Fields(e.Response.Status + " 0")[0])
 		switch {
 		case code >= 200 && code < 300 && bytes.Contains(e.Response.Outcome, []byte(`"code":"unchanged"`)):
 			unchanged++
 		case code >= 200 && code < 300:
 			stored++
+			if i < len(entries) && entries[i].Request != nil {
+				typ, _, _ := strings.Cut(entries[i].Request.URL, "/")
+				typ, _, _ = strings.Cut(typ, "?")
+				byType[typ]++
+			}
 		default:
 			sum.skip(reasonOf(code), name+": "+outcomeText(e.Response.Outcome))
 		}
 	}
-	sum.add(stored, unchanged)
+	sum.add(stored, unchanged, byType)
 }
 
 // outcomeText is the diagnostics of an OperationOutcome, for the summary's examples.

@@ -51,6 +51,8 @@ commands:
   audit verify   check the audit trail's hash chain: "intact, N records" or the first broken link
   audit export   write AuditEvents as ndjson for archiving (--since, --until RFC 3339, --out file)
   audit prune    remove the AuditEvents recorded before --before (RFC 3339 or an age like 2190d); export first
+  import     load FHIR JSON (Bundles, resources, ndjson; files, directories, .tgz, -) through the API's rules
+  export     write the store's current resources as ndjson, one file per type (the offline twin of $export)
   conformance    run the FHIR conformance suite against a server (--base-url URL --token-command CMD); see docs/conformance.md
   version    print the version
 
@@ -77,6 +79,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return auditCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "conformance":
 		return conformanceCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "import":
+		return importCommand(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+	case "export":
+		return exportCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gpfhir", version)
 		return nil
