@@ -137,7 +137,7 @@ type Summary struct {
 	Unchanged int64
 	// StoredByType counts the stored entries per resource type.
 	StoredByType map[string]int64
-	Skipped   map[string]int64
+	Skipped      map[string]int64
 	// Examples are the first few diagnostics of each skip reason.
 	Examples map[string][]string
 	Elapsed  time.Duration
