@@ -46,6 +46,9 @@ type request struct {
 	// probes are queries restrict confined by the redaction clauses, each probing for what it withheld
 	// (see withheldNotes).
 	probes []store.Query
+	// query, when set, is the query an operation's audit record names (a bulk export's types and
+	// counts).
+	query string
 	// dashboard marks a view of the uptake dashboard, whose audit record names the query it asked.
 	dashboard bool
 	// withheld: a searchset left out redacted items and said so (confidential-items), for the audit

@@ -25,6 +25,9 @@ const (
 	shapeVersion                            // [base]/[type]/[id]/_history/[vid]
 	shapeTypeOperation                      // [base]/[type]/$[name]
 	shapeInstanceOperation                  // [base]/[type]/[id]/$[name]
+	shapeSystemOperation                    // [base]/$[name]
+	shapeExportStatus                       // [base]/$export-poll/[job]
+	shapeExportFile                         // [base]/$export-poll/[job]/[file]
 )
 
 // pathParams are the parts of a FHIR path.
@@ -71,6 +74,10 @@ func init() {
 		{shapeVersion, http.MethodGet, "vread", true, (*Server).vread},
 		{shapeTypeOperation, http.MethodGet, "operation", true, (*Server).operation},
 		{shapeInstanceOperation, http.MethodGet, "operation", true, (*Server).operation},
+		{shapeSystemOperation, http.MethodGet, "operation", false, (*Server).operation},
+		{shapeExportStatus, http.MethodGet, "operation", false, (*Server).exportStatus},
+		{shapeExportStatus, http.MethodDelete, "operation", false, (*Server).exportStatus},
+		{shapeExportFile, http.MethodGet, "operation", false, (*Server).exportFile},
 	}
 }
 
@@ -101,7 +108,18 @@ func parsePath(path string) (sh shape, typ, id, vid string, ok bool) {
 		return shapeRoot, "", "", "", true
 	}
 	seg := strings.Split(path, "/")
+	if seg[0] == "$export-poll" {
+		switch len(seg) {
+		case 2:
+			return shapeExportStatus, "", seg[1], "", true
+		case 3:
+			return shapeExportFile, "", seg[1], seg[2], true
+		}
+		return 0, "", "", "", false
+	}
 	switch {
+	case len(seg) == 1 && len(seg[0]) > 1 && seg[0][0] == '$':
+		return shapeSystemOperation, "", "", seg[0][1:], true
 	case len(seg) == 1 && seg[0] == "metadata":
 		return shapeMetadata, "", "", "", true
 	case len(seg) == 1 && seg[0] == "_history":
@@ -174,7 +192,7 @@ func (s *Server) dispatch(c *gin.Context) {
 	}
 	if refusal == nil {
 		p.id, p.version = id, vid
-		if sh == shapeTypeOperation || sh == shapeInstanceOperation {
+		if sh == shapeTypeOperation || sh == shapeInstanceOperation || sh == shapeSystemOperation {
 			p.version, p.op = "", vid
 		}
 		pp := p
@@ -256,7 +274,8 @@ func attempted(sh shape, method string) string {
 		return ""
 	}
 	switch {
-	case sh == shapeTypeOperation || sh == shapeInstanceOperation:
+	case sh == shapeTypeOperation || sh == shapeInstanceOperation || sh == shapeSystemOperation ||
+		sh == shapeExportStatus || sh == shapeExportFile:
 		return "operation"
 	case sh == shapeRoot && method == http.MethodGet:
 		return "search-system"
@@ -286,7 +305,12 @@ func typeAllows(t *fhir.TypeInfo, interaction string) bool {
 // lists them from typeOperations.
 func (s *Server) operation(req *request, p pathParams) error {
 	req.op = "$" + p.op
-	if p.id != "" && !(p.typ.Name == "Patient" && p.op == "everything") {
+	switch {
+	case p.op == "export" && (p.typ == nil || p.typ.Name == "Patient" && p.id == "" || p.typ.Name == "Group" && p.id != ""):
+		return s.exportKickoff(req, p)
+	case p.typ == nil:
+		return fail(kindNotServed, "this server has no system operation $%s", p.op)
+	case p.id != "" && !(p.typ.Name == "Patient" && p.op == "everything"):
 		return fail(kindNotServed, "%s/%s has no operation $%s on this server", p.typ.Name, p.id, p.op)
 	}
 	if p.typ.Name == "AuditEvent" && p.op == "verify" {
@@ -306,6 +330,8 @@ var typeOperations = map[string][]capOperation{
 	"Patient": {{Name: "me", Definition: "urn:gpfhir:OperationDefinition/Patient-me",
 		Documentation: "Any signed-in person. Their linked patient record, the patients they may act for as a proxy, each " +
 			"online service's access level, and for anything unavailable the reason in plain words."},
+		{Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+			Documentation: "Bulk Data v2, GP systems only: the patient compartment of every patient the client may read."},
 		{Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything",
 			Documentation: "GET Patient/[id]/$everything, or Patient/$everything for a patient's own record: the patient " +
 				"compartment and the resources it references, filtered exactly as a search by the same caller, with _since, " +

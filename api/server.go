@@ -51,6 +51,12 @@ type Config struct {
 	// ClientNames maps OAuth client ids to the app names that audit records (and patients reading who
 	// accessed their record) show; a client without an entry is shown by its id.
 	ClientNames map[string]string
+	// ExportDir holds bulk export jobs and their ndjson files; empty turns $export off. ExportWorkers
+	// bounds the jobs run at once (default 2) and ExportTTL how long a finished job's files are kept
+	// (default 1h).
+	ExportDir     string
+	ExportWorkers int
+	ExportTTL     time.Duration
 	// MaxBundleEntries caps the entries of one batch or transaction Bundle; larger ones get 413.
 	// Default and most audit.MaxBundleEntries (1000).
 	MaxBundleEntries int
@@ -90,6 +96,8 @@ type Server struct {
 	audit *audit.Committer
 	// retention is the audit retention loop; nil unless Config.AuditRetention is set.
 	retention *audit.Retention
+	// exports runs bulk export jobs; nil when Config.ExportDir is empty.
+	exports *exports
 	// tally keeps the uptake figures from the audit trail; nil without an audit trail.
 	tally *tally.Tally
 	// sealer seals the dashboard's cookies.
@@ -166,6 +174,9 @@ func New(cfg Config) (*Server, error) {
 		s.tally.Start(cfg.uptakeLoop)
 	}
 	s.engine = s.routes()
+	if err := s.startExports(); err != nil {
+		return nil, err
+	}
 	s.startRetention()
 	return s, nil
 }
