@@ -182,3 +182,28 @@ func TestBundleGETEntriesAndOrder(t *testing.T) {
 		}
 	})
 }
+
+func TestBundleUpdateWithTheStoredContentIsANoOp(t *testing.T) {
+	ts := newTestServer(t)
+	p := patient("Same", "")
+	id := ts.create("Patient", p)
+	p["id"] = id
+	put := obj{"resource": p, "request": obj{"method": "PUT", "url": "Patient/" + id}}
+	r := ts.mustStatus(ts.do("POST", "/", txBundle("transaction", put), nil), 200)
+	e := responseEntries(t, r, "transaction-response")[0]
+	resp := e["response"].(map[string]any)
+	if !strings.HasPrefix(entryStatus(e), "200") || resp["etag"] != `W/"1"` {
+		t.Errorf("an update with the stored content answered %v, want 200 at version 1", resp)
+	}
+	if !strings.Contains(string(r.Body), `"code":"unchanged"`) {
+		t.Errorf("no unchanged outcome: %s", r.Body)
+	}
+	if got := ts.mustStatus(ts.do("GET", "/Patient/"+id, nil, nil), 200).Header.Get("ETag"); got != `W/"1"` {
+		t.Errorf("stored version %s, want still 1", got)
+	}
+	p["gender"] = "male"
+	r = ts.mustStatus(ts.do("POST", "/", txBundle("transaction", put), nil), 200)
+	if etag := responseEntries(t, r, "transaction-response")[0]["response"].(map[string]any)["etag"]; etag != `W/"2"` {
+		t.Errorf("a changed update answered etag %v, want W/\"2\"", etag)
+	}
+}
