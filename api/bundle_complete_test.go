@@ -139,9 +139,10 @@ func TestBundleGETEntriesAndOrder(t *testing.T) {
 			obj{"request": obj{"method": "GET", "url": "Patient?family=Kept"}},
 			obj{"request": obj{"method": "GET", "url": "Patient/" + keep, "ifNoneMatch": `W/"1"`}},
 			obj{"request": obj{"method": "GET", "url": "Patient/nope"}},
+			obj{"request": obj{"method": "GET", "url": "dev-idp/keys"}},
 		), nil), 200)
 		es := responseEntries(t, r, "batch-response")
-		want := []string{"200", "200", "304", "404"}
+		want := []string{"200", "200", "304", "404", "400"}
 		for i, e := range es {
 			if got := entryStatus(e); !strings.HasPrefix(got, want[i]) {
 				t.Errorf("entry %d status %q, want %s", i, got, want[i])

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -23,11 +24,27 @@ import (
 // are committed, so it sees them, as FHIR orders reads last.
 func (s *Server) getEntry(req *request, e fhir.BundleEntry, te *txEntry) {
 	target := "/" + strings.TrimLeft(strings.TrimPrefix(e.Request.URL, s.cfg.BaseURL), "/")
+	path, _, _ := strings.Cut(target, "?")
+	sh, typName, _, _, ok := parsePath(path)
+	if _, served := fhir.LookupType(typName); typName != "" && !served {
+		ok = false
+	}
+	switch sh {
+	case shapeMetadata, shapeSystemHistory, shapeType, shapeTypeHistory, shapeInstance, shapeInstanceHistory,
+		shapeVersion, shapeTypeOperation, shapeInstanceOperation:
+	default:
+		// Only FHIR reads, searches and read-only operations: an entry is not a way to reach the
+		// server's other paths with the caller's token.
+		ok = false
+	}
 	hr, err := http.NewRequestWithContext(req.ctx(), http.MethodGet, target, nil)
+	if !ok || strings.Contains(path, "..") {
+		err = errors.New("not a FHIR read or search")
+	}
 	if err != nil {
 		te.getStatus = http.StatusBadRequest
 		te.getBody = fhir.OperationOutcome(fhir.Issue{Severity: "error", Code: "invalid",
-			Diagnostics: "Bundle.entry[" + strconv.Itoa(te.index) + "]: request.url " + strconv.Quote(e.Request.URL) + " is not a URL",
+			Diagnostics: "Bundle.entry[" + strconv.Itoa(te.index) + "]: request.url " + strconv.Quote(e.Request.URL) + " is not a read, search, history or read-only operation on a type this server serves",
 			Expression:  []string{"Bundle.entry[" + strconv.Itoa(te.index) + "].request.url"}})
 		return
 	}
