@@ -79,6 +79,10 @@ type Config struct {
 	// audit costs, by serving the same workload with and without it. Production always audits: nothing in
 	// cmd/gpfhir sets it, and there is no flag or variable for it.
 	DisableAudit bool
+	// Tool marks a process that serves in-process tools only (gpfhir import through LocalHandler): the
+	// uptake tally, which the serving processes keep, is not started there, so that a tool does not
+	// compete with them for the store.
+	Tool bool
 }
 
 // Server is the FHIR HTTP API.
@@ -170,8 +174,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	if !cfg.DisableAudit {
 		s.audit = audit.NewCommitter(s.trail, cfg.Logger, s.metrics.observeAudit)
-		s.tally = tally.New(cfg.Store, cfg.BaseURL, cfg.Logger, cfg.Now)
-		s.tally.Start(cfg.uptakeLoop)
+		if !cfg.Tool {
+			s.tally = tally.New(cfg.Store, cfg.BaseURL, cfg.Logger, cfg.Now)
+			s.tally.Start(cfg.uptakeLoop)
+		}
 	}
 	s.engine = s.routes()
 	if err := s.startExports(); err != nil {

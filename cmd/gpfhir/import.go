@@ -111,7 +111,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		}
 		base := "http://gpfhir.invalid"
 		srv, err := api.New(api.Config{Store: st, BaseURL: base, Auth: verifier, Version: version,
-			MaxBundleEntries: audit.MaxBundleEntries, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			MaxBundleEntries: audit.MaxBundleEntries, Tool: true, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			return err
 		}
