@@ -26,24 +26,26 @@ import (
 )
 
 type serveConfig struct {
-	addr          string
-	baseURL       string
-	store         storeConfig
-	oidcIssuers   multiFlag
-	oidcAudience  string
-	clientODS     clientODSFlag
-	dev           bool
-	seed          int64
-	maxBody       int64
-	maxCount      int
-	maxEntries    int
-	cursorKey     string
-	logLevel      string
-	shutdownWait  time.Duration
-	instanceID    string
-	retention     ageFlag
-	uptakeTarget  float64
-	dashboard     api.DashboardSignIn
+	addr         string
+	baseURL      string
+	store        storeConfig
+	oidcIssuers  multiFlag
+	oidcAudience string
+	clientODS    clientODSFlag
+	dev          bool
+	seed         int64
+	maxBody      int64
+	maxCount     int
+	maxEntries   int
+	cursorKey    string
+	logLevel     string
+	shutdownWait time.Duration
+	instanceID   string
+	retention    ageFlag
+	uptakeTarget float64
+	dashboard    api.DashboardSignIn
+
+	// Bulk export ($export).
 	exportDir     string
 	exportWorkers int
 	exportTTL     time.Duration
