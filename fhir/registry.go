@@ -99,7 +99,19 @@ type TypeInfo struct {
 	// vread, search-type, create, update, patch, delete, history-instance, history-type); nil allows every
 	// one. AuditEvent allows only reading and searching: the trail is append-only through every path.
 	Interactions []string
-	byCode       map[string]*SearchParam
+	// Unsupported are the type's R4 search parameters this server does not support.
+	Unsupported []Unsupported
+	byCode      map[string]*SearchParam
+}
+
+// UnsupportedParam returns the R4 parameter code that this server does not support, with the reason.
+func (t *TypeInfo) UnsupportedParam(code string) (Unsupported, bool) {
+	for _, u := range t.Unsupported {
+		if u.Code == code {
+			return u, true
+		}
+	}
+	return Unsupported{}, false
 }
 
 // Allows reports whether the type supports the restful interaction.
@@ -182,15 +194,20 @@ func commonParams(typ string) []*SearchParam {
 var actorTargets = strings.Split(actorTargetsDesc, ", ")
 
 // auditEntityTargets are the served types an AuditEvent entity may name (R4 says Any).
-var auditEntityTargets = []string{"Patient", "Appointment", "MedicationRequest", "Immunization", "Organization",
-	"Practitioner", "Schedule", "Slot", "Location", "AuditEvent"}
+var auditEntityTargets = append([]string{"Patient", "Appointment", "MedicationRequest", "Immunization", "Organization",
+	"Practitioner", "Schedule", "Slot", "Location", "AuditEvent", "Task", "RelatedPerson"}, recordTypeNames()...)
+
+func recordTypeNames() []string {
+	var out []string
+	for _, e := range recordTable {
+		out = append(out, e.name)
+	}
+	return out
+}
 
 // typeTable is the served types and their own search parameters (R4 4.0.1 definitions). Adding a type is
 // one entry here.
-var typeTable = []struct {
-	name   string
-	params []*SearchParam
-}{
+var typeTable = []typeEntry{
 	{"Patient", []*SearchParam{
 		identifierParam("Patient", "A patient identifier"),
 		{Code: "name", Type: ParamString, Expression: "Patient.name",
@@ -223,7 +240,7 @@ var typeTable = []struct {
 			Description: "The organization that is the custodian of the patient record"},
 		{Code: "active", Type: ParamToken, Expression: "Patient.active",
 			Description: "Whether the patient record is active"},
-	}},
+	}, nil},
 	{"Appointment", []*SearchParam{
 		{Code: "patient", Type: ParamReference, Expression: "Appointment.participant.actor.where(resolve() is Patient)",
 			Targets:     []string{"Patient"},
@@ -251,7 +268,7 @@ var typeTable = []struct {
 		{Code: "appointment-type", Type: ParamToken, Expression: "Appointment.appointmentType",
 
 			Description: "The style of appointment or patient that has been booked in the slot (not service type)"},
-	}},
+	}, nil},
 	{"MedicationRequest", []*SearchParam{
 		{Code: "patient", Type: ParamReference, Expression: "MedicationRequest.subject.where(resolve() is Patient)",
 			Targets:     []string{"Patient"},
@@ -276,7 +293,7 @@ var typeTable = []struct {
 			Targets:     []string{"Practitioner", "Organization", "Patient", "PractitionerRole", "Device", "RelatedPerson"},
 			Description: "Returns prescriptions prescribed by this prescriber"},
 		identifierParam("MedicationRequest", "Return prescriptions with this external identifier"),
-	}},
+	}, nil},
 	{"Immunization", []*SearchParam{
 		{Code: "patient", Type: ParamReference, Expression: "Immunization.patient",
 			Targets:     []string{"Patient"},
@@ -291,13 +308,13 @@ var typeTable = []struct {
 		identifierParam("Immunization", "Business identifier"),
 		{Code: "lot-number", Type: ParamString, Expression: "Immunization.lotNumber",
 			Description: "Vaccine Lot Number"},
-	}},
+	}, nil},
 	{"Organization", []*SearchParam{
 		identifierParam("Organization", "Any identifier for the organization (not the accreditation issuer's identifier)"),
 		{Code: "name", Type: ParamString, Expression: "Organization.name | Organization.alias",
 
 			Description: "A portion of the organization's name or alias"},
-	}},
+	}, nil},
 	{"Practitioner", []*SearchParam{
 		identifierParam("Practitioner", "A practitioner's Identifier"),
 		{Code: "name", Type: ParamString, Expression: "Practitioner.name",
@@ -305,7 +322,7 @@ var typeTable = []struct {
 			Description: "A server defined search that may match any of the string fields in the HumanName, including family, give, prefix, suffix, suffix, and/or text"},
 		{Code: "family", Type: ParamString, Expression: "Practitioner.name.family",
 			Description: "A portion of the family name"},
-	}},
+	}, nil},
 	{"Schedule", []*SearchParam{
 		{Code: "actor", Type: ParamReference, Expression: "Schedule.actor",
 			Targets:     actorTargets,
@@ -317,7 +334,7 @@ var typeTable = []struct {
 			Description: "Is the schedule in active use"},
 		identifierParam("Schedule", "A Schedule Identifier"),
 		onlineBookableParam("Schedule"),
-	}},
+	}, nil},
 	{"Slot", []*SearchParam{
 		{Code: "schedule", Type: ParamReference, Expression: "Slot.schedule",
 			Targets:     []string{"Schedule"},
@@ -331,7 +348,7 @@ var typeTable = []struct {
 			Description: "The type of appointments that can be booked into the slot"},
 		identifierParam("Slot", "A Slot Identifier"),
 		onlineBookableParam("Slot"),
-	}},
+	}, nil},
 	// Task carries patients' repeat-prescription requests (GP Connect Patient Facing Prescriptions).
 	{"Task", []*SearchParam{
 		identifierParam("Task", "Search for a task instance by its business identifier"),
@@ -360,7 +377,7 @@ var typeTable = []struct {
 			Description: "Search by creation date"},
 		{Code: "modified", Type: ParamDate, Expression: "Task.lastModified",
 			Description: "Search by last modification date"},
-	}},
+	}, nil},
 	// RelatedPerson holds practice-managed proxy grants: the proxy's NHS number, the patient, the period
 	// and the services allowed (docs/online-services.md, "Proxy access").
 	{"RelatedPerson", []*SearchParam{
@@ -373,7 +390,7 @@ var typeTable = []struct {
 		{Code: "name", Type: ParamString, Expression: "RelatedPerson.name",
 
 			Description: "A server defined search that may match any of the string fields in the HumanName, including family, give, prefix, suffix, suffix, and/or text"},
-	}},
+	}, nil},
 	// Location is served because GP Connect schedules and appointments name the practice site, and R4
 	// does not allow an Organization as Schedule.actor.
 	{"Location", []*SearchParam{
@@ -386,7 +403,7 @@ var typeTable = []struct {
 			Description: "Searches for locations that are managed by the provided organization"},
 		{Code: "address-postalcode", Type: ParamString, Expression: "Location.address.postalCode",
 			Description: "A postal code specified in an address"},
-	}}, // AuditEvent is written by the server only (package audit) and read by auditors and, for
+	}, nil}, // AuditEvent is written by the server only (package audit) and read by auditors and, for
 	// their own record, patients. The parameters are R4's, for the questions auditors ask: who (agent,
 	// patient), what (entity, entity-type, action, subtype), when (date), how it ended (outcome), where
 	// (source).
@@ -424,7 +441,25 @@ var typeTable = []struct {
 			Description: "Alternative User identity"},
 		{Code: "agent-name", Type: ParamString, Expression: "AuditEvent.agent.name",
 			Description: "Human friendly name for the agent"},
-	}},
+	}, nil},
+}
+
+// typeEntry is one served type: its own supported search parameters, and the R4 parameters it does not
+// support, with the reason.
+type typeEntry struct {
+	name        string
+	params      []*SearchParam
+	unsupported []Unsupported
+}
+
+// Unsupported is an R4 search parameter of a served type that this server does not support: the
+// CapabilityStatement lists it with Reason, and a search that uses it is told Reason (or refused, under
+// handling=strict).
+type Unsupported struct {
+	Code       string
+	Type       ParamType
+	Expression string
+	Reason     string
 }
 
 // typeInteractions limits the interactions of some types; the others allow every interaction. AuditEvent,
@@ -457,12 +492,15 @@ var sharedDefinitions = map[string]string{
 var registry = buildRegistry()
 
 func buildRegistry() map[string]*TypeInfo {
-	reg := make(map[string]*TypeInfo, len(typeTable))
-	for _, e := range typeTable {
-		t := &TypeInfo{Name: e.name, Profile: sdBase + e.name, Interactions: typeInteractions[e.name], byCode: map[string]*SearchParam{}}
+	reg := make(map[string]*TypeInfo, len(typeTable)+len(recordTable))
+	for _, e := range append(append([]typeEntry(nil), typeTable...), recordTable...) {
+		t := &TypeInfo{Name: e.name, Profile: sdBase + e.name, Interactions: typeInteractions[e.name],
+			Unsupported: e.unsupported, byCode: map[string]*SearchParam{}}
 		for _, p := range append(commonParams(e.name), e.params...) {
 			if p.Definition == "" {
 				if shared, ok := sharedDefinitions[e.name+"."+p.Code]; ok {
+					p.Definition = spBase + shared
+				} else if shared, ok := clinicalDefinition(e.name, p.Code); ok {
 					p.Definition = spBase + shared
 				} else {
 					p.Definition = spBase + e.name + "-" + p.Code

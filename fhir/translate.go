@@ -147,7 +147,7 @@ func translateSteps(root protoreflect.MessageDescriptor, steps []string) ([]Path
 			return nil, nil, fmt.Errorf("choice element %s needs a type", strings.Join(st.elements, "."))
 		}
 		dt, system, systems, err := dataType(st.msg)
-		if err != nil {
+		if err != nil && !st.anyType {
 			return nil, nil, err
 		}
 		p := st.path
@@ -309,6 +309,10 @@ func dataType(md protoreflect.MessageDescriptor) (string, string, map[string]str
 	if v := md.Fields().ByName("value"); v != nil && v.Kind() == protoreflect.EnumKind {
 		system, systems := codeSystems(v.Enum())
 		return TypeCode, system, systems, nil
+	}
+	if v := md.Fields().ByName("value"); v != nil && v.Kind() == protoreflect.StringKind && strings.HasSuffix(string(md.Name()), "Code") {
+		// A code bound to an external value set (mime types, languages) is a string code without a system.
+		return TypeCode, "", nil, nil
 	}
 	return string(md.Name()), "", nil, fmt.Errorf("%s values are not indexed", md.Name())
 }
