@@ -191,6 +191,7 @@ func TestExtract(t *testing.T) {
 				{Param: "actor", Value: "Patient/p1"},
 				{Param: "actor", Value: "Practitioner/d1"},
 				{Param: "location", Value: "Location/l1"},
+				{Param: "part-status", System: "http://hl7.org/fhir/participationstatus", Value: "accepted"},
 				{Param: "patient", Value: "Patient/p1"},
 				{Param: "practitioner", Value: "Practitioner/d1"},
 				{Param: "slot", Value: "Slot/s1"},

@@ -494,6 +494,10 @@ var registry = buildRegistry()
 func buildRegistry() map[string]*TypeInfo {
 	reg := make(map[string]*TypeInfo, len(typeTable)+len(recordTable))
 	for _, e := range append(append([]typeEntry(nil), typeTable...), recordTable...) {
+		if more, ok := r4Additions[e.name]; ok {
+			e.params = append(append([]*SearchParam(nil), e.params...), more.params...)
+			e.unsupported = append(append([]Unsupported(nil), e.unsupported...), more.unsupported...)
+		}
 		t := &TypeInfo{Name: e.name, Profile: sdBase + e.name, Interactions: typeInteractions[e.name],
 			Unsupported: e.unsupported, byCode: map[string]*SearchParam{}}
 		for _, p := range append(commonParams(e.name), e.params...) {
