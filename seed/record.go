@@ -156,7 +156,7 @@ func (g *gen) emitRecord(p *patientProfile) {
 	for c := 1; c <= consultations; c++ {
 		// The latest consultation is recent; earlier ones reach back about four years, so that
 		// prospective access (from a date) shows some and hides others.
-		when := g.at(g.day(g.now, -(3 + (c-1)*(200+r.IntN(300)) + r.IntN(20))), 9+r.IntN(8), 10*r.IntN(6))
+		when := g.at(g.day(g.now, -(3+(c-1)*(200+r.IntN(300))+r.IntN(20))), 9+r.IntN(8), 10*r.IntN(6))
 		clinician := pick(r, p.practice.clinicians)
 		enc := fmt.Sprintf("enc-%s-%d", key, c)
 		g.emit("Encounter", enc,
