@@ -125,7 +125,13 @@ func (g *gen) emitRecord(p *patientProfile) {
 		)
 	}
 
-	// Detailed record: problems, then consultations with what was measured, tested, done and referred.
+	// Detailed and full record, for the patients the demo shows (the first ten, and those with proxies):
+	// problems, then consultations with what was measured, tested, done and referred, and
+	// their notes and letters. Others keep the summary record only, which keeps `serve --dev` quick to
+	// seed on MongoDB.
+	if !g.showsWholeRecord(p) {
+		return
+	}
 	n := 0
 	for _, d := range problemDefs {
 		// pat-0006, at detailed level, always has the confidential problem, so that the demo shows it
@@ -262,4 +268,17 @@ func (g *gen) emitRecord(p *patientProfile) {
 			)
 		}
 	}
+}
+
+// showsWholeRecord says whether the demo gives p a detailed and full record as well as the summary.
+func (g *gen) showsWholeRecord(p *patientProfile) bool {
+	if p.index <= 10 {
+		return true
+	}
+	for _, gr := range g.grants {
+		if gr.patient == p {
+			return true
+		}
+	}
+	return false
 }

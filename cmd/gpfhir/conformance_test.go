@@ -126,7 +126,9 @@ func startServe(t *testing.T, bin string, args ...string) string {
 func waitReady(t *testing.T, base string) {
 	t.Helper()
 	hc := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(90 * time.Second)
+	// Seeding the demo's GP records takes about two minutes on FerretDB, which scans whole collections
+	// on every write (about a tenth of that on SQLite), on a shared two-core machine.
+	deadline := time.Now().Add(240 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := hc.Get(base + "/readyz"); err == nil {
 			resp.Body.Close()
