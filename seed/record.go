@@ -9,8 +9,9 @@ import (
 // The rest of each patient's GP record, beyond immunisations and repeats: allergies and medicines taken
 // from elsewhere (the summary record), problems, consultations with their observations, test results,
 // procedures and referrals (the detailed record), and letters, consultation notes and messages (the full
-// record), so that the access levels show different records. Every patient has some of each level; a
-// few items are labelled confidential and so are hidden online.
+// record), so that the access levels show different records. Every patient has a summary record; the
+// patients the demo names have entries of every level. A few items are labelled confidential and so are
+// hidden online.
 
 const (
 	loincSystem         = "http://loinc.org"
@@ -125,7 +126,7 @@ func (g *gen) emitRecord(p *patientProfile) {
 		)
 	}
 
-	// Detailed and full record, for the patients the demo shows (the first ten, and those with proxies):
+	// Detailed and full record, for the patients the demo names (the first six, and those with proxies):
 	// problems, then consultations with what was measured, tested, done and referred, and
 	// their notes and letters. Others keep the summary record only, which keeps `serve --dev` quick to
 	// seed on MongoDB.
@@ -272,7 +273,7 @@ func (g *gen) emitRecord(p *patientProfile) {
 
 // showsWholeRecord says whether the demo gives p a detailed and full record as well as the summary.
 func (g *gen) showsWholeRecord(p *patientProfile) bool {
-	if p.index <= 10 {
+	if p.index <= noServicesPatient {
 		return true
 	}
 	for _, gr := range g.grants {
