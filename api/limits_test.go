@@ -68,7 +68,7 @@ func TestClientRateLimitIsPerClient(t *testing.T) {
 
 // slowPost sends a create over a raw connection, headers and the first bytes of the body at once (so that
 // the server is certainly serving it), and returns a function that sends the rest and reads the answer.
-func slowPost(t *testing.T, ts *testServer, body []byte) (finish func() int) {
+func slowPost(t *testing.T, ts *testServer, body []byte) (finish func() int, early func() string) {
 	t.Helper()
 	u, _ := url.Parse(ts.URL)
 	conn, err := net.Dial("tcp", u.Host)
@@ -81,7 +81,19 @@ func slowPost(t *testing.T, ts *testServer, body []byte) (finish func() int) {
 	if _, err := conn.Write(append([]byte(head), body[:10]...)); err != nil {
 		t.Fatal(err)
 	}
-	return func() int {
+	early = func() string {
+		// What the server answered before the body was complete, if anything.
+		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		defer conn.SetReadDeadline(time.Time{})
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return "no answer yet (" + err.Error() + ")"
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}
+	finish = func() int {
 		if _, err := conn.Write(body[10:]); err != nil {
 			t.Fatal(err)
 		}
@@ -93,13 +105,17 @@ func slowPost(t *testing.T, ts *testServer, body []byte) (finish func() int) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return resp.StatusCode
 	}
+	return finish, early
 }
 
 // With every in-flight slot taken, a request waits QueueWait and then gets 503 with Retry-After.
 func TestInFlightBoundAnswers503(t *testing.T) {
 	ts := newTestServer(t, withLimits(api.Limits{MaxInFlight: 1, QueueWait: 20 * time.Millisecond}))
+	// The server discovers the token issuer's keys on its first request; that is done before the slot is
+	// held, so that the slow request waits in its body, not in discovery.
+	ts.mustStatus(ts.get("/Patient?_count=1", nil), 200)
 	// The slow upload holds the only slot while its body trickles in.
-	finish := slowPost(t, ts, mustJSON(t, patient("Slow", validNHS)))
+	finish, early := slowPost(t, ts, mustJSON(t, patient("Slow", validNHS)))
 	var r *response
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if r = ts.get("/Patient?_count=1", nil); r.Status == http.StatusServiceUnavailable {
@@ -107,7 +123,7 @@ func TestInFlightBoundAnswers503(t *testing.T) {
 		}
 	}
 	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Body), "retry shortly") {
-		t.Fatalf("a request with the only slot taken: %d %s", r.Status, r.Body)
+		t.Fatalf("a request with the only slot taken: %d %s (the slow request: %s)", r.Status, r.Body, early())
 	}
 	if code := finish(); code != http.StatusCreated {
 		t.Fatalf("the slow request: %d, want 201", code)
@@ -118,7 +134,7 @@ func TestInFlightBoundAnswers503(t *testing.T) {
 // A request that runs past the timeout is stopped and answered 503; its write is not made.
 func TestRequestTimeoutStopsTheRequest(t *testing.T) {
 	ts := newTestServer(t, withLimits(api.Limits{RequestTimeout: 100 * time.Millisecond}))
-	finish := slowPost(t, ts, mustJSON(t, patient("Late", validNHS)))
+	finish, _ := slowPost(t, ts, mustJSON(t, patient("Late", validNHS)))
 	time.Sleep(300 * time.Millisecond)
 	if code := finish(); code != http.StatusServiceUnavailable {
 		t.Fatalf("a request past its timeout: %d, want 503", code)
