@@ -53,6 +53,7 @@ commands:
   audit prune    remove the AuditEvents recorded before --before (RFC 3339 or an age like 2190d); export first
   backup     copy the SQLite store while it runs (--data-dir D --out FILE), verified, audit head in FILE.json
   restore    put a backup in place (--from FILE --data-dir D) and verify its audit chain; see docs/operations.md
+  bench      measure the server under load on loopback (req/s, latency, ratio to static bytes); see README "Performance"
   conformance    run the FHIR conformance suite against a server (--base-url URL --token-command CMD); see docs/conformance.md
   version    print the version
 
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return storeCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		return auditCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "bench":
+		return benchCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "conformance":
 		return conformanceCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "backup":
