@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +34,7 @@ type benchConfig struct {
 	scenarios   string
 	jsonOut     string
 	dataDir     string
+	profile     string
 }
 
 const nhsSystem = "https://fhir.nhs.uk/Id/nhs-number"
@@ -52,9 +55,13 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	fs.StringVar(&cfg.scenarios, "scenarios", "", "comma-separated scenario names to run (default all): "+strings.Join(scenarioNames, ","))
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&cfg.dataDir, "data-dir", "", "data directory of the server started by bench (default: a temporary directory, removed afterwards); must be empty")
+	fs.StringVar(&cfg.profile, "profile", "", "with the server started by bench: write pprof profiles of the whole run to PREFIX.cpu, PREFIX.alloc, PREFIX.block and PREFIX.mutex (read them with go tool pprof)")
 	fs.SetOutput(stderr)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
+	}
+	if cfg.profile != "" && cfg.baseURL != "" {
+		return errors.New("--profile profiles this process, so it needs the server started by bench: leave out --base-url")
 	}
 	var conns []int
 	for _, c := range strings.Split(cfg.connections, ",") {
@@ -145,6 +152,17 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 		if err := probe(ctx, hc, base, s); err != nil {
 			return fmt.Errorf("bench: scenario %s as %s fails before any load: %w", s.Name, s.As, err)
 		}
+	}
+	if cfg.profile != "" {
+		stopProfile, err := startProfiles(cfg.profile)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := stopProfile(); err != nil {
+				fmt.Fprintf(stderr, "bench: writing profiles: %v\n", err)
+			}
+		}()
 	}
 	results, err := bench.Run(ctx, bench.Config{BaseURL: base, Connections: conns, Rate: cfg.rate,
 		Duration: cfg.duration, MaxRequests: cfg.maxRequests, Progress: stderr}, scenarios)
@@ -390,4 +408,34 @@ func benchDoJSON(ctx context.Context, hc *http.Client, method, u, tok string, bo
 		return fmt.Errorf("%s %s: status %d: %.300s", method, u, resp.StatusCode, b)
 	}
 	return json.Unmarshal(b, v)
+}
+
+// startProfiles starts the CPU profile and turns on block and mutex sampling; the returned function writes
+// all four profiles.
+func startProfiles(prefix string) (func() error, error) {
+	f, err := os.Create(prefix + ".cpu")
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	runtime.SetBlockProfileRate(int(time.Microsecond))
+	runtime.SetMutexProfileFraction(10)
+	return func() error {
+		pprof.StopCPUProfile()
+		errs := []error{f.Close()}
+		for _, p := range []struct{ name, file string }{{"allocs", ".alloc"}, {"block", ".block"}, {"mutex", ".mutex"}} {
+			out, err := os.Create(prefix + p.file)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			errs = append(errs, pprof.Lookup(p.name).WriteTo(out, 0), out.Close())
+		}
+		runtime.SetBlockProfileRate(0)
+		runtime.SetMutexProfileFraction(0)
+		return errors.Join(errs...)
+	}, nil
 }
