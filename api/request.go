@@ -62,6 +62,9 @@ type request struct {
 	// practices memoises, for this request only, the ODS codes of the practices each patient is
 	// registered at (practicesOf).
 	practices map[string][]string
+	// patientsOfVersion keeps, for this request only, the patients the policy found each version it
+	// decided on belongs to, so that the audit record names them without decoding the body again.
+	patientsOfVersion map[versionKey][]string
 	// entries are the audit inputs of a batch's or transaction's entries, each recorded as an
 	// interaction of its own.
 	entries []entryAudit
