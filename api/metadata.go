@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 
 	"github.com/gpfhir/gpfhir/fhir"
@@ -148,14 +147,16 @@ type capabilityBody struct {
 // it depends on nothing in the store, so no other process can make it stale.
 func (s *Server) capabilities(req *request, _ pathParams) error {
 	c := req.c
-	sec := s.securitySection(c.Request.Context())
-	endpoints := fmt.Sprint(sec["extension"])
+	var endpoints string
+	if metas := s.cfg.Auth.Metadata(c.Request.Context()); len(metas) > 0 {
+		endpoints = metas[0].AuthorizationEndpoint + " " + metas[0].TokenEndpoint
+	}
 	if cb := s.capCache.Load(); cb != nil && cb.endpoints == endpoints {
 		writeFHIR(c, http.StatusOK, cb.body)
 		return nil
 	}
 	cs := s.capabilityStatement()
-	cs.Rest[0].Security = sec
+	cs.Rest[0].Security = s.securitySection(c.Request.Context())
 	body, err := json.Marshal(cs)
 	if err != nil {
 		return internal(err)
