@@ -182,7 +182,7 @@ func (s *Server) facts(req *request, caller *auth.Caller, r store.Resource) (aut
 		}
 		req.patientsOfVersion[versionKey{r.Type, r.ID, r.VersionID}] = f.PatientIDs
 	}
-	if caller.RedactionApplies() && !f.Redacted {
+	if caller.RedactionApplies() && !f.Redacted && (r.Deleted || req.readCurrent != versionKey{r.Type, r.ID, r.VersionID}) {
 		newest, err := s.newestBody(ctx, r)
 		if err != nil {
 			return f, err
