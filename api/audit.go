@@ -59,6 +59,7 @@ func (s *Server) served(req *request, r store.Resource) store.Resource {
 // and stops the committer. Call it after the HTTP server has shut down (requests in flight are then
 // done); requests that arrive later get 503. The store is not closed.
 func (s *Server) Close() error {
+	s.stopExports()
 	s.stopRetention()
 	if s.tally != nil {
 		s.tally.Stop()
@@ -345,7 +346,9 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 		}
 		in.HasQuery = interaction == "search-type"
 	case "operation":
-		if req.dashboard {
+		if req.query != "" {
+			in.Query, in.HasQuery = req.query, true
+		} else if req.dashboard {
 			// Which month and practice a commissioner looked at: aggregate figures, no patient data.
 			in.Query, in.HasQuery = req.c.Request.URL.RawQuery, true
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -57,6 +56,15 @@ type txEntry struct {
 	touched  []store.Resource
 	// audited: the entry's record was stored with its writes (a batch entry).
 	audited bool
+
+	// unchanged: a PUT or PATCH whose content is what is stored; nothing is written.
+	unchanged bool
+
+	// A GET entry's answer, from the request it ran as (getEntry), which audited it.
+	get       bool
+	getStatus int
+	getBody   []byte
+	getHeader http.Header
 }
 
 // change is the entry's staged writes as a change: its own write checked under the entry's
@@ -130,6 +138,8 @@ func (s *Server) bundle(req *request, _ pathParams) error {
 	}
 	// The route registered the request as "transaction"; a batch is audited as what it is.
 	req.interaction = interaction
+	// The outer request's If-Match means nothing to the entries: each entry's own request.ifMatch counts.
+	req.ifMatch = false
 	max := s.cfg.MaxBundleEntries
 	if max <= 0 {
 		max = defaultMaxEntries
@@ -160,6 +170,13 @@ func (s *Server) resolve(req *request, e fhir.BundleEntry, te *txEntry, transact
 	path, query, _ := strings.Cut(raw, "?")
 	sh, typName, id, _, ok := parsePath(path)
 	switch te.method {
+	case http.MethodGet:
+		// Run as a request of its own (getEntry), which routes, authorises and audits it.
+		te.get = true
+		return nil
+	case http.MethodPatch:
+		te.interaction = "patch"
+		ok = ok && sh == shapeInstance && query == ""
 	case http.MethodPost:
 		te.interaction = "create"
 		ok = ok && sh == shapeType && query == ""
@@ -175,7 +192,7 @@ func (s *Server) resolve(req *request, e fhir.BundleEntry, te *txEntry, transact
 			what = "a transaction"
 		}
 		return fail(kindUnsupported,
-			"request.method %s is not supported in %s here; entries may POST, PUT or DELETE (read with a search instead)", e.Request.Method, what).
+			"request.method %s is not supported in %s; entries may GET, POST, PUT, PATCH or DELETE", e.Request.Method, what).
 			at("Bundle.entry[" + strconv.Itoa(te.index) + "].request.method")
 	}
 	if !ok {
@@ -249,7 +266,7 @@ func (s *Server) resolve(req *request, e fhir.BundleEntry, te *txEntry, transact
 
 // parseEntry validates an entry's resource after its references have been rewritten.
 func (te *txEntry) parseEntry() error {
-	if te.method == http.MethodDelete {
+	if te.get || te.method == http.MethodDelete || te.method == http.MethodPatch {
 		return nil
 	}
 	if len(te.raw) == 0 {
@@ -273,7 +290,7 @@ func (te *txEntry) parseEntry() error {
 // stage prepares an entry's writes, without applying them, under the same rules as the single
 // interaction.
 func (s *Server) stage(req *request, te *txEntry) error {
-	te.writes, te.conflict, te.touched = nil, nil, nil
+	te.writes, te.conflict, te.touched, te.unchanged = nil, nil, nil, false
 	ctx := req.ctx()
 	self := te.typ.Name + "/" + te.id
 	switch {
@@ -309,24 +326,45 @@ func (s *Server) stage(req *request, te *txEntry) error {
 		te.touched = []store.Resource{tombstoneNaming(tomb, cur)}
 	default:
 		cur := store.Resource{}
-		if te.method == http.MethodPut {
-			if err := s.checkReferences(req, te.res, self); err != nil {
-				return err
-			}
+		if te.method == http.MethodPut || te.method == http.MethodPatch {
 			r, err := s.store.Get(ctx, te.typ.Name, te.id)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
 			cur = r
+			if te.method == http.MethodPatch && (cur.VersionID == 0 || cur.Deleted) {
+				return fail(kindNotFound, "%s is not known to this server; a patch needs a current version", self)
+			}
 			if err := s.guardCurrent(req, auth.Interaction(te.interaction), cur); err != nil {
 				return err
 			}
 			if te.ifMatch != 0 && cur.VersionID != te.ifMatch {
 				return versionMismatch(te.typ.Name, te.id, te.ifMatch, cur.VersionID)
 			}
+			if te.method == http.MethodPatch {
+				if err := te.patchEntry(cur); err != nil {
+					return err
+				}
+			}
+			if err := s.checkReferences(req, te.res, self); err != nil {
+				return err
+			}
+			if same, err := unchanged(te.res, cur); err != nil {
+				return internal(err)
+			} else if same {
+				// A no-op update, as HAPI makes one: the content is what is stored, so no version is
+				// written and the entry answers with the current one. This is what makes a repeated
+				// import store nothing.
+				te.status, te.result, te.unchanged = http.StatusOK, cur, true
+				te.touched = []store.Resource{cur}
+				return nil
+			}
 		} else if err := s.checkReferences(req, te.res, ""); err != nil {
 			return err
 		}
+		// The online rules read the entry's own ifMatch (a cancellation needs one), not the outer
+		// request's.
+		req.ifMatch = te.ifMatch != 0
 		v, err := s.prepareVersion(req, te.res, te.typ.Name, te.id, cur.VersionID)
 		if err != nil {
 			return err
@@ -347,37 +385,8 @@ func rewriteRefs(raw json.RawMessage, ids map[string]string) (json.RawMessage, e
 	if len(raw) == 0 || len(ids) == 0 || !strings.Contains(string(raw), "urn:") {
 		return raw, nil
 	}
-	var tree any
-	if err := json.Unmarshal(raw, &tree); err != nil {
-		// Left for fhir.Parse to report as the entry's error.
-		return raw, nil
-	}
-	changed := false
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, child := range x {
-				if str, ok := child.(string); ok && k == "reference" {
-					if to, ok := ids[str]; ok {
-						x[k] = to
-						changed = true
-					}
-					continue
-				}
-				walk(child)
-			}
-		case []any:
-			for _, child := range x {
-				walk(child)
-			}
-		}
-	}
-	walk(tree)
-	if !changed {
-		return raw, nil
-	}
-	return json.Marshal(tree)
+	return walkRefs(raw, func(ref string) bool { _, ok := ids[ref]; return ok },
+		func(ref string) (string, error) { return ids[ref], nil })
 }
 
 // transaction processes a transaction Bundle: every entry or none.
@@ -388,7 +397,7 @@ func (s *Server) transaction(req *request, reqs []fhir.BundleEntry, entries []*t
 		if err := s.resolve(req, reqs[i], te, true); err != nil {
 			return s.failEntries(entries, entryError(i, err))
 		}
-		if te.nothing {
+		if te.nothing || te.get {
 			continue
 		}
 		key := te.typ.Name + "/" + te.id
@@ -401,26 +410,38 @@ func (s *Server) transaction(req *request, reqs []fhir.BundleEntry, entries []*t
 			ids[te.fullURL] = key
 		}
 	}
+	// A conditional reference may name a resource the transaction itself creates, by an identifier it
+	// carries.
+	inBundle := func(typ, query string) (string, bool) {
+		for _, te := range entries {
+			if te.method == http.MethodPost && te.existing == nil && te.typ.Name == typ && identifierIn(te.raw, query) {
+				return typ + "/" + te.id, true
+			}
+		}
+		return "", false
+	}
 	for i, te := range entries {
+		if te.get {
+			continue
+		}
 		raw, err := rewriteRefs(te.raw, ids)
 		if err != nil {
 			return internal(err)
 		}
 		te.raw = raw
+		if err := s.resolveConditionalRefs(req, te, inBundle); err != nil {
+			return s.failEntries(entries, entryError(i, err))
+		}
 		if err := te.parseEntry(); err != nil {
 			return s.failEntries(entries, entryError(i, err))
 		}
 	}
-	// The order FHIR prescribes: deletes, then creates, then updates; reads are not taken.
-	order := make([]*txEntry, len(entries))
-	copy(order, entries)
-	rank := map[string]int{http.MethodDelete: 0, http.MethodPost: 1, http.MethodPut: 2}
-	sort.SliceStable(order, func(a, b int) bool { return rank[order[a].method] < rank[order[b].method] })
+	order := processingOrder(entries)
 	conditional := false
 	for _, te := range entries {
 		conditional = conditional || te.ifMatch != 0
 	}
-	defer func() { req.staged = nil }()
+	defer func() { req.staged, req.pending = nil, nil }()
 	for attempt := 0; ; attempt++ {
 		// Every entry's outcome is visible to every other from the start, whatever the order of
 		// processing: an Immunization may come before the Patient it references. stage replaces each
@@ -428,39 +449,66 @@ func (s *Server) transaction(req *request, reqs []fhir.BundleEntry, entries []*t
 		staged := map[string]store.Resource{}
 		for _, te := range entries {
 			switch {
-			case te.nothing || te.existing != nil:
+			case te.get || te.nothing || te.existing != nil:
 			case te.method == http.MethodDelete:
 				staged[te.typ.Name+"/"+te.id] = store.Resource{Type: te.typ.Name, ID: te.id, Deleted: true}
+			case te.method == http.MethodPatch:
 			default:
 				staged[te.typ.Name+"/"+te.id] = store.Resource{Type: te.typ.Name, ID: te.id, Body: te.raw}
 			}
 		}
 		req.staged = staged
-		var group change
-		inGroup := map[string]int{}
+		// pending is the version each staged write replaces, so that a rule deriving a write from a
+		// resource the transaction prepared (a booking of a Slot it creates) replaces that write rather
+		// than stacking a second version on it.
+		req.pending = map[string]int64{}
+		var writes []store.Write
+		at := map[string]int{}    // key -> index in writes
+		owner := map[string]int{} // key -> entry whose own resource it is
 		for _, te := range order {
+			if te.get {
+				continue
+			}
 			if err := s.stage(req, te); err != nil {
 				return s.failEntries(entries, entryError(te.index, err))
 			}
-			for _, w := range te.writes {
+			for wi, w := range te.writes {
 				key := w.Resource.Type + "/" + w.Resource.ID
-				if j, dup := inGroup[key]; dup && j != te.index {
+				pos, dup := at[key]
+				switch {
+				case !dup:
+					at[key] = len(writes)
+					writes = append(writes, w)
+					if wi == 0 {
+						owner[key] = te.index
+					}
+				case wi > 0 && writes[pos].ExpectVersion == w.ExpectVersion && writes[pos].Resource.VersionID == w.Resource.VersionID:
+					// A rule's derived write on a resource an earlier entry prepared: it is that
+					// entry's resource as the rule leaves it, and the entry answers with it.
+					writes[pos] = w
+					if j, ok := owner[key]; ok {
+						oe := entries[j]
+						oe.writes[0], oe.result = w, w.Resource
+						oe.touched = []store.Resource{w.Resource}
+					}
+				default:
+					j := owner[key]
 					return s.failEntries(entries, entryError(te.index, fail(kindConflict,
 						"%s is also changed by entry %d (a slot both book, say); a transaction may change each resource once", key, j)))
 				}
-				inGroup[key] = te.index
 				staged[key] = w.Resource
+				req.pending[key] = w.ExpectVersion
 			}
-			ch := te.change(true)
-			group.writes = append(group.writes, ch.writes...)
-			group.checks = append(group.checks, ch.checks...)
 		}
-		if len(group.writes) == 0 {
+		if len(writes) == 0 {
 			break
 		}
 		// The group is committed as one: every entry's own write checked under its interaction, then
 		// all of them applied atomically with the records of the bundle and of each entry.
-		group.status = http.StatusOK
+		group := change{writes: writes, status: http.StatusOK}
+		for _, te := range order {
+			group.checks = append(group.checks, te.change(true).checks...)
+		}
 		group.records = func() ([]audit.Record, error) { return s.transactionRecords(req, entries) }
 		err := s.commit(req, group)
 		if err == nil {
@@ -475,6 +523,12 @@ func (s *Server) transaction(req *request, reqs []fhir.BundleEntry, entries []*t
 		}
 		if attempt >= casRetries {
 			return s.failEntries(entries, err)
+		}
+	}
+	// Reads come last, and see what the transaction wrote.
+	for i, te := range entries {
+		if te.get {
+			s.getEntry(req, reqs[i], te)
 		}
 	}
 	s.respondBundle(req, fhir.BundleTransactionResponse, entries)
@@ -511,6 +565,13 @@ func (s *Server) batch(req *request, reqs []fhir.BundleEntry, entries []*txEntry
 
 func (s *Server) batchEntry(req *request, e fhir.BundleEntry, te *txEntry) error {
 	if err := s.resolve(req, e, te, false); err != nil {
+		return err
+	}
+	if te.get {
+		s.getEntry(req, e, te)
+		return nil
+	}
+	if err := s.resolveConditionalRefs(req, te, func(string, string) (string, bool) { return "", false }); err != nil {
 		return err
 	}
 	if err := te.parseEntry(); err != nil {
@@ -552,6 +613,10 @@ func (s *Server) respondBundleWith(req *request, typ string, entries []*txEntry,
 		for _, r := range te.touched {
 			req.touch(r)
 		}
+		if te.get && (outcomes == nil || outcomes[i] == nil) {
+			out.Entry = append(out.Entry, te.getResponse())
+			continue
+		}
 		if outcomes != nil && outcomes[i] != nil {
 			out.Entry = append(out.Entry, fhir.BundleEntry{Response: &fhir.EntryResponse{
 				Status:  statusLine(outcomes[i].status()),
@@ -571,9 +636,14 @@ func (s *Server) respondBundleWith(req *request, typ string, entries []*txEntry,
 			}
 			if !r.Deleted && len(r.Body) > 0 {
 				e.FullURL = s.cfg.BaseURL + "/" + r.Type + "/" + r.ID
-				switch prefer {
-				case "minimal":
-				case "OperationOutcome":
+				if te.unchanged {
+					resp.Outcome = fhir.OperationOutcome(fhir.Issue{Severity: "information", Code: "informational",
+						Details:     &fhir.IssueDetails{Coding: []fhir.IssueCoding{{System: OutcomeCodeSystem, Code: OutcomeUnchanged}}},
+						Diagnostics: r.Type + "/" + r.ID + " already has this content; no new version was stored"})
+				}
+				switch {
+				case prefer == "minimal":
+				case prefer == "OperationOutcome":
 					resp.Outcome = fhir.OperationOutcome(fhir.Issue{Severity: "information", Code: "informational",
 						Diagnostics: r.Type + "/" + r.ID + " is now at version " + strconv.FormatInt(r.VersionID, 10)})
 				default:

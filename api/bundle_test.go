@@ -120,9 +120,9 @@ func TestTransactionFailuresStoreNothingAndNameTheEntry(t *testing.T) {
 			txPost("urn:uuid:a", patient("Good", "")),
 			txPost("urn:uuid:b", obj{"resourceType": "Claim", "status": "active"}),
 		}, 404, "Bundle.entry[1]"},
-		{"a read in a transaction", []obj{
+		{"a method FHIR has no entry for", []obj{
 			txPost("urn:uuid:a", patient("Good", "")),
-			{"request": obj{"method": "GET", "url": "Patient/" + existing}},
+			{"request": obj{"method": "OPTIONS", "url": "Patient/" + existing}},
 		}, 400, "Bundle.entry[1]"},
 		{"a reference to nothing", []obj{
 			txPost("urn:uuid:a", patient("Good", "")),

@@ -26,8 +26,9 @@ const corsMethods = "GET, HEAD, POST, PUT, PATCH, DELETE"
 // conditional and preference headers of FHIR REST, and the request id NHS APIs make mandatory.
 const corsHeaders = "Authorization, Content-Type, Accept, If-Match, If-None-Match, If-None-Exist, If-Modified-Since, Prefer, X-Request-ID"
 
-// corsExposed are the response headers a browser app may read besides the CORS-safelisted ones.
-const corsExposed = "ETag, Location, Content-Location, Last-Modified, X-Request-ID, X-Progress"
+// corsExposed are the response headers a browser app may read besides the CORS-safelisted ones: the
+// FHIR REST ones, and those that tell an app why it was refused and when to try again.
+const corsExposed = "ETag, Location, Content-Location, Last-Modified, X-Request-ID, X-Progress, WWW-Authenticate, Retry-After"
 
 // corsMaxAge is how long a browser may cache a preflight answer, in seconds: Chromium's own cap.
 const corsMaxAge = "7200"

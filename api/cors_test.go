@@ -53,7 +53,7 @@ func TestCORSActualRequestExposesFHIRHeadersToAnAllowedOrigin(t *testing.T) {
 	if got := r.Header.Get("Access-Control-Allow-Origin"); got != "https://app.example.org" {
 		t.Errorf("Allow-Origin %q", got)
 	}
-	for _, h := range []string{"ETag", "Location", "Content-Location", "X-Request-ID", "X-Progress", "Last-Modified"} {
+	for _, h := range []string{"ETag", "Location", "Content-Location", "X-Request-ID", "X-Progress", "Last-Modified", "WWW-Authenticate", "Retry-After"} {
 		if !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), h) {
 			t.Errorf("Expose-Headers %q lacks %s", r.Header.Get("Access-Control-Expose-Headers"), h)
 		}
@@ -157,5 +157,33 @@ func TestCORSRejectsMalformedOrigins(t *testing.T) {
 		if _, err := api.NormalizeOrigin(o); err == nil || !strings.Contains(err.Error(), o) {
 			t.Errorf("origin %q: err %v, want a refusal naming it", o, err)
 		}
+	}
+}
+
+// A browser app that is throttled can read the refusal and when to try again; its preflights are not
+// what uses up the allowance.
+func TestCORSThrottledAnswersAreReadableByTheApp(t *testing.T) {
+	ts := newTestServer(t, corsOrigins(false, "https://app.example.org"), withLimits(api.Limits{AnonymousRate: 1, AnonymousBurst: 2}))
+	for range 5 {
+		ts.mustStatus(ts.do("OPTIONS", "/Patient", nil, preflight("https://app.example.org", "GET", "authorization")), http.StatusNoContent)
+	}
+	var throttled *response
+	for i := range 6 {
+		r := ts.do("GET", "/Patient", nil, header{"Authorization": "", "Origin": "https://app.example.org"})
+		if r.Status == http.StatusTooManyRequests {
+			if i < 2 {
+				t.Fatalf("request %d was throttled: the preflights used up the allowance", i+1)
+			}
+			throttled = r
+			break
+		}
+	}
+	if throttled == nil {
+		t.Fatal("no 429 after the allowance")
+	}
+	if throttled.Header.Get("Access-Control-Allow-Origin") != "https://app.example.org" ||
+		!strings.Contains(throttled.Header.Get("Access-Control-Expose-Headers"), "Retry-After") {
+		t.Errorf("a 429 the app cannot read: Allow-Origin %q, Expose-Headers %q",
+			throttled.Header.Get("Access-Control-Allow-Origin"), throttled.Header.Get("Access-Control-Expose-Headers"))
 	}
 }

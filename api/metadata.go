@@ -38,7 +38,13 @@ type capRest struct {
 	Security    map[string]any   `json:"security,omitempty"`
 	Resource    []capResource    `json:"resource"`
 	Interaction []capInteraction `json:"interaction"`
+	Operation   []capOperation   `json:"operation,omitempty"`
 }
+
+// systemOperations are the operations on the base, for the CapabilityStatement.
+var systemOperations = []capOperation{{Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+	Documentation: "Bulk Data v2, GP systems only: Prefer: respond-async, _type, _since, _typeFilter, _outputFormat=application/fhir+ndjson; " +
+		"poll the Content-Location; files hold exactly what the client may read."}}
 
 type capInteraction struct {
 	Code string `json:"code"`
@@ -91,7 +97,7 @@ func (s *Server) capabilityStatement() capabilityStatement {
 	rest := capRest{Mode: "server"}
 	seen := map[string]bool{}
 	for _, r := range routeTable {
-		if !r.typeLevel && !seen[r.interaction] && r.interaction != "capabilities" {
+		if !r.typeLevel && !seen[r.interaction] && r.interaction != "capabilities" && r.interaction != "operation" {
 			seen[r.interaction] = true
 			rest.Interaction = append(rest.Interaction, capInteraction{Code: r.interaction})
 		}
@@ -131,6 +137,7 @@ func (s *Server) capabilityStatement() capabilityStatement {
 		}
 		rest.Resource = append(rest.Resource, res)
 	}
+	rest.Operation = systemOperations
 	cs.Rest = []capRest{rest}
 	return cs
 }

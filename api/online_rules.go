@@ -64,7 +64,7 @@ func (s *Server) writeRules(req *request, res *fhir.Resource, typ, id string, cu
 			}
 		}
 		if old == nil {
-			return s.booking(ctx, res, byPatient, now)
+			return s.booking(req, res, byPatient, now)
 		}
 		return s.appointmentChange(ctx, old, res, byPatient, req.ifMatch, now)
 	case "Task":
@@ -292,6 +292,25 @@ func (s *Server) slotTree(ctx context.Context, id string) (store.Resource, map[s
 	return s.currentTree(ctx, "Slot", id, "Appointment.slot")
 }
 
+// bookedSlot reads the Slot a booking claims: the version a transaction has prepared for it, if any,
+// as the version the prepared one replaces, so that the booking's write takes that write's place.
+func (s *Server) bookedSlot(req *request, id string) (store.Resource, map[string]any, error) {
+	key := "Slot/" + id
+	if base, ok := req.pending[key]; ok {
+		r := req.staged[key]
+		if r.Deleted {
+			return r, nil, fail(kindUnprocessable, "Slot/%s is deleted by this transaction", id).at("Appointment.slot")
+		}
+		var tree map[string]any
+		if err := json.Unmarshal(r.Body, &tree); err != nil {
+			return r, nil, internal(err)
+		}
+		r.VersionID = base
+		return r, tree, nil
+	}
+	return s.slotTree(req.ctx(), id)
+}
+
 // currentTree reads the current version of a resource a rule depends on, with its JSON tree. A missing or
 // deleted one is the client's mistake about the resource at expr, so 422.
 func (s *Server) currentTree(ctx context.Context, typ, id, expr string) (store.Resource, map[string]any, error) {
@@ -312,13 +331,13 @@ func (s *Server) currentTree(ctx context.Context, typ, id, expr string) (store.R
 // booking claims the slots of a new Appointment: each becomes busy, with compare-and-swap on the version
 // that was read free. Patients and proxies book under every booking rule (online.CheckBooking); a GP
 // system is the practice's own book, so its appointments only claim the slots that are still free.
-func (s *Server) booking(ctx context.Context, res *fhir.Resource, byPatient bool, now time.Time) (effects, error) {
+func (s *Server) booking(req *request, res *fhir.Resource, byPatient bool, now time.Time) (effects, error) {
 	tree := res.Tree()
 	taken := fail(kindConflict, "%s", online.SlotTakenMessage).at("Appointment.slot")
 	var infos []online.SlotInfo
 	var extra []store.Write
 	for _, id := range online.AppointmentSlots(tree) {
-		r, st, err := s.slotTree(ctx, id)
+		r, st, err := s.bookedSlot(req, id)
 		if err != nil {
 			return effects{}, err
 		}

@@ -51,6 +51,9 @@ type request struct {
 	// probes are queries restrict confined by the redaction clauses, each probing for what it withheld
 	// (see withheldNotes).
 	probes []store.Query
+	// query, when set, is the query an operation's audit record names (a bulk export's types and
+	// counts).
+	query string
 	// dashboard marks a view of the uptake dashboard, whose audit record names the query it asked.
 	dashboard bool
 	// withheld: a searchset left out redacted items and said so (confidential-items), for the audit
@@ -59,6 +62,8 @@ type request struct {
 	// staged holds the versions a transaction has prepared but not applied, so that a later entry's
 	// reference check and access facts see the Patient an earlier entry creates.
 	staged map[string]store.Resource
+	// pending is, for each write a transaction has staged, the version it replaces (booking reads it).
+	pending map[string]int64
 	// practices memoises, for this request only, the ODS codes of the practices each patient is
 	// registered at (practicesOf).
 	practices map[string][]string

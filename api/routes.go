@@ -14,16 +14,20 @@ import (
 type shape int
 
 const (
-	shapeRoot            shape = iota + 1 // [base]
-	shapeMetadata                         // [base]/metadata
-	shapeSystemHistory                    // [base]/_history
-	shapeType                             // [base]/[type]
-	shapeTypeSearch                       // [base]/[type]/_search
-	shapeTypeHistory                      // [base]/[type]/_history
-	shapeInstance                         // [base]/[type]/[id]
-	shapeInstanceHistory                  // [base]/[type]/[id]/_history
-	shapeVersion                          // [base]/[type]/[id]/_history/[vid]
-	shapeTypeOperation                    // [base]/[type]/$[name]
+	shapeRoot              shape = iota + 1 // [base]
+	shapeMetadata                           // [base]/metadata
+	shapeSystemHistory                      // [base]/_history
+	shapeType                               // [base]/[type]
+	shapeTypeSearch                         // [base]/[type]/_search
+	shapeTypeHistory                        // [base]/[type]/_history
+	shapeInstance                           // [base]/[type]/[id]
+	shapeInstanceHistory                    // [base]/[type]/[id]/_history
+	shapeVersion                            // [base]/[type]/[id]/_history/[vid]
+	shapeTypeOperation                      // [base]/[type]/$[name]
+	shapeInstanceOperation                  // [base]/[type]/[id]/$[name]
+	shapeSystemOperation                    // [base]/$[name]
+	shapeExportStatus                       // [base]/$export-poll/[job]
+	shapeExportFile                         // [base]/$export-poll/[job]/[file]
 )
 
 // pathParams are the parts of a FHIR path.
@@ -69,6 +73,11 @@ func init() {
 		{shapeInstanceHistory, http.MethodGet, "history-instance", true, (*Server).history},
 		{shapeVersion, http.MethodGet, "vread", true, (*Server).vread},
 		{shapeTypeOperation, http.MethodGet, "operation", true, (*Server).operation},
+		{shapeInstanceOperation, http.MethodGet, "operation", true, (*Server).operation},
+		{shapeSystemOperation, http.MethodGet, "operation", false, (*Server).operation},
+		{shapeExportStatus, http.MethodGet, "operation", false, (*Server).exportStatus},
+		{shapeExportStatus, http.MethodDelete, "operation", false, (*Server).exportStatus},
+		{shapeExportFile, http.MethodGet, "operation", false, (*Server).exportFile},
 	}
 }
 
@@ -99,7 +108,18 @@ func parsePath(path string) (sh shape, typ, id, vid string, ok bool) {
 		return shapeRoot, "", "", "", true
 	}
 	seg := strings.Split(path, "/")
+	if seg[0] == "$export-poll" {
+		switch len(seg) {
+		case 2:
+			return shapeExportStatus, "", seg[1], "", true
+		case 3:
+			return shapeExportFile, "", seg[1], seg[2], true
+		}
+		return 0, "", "", "", false
+	}
 	switch {
+	case len(seg) == 1 && len(seg[0]) > 1 && seg[0][0] == '$':
+		return shapeSystemOperation, "", "", seg[0][1:], true
 	case len(seg) == 1 && seg[0] == "metadata":
 		return shapeMetadata, "", "", "", true
 	case len(seg) == 1 && seg[0] == "_history":
@@ -114,6 +134,8 @@ func parsePath(path string) (sh shape, typ, id, vid string, ok bool) {
 		return shapeTypeOperation, seg[0], "", seg[1][1:], true
 	case len(seg) == 2:
 		return shapeInstance, seg[0], seg[1], "", true
+	case len(seg) == 3 && len(seg[2]) > 1 && seg[2][0] == '$':
+		return shapeInstanceOperation, seg[0], seg[1], seg[2][1:], true
 	case len(seg) == 3 && seg[2] == "_history":
 		return shapeInstanceHistory, seg[0], seg[1], "", true
 	case len(seg) == 4 && seg[2] == "_history":
@@ -170,7 +192,7 @@ func (s *Server) dispatch(c *gin.Context) {
 	}
 	if refusal == nil {
 		p.id, p.version = id, vid
-		if sh == shapeTypeOperation {
+		if sh == shapeTypeOperation || sh == shapeInstanceOperation || sh == shapeSystemOperation {
 			p.version, p.op = "", vid
 		}
 		pp := p
@@ -252,7 +274,8 @@ func attempted(sh shape, method string) string {
 		return ""
 	}
 	switch {
-	case sh == shapeTypeOperation:
+	case sh == shapeTypeOperation || sh == shapeInstanceOperation || sh == shapeSystemOperation ||
+		sh == shapeExportStatus || sh == shapeExportFile:
 		return "operation"
 	case sh == shapeRoot && method == http.MethodGet:
 		return "search-system"
@@ -282,11 +305,22 @@ func typeAllows(t *fhir.TypeInfo, interaction string) bool {
 // lists them from typeOperations.
 func (s *Server) operation(req *request, p pathParams) error {
 	req.op = "$" + p.op
+	switch {
+	case p.op == "export" && (p.typ == nil || p.typ.Name == "Patient" && p.id == "" || p.typ.Name == "Group" && p.id != ""):
+		return s.exportKickoff(req, p)
+	case p.typ == nil:
+		return fail(kindNotServed, "this server has no system operation $%s", p.op)
+	case p.id != "" && !(p.typ.Name == "Patient" && p.op == "everything"):
+		return fail(kindNotServed, "%s/%s has no operation $%s on this server", p.typ.Name, p.id, p.op)
+	}
 	if p.typ.Name == "AuditEvent" && p.op == "verify" {
 		return s.verifyAudit(req)
 	}
 	if isMe(p) {
 		return s.me(req)
+	}
+	if p.typ.Name == "Patient" && p.op == "everything" {
+		return s.everything(req, p)
 	}
 	return fail(kindNotServed, "%s has no operation $%s on this server", p.typ.Name, p.op)
 }
@@ -295,7 +329,13 @@ func (s *Server) operation(req *request, p pathParams) error {
 var typeOperations = map[string][]capOperation{
 	"Patient": {{Name: "me", Definition: "urn:gpfhir:OperationDefinition/Patient-me",
 		Documentation: "Any signed-in person. Their linked patient record, the patients they may act for as a proxy, each " +
-			"online service's access level, and for anything unavailable the reason in plain words."}},
+			"online service's access level, and for anything unavailable the reason in plain words."},
+		{Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+			Documentation: "Bulk Data v2, GP systems only: the patient compartment of every patient the client may read."},
+		{Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+			Documentation: "GET Patient/[id]/$everything, or Patient/$everything for a patient's own record: the patient " +
+				"compartment and the resources it references, filtered exactly as a search by the same caller, with _since, " +
+				"_type, _count and signed next links."}},
 	"AuditEvent": {{Name: "verify", Definition: "urn:gpfhir:OperationDefinition/AuditEvent-verify",
 		Documentation: "Auditors only. Verifies the audit hash chain from the first record to the head and answers " +
 			"\"intact, N records\" or the first broken link, with the head hash for anchoring."}},

@@ -57,6 +57,12 @@ type Config struct {
 	// allows every http://127.0.0.1:*, http://localhost:* and http://[::1]:* origin too.
 	CORSOrigins  []string
 	CORSLoopback bool
+	// ExportDir holds bulk export jobs and their ndjson files; empty turns $export off. ExportWorkers
+	// bounds the jobs run at once (default 2) and ExportTTL how long a finished job's files are kept
+	// (default 1h).
+	ExportDir     string
+	ExportWorkers int
+	ExportTTL     time.Duration
 	// MaxBundleEntries caps the entries of one batch or transaction Bundle; larger ones get 413.
 	// Default and most audit.MaxBundleEntries (1000).
 	MaxBundleEntries int
@@ -89,6 +95,10 @@ type Config struct {
 	// audit costs, by serving the same workload with and without it. Production always audits: nothing in
 	// cmd/gpfhir sets it, and there is no flag or variable for it.
 	DisableAudit bool
+	// Tool marks a process that serves in-process tools only (gpfhir import through LocalHandler): the
+	// uptake tally, which the serving processes keep, is not started there, so that a tool does not
+	// compete with them for the store.
+	Tool bool
 }
 
 // Server is the FHIR HTTP API.
@@ -109,6 +119,8 @@ type Server struct {
 	audit *audit.Committer
 	// retention is the audit retention loop; nil unless Config.AuditRetention is set.
 	retention *audit.Retention
+	// exports runs bulk export jobs; nil when Config.ExportDir is empty.
+	exports *exports
 	// tally keeps the uptake figures from the audit trail; nil without an audit trail.
 	tally *tally.Tally
 	// sealer seals the dashboard's cookies.
@@ -189,10 +201,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if !cfg.DisableAudit {
 		s.audit = audit.NewCommitter(s.trail, cfg.Logger, s.metrics.observeAudit)
-		s.tally = tally.New(cfg.Store, cfg.BaseURL, cfg.Logger, cfg.Now)
-		s.tally.Start(cfg.uptakeLoop)
+		if !cfg.Tool {
+			s.tally = tally.New(cfg.Store, cfg.BaseURL, cfg.Logger, cfg.Now)
+			s.tally.Start(cfg.uptakeLoop)
+		}
 	}
 	s.engine = s.routes()
+	if err := s.startExports(); err != nil {
+		return nil, err
+	}
 	s.startRetention()
 	return s, nil
 }

@@ -67,6 +67,9 @@ type EntryRequest struct {
 	URL         string `json:"url"`
 	IfMatch     string `json:"ifMatch,omitempty"`
 	IfNoneExist string `json:"ifNoneExist,omitempty"`
+	// IfNoneMatch and IfModifiedSince make a GET entry conditional, as the headers do a read.
+	IfNoneMatch     string `json:"ifNoneMatch,omitempty"`
+	IfModifiedSince string `json:"ifModifiedSince,omitempty"`
 }
 
 // EntryResponse is the outcome of one transaction entry. LastModified is a FormatInstant string; Outcome

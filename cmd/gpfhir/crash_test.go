@@ -25,11 +25,12 @@ import (
 // crashRounds is how many times TestCrashLosesNoAcknowledgedWrite kills the server.
 const crashRounds = 10
 
-// startKillable runs `gpfhir serve --dev` on data dir dir and returns its base URL and a function that
-// kills it with SIGKILL (no shutdown, no flush: what a power cut or the OOM killer does) and waits.
-func startKillable(t *testing.T, bin, dir string) (base string, kill func()) {
+// startKillable runs `gpfhir serve --dev` on data dir dir (with args added) and returns its base URL, a
+// function that kills it with SIGKILL (no shutdown, no flush: what a power cut or the OOM killer does)
+// and waits, and its process id.
+func startKillable(t testing.TB, bin, dir string, args ...string) (base string, kill func(), pid int) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--dev", "--addr", "127.0.0.1:0", "--log-level", "warn", "--data-dir", dir)
+	cmd := exec.Command(bin, append([]string{"serve", "--dev", "--addr", "127.0.0.1:0", "--log-level", "warn", "--data-dir", dir}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -62,13 +63,13 @@ func startKillable(t *testing.T, bin, dir string) (base string, kill func()) {
 	select {
 	case base = <-found:
 		waitReady(t, base)
-		return base, kill
+		return base, kill, cmd.Process.Pid
 	case <-done:
 		t.Fatal("serve exited at start")
 	case <-time.After(60 * time.Second):
 		t.Fatal("serve did not start")
 	}
-	return "", kill
+	return "", kill, 0
 }
 
 // crashClient speaks to one server run. Every request carries an X-Request-ID of its own, so that its
@@ -159,7 +160,7 @@ func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 			t.Fatalf("ran out of time after %d rounds", round)
 		}
 		var base string
-		base, kill = startKillable(t, bin, dir)
+		base, kill, _ = startKillable(t, bin, dir)
 		c := &crashClient{base: base, http: &http.Client{Timeout: 10 * time.Second}}
 		ctx := context.Background()
 		sys, err := devidp.SystemToken(ctx, nil, base+"/dev-idp", 1, devidp.AllPracticesClientID, []string{"system/*.cruds"})

@@ -14,6 +14,7 @@ func TestHelpExitsZero(t *testing.T) {
 		{"-h"}, {"help"}, {"serve", "-h"}, {"dev-token", "-h"}, {"reindex", "-h"}, {"store", "-h"},
 		{"store", "copy", "-h"}, {"audit", "-h"}, {"audit", "verify", "-h"}, {"audit", "export", "-h"},
 		{"audit", "prune", "-h"}, {"conformance", "-h"}, {"backup", "-h"}, {"restore", "-h"}, {"conformance", "--help"},
+		{"import", "-h"}, {"export", "-h"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var out, errb, printed bytes.Buffer

@@ -53,6 +53,8 @@ commands:
   audit prune    remove the AuditEvents recorded before --before (RFC 3339 or an age like 2190d); export first
   backup     copy the SQLite store while it runs (--data-dir D --out FILE), verified, audit head in FILE.json
   restore    put a backup in place (--from FILE --data-dir D) and verify its audit chain; see docs/operations.md
+  import     load FHIR JSON (Bundles, resources, ndjson; files, directories, .tgz, -) through the API's rules
+  export     write the store's current resources as ndjson, one file per type (the offline twin of $export)
   bench      measure the server under load on loopback (req/s, latency, ratio to static bytes); see README "Performance"
   conformance    run the FHIR conformance suite against a server (--base-url URL --token-command CMD); see docs/conformance.md
   version    print the version
@@ -86,6 +88,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return backupCommand(ctx, args[1:], getenv, stdout)
 	case "restore":
 		return restoreCommand(ctx, args[1:], getenv, stdout)
+	case "import":
+		return importCommand(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+	case "export":
+		return exportCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gpfhir", version)
 		return nil

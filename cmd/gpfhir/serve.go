@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +61,11 @@ type serveConfig struct {
 	corsOrigins       multiFlag
 	clientNames       clientNameFlag
 	devRedirects      multiFlag
+
+	// Bulk export ($export).
+	exportDir     string
+	exportWorkers int
+	exportTTL     time.Duration
 }
 
 func serveFlags(cfg *serveConfig) *flag.FlagSet {
@@ -80,6 +86,9 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.shutdownWait, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.StringVar(&cfg.instanceID, "instance-id", "", "name of this process in audit records (source Device/<id>; default: generated at start)")
+	fs.StringVar(&cfg.exportDir, "export-dir", "", "directory of bulk export ($export) jobs and files (default <data-dir>/export with sqlite, ./gpfhir-export with mongo)")
+	fs.IntVar(&cfg.exportWorkers, "export-workers", 2, "bulk export jobs run at once")
+	fs.DurationVar(&cfg.exportTTL, "export-ttl", time.Hour, "how long a finished bulk export's files are kept")
 	fs.Var(&cfg.retention, "audit-retention", "remove audit records older than this, hourly (like 2190d or 8760h; at least 24h; default 0: keep everything)")
 	fs.Func("uptake-target", "the uptake dashboard's target, in percent of registered patients using online services (default 30)", func(v string) error {
 		n, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "%")), 64)
@@ -160,6 +169,12 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 	}
 	if cfg.instanceID != "" && !fhir.ValidID(cfg.instanceID) {
 		errs.addf("--instance-id %q must be a FHIR id: 1 to 64 characters from A-Z, a-z, 0-9, '-' and '.'", cfg.instanceID)
+	}
+	if cfg.exportWorkers < 1 || cfg.exportWorkers > 64 {
+		errs.addf("--export-workers must be between 1 and 64")
+	}
+	if cfg.exportTTL < time.Minute {
+		errs.addf("--export-ttl must be at least 1m")
 	}
 	if r := time.Duration(cfg.retention); r < 0 || (r > 0 && r < minAuditAge) {
 		errs.addf("--audit-retention %s must be 0 (keep everything) or at least %s", r, minAuditAge)
@@ -243,6 +258,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		}
 		baseURL = scheme + ln.Addr().String()
 	}
+	if cfg.exportDir == "" {
+		cfg.exportDir = "gpfhir-export"
+		if cfg.store.kind == "sqlite" {
+			cfg.exportDir = filepath.Join(cfg.store.dataDir, "export")
+		}
+	}
 	apiCfg := api.Config{
 		Store:            st,
 		BaseURL:          baseURL,
@@ -254,6 +275,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		Version:          version,
 		InstanceID:       cfg.instanceID,
 		AuditRetention:   time.Duration(cfg.retention),
+		ExportDir:        cfg.exportDir,
+		ExportWorkers:    cfg.exportWorkers,
+		ExportTTL:        cfg.exportTTL,
 		UptakeTarget:     cfg.uptakeTarget / 100,
 		Dashboard:        cfg.dashboard,
 		Limits:           cfg.limits(),

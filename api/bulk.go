@@ -1,0 +1,655 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/gpfhir/gpfhir/auth"
+	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/store"
+)
+
+// Bulk Data Access v2 ($export): [base]/$export, [base]/Patient/$export and [base]/Group/[id]/$export
+// (when Group is a served type). A kick-off records a job in Config.ExportDir (job.json) and answers 202
+// with its status URL, [base]/$export-poll/[job]; a bounded pool of workers writes each type's resources
+// as ndjson next to it, reading the store in keyset pages (so memory does not grow with the export) under
+// the same restrict as a search by the kick-off's caller, so a file holds exactly what that client may
+// read. A job is persisted before the 202 and after every step: after a restart, jobs in progress are run
+// again from the start (the files are rewritten), and finished ones stay until they expire.
+
+// Job states, as job.json holds them.
+const (
+	jobRunning  = "in-progress"
+	jobComplete = "complete"
+	jobFailed   = "failed"
+)
+
+// exportJob is a job as persisted.
+type exportJob struct {
+	ID              string            `json:"id"`
+	Status          string            `json:"status"`
+	Request         string            `json:"request"`
+	TransactionTime time.Time         `json:"transactionTime"`
+	Level           string            `json:"level"` // system, patient or group
+	Group           string            `json:"group,omitempty"`
+	Types           []string          `json:"types"`
+	Since           time.Time         `json:"since,omitzero"`
+	Filters         map[string]string `json:"filters,omitempty"`
+	Caller          exportCaller      `json:"caller"`
+	Output          []exportOutput    `json:"output,omitempty"`
+	Done            int64             `json:"done"`
+	Error           string            `json:"error,omitempty"`
+	Finished        time.Time         `json:"finished,omitzero"`
+}
+
+type exportOutput struct {
+	Type  string `json:"type"`
+	File  string `json:"file"`
+	Count int64  `json:"count"`
+}
+
+// exportCaller is what of the kick-off's caller the job needs to read as them later: a GP system's
+// client, practices and scopes.
+type exportCaller struct {
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	ClientID string   `json:"client_id"`
+	JTI      string   `json:"jti"`
+	ODS      []string `json:"ods"`
+	Scopes   string   `json:"scope"`
+}
+
+func (ec exportCaller) caller() *auth.Caller {
+	scopes, other := auth.ParseScopes(ec.Scopes)
+	return &auth.Caller{Kind: auth.KindSystem, Issuer: ec.Issuer, Subject: ec.Subject, ClientID: ec.ClientID,
+		JTI: ec.JTI, ODS: ec.ODS, Scopes: scopes, Other: other}
+}
+
+// exports runs the jobs: a bounded pool fed by a queue, with the cancel function of each running job.
+type exports struct {
+	dir     string
+	ttl     time.Duration
+	queue   chan string
+	mu      sync.Mutex
+	running map[string]context.CancelFunc
+	files   sync.Mutex // serialises job.json writes
+	wg      sync.WaitGroup
+	stop    context.CancelFunc
+}
+
+// startExports opens the export directory, queues the jobs a previous process left in progress and
+// starts the workers.
+func (s *Server) startExports() error {
+	if s.cfg.ExportDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(s.cfg.ExportDir, 0o700); err != nil {
+		return fmt.Errorf("export directory: %w", err)
+	}
+	workers := s.cfg.ExportWorkers
+	if workers <= 0 {
+		workers = 2
+	}
+	ttl := s.cfg.ExportTTL
+	if ttl <= 0 {
+		ttl = time.Hour
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ex := &exports{dir: s.cfg.ExportDir, ttl: ttl, queue: make(chan string, 1024), running: map[string]context.CancelFunc{}, stop: stop}
+	s.exports = ex
+	entries, err := os.ReadDir(ex.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		job, err := ex.load(e.Name())
+		if err != nil {
+			continue
+		}
+		if job.Status == jobRunning {
+			// Interrupted by a restart: run again from the start, rewriting its files.
+			s.log.Info("bulk export resumed after a restart", "job", job.ID)
+			ex.queue <- job.ID
+		}
+	}
+	for i := 0; i < workers; i++ {
+		ex.wg.Add(1)
+		go func() {
+			defer ex.wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case id := <-ex.queue:
+					s.runExport(ctx, id)
+				}
+			}
+		}()
+	}
+	ex.wg.Add(1)
+	go func() {
+		defer ex.wg.Done()
+		t := time.NewTicker(min(ttl/4+time.Second, time.Minute))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				ex.expire(s.now())
+			}
+		}
+	}()
+	return nil
+}
+
+func (s *Server) stopExports() {
+	if s.exports == nil {
+		return
+	}
+	s.exports.stop()
+	s.exports.mu.Lock()
+	for _, cancel := range s.exports.running {
+		cancel()
+	}
+	s.exports.mu.Unlock()
+	s.exports.wg.Wait()
+}
+
+func (ex *exports) jobDir(id string) string { return filepath.Join(ex.dir, id) }
+
+func (ex *exports) load(id string) (*exportJob, error) {
+	if !validID(id) {
+		return nil, os.ErrNotExist
+	}
+	raw, err := os.ReadFile(filepath.Join(ex.jobDir(id), "job.json"))
+	if err != nil {
+		return nil, err
+	}
+	var job exportJob
+	if err := json.Unmarshal(raw, &job); err != nil {
+		return nil, err
+	}
+	return &job, nil
+}
+
+// save replaces job.json atomically, so that a crash leaves the old or the new state.
+func (ex *exports) save(job *exportJob) error {
+	ex.files.Lock()
+	defer ex.files.Unlock()
+	dir := ex.jobDir(job.ID)
+	if _, err := os.Stat(dir); err != nil {
+		return err // removed (cancelled): nothing to save
+	}
+	raw, err := json.Marshal(job)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "job.json.tmp")
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "job.json"))
+}
+
+// expire removes finished jobs older than the time to live, with their files.
+func (ex *exports) expire(now time.Time) {
+	entries, err := os.ReadDir(ex.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		job, err := ex.load(e.Name())
+		if err != nil || job.Status == jobRunning || job.Finished.IsZero() || now.Sub(job.Finished) < ex.ttl {
+			continue
+		}
+		ex.files.Lock()
+		_ = os.RemoveAll(ex.jobDir(job.ID))
+		ex.files.Unlock()
+	}
+}
+
+// exportKickoff answers a kick-off: [base]/$export, Patient/$export or Group/[id]/$export.
+func (s *Server) exportKickoff(req *request, p pathParams) error {
+	c := req.c
+	req.op = "$export"
+	if s.exports == nil {
+		return fail(kindNotServed, "bulk export is not configured on this server (--export-dir)")
+	}
+	caller := req.caller
+	if caller.Kind != auth.KindSystem {
+		return s.refuse(req, auth.Decision{Outcome: auth.DenyRole, Missing: "a system/ scope",
+			Reason: "bulk export is for GP systems (client credentials with system/ scopes); a patient app reads the record with Patient/$everything"})
+	}
+	if !strings.Contains(c.GetHeader("Prefer"), "respond-async") {
+		return fail(kindMissing, "a bulk export kick-off needs the header Prefer: respond-async")
+	}
+	values, aerr := parseQuery(c.Request.URL.RawQuery, "the query string")
+	if aerr != nil {
+		return aerr
+	}
+	job := &exportJob{ID: uuid.NewString(), Status: jobRunning, TransactionTime: s.now(),
+		Request: s.cfg.BaseURL + c.Request.URL.RequestURI(), Level: "system"}
+	if p.typ != nil {
+		job.Level = "patient"
+		if p.id != "" {
+			job.Level, job.Group = "group", p.id
+		}
+	}
+	for key, vals := range values {
+		v := strings.Join(vals, ",")
+		switch key {
+		case "_outputFormat":
+			switch v {
+			case "application/fhir+ndjson", "application/ndjson", "ndjson":
+			default:
+				return fail(kindBadValue, "_outputFormat=%s: this server writes application/fhir+ndjson only", v).at("_outputFormat")
+			}
+		case "_since":
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return fail(kindBadValue, "_since=%s is not an instant such as 2024-01-01T00:00:00Z", v).at("_since")
+			}
+			job.Since = t
+		case "_type":
+			for _, t := range strings.Split(v, ",") {
+				if _, ok := fhir.LookupType(strings.TrimSpace(t)); !ok {
+					return fail(kindBadValue, "_type: %q is not a resource type served here", t).at("_type")
+				}
+				job.Types = append(job.Types, strings.TrimSpace(t))
+			}
+		case "_typeFilter":
+			job.Filters = map[string]string{}
+			for _, f := range vals {
+				typ, q, ok := strings.Cut(f, "?")
+				ti, known := fhir.LookupType(typ)
+				if !ok || !known {
+					return fail(kindBadValue, "_typeFilter=%s is not Type?search", f).at("_typeFilter")
+				}
+				if _, dup := job.Filters[ti.Name]; dup {
+					return fail(kindUnsupported, "_typeFilter: one filter per type is supported here; %s has two", ti.Name).at("_typeFilter")
+				}
+				fv, aerr := parseQuery(q, "_typeFilter")
+				if aerr != nil {
+					return aerr
+				}
+				if _, aerr := s.parseSearch(ti, fv, true); aerr != nil {
+					return aerr
+				}
+				job.Filters[ti.Name] = q
+			}
+		case "_format", "_pretty":
+		default:
+			return fail(kindUnsupported, "%s is not a $export parameter this server supports (_outputFormat, _since, _type, _typeFilter)", key).at(key)
+		}
+	}
+	if job.Types == nil {
+		for _, t := range fhir.Types() {
+			if t.Name == store.AuditEventType {
+				continue
+			}
+			if _, inCompartment := auth.PatientCompartment(t.Name); job.Level != "system" && !inCompartment {
+				continue
+			}
+			if auth.Authorize(caller, auth.Search, t.Name).Allow() {
+				job.Types = append(job.Types, t.Name)
+			}
+		}
+	} else {
+		for _, t := range job.Types {
+			if d := auth.Authorize(caller, auth.Search, t); !d.Allow() {
+				return s.refuse(req, d)
+			}
+		}
+	}
+	if job.Level == "group" {
+		if _, err := s.groupMembers(req, job.Group); err != nil {
+			return err
+		}
+	}
+	job.Caller = exportCaller{Issuer: caller.Issuer, Subject: caller.Subject, ClientID: caller.ClientID, JTI: caller.JTI,
+		ODS: caller.ODS, Scopes: scopeString(caller)}
+	if err := os.MkdirAll(s.exports.jobDir(job.ID), 0o700); err != nil {
+		return internal(err)
+	}
+	if err := s.exports.save(job); err != nil {
+		return internal(err)
+	}
+	select {
+	case s.exports.queue <- job.ID:
+	default:
+		_ = os.RemoveAll(s.exports.jobDir(job.ID))
+		return fail(kindUnavailable, "too many bulk exports are waiting; try again later").withHeader("Retry-After", "60")
+	}
+	c.Header("Content-Location", s.cfg.BaseURL+"/$export-poll/"+job.ID)
+	c.Header("Content-Type", fhirJSON)
+	c.Status(http.StatusAccepted)
+	_, _ = c.Writer.Write(fhir.OperationOutcome(fhir.Issue{Severity: "information", Code: "informational",
+		Diagnostics: "the export has started; poll " + s.cfg.BaseURL + "/$export-poll/" + job.ID}))
+	return nil
+}
+
+func scopeString(c *auth.Caller) string {
+	var parts []string
+	for _, sc := range c.Scopes {
+		parts = append(parts, sc.String())
+	}
+	return strings.Join(append(parts, c.Other...), " ")
+}
+
+// groupMembers reads the Patient members of a Group the caller may read.
+func (s *Server) groupMembers(req *request, id string) ([]string, error) {
+	r, err := s.currentOrGone(req.ctx(), "Group", id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.canRead(req, r); err != nil {
+		return nil, err
+	}
+	var g struct {
+		Member []struct {
+			Entity struct {
+				Reference string `json:"reference"`
+			} `json:"entity"`
+		} `json:"member"`
+	}
+	if err := json.Unmarshal(r.Body, &g); err != nil {
+		return nil, internal(err)
+	}
+	var out []string
+	for _, m := range g.Member {
+		if typ, pid, ok := fhir.LocalRef(m.Entity.Reference, s.cfg.BaseURL); ok && typ == "Patient" {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
+}
+
+// ownJob loads the job of a status or file request, which only the client that started it may see.
+func (s *Server) ownJob(req *request, id string) (*exportJob, error) {
+	if s.exports == nil {
+		return nil, fail(kindNotServed, "bulk export is not configured on this server (--export-dir)")
+	}
+	job, err := s.exports.load(id)
+	if err != nil || req.caller.Kind != auth.KindSystem || job.Caller.ClientID != req.caller.ClientID {
+		// Another client's job is answered as no job at all.
+		return nil, fail(kindNotFound, "there is no bulk export %s (it may have expired or been cancelled)", id)
+	}
+	return job, nil
+}
+
+// exportStatus answers GET (status or manifest) and DELETE (cancel) on [base]/$export-poll/[job].
+func (s *Server) exportStatus(req *request, p pathParams) error {
+	c := req.c
+	req.op = "$export-poll"
+	job, err := s.ownJob(req, p.id)
+	if err != nil {
+		return err
+	}
+	if c.Request.Method == http.MethodDelete {
+		s.exports.mu.Lock()
+		if cancel, ok := s.exports.running[job.ID]; ok {
+			cancel()
+		}
+		s.exports.mu.Unlock()
+		s.exports.files.Lock()
+		err := os.RemoveAll(s.exports.jobDir(job.ID))
+		s.exports.files.Unlock()
+		if err != nil {
+			return internal(err)
+		}
+		c.Status(http.StatusAccepted)
+		return nil
+	}
+	switch job.Status {
+	case jobRunning:
+		c.Header("X-Progress", fmt.Sprintf("%d resources written", job.Done))
+		c.Header("Retry-After", "2")
+		c.Status(http.StatusAccepted)
+		return nil
+	case jobFailed:
+		return fail(kindInternal, "the export failed: %s", job.Error)
+	}
+	type manifestFile struct {
+		Type  string `json:"type"`
+		URL   string `json:"url"`
+		Count int64  `json:"count"`
+	}
+	m := struct {
+		TransactionTime     string         `json:"transactionTime"`
+		Request             string         `json:"request"`
+		RequiresAccessToken bool           `json:"requiresAccessToken"`
+		Output              []manifestFile `json:"output"`
+		Error               []manifestFile `json:"error"`
+	}{TransactionTime: fhir.FormatInstant(job.TransactionTime), Request: job.Request, RequiresAccessToken: true,
+		Output: []manifestFile{}, Error: []manifestFile{}}
+	for _, o := range job.Output {
+		m.Output = append(m.Output, manifestFile{Type: o.Type, URL: s.cfg.BaseURL + "/$export-poll/" + job.ID + "/" + o.File, Count: o.Count})
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return internal(err)
+	}
+	c.Header("Expires", job.Finished.Add(s.exports.ttl).UTC().Format(http.TimeFormat))
+	c.Data(http.StatusOK, "application/json", body)
+	return nil
+}
+
+// exportFile serves one ndjson file of a finished job to the client that started it.
+func (s *Server) exportFile(req *request, p pathParams) error {
+	c := req.c
+	req.op = "$export-file"
+	job, err := s.ownJob(req, p.id)
+	if err != nil {
+		return err
+	}
+	for _, o := range job.Output {
+		if o.File == p.version {
+			f, err := os.Open(filepath.Join(s.exports.jobDir(job.ID), o.File))
+			if err != nil {
+				return fail(kindNotFound, "the file %s has expired", o.File)
+			}
+			defer f.Close()
+			c.Header("Content-Type", "application/fhir+ndjson")
+			c.Status(http.StatusOK)
+			_, err = io.Copy(c.Writer, f)
+			return err
+		}
+	}
+	return fail(kindNotFound, "bulk export %s has no file %s", job.ID, p.version)
+}
+
+// runExport runs one job to the end, as its caller.
+func (s *Server) runExport(parent context.Context, id string) {
+	ex := s.exports
+	job, err := ex.load(id)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	ex.mu.Lock()
+	ex.running[id] = cancel
+	ex.mu.Unlock()
+	defer func() {
+		ex.mu.Lock()
+		delete(ex.running, id)
+		ex.mu.Unlock()
+	}()
+	req := &request{base: ctx, caller: job.Caller.caller(), id: "export-" + id, log: s.log.With("job", id), interaction: "operation", op: "$export"}
+	patients, err := s.exportAll(req, ex, job)
+	if errors.Is(err, context.Canceled) {
+		return // cancelled (its directory is gone) or shut down (run again at the next start)
+	}
+	job.Finished = s.now()
+	if err != nil {
+		req.log.Error("bulk export failed", "error", err)
+		job.Status, job.Error = jobFailed, "internal error (job "+id+")"
+	} else {
+		job.Status = jobComplete
+	}
+	if err := ex.save(job); err != nil && !errors.Is(err, os.ErrNotExist) {
+		req.log.Error("bulk export state", "error", err)
+	}
+	s.auditExport(req, job, patients)
+}
+
+// exportAll writes every type of the job and returns the patients it covered.
+func (s *Server) exportAll(req *request, ex *exports, job *exportJob) ([]store.Resource, error) {
+	var members []string
+	if job.Level == "group" {
+		var err error
+		if members, err = s.groupMembers(req, job.Group); err != nil {
+			return nil, err
+		}
+		if len(members) == 0 {
+			members = []string{""} // a Group of no patients exports nothing
+		}
+	}
+	job.Output, job.Done = nil, 0
+	var patients []store.Resource
+	for _, typ := range job.Types {
+		q := store.Query{Type: typ}
+		if !job.Since.IsZero() {
+			q.Clauses = append(q.Clauses, store.Clause{{Param: store.ParamLastUpdated, Match: store.MatchRange,
+				Bounds: []store.Bound{{Field: store.Low, Cmp: store.GT, Value: job.Since.UnixMilli()}}}})
+		}
+		if members != nil {
+			def, _ := auth.PatientCompartment(typ)
+			var cl store.Clause
+			for _, pid := range members {
+				if def.Param == store.ParamID {
+					cl = append(cl, store.Predicate{Param: store.ParamID, Match: store.MatchExact, Value: pid})
+				} else {
+					cl = append(cl, store.Predicate{Param: def.Param, Match: store.MatchExact, Value: "Patient/" + pid})
+				}
+			}
+			q.Clauses = append(q.Clauses, cl)
+		}
+		if f, ok := job.Filters[typ]; ok {
+			ti, _ := fhir.LookupType(typ)
+			fv, aerr := parseQuery(f, "_typeFilter")
+			if aerr != nil {
+				return nil, aerr
+			}
+			sq, aerr := s.parseSearch(ti, fv, true)
+			if aerr != nil {
+				return nil, aerr
+			}
+			q.Clauses = append(q.Clauses, sq.store.Clauses...)
+		}
+		if err := s.restrict(req, &q); err != nil {
+			return nil, err
+		}
+		n, pts, err := s.exportType(req, ex, job, q)
+		if err != nil {
+			return nil, err
+		}
+		patients = append(patients, pts...)
+		if n > 0 {
+			job.Output = append(job.Output, exportOutput{Type: typ, File: typ + ".ndjson", Count: n})
+		}
+	}
+	sort.Slice(job.Output, func(i, j int) bool { return job.Output[i].Type < job.Output[j].Type })
+	return patients, nil
+}
+
+// exportType streams one type's query into Type.ndjson, a page at a time.
+func (s *Server) exportType(req *request, ex *exports, job *exportJob, q store.Query) (int64, []store.Resource, error) {
+	ctx := req.ctx()
+	path := filepath.Join(ex.jobDir(job.ID), q.Type+".ndjson")
+	f, err := os.Create(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, nil, context.Canceled // the job's directory was removed: cancelled
+		}
+		return 0, nil, err
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<16)
+	var n int64
+	var patients []store.Resource
+	const page = 500
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, nil, err
+		}
+		q.Limit = page + 1
+		hits, err := s.store.Search(ctx, q)
+		if err != nil {
+			return n, nil, err
+		}
+		more := len(hits) > page
+		if more {
+			hits = hits[:page]
+		}
+		for _, h := range hits {
+			w.Write(h.Resource.Body)
+			w.WriteByte('\n')
+			if h.Resource.Type == "Patient" {
+				patients = append(patients, store.Resource{Type: "Patient", ID: h.Resource.ID, VersionID: h.Resource.VersionID})
+			}
+		}
+		n += int64(len(hits))
+		job.Done += int64(len(hits))
+		if !more {
+			break
+		}
+		q.After = hits[len(hits)-1].SortValues
+		if err := ex.save(job); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return n, nil, context.Canceled
+			}
+			return n, nil, err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return n, nil, err
+	}
+	if err := f.Close(); err != nil {
+		return n, nil, err
+	}
+	if n == 0 {
+		_ = os.Remove(path)
+	}
+	return n, patients, nil
+}
+
+// auditExport records the export as a whole: one AuditEvent naming the client, the kick-off request
+// and the patients whose records it covered.
+func (s *Server) auditExport(req *request, job *exportJob, patients []store.Resource) {
+	if s.audit == nil {
+		return
+	}
+	status := http.StatusOK
+	if job.Status == jobFailed {
+		status = http.StatusInternalServerError
+	}
+	q := url.Values{"job": {job.ID}, "types": {strings.Join(job.Types, ",")}}
+	for _, o := range job.Output {
+		q.Set("count."+o.Type, strconv.FormatInt(o.Count, 10))
+	}
+	req.query = q.Encode()
+	rec, err := s.auditRecordOf(req, "operation", status, patients, nil)
+	if err == nil {
+		err = s.audit.Append(rec)
+	}
+	if err != nil {
+		req.log.Error("bulk export audit record", "error", err)
+	}
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/store/sqlite"
+)
+
+const importPractice = `{"resourceType":"Organization","id":"practice-y1","name":"Import Surgery",` +
+	`"identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y00001"}]}`
+
+// importFixtures writes a practice, a Synthea-shaped transaction (POSTs with urn:uuid fullUrls, a type
+// not served, a Patient with no practice) and an ndjson file, and returns the directory.
+func importFixtures(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+	 {"fullUrl":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000001","resource":{"resourceType":"Patient","id":"5b5c5f8e-0000-4000-8000-000000000001","name":[{"family":"Imported"}],"gender":"female","birthDate":"1970-01-01"},"request":{"method":"POST","url":"Patient"}},
+	 {"fullUrl":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000002","resource":{"resourceType":"Encounter","id":"5b5c5f8e-0000-4000-8000-000000000002","status":"finished","class":{"code":"AMB"},"subject":{"reference":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000001"}},"request":{"method":"POST","url":"Encounter"}},
+	 {"fullUrl":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000003","resource":{"resourceType":"Immunization","id":"5b5c5f8e-0000-4000-8000-000000000003","status":"completed","vaccineCode":{"text":"flu"},"patient":{"reference":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000001"},"encounter":{"reference":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000002"},"occurrenceDateTime":"2020-01-01"},"request":{"method":"POST","url":"Immunization"}},
+	 {"fullUrl":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000004","resource":{"resourceType":"Practitioner","id":"5b5c5f8e-0000-4000-8000-000000000004","name":[{"family":"Doc"}]},"request":{"method":"POST","url":"Practitioner"}}
+	]}`
+	nd := `{"resourceType":"Practitioner","id":"nd-1","name":[{"family":"One"}]}
+{"resourceType":"Practitioner","id":"nd-2","name":[{"family":"Two"}]}
+{"resourceType":"Claim","id":"nd-3","status":"active"}
+`
+	for name, body := range map[string]string{"0-practice.json": importPractice, "patient.json": tx, "people.ndjson": nd} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func runImport(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := importCommand(context.Background(), args, func(string) string { return "" }, strings.NewReader(""), &out, &errOut)
+	return out.String(), err
+}
+
+func TestImportStoresServedTypesAndASecondRunStoresNothing(t *testing.T) {
+	in := importFixtures(t)
+	data := t.TempDir()
+	// The practice first, so that --practice can find it.
+	if out, err := runImport(t, "--data-dir", data, filepath.Join(in, "0-practice.json")); err != nil {
+		t.Fatalf("import the practice: %v\n%s", err, out)
+	}
+	out, err := runImport(t, "--data-dir", data, "--practice", "Y00001", "--progress", "none", in)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	for _, want := range []string{"5 stored", "1 unchanged", "type not served: 2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	st, err := sqlite.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imm, err := st.Get(context.Background(), "Immunization", "5b5c5f8e-0000-4000-8000-000000000003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(imm.Body), "encounter") || !strings.Contains(string(imm.Body), `"Patient/5b5c5f8e-0000-4000-8000-000000000001"`) {
+		t.Errorf("the Immunization keeps a reference to a type not served, or lost its patient: %s", imm.Body)
+	}
+	pt, err := st.Get(context.Background(), "Patient", "5b5c5f8e-0000-4000-8000-000000000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(pt.Body), "Organization/practice-y1") {
+		t.Errorf("the Patient is not registered at --practice: %s", pt.Body)
+	}
+	audited, err := st.Search(context.Background(), store.Query{Type: store.AuditEventType, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if len(audited) == 0 {
+		t.Errorf("the import wrote no audit records")
+	}
+
+	out, err = runImport(t, "--data-dir", data, "--practice", "Y00001", "--progress", "none", in)
+	if err != nil {
+		t.Fatalf("second import: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, " 0 stored, 6 unchanged") {
+		t.Errorf("the second import stored something:\n%s", out)
+	}
+}
+
+func TestImportWithoutPracticeSkipsUnregisteredPatients(t *testing.T) {
+	in := importFixtures(t)
+	data := t.TempDir()
+	out, err := runImport(t, "--data-dir", data, "--progress", "none", filepath.Join(in, "patient.json"))
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "patient has no registered practice (give --practice ODS): 2") || !strings.Contains(out, "1 stored") {
+		t.Errorf("want the Patient and its Immunization skipped for having no practice, the Practitioner stored:\n%s", out)
+	}
+}
+
+func TestImportReportsInvalidInputAndFails(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"resourceType":"Practitioner","id":"x1","gender":"sometimes"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runImport(t, "--data-dir", t.TempDir(), "--progress", "none", bad)
+	if err == nil || !strings.Contains(out, "skipped, invalid: 1") || !strings.Contains(out, "gender") {
+		t.Errorf("an invalid resource: err %v, summary:\n%s", err, out)
+	}
+	if _, err := runImport(t, "--data-dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no PATH") {
+		t.Errorf("no path: %v", err)
+	}
+}
+
+func TestImportReadsStandardInput(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := importCommand(context.Background(), []string{"--data-dir", t.TempDir(), "--progress", "none", "-"},
+		func(string) string { return "" }, strings.NewReader(importPractice), &out, &errOut)
+	if err != nil || !strings.Contains(out.String(), "1 stored") {
+		t.Fatalf("stdin import: %v\n%s%s", err, out.String(), errOut.String())
+	}
+}
+
+// TestImportSyntheaSample imports the first patients of the shared Synthea sample from a .tgz, checks
+// that every entry of a served type was kept, and that a second import stores nothing.
+func TestImportSyntheaSample(t *testing.T) {
+	const src = "../../../shared/data/synthea-r4.tgz"
+	f, err := os.Open(src)
+	if err != nil {
+		t.Skipf("the Synthea sample %s is not here (%v); it is read from ../shared/data", src, err)
+	}
+	defer f.Close()
+	// A temporary archive of the first 25 patient bundles keeps the test short; the benchmark takes
+	// all 615.
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "sample.tgz")
+	served := subsetTgz(t, f, sub, 25)
+	data := t.TempDir()
+	if out, err := runImport(t, "--data-dir", data, filepath.Join(importFixtures(t), "0-practice.json")); err != nil {
+		t.Fatalf("import the practice: %v\n%s", err, out)
+	}
+	out, err := runImport(t, "--data-dir", data, "--practice", "Y00001", "--workers", "2", "--progress", "none", sub)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	var stored, unchanged int
+	if _, err := fmtSscan(out, &stored, &unchanged); err != nil {
+		t.Fatalf("summary %q: %v", out, err)
+	}
+	if stored+unchanged != served {
+		t.Errorf("%d stored + %d unchanged, want every one of the %d entries of a served type:\n%s", stored, unchanged, served, out)
+	}
+	out, err = runImport(t, "--data-dir", data, "--practice", "Y00001", "--progress", "none", sub)
+	if err != nil {
+		t.Fatalf("second import: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, " 0 stored,") {
+		t.Errorf("the second import stored something:\n%s", out)
+	}
+}
+
+// subsetTgz copies the first n bundles of a tgz into a new tgz and counts their entries of served types.
+func subsetTgz(t *testing.T, r io.Reader, path string, n int) int {
+	t.Helper()
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	zw := gzip.NewWriter(out)
+	tw := tar.NewWriter(zw)
+	served := 0
+	for copied := 0; copied < n; {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("the sample has fewer than %d bundles: %v", n, err)
+		}
+		if h.Typeflag != tar.TypeReg || !strings.HasSuffix(h.Name, ".json") {
+			continue
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b struct {
+			Entry []struct {
+				Resource struct {
+					ResourceType string `json:"resourceType"`
+				} `json:"resource"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal(body, &b); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range b.Entry {
+			if _, ok := fhir.LookupType(e.Resource.ResourceType); ok {
+				served++
+			}
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: h.Name, Mode: 0o600, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(body); err != nil {
+			t.Fatal(err)
+		}
+		copied++
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return served
+}
+
+// fmtSscan reads "N stored, M unchanged" from an import summary.
+func fmtSscan(out string, stored, unchanged *int) (int, error) {
+	_, rest, _ := strings.Cut(out, "): ")
+	return fmt.Sscanf(rest, "%d stored, %d unchanged", stored, unchanged)
+}

@@ -1,0 +1,778 @@
+package importer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gpfhir/gpfhir/auth"
+	"github.com/gpfhir/gpfhir/fhir"
+)
+
+// Poster sends one Bundle to the server (Post), or a search (Get, a path with its query), and returns
+// the HTTP status and body of the answer.
+type Poster interface {
+	Post(ctx context.Context, bundle []byte) (int, []byte, error)
+	Get(ctx context.Context, path string) (int, []byte, error)
+}
+
+// Handler posts to an http.Handler in process (api.Server.LocalHandler).
+type Handler struct{ H http.Handler }
+
+// Post implements Poster.
+func (h Handler) Post(ctx context.Context, bundle []byte) (int, []byte, error) {
+	r := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", bytes.NewReader(bundle))
+	r.Header.Set("Content-Type", "application/fhir+json")
+	r.Header.Set("Prefer", "return=minimal")
+	w := httptest.NewRecorder()
+	h.H.ServeHTTP(w, r)
+	return w.Code, w.Body.Bytes(), nil
+}
+
+// Get implements Poster.
+func (h Handler) Get(ctx context.Context, path string) (int, []byte, error) {
+	r := httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil)
+	r.Header.Set("Accept", "application/fhir+json")
+	w := httptest.NewRecorder()
+	h.H.ServeHTTP(w, r)
+	return w.Code, w.Body.Bytes(), nil
+}
+
+// Remote posts to a running server over HTTP with a bearer token.
+type Remote struct {
+	BaseURL string
+	Token   string
+	Client  *http.Client
+}
+
+// Post implements Poster.
+func (rm Remote) Post(ctx context.Context, bundle []byte) (int, []byte, error) {
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(rm.BaseURL, "/")+"/", bytes.NewReader(bundle))
+	if err != nil {
+		return 0, nil, err
+	}
+	r.Header.Set("Content-Type", "application/fhir+json")
+	r.Header.Set("Accept", "application/fhir+json")
+	r.Header.Set("Prefer", "return=minimal")
+	r.Header.Set("Authorization", "Bearer "+rm.Token)
+	c := rm.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// Get implements Poster.
+func (rm Remote) Get(ctx context.Context, path string) (int, []byte, error) {
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(rm.BaseURL, "/")+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	r.Header.Set("Accept", "application/fhir+json")
+	r.Header.Set("Authorization", "Bearer "+rm.Token)
+	c := rm.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// Options control an import.
+type Options struct {
+	// PracticeRef ("Organization/<id>") registers Patients that arrive with no practice there; empty
+	// skips them.
+	PracticeRef string
+	// Workers is the number of Bundles in flight at once (default 2).
+	Workers int
+	// BatchSize is the number of entries per batch Bundle for ndjson and collections (default 200).
+	BatchSize int
+	// Progress receives a progress bar (Terminal) or a plain line every Every (default 5s).
+	Progress io.Writer
+	Terminal bool
+	Every    time.Duration
+	// Now is the clock (tests may fix it).
+	Now func() time.Time
+}
+
+// Reasons an entry was skipped. Failures are the reasons that make the import fail.
+const (
+	ReasonNotServed  = "type not served"
+	ReasonNoPractice = "patient has no registered practice (give --practice ODS)"
+	ReasonInvalid    = "invalid"
+	ReasonRefused    = "refused"
+	ReasonConflict   = "conflict"
+	ReasonError      = "server error"
+	ReasonUnreadable = "unreadable input"
+)
+
+var failures = map[string]bool{ReasonInvalid: true, ReasonRefused: true, ReasonConflict: true, ReasonError: true, ReasonUnreadable: true}
+
+// Summary is what an import did.
+type Summary struct {
+	Stored    int64
+	Unchanged int64
+	// StoredByType counts the stored entries per resource type.
+	StoredByType map[string]int64
+	Skipped      map[string]int64
+	// Examples are the first few diagnostics of each skip reason.
+	Examples map[string][]string
+	Elapsed  time.Duration
+	mu       sync.Mutex
+}
+
+// Done is every entry accounted for.
+func (s *Summary) Done() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.Stored + s.Unchanged
+	for _, v := range s.Skipped {
+		n += v
+	}
+	return n
+}
+
+// Failed reports whether any entry failed (as opposed to being skipped by design).
+func (s *Summary) Failed() bool {
+	for r, n := range s.Skipped {
+		if failures[r] && n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Summary) skip(reason, example string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Skipped[reason]++
+	if example != "" && len(s.Examples[reason]) < 3 {
+		s.Examples[reason] = append(s.Examples[reason], example)
+	}
+}
+
+func (s *Summary) add(stored, unchanged int64, byType map[string]int64) {
+	s.mu.Lock()
+	s.Stored += stored
+	s.Unchanged += unchanged
+	for t, n := range byType {
+		s.StoredByType[t] += n
+	}
+	s.mu.Unlock()
+}
+
+// Write prints the summary.
+func (s *Summary) Write(w io.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total := s.Stored + s.Unchanged
+	for _, n := range s.Skipped {
+		total += n
+	}
+	rate := float64(total) / max(s.Elapsed.Seconds(), 1e-9)
+	fmt.Fprintf(w, "import: %d entries in %s (%.0f/s): %d stored, %d unchanged", total, s.Elapsed.Round(time.Millisecond), rate, s.Stored, s.Unchanged)
+	var reasons []string
+	for r := range s.Skipped {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	skipped := int64(0)
+	for _, r := range reasons {
+		skipped += s.Skipped[r]
+	}
+	fmt.Fprintf(w, ", %d skipped\n", skipped)
+	if len(s.StoredByType) > 0 {
+		var types []string
+		for t := range s.StoredByType {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		var parts []string
+		for _, t := range types {
+			parts = append(parts, fmt.Sprintf("%s %d", t, s.StoredByType[t]))
+		}
+		fmt.Fprintf(w, "  stored: %s\n", strings.Join(parts, ", "))
+	}
+	for _, r := range reasons {
+		fmt.Fprintf(w, "  skipped, %s: %d\n", r, s.Skipped[r])
+		for _, ex := range s.Examples[r] {
+			fmt.Fprintf(w, "    e.g. %s\n", ex)
+		}
+	}
+}
+
+// Run imports every document under paths ("-" is stdin) through p.
+func Run(ctx context.Context, paths []string, stdin io.Reader, p Poster, opt Options) (*Summary, error) {
+	if opt.Workers <= 0 {
+		opt.Workers = 2
+	}
+	if opt.BatchSize <= 0 {
+		opt.BatchSize = 200
+	}
+	if opt.Every <= 0 {
+		opt.Every = 5 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	files, total, err := inputFiles(paths)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{Skipped: map[string]int64{}, Examples: map[string][]string{}, StoredByType: map[string]int64{}}
+	start := opt.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var read atomic.Int64
+	docs := make(chan doc, opt.Workers)
+	var readErr error
+	go func() {
+		defer close(docs)
+		readErr = readInputs(ctx, files, stdin, &read, docs)
+	}()
+	stopProgress := startProgress(ctx, opt, sum, &read, total, start)
+	var wg sync.WaitGroup
+	var postErr error
+	var once sync.Once
+	for i := 0; i < opt.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range docs {
+				if err := importDoc(ctx, p, opt, sum, d); err != nil {
+					once.Do(func() { postErr = err; cancel() })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	stopProgress()
+	sum.Elapsed = opt.Now().Sub(start)
+	if postErr != nil {
+		return sum, postErr
+	}
+	if readErr != nil && ctx.Err() == nil {
+		return sum, readErr
+	}
+	return sum, nil
+}
+
+// importDoc turns one document into Bundles and posts them. An error is returned only when the server
+// cannot be reached; everything the server answers is counted.
+func importDoc(ctx context.Context, p Poster, opt Options, sum *Summary, d doc) error {
+	if d.lines {
+		var group []json.RawMessage
+		sc := bufio.NewScanner(bytes.NewReader(d.body))
+		sc.Buffer(make([]byte, 1<<16), maxDoc)
+		line := 0
+		for sc.Scan() {
+			line++
+			b := bytes.TrimSpace(sc.Bytes())
+			if len(b) == 0 {
+				continue
+			}
+			if !json.Valid(b) {
+				sum.skip(ReasonUnreadable, fmt.Sprintf("%s line %d is not JSON", d.name, line))
+				continue
+			}
+			group = append(group, append(json.RawMessage(nil), b...))
+			if len(group) == opt.BatchSize {
+				if err := postResources(ctx, p, opt, sum, d.name, group); err != nil {
+					return err
+				}
+				group = nil
+			}
+		}
+		if len(group) > 0 {
+			return postResources(ctx, p, opt, sum, d.name, group)
+		}
+		return nil
+	}
+	var head struct {
+		ResourceType string            `json:"resourceType"`
+		Type         string            `json:"type"`
+		Entry        []json.RawMessage `json:"entry"`
+	}
+	if err := json.Unmarshal(d.body, &head); err != nil || head.ResourceType == "" {
+		sum.skip(ReasonUnreadable, d.name+" is not a FHIR JSON resource")
+		return nil
+	}
+	if head.ResourceType != "Bundle" {
+		return postResources(ctx, p, opt, sum, d.name, []json.RawMessage{d.body})
+	}
+	switch head.Type {
+	case "transaction", "batch":
+		return postTransaction(ctx, p, opt, sum, d.name, head.Type, d.body)
+	}
+	// A collection, searchset, history or document: its resources, each on its own.
+	var b struct {
+		Entry []struct {
+			Resource json.RawMessage `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(d.body, &b); err != nil {
+		sum.skip(ReasonUnreadable, d.name+": "+err.Error())
+		return nil
+	}
+	var group []json.RawMessage
+	for _, e := range b.Entry {
+		if len(e.Resource) == 0 {
+			continue
+		}
+		group = append(group, e.Resource)
+		if len(group) == opt.BatchSize {
+			if err := postResources(ctx, p, opt, sum, d.name, group); err != nil {
+				return err
+			}
+			group = nil
+		}
+	}
+	if len(group) > 0 {
+		return postResources(ctx, p, opt, sum, d.name, group)
+	}
+	return nil
+}
+
+// entry is one Bundle entry as the importer handles it.
+type entry struct {
+	FullURL  string          `json:"fullUrl,omitempty"`
+	Resource json.RawMessage `json:"resource,omitempty"`
+	Request  *entryRequest   `json:"request,omitempty"`
+	// createOnly: the input POSTed it (create); the PUT it became must not overwrite a stored version.
+	createOnly bool
+}
+
+type entryRequest struct {
+	Method      string `json:"method"`
+	URL         string `json:"url"`
+	IfMatch     string `json:"ifMatch,omitempty"`
+	IfNoneExist string `json:"ifNoneExist,omitempty"`
+}
+
+// postResources posts standalone resources as one batch: PUT Type/id when they have an id (so a
+// second import changes nothing), POST otherwise.
+func postResources(ctx context.Context, p Poster, opt Options, sum *Summary, name string, resources []json.RawMessage) error {
+	var entries []*entry
+	for _, raw := range resources {
+		e := &entry{Resource: raw, Request: &entryRequest{Method: http.MethodPost}}
+		entries = append(entries, e)
+	}
+	kept := prepare(entries, opt, sum, name)
+	// A resource on its own is a state to hold, not a create: it updates what is stored.
+	for _, e := range kept {
+		e.createOnly = false
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return postBundle(ctx, p, sum, name, "batch", kept)
+}
+
+// postTransaction posts a transaction or batch Bundle, reshaped for idempotence.
+func postTransaction(ctx context.Context, p Poster, opt Options, sum *Summary, name, typ string, body []byte) error {
+	var b struct {
+		Entry []*entry `json:"entry"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		sum.skip(ReasonUnreadable, name+": "+err.Error())
+		return nil
+	}
+	kept := prepare(b.Entry, opt, sum, name)
+	kept, err := skipPresent(ctx, p, sum, kept)
+	if err != nil {
+		return err
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return postBundle(ctx, p, sum, name, typ, kept)
+}
+
+// skipPresent leaves out the creates of shared resources that are already stored (counted unchanged),
+// pointing the references to them at the stored resource. The same Organization comes in many Synthea bundles, with
+// different content in some: a create keeps the first, so that a second import stores nothing.
+func skipPresent(ctx context.Context, p Poster, sum *Summary, entries []*entry) ([]*entry, error) {
+	byType := map[string][]*entry{}
+	for _, e := range entries {
+		typ, _, _ := strings.Cut(e.Request.URL, "/")
+		// A patient's own resources come once each and are left to the server's no-op update; the
+		// shared ones (practices, practitioners) come in many bundles, and are looked up in bulk.
+		if _, inCompartment := auth.PatientCompartment(typ); e.createOnly && !inCompartment {
+			byType[typ] = append(byType[typ], e)
+		}
+	}
+	present := map[*entry]bool{}
+	for typ, list := range byType {
+		for start := 0; start < len(list); start += 100 {
+			chunk := list[start:min(start+100, len(list))]
+			ids := make([]string, len(chunk))
+			byID := map[string]*entry{}
+			for i, e := range chunk {
+				_, ids[i], _ = strings.Cut(e.Request.URL, "/")
+				byID[ids[i]] = e
+			}
+			status, body, err := p.Get(ctx, "/"+typ+"?_elements=id&_count=100&_id="+strings.Join(ids, ","))
+			if err != nil {
+				return nil, err
+			}
+			if status != http.StatusOK {
+				// Not allowed to search, say: the server's no-op updates still keep a rerun from
+				// storing the same content twice.
+				continue
+			}
+			var b struct {
+				Entry []struct {
+					Resource struct {
+						ID string `json:"id"`
+					} `json:"resource"`
+				} `json:"entry"`
+			}
+			if json.Unmarshal(body, &b) != nil {
+				continue
+			}
+			for _, f := range b.Entry {
+				if e, ok := byID[f.Resource.ID]; ok {
+					present[e] = true
+				}
+			}
+		}
+	}
+	if len(present) == 0 {
+		return entries, nil
+	}
+	to := map[string]string{}
+	var out []*entry
+	for _, e := range entries {
+		if present[e] {
+			if e.FullURL != "" {
+				to[e.FullURL] = e.Request.URL
+			}
+			continue
+		}
+		out = append(out, e)
+	}
+	sum.add(0, int64(len(present)), nil)
+	for _, e := range out {
+		if r, changed := walkRefs(e.Resource, func(ref string) (string, bool) { return to[ref], false }); changed {
+			e.Resource = r
+		}
+	}
+	return out, nil
+}
+
+// typed reads an entry's resource type, id and practice.
+type typed struct {
+	ResourceType         string          `json:"resourceType"`
+	ID                   string          `json:"id"`
+	ManagingOrganization json.RawMessage `json:"managingOrganization"`
+	GeneralPractitioner  json.RawMessage `json:"generalPractitioner"`
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// prepare reshapes entries: types the server does not serve are dropped, with every reference to them;
+// Patients without a practice are registered at opt.PracticeRef or dropped with everything that refers
+// to them; a POST of a resource with an id (or a urn:uuid fullUrl) becomes a PUT of that id, so that
+// importing again stores nothing new.
+func prepare(entries []*entry, opt Options, sum *Summary, name string) []*entry {
+	dropped := map[string]bool{}
+	droppedPatients := map[string]bool{}
+	var kept []*entry
+	for _, e := range entries {
+		if e == nil || (len(e.Resource) == 0 && e.Request == nil) {
+			continue
+		}
+		if len(e.Resource) == 0 {
+			kept = append(kept, e)
+			continue
+		}
+		var t typed
+		if err := json.Unmarshal(e.Resource, &t); err != nil || t.ResourceType == "" {
+			sum.skip(ReasonUnreadable, name+": an entry is not a FHIR resource")
+			continue
+		}
+		if _, ok := fhir.LookupType(t.ResourceType); !ok {
+			sum.skip(ReasonNotServed, "")
+			dropped[e.FullURL] = true
+			continue
+		}
+		if t.ResourceType == "Patient" && len(t.ManagingOrganization) == 0 && len(t.GeneralPractitioner) == 0 {
+			if opt.PracticeRef == "" {
+				sum.skip(ReasonNoPractice, name)
+				dropped[e.FullURL] = true
+				droppedPatients[e.FullURL] = true
+				if t.ID != "" {
+					droppedPatients["Patient/"+t.ID] = true
+				}
+				continue
+			}
+			e.Resource = setField(e.Resource, "managingOrganization", map[string]string{"reference": opt.PracticeRef})
+		}
+		if e.Request == nil {
+			e.Request = &entryRequest{Method: http.MethodPost}
+		}
+		id := t.ID
+		if id == "" && strings.HasPrefix(e.FullURL, "urn:uuid:") {
+			id = strings.TrimPrefix(e.FullURL, "urn:uuid:")
+		}
+		if strings.EqualFold(e.Request.Method, http.MethodPost) && e.Request.IfNoneExist == "" && validID.MatchString(id) {
+			e.Request.Method, e.Request.URL = http.MethodPut, t.ResourceType+"/"+id
+			e.createOnly = true
+			if t.ID == "" {
+				e.Resource = setField(e.Resource, "id", id)
+			}
+		}
+		if e.Request.URL == "" {
+			e.Request.URL = t.ResourceType
+		}
+		kept = append(kept, e)
+	}
+	if len(dropped) == 0 {
+		return kept
+	}
+	out := kept[:0]
+	for _, e := range kept {
+		if len(droppedPatients) > 0 && refersTo(e.Resource, droppedPatients) {
+			sum.skip(ReasonNoPractice, "")
+			continue
+		}
+		e.Resource = stripRefs(e.Resource, dropped)
+		out = append(out, e)
+	}
+	return out
+}
+
+func setField(raw json.RawMessage, key string, v any) json.RawMessage {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return raw
+	}
+	m[key] = v
+	b, err := json.Marshal(m)
+	if err != nil {
+		return raw
+	}
+	return b
+}
+
+// refersTo reports whether a resource has a reference to one of refs.
+func refersTo(raw json.RawMessage, refs map[string]bool) bool {
+	found := false
+	walkRefs(raw, func(ref string) (string, bool) {
+		if refs[ref] {
+			found = true
+		}
+		return "", false
+	})
+	return found
+}
+
+// stripRefs removes references to dropped entries (an Immunization's Encounter), keeping their display.
+func stripRefs(raw json.RawMessage, dropped map[string]bool) json.RawMessage {
+	out, changed := walkRefs(raw, func(ref string) (string, bool) { return "", dropped[ref] })
+	if !changed {
+		return raw
+	}
+	return out
+}
+
+// walkRefs calls fn for every Reference.reference; when fn answers drop, the reference is removed (and
+// a Reference left empty is removed from its parent), and when it answers another reference, that
+// replaces it.
+func walkRefs(raw json.RawMessage, fn func(ref string) (string, bool)) (json.RawMessage, bool) {
+	var tree any
+	if json.Unmarshal(raw, &tree) != nil {
+		return raw, false
+	}
+	changed := false
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["reference"].(string); ok {
+				to, drop := fn(ref)
+				switch {
+				case drop:
+					delete(x, "reference")
+					changed = true
+					if len(x) == 0 {
+						return nil
+					}
+				case to != "" && to != ref:
+					x["reference"] = to
+					changed = true
+				}
+			}
+			for k, child := range x {
+				if r := walk(child); r == nil {
+					delete(x, k)
+				} else {
+					x[k] = r
+				}
+			}
+			return x
+		case []any:
+			out := x[:0]
+			for _, child := range x {
+				if r := walk(child); r != nil {
+					out = append(out, r)
+				}
+			}
+			if len(out) == 0 {
+				return nil
+			}
+			return out
+		}
+		return v
+	}
+	walk(tree)
+	if !changed {
+		return raw, false
+	}
+	b, err := json.Marshal(tree)
+	if err != nil {
+		return raw, false
+	}
+	return b, true
+}
+
+var entryIndex = regexp.MustCompile(`Bundle\.entry\[(\d+)\]`)
+
+// postBundle posts entries as a Bundle and counts the answer. A transaction refused because of one
+// entry is posted again without it (counted with the server's reason), so that one invalid resource
+// does not cost a patient's whole record; a batch answers per entry.
+func postBundle(ctx context.Context, p Poster, sum *Summary, name, typ string, entries []*entry) error {
+	for attempt := 0; len(entries) > 0; attempt++ {
+		body, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": typ, "entry": entries})
+		if err != nil {
+			return err
+		}
+		status, resp, err := p.Post(ctx, body)
+		if err != nil {
+			return fmt.Errorf("post %s: %w", name, err)
+		}
+		if status == http.StatusOK {
+			countResponse(sum, name, entries, resp)
+			return nil
+		}
+		diag := outcomeText(resp)
+		reason := reasonOf(status)
+		m := entryIndex.FindStringSubmatch(diag)
+		if typ != "transaction" || m == nil || attempt >= 50 || status >= 500 {
+			for range entries {
+				sum.skip(reason, name+": "+diag)
+			}
+			return nil
+		}
+		i, _ := strconv.Atoi(m[1])
+		if i >= len(entries) {
+			return fmt.Errorf("post %s: the server named entry %d of %d", name, i, len(entries))
+		}
+		sum.skip(reason, name+": "+diag)
+		gone := entries[i]
+		entries = append(entries[:i:i], entries[i+1:]...)
+		if gone.FullURL != "" {
+			drop := map[string]bool{gone.FullURL: true}
+			for _, e := range entries {
+				e.Resource = stripRefs(e.Resource, drop)
+			}
+		}
+	}
+	return nil
+}
+
+func reasonOf(status int) string {
+	switch {
+	case status == http.StatusForbidden || status == http.StatusUnauthorized:
+		return ReasonRefused
+	case status == http.StatusConflict || status == http.StatusPreconditionFailed:
+		return ReasonConflict
+	case status >= 500:
+		return ReasonError
+	}
+	return ReasonInvalid
+}
+
+// countResponse counts a transaction-response or batch-response entry by entry.
+func countResponse(sum *Summary, name string, entries []*entry, resp []byte) {
+	var b struct {
+		Entry []struct {
+			Response struct {
+				Status  string          `json:"status"`
+				Outcome json.RawMessage `json:"outcome"`
+			} `json:"response"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(resp, &b); err != nil {
+		for range entries {
+			sum.skip(ReasonError, name+": the answer is not a Bundle")
+		}
+		return
+	}
+	var stored, unchanged int64
+	byType := map[string]int64{}
+	for i, e := range b.Entry {
+		code, _ := strconv.Atoi(strings.Fields(e.Response.Status + " 0")[0])
+		switch {
+		case code >= 200 && code < 300 && bytes.Contains(e.Response.Outcome, []byte(`"code":"unchanged"`)):
+			unchanged++
+		case code >= 200 && code < 300:
+			stored++
+			if i < len(entries) && entries[i].Request != nil {
+				typ, _, _ := strings.Cut(entries[i].Request.URL, "/")
+				typ, _, _ = strings.Cut(typ, "?")
+				byType[typ]++
+			}
+		default:
+			sum.skip(reasonOf(code), name+": "+outcomeText(e.Response.Outcome))
+		}
+	}
+	sum.add(stored, unchanged, byType)
+}
+
+// outcomeText is the diagnostics of an OperationOutcome, for the summary's examples.
+func outcomeText(body []byte) string {
+	var oo struct {
+		Issue []struct {
+			Diagnostics string `json:"diagnostics"`
+		} `json:"issue"`
+	}
+	if json.Unmarshal(body, &oo) != nil || len(oo.Issue) == 0 {
+		if len(body) > 200 {
+			body = body[:200]
+		}
+		return string(body)
+	}
+	var parts []string
+	for _, is := range oo.Issue {
+		parts = append(parts, is.Diagnostics)
+	}
+	s := strings.Join(parts, "; ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
