@@ -94,6 +94,13 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	base := strings.TrimRight(cfg.baseURL, "/")
 	if base == "" {
 		dir := cfg.dataDir
+		if dir != "" {
+			// A store that holds data already would be measured at another size, and the demo data,
+			// which the scenarios pick their patient from, would not be seeded into it.
+			if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+				return fmt.Errorf("--data-dir %s is not empty; gpfhir bench needs a fresh store", dir)
+			}
+		}
 		if dir == "" {
 			tmp, err := os.MkdirTemp("", "gpfhir-bench-")
 			if err != nil {

@@ -65,3 +65,17 @@ func TestBenchRefusesANonLoopbackTarget(t *testing.T) {
 		t.Fatalf("bench against 192.0.2.1: err = %v, want a refusal naming loopback", err)
 	}
 }
+
+// TestBenchRefusesAStoreWithData keeps the figures about a fresh store of the size asked for.
+func TestBenchRefusesAStoreWithData(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "gpfhir.db"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--data-dir", dir, "--duration", "100ms"},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("bench on a directory with data: err = %v, want a refusal saying it is not empty", err)
+	}
+}
