@@ -112,6 +112,13 @@ func (s *Server) mePatient(rel string, p store.Resource, practice online.Access,
 		if st.Reason != "" {
 			sp.Part = append(sp.Part, param{Name: "reason", ValueString: st.Reason})
 		}
+		for _, typ := range st.Shows {
+			sp.Part = append(sp.Part, param{Name: "shows", ValueCode: typ})
+		}
+		for _, wt := range st.Withholds {
+			sp.Part = append(sp.Part, param{Name: "withheld", Part: []param{
+				{Name: "type", ValueCode: wt.Type}, {Name: "needs", ValueCode: wt.Needs}, {Name: "reason", ValueString: wt.Reason}}})
+		}
 		part = append(part, sp)
 	}
 	return param{Name: "patient", Part: part}

@@ -64,6 +64,20 @@ type capResource struct {
 	SearchRevInclude  []string         `json:"searchRevInclude,omitempty"`
 	SearchParam       []capSearchParam `json:"searchParam"`
 	Operation         []capOperation   `json:"operation,omitempty"`
+	// Extension lists the type's R4 search parameters that are not supported, each with the reason.
+	Extension []capExtension `json:"extension,omitempty"`
+}
+
+// UnsupportedSearchParamExtension marks, on a CapabilityStatement resource, an R4 search parameter of
+// the type that this server does not support: sub-extensions name (valueString), definition
+// (valueCanonical) and reason (valueString).
+const UnsupportedSearchParamExtension = "https://gpfhir.example/StructureDefinition/unsupported-search-parameter"
+
+type capExtension struct {
+	URL            string         `json:"url"`
+	ValueString    string         `json:"valueString,omitempty"`
+	ValueCanonical string         `json:"valueCanonical,omitempty"`
+	Extension      []capExtension `json:"extension,omitempty"`
 }
 
 type capOperation struct {
@@ -131,6 +145,13 @@ func (s *Server) capabilityStatement() capabilityStatement {
 				})
 			}
 			res.SearchInclude, res.SearchRevInclude = includeValues(t)
+			for _, u := range t.Unsupported {
+				res.Extension = append(res.Extension, capExtension{URL: UnsupportedSearchParamExtension, Extension: []capExtension{
+					{URL: "name", ValueString: u.Code},
+					{URL: "definition", ValueCanonical: "http://hl7.org/fhir/SearchParameter/" + t.Name + "-" + u.Code},
+					{URL: "reason", ValueString: u.Reason},
+				}})
+			}
 		}
 		if typeAllows(t, "operation") {
 			res.Operation = typeOperations[t.Name]

@@ -261,7 +261,10 @@ func TestMeExplainsWhatIsAvailableAndWhy(t *testing.T) {
 		tok  header
 		says []string
 	}{
-		{"linked, defaults", bearer(ts.patientToken(w.meNHS, "P9", "")), []string{`"valueCode":"self"`, "Patient/" + w.me, `"valueCode":"summary"`}},
+		{"linked, defaults", bearer(ts.patientToken(w.meNHS, "P9", "")), []string{`"valueCode":"self"`, "Patient/" + w.me, `"valueCode":"summary"`,
+			`{"name":"shows","valueCode":"AllergyIntolerance"}`, `{"name":"shows","valueCode":"Immunization"}`,
+			`{"name":"type","valueCode":"Condition"},{"name":"needs","valueCode":"detailed"},{"name":"reason","valueString":"the practice has switched on summary record access; Condition entries need detailed`,
+			`{"name":"type","valueCode":"DocumentReference"},{"name":"needs","valueCode":"full"}`}},
 		{"proofing level", bearer(ts.patientToken(w.meNHS, "P5", "")), []string{"needs level P9", `"valueBoolean":false`}},
 		{"not switched on", bearer(ts.patientToken(w.otherNHS, "P9", "")), []string{"the practice has not switched on online access to the GP record"}},
 		{"not linked, and proxy grants", bearer(ts.patientToken(carer, "P9", "")), []string{

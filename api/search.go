@@ -141,6 +141,15 @@ func searchParam(typ *fhir.TypeInfo, name string) (*fhir.SearchParam, bool) {
 	return typ.Param(name)
 }
 
+// notAParam is the answer to a parameter name typ does not support: an R4 parameter this server leaves
+// out is told apart, with the reason, from a name R4 does not define.
+func notAParam(typ *fhir.TypeInfo, key, name string) *unsupported {
+	if u, ok := typ.UnsupportedParam(name); ok {
+		return &unsupported{key: key, why: name + " is an R4 search parameter of " + typ.Name + " that this server does not support: " + u.Reason}
+	}
+	return &unsupported{key: key, why: name + " is not a search parameter of " + typ.Name}
+}
+
 // parseParam parses one occurrence of a filter parameter, key=raw, on typ: a plain parameter with an
 // optional modifier, a chain (subject:Patient.identifier=...) or a reverse chain (_has:...). It returns
 // a *apiError for a malformed value and an *unsupported for a parameter that may be ignored.
@@ -155,7 +164,7 @@ func (s *Server) parseParam(typ *fhir.TypeInfo, key, raw string, depth int) (sto
 	name, modifier, _ := strings.Cut(head, ":")
 	sp, ok := searchParam(typ, name)
 	if !ok {
-		return nil, &unsupported{key: key, why: name + " is not a search parameter of " + typ.Name}
+		return nil, notAParam(typ, key, name)
 	}
 	if chained {
 		return s.parseChain(typ, sp, key, modifier, rest, raw, depth)
@@ -219,7 +228,7 @@ func (s *Server) parseHas(typ *fhir.TypeInfo, key, raw string, depth int) (store
 	}
 	ref, ok := src.Param(parts[2])
 	if !ok {
-		return nil, &unsupported{key: key, why: parts[2] + " is not a search parameter of " + src.Name}
+		return nil, notAParam(src, key, parts[2])
 	}
 	if ref.Type != fhir.ParamReference || !contains(ref.Targets, typ.Name) {
 		return nil, fail(kindBadValue, "%s: %s.%s is not a reference that can point at a %s", key, src.Name, ref.Code, typ.Name).at(key)

@@ -164,6 +164,11 @@ func TestSearchParameterTypesAndModifiers(t *testing.T) {
 		{"phone is the contact value", "/Patient?phone=" + q("01524 000001"), []string{w.pA}},
 		{"email", "/Patient?email=ann@example.org", []string{w.pA}},
 		{"telecom covers every contact point", "/Patient?telecom=ann@example.org", []string{w.pA}},
+		{"telecom system|value: the system is ContactPoint.system", "/Patient?telecom=phone|" + q("01524 000001"), []string{w.pA}},
+		{"telecom with another system does not match", "/Patient?telecom=email|" + q("01524 000001"), nil},
+		{"phone with its system", "/Patient?phone=phone|" + q("01524 000001"), []string{w.pA}},
+		{"email with its system", "/Patient?email=email|ann@example.org", []string{w.pA}},
+		{"telecom system| matches every value of that system", "/Patient?telecom=email|", []string{w.pA}},
 		{"_tag", "/Patient?_tag=urn:example:tags|vip", []string{w.pA}},
 		{"_security", "/Patient?_security=R", []string{w.pA}},
 		{"_profile", "/Patient?_profile=" + q(profile), []string{w.pA}},
@@ -328,8 +333,8 @@ func TestSearchUnsupportedParametersLenientOrStrict(t *testing.T) {
 	}{
 		{"an unknown parameter", "/Patient?shoe-size=9&family=lenient", "shoe-size"},
 		{"an unknown chained parameter", "/Patient?organization.shoe-size=9&family=lenient", "organization.shoe-size"},
-		{"_has from a type not served", "/Patient?_has:Observation:subject:code=1234&family=lenient", "_has:Observation"},
-		{"_include from a type not served", "/Patient?_include=Observation:subject&family=lenient", "_include"},
+		{"_has from a type not served", "/Patient?_has:Claim:patient:use=claim&family=lenient", "_has:Claim"},
+		{"_include from a type not served", "/Patient?_include=Claim:patient&family=lenient", "_include"},
 		{"the _include wildcard", "/Patient?_include=Patient:*&family=lenient", "_include"},
 	}
 	for _, tt := range tests {
@@ -343,7 +348,7 @@ func TestSearchUnsupportedParametersLenientOrStrict(t *testing.T) {
 			if oo == nil || !strings.Contains(string(r.Body), tt.ignored) {
 				t.Fatalf("no outcome entry naming %s: %s", tt.ignored, r.Body)
 			}
-			if self := link(b, "self"); strings.Contains(self, "shoe") || strings.Contains(self, "Observation") || strings.Contains(self, "_include") || !strings.Contains(self, "family=lenient") {
+			if self := link(b, "self"); strings.Contains(self, "shoe") || strings.Contains(self, "Claim") || strings.Contains(self, "_include") || !strings.Contains(self, "family=lenient") {
 				t.Errorf("self link %q must show only the applied parameters", self)
 			}
 			r = ts.mustStatus(ts.get(tt.query, header{"Prefer": "handling=strict"}), http.StatusBadRequest)

@@ -157,6 +157,17 @@ type ServiceStatus struct {
 	From time.Time
 	// Reason says, when the level is none, who has not switched it on, in plain words.
 	Reason string
+	// For the record: the entry types shown, and those withheld at this level with the reason.
+	Shows     []string
+	Withholds []WithheldType
+}
+
+// WithheldType is a type of record entry that the effective record level does not show.
+type WithheldType struct {
+	Type string
+	// Needs is the record level that would show it.
+	Needs  string
+	Reason string
 }
 
 // ExplainServices describes each service for a patient acting for themselves (grant nil) or a proxy.
@@ -178,6 +189,20 @@ func ExplainServices(practice online.Access, grant *online.Access) []ServiceStat
 	}
 	if eff.Record == online.RecordNone {
 		out[0].Reason = why("the GP record", practice.Record == online.RecordNone)
+	}
+	var withheld []string
+	out[0].Shows, withheld = online.RecordTypesAt(eff.Record)
+	for _, typ := range withheld {
+		need, _ := online.RecordLevelOf(typ)
+		w := WithheldType{Type: typ, Needs: need.String()}
+		if practice.Record < need {
+			w.Reason = "the practice has switched on " + practice.Record.String() + " record access; " + typ +
+				" entries need " + need.String() + ". Ask the practice to switch on " + need.String() + " record access"
+		} else {
+			w.Reason = "your proxy access for this patient allows " + eff.Record.String() + " record access; " + typ +
+				" entries need " + need.String() + ". Ask the patient's practice to extend it"
+		}
+		out[0].Withholds = append(out[0].Withholds, w)
 	}
 	if eff.Prescriptions == online.ServiceNone {
 		out[1].Reason = why("repeat prescriptions", practice.Prescriptions == online.ServiceNone)

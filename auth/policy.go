@@ -84,6 +84,18 @@ var patientCompartment = map[string]CompartmentDef{
 	"Task":              {Param: "patient", Paths: []string{"for"}},
 	"RelatedPerson":     {Param: "patient", Paths: []string{"patient"}},
 	"Consent":           {Param: "patient", Paths: []string{"patient"}},
+	// The GP record's clinical types (online.RecordLevelOf), each confined by its patient parameter.
+	"AllergyIntolerance":  {Param: "patient", Paths: []string{"patient"}},
+	"MedicationStatement": {Param: "patient", Paths: []string{"subject"}},
+	"Condition":           {Param: "patient", Paths: []string{"subject"}},
+	"Observation":         {Param: "patient", Paths: []string{"subject"}},
+	"Procedure":           {Param: "patient", Paths: []string{"subject"}},
+	"DiagnosticReport":    {Param: "patient", Paths: []string{"subject"}},
+	"Encounter":           {Param: "patient", Paths: []string{"subject"}},
+	"ServiceRequest":      {Param: "patient", Paths: []string{"subject"}},
+	"DocumentReference":   {Param: "patient", Paths: []string{"subject"}},
+	"Composition":         {Param: "patient", Paths: []string{"subject"}},
+	"Communication":       {Param: "patient", Paths: []string{"subject"}},
 }
 
 var publicTypes = map[string]bool{

@@ -95,7 +95,7 @@ func TestPolicyTable(t *testing.T) {
 		{"auditor reads audit events", auditor, Search, Facts{Type: "AuditEvent"}, Allowed, ""},
 		{"auditor sees no clinical data", auditor, Read, own, DenyScope, ""},
 		{"commissioner gets no FHIR resources", commissioner, Search, Facts{Type: "Patient"}, DenyRole, ""},
-		{"unknown types are refused to everyone", gp, Read, Facts{Type: "Observation"}, DenyUnknownClass, ""},
+		{"unknown types are refused to everyone", gp, Read, Facts{Type: "Claim"}, DenyUnknownClass, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

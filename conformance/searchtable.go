@@ -349,9 +349,11 @@ func init() {
 			"lot-number":   text("AB1234", "XY9876", "", "B123"),
 		},
 		"Task": {
-			"identifier":  identifier(),
-			"status":      token("http://hl7.org/fhir/task-status", "requested", "completed", ""),
-			"intent":      token("http://hl7.org/fhir/task-intent", "order", "plan", ""),
+			"identifier": identifier(),
+			"status":     token("http://hl7.org/fhir/task-status", "requested", "completed", ""),
+			// R4's task-intent value set takes order and plan from request-intent (task-intent adds only
+			// unknown), so that is their system.
+			"intent":      token("http://hl7.org/fhir/request-intent", "order", "plan", ""),
 			"code":        token(taskCode, "fulfill", "approve", "fulfill"),
 			"focus":       ref("MedicationRequest", "A", "B"),
 			"patient":     ref("Patient", "A", "B"),

@@ -185,7 +185,11 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 	switch path.DataType {
 	case TypeCode:
 		if s, ok := v.(string); ok && s != "" {
-			x.add(IndexEntry{Param: p.Code, System: path.CodeSystem, Value: s})
+			system := path.CodeSystem
+			if path.CodeSystems != nil {
+				system = path.CodeSystems[s]
+			}
+			x.add(IndexEntry{Param: p.Code, System: system, Value: s})
 		}
 	case TypeBoolean:
 		if b, ok := v.(bool); ok {
@@ -234,10 +238,10 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 			x.add(IndexEntry{Param: p.Code, System: sys, Value: val, Text: NormalizeString(text)})
 		}
 	case TypeContactPoint:
-		// R4 defines no token system for a ContactPoint (search.html, token table): the value is the
-		// code, so "phone=01234" and "phone=|01234" match and "telecom=phone|01234" does not.
+		// R4 (search.html, token table): ContactPoint.system is the token's system and ContactPoint.value
+		// its code, so "telecom=phone|01234" and "phone=01234" match, and "telecom=email|01234" does not.
 		if m != nil && str(m, "value") != "" {
-			x.add(IndexEntry{Param: p.Code, Value: str(m, "value")})
+			x.add(IndexEntry{Param: p.Code, System: str(m, "system"), Value: str(m, "value")})
 		}
 	case TypeString:
 		if s, ok := v.(string); ok {

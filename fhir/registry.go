@@ -54,9 +54,13 @@ type Path struct {
 	// CodeSystem is the implicit system of a code element (its required value set's code system), stored
 	// as the token's System so that "gender=http://hl7.org/fhir/administrative-gender|male" matches.
 	CodeSystem string
+	// CodeSystems, for a value set that draws on several code systems, give each code's system.
+	CodeSystems map[string]string
 	// Child, after the WhereField filter, steps to this child element, whose datatype is DataType: an
 	// extension's value, as in extension.where(url='...').valueBoolean.
 	Child string
+	// anyType marks, during translation, a path into one type of an uncast choice element.
+	anyType bool
 }
 
 // SearchParam is one search parameter of a resource type.
@@ -95,7 +99,19 @@ type TypeInfo struct {
 	// vread, search-type, create, update, patch, delete, history-instance, history-type); nil allows every
 	// one. AuditEvent allows only reading and searching: the trail is append-only through every path.
 	Interactions []string
-	byCode       map[string]*SearchParam
+	// Unsupported are the type's R4 search parameters this server does not support.
+	Unsupported []Unsupported
+	byCode      map[string]*SearchParam
+}
+
+// UnsupportedParam returns the R4 parameter code that this server does not support, with the reason.
+func (t *TypeInfo) UnsupportedParam(code string) (Unsupported, bool) {
+	for _, u := range t.Unsupported {
+		if u.Code == code {
+			return u, true
+		}
+	}
+	return Unsupported{}, false
 }
 
 // Allows reports whether the type supports the restful interaction.
@@ -134,32 +150,11 @@ func Types() []*TypeInfo {
 	return out
 }
 
-// Code systems of required bindings used as implicit token systems.
 const (
-	csGender         = "http://hl7.org/fhir/administrative-gender"
-	csApptStatus     = "http://hl7.org/fhir/appointmentstatus"
-	csMedReqStatus   = "http://hl7.org/fhir/CodeSystem/medicationrequest-status"
-	csMedReqIntent   = "http://hl7.org/fhir/CodeSystem/medicationrequest-intent"
-	csEventStatus    = "http://hl7.org/fhir/event-status"
-	csSlotStatus     = "http://hl7.org/fhir/slotstatus"
-	csTaskStatus     = "http://hl7.org/fhir/task-status"
-	csTaskIntent     = "http://hl7.org/fhir/task-intent"
-	csAuditAction    = "http://hl7.org/fhir/audit-event-action"
-	csAuditOutcome   = "http://hl7.org/fhir/audit-event-outcome"
 	spBase           = "http://hl7.org/fhir/SearchParameter/"
 	sdBase           = "http://hl7.org/fhir/StructureDefinition/"
 	actorTargetsDesc = "Practitioner, Device, Patient, HealthcareService, PractitionerRole, RelatedPerson, Location"
 )
-
-func path(elements, dataType string) Path { return Path{Elements: elements, DataType: dataType} }
-
-func refTo(elements, refType string) Path {
-	return Path{Elements: elements, DataType: TypeReference, RefType: refType}
-}
-
-func code(elements, system string) Path {
-	return Path{Elements: elements, DataType: TypeCode, CodeSystem: system}
-}
 
 // onlineBookableParam indexes the online-bookable extension of Schedules and Slots, so that a patient's
 // search can be confined to what the practice publishes for online booking.
@@ -174,7 +169,7 @@ func onlineBookableParam(typ string) *SearchParam {
 
 func identifierParam(typ, desc string) *SearchParam {
 	return &SearchParam{Code: "identifier", Type: ParamToken, Expression: typ + ".identifier",
-		Paths: []Path{path("identifier", TypeIdentifier)}, Description: desc}
+		Description: desc}
 }
 
 // commonParams are the parameters every resource has. _id and _lastUpdated come from the store's columns.
@@ -185,13 +180,13 @@ func commonParams(typ string) []*SearchParam {
 		{Code: "_lastUpdated", Type: ParamDate, Expression: typ + ".meta.lastUpdated", FromStore: true,
 			Description: "When the resource version last changed", Definition: spBase + "Resource-lastUpdated"},
 		{Code: "_tag", Type: ParamToken, Expression: typ + ".meta.tag",
-			Paths:       []Path{path("meta.tag", TypeCoding)},
+
 			Description: "Tags applied to this resource", Definition: spBase + "Resource-tag"},
 		{Code: "_profile", Type: ParamURI, Expression: typ + ".meta.profile",
-			Paths:       []Path{path("meta.profile", TypeURI)},
+
 			Description: "Profiles this resource claims to conform to", Definition: spBase + "Resource-profile"},
 		{Code: "_security", Type: ParamToken, Expression: typ + ".meta.security",
-			Paths:       []Path{path("meta.security", TypeCoding)},
+
 			Description: "Security Labels applied to this resource", Definition: spBase + "Resource-security"},
 	}
 }
@@ -199,249 +194,272 @@ func commonParams(typ string) []*SearchParam {
 var actorTargets = strings.Split(actorTargetsDesc, ", ")
 
 // auditEntityTargets are the served types an AuditEvent entity may name (R4 says Any).
-var auditEntityTargets = []string{"Patient", "Appointment", "MedicationRequest", "Immunization", "Organization",
-	"Practitioner", "Schedule", "Slot", "Location", "AuditEvent"}
+var auditEntityTargets = append([]string{"Patient", "Appointment", "MedicationRequest", "Immunization", "Organization",
+	"Practitioner", "Schedule", "Slot", "Location", "AuditEvent", "Task", "RelatedPerson"}, recordTypeNames()...)
+
+func recordTypeNames() []string {
+	var out []string
+	for _, e := range recordTable {
+		out = append(out, e.name)
+	}
+	return out
+}
 
 // typeTable is the served types and their own search parameters (R4 4.0.1 definitions). Adding a type is
 // one entry here.
-var typeTable = []struct {
-	name   string
-	params []*SearchParam
-}{
+var typeTable = []typeEntry{
 	{"Patient", []*SearchParam{
 		identifierParam("Patient", "A patient identifier"),
 		{Code: "name", Type: ParamString, Expression: "Patient.name",
-			Paths:       []Path{path("name", TypeHumanName)},
+
 			Description: "A server defined search that may match any of the string fields in the HumanName, including family, give, prefix, suffix, suffix, and/or text"},
 		{Code: "family", Type: ParamString, Expression: "Patient.name.family",
-			Paths: []Path{path("name.family", TypeString)}, Description: "A portion of the family name of the patient"},
+			Description: "A portion of the family name of the patient"},
 		{Code: "given", Type: ParamString, Expression: "Patient.name.given",
-			Paths: []Path{path("name.given", TypeString)}, Description: "A portion of the given name of the patient"},
+			Description: "A portion of the given name of the patient"},
 		{Code: "birthdate", Type: ParamDate, Expression: "Patient.birthDate",
-			Paths: []Path{path("birthDate", TypeDate)}, Description: "The patient's date of birth"},
+			Description: "The patient's date of birth"},
 		{Code: "gender", Type: ParamToken, Expression: "Patient.gender",
-			Paths: []Path{code("gender", csGender)}, Description: "Gender of the patient"},
+			Description: "Gender of the patient"},
 		{Code: "address-postalcode", Type: ParamString, Expression: "Patient.address.postalCode",
-			Paths: []Path{path("address.postalCode", TypeString)}, Description: "A postalCode specified in an address"},
+			Description: "A postalCode specified in an address"},
 		{Code: "telecom", Type: ParamToken, Expression: "Patient.telecom",
-			Paths: []Path{path("telecom", TypeContactPoint)}, Description: "The value in any kind of telecom details of the patient"},
+			Description: "The value in any kind of telecom details of the patient"},
 		{Code: "phone", Type: ParamToken, Expression: "Patient.telecom.where(system='phone')",
-			Paths:       []Path{{Elements: "telecom", DataType: TypeContactPoint, WhereField: "system", WhereValue: "phone"}},
+
 			Description: "A value in a phone contact"},
 		{Code: "email", Type: ParamToken, Expression: "Patient.telecom.where(system='email')",
-			Paths:       []Path{{Elements: "telecom", DataType: TypeContactPoint, WhereField: "system", WhereValue: "email"}},
+
 			Description: "A value in an email contact"},
 		{Code: "general-practitioner", Type: ParamReference, Expression: "Patient.generalPractitioner",
-			Paths:       []Path{path("generalPractitioner", TypeReference)},
+
 			Targets:     []string{"Organization", "Practitioner", "PractitionerRole"},
 			Description: "Patient's nominated general practitioner, not the organization that manages the record"},
 		{Code: "organization", Type: ParamReference, Expression: "Patient.managingOrganization",
-			Paths: []Path{path("managingOrganization", TypeReference)}, Targets: []string{"Organization"},
+			Targets:     []string{"Organization"},
 			Description: "The organization that is the custodian of the patient record"},
 		{Code: "active", Type: ParamToken, Expression: "Patient.active",
-			Paths: []Path{path("active", TypeBoolean)}, Description: "Whether the patient record is active"},
-	}},
+			Description: "Whether the patient record is active"},
+	}, nil},
 	{"Appointment", []*SearchParam{
 		{Code: "patient", Type: ParamReference, Expression: "Appointment.participant.actor.where(resolve() is Patient)",
-			Paths: []Path{refTo("participant.actor", "Patient")}, Targets: []string{"Patient"},
+			Targets:     []string{"Patient"},
 			Description: "One of the individuals of the appointment is this patient"},
 		{Code: "actor", Type: ParamReference, Expression: "Appointment.participant.actor",
-			Paths: []Path{path("participant.actor", TypeReference)}, Targets: actorTargets,
+			Targets:     actorTargets,
 			Description: "Any one of the individuals participating in the appointment"},
 		{Code: "practitioner", Type: ParamReference, Expression: "Appointment.participant.actor.where(resolve() is Practitioner)",
-			Paths: []Path{refTo("participant.actor", "Practitioner")}, Targets: []string{"Practitioner"},
+			Targets:     []string{"Practitioner"},
 			Description: "One of the individuals of the appointment is this practitioner"},
 		{Code: "location", Type: ParamReference, Expression: "Appointment.participant.actor.where(resolve() is Location)",
-			Paths: []Path{refTo("participant.actor", "Location")}, Targets: []string{"Location"},
+			Targets:     []string{"Location"},
 			Description: "This location is listed in the participants of the appointment"},
 		{Code: "date", Type: ParamDate, Expression: "Appointment.start",
-			Paths: []Path{path("start", TypeDate)}, Description: "Appointment date/time."},
+			Description: "Appointment date/time."},
 		{Code: "status", Type: ParamToken, Expression: "Appointment.status",
-			Paths: []Path{code("status", csApptStatus)}, Description: "The overall status of the appointment"},
+			Description: "The overall status of the appointment"},
 		{Code: "slot", Type: ParamReference, Expression: "Appointment.slot",
-			Paths: []Path{path("slot", TypeReference)}, Targets: []string{"Slot"},
+			Targets:     []string{"Slot"},
 			Description: "The slots that this appointment is filling"},
 		identifierParam("Appointment", "An Identifier of the Appointment"),
 		{Code: "service-type", Type: ParamToken, Expression: "Appointment.serviceType",
-			Paths:       []Path{path("serviceType", TypeCodeableConcept)},
+
 			Description: "The specific service that is to be performed during this appointment"},
 		{Code: "appointment-type", Type: ParamToken, Expression: "Appointment.appointmentType",
-			Paths:       []Path{path("appointmentType", TypeCodeableConcept)},
+
 			Description: "The style of appointment or patient that has been booked in the slot (not service type)"},
-	}},
+	}, nil},
 	{"MedicationRequest", []*SearchParam{
 		{Code: "patient", Type: ParamReference, Expression: "MedicationRequest.subject.where(resolve() is Patient)",
-			Paths: []Path{refTo("subject", "Patient")}, Targets: []string{"Patient"},
+			Targets:     []string{"Patient"},
 			Description: "Returns prescriptions for a specific patient"},
 		{Code: "subject", Type: ParamReference, Expression: "MedicationRequest.subject",
-			Paths: []Path{path("subject", TypeReference)}, Targets: []string{"Group", "Patient"},
+			Targets:     []string{"Group", "Patient"},
 			Description: "The identity of a patient to list orders  for"},
 		{Code: "status", Type: ParamToken, Expression: "MedicationRequest.status",
-			Paths: []Path{code("status", csMedReqStatus)}, Description: "Status of the prescription"},
+			Description: "Status of the prescription"},
 		{Code: "intent", Type: ParamToken, Expression: "MedicationRequest.intent",
-			Paths: []Path{code("intent", csMedReqIntent)}, Description: "Returns prescriptions with different intents"},
+			Description: "Returns prescriptions with different intents"},
 		{Code: "authoredon", Type: ParamDate, Expression: "MedicationRequest.authoredOn",
-			Paths: []Path{path("authoredOn", TypeDate)}, Description: "Return prescriptions written on this date"},
+			Description: "Return prescriptions written on this date"},
 		{Code: "code", Type: ParamToken, Expression: "(MedicationRequest.medication as CodeableConcept)",
-			Paths:       []Path{path("medicationCodeableConcept", TypeCodeableConcept)},
+
 			Description: "Return prescriptions of this medication code"},
 		{Code: "medication", Type: ParamReference, Expression: "(MedicationRequest.medication as Reference)",
-			Paths: []Path{path("medicationReference", TypeReference)}, Targets: []string{"Medication"},
+			Targets:     []string{"Medication"},
 			Description: "Return prescriptions for this medication reference"},
 		{Code: "requester", Type: ParamReference, Expression: "MedicationRequest.requester",
-			Paths:       []Path{path("requester", TypeReference)},
+
 			Targets:     []string{"Practitioner", "Organization", "Patient", "PractitionerRole", "Device", "RelatedPerson"},
 			Description: "Returns prescriptions prescribed by this prescriber"},
 		identifierParam("MedicationRequest", "Return prescriptions with this external identifier"),
-	}},
+	}, nil},
 	{"Immunization", []*SearchParam{
 		{Code: "patient", Type: ParamReference, Expression: "Immunization.patient",
-			Paths: []Path{path("patient", TypeReference)}, Targets: []string{"Patient"},
+			Targets:     []string{"Patient"},
 			Description: "The patient for the vaccination record"},
 		{Code: "date", Type: ParamDate, Expression: "Immunization.occurrence",
-			Paths:       []Path{path("occurrenceDateTime", TypeDate)},
+
 			Description: "Vaccination  (non)-Administration Date"},
 		{Code: "status", Type: ParamToken, Expression: "Immunization.status",
-			Paths: []Path{code("status", csEventStatus)}, Description: "Immunization event status"},
+			Description: "Immunization event status"},
 		{Code: "vaccine-code", Type: ParamToken, Expression: "Immunization.vaccineCode",
-			Paths: []Path{path("vaccineCode", TypeCodeableConcept)}, Description: "Vaccine Product Administered"},
+			Description: "Vaccine Product Administered"},
 		identifierParam("Immunization", "Business identifier"),
 		{Code: "lot-number", Type: ParamString, Expression: "Immunization.lotNumber",
-			Paths: []Path{path("lotNumber", TypeString)}, Description: "Vaccine Lot Number"},
-	}},
+			Description: "Vaccine Lot Number"},
+	}, nil},
 	{"Organization", []*SearchParam{
 		identifierParam("Organization", "Any identifier for the organization (not the accreditation issuer's identifier)"),
 		{Code: "name", Type: ParamString, Expression: "Organization.name | Organization.alias",
-			Paths:       []Path{path("name", TypeString), path("alias", TypeString)},
+
 			Description: "A portion of the organization's name or alias"},
-	}},
+	}, nil},
 	{"Practitioner", []*SearchParam{
 		identifierParam("Practitioner", "A practitioner's Identifier"),
 		{Code: "name", Type: ParamString, Expression: "Practitioner.name",
-			Paths:       []Path{path("name", TypeHumanName)},
+
 			Description: "A server defined search that may match any of the string fields in the HumanName, including family, give, prefix, suffix, suffix, and/or text"},
 		{Code: "family", Type: ParamString, Expression: "Practitioner.name.family",
-			Paths: []Path{path("name.family", TypeString)}, Description: "A portion of the family name"},
-	}},
+			Description: "A portion of the family name"},
+	}, nil},
 	{"Schedule", []*SearchParam{
 		{Code: "actor", Type: ParamReference, Expression: "Schedule.actor",
-			Paths: []Path{path("actor", TypeReference)}, Targets: actorTargets,
+			Targets:     actorTargets,
 			Description: "The individual(HealthcareService, Practitioner, Location, ...) to find a Schedule for"},
 		{Code: "date", Type: ParamDate, Expression: "Schedule.planningHorizon",
-			Paths:       []Path{path("planningHorizon", TypePeriod)},
+
 			Description: "Search for Schedule resources that have a period that contains this date specified"},
 		{Code: "active", Type: ParamToken, Expression: "Schedule.active",
-			Paths: []Path{path("active", TypeBoolean)}, Description: "Is the schedule in active use"},
+			Description: "Is the schedule in active use"},
 		identifierParam("Schedule", "A Schedule Identifier"),
 		onlineBookableParam("Schedule"),
-	}},
+	}, nil},
 	{"Slot", []*SearchParam{
 		{Code: "schedule", Type: ParamReference, Expression: "Slot.schedule",
-			Paths: []Path{path("schedule", TypeReference)}, Targets: []string{"Schedule"},
+			Targets:     []string{"Schedule"},
 			Description: "The Schedule Resource that we are seeking a slot within"},
 		{Code: "start", Type: ParamDate, Expression: "Slot.start",
-			Paths: []Path{path("start", TypeDate)}, Description: "Appointment date/time."},
+			Description: "Appointment date/time."},
 		{Code: "status", Type: ParamToken, Expression: "Slot.status",
-			Paths: []Path{code("status", csSlotStatus)}, Description: "The free/busy status of the appointment"},
+			Description: "The free/busy status of the appointment"},
 		{Code: "service-type", Type: ParamToken, Expression: "Slot.serviceType",
-			Paths:       []Path{path("serviceType", TypeCodeableConcept)},
+
 			Description: "The type of appointments that can be booked into the slot"},
 		identifierParam("Slot", "A Slot Identifier"),
 		onlineBookableParam("Slot"),
-	}},
+	}, nil},
 	// Task carries patients' repeat-prescription requests (GP Connect Patient Facing Prescriptions).
 	{"Task", []*SearchParam{
 		identifierParam("Task", "Search for a task instance by its business identifier"),
 		{Code: "status", Type: ParamToken, Expression: "Task.status",
-			Paths: []Path{code("status", csTaskStatus)}, Description: "Search by task status"},
+			Description: "Search by task status"},
 		{Code: "intent", Type: ParamToken, Expression: "Task.intent",
-			Paths: []Path{code("intent", csTaskIntent)}, Description: "Search by task intent"},
+			Description: "Search by task intent"},
 		{Code: "code", Type: ParamToken, Expression: "Task.code",
-			Paths: []Path{path("code", TypeCodeableConcept)}, Description: "Search by task code"},
+			Description: "Search by task code"},
 		{Code: "focus", Type: ParamReference, Expression: "Task.focus",
-			Paths: []Path{path("focus", TypeReference)}, Targets: []string{"MedicationRequest"},
+			Targets:     []string{"MedicationRequest"},
 			Description: "Search by task focus"},
 		{Code: "patient", Type: ParamReference, Expression: "Task.for.where(resolve() is Patient)",
-			Paths: []Path{refTo("for", "Patient")}, Targets: []string{"Patient"},
+			Targets:     []string{"Patient"},
 			Description: "Search by patient"},
 		{Code: "subject", Type: ParamReference, Expression: "Task.for",
-			Paths: []Path{path("for", TypeReference)}, Targets: []string{"Patient"},
+			Targets:     []string{"Patient"},
 			Description: "Search by subject"},
 		{Code: "owner", Type: ParamReference, Expression: "Task.owner",
-			Paths: []Path{path("owner", TypeReference)}, Targets: []string{"Organization", "Practitioner"},
+			Targets:     []string{"Organization", "Practitioner"},
 			Description: "Search by task owner"},
 		{Code: "requester", Type: ParamReference, Expression: "Task.requester",
-			Paths: []Path{path("requester", TypeReference)}, Targets: []string{"Patient", "RelatedPerson", "Practitioner", "Organization"},
+			Targets:     []string{"Patient", "RelatedPerson", "Practitioner", "Organization"},
 			Description: "Search by task requester"},
 		{Code: "authored-on", Type: ParamDate, Expression: "Task.authoredOn",
-			Paths: []Path{path("authoredOn", TypeDate)}, Description: "Search by creation date"},
+			Description: "Search by creation date"},
 		{Code: "modified", Type: ParamDate, Expression: "Task.lastModified",
-			Paths: []Path{path("lastModified", TypeDate)}, Description: "Search by last modification date"},
-	}},
+			Description: "Search by last modification date"},
+	}, nil},
 	// RelatedPerson holds practice-managed proxy grants: the proxy's NHS number, the patient, the period
 	// and the services allowed (docs/online-services.md, "Proxy access").
 	{"RelatedPerson", []*SearchParam{
 		identifierParam("RelatedPerson", "An Identifier of the RelatedPerson"),
 		{Code: "patient", Type: ParamReference, Expression: "RelatedPerson.patient",
-			Paths: []Path{path("patient", TypeReference)}, Targets: []string{"Patient"},
+			Targets:     []string{"Patient"},
 			Description: "The patient this related person is related to"},
 		{Code: "active", Type: ParamToken, Expression: "RelatedPerson.active",
-			Paths: []Path{path("active", TypeBoolean)}, Description: "Indicates if the related person record is active"},
+			Description: "Indicates if the related person record is active"},
 		{Code: "name", Type: ParamString, Expression: "RelatedPerson.name",
-			Paths:       []Path{path("name", TypeHumanName)},
+
 			Description: "A server defined search that may match any of the string fields in the HumanName, including family, give, prefix, suffix, suffix, and/or text"},
-	}},
+	}, nil},
 	// Location is served because GP Connect schedules and appointments name the practice site, and R4
 	// does not allow an Organization as Schedule.actor.
 	{"Location", []*SearchParam{
 		identifierParam("Location", "An identifier for the location"),
 		{Code: "name", Type: ParamString, Expression: "Location.name | Location.alias",
-			Paths:       []Path{path("name", TypeString), path("alias", TypeString)},
+
 			Description: "A portion of the location's name or alias"},
 		{Code: "organization", Type: ParamReference, Expression: "Location.managingOrganization",
-			Paths: []Path{path("managingOrganization", TypeReference)}, Targets: []string{"Organization"},
+			Targets:     []string{"Organization"},
 			Description: "Searches for locations that are managed by the provided organization"},
 		{Code: "address-postalcode", Type: ParamString, Expression: "Location.address.postalCode",
-			Paths: []Path{path("address.postalCode", TypeString)}, Description: "A postal code specified in an address"},
-	}}, // AuditEvent is written by the server only (package audit) and read by auditors and, for
+			Description: "A postal code specified in an address"},
+	}, nil}, // AuditEvent is written by the server only (package audit) and read by auditors and, for
 	// their own record, patients. The parameters are R4's, for the questions auditors ask: who (agent,
 	// patient), what (entity, entity-type, action, subtype), when (date), how it ended (outcome), where
 	// (source).
 	{"AuditEvent", []*SearchParam{
 		{Code: "date", Type: ParamDate, Expression: "AuditEvent.recorded",
-			Paths: []Path{path("recorded", TypeDate)}, Description: "Time when the event was recorded"},
+			Description: "Time when the event was recorded"},
 		{Code: "patient", Type: ParamReference,
-			Expression: "AuditEvent.agent.who.where(resolve() is Patient) | AuditEvent.entity.what.where(resolve() is Patient)",
-			Paths:      []Path{refTo("agent.who", "Patient"), refTo("entity.what", "Patient")}, Targets: []string{"Patient"},
+			Expression:  "AuditEvent.agent.who.where(resolve() is Patient) | AuditEvent.entity.what.where(resolve() is Patient)",
+			Targets:     []string{"Patient"},
 			Description: "Identifier of who"},
 		{Code: "agent", Type: ParamReference, Expression: "AuditEvent.agent.who",
-			Paths:       []Path{path("agent.who", TypeReference)},
+
 			Targets:     []string{"Practitioner", "Organization", "Device", "Patient", "PractitionerRole", "RelatedPerson"},
 			Description: "Identifier of who"},
 		{Code: "entity", Type: ParamReference, Expression: "AuditEvent.entity.what",
-			Paths: []Path{path("entity.what", TypeReference)}, Targets: auditEntityTargets,
+			Targets:     auditEntityTargets,
 			Description: "Specific instance of resource"},
 		{Code: "entity-type", Type: ParamToken, Expression: "AuditEvent.entity.type",
-			Paths: []Path{path("entity.type", TypeCoding)}, Description: "Type of entity involved"},
+			Description: "Type of entity involved"},
 		{Code: "action", Type: ParamToken, Expression: "AuditEvent.action",
-			Paths: []Path{code("action", csAuditAction)}, Description: "Type of action performed during the event"},
+			Description: "Type of action performed during the event"},
 		{Code: "outcome", Type: ParamToken, Expression: "AuditEvent.outcome",
-			Paths: []Path{code("outcome", csAuditOutcome)}, Description: "Whether the event succeeded or failed"},
+			Description: "Whether the event succeeded or failed"},
 		{Code: "type", Type: ParamToken, Expression: "AuditEvent.type",
-			Paths: []Path{path("type", TypeCoding)}, Description: "Type/identifier of event"},
+			Description: "Type/identifier of event"},
 		{Code: "subtype", Type: ParamToken, Expression: "AuditEvent.subtype",
-			Paths: []Path{path("subtype", TypeCoding)}, Description: "More specific type/id for the event"},
+			Description: "More specific type/id for the event"},
 		{Code: "source", Type: ParamReference, Expression: "AuditEvent.source.observer",
-			Paths:       []Path{path("source.observer", TypeReference)},
+
 			Targets:     []string{"Practitioner", "Organization", "Device", "Patient", "PractitionerRole", "RelatedPerson"},
 			Description: "The identity of source detecting the event"},
 		// Who, when the user is not a Patient here: a GP system's or auditor's subject at its identity
 		// provider (agent.altId), and the app a request came through (the client agent's name).
 		{Code: "altid", Type: ParamToken, Expression: "AuditEvent.agent.altId",
-			Paths: []Path{code("agent.altId", "")}, Description: "Alternative User identity"},
+			Description: "Alternative User identity"},
 		{Code: "agent-name", Type: ParamString, Expression: "AuditEvent.agent.name",
-			Paths: []Path{path("agent.name", TypeString)}, Description: "Human friendly name for the agent"},
-	}},
+			Description: "Human friendly name for the agent"},
+	}, nil},
+}
+
+// typeEntry is one served type: its own supported search parameters, and the R4 parameters it does not
+// support, with the reason.
+type typeEntry struct {
+	name        string
+	params      []*SearchParam
+	unsupported []Unsupported
+}
+
+// Unsupported is an R4 search parameter of a served type that this server does not support: the
+// CapabilityStatement lists it with Reason, and a search that uses it is told Reason (or refused, under
+// handling=strict).
+type Unsupported struct {
+	Code       string
+	Type       ParamType
+	Expression string
+	Reason     string
 }
 
 // typeInteractions limits the interactions of some types; the others allow every interaction. AuditEvent,
@@ -474,15 +492,32 @@ var sharedDefinitions = map[string]string{
 var registry = buildRegistry()
 
 func buildRegistry() map[string]*TypeInfo {
-	reg := make(map[string]*TypeInfo, len(typeTable))
-	for _, e := range typeTable {
-		t := &TypeInfo{Name: e.name, Profile: sdBase + e.name, Interactions: typeInteractions[e.name], byCode: map[string]*SearchParam{}}
+	reg := make(map[string]*TypeInfo, len(typeTable)+len(recordTable))
+	for _, e := range append(append([]typeEntry(nil), typeTable...), recordTable...) {
+		if more, ok := r4Additions[e.name]; ok {
+			e.params = append(append([]*SearchParam(nil), e.params...), more.params...)
+			e.unsupported = append(append([]Unsupported(nil), e.unsupported...), more.unsupported...)
+		}
+		t := &TypeInfo{Name: e.name, Profile: sdBase + e.name, Interactions: typeInteractions[e.name],
+			Unsupported: e.unsupported, byCode: map[string]*SearchParam{}}
 		for _, p := range append(commonParams(e.name), e.params...) {
 			if p.Definition == "" {
 				if shared, ok := sharedDefinitions[e.name+"."+p.Code]; ok {
 					p.Definition = spBase + shared
+				} else if shared, ok := clinicalDefinition(e.name, p.Code); ok {
+					p.Definition = spBase + shared
 				} else {
 					p.Definition = spBase + e.name + "-" + p.Code
+				}
+			}
+			if p.Paths == nil && !p.FromStore {
+				tr, err := Translate(e.name, p.Type, p.Expression)
+				if err != nil {
+					panic("fhir: search parameter " + e.name + "." + p.Code + ": " + err.Error())
+				}
+				p.Paths = tr.Paths
+				if p.Targets == nil {
+					p.Targets = tr.Targets
 				}
 			}
 			if _, dup := t.byCode[p.Code]; dup {

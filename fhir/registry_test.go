@@ -15,7 +15,9 @@ func TestRegistryServesTheMissionTypesSorted(t *testing.T) {
 	if !sort.StringsAreSorted(names) {
 		t.Errorf("Types() not sorted: %v", names)
 	}
-	for _, want := range []string{"Appointment", "Immunization", "MedicationRequest", "Organization", "Patient", "Practitioner", "Schedule", "Slot"} {
+	for _, want := range []string{"Appointment", "Immunization", "MedicationRequest", "Organization", "Patient", "Practitioner", "Schedule", "Slot",
+		"AllergyIntolerance", "MedicationStatement", "Condition", "Observation", "Procedure", "DiagnosticReport", "Encounter",
+		"ServiceRequest", "DocumentReference", "Composition", "Communication"} {
 		if !served[want] {
 			t.Errorf("%s is not served (Types() = %v)", want, names)
 		}
@@ -23,8 +25,8 @@ func TestRegistryServesTheMissionTypesSorted(t *testing.T) {
 			t.Errorf("LookupType(%q) = %v, %v", want, ti, ok)
 		}
 	}
-	if _, ok := LookupType("Observation"); ok {
-		t.Error("Observation is not served")
+	if _, ok := LookupType("Claim"); ok {
+		t.Error("Claim is not served")
 	}
 	if _, ok := LookupType("patient"); ok {
 		t.Error("LookupType must be case-sensitive")

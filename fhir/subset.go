@@ -5,6 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
+
+	apb "github.com/google/fhir/go/proto/google/fhir/proto/annotations_go_proto"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // SubsetMode says which elements Subset keeps, after the R4 _summary and _elements parameters.
@@ -31,15 +36,31 @@ const (
 // alwaysKept are kept in every subset: without them the result is not a resource, or not this one.
 var alwaysKept = []string{"resourceType", "id", "meta", "implicitRules"}
 
-// mandatoryElements are the top-level elements with a minimum cardinality of 1 in R4. A choice element is
-// written with "[x]". Every subset keeps them, so that a subsetted resource is still valid.
-var mandatoryElements = map[string][]string{
-	"Appointment":       {"status", "participant"},
-	"MedicationRequest": {"status", "intent", "medication[x]", "subject"},
-	"Immunization":      {"status", "vaccineCode", "patient", "occurrence[x]"},
-	"Schedule":          {"actor"},
-	"Slot":              {"schedule", "status", "start", "end"},
+// mandatoryElements returns the top-level elements of typ with a minimum cardinality of 1 in R4, as
+// google/fhir/go's R4 descriptors mark them (a choice element is written with "[x]"). Every subset keeps
+// them, so that a subsetted resource is still valid.
+func mandatoryElements(typ string) []string {
+	return mandatory()[typ]
 }
+
+var mandatory = sync.OnceValue(func() map[string][]string {
+	out := map[string][]string{}
+	for typ, md := range resourceDescriptors() {
+		fields := md.Fields()
+		for i := 0; i < fields.Len(); i++ {
+			f := fields.Get(i)
+			if r, _ := proto.GetExtension(f.Options(), apb.E_ValidationRequirement).(apb.Requirement); r != apb.Requirement_REQUIRED_BY_FHIR {
+				continue
+			}
+			name := f.JSONName()
+			if f.Kind() == protoreflect.MessageKind && isChoice(f.Message()) {
+				name += "[x]"
+			}
+			out[typ] = append(out[typ], name)
+		}
+	}
+	return out
+})
 
 // summaryElements are the top-level elements that R4 marks isSummary ("Σ") for each served type.
 var summaryElements = map[string][]string{
@@ -59,6 +80,33 @@ var summaryElements = map[string][]string{
 		"status", "start", "end"},
 	"Location": {"identifier", "status", "operationalStatus", "name", "description", "mode", "type",
 		"physicalType", "managingOrganization"},
+	"AllergyIntolerance": {"identifier", "clinicalStatus", "verificationStatus", "type", "category", "criticality",
+		"code", "patient"},
+	"MedicationStatement": {"identifier", "basedOn", "partOf", "status", "statusReason", "category", "medication[x]",
+		"subject", "context", "effective[x]", "dateAsserted", "informationSource"},
+	"Condition": {"identifier", "clinicalStatus", "verificationStatus", "category", "severity", "code", "bodySite",
+		"subject", "encounter", "onset[x]", "abatement[x]", "recordedDate"},
+	"Observation": {"identifier", "basedOn", "partOf", "status", "category", "code", "subject", "focus", "encounter",
+		"effective[x]", "issued", "performer", "value[x]", "dataAbsentReason", "hasMember", "derivedFrom", "component"},
+	"Procedure": {"identifier", "instantiatesCanonical", "instantiatesUri", "basedOn", "partOf", "status",
+		"statusReason", "category", "code", "subject", "encounter", "performed[x]", "recorder", "asserter", "performer",
+		"location", "reasonCode", "reasonReference", "bodySite"},
+	"DiagnosticReport": {"identifier", "basedOn", "status", "category", "code", "subject", "encounter", "effective[x]",
+		"issued", "performer", "resultsInterpreter", "result"},
+	"Encounter": {"identifier", "status", "class", "type", "serviceType", "priority", "subject", "episodeOfCare",
+		"basedOn", "participant", "appointment", "period", "reasonCode", "reasonReference", "diagnosis", "account",
+		"serviceProvider", "partOf"},
+	"ServiceRequest": {"identifier", "instantiatesCanonical", "instantiatesUri", "basedOn", "replaces", "requisition",
+		"status", "intent", "category", "priority", "doNotPerform", "code", "orderDetail", "quantity[x]", "subject",
+		"encounter", "occurrence[x]", "asNeeded[x]", "authoredOn", "requester", "performerType", "performer",
+		"locationCode", "locationReference", "reasonCode", "reasonReference", "insurance", "specimen", "bodySite"},
+	"DocumentReference": {"masterIdentifier", "identifier", "status", "docStatus", "type", "category", "subject",
+		"date", "author", "authenticator", "custodian", "relatesTo", "description", "securityLabel", "content", "context"},
+	"Composition": {"identifier", "status", "type", "category", "subject", "encounter", "date", "author", "title",
+		"confidentiality", "attester", "custodian", "relatesTo", "event"},
+	"Communication": {"identifier", "instantiatesCanonical", "instantiatesUri", "basedOn", "partOf", "status",
+		"statusReason", "category", "priority", "medium", "subject", "topic", "about", "encounter", "sent", "received",
+		"recipient", "sender", "reasonCode", "reasonReference"},
 }
 
 // elementIn reports whether the JSON member name is one of the element names in list, where "x[x]" names
@@ -99,7 +147,7 @@ func Subset(body []byte, mode SubsetMode, elements []string) ([]byte, error) {
 		asked = append(asked, top, top+"[x]")
 	}
 	keep := func(name string) bool {
-		if elementIn(name, alwaysKept) || elementIn(name, mandatoryElements[typ]) {
+		if elementIn(name, alwaysKept) || elementIn(name, mandatoryElements(typ)) {
 			return true
 		}
 		switch mode {

@@ -158,16 +158,30 @@ func RecordLevelOf(typ string) (RecordLevel, bool) {
 	return l, ok
 }
 
+// recordDates are, for each record entry type, the search parameter and the element that hold its
+// clinical date: when it was recorded, given or done, as the record shows it.
+var recordDates = map[string][2]string{
+	"Immunization":        {"date", "occurrenceDateTime"},
+	"MedicationRequest":   {"authoredon", "authoredOn"},
+	"MedicationStatement": {"effective", "effectiveDateTime"},
+	"AllergyIntolerance":  {"date", "recordedDate"},
+	"Condition":           {"recorded-date", "recordedDate"},
+	"Observation":         {"date", "effectiveDateTime"},
+	"Procedure":           {"date", "performedDateTime"},
+	"DiagnosticReport":    {"date", "effectiveDateTime"},
+	"Encounter":           {"date", "period.start"},
+	"ServiceRequest":      {"authored", "authoredOn"},
+	"DocumentReference":   {"date", "date"},
+	"Composition":         {"date", "date"},
+	"Communication":       {"sent", "sent"},
+}
+
 // RecordDate names, for record entry types with a clinical date, the search parameter and the element
-// that prospective access (RecordFrom) compares with. An entry without that date counts as historical.
+// (its dateTime form) that prospective access (RecordFrom) compares with. An entry without that date
+// counts as historical.
 func RecordDate(typ string) (param, element string, ok bool) {
-	switch typ {
-	case "Immunization":
-		return "date", "occurrenceDateTime", true
-	case "MedicationRequest":
-		return "authoredon", "authoredOn", true
-	}
-	return "", "", false
+	d, ok := recordDates[typ]
+	return d[0], d[1], ok
 }
 
 // EntryDate reads the clinical date of a record entry tree (see RecordDate); zero when absent.
@@ -176,11 +190,13 @@ func EntryDate(typ string, tree map[string]any) time.Time {
 	if !ok {
 		return time.Time{}
 	}
-	lo, _, err := fhir.ParseDateRange(str(tree, el))
-	if err != nil {
-		return time.Time{}
+	for _, v := range fhir.Walk(tree, el) {
+		s, _ := v.(string)
+		if lo, _, err := fhir.ParseDateRange(s); err == nil {
+			return time.UnixMilli(lo).UTC()
+		}
 	}
-	return time.UnixMilli(lo).UTC()
+	return time.Time{}
 }
 
 // CheckAccessResource checks the project rules of a Patient or RelatedPerson write: valid levels,
@@ -201,4 +217,19 @@ func CheckAccessResource(typ string, tree map[string]any) *RuleError {
 		}
 	}
 	return nil
+}
+
+// RecordTypesAt splits the record entry types into those shown at level l and those withheld, each sorted
+// by name.
+func RecordTypesAt(l RecordLevel) (shown, withheld []string) {
+	for typ, need := range recordTypes {
+		if l >= need {
+			shown = append(shown, typ)
+		} else {
+			withheld = append(withheld, typ)
+		}
+	}
+	slices.Sort(shown)
+	slices.Sort(withheld)
+	return shown, withheld
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 )
 
 // kv is one member of a JSON object. obj keeps members in the order written, so that a resource reads
@@ -78,6 +79,9 @@ func write(b *bytes.Buffer, v any) {
 		}
 	case int:
 		fmt.Fprintf(b, "%d", x)
+	case float64:
+		// The shortest form that reads back as x: a FHIR decimal, the same on every machine.
+		b.WriteString(strconv.FormatFloat(x, 'f', -1, 64))
 	default:
 		panic(fmt.Sprintf("seed: cannot encode %T", v))
 	}

@@ -57,7 +57,9 @@ func newGen(o Options) *gen {
 // Generate builds the demo data set. Resources come in dependency order: every literal reference
 // ("Type/id") points to a resource earlier in the slice, so a loader can create them one by one.
 // The order is Organization, Location, Practitioner, Patient, RelatedPerson (proxy grants),
-// Immunization, MedicationRequest, Schedule, Slot, Appointment.
+// Immunization, MedicationRequest, the rest of each patient's record (AllergyIntolerance,
+// MedicationStatement, Condition, Encounter, Observation, DiagnosticReport, Procedure, ServiceRequest,
+// Composition, DocumentReference, Communication), Schedule, Slot, Appointment.
 func Generate(o Options) []Resource {
 	g := newGen(o)
 
@@ -84,6 +86,9 @@ func Generate(o Options) []Resource {
 	}
 	for _, pt := range g.patients {
 		g.emitMedications(pt)
+	}
+	for _, pt := range g.patients {
+		g.emitRecord(pt)
 	}
 	g.emitAppointmentBooks()
 	return g.out

@@ -22,14 +22,14 @@ const importPractice = `{"resourceType":"Organization","id":"practice-y1","name"
 	`"identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y00001"}]}`
 
 // importFixtures writes a practice, a Synthea-shaped transaction (POSTs with urn:uuid fullUrls, a type
-// not served, a Patient with no practice) and an ndjson file, and returns the directory.
+// not served that a served one refers to, a Patient with no practice) and an ndjson file, and returns the directory.
 func importFixtures(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	tx := `{"resourceType":"Bundle","type":"transaction","entry":[
 	 {"fullUrl":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000001","resource":{"resourceType":"Patient","id":"5b5c5f8e-0000-4000-8000-000000000001","name":[{"family":"Imported"}],"gender":"female","birthDate":"1970-01-01"},"request":{"method":"POST","url":"Patient"}},
-	 {"fullUrl":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000002","resource":{"resourceType":"Encounter","id":"5b5c5f8e-0000-4000-8000-000000000002","status":"finished","class":{"code":"AMB"},"subject":{"reference":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000001"}},"request":{"method":"POST","url":"Encounter"}},
-	 {"fullUrl":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000003","resource":{"resourceType":"Immunization","id":"5b5c5f8e-0000-4000-8000-000000000003","status":"completed","vaccineCode":{"text":"flu"},"patient":{"reference":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000001"},"encounter":{"reference":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000002"},"occurrenceDateTime":"2020-01-01"},"request":{"method":"POST","url":"Immunization"}},
+	 {"fullUrl":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000002","resource":{"resourceType":"CarePlan","id":"5b5c5f8e-0000-4000-8000-000000000002","status":"active","intent":"plan","subject":{"reference":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000001"}},"request":{"method":"POST","url":"CarePlan"}},
+	 {"fullUrl":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000003","resource":{"resourceType":"Observation","id":"5b5c5f8e-0000-4000-8000-000000000003","status":"final","code":{"text":"weight"},"subject":{"reference":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000001"},"basedOn":[{"reference":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000002"}],"effectiveDateTime":"2020-01-01"},"request":{"method":"POST","url":"Observation"}},
 	 {"fullUrl":"urn:uuid:5b5c5f8e-0000-4000-8000-000000000004","resource":{"resourceType":"Practitioner","id":"5b5c5f8e-0000-4000-8000-000000000004","name":[{"family":"Doc"}]},"request":{"method":"POST","url":"Practitioner"}}
 	]}`
 	nd := `{"resourceType":"Practitioner","id":"nd-1","name":[{"family":"One"}]}
@@ -71,12 +71,12 @@ func TestImportStoresServedTypesAndASecondRunStoresNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	imm, err := st.Get(context.Background(), "Immunization", "5b5c5f8e-0000-4000-8000-000000000003")
+	obs, err := st.Get(context.Background(), "Observation", "5b5c5f8e-0000-4000-8000-000000000003")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(imm.Body), "encounter") || !strings.Contains(string(imm.Body), `"Patient/5b5c5f8e-0000-4000-8000-000000000001"`) {
-		t.Errorf("the Immunization keeps a reference to a type not served, or lost its patient: %s", imm.Body)
+	if strings.Contains(string(obs.Body), "basedOn") || !strings.Contains(string(obs.Body), `"Patient/5b5c5f8e-0000-4000-8000-000000000001"`) {
+		t.Errorf("the Observation keeps a reference to a type not served, or lost its patient: %s", obs.Body)
 	}
 	pt, err := st.Get(context.Background(), "Patient", "5b5c5f8e-0000-4000-8000-000000000001")
 	if err != nil {
@@ -111,7 +111,7 @@ func TestImportWithoutPracticeSkipsUnregisteredPatients(t *testing.T) {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
 	if !strings.Contains(out, "patient has no registered practice (give --practice ODS): 2") || !strings.Contains(out, "1 stored") {
-		t.Errorf("want the Patient and its Immunization skipped for having no practice, the Practitioner stored:\n%s", out)
+		t.Errorf("want the Patient and its Observation skipped for having no practice, the Practitioner stored:\n%s", out)
 	}
 }
 
