@@ -306,7 +306,7 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 	seen := map[string]bool{}
 	{
 		for _, r := range list {
-			e := audit.Entity{Type: r.Type, ID: r.ID, Version: r.VersionID, PatientIDs: s.patientsOf(r)}
+			e := audit.Entity{Type: r.Type, ID: r.ID, Version: r.VersionID, PatientIDs: s.patientsOf(req, r)}
 			if seen[e.Ref()] {
 				continue
 			}
@@ -359,12 +359,18 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 // patientsOf names the patients whose record r is part of, as the policy reads them (auth.FactsOf): a
 // Patient itself, or the patient references of a compartment type. AuditEvents are not attributed:
 // reading the trail is not reading a record.
-func (s *Server) patientsOf(r store.Resource) []string {
+//
+// What the policy already found for this version in this request is used as it is: the same parameters
+// of the same body, so decoding it again would only cost time.
+func (s *Server) patientsOf(req *request, r store.Resource) []string {
 	if r.Type == "Patient" {
 		return []string{r.ID}
 	}
 	if auth.ClassOf(r.Type) != auth.ClassPatient || len(r.Body) == 0 {
 		return nil
+	}
+	if ids, ok := req.patientsOfVersion[versionKey{r.Type, r.ID, r.VersionID}]; ok {
+		return ids
 	}
 	entries, err := s.entriesOf(r.Body, auth.FactParams(r.Type)...)
 	if err != nil {
@@ -410,4 +416,10 @@ func auditFacts(r store.Resource) (auth.Facts, error) {
 	}
 	f.PatientIDs = ids
 	return f, nil
+}
+
+// versionKey names one version of a resource.
+type versionKey struct {
+	typ, id string
+	version int64
 }

@@ -508,7 +508,11 @@ func (s *Server) read(req *request, p pathParams) error {
 	if err != nil {
 		return err
 	}
-	if err := s.canRead(req, r); err != nil {
+	// Only for this decision: a later entry of a batch may read after the resource has changed.
+	req.readCurrent = versionKey{r.Type, r.ID, r.VersionID}
+	err = s.canRead(req, r)
+	req.readCurrent = versionKey{}
+	if err != nil {
 		return err
 	}
 	return s.serveRead(req, r)

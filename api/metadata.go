@@ -163,14 +163,33 @@ func (s *Server) capabilityStatement() capabilityStatement {
 	return cs
 }
 
+// capabilityBody is the CapabilityStatement as served, and the issuers' endpoints it was built with.
+type capabilityBody struct {
+	endpoints string
+	body      []byte
+}
+
+// capabilities serves the CapabilityStatement. It is a fixed document once the issuers' discovery
+// documents are in, so its bytes are built once and rebuilt only when the endpoints it names change (its
+// date is then when this server last changed what it states, as CapabilityStatement.date means);
+// it depends on nothing in the store, so no other process can make it stale.
 func (s *Server) capabilities(req *request, _ pathParams) error {
 	c := req.c
+	var endpoints string
+	if metas := s.cfg.Auth.Metadata(c.Request.Context()); len(metas) > 0 {
+		endpoints = metas[0].AuthorizationEndpoint + " " + metas[0].TokenEndpoint
+	}
+	if cb := s.capCache.Load(); cb != nil && cb.endpoints == endpoints {
+		writeFHIR(c, http.StatusOK, cb.body)
+		return nil
+	}
 	cs := s.capabilityStatement()
 	cs.Rest[0].Security = s.securitySection(c.Request.Context())
 	body, err := json.Marshal(cs)
 	if err != nil {
 		return internal(err)
 	}
+	s.capCache.Store(&capabilityBody{endpoints: endpoints, body: body})
 	writeFHIR(c, http.StatusOK, body)
 	return nil
 }

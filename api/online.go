@@ -85,12 +85,19 @@ func (s *Server) patientsByNHS(ctx context.Context, nhs string) ([]store.Resourc
 }
 
 // practiceAccess reads the levels a practice set on a Patient; the defaults when it set none.
+// Only the extensions are decoded: this runs on every patient request, and the rest of the Patient
+// (names, addresses, identifiers) would be built into maps only to be dropped.
 func practiceAccess(r store.Resource) online.Access {
-	var tree map[string]any
-	if json.Unmarshal(r.Body, &tree) != nil {
+	var pt struct {
+		Extension []any `json:"extension"`
+	}
+	if json.Unmarshal(r.Body, &pt) != nil {
 		return online.DefaultAccess
 	}
-	return online.PracticeAccess(tree)
+	if len(pt.Extension) == 0 {
+		return online.DefaultAccess
+	}
+	return online.PracticeAccess(map[string]any{"extension": pt.Extension})
 }
 
 // grantView is one proxy grant as the proxy sees it.

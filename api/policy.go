@@ -176,7 +176,13 @@ func (s *Server) facts(req *request, caller *auth.Caller, r store.Resource) (aut
 		return auth.Facts{Type: r.Type}, err
 	}
 	f := auth.FactsOf(r.Type, r.ID, entries)
-	if caller.RedactionApplies() && !f.Redacted {
+	if !r.Deleted {
+		if req.patientsOfVersion == nil {
+			req.patientsOfVersion = map[versionKey][]string{}
+		}
+		req.patientsOfVersion[versionKey{r.Type, r.ID, r.VersionID}] = f.PatientIDs
+	}
+	if caller.RedactionApplies() && !f.Redacted && (r.Deleted || req.readCurrent != versionKey{r.Type, r.ID, r.VersionID}) {
 		newest, err := s.newestBody(ctx, r)
 		if err != nil {
 			return f, err

@@ -67,6 +67,12 @@ type request struct {
 	// practices memoises, for this request only, the ODS codes of the practices each patient is
 	// registered at (practicesOf).
 	practices map[string][]string
+	// patientsOfVersion keeps, for this request only, the patients the policy found each version it
+	// decided on belongs to, so that the audit record names them without decoding the body again.
+	patientsOfVersion map[versionKey][]string
+	// readCurrent is the version a read by id just fetched as the current one: its own security labels
+	// are then the newest, and the policy need not fetch the resource again to look for a redaction.
+	readCurrent versionKey
 	// entries are the audit inputs of a batch's or transaction's entries, each recorded as an
 	// interaction of its own.
 	entries []entryAudit

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -104,6 +105,8 @@ type Config struct {
 type Server struct {
 	cfg   Config
 	store store.Store
+	// capCache is the served CapabilityStatement (metadata.go).
+	capCache atomic.Pointer[capabilityBody]
 	// trail is where audit records are appended: the same backend as store, through its audit
 	// interface.
 	trail   audit.Store

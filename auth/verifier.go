@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -86,6 +87,7 @@ type Verifier struct {
 	cfg     Config
 	issuers map[string]*issuer
 	order   []string
+	cache   *tokenCache
 }
 
 // NewVerifier checks the configuration. It does not contact the issuers: discovery happens on first
@@ -110,7 +112,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.KeyMaxAge <= 0 {
 		cfg.KeyMaxAge = DefaultKeyMaxAge
 	}
-	v := &Verifier{cfg: cfg, issuers: map[string]*issuer{}}
+	v := &Verifier{cfg: cfg, issuers: map[string]*issuer{}, cache: newTokenCache(TokenCacheSize)}
 	for _, u := range cfg.Issuers {
 		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
 			return nil, fmt.Errorf("auth: issuer %q is not an http(s) URL", u)
@@ -147,6 +149,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
 	if raw == "" {
 		return nil, &TokenError{Description: "no bearer token: send Authorization: Bearer <access token>"}
 	}
+	key := sha256.Sum256([]byte(raw))
+	if c, ok := v.cache.get(key, v.cfg.Now()); ok {
+		return c, nil
+	}
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
 		return nil, &TokenError{Description: "the bearer token is not a signed JWT (three dot-separated parts)"}
@@ -175,6 +181,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
 	if err != nil {
 		return nil, err
 	}
+	snap := st.keys.snap.Load()
 	idt, err := st.verifier.Verify(ctx, raw)
 	if err != nil {
 		return nil, verifyError(err, v.cfg.Audience)
@@ -204,7 +211,16 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Caller, error) {
 		return nil, &TokenError{Description: fmt.Sprintf("the token lives too long (exp is %s after %s); this server accepts tokens that live at most %s",
 			idt.Expiry.Sub(from).Round(time.Second), fromName, v.cfg.MaxTokenLifetime)}
 	}
-	return NewCaller(claims, v.cfg.ClientODS)
+	caller, err := NewCaller(claims, v.cfg.ClientODS)
+	if err != nil {
+		return nil, err
+	}
+	// Cached only when the signature was checked against the keys still current, so that the entry can
+	// be dropped as soon as those keys are replaced.
+	if snap != nil && st.keys.snap.Load() == snap {
+		v.cache.put(key, caller, idt.Expiry, now, st.keys, snap)
+	}
+	return caller, nil
 }
 
 func decodeSegment(seg string, dst any) error {
@@ -229,6 +245,7 @@ type issuer struct {
 type issuerState struct {
 	meta     Metadata
 	verifier *oidc.IDTokenVerifier
+	keys     *keySet
 }
 
 // discoveryRetry is how long a failed discovery is remembered before it is tried again.
@@ -263,6 +280,7 @@ func (is *issuer) get(ctx context.Context) (*issuerState, error) {
 	skewed := func() time.Time { return is.v.cfg.Now().Add(-ClockSkew) }
 	is.state = &issuerState{
 		meta: meta,
+		keys: keys,
 		verifier: oidc.NewVerifier(is.url, keys, &oidc.Config{
 			ClientID:             is.v.cfg.Audience,
 			SupportedSigningAlgs: Algorithms,

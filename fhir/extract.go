@@ -1,6 +1,8 @@
 package fhir
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -66,11 +68,41 @@ func ExtractBodyParams(body []byte, base string, params ...string) ([]IndexEntry
 	if len(params) == 0 {
 		return nil, nil
 	}
-	tree, ferr := decodeTree(body)
-	if ferr != nil {
-		return nil, ferr
+	// Only the top-level elements the parameters' paths start at are decoded: a Patient's names,
+	// addresses and extensions would otherwise be built into maps on every read, only to be dropped.
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, &Error{Kind: Malformed, Issues: []Issue{NewIssue(IssueStructure, "the body is not a JSON object: "+err.Error())}}
 	}
-	return extract(&Resource{typ: tree["resourceType"].(string), tree: tree}, base, params), nil
+	var typ string
+	if json.Unmarshal(top["resourceType"], &typ) != nil || typ == "" {
+		return nil, &Error{Kind: Malformed, Issues: []Issue{NewIssue(IssueStructure, "resourceType must be a non-empty string", "resourceType")}}
+	}
+	ti, ok := LookupType(typ)
+	if !ok {
+		return nil, nil
+	}
+	tree := map[string]any{"resourceType": typ}
+	for _, p := range ti.Params {
+		if p.FromStore || !slices.Contains(params, p.Code) {
+			continue
+		}
+		for _, path := range p.Paths {
+			el, _, _ := strings.Cut(path.Elements, ".")
+			raw, ok := top[el]
+			if _, done := tree[el]; done || !ok {
+				continue
+			}
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return nil, &Error{Kind: Malformed, Issues: []Issue{NewIssue(IssueStructure, "the body is not valid JSON: "+err.Error())}}
+			}
+			tree[el] = v
+		}
+	}
+	return extract(&Resource{typ: typ, tree: tree}, base, params), nil
 }
 
 type extractor struct {

@@ -55,6 +55,7 @@ commands:
   restore    put a backup in place (--from FILE --data-dir D) and verify its audit chain; see docs/operations.md
   import     load FHIR JSON (Bundles, resources, ndjson; files, directories, .tgz, -) through the API's rules
   export     write the store's current resources as ndjson, one file per type (the offline twin of $export)
+  bench      measure the server under load on loopback (req/s, latency, ratio to static bytes); see README "Performance"
   conformance    run the FHIR conformance suite against a server (--base-url URL --token-command CMD); see docs/conformance.md
   version    print the version
 
@@ -79,6 +80,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return storeCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		return auditCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "bench":
+		return benchCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "conformance":
 		return conformanceCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "backup":

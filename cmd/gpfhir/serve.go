@@ -37,6 +37,7 @@ type serveConfig struct {
 	clientODS    clientODSFlag
 	dev          bool
 	seed         int64
+	devPatients  int
 	maxBody      int64
 	maxCount     int
 	maxEntries   int
@@ -77,6 +78,7 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.Var(&cfg.clientODS, "client-ods", "bind a GP-system client to practices: CLIENT=ODS[,ODS] (repeatable; in the environment, separate entries with ;)")
 	fs.BoolVar(&cfg.dev, "dev", false, "development mode: built-in identity provider at /dev-idp, demo data seeded into an empty store")
 	fs.Int64Var(&cfg.seed, "seed", 1, "random seed of the --dev demo data")
+	fs.IntVar(&cfg.devPatients, "dev-patients", seed.DefaultPatients, "how many patients the --dev demo data holds")
 	fs.Int64Var(&cfg.maxBody, "max-body", 10<<20, "largest request body accepted, in bytes")
 	fs.IntVar(&cfg.maxCount, "max-count", 1000, "largest search page size (_count)")
 	fs.IntVar(&cfg.maxEntries, "max-bundle-entries", 1000, "most entries in one batch or transaction Bundle")
@@ -154,6 +156,9 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 	}
 	if cfg.maxCount <= 0 {
 		errs.addf("--max-count must be positive")
+	}
+	if cfg.devPatients < 1 || cfg.devPatients > seed.MaxPatients {
+		errs.addf("--dev-patients must be from 1 to %d", seed.MaxPatients)
 	}
 	if cfg.cursorKey != "" {
 		k, err := hex.DecodeString(cfg.cursorKey)
@@ -291,7 +296,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		return err
 	}
 	if cfg.dev {
-		if err := seedIfEmpty(ctx, st, srv, cfg.seed, baseURL, log); err != nil {
+		if err := seedIfEmpty(ctx, st, srv, seed.Options{Seed: cfg.seed, Patients: cfg.devPatients}, baseURL, log); err != nil {
 			ln.Close()
 			return err
 		}
@@ -364,7 +369,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 // the demo data obeys every rule that client data does; then a year of patients' online activity into the
 // audit trail (seed.Activity), and a census of each of those months, so that the uptake dashboard has
 // trends the first time it is opened.
-func seedIfEmpty(ctx context.Context, st audit.Backend, srv *api.Server, seedValue int64, baseURL string, log *slog.Logger) error {
+func seedIfEmpty(ctx context.Context, st audit.Backend, srv *api.Server, opts seed.Options, baseURL string, log *slog.Logger) error {
 	existing, err := st.History(ctx, store.HistoryQuery{Limit: 1})
 	if err != nil {
 		return fmt.Errorf("check whether the store is empty: %w", err)
@@ -373,14 +378,14 @@ func seedIfEmpty(ctx context.Context, st audit.Backend, srv *api.Server, seedVal
 		log.Info("store is not empty; demo data not seeded")
 		return nil
 	}
-	now := time.Now()
-	resources := seed.Generate(seed.Options{Seed: seedValue, Now: now})
+	opts.Now = time.Now()
+	resources := seed.Generate(opts)
 	for _, r := range resources {
 		if err := srv.Import(ctx, r.Type, r.ID, r.Body); err != nil {
 			return fmt.Errorf("seed %s/%s: %w", r.Type, r.ID, err)
 		}
 	}
-	history := seed.Activity(seed.Options{Seed: seedValue, Now: now}, baseURL)
+	history := seed.Activity(opts, baseURL)
 	activity := len(history)
 	for len(history) > 0 {
 		n := min(len(history), audit.MaxBatch)
@@ -396,7 +401,7 @@ func seedIfEmpty(ctx context.Context, st audit.Backend, srv *api.Server, seedVal
 	if err := srv.TakeCensuses(ctx, 12); err != nil {
 		return fmt.Errorf("seed the year's census: %w", err)
 	}
-	log.Info("seeded demo data", "resources", len(resources), "activity_records", activity, "seed", seedValue)
+	log.Info("seeded demo data", "resources", len(resources), "activity_records", activity, "seed", opts.Seed)
 	return nil
 }
 
@@ -412,7 +417,7 @@ func buildAuth(cfg *serveConfig, apiCfg *api.Config, log *slog.Logger) error {
 		issuer := apiCfg.BaseURL + "/dev-idp"
 		idp, err := devidp.New(devidp.Config{
 			Dev: true, Issuer: issuer, Audience: audience, Seed: cfg.seed,
-			People: seed.People(seed.Options{Seed: cfg.seed}), Logger: log,
+			People: seed.People(seed.Options{Seed: cfg.seed, Patients: cfg.devPatients}), Logger: log,
 			DashboardRedirectURIs: []string{strings.TrimRight(apiCfg.BaseURL, "/") + "/dashboard/callback"},
 			AppRedirectURIs:       cfg.devRedirects,
 		})

@@ -821,7 +821,7 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	rows, err := s.reads.query(ctx, s.r, query, args...)
 	if err != nil {
 		return nil, translate(err)
 	}

@@ -124,6 +124,7 @@ type Store struct {
 	path string // the database file, for Backup
 
 	stmts        stmtCache     // audit statements on w (audit.go)
+	reads        readStmts     // search statements on r (readstmts.go)
 	copier       *copier       // background copy of audit references (refs.go)
 	checkpointer *checkpointer // background WAL checkpoints (checkpoint.go)
 }
@@ -280,7 +281,7 @@ func (s *Store) Close() error {
 	// First, so that the copier does not start a transaction on pools being closed. What it had not
 	// copied yet stays in the rows, for the next search or copier.
 	s.copier.stop()
-	errs := []error{s.checkpointer.stop(), s.stmts.close()}
+	errs := []error{s.checkpointer.stop(), s.stmts.close(), s.reads.close()}
 	for _, st := range []*sql.Stmt{s.getStmt, s.getVersionStmt, s.getAuditStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gpfhir/gpfhir/bench"
+)
+
+// TestBenchRunsScenariosAgainstTheRealServerAndReportsThem runs `gpfhir bench` briefly: it starts the
+// server, gets tokens from the dev identity provider over HTTP, and reports every scenario asked for with
+// requests that succeeded, a latency distribution, and a ratio to the baseline measured in the same run.
+func TestBenchRunsScenariosAgainstTheRealServerAndReportsThem(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--duration", "300ms", "--connections", "2", "--rate", "50",
+		"--scale", "10", "--scenarios", "read,compartment,metadata,create,update,mixed", "--json", out},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatalf("the JSON report does not parse: %v", err)
+	}
+	if rep.Server["rate_limits"] == "" || !strings.Contains(rep.Server["flags"], "--rate-limit 0") {
+		t.Errorf("the report does not say the server's rate limits were off: %v", rep.Server)
+	}
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		seen[r.Scenario+"/"+r.As+"/"+r.Mode] = true
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("%s as %s (%s): %d requests, %d errors (%s)", r.Scenario, r.As, r.Mode, r.Requests, r.Errors, r.FirstError)
+		}
+		if r.ReqPerSec <= 0 || r.Ratio <= 0 || r.P50Ms > r.P99Ms || r.P99Ms > r.MaxMs || r.RSSMiB <= 0 {
+			t.Errorf("%s as %s (%s): implausible figures %+v", r.Scenario, r.As, r.Mode, r)
+		}
+	}
+	for _, want := range []string{"static bytes (the limit)/baseline/closed", "read/patient/closed", "read/gp-system/closed",
+		"compartment/patient/open", "metadata/anonymous/closed", "create/gp-system/closed", "update/gp-system/open", "mixed/patient/closed"} {
+		if !seen[want] {
+			t.Errorf("no result for %s; have %v", want, seen)
+		}
+	}
+	if !strings.Contains(stdout.String(), "req/s") || !strings.Contains(stdout.String(), "read") {
+		t.Errorf("no table on stdout:\n%s", stdout.String())
+	}
+}
+
+// TestBenchRefusesANonLoopbackTarget keeps the load generator on this machine.
+func TestBenchRefusesANonLoopbackTarget(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--base-url", "http://192.0.2.1:8080", "--duration", "100ms"},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("bench against 192.0.2.1: err = %v, want a refusal naming loopback", err)
+	}
+}
+
+// TestBenchRefusesAStoreWithData keeps the figures about a fresh store of the size asked for.
+func TestBenchRefusesAStoreWithData(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "gpfhir.db"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--data-dir", dir, "--duration", "100ms"},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("bench on a directory with data: err = %v, want a refusal saying it is not empty", err)
+	}
+}
