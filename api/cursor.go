@@ -25,19 +25,24 @@ type cursorSigner struct {
 }
 
 func newCursorSigner(key []byte) (*cursorSigner, error) {
-	// A key of its own, derived from the configured one, so that cursors and dashboard cookies (sealed
-	// with another derivation) can never be passed off as each other.
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte("gpfhir paging cursors v2"))
-	block, err := aes.NewCipher(mac.Sum(nil))
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := derivedAEAD(key, "gpfhir paging cursors v2")
 	if err != nil {
 		return nil, err
 	}
 	return &cursorSigner{aead: aead}, nil
+}
+
+// derivedAEAD is AES-256-GCM under a key of its own for each purpose, derived from the configured key,
+// so that what one purpose seals (a paging cursor, a dashboard cookie) can never be passed off as the
+// other's.
+func derivedAEAD(key []byte, purpose string) (cipher.AEAD, error) {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(purpose))
+	block, err := aes.NewCipher(mac.Sum(nil))
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 // cursorParam is the query parameter that carries a cursor in paging links.

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
@@ -52,13 +51,7 @@ type DashboardSignIn struct {
 type sealer struct{ aead cipher.AEAD }
 
 func newSealer(cursorKey []byte) (*sealer, error) {
-	mac := hmac.New(sha256.New, cursorKey)
-	mac.Write([]byte("gpfhir dashboard cookies v1"))
-	block, err := aes.NewCipher(mac.Sum(nil))
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := derivedAEAD(cursorKey, "gpfhir dashboard cookies v1")
 	if err != nil {
 		return nil, err
 	}

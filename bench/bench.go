@@ -212,7 +212,7 @@ func runOne(ctx context.Context, cfg Config, s Scenario, conns int, rate float64
 						return
 					}
 					t0 := time.Now()
-					err := send(ctx, hc, base, s.Next(w, i))
+					err := Send(ctx, hc, base, s.Next(w, i))
 					if ctx.Err() != nil && err != nil {
 						return // cut off by the end of the run, not a server failure
 					}
@@ -250,7 +250,7 @@ func runOne(ctx context.Context, cfg Config, s Scenario, conns int, rate float64
 			}
 			wg.Go(func() {
 				defer func() { <-slots }()
-				err := send(ctx, hc, base, s.Next(int(i%int64(conns)), i))
+				err := Send(ctx, hc, base, s.Next(int(i%int64(conns)), i))
 				if ctx.Err() != nil && err != nil {
 					return
 				}
@@ -286,9 +286,9 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// send makes one request and reads the whole answer; a transport failure or an unexpected status is an
+// Send makes one request and reads the whole answer; a transport failure or an unexpected status is an
 // error.
-func send(ctx context.Context, hc *http.Client, base string, r Request) error {
+func Send(ctx context.Context, hc *http.Client, base string, r Request) error {
 	var body io.Reader
 	if r.Body != nil {
 		body = bytes.NewReader(r.Body)

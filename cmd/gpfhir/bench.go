@@ -334,36 +334,10 @@ func (fx *fixtures) transaction(imm []byte) []byte {
 	return b
 }
 
+// probe sends a scenario's first request once, so that a scenario that cannot work is reported before
+// any load is run.
 func probe(ctx context.Context, hc *http.Client, base string, s bench.Scenario) error {
-	r := s.Next(0, 0)
-	var body io.Reader
-	if r.Body != nil {
-		body = strings.NewReader(string(r.Body))
-	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, base+r.Path, body)
-	if err != nil {
-		return err
-	}
-	if r.Body != nil {
-		req.Header.Set("Content-Type", "application/fhir+json")
-	}
-	if r.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+r.Token)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	want := r.Want
-	if want == 0 {
-		want = http.StatusOK
-	}
-	if resp.StatusCode != want {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
-		return fmt.Errorf("%s %s: status %d, want %d: %s", r.Method, r.Path, resp.StatusCode, want, msg)
-	}
-	return nil
+	return bench.Send(ctx, hc, base, s.Next(0, 0))
 }
 
 func benchGet(ctx context.Context, hc *http.Client, u, tok string) ([]byte, error) {
