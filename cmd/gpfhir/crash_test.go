@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,12 +18,18 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/auth/devidp"
 	"github.com/gpfhir/gpfhir/seed"
+	"github.com/gpfhir/gpfhir/store/mongo"
+	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
 	"github.com/gpfhir/gpfhir/store/sqlite"
 )
 
-// crashRounds is how many times TestCrashLosesNoAcknowledgedWrite kills the server.
+// crashRounds is how many times TestCrashLosesNoAcknowledgedWrite kills the server on SQLite. On
+// FerretDB, where the seed takes about a minute, each round's writes take seconds and a restart that
+// rolls back the dead process's journal groups up to half a minute on a busy machine, it kills it three
+// times to stay within three minutes.
 const crashRounds = 10
 
 // startKillable runs `gpfhir serve --dev` on data dir dir (with args added) and returns its base URL, a
@@ -46,11 +53,18 @@ func startKillable(t testing.TB, bin, dir string, args ...string) (base string, 
 	}
 	t.Cleanup(kill)
 	found := make(chan string, 1)
+	logged := make(chan string, 1)
 	go func() {
+		// The last lines say why a server that exits at start did.
+		var last []string
+		defer func() { logged <- strings.Join(last, "\n") }()
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		sent := false
 		for sc.Scan() {
+			if last = append(last, sc.Text()); len(last) > 5 {
+				last = last[1:]
+			}
 			var rec struct {
 				Issuer string `json:"issuer"`
 			}
@@ -65,7 +79,7 @@ func startKillable(t testing.TB, bin, dir string, args ...string) (base string, 
 		waitReady(t, base)
 		return base, kill, cmd.Process.Pid
 	case <-done:
-		t.Fatal("serve exited at start")
+		t.Fatalf("serve exited at start:\n%s", <-logged)
 	case <-time.After(60 * time.Second):
 		t.Fatal("serve did not start")
 	}
@@ -131,17 +145,85 @@ func (l *crashLedger) ack(reqID string, f func()) {
 	f()
 }
 
+// crashBackend is what differs between the stores in TestCrashLosesNoAcknowledgedWrite.
+type crashBackend struct {
+	// args select the store on serve and on audit verify.
+	serveArgs, storeArgs []string
+	// settle is how long a killed server's store is left before the restart: on the journal (FerretDB)
+	// a group the dead process left unfinished is rolled back at the next start once its lease has run
+	// out, so the restart waits out the lease it gave the server.
+	settle time.Duration
+	// window is the shortest load window of a round; each round adds up to three times as much at random.
+	window time.Duration
+	// budget bounds the rounds, restarts included.
+	budget time.Duration
+	// rounds is how many times the server is killed.
+	rounds int
+	// records reads the audit chain from the store directly, after the last kill.
+	records func(t *testing.T) []audit.Record
+}
+
 // TestCrashLosesNoAcknowledgedWrite kills the real server (SIGKILL) while clients create, update, send
-// transactions and book slots, ten times, restarting it on the same data each time. After every restart
-// each acknowledged write is there at its acknowledged version with what was sent, each transaction is
-// all there or not at all, no slot has two bookings; at the end `gpfhir audit verify` finds the chain
-// intact and it holds a record of every acknowledged request.
+// transactions and book slots, ten times on SQLite and three on MongoDB, restarting it on the same data
+// each time; MongoDB is the embedded FerretDB, which keeps running while the server dies (atomic groups
+// go through the journal with compensation there). After every restart each acknowledged write is there at its
+// acknowledged version with what was sent, each transaction is all there or not at all, no slot has two
+// bookings; at the end `gpfhir audit verify` finds the chain intact and it holds a record of every
+// acknowledged request.
 func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the server ten times")
 	}
 	bin := buildBinary(t)
-	dir := t.TempDir()
+	t.Run("sqlite", func(t *testing.T) {
+		dir := t.TempDir()
+		runCrashRounds(t, bin, dir, crashBackend{
+			serveArgs: nil, storeArgs: []string{"--data-dir", dir},
+			window: 200 * time.Millisecond, budget: 100 * time.Second, rounds: crashRounds,
+			records: func(t *testing.T) []audit.Record {
+				st, err := sqlite.Open(context.Background(), dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer st.Close()
+				recs, err := st.AuditRange(context.Background(), 0, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return recs
+			},
+		})
+	})
+	t.Run("mongo", func(t *testing.T) {
+		uri, db := mongotest.Start(t), mongotest.Database(t)
+		// A lease far shorter than the default minute keeps ten restarts bounded; it still exceeds
+		// the longest write of this load on a busy FerretDB.
+		const lease = 3 * time.Second
+		mongoArgs := []string{"--store", "mongo", "--mongodb-uri", uri, "--mongodb-database", db}
+		runCrashRounds(t, bin, t.TempDir(), crashBackend{
+			serveArgs: append(slices.Clone(mongoArgs), "--mongodb-journal-lease", lease.String()), storeArgs: mongoArgs,
+			settle: lease + 200*time.Millisecond, window: 1500 * time.Millisecond, budget: 170 * time.Second,
+			rounds: 3,
+			records: func(t *testing.T) []audit.Record {
+				st, err := mongo.Open(context.Background(), mongo.Options{URI: uri, Database: db, Timeout: time.Minute})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer st.Close()
+				recs, err := st.AuditRange(context.Background(), 0, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return recs
+			},
+		})
+	})
+}
+
+// runCrashRounds runs the rounds of TestCrashLosesNoAcknowledgedWrite on one store; dir is the
+// server's data directory (the store itself with SQLite).
+func runCrashRounds(t *testing.T, bin, dir string, be crashBackend) {
+	started := time.Now()
 	people := seed.People(seed.Options{Seed: 1})
 	practice := people.Practices[0]
 	var booker seed.Person
@@ -153,14 +235,23 @@ func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 	l := &crashLedger{versions: map[string]int64{}, given: map[string]string{}, txSent: map[string]bool{},
 		slots: map[string]bool{}, booked: map[string]string{}}
 	rng := rand.New(rand.NewPCG(1, 2))
-	deadline := time.Now().Add(100 * time.Second)
+	deadline := time.Now().Add(be.budget)
 	var kill func()
-	for round := 0; round <= crashRounds; round++ {
+	var firstStart time.Duration
+	for round := 0; round <= be.rounds; round++ {
 		if time.Now().After(deadline) {
 			t.Fatalf("ran out of time after %d rounds", round)
 		}
+		if round > 0 {
+			time.Sleep(be.settle)
+		}
 		var base string
-		base, kill, _ = startKillable(t, bin, dir)
+		begun := time.Now()
+		base, kill, _ = startKillable(t, bin, dir, be.serveArgs...)
+		startedIn := time.Since(begun)
+		if round == 0 {
+			firstStart = time.Since(started)
+		}
 		c := &crashClient{base: base, http: &http.Client{Timeout: 10 * time.Second}}
 		ctx := context.Background()
 		sys, err := devidp.SystemToken(ctx, nil, base+"/dev-idp", 1, devidp.AllPracticesClientID, []string{"system/*.cruds"})
@@ -171,31 +262,28 @@ func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		checked := time.Now()
 		checkCrashLedger(t, c, sys.AccessToken, l, round)
-		if round == crashRounds {
+		if testing.Verbose() {
+			t.Logf("round %d: started in %s, checked in %s, at %s", round, startedIn.Round(100*time.Millisecond),
+				time.Since(checked).Round(100*time.Millisecond), time.Since(started).Round(time.Second))
+		}
+		if round == be.rounds {
 			break
 		}
 		runCrashLoad(t, c, sys.AccessToken, pat.AccessToken, practice, booker.PatientID, l, round,
-			time.Duration(200+rng.IntN(600))*time.Millisecond, kill)
+			be.window+time.Duration(rng.Int64N(int64(3*be.window))), kill)
 	}
 	kill()
 
 	var out bytes.Buffer
-	cmd := exec.Command(bin, "audit", "verify", "--data-dir", dir)
+	cmd := exec.Command(bin, append([]string{"audit", "verify"}, be.storeArgs...)...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil || !strings.Contains(out.String(), "intact") {
-		t.Errorf("audit verify after %d kills: %v\n%s", crashRounds, err, out.String())
+		t.Errorf("audit verify after %d kills: %v\n%s", be.rounds, err, out.String())
 	}
 	// Every acknowledged request has its record (a request's answer waits for its record).
-	st, err := sqlite.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	recs, err := st.AuditRange(context.Background(), 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := be.records(t)
 	recorded := map[string]bool{}
 	for _, r := range recs {
 		var ev map[string]any
@@ -221,8 +309,8 @@ func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 	if missing > 0 {
 		t.Errorf("%d of %d acknowledged requests have no audit record", missing, len(l.requests))
 	}
-	t.Logf("%d kills: acknowledged %d creates, %d updates, %d transactions (of %d sent), %d bookings (%d refused as taken); %d requests unanswered at a kill; %d audit records, chain intact: %s",
-		crashRounds, l.counts.creates, l.counts.updates, l.counts.txs, len(l.txSent), l.counts.bookings, l.counts.conflicts, l.counts.unacked, len(recs), strings.TrimSpace(strings.SplitN(out.String(), "\n", 2)[0]))
+	t.Logf("%d kills in %s (first start, seeding included, %s): acknowledged %d creates, %d updates, %d transactions (of %d sent), %d bookings (%d refused as taken); %d requests unanswered at a kill; %d audit records, chain intact: %s",
+		be.rounds, time.Since(started).Round(time.Second), firstStart.Round(time.Second), l.counts.creates, l.counts.updates, l.counts.txs, len(l.txSent), l.counts.bookings, l.counts.conflicts, l.counts.unacked, len(recs), strings.TrimSpace(strings.SplitN(out.String(), "\n", 2)[0]))
 }
 
 // runCrashLoad runs the writers against one server run and kills the server after d, while they run.
@@ -365,7 +453,20 @@ func runCrashLoad(t *testing.T, c *crashClient, sys, pat string, practice seed.P
 			}
 		}()
 	}
+	// Kill after d, but not before this round has an answered write: on FerretDB a write can take longer
+	// than d, and a round with none would prove nothing.
+	l.mu.Lock()
+	before := len(l.requests)
+	l.mu.Unlock()
 	time.Sleep(d)
+	for wait := time.Now().Add(30 * time.Second); time.Now().Before(wait); time.Sleep(50 * time.Millisecond) {
+		l.mu.Lock()
+		n := len(l.requests)
+		l.mu.Unlock()
+		if n > before {
+			break
+		}
+	}
 	kill()
 	close(stop)
 	wg.Wait()
@@ -390,12 +491,19 @@ func checkCrashLedger(t *testing.T, c *crashClient, sys string, l *crashLedger, 
 			t.Errorf("round %d: Patient/%s is at version %d (%d), behind the acknowledged %d", round, id, cur, code, v)
 		}
 	}
-	for marker, acked := range l.txSent {
-		code, b, _, err := c.do("GET", "/Patient?family:exact="+marker+"&_count=10", sys, nil, nil)
-		if err != nil || code != 200 {
-			t.Fatalf("round %d: search %s: %d %v", round, marker, code, err)
+	// One search (in pages) for every transaction's patients and one for every tried slot's bookings,
+	// rather than one a marker or slot: a search scans the collection on FerretDB.
+	perFamily := map[string]int{}
+	for _, r := range crashPages(t, c, sys, "/Patient?family=tx&_count=1000", round) {
+		names, _ := r["name"].([]any)
+		if len(names) > 0 {
+			n, _ := names[0].(map[string]any)
+			f, _ := n["family"].(string)
+			perFamily[f]++
 		}
-		n := len(entriesOf(b))
+	}
+	for marker, acked := range l.txSent {
+		n := perFamily[marker]
 		if n != 0 && n != 3 {
 			t.Errorf("round %d: transaction %s is partial: %d of 3 patients", round, marker, n)
 		}
@@ -403,13 +511,24 @@ func checkCrashLedger(t *testing.T, c *crashClient, sys string, l *crashLedger, 
 			t.Errorf("round %d: acknowledged transaction %s has %d of 3 patients", round, marker, n)
 		}
 	}
-	for s := range l.slots {
-		code, b, _, err := c.do("GET", "/Appointment?slot=Slot/"+s+"&status=booked&_count=10", sys, nil, nil)
-		if err != nil || code != 200 {
-			t.Fatalf("round %d: appointments of slot %s: %d %v", round, s, code, err)
+	if len(l.slots) > 0 {
+		var refs []string
+		for s := range l.slots {
+			refs = append(refs, "Slot/"+s)
 		}
-		if n := len(entriesOf(b)); n > 1 {
-			t.Errorf("round %d: slot %s is booked %d times", round, s, n)
+		perSlot := map[string]int{}
+		for _, r := range crashPages(t, c, sys, "/Appointment?status=booked&_count=1000&slot="+strings.Join(refs, ","), round) {
+			slotRefs, _ := r["slot"].([]any)
+			for _, sr := range slotRefs {
+				m, _ := sr.(map[string]any)
+				ref, _ := m["reference"].(string)
+				perSlot[strings.TrimPrefix(ref, "Slot/")]++
+			}
+		}
+		for s := range l.slots {
+			if n := perSlot[s]; n > 1 {
+				t.Errorf("round %d: slot %s is booked %d times", round, s, n)
+			}
 		}
 	}
 	for appt, s := range l.booked {
@@ -418,6 +537,28 @@ func checkCrashLedger(t *testing.T, c *crashClient, sys string, l *crashLedger, 
 			t.Errorf("round %d: acknowledged booking Appointment/%s of slot %s: %d %v", round, appt, s, code, b)
 		}
 	}
+}
+
+// crashPages returns the matches of a search, following its next links.
+func crashPages(t *testing.T, c *crashClient, sys, path string, round int) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for path != "" {
+		code, b, _, err := c.do("GET", path, sys, nil, nil)
+		if err != nil || code != 200 {
+			t.Fatalf("round %d: search %s: %d %v %v", round, path, code, err, b)
+		}
+		out = append(out, entriesOf(b)...)
+		path = ""
+		links, _ := b["link"].([]any)
+		for _, l := range links {
+			lm, _ := l.(map[string]any)
+			if u, _ := lm["url"].(string); lm["relation"] == "next" {
+				path = strings.TrimPrefix(u, c.base)
+			}
+		}
+	}
+	return out
 }
 
 func entriesOf(bundle map[string]any) []map[string]any {

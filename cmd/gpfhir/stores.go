@@ -28,6 +28,7 @@ type storeConfig struct {
 	mongoWrite   string
 	mongoRead    string
 	mongoTxn     string
+	mongoLease   time.Duration
 }
 
 // addStoreFlags defines the backend flags. prefix lets store copy define a --from and a --to set.
@@ -42,6 +43,7 @@ func addStoreFlags(fs *flag.FlagSet, c *storeConfig, prefix string) {
 	fs.StringVar(&c.mongoWrite, prefix+"mongodb-write-concern", "majority", "MongoDB write concern: majority or a number of nodes")
 	fs.StringVar(&c.mongoRead, prefix+"mongodb-read-concern", "majority", "MongoDB read concern: majority, local or linearizable")
 	fs.StringVar(&c.mongoTxn, prefix+"mongodb-txn", "auto", "atomic groups on MongoDB: auto (transactions when the deployment has them), journal, or require")
+	fs.DurationVar(&c.mongoLease, prefix+"mongodb-journal-lease", time.Minute, "journal mode: how long an unfinished atomic group of a process that died stays before it is rolled back; must exceed the longest write")
 }
 
 // check adds every problem with c to errs, naming flags with prefix.
@@ -68,6 +70,9 @@ func (c *storeConfig) check(errs *configErrors, prefix string) {
 		}
 		if c.mongoTimeout <= 0 {
 			errs.addf("--%smongodb-timeout must be positive", prefix)
+		}
+		if c.mongoLease <= 0 {
+			errs.addf("--%smongodb-journal-lease must be positive", prefix)
 		}
 	default:
 		errs.addf("--%sstore must be sqlite or mongo, not %q", prefix, c.kind)
@@ -124,6 +129,7 @@ func (c *storeConfig) open(ctx context.Context) (audit.Backend, string, error) {
 			MaxPoolSize:  c.mongoPool,
 			RetryWrites:  &retry,
 			Txn:          mode,
+			JournalLease: c.mongoLease,
 			Types:        types,
 		})
 		if err != nil {

@@ -307,16 +307,28 @@ func (s *Store) recoverJournal(ctx context.Context, force bool) error {
 	if !force {
 		filter = bson.D{{Key: "exp", Value: bson.D{{Key: "$lt", Value: millis(time.Now())}}}}
 	}
-	cur, err := jc.Find(ctx, filter)
+	// The scan and each group's rollback are bounded one by one (when ctx has no deadline of its own),
+	// a rollback by the store timeout for each of its operations: a crash can leave several groups, a
+	// group's rollback is four operations a write, and on FerretDB those that filter on other fields
+	// than _id scan the collection.
+	sctx, cancel := s.opCtx(ctx)
+	defer cancel()
+	cur, err := jc.Find(sctx, filter)
 	if err != nil {
 		return translate("journal scan", err)
 	}
 	var js []journalDoc
-	if err := cur.All(ctx, &js); err != nil {
+	if err := cur.All(sctx, &js); err != nil {
 		return translate("journal scan", err)
 	}
 	for _, j := range js {
-		if err := s.recoverGroup(ctx, j, force); err != nil {
+		gctx, gcancel := ctx, context.CancelFunc(func() {})
+		if _, ok := ctx.Deadline(); !ok {
+			gctx, gcancel = context.WithTimeout(ctx, s.timeout*time.Duration(2+4*len(j.Writes)))
+		}
+		err := s.recoverGroup(gctx, j, force)
+		gcancel()
+		if err != nil {
 			return err
 		}
 	}

@@ -164,7 +164,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = client.Disconnect(dctx)
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	// Each step of Open gets the whole Timeout, as every operation does later: index creation for
+	// every type and the rollback of groups a dead process left in the journal add up to more than one
+	// operation's time on a slow server, and a restart after a crash must not fail for that.
+	parent := ctx
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(parent, opts.Timeout) }
+	ctx, cancel := step()
 	defer cancel()
 	if err := client.Ping(ctx, readpref.Primary()); err != nil {
 		return fail(fmt.Errorf("store/mongo: cannot reach MongoDB at %s within %s: %w",
@@ -189,19 +194,26 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return fail(err)
 	}
 	for _, t := range opts.Types {
-		if err := s.ensureType(ctx, t); err != nil {
+		sctx, scancel := step()
+		err := s.ensureType(sctx, t)
+		scancel()
+		if err != nil {
 			return fail(err)
 		}
 	}
-	if err := s.recoverJournal(ctx, false); err != nil {
+	if err := s.recoverJournal(parent, false); err != nil {
 		return fail(err)
 	}
 	// Finishes the head batch of the audit chain if a process died while writing its AuditEvents, and
 	// a prune step if one died while removing records.
-	if _, err := s.auditHeadDoc(ctx); err != nil {
+	hctx, hcancel := step()
+	defer hcancel()
+	if _, err := s.auditHeadDoc(hctx); err != nil {
 		return fail(err)
 	}
-	if _, _, err := s.auditAnchor(ctx); err != nil {
+	actx, acancel := step()
+	defer acancel()
+	if _, _, err := s.auditAnchor(actx); err != nil {
 		return fail(err)
 	}
 	return s, nil
