@@ -14,10 +14,23 @@ func decodePatch(raw []byte) (jsonpatch.Patch, *apiError) {
 		return nil, fail(kindMalformed, "the body is not a JSON Patch document (an array of operations): %v", err)
 	}
 	for i, op := range ops {
+		// RFC 6902 section 4: the members each op must carry. The library assumes them (a "test" with no
+		// "value" panicked in it), so they are checked here, where the client can be told.
+		var need []string
 		switch op.Kind() {
-		case "add", "remove", "replace", "move", "copy", "test":
+		case "remove":
+			need = []string{"path"}
+		case "add", "replace", "test":
+			need = []string{"path", "value"}
+		case "move", "copy":
+			need = []string{"path", "from"}
 		default:
 			return nil, fail(kindMalformed, "JSON Patch operation %d has unknown op %q", i, op.Kind())
+		}
+		for _, m := range need {
+			if op[m] == nil {
+				return nil, fail(kindMalformed, "JSON Patch operation %d (%s) has no %q member, which RFC 6902 requires", i, op.Kind(), m)
+			}
 		}
 	}
 	return ops, nil
@@ -25,7 +38,13 @@ func decodePatch(raw []byte) (jsonpatch.Patch, *apiError) {
 
 // applyPatch applies ops to a stored body. A failed "test" or a path that does not exist is the client's
 // mistake about the resource, so it is 422 rather than 400.
-func applyPatch(ops jsonpatch.Patch, body []byte) ([]byte, *apiError) {
+func applyPatch(ops jsonpatch.Patch, body []byte) (out []byte, aerr *apiError) {
+	defer func() {
+		// A patch the library cannot handle is the client's to fix, not a server fault.
+		if v := recover(); v != nil {
+			out, aerr = nil, fail(kindProcessing, "the JSON Patch could not be applied: %v", v)
+		}
+	}()
 	opts := jsonpatch.NewApplyOptions()
 	opts.SupportNegativeIndices = false // not in RFC 6902
 	out, err := ops.ApplyWithOptions(body, opts)
