@@ -296,19 +296,7 @@ func TestSyntheaTransactionWithUnservedTypesIsRefused(t *testing.T) {
 // syntheaBundle reads the first patient bundle of the shared Synthea data, skipping when it is absent.
 func syntheaBundle(t *testing.T) []byte {
 	t.Helper()
-	f, err := os.Open("../../shared/data/synthea-r4.tgz")
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skip("../shared/data/synthea-r4.tgz is absent; the Synthea transaction test needs it")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(gz)
+	tr := syntheaArchive(t, "the Synthea transaction test needs it")
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -317,8 +305,7 @@ func syntheaBundle(t *testing.T) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		name := h.Name[strings.LastIndex(h.Name, "/")+1:]
-		if !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, "hospital") || strings.HasPrefix(name, "practitioner") {
+		if !syntheaPatientFile(h.Name) {
 			continue
 		}
 		raw, err := io.ReadAll(tr)
@@ -364,4 +351,29 @@ func TestTransactionDeletesUpdatesAndConditionalUpdatesTogether(t *testing.T) {
 	if v := ts.mustStatus(ts.do("GET", "/Patient/"+kept, nil, nil), 200).JSON(t)["meta"].(map[string]any)["versionId"]; v != "2" {
 		t.Errorf("the updated patient is at version %v, want 2", v)
 	}
+}
+
+// syntheaArchive opens the shared Synthea sample as a tar stream, closed when the test ends; it skips,
+// saying why the test needs it, when the sample is absent.
+func syntheaArchive(t *testing.T, why string) *tar.Reader {
+	t.Helper()
+	f, err := os.Open("../../shared/data/synthea-r4.tgz")
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skip("../shared/data/synthea-r4.tgz is absent; " + why)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tar.NewReader(gz)
+}
+
+// syntheaPatientFile tells a patient's bundle from the sample's shared hospital and practitioner files.
+func syntheaPatientFile(path string) bool {
+	name := path[strings.LastIndex(path, "/")+1:]
+	return strings.HasSuffix(name, ".json") && !strings.HasPrefix(name, "hospital") && !strings.HasPrefix(name, "practitioner")
 }

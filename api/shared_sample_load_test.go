@@ -1,11 +1,8 @@
 package api_test
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"os"
 	"sort"
@@ -24,20 +21,8 @@ import (
 // Patient is registered at the test practice, as a GP system's sync would place it.
 func syntheaPatientBundles(t *testing.T, n, maxEntries int) (bundles []map[string]any, dropped map[string]int) {
 	t.Helper()
-	f, err := os.Open("../../shared/data/synthea-r4.tgz")
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skip("../shared/data/synthea-r4.tgz is absent; loading Synthea records needs it")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := syntheaArchive(t, "loading Synthea records needs it")
 	dropped = map[string]int{}
-	tr := tar.NewReader(gz)
 	for len(bundles) < n {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -47,7 +32,7 @@ func syntheaPatientBundles(t *testing.T, n, maxEntries int) (bundles []map[strin
 			t.Fatal(err)
 		}
 		name := h.Name[strings.LastIndex(h.Name, "/")+1:]
-		if !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, "hospital") || strings.HasPrefix(name, "practitioner") {
+		if !syntheaPatientFile(h.Name) {
 			continue
 		}
 		var b map[string]any
