@@ -29,6 +29,7 @@ type storeConfig struct {
 	mongoRead    string
 	mongoTxn     string
 	mongoLease   time.Duration
+	mongoOwner   time.Duration
 }
 
 // addStoreFlags defines the backend flags. prefix lets store copy define a --from and a --to set.
@@ -43,7 +44,8 @@ func addStoreFlags(fs *flag.FlagSet, c *storeConfig, prefix string) {
 	fs.StringVar(&c.mongoWrite, prefix+"mongodb-write-concern", "majority", "MongoDB write concern: majority or a number of nodes")
 	fs.StringVar(&c.mongoRead, prefix+"mongodb-read-concern", "majority", "MongoDB read concern: majority, local or linearizable")
 	fs.StringVar(&c.mongoTxn, prefix+"mongodb-txn", "auto", "atomic groups on MongoDB: auto (transactions when the deployment has them), journal, or require")
-	fs.DurationVar(&c.mongoLease, prefix+"mongodb-journal-lease", time.Minute, "journal mode: how long an unfinished atomic group of a process that died stays before it is rolled back; must exceed the longest write")
+	fs.DurationVar(&c.mongoLease, prefix+"mongodb-journal-lease", time.Minute, "journal mode: the longest an unfinished atomic group may stay before it is rolled back, even if its process still beats; must exceed the longest write")
+	fs.DurationVar(&c.mongoOwner, prefix+"mongodb-owner-lease", 10*time.Second, "journal mode: a process that has not renewed its liveness for this long is dead, and its unfinished groups are rolled back; a restart waits up to this long for them")
 }
 
 // check adds every problem with c to errs, naming flags with prefix.
@@ -73,6 +75,9 @@ func (c *storeConfig) check(errs *configErrors, prefix string) {
 		}
 		if c.mongoLease <= 0 {
 			errs.addf("--%smongodb-journal-lease must be positive", prefix)
+		}
+		if c.mongoOwner < 100*time.Millisecond {
+			errs.addf("--%smongodb-owner-lease must be at least 100ms (the process renews it every quarter)", prefix)
 		}
 	default:
 		errs.addf("--%sstore must be sqlite or mongo, not %q", prefix, c.kind)
@@ -130,6 +135,7 @@ func (c *storeConfig) open(ctx context.Context) (audit.Backend, string, error) {
 			RetryWrites:  &retry,
 			Txn:          mode,
 			JournalLease: c.mongoLease,
+			OwnerLease:   c.mongoOwner,
 			Types:        types,
 		})
 		if err != nil {

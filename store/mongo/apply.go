@@ -138,10 +138,13 @@ func (s *Store) applyOne(ctx context.Context, w store.Write, old *curDoc, jr bso
 // journalDoc records an unfinished group in journal mode. Deleting it (while still pending) is the
 // commit point.
 type journalDoc struct {
-	ID      bson.ObjectID  `bson:"_id"`
-	State   string         `bson:"st"`  // "pending" or "rollback"
-	Expires int64          `bson:"exp"` // Unix ms after which recovery may roll it back
-	Writes  []journalWrite `bson:"w"`
+	ID      bson.ObjectID `bson:"_id"`
+	State   string        `bson:"st"`  // "pending" or "rollback"
+	Expires int64         `bson:"exp"` // Unix ms after which recovery may roll it back
+	// Owner is the Store that runs the group; once the owner's heartbeat stops, the group is rolled
+	// back without waiting for Expires.
+	Owner  bson.ObjectID  `bson:"own,omitempty"`
+	Writes []journalWrite `bson:"w"`
 }
 
 type journalWrite struct {
@@ -163,6 +166,9 @@ const (
 func (s *Store) applyJournal(ctx context.Context, writes []store.Write, beforeCommit func(ctx context.Context) error) error {
 	jid := bson.NewObjectID()
 	j := journalDoc{ID: jid, State: jPending, Expires: millis(time.Now().Add(s.lease)), Writes: make([]journalWrite, len(writes))}
+	if s.hb != nil {
+		j.Owner = s.hb.owner()
+	}
 	olds := make([]*curDoc, len(writes))
 	for i, w := range writes {
 		r := w.Resource
@@ -279,7 +285,7 @@ func (s *Store) rollback(ctx context.Context, j journalDoc) error {
 
 // journalPending reports whether the group jid is still unfinished (its journal exists). A missing
 // journal means the group committed (or was rolled back, in which case the document no longer carries
-// its marker). A group whose lease has run out (its process died) is rolled back here, so that its
+// its marker). A group whose lease has run out, or whose owner died, is rolled back here, so that its
 // resources do not stay locked until the next Open; it still counts as pending, since the caller's view
 // of the resource is now stale.
 func (s *Store) journalPending(ctx context.Context, jid bson.ObjectID) (bool, error) {
@@ -295,44 +301,48 @@ func (s *Store) journalPending(ctx context.Context, jid bson.ObjectID) (bool, er
 		if err := s.recoverGroup(ctx, j, false); err != nil {
 			return true, err
 		}
+		return true, nil
+	}
+	if dead, err := s.ownerDead(ctx, j.Owner); err != nil {
+		return true, err
+	} else if dead {
+		if err := s.recoverGroup(ctx, j, true); err != nil {
+			return true, err
+		}
 	}
 	return true, nil
 }
 
-// recoverJournal rolls back groups whose lease has run out (all of them when force is set). It runs at
-// Open; a group is all-or-nothing even if its process died between two writes.
+// recoverJournal rolls back groups whose lease has run out (all of them when force is set); tests
+// force it to stand for a lease that has passed. A running Store's heartbeat also ends groups whose
+// owner died (sweep).
 func (s *Store) recoverJournal(ctx context.Context, force bool) error {
-	jc := s.db.Collection(collJournal)
-	filter := bson.D{}
-	if !force {
-		filter = bson.D{{Key: "exp", Value: bson.D{{Key: "$lt", Value: millis(time.Now())}}}}
-	}
-	// The scan and each group's rollback are bounded one by one (when ctx has no deadline of its own),
-	// a rollback by the store timeout for each of its operations: a crash can leave several groups, a
-	// group's rollback is four operations a write, and on FerretDB those that filter on other fields
-	// than _id scan the collection.
-	sctx, cancel := s.opCtx(ctx)
-	defer cancel()
-	cur, err := jc.Find(sctx, filter)
+	js, err := s.pendingGroups(ctx)
 	if err != nil {
-		return translate("journal scan", err)
+		return err
 	}
-	var js []journalDoc
-	if err := cur.All(sctx, &js); err != nil {
-		return translate("journal scan", err)
-	}
+	now := millis(time.Now())
 	for _, j := range js {
-		gctx, gcancel := ctx, context.CancelFunc(func() {})
-		if _, ok := ctx.Deadline(); !ok {
-			gctx, gcancel = context.WithTimeout(ctx, s.timeout*time.Duration(2+4*len(j.Writes)))
+		if !force && j.Expires >= now {
+			continue
 		}
-		err := s.recoverGroup(gctx, j, force)
-		gcancel()
-		if err != nil {
+		if err := s.recoverBounded(ctx, j, force); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// recoverBounded is recoverGroup bounded by the store timeout for each of its operations, when ctx has
+// no deadline of its own: a crash can leave several groups, a group's rollback is four operations a
+// write, and on FerretDB those that filter on other fields than _id scan the collection.
+func (s *Store) recoverBounded(ctx context.Context, j journalDoc, force bool) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout*time.Duration(2+4*len(j.Writes)))
+		defer cancel()
+	}
+	return s.recoverGroup(ctx, j, force)
 }
 
 // recoverGroup claims an expired group (any group when force is set) and rolls it back. If another

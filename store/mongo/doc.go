@@ -18,6 +18,7 @@
 //	idx         one document per date/number entry: {t, r (id), p, lo, hi}
 //	history     every version, tombstones included, _id = "Type/id/version": {t, r, v, lu, del, body}
 //	journal     unfinished atomic groups (journal mode only)
+//	journal_owners  one document per running journal-mode Store: its id and the end of its lease
 //	audit       the audit chain, one document per appended batch, _id = Seq of its first record:
 //	            last (Seq of its last record), recs [{s, id, h}] (Seq, AuditEvent id, chain hash), and
 //	            while pending (journal mode) pend: true and m (the batch's res_AuditEvent documents)
@@ -113,9 +114,15 @@
 //     a journal document listing every write with the old document, applies the writes (each tagged with
 //     the group's jr), and commits by deleting the journal while it is still "pending". A failed write
 //     compensates at once: every write still tagged with the group is restored to its old document, its
-//     history claim removed, its idx entries rebuilt. A crash leaves the journal behind: once its lease
-//     (Options.JournalLease, default 1 min) has run out, the next Open, or the next writer that meets one
-//     of its resources, claims it and rolls it back. Groups are therefore all-or-nothing but not
+//     history claim removed, its idx entries rebuilt. A crash leaves the journal behind. Each journal
+//     names its owner, a Store that renews its document in journal_owners every quarter of
+//     Options.OwnerLease (default 10 s) and sweeps the journal as it does: a group is rolled back by any
+//     Store once its owner's lease has passed (a dead owner never renews again; a Store that missed its
+//     beats takes a new id), or once the group's own lease (Options.JournalLease, default 1 min) has
+//     run out, whichever is first; the next writer that meets one of its resources does the same. Open
+//     waits, at most one owner lease, for the groups it finds to commit, prove their owner alive or be
+//     rolled back, so a restarted server never shows a dead process's half-applied group. Groups are
+//     therefore all-or-nothing but not
 //     isolated: a reader can see part of a group while it is applied, and other writers get
 //     store.ErrVersionConflict on resources of an unfinished group.
 //

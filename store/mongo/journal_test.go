@@ -28,14 +28,20 @@ func dateEntry(param string, lo int64) store.IndexEntry {
 }
 
 // abandoned opens a journal-mode Store whose groups crash after write crashAfter, with a lease so short
-// that the next Open rolls them back. Its connection is released at the end of the test, but the Store
-// is never closed or cleaned up, as if its process had died.
+// that the next Open rolls them back. Its heartbeat stops at once and its connection is released at
+// the end of the test, but the Store is never closed or cleaned up, as if its process had died.
 func abandoned(t *testing.T, uri, db string, crashAfter int) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), Options{URI: uri, Database: db, Txn: TxnJournal, JournalLease: time.Millisecond})
+	return abandonedWith(t, Options{URI: uri, Database: db, Txn: TxnJournal, JournalLease: time.Millisecond}, crashAfter)
+}
+
+func abandonedWith(t *testing.T, opts Options, crashAfter int) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.stopHeartbeat(true)
 	s.afterWrite = func(i int) error {
 		if i == crashAfter {
 			return errCrash
@@ -146,11 +152,15 @@ func TestJournalLeaseProtectsAGroupInProgress(t *testing.T) {
 	if err := first.Apply(ctx, []store.Write{{Resource: res("Patient", "a", 1, 1)}}); err != nil {
 		t.Fatal(err)
 	}
-	slow, err := Open(ctx, Options{URI: uri, Database: db, Txn: TxnJournal, JournalLease: time.Hour})
+	// The slow Store stays alive (its heartbeat beats), so its peers leave its group alone.
+	slow, err := Open(ctx, Options{URI: uri, Database: db, Txn: TxnJournal, JournalLease: time.Hour, OwnerLease: 400 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = slow.client.Disconnect(context.Background()) })
+	t.Cleanup(func() {
+		slow.stopHeartbeat(true)
+		_ = slow.client.Disconnect(context.Background())
+	})
 	slow.afterWrite = func(i int) error {
 		if i == 0 {
 			return errCrash // stands in for a group still running
@@ -167,6 +177,14 @@ func TestJournalLeaseProtectsAGroupInProgress(t *testing.T) {
 	got, err := other.Get(ctx, "Patient", "a")
 	if err != nil || got.VersionID != 2 {
 		t.Fatalf("Get a = v%d, %v; want v2 (the group in progress is not rolled back)", got.VersionID, err)
+	}
+	// Nor does the other Store's sweep, beat after beat.
+	time.Sleep(time.Second)
+	if _, err := other.sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := other.Get(ctx, "Patient", "a"); err != nil || got.VersionID != 2 {
+		t.Fatalf("Get a after sweeps = v%d, %v; want v2 (its owner is alive)", got.VersionID, err)
 	}
 	err = other.Apply(ctx, []store.Write{{Resource: res("Patient", "a", 3, 4), ExpectVersion: 2}})
 	if !errors.Is(err, store.ErrVersionConflict) {
@@ -246,5 +264,72 @@ func TestExpiredGroupIsRolledBackByTheNextWriter(t *testing.T) {
 	}
 	if err := s.Apply(ctx, []store.Write{{Resource: res("Patient", "a", 2, 5), ExpectVersion: 1}}); err != nil {
 		t.Errorf("retry after rollback: %v", err)
+	}
+}
+
+// TestRestartWithinTheLeaseShowsNoPartOfADeadGroup stands for a server killed in the middle of a group
+// and started again at once, long before the group's lease (an hour here) runs out: the dead process's
+// heartbeat has stopped, so the new Store's Open waits out the owner's short lease and rolls the group
+// back before it serves anything.
+func TestRestartWithinTheLeaseShowsNoPartOfADeadGroup(t *testing.T) {
+	uri := mongotest.Start(t)
+	s := open(t, uri, Options{Txn: TxnJournal})
+	ctx := t.Context()
+	db := s.db.Name()
+	if err := s.Apply(ctx, []store.Write{{Resource: res("Patient", "a", 1, 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	const ownerLease = 600 * time.Millisecond
+	dead := abandonedWith(t, Options{URI: uri, Database: db, Txn: TxnJournal, JournalLease: time.Hour, OwnerLease: ownerLease}, 0)
+	if err := dead.Apply(ctx, []store.Write{
+		{Resource: res("Patient", "a", 2, 2), ExpectVersion: 1},
+		{Resource: res("Patient", "b", 1, 3)},
+	}); !errors.Is(err, errCrash) {
+		t.Fatalf("Apply = %v", err)
+	}
+	start := time.Now()
+	restarted := open(t, uri, Options{Database: db, Txn: TxnJournal, OwnerLease: ownerLease})
+	waited := time.Since(start)
+	if got, err := restarted.Get(ctx, "Patient", "a"); err != nil || got.VersionID != 1 {
+		t.Errorf("Get a right after the restart = v%d, %v; want v1 (the dead group rolled back)", got.VersionID, err)
+	}
+	if _, err := restarted.Get(ctx, "Patient", "b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get b right after the restart: %v, want not found", err)
+	}
+	t.Logf("Open waited %s for the dead owner (owner lease %s)", waited.Round(10*time.Millisecond), ownerLease)
+}
+
+// TestRunningStoreSweepsADeadOwnersGroup checks that a running Store rolls back a dead process's group
+// by itself, with no restart and no writer meeting its resources, once the owner's lease has passed.
+func TestRunningStoreSweepsADeadOwnersGroup(t *testing.T) {
+	uri := mongotest.Start(t)
+	const ownerLease = 400 * time.Millisecond
+	s := open(t, uri, Options{Txn: TxnJournal, OwnerLease: ownerLease})
+	ctx := t.Context()
+	if err := s.Apply(ctx, []store.Write{{Resource: res("Patient", "a", 1, 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	dead := abandonedWith(t, Options{URI: uri, Database: s.db.Name(), Txn: TxnJournal, JournalLease: time.Hour, OwnerLease: ownerLease}, 1)
+	if err := dead.Apply(ctx, []store.Write{
+		{Resource: res("Patient", "a", 2, 2), ExpectVersion: 1},
+		{Resource: res("Patient", "b", 1, 3)},
+	}); !errors.Is(err, errCrash) {
+		t.Fatalf("Apply = %v", err)
+	}
+	if got, err := s.Get(ctx, "Patient", "b"); err != nil || got.VersionID != 1 {
+		t.Fatalf("Get b before the sweep = v%d, %v; the crash should have left it", got.VersionID, err)
+	}
+	// Bounded: the owner lease, then a beat or two; generous for a loaded FerretDB.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, errB := s.Get(ctx, "Patient", "b")
+		a, errA := s.Get(ctx, "Patient", "a")
+		if errors.Is(errB, store.ErrNotFound) && errA == nil && a.VersionID == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20 s the dead group is still there: a v%d (%v), b: %v", a.VersionID, errA, errB)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

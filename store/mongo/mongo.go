@@ -62,6 +62,10 @@ type Options struct {
 	// JournalLease is how long a journal group may stay unfinished before another Store (or this one at
 	// its next Open) may roll it back. Default 1 minute. It must exceed the longest Apply.
 	JournalLease time.Duration
+	// OwnerLease is how long a journal-mode Store stays alive to its peers without renewing; it renews
+	// every quarter of it. A group of a Store whose lease passed is rolled back by any peer, and a
+	// restarted server waits up to this long at Open for a dead process's groups. Default 10 seconds.
+	OwnerLease time.Duration
 	// Types lists resource types whose collections and indexes are created at Open. Other types get
 	// theirs on first write.
 	Types []string
@@ -93,6 +97,9 @@ type Store struct {
 	// pruneChunk is how many records a prune step removes at most; 0 is defaultPruneChunk. Tests set
 	// it small.
 	pruneChunk int
+
+	// hb is the liveness of a journal-mode Store (nil with transactions).
+	hb *heartbeat
 
 	wg     sync.WaitGroup
 	mu     sync.RWMutex
@@ -201,8 +208,21 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return fail(err)
 		}
 	}
-	if err := s.recoverJournal(parent, false); err != nil {
-		return fail(err)
+	if !s.txn {
+		ttl := opts.OwnerLease
+		if ttl <= 0 {
+			ttl = 10 * time.Second
+		}
+		sctx, scancel := step()
+		err := s.startHeartbeat(sctx, ttl)
+		scancel()
+		if err != nil {
+			return fail(err)
+		}
+		if err := s.awaitDeadOwners(parent); err != nil {
+			s.stopHeartbeat(false)
+			return fail(err)
+		}
 	}
 	// Finishes the head batch of the audit chain if a process died while writing its AuditEvents, and
 	// a prune step if one died while removing records.
@@ -279,6 +299,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.stopHeartbeat(false)
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	return translate("disconnect", s.client.Disconnect(ctx))
@@ -307,11 +328,14 @@ func (s *Store) ensureBaseIndexes(ctx context.Context) error {
 		collJournal: {
 			indexSpec{"exp", bson.D{{Key: "exp", Value: 1}}},
 		},
+		collOwners: {
+			indexSpec{"exp", bson.D{{Key: "exp", Value: 1}}},
+		},
 		collAudit: {
 			indexSpec{"last", bson.D{{Key: "last", Value: 1}}},
 		},
 	}
-	for _, c := range []string{collHistory, collIdx, collJournal, collAudit} {
+	for _, c := range []string{collHistory, collIdx, collJournal, collOwners, collAudit} {
 		if err := createIndexes(ctx, s.db.Collection(c), sets[c]); err != nil {
 			return err
 		}
