@@ -121,9 +121,9 @@
 //     beats takes a new id), or once the group's own lease (Options.JournalLease, default 1 min) has
 //     run out, whichever is first; the next writer that meets one of its resources does the same. Open
 //     waits, at most one owner lease, for the groups it finds to commit, prove their owner alive or be
-//     rolled back, so a restarted server never shows a dead process's half-applied group. Groups are
-//     therefore all-or-nothing but not
-//     isolated: a reader can see part of a group while it is applied, and other writers get
+//     rolled back, so a restarted server never shows a dead process's half-applied group; a Store in
+//     transactions mode does the same at Open, since its reads ignore journal marks. Groups are
+//     therefore all-or-nothing but not isolated: a reader can see part of a group while it is applied, and other writers get
 //     store.ErrVersionConflict on resources of an unfinished group.
 //
 // # Audit chain

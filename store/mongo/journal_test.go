@@ -333,3 +333,34 @@ func TestRunningStoreSweepsADeadOwnersGroup(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestOpenWithTransactionsSettlesTheJournal checks that a Store in transactions mode, which writes no
+// journal and whose reads ignore journal marks, still rolls back at Open a group a dead journal-mode
+// process left (a database moved from a standalone to a replica set after a crash).
+func TestOpenWithTransactionsSettlesTheJournal(t *testing.T) {
+	uri := mongotest.Start(t)
+	s := open(t, uri, Options{Txn: TxnJournal})
+	ctx := t.Context()
+	db := s.db.Name()
+	if err := s.Apply(ctx, []store.Write{{Resource: res("Patient", "a", 1, 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	const ownerLease = 500 * time.Millisecond
+	dead := abandonedWith(t, Options{URI: uri, Database: db, Txn: TxnJournal, JournalLease: time.Hour, OwnerLease: ownerLease}, 1)
+	if err := dead.Apply(ctx, []store.Write{
+		{Resource: res("Patient", "a", 2, 2), ExpectVersion: 1},
+		{Resource: res("Patient", "b", 1, 3)},
+	}); !errors.Is(err, errCrash) {
+		t.Fatalf("Apply = %v", err)
+	}
+	withTxn := open(t, uri, Options{Database: db, OwnerLease: ownerLease, assumeTxn: true})
+	if !withTxn.Transactions() {
+		t.Fatal("the Store under test is not in transactions mode")
+	}
+	if got, err := withTxn.Get(ctx, "Patient", "a"); err != nil || got.VersionID != 1 {
+		t.Errorf("Get a after Open with transactions = v%d, %v; want v1 (the dead group rolled back)", got.VersionID, err)
+	}
+	if _, err := withTxn.Get(ctx, "Patient", "b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get b after Open with transactions: %v, want not found", err)
+	}
+}

@@ -69,6 +69,10 @@ type Options struct {
 	// Types lists resource types whose collections and indexes are created at Open. Other types get
 	// theirs on first write.
 	Types []string
+
+	// assumeTxn (tests only) treats the deployment as transactional: FerretDB has no transactions, and
+	// what Open does in that mode is still tested on it.
+	assumeTxn bool
 }
 
 // Store is the MongoDB implementation of store.Store.
@@ -78,6 +82,9 @@ type Store struct {
 	timeout time.Duration
 	lease   time.Duration
 	txn     bool
+	// ownerTTL is Options.OwnerLease with its default: a journal-mode Store's own lease, and in both
+	// modes how long Open waits for the groups of owners that may have died.
+	ownerTTL time.Duration
 
 	// ensured memoises which per-type collections have had their indexes created by this process.
 	// createIndexes is idempotent, so this never needs invalidating across processes.
@@ -186,6 +193,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
+	supported = supported || opts.assumeTxn
 	switch opts.Txn {
 	case TxnAuto:
 		s.txn = supported
@@ -208,21 +216,25 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return fail(err)
 		}
 	}
+	s.ownerTTL = opts.OwnerLease
+	if s.ownerTTL <= 0 {
+		s.ownerTTL = 10 * time.Second
+	}
 	if !s.txn {
-		ttl := opts.OwnerLease
-		if ttl <= 0 {
-			ttl = 10 * time.Second
-		}
 		sctx, scancel := step()
-		err := s.startHeartbeat(sctx, ttl)
+		err := s.startHeartbeat(sctx, s.ownerTTL)
 		scancel()
 		if err != nil {
 			return fail(err)
 		}
-		if err := s.awaitDeadOwners(parent); err != nil {
-			s.stopHeartbeat(false)
-			return fail(err)
-		}
+	}
+	// With transactions Apply writes no journal, but the database may have been used in journal mode
+	// (a standalone since made a replica set, or a peer started with --mongodb-txn journal) and a crash
+	// may have left a group; reads in this mode do not look at journal marks, so its partial writes would
+	// show. Both modes therefore settle the journal before serving.
+	if err := s.awaitDeadOwners(parent); err != nil {
+		s.stopHeartbeat(false)
+		return fail(err)
 	}
 	// Finishes the head batch of the audit chain if a process died while writing its AuditEvents, and
 	// a prune step if one died while removing records.

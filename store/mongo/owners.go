@@ -43,6 +43,9 @@ func (h *heartbeat) owner() bson.ObjectID {
 }
 
 func (h *heartbeat) isMine(id bson.ObjectID) bool {
+	if h == nil { // a Store with transactions owns no groups
+		return false
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.mine[id]
@@ -160,7 +163,7 @@ func (s *Store) sweep(ctx context.Context) ([]journalDoc, error) {
 	fctx, cancel := s.opCtx(ctx)
 	defer cancel()
 	if _, err := s.db.Collection(collOwners).DeleteMany(fctx,
-		bson.D{{Key: "exp", Value: bson.D{{Key: "$lt", Value: millis(time.Now().Add(-s.hb.ttl))}}}}); err != nil {
+		bson.D{{Key: "exp", Value: bson.D{{Key: "$lt", Value: millis(time.Now().Add(-s.ownerTTL))}}}}); err != nil {
 		return nil, translate("owner forget", err)
 	}
 	return left, nil
@@ -184,8 +187,8 @@ func (s *Store) awaitDeadOwners(ctx context.Context) error {
 	for _, j := range first {
 		watch[j.ID] = live[j.Owner]
 	}
-	deadline := time.Now().Add(s.hb.ttl + s.hb.ttl/4)
-	pause := max(s.hb.ttl/8, 20*time.Millisecond)
+	deadline := time.Now().Add(s.ownerTTL + s.ownerTTL/4)
+	pause := max(s.ownerTTL/8, 20*time.Millisecond)
 	for len(watch) > 0 && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
