@@ -35,7 +35,8 @@ func TestConformanceSuitePassesAgainstServeDev(t *testing.T) {
 	})
 	t.Run("mongo", func(t *testing.T) {
 		uri := mongotest.Start(t)
-		base := startServe(t, bin, "--store", "mongo", "--mongodb-uri", uri, "--mongodb-database", mongotest.Database(t))
+		base := startServe(t, bin, "--store", "mongo", "--mongodb-uri", uri, "--mongodb-database", mongotest.Database(t),
+			"--export-dir", t.TempDir())
 		// FerretDB scans whole collections (design.md), so a full run takes minutes there. The Mongo run
 		// keeps what depends on the backend: every type's create, Patient's reads and whole write path,
 		// history, searches of each parameter type (with chains, paging, sorting, includes, counts),

@@ -156,8 +156,22 @@ type crashBackend struct {
 	budget time.Duration
 	// rounds is how many times the server is killed.
 	rounds int
-	// records reads the audit chain from the store directly, after the last kill.
-	records func(t *testing.T) []audit.Record
+	// open opens the store directly, after the last kill, to read the audit chain.
+	open func() (audit.Backend, error)
+}
+
+// records reads the whole audit chain from the backend's store.
+func (be crashBackend) records(t *testing.T) []audit.Record {
+	st, err := be.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := st.AuditRange(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }
 
 // TestCrashLosesNoAcknowledgedWrite kills the real server (SIGKILL) while clients create, update, send
@@ -177,18 +191,7 @@ func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 		runCrashRounds(t, bin, dir, crashBackend{
 			serveArgs: nil, storeArgs: []string{"--data-dir", dir},
 			window: 200 * time.Millisecond, budget: 100 * time.Second, rounds: crashRounds,
-			records: func(t *testing.T) []audit.Record {
-				st, err := sqlite.Open(context.Background(), dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer st.Close()
-				recs, err := st.AuditRange(context.Background(), 0, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return recs
-			},
+			open: func() (audit.Backend, error) { return sqlite.Open(context.Background(), dir) },
 		})
 	})
 	t.Run("mongo", func(t *testing.T) {
@@ -212,20 +215,12 @@ func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 		const ownerLease = 3 * time.Second
 		mongoArgs := []string{"--store", "mongo", "--mongodb-uri", uri, "--mongodb-database", db}
 		runCrashRounds(t, bin, t.TempDir(), crashBackend{
-			serveArgs: append(slices.Clone(mongoArgs), "--mongodb-owner-lease", ownerLease.String()), storeArgs: mongoArgs,
+			serveArgs: append(slices.Clone(mongoArgs), "--mongodb-owner-lease", ownerLease.String(),
+				"--export-dir", t.TempDir()), storeArgs: mongoArgs,
 			window: 1500 * time.Millisecond, budget: 170 * time.Second,
 			rounds: 3,
-			records: func(t *testing.T) []audit.Record {
-				st, err := mongo.Open(context.Background(), mongo.Options{URI: uri, Database: db, Timeout: time.Minute})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer st.Close()
-				recs, err := st.AuditRange(context.Background(), 0, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return recs
+			open: func() (audit.Backend, error) {
+				return mongo.Open(context.Background(), mongo.Options{URI: uri, Database: db, Timeout: time.Minute})
 			},
 		})
 	})

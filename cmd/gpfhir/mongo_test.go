@@ -30,7 +30,7 @@ func TestServeOnMongo(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- serve(ctx, []string{"--store", "mongo", "--mongodb-uri", uri, "--mongodb-database", mongotest.Database(t),
-			"--addr", "127.0.0.1:0", "--oidc-issuer", issuer, "--oidc-audience", testAudience}, envFrom(nil), logs, listening)
+			"--addr", "127.0.0.1:0", "--oidc-issuer", issuer, "--oidc-audience", testAudience, "--export-dir", t.TempDir()}, envFrom(nil), logs, listening)
 	}()
 	var base string
 	select {
