@@ -110,6 +110,9 @@ type Options struct {
 	Workers int
 	// BatchSize is the number of entries per batch Bundle for ndjson and collections (default 200).
 	BatchSize int
+	// MaxEntries is the most entries the server takes in one transaction (default 1000, gpfhir's
+	// default and its most); a larger transaction is posted in parts (postParts).
+	MaxEntries int
 	// Progress receives a progress bar (Terminal) or a plain line every Every (default 5s).
 	Progress io.Writer
 	Terminal bool
@@ -140,8 +143,10 @@ type Summary struct {
 	Skipped      map[string]int64
 	// Examples are the first few diagnostics of each skip reason.
 	Examples map[string][]string
-	Elapsed  time.Duration
-	mu       sync.Mutex
+	// Split names the transactions too large for the server, each posted as several.
+	Split   []string
+	Elapsed time.Duration
+	mu      sync.Mutex
 }
 
 // Done is every entry accounted for.
@@ -204,6 +209,12 @@ func (s *Summary) Write(w io.Writer) {
 		skipped += s.Skipped[r]
 	}
 	fmt.Fprintf(w, ", %d skipped\n", skipped)
+	if len(s.Split) > 0 {
+		fmt.Fprintf(w, "  too large for one transaction, posted in parts (each all or nothing, not the whole): %d\n", len(s.Split))
+		for _, ex := range s.Split[:min(len(s.Split), 3)] {
+			fmt.Fprintf(w, "    e.g. %s\n", ex)
+		}
+	}
 	if len(s.StoredByType) > 0 {
 		var types []string
 		for t := range s.StoredByType {
@@ -231,6 +242,9 @@ func Run(ctx context.Context, paths []string, stdin io.Reader, p Poster, opt Opt
 	}
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 200
+	}
+	if opt.MaxEntries <= 0 {
+		opt.MaxEntries = 1000
 	}
 	if opt.Every <= 0 {
 		opt.Every = 5 * time.Second
@@ -408,7 +422,49 @@ func postTransaction(ctx context.Context, p Poster, opt Options, sum *Summary, n
 	if len(kept) == 0 {
 		return nil
 	}
+	if typ == "transaction" && len(kept) > opt.MaxEntries {
+		return postParts(ctx, p, sum, name, kept, opt.MaxEntries)
+	}
 	return postBundle(ctx, p, sum, name, typ, kept)
+}
+
+// postParts posts a transaction too large for the server as several of at most max entries, in order.
+// One Synthea patient has more than a thousand entries, and the alternative, skipping that patient's
+// whole record, loses data the import promises to keep. Each part is all or nothing; the whole is not,
+// which the summary says, and an interrupted import is simply run again. A reference to an entry's
+// fullUrl becomes the Type/id its PUT writes, so that each part stands alone; the Patients and the
+// shared resources (practices, practitioners) go in the first part, since the server checks the
+// patient's practice for every write in a patient's compartment.
+func postParts(ctx context.Context, p Poster, sum *Summary, name string, entries []*entry, max int) error {
+	to := map[string]string{}
+	for _, e := range entries {
+		if e.FullURL != "" && e.Request != nil && strings.EqualFold(e.Request.Method, http.MethodPut) && !strings.Contains(e.Request.URL, "?") {
+			to[e.FullURL] = e.Request.URL
+		}
+	}
+	first, rest := []*entry{}, []*entry{}
+	for _, e := range entries {
+		if r, changed := walkRefs(e.Resource, func(ref string) (string, bool) { return to[ref], false }); changed {
+			e.Resource = r
+		}
+		typ, _, _ := strings.Cut(e.Request.URL, "/")
+		typ, _, _ = strings.Cut(typ, "?")
+		if _, inCompartment := auth.PatientCompartment(typ); typ == "Patient" || !inCompartment {
+			first = append(first, e)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	ordered := append(first, rest...)
+	sum.mu.Lock()
+	sum.Split = append(sum.Split, fmt.Sprintf("%s: %d entries in %d transactions", name, len(ordered), (len(ordered)+max-1)/max))
+	sum.mu.Unlock()
+	for start := 0; start < len(ordered); start += max {
+		if err := postBundle(ctx, p, sum, name, "transaction", ordered[start:min(start+max, len(ordered))]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // skipPresent leaves out the creates of shared resources that are already stored (counted unchanged),

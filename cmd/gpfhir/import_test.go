@@ -242,3 +242,61 @@ func fmtSscan(out string, stored, unchanged *int) (int, error) {
 	_, rest, _ := strings.Cut(out, "): ")
 	return fmt.Sscanf(rest, "%d stored, %d unchanged", stored, unchanged)
 }
+
+// TestImportPostsAnOversizedTransactionInParts imports a transaction of more entries than the server
+// takes in one (a Synthea patient can have over a thousand), with its Patient last: every entry is
+// stored, references to other entries' fullUrls still resolve across the parts, the summary says it
+// was split, and a second import stores nothing.
+func TestImportPostsAnOversizedTransactionInParts(t *testing.T) {
+	const n = 1100
+	const pid, did = "5b5c5f8e-0000-4000-8000-00000000aaaa", "5b5c5f8e-0000-4000-8000-00000000bbbb"
+	var entries []string
+	for i := range n {
+		id := fmt.Sprintf("5b5c5f8e-0000-4000-9000-%012d", i)
+		entries = append(entries, fmt.Sprintf(`{"fullUrl":"urn:uuid:%s","resource":{"resourceType":"Observation","id":"%s",`+
+			`"status":"final","code":{"text":"weight"},"subject":{"reference":"urn:uuid:%s"},"performer":[{"reference":"urn:uuid:%s"}],`+
+			`"effectiveDateTime":"2020-01-01"},"request":{"method":"POST","url":"Observation"}}`, id, id, pid, did))
+	}
+	entries = append(entries,
+		fmt.Sprintf(`{"fullUrl":"urn:uuid:%s","resource":{"resourceType":"Practitioner","id":"%s","name":[{"family":"Doc"}]},"request":{"method":"POST","url":"Practitioner"}}`, did, did),
+		fmt.Sprintf(`{"fullUrl":"urn:uuid:%s","resource":{"resourceType":"Patient","id":"%s","name":[{"family":"Big"}],"gender":"male","birthDate":"1950-01-01"},"request":{"method":"POST","url":"Patient"}}`, pid, pid))
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.json")
+	if err := os.WriteFile(big, []byte(`{"resourceType":"Bundle","type":"transaction","entry":[`+strings.Join(entries, ",")+`]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	if out, err := runImport(t, "--data-dir", data, filepath.Join(importFixtures(t), "0-practice.json")); err != nil {
+		t.Fatalf("import the practice: %v\n%s", err, out)
+	}
+	out, err := runImport(t, "--data-dir", data, "--practice", "Y00001", "--progress", "none", big)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	for _, want := range []string{fmt.Sprintf(": %d stored, 0 unchanged, 0 skipped", n+2), "posted in parts", "big.json: 1102 entries in 2 transactions"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	st, err := sqlite.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := st.Get(context.Background(), "Observation", fmt.Sprintf("5b5c5f8e-0000-4000-9000-%012d", n-1))
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{`"Patient/` + pid + `"`, `"Practitioner/` + did + `"`} {
+		if !strings.Contains(string(last.Body), ref) {
+			t.Errorf("the last Observation (in the second part) does not refer to %s: %s", ref, last.Body)
+		}
+	}
+	out, err = runImport(t, "--data-dir", data, "--practice", "Y00001", "--progress", "none", big)
+	if err != nil {
+		t.Fatalf("second import: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, " 0 stored,") {
+		t.Errorf("the second import stored something:\n%s", out)
+	}
+}
