@@ -10,7 +10,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
-import puppeteer from "puppeteer-core";
+import { launch, newPage } from "./browser.mjs";
 
 const require = createRequire(import.meta.url);
 const axeSource = fs.readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -24,6 +24,9 @@ const failures = [];
 const notes = [];
 const screenshots = [];
 const fail = (msg) => failures.push(msg);
+// Each step's time goes into the notes, so that a slow store or a loaded machine shows where it was slow.
+const started = Date.now();
+const timed = (step) => notes.push(`${step} at ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
 // The WCAG 2.0, 2.1 and 2.2 A and AA rules, and axe's best practices (landmarks, heading order, one
 // main, ...). Any violation fails.
@@ -51,13 +54,9 @@ async function shot(page, name, fullPage = true) {
 
 const text = (page, sel) => page.$eval(sel, (e) => e.textContent.replace(/\s+/g, " ").trim());
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
-});
+const browser = await launch();
 try {
-  const page = await browser.newPage();
+  const page = await newPage(browser);
   await page.setViewport({ width: 1280, height: 900 });
   await page.setJavaScriptEnabled(false);
 
@@ -73,8 +72,10 @@ try {
 
   // Sign in with JavaScript off: the dashboard's link, the identity provider's form, the redirects back.
   await Promise.all([page.waitForNavigation({ waitUntil: "load" }), page.click("main a.button")]);
+  timed("the identity provider's sign-in form");
   if (!page.url().includes("/dev-idp/login")) fail(`sign-in went to ${page.url()}, not the identity provider`);
   await Promise.all([page.waitForNavigation({ waitUntil: "load" }), page.click("main form button[type=submit]")]);
+  timed("signed in and back on the dashboard");
   if (!page.url().startsWith(`${base}/dashboard`)) fail(`after signing in the browser is at ${page.url()}`);
   const h1 = await text(page, "h1");
   if (!h1.startsWith("Online services uptake")) fail(`signed in, the heading is "${h1}"`);

@@ -9,7 +9,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
-import puppeteer from "puppeteer-core";
+import { launch, newPage } from "./browser.mjs";
 
 const require = createRequire(import.meta.url);
 const axeSource = fs.readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -24,13 +24,9 @@ const screenshots = [];
 const fail = (msg) => failures.push(msg);
 const axeTags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"];
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
-});
+const browser = await launch();
 try {
-  const page = await browser.newPage();
+  const page = await newPage(browser);
   await page.setViewport({ width: 1280, height: 900 });
   await page.setJavaScriptEnabled(false);
   const resp = await page.goto(loginURL, { waitUntil: "load" });

@@ -9,7 +9,7 @@
 // exits 1 on any failure.
 
 import path from "node:path";
-import puppeteer from "puppeteer-core";
+import { launch, newPage } from "./browser.mjs";
 
 const [launchURL, out] = process.argv.slice(2);
 if (!launchURL || !out) {
@@ -22,13 +22,9 @@ const screenshots = [];
 let result = null;
 const fail = (msg) => failures.push(msg);
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
-});
+const browser = await launch();
 try {
-  const page = await browser.newPage();
+  const page = await newPage(browser);
   await page.setViewport({ width: 1024, height: 768 });
   page.on("console", (m) => notes.push(`console ${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => notes.push(`page error: ${e}`));
@@ -39,14 +35,14 @@ try {
 
   // The app sends the browser to the authorization endpoint, which shows the sign-in page.
   await page.goto(launchURL, { waitUntil: "load" });
-  await page.waitForSelector("li.user button[type=submit]", { timeout: 30000 });
+  await page.waitForSelector("li.user button[type=submit]");
   notes.push(`the app sent the browser to ${page.url().split("?")[0]}`);
   const who = await page.$eval("li.user p", (p) => p.textContent.replace(/\s+/g, " ").trim());
-  await Promise.all([page.waitForNavigation({ waitUntil: "load", timeout: 30000 }), page.click("li.user button[type=submit]")]);
+  await Promise.all([page.waitForNavigation({ waitUntil: "load" }), page.click("li.user button[type=submit]")]);
   notes.push(`signed in as "${who}"; back at ${page.url().split("?")[0]}`);
 
   // The app's callback page finishes the launch with the library and reads the record.
-  await page.waitForFunction(() => document.title === "done" || document.title === "failed", { timeout: 60000 });
+  await page.waitForFunction(() => document.title === "done" || document.title === "failed");
   const text = await page.$eval("#out", (e) => e.textContent);
   const title = await page.title();
   if (title !== "done") {
