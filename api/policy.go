@@ -58,6 +58,8 @@ func restrictionClauses(r auth.Restriction, typ string) []store.Clause {
 	}
 	var out []store.Clause
 	switch {
+	case r.PracticeParam != "":
+		out = append(out, store.Clause{{Param: r.PracticeParam, Match: store.MatchRefIn, Sub: practiceOrgs(r.Practices)}})
 	case r.PatientParam == "":
 	case len(r.Practices) > 0:
 		registered := practicePatients(r.Practices)
@@ -98,16 +100,21 @@ func restrictionClauses(r auth.Restriction, typ string) []store.Clause {
 // practicePatients matches Patients registered at one of the practices: their managingOrganization or
 // generalPractitioner is an Organization with one of the ODS codes.
 func practicePatients(ods []string) store.Clause {
-	var byCode store.Clause
-	for _, code := range ods {
-		byCode = append(byCode, store.Predicate{Param: "identifier", Match: store.MatchToken, System: fhir.ODSOrganizationSystem, Value: code})
-	}
-	orgs := &store.Query{Type: "Organization", Clauses: []store.Clause{byCode}}
+	orgs := practiceOrgs(ods)
 	var cl store.Clause
 	for _, p := range practiceParams {
 		cl = append(cl, store.Predicate{Param: p, Match: store.MatchRefIn, Sub: orgs})
 	}
 	return cl
+}
+
+// practiceOrgs matches the Organizations of the practices with the ODS codes.
+func practiceOrgs(ods []string) *store.Query {
+	var byCode store.Clause
+	for _, code := range ods {
+		byCode = append(byCode, store.Predicate{Param: "identifier", Match: store.MatchToken, System: fhir.ODSOrganizationSystem, Value: code})
+	}
+	return &store.Query{Type: "Organization", Clauses: []store.Clause{byCode}}
 }
 
 // canRead reports whether the caller may read r; the error is the refusal to send.
@@ -194,6 +201,16 @@ func (s *Server) facts(req *request, caller *auth.Caller, r store.Resource) (aut
 				f.Redacted = auth.FactsOf(r.Type, r.ID, entries).Redacted
 			}
 		}
+	}
+	if caller.Kind == auth.KindSystem && auth.ClassOf(r.Type) == auth.ClassPractice {
+		for _, id := range f.Organizations {
+			codes, err := s.orgODS(req, id)
+			if err != nil {
+				return f, err
+			}
+			f.PracticeODS = append(f.PracticeODS, codes...)
+		}
+		return f, nil
 	}
 	if !system {
 		return f, nil

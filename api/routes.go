@@ -336,6 +336,9 @@ var typeOperations = map[string][]capOperation{
 			Documentation: "GET Patient/[id]/$everything, or Patient/$everything for a patient's own record: the patient " +
 				"compartment and the resources it references, filtered exactly as a search by the same caller, with _since, " +
 				"_type, _count and signed next links."}},
+	"Group": {{Name: "export", Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+		Documentation: "Bulk Data v2, GP systems only: GET Group/[id]/$export, the patient compartment of the Group's Patient " +
+			"members that the client may read; the Group must be managed by one of the client's practices."}},
 	"AuditEvent": {{Name: "verify", Definition: "urn:gpfhir:OperationDefinition/AuditEvent-verify",
 		Documentation: "Auditors only. Verifies the audit hash chain from the first record to the head and answers " +
 			"\"intact, N records\" or the first broken link, with the head hash for anchoring."}},

@@ -65,6 +65,10 @@ const (
 	ClassPublic
 	// ClassAudit is AuditEvent: auditors only.
 	ClassAudit
+	// ClassPractice types are kept by one practice about its patients (a Group of them) without being
+	// in any one patient's compartment: only the GP systems of the practice that manages them may use
+	// them.
+	ClassPractice
 )
 
 // CompartmentDef says how a patient-compartment type points at its patient.
@@ -98,6 +102,19 @@ var patientCompartment = map[string]CompartmentDef{
 	"Communication":       {Param: "patient", Paths: []string{"subject"}},
 }
 
+// PracticeDef says how a practice-owned type names the practice that keeps it.
+type PracticeDef struct {
+	// Param is the reference search parameter naming the practice's Organization.
+	Param string
+}
+
+// practiceTypes are the practice-owned types. A Group lists patients, so it is not public; it belongs to
+// no patient's compartment here either (R4 puts it in the compartment of each member, which would let
+// a patient see who else is on a practice's list), so its managingEntity confines it.
+var practiceTypes = map[string]PracticeDef{
+	"Group": {Param: "managing-entity"},
+}
+
 var publicTypes = map[string]bool{
 	"Organization": true, "Practitioner": true, "PractitionerRole": true, "Location": true,
 	"Schedule": true, "Slot": true, "HealthcareService": true,
@@ -110,6 +127,9 @@ func ClassOf(typ string) Class {
 		return ClassAudit
 	case publicTypes[typ]:
 		return ClassPublic
+	}
+	if _, ok := practiceTypes[typ]; ok {
+		return ClassPractice
 	}
 	if _, ok := patientCompartment[typ]; ok {
 		return ClassPatient
@@ -188,6 +208,7 @@ func (c *Caller) roleGate(in Interaction, typ string) Decision {
 	switch c.Kind {
 	case KindAuditor:
 		if typ != "" && class != ClassAudit {
+			// Practice-owned lists (Groups) name patients, so they are clinical data too.
 			return Decision{Outcome: DenyRole, Missing: "a clinical scope",
 				Reason: "an auditor token reads AuditEvents only, not clinical or practice data"}
 		}
@@ -204,11 +225,21 @@ func (c *Caller) roleGate(in Interaction, typ string) Decision {
 				Reason: "client " + c.ClientID + " is not bound to any practice ODS code (token claim ods_codes or the " +
 					"server's --client-ods setting), so it may not see any patient's record"}
 		}
+		if class == ClassPractice && len(c.ODS) == 0 {
+			return Decision{Outcome: DenyUnbound, Missing: "a practice binding",
+				Reason: "client " + c.ClientID + " is not bound to any practice ODS code (token claim ods_codes or the " +
+					"server's --client-ods setting), so it may not use any practice's " + typ + " resources"}
+		}
 		return allow
 	case KindPatient:
 		if class == ClassAudit && in != Read && in != VRead && in != Search {
 			return Decision{Outcome: DenyRole, Reason: "a patient may list who accessed their record (read and search " +
 				"AuditEvent); the audit trail itself is kept by the server, and checking it is for auditors"}
+		}
+		if class == ClassPractice {
+			// Before the proofing level and proxy checks: no level or grant would change the answer.
+			return Decision{Outcome: DenyRole, Reason: typ + " resources are lists a practice keeps about its patients, " +
+				"for its GP system; a patient app cannot see or change them, whatever the access level"}
 		}
 		if class == ClassPublic {
 			if isWrite(in) {
@@ -257,8 +288,12 @@ type Facts struct {
 	Type string
 	// PatientIDs are the patients the resource belongs to (for a Patient, its own id).
 	PatientIDs []string
-	// PracticeODS are the ODS codes of the practices those patients are registered at.
+	// PracticeODS are the ODS codes of the practices those patients are registered at; for a
+	// practice-owned type, of the Organizations that manage it.
 	PracticeODS []string
+	// Organizations, for a practice-owned type, are the ids of the Organizations its practice parameter
+	// names, whose ODS codes the caller fills PracticeODS with.
+	Organizations []string
 	// Unpublished is set for a Schedule or Slot the practice does not publish for online booking.
 	Unpublished bool
 	// Redacted is set when the resource (or its current version) carries a redaction security label.
@@ -287,6 +322,12 @@ func CanAccess(c *Caller, in Interaction, f Facts) Decision {
 		return Decision{Outcome: DenyRedacted, Reason: "this " + f.Type + " is not shown online"}
 	}
 	switch {
+	case r.PracticeParam != "":
+		if !containsAny(r.Practices, f.PracticeODS) {
+			return Decision{Outcome: DenyCompartment,
+				Reason: "this " + f.Type + " is not managed by a practice that client " + c.ClientID + " serves (" +
+					strings.Join(c.ODS, ", ") + "): its managingEntity must reference the Organization of one of them"}
+		}
 	case r.PatientParam == "":
 		return allow
 	case ClassOf(f.Type) == ClassAudit:

@@ -3,6 +3,8 @@ package auth
 import (
 	"strings"
 	"testing"
+
+	"github.com/gpfhir/gpfhir/fhir"
 )
 
 func mustCaller(t *testing.T, c Claims, clientODS map[string][]string) *Caller {
@@ -51,6 +53,8 @@ func TestPolicyTable(t *testing.T) {
 	other := Facts{Type: "Immunization", PatientIDs: []string{"pat-2"}, PracticeODS: []string{"B82005"}}
 	ownPatient := Facts{Type: "Patient", PatientIDs: []string{"pat-1"}, PracticeODS: []string{"A81001"}}
 	org := Facts{Type: "Organization"}
+	ownGroup := Facts{Type: "Group", Organizations: []string{"o1"}, PracticeODS: []string{"A81001"}}
+	otherGroup := Facts{Type: "Group", Organizations: []string{"o2"}, PracticeODS: []string{"B82005"}}
 
 	tests := []struct {
 		name   string
@@ -96,6 +100,18 @@ func TestPolicyTable(t *testing.T) {
 		{"auditor sees no clinical data", auditor, Read, own, DenyScope, ""},
 		{"commissioner gets no FHIR resources", commissioner, Search, Facts{Type: "Patient"}, DenyRole, ""},
 		{"unknown types are refused to everyone", gp, Read, Facts{Type: "Claim"}, DenyUnknownClass, ""},
+		{"GP system reads a Group its practice manages", gp, Read, ownGroup, Allowed, ""},
+		{"GP system creates a Group its practice manages", gp, Create, ownGroup, Allowed, ""},
+		{"GP system updates a Group its practice manages", gp, Update, ownGroup, Allowed, ""},
+		{"GP system cannot read another practice's Group", gp, Read, otherGroup, DenyCompartment, "managingEntity"},
+		{"GP system cannot create a Group for another practice", gp, Create, otherGroup, DenyCompartment, "managingEntity"},
+		{"GP system cannot keep a Group no practice manages", gp, Create, Facts{Type: "Group"}, DenyCompartment, "managingEntity"},
+		{"unbound GP system uses no Groups", gpUnbound, Search, Facts{Type: "Group"}, DenyUnbound, "practice"},
+		{"P9 patient cannot read a Group", p9(), Read, ownGroup, DenyRole, "practice"},
+		{"P9 patient cannot search Groups", p9(), Search, Facts{Type: "Group"}, DenyRole, "practice"},
+		{"P5 patient is refused Groups for what they are, not the level", p5, Read, ownGroup, DenyRole, "practice"},
+		{"proxy cannot read a Group", proxy(), Read, ownGroup, DenyRole, "practice"},
+		{"auditor cannot read a Group", mustCaller(t, Claims{Subject: "aud", Scope: stringList{"user/*.rs"}}, nil), Read, ownGroup, DenyRole, "AuditEvents only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,5 +242,24 @@ func TestDashboardIsForCommissionersOnly(t *testing.T) {
 				t.Errorf("refusal %+v should say %q and name the scope", d, tc.says)
 			}
 		})
+	}
+}
+
+func TestGroupsAreConfinedByTheirManagingPractice(t *testing.T) {
+	gp := mustCaller(t, Claims{Subject: "gp-a", ClientID: "gp-a", Scope: stringList{"system/*.cruds"}},
+		map[string][]string{"gp-a": {"A81001"}})
+	r := gp.Restrict("Group")
+	if r.Nothing || r.PracticeParam != "managing-entity" || len(r.Practices) != 1 || r.Practices[0] != "A81001" || r.PatientParam != "" {
+		t.Errorf("GP system's Group restriction %+v, want managing-entity confined to A81001", r)
+	}
+	p9 := mustCaller(t, Claims{Subject: "u1", NHSNumber: "9000000009", IdentityProofingLevel: "P9", Scope: stringList{"patient/*.rs"}}, nil)
+	p9.PatientIDs, p9.Resolved = []string{"pat-1"}, true
+	if r := p9.Restrict("Group"); !r.Nothing {
+		t.Errorf("a patient's Group restriction %+v, want Nothing", r)
+	}
+	f := FactsOf("Group", "g1", []fhir.IndexEntry{{Param: "managing-entity", Value: "Organization/o1"},
+		{Param: "member", Value: "Patient/pat-1"}, {Param: "managing-entity", Value: "Practitioner/d1"}})
+	if len(f.Organizations) != 1 || f.Organizations[0] != "o1" || len(f.PatientIDs) != 0 {
+		t.Errorf("FactsOf a Group: %+v, want the managing Organization o1 only", f)
 	}
 }

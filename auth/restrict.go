@@ -23,8 +23,13 @@ type Restriction struct {
 	// may be seen.
 	Patients []string
 	// Practices, when PatientParam is set for a GP system, are the ODS codes of the practices whose
-	// registered patients' resources may be seen.
+	// registered patients' resources may be seen; when PracticeParam is set, of the practices whose
+	// resources may be seen.
 	Practices []string
+	// PracticeParam, for a practice-owned type (Group), is the reference parameter naming the
+	// Organization that manages a resource; only resources managed by an Organization with one of
+	// Practices' ODS codes may be seen.
+	PracticeParam string
 	// PublishedOnly: only Schedules and Slots the practice publishes for online booking.
 	PublishedOnly bool
 	// DateParam and From: only record entries whose clinical date (DateParam) is on or after From
@@ -81,6 +86,12 @@ func (c *Caller) restriction(typ string) Restriction {
 			r.PublishedOnly = true
 		}
 		return r
+	case ClassPractice:
+		if c.Kind != KindSystem || len(c.ODS) == 0 {
+			return Restriction{Nothing: true}
+		}
+		r.PracticeParam, r.Practices = practiceTypes[typ].Param, c.ODS
+		return r
 	case ClassPatient:
 	default:
 		return Restriction{Nothing: true}
@@ -115,6 +126,8 @@ func FactParams(typ string) []string {
 		}
 	case ClassAudit:
 		params = append(params, "patient")
+	case ClassPractice:
+		params = append(params, practiceTypes[typ].Param)
 	}
 	if p, _, ok := online.RecordDate(typ); ok {
 		params = append(params, p)
@@ -138,10 +151,13 @@ func FactsOf(typ, id string, entries []fhir.IndexEntry) Facts {
 	if param == "_id" {
 		f.PatientIDs = []string{id}
 	}
+	owner := practiceTypes[typ].Param
 	dateParam, _, _ := online.RecordDate(typ)
 	published := false
 	for _, e := range entries {
 		switch {
+		case owner != "" && e.Param == owner && strings.HasPrefix(e.Value, "Organization/"):
+			f.Organizations = append(f.Organizations, strings.TrimPrefix(e.Value, "Organization/"))
 		case e.Param == param && strings.HasPrefix(e.Value, "Patient/"):
 			f.PatientIDs = append(f.PatientIDs, strings.TrimPrefix(e.Value, "Patient/"))
 		case e.Param == "_security" && contains(withheldLabels, e.System+"|"+e.Value):

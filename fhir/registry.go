@@ -195,7 +195,7 @@ var actorTargets = strings.Split(actorTargetsDesc, ", ")
 
 // auditEntityTargets are the served types an AuditEvent entity may name (R4 says Any).
 var auditEntityTargets = append([]string{"Patient", "Appointment", "MedicationRequest", "Immunization", "Organization",
-	"Practitioner", "Schedule", "Slot", "Location", "AuditEvent", "Task", "RelatedPerson"}, recordTypeNames()...)
+	"Practitioner", "Schedule", "Slot", "Location", "AuditEvent", "Task", "RelatedPerson", "Group"}, recordTypeNames()...)
 
 func recordTypeNames() []string {
 	var out []string
@@ -403,7 +403,24 @@ var typeTable = []typeEntry{
 			Description: "Searches for locations that are managed by the provided organization"},
 		{Code: "address-postalcode", Type: ParamString, Expression: "Location.address.postalCode",
 			Description: "A postal code specified in an address"},
-	}, nil}, // AuditEvent is written by the server only (package audit) and read by auditors and, for
+	}, nil},
+	// Group lists a practice's patients (a recall list, a cohort for Bulk Data export); its
+	// managingEntity names the practice that keeps it, which the access policy confines it by.
+	{"Group", []*SearchParam{
+		sp("actual", ParamToken, "Group.actual", "Descriptive or actual"),
+		sp("characteristic", ParamToken, "Group.characteristic.code", "Kind of characteristic"),
+		sp("code", ParamToken, "Group.code", "The kind of resources contained"),
+		sp("exclude", ParamToken, "Group.characteristic.exclude", "Group includes or excludes"),
+		identifierParam("Group", "Unique id"),
+		sp("managing-entity", ParamReference, "Group.managingEntity", "Entity that is the custodian of the Group's definition"),
+		sp("member", ParamReference, "Group.member.entity", "Reference to the group member"),
+		sp("type", ParamToken, "Group.type", "The type of resources the group contains"),
+		sp("value", ParamToken, "(Group.characteristic.value as CodeableConcept) | (Group.characteristic.value as boolean)",
+			"Value held by characteristic"),
+	}, []Unsupported{
+		{"characteristic-value", "composite", "Group.characteristic", whyComposite},
+	}},
+	// AuditEvent is written by the server only (package audit) and read by auditors and, for
 	// their own record, patients. The parameters are R4's, for the questions auditors ask: who (agent,
 	// patient), what (entity, entity-type, action, subtype), when (date), how it ended (outcome), where
 	// (source).

@@ -17,7 +17,7 @@ func TestRegistryServesTheMissionTypesSorted(t *testing.T) {
 	}
 	for _, want := range []string{"Appointment", "Immunization", "MedicationRequest", "Organization", "Patient", "Practitioner", "Schedule", "Slot",
 		"AllergyIntolerance", "MedicationStatement", "Condition", "Observation", "Procedure", "DiagnosticReport", "Encounter",
-		"ServiceRequest", "DocumentReference", "Composition", "Communication"} {
+		"ServiceRequest", "DocumentReference", "Composition", "Communication", "Group"} {
 		if !served[want] {
 			t.Errorf("%s is not served (Types() = %v)", want, names)
 		}
@@ -100,6 +100,9 @@ func TestRegistryUsesR4Definitions(t *testing.T) {
 		{"Schedule", "date", ParamDate, "Schedule.planningHorizon"},
 		{"Slot", "start", ParamDate, "Slot.start"},
 		{"Slot", "_profile", ParamURI, "Slot.meta.profile"},
+		{"Group", "managing-entity", ParamReference, "Group.managingEntity"},
+		{"Group", "member", ParamReference, "Group.member.entity"},
+		{"Group", "actual", ParamToken, "Group.actual"},
 	}
 	for _, tt := range tests {
 		ti, ok := LookupType(tt.typ)
