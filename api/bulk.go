@@ -49,7 +49,7 @@ type exportJob struct {
 	Group           string            `json:"group,omitempty"`
 	Types           []string          `json:"types"`
 	Since           time.Time         `json:"since,omitzero"`
-	Filters         map[string]string `json:"filters,omitempty"`
+	Filters         exportTypeFilters `json:"filters,omitempty"`
 	Caller          exportCaller      `json:"caller"`
 	Output          []exportOutput    `json:"output,omitempty"`
 	Done            int64             `json:"done"`
@@ -274,24 +274,22 @@ func (s *Server) exportKickoff(req *request, p pathParams) error {
 				job.Types = append(job.Types, strings.TrimSpace(t))
 			}
 		case "_typeFilter":
-			job.Filters = map[string]string{}
+			job.Filters = exportTypeFilters{}
 			for _, f := range vals {
 				typ, q, ok := strings.Cut(f, "?")
 				ti, known := fhir.LookupType(typ)
 				if !ok || !known {
 					return fail(kindBadValue, "_typeFilter=%s is not Type?search", f).at("_typeFilter")
 				}
-				if _, dup := job.Filters[ti.Name]; dup {
-					return fail(kindUnsupported, "_typeFilter: one filter per type is supported here; %s has two", ti.Name).at("_typeFilter")
+				if _, aerr := s.filterClauses(ti, q); aerr != nil {
+					return aboutFilter(aerr, f)
 				}
-				fv, aerr := parseQuery(q, "_typeFilter")
-				if aerr != nil {
+				job.Filters[ti.Name] = append(job.Filters[ti.Name], q)
+			}
+			for typ, fs := range job.Filters {
+				if _, aerr := s.unionOfFilters(typ, fs); aerr != nil {
 					return aerr
 				}
-				if _, aerr := s.parseSearch(ti, fv, true); aerr != nil {
-					return aerr
-				}
-				job.Filters[ti.Name] = q
 			}
 		case "_format", "_pretty":
 		default:
@@ -350,6 +348,117 @@ func scopeString(c *auth.Caller) string {
 		parts = append(parts, sc.String())
 	}
 	return strings.Join(append(parts, c.Other...), " ")
+}
+
+// exportTypeFilters are a job's _typeFilter searches by type, as query strings. Bulk Data v2 exports a
+// resource of a filtered type when it matches any of the type's filters.
+type exportTypeFilters map[string][]string
+
+// UnmarshalJSON also reads the one-filter-per-type form (a query string per type) of jobs written
+// before a type could have several, so that such a job left by a restart still runs.
+func (f *exportTypeFilters) UnmarshalJSON(raw []byte) error {
+	var many map[string][]string
+	if err := json.Unmarshal(raw, &many); err == nil {
+		*f = many
+		return nil
+	}
+	var one map[string]string
+	if err := json.Unmarshal(raw, &one); err != nil {
+		return err
+	}
+	*f = make(exportTypeFilters, len(one))
+	for typ, q := range one {
+		(*f)[typ] = []string{q}
+	}
+	return nil
+}
+
+// filterClauses parses one _typeFilter search of ti.
+func (s *Server) filterClauses(ti *fhir.TypeInfo, query string) ([]store.Clause, *apiError) {
+	fv, aerr := parseQuery(query, "_typeFilter")
+	if aerr != nil {
+		return nil, aerr
+	}
+	sq, aerr := s.parseSearch(ti, fv, true)
+	if aerr != nil {
+		return nil, aerr
+	}
+	return sq.store.Clauses, nil
+}
+
+// aboutFilter says which filter an error is about, since a kick-off may carry several.
+func aboutFilter(aerr *apiError, filter string) *apiError {
+	for i := range aerr.issues {
+		aerr.issues[i].Diagnostics = "_typeFilter=" + filter + ": " + aerr.issues[i].Diagnostics
+	}
+	return aerr.at("_typeFilter")
+}
+
+// maxFilterUnion bounds the predicates of the one query that the filters of a type become.
+const maxFilterUnion = 400
+
+// unionOfFilters turns a type's filters into clauses that match what any of them matches, each
+// resource once. A query is an AND of clauses that are each an OR of predicates, and the OR of two
+// such queries is again one: every clause of the first ORed with every clause of the second
+// ((a AND b) OR c = (a OR c) AND (b OR c)). The union is thus one store query, read in keyset pages
+// like any other, so the export needs no set of the ids already written and no second pass, and its
+// memory does not grow with the export. The price is the size of that query, the product of the
+// filters' clause counts, which maxFilterUnion bounds: a kick-off whose filters exceed it is refused.
+func (s *Server) unionOfFilters(typ string, filters []string) ([]store.Clause, *apiError) {
+	ti, ok := fhir.LookupType(typ)
+	if !ok {
+		return nil, fail(kindBadValue, "_typeFilter: %s is not a resource type served here", typ).at("_typeFilter")
+	}
+	var union []store.Clause
+	predicates := 0
+	for i, f := range filters {
+		clauses, aerr := s.filterClauses(ti, f)
+		if aerr != nil {
+			return nil, aboutFilter(aerr, typ+"?"+f)
+		}
+		if len(clauses) == 0 {
+			return nil, nil // a filter without criteria matches every resource, and so does the union
+		}
+		if i == 0 {
+			union = clauses
+			continue
+		}
+		var next []store.Clause
+		predicates = 0
+		for _, a := range union {
+			for _, b := range clauses {
+				// Each clause gets its own copy of the predicates' sub-queries: restrict appends the
+				// caller's restriction to every sub-query it meets, once per meeting.
+				c := append(cloneClause(a), cloneClause(b)...)
+				predicates += len(c)
+				next = append(next, c)
+			}
+		}
+		if predicates > maxFilterUnion {
+			return nil, fail(kindTooCostly, "_typeFilter: the %d filters for %s combine into a query of %d conditions; this server "+
+				"takes at most %d (each filter's conditions are combined with every other's); use fewer or simpler filters",
+				len(filters), typ, predicates, maxFilterUnion).at("_typeFilter")
+		}
+		union = next
+	}
+	return union, nil
+}
+
+// cloneClause copies a clause with its sub-queries, to any depth.
+func cloneClause(cl store.Clause) store.Clause {
+	out := make(store.Clause, len(cl))
+	for i, p := range cl {
+		out[i] = p
+		if p.Sub != nil {
+			sub := *p.Sub
+			sub.Clauses = make([]store.Clause, len(p.Sub.Clauses))
+			for j, c := range p.Sub.Clauses {
+				sub.Clauses[j] = cloneClause(c)
+			}
+			out[i].Sub = &sub
+		}
+	}
+	return out
 }
 
 // groupMembers reads the Patient members of a Group the caller may read.
@@ -541,17 +650,12 @@ func (s *Server) exportAll(req *request, ex *exports, job *exportJob) ([]store.R
 			}
 			q.Clauses = append(q.Clauses, cl)
 		}
-		if f, ok := job.Filters[typ]; ok {
-			ti, _ := fhir.LookupType(typ)
-			fv, aerr := parseQuery(f, "_typeFilter")
+		if fs := job.Filters[typ]; len(fs) > 0 {
+			union, aerr := s.unionOfFilters(typ, fs)
 			if aerr != nil {
 				return nil, aerr
 			}
-			sq, aerr := s.parseSearch(ti, fv, true)
-			if aerr != nil {
-				return nil, aerr
-			}
-			q.Clauses = append(q.Clauses, sq.store.Clauses...)
+			q.Clauses = append(q.Clauses, union...)
 		}
 		if err := s.restrict(req, &q); err != nil {
 			return nil, err
