@@ -40,7 +40,7 @@ func translate(op string, err error) error {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrVersionConflict),
 		errors.Is(err, store.ErrInvalidQuery), errors.Is(err, store.ErrUnavailable):
 		return err
-	case errors.Is(err, mongo.ErrNoDocuments):
+	case errors.Is(err, mongo.ErrNoDocuments), errors.Is(err, mongo.ErrFileNotFound):
 		return store.ErrNotFound
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("store/mongo: %s: %w", op, context.Canceled)

@@ -346,8 +346,14 @@ func (s *Store) ensureBaseIndexes(ctx context.Context) error {
 		collAudit: {
 			indexSpec{"last", bson.D{{Key: "last", Value: 1}}},
 		},
+		collExportJobs: {
+			indexSpec{"fin_lease", bson.D{{Key: "fin", Value: 1}, {Key: "lease", Value: 1}}},
+		},
+		collExportClaims: {
+			indexSpec{"job", bson.D{{Key: "job", Value: 1}}},
+		},
 	}
-	for _, c := range []string{collHistory, collIdx, collJournal, collOwners, collAudit} {
+	for _, c := range []string{collHistory, collIdx, collJournal, collOwners, collAudit, collExportJobs, collExportClaims} {
 		if err := createIndexes(ctx, s.db.Collection(c), sets[c]); err != nil {
 			return err
 		}
