@@ -110,6 +110,25 @@ func TestGroupExportAndAccess(t *testing.T) {
 		updated["id"] = empty
 		ts.mustStatus(ts.do("PUT", "/Group/"+empty, updated, own), 200)
 	})
+	t.Run("a system export holds the practice's own Groups only", func(t *testing.T) {
+		m, _ := kickOff(t, ts, "/$export?_type=Group", own)
+		got := slices.Sorted(slices.Values(exported(t, ts, m, own)["Group"]))
+		if want := slices.Sorted(slices.Values([]string{two, empty})); !slices.Equal(got, want) {
+			t.Errorf("Groups exported %v, want the practice's own %v", got, want)
+		}
+	})
+	t.Run("the practice deletes its own Groups only", func(t *testing.T) {
+		r := ts.do("DELETE", "/Group/"+farGroup, nil, own)
+		if r.Status != http.StatusForbidden {
+			t.Errorf("deleting another practice's Group: %d, want 403", r.Status)
+		}
+		r.issue(t)
+		gone := create(group(testPracticeID, "Patient/"+w.me))
+		if r := ts.do("DELETE", "/Group/"+gone, nil, own); r.Status >= 300 {
+			t.Errorf("deleting its own Group: %d %s", r.Status, r.Body)
+		}
+		ts.mustStatus(ts.do("GET", "/Group/"+gone, nil, own), http.StatusGone)
+	})
 	t.Run("a patient cannot see Groups", func(t *testing.T) {
 		pt := bearer(ts.patientToken(w.meNHS, "P9", "", "patient/*.rs"))
 		for _, path := range []string{"/Group/" + two, "/Group?member=Patient/" + w.me} {
