@@ -9,12 +9,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,12 +22,14 @@ import (
 )
 
 // Bulk Data Access v2 ($export): [base]/$export, [base]/Patient/$export and [base]/Group/[id]/$export
-// (when Group is a served type). A kick-off records a job in Config.ExportDir (job.json) and answers 202
-// with its status URL, [base]/$export-poll/[job]; a bounded pool of workers writes each type's resources
-// as ndjson next to it, reading the store in keyset pages (so memory does not grow with the export) under
-// the same restrict as a search by the kick-off's caller, so a file holds exactly what that client may
-// read. A job is persisted before the 202 and after every step: after a restart, jobs in progress are run
-// again from the start (the files are rewritten), and finished ones stay until they expire.
+// (when Group is a served type). A kick-off records a job (see bulkjobs.go: in the store when it keeps
+// jobs, as MongoDB does for every process on the database, else in Config.ExportDir) and answers 202 with
+// its status URL, [base]/$export-poll/[job]; a bounded pool of workers writes each type's resources as an
+// ndjson file of the job, reading the store in keyset pages (so memory does not grow with the export)
+// under the same restrict as a search by the kick-off's caller, so a file holds exactly what that client
+// may read. A job is persisted before the 202 and after every page: a job whose run was interrupted (a
+// restart, a process that died) is run again from the start (the files are rewritten), and finished ones
+// stay until they expire.
 
 // Job states, as job.json holds them.
 const (
@@ -80,156 +79,12 @@ func (ec exportCaller) caller() *auth.Caller {
 		JTI: ec.JTI, ODS: ec.ODS, Scopes: scopes, Other: other}
 }
 
-// exports runs the jobs: a bounded pool fed by a queue, with the cancel function of each running job.
-type exports struct {
-	dir     string
-	ttl     time.Duration
-	queue   chan string
-	mu      sync.Mutex
-	running map[string]context.CancelFunc
-	files   sync.Mutex // serialises job.json writes
-	wg      sync.WaitGroup
-	stop    context.CancelFunc
-}
-
-// startExports opens the export directory, queues the jobs a previous process left in progress and
-// starts the workers.
-func (s *Server) startExports() error {
-	if s.cfg.ExportDir == "" {
-		return nil
-	}
-	if err := os.MkdirAll(s.cfg.ExportDir, 0o700); err != nil {
-		return fmt.Errorf("export directory: %w", err)
-	}
-	workers := s.cfg.ExportWorkers
-	if workers <= 0 {
-		workers = 2
-	}
-	ttl := s.cfg.ExportTTL
-	if ttl <= 0 {
-		ttl = time.Hour
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	ex := &exports{dir: s.cfg.ExportDir, ttl: ttl, queue: make(chan string, 1024), running: map[string]context.CancelFunc{}, stop: stop}
-	s.exports = ex
-	entries, err := os.ReadDir(ex.dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		job, err := ex.load(e.Name())
-		if err != nil {
-			continue
-		}
-		if job.Status == jobRunning {
-			// Interrupted by a restart: run again from the start, rewriting its files.
-			s.log.Info("bulk export resumed after a restart", "job", job.ID)
-			ex.queue <- job.ID
-		}
-	}
-	for i := 0; i < workers; i++ {
-		ex.wg.Add(1)
-		go func() {
-			defer ex.wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case id := <-ex.queue:
-					s.runExport(ctx, id)
-				}
-			}
-		}()
-	}
-	ex.wg.Add(1)
-	go func() {
-		defer ex.wg.Done()
-		t := time.NewTicker(min(ttl/4+time.Second, time.Minute))
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				ex.expire(s.now())
-			}
-		}
-	}()
-	return nil
-}
-
-func (s *Server) stopExports() {
-	if s.exports == nil {
-		return
-	}
-	s.exports.stop()
-	s.exports.mu.Lock()
-	for _, cancel := range s.exports.running {
-		cancel()
-	}
-	s.exports.mu.Unlock()
-	s.exports.wg.Wait()
-}
-
-func (ex *exports) jobDir(id string) string { return filepath.Join(ex.dir, id) }
-
-func (ex *exports) load(id string) (*exportJob, error) {
-	if !validID(id) {
-		return nil, os.ErrNotExist
-	}
-	raw, err := os.ReadFile(filepath.Join(ex.jobDir(id), "job.json"))
-	if err != nil {
-		return nil, err
-	}
-	var job exportJob
-	if err := json.Unmarshal(raw, &job); err != nil {
-		return nil, err
-	}
-	return &job, nil
-}
-
-// save replaces job.json atomically, so that a crash leaves the old or the new state.
-func (ex *exports) save(job *exportJob) error {
-	ex.files.Lock()
-	defer ex.files.Unlock()
-	dir := ex.jobDir(job.ID)
-	if _, err := os.Stat(dir); err != nil {
-		return err // removed (cancelled): nothing to save
-	}
-	raw, err := json.Marshal(job)
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, "job.json.tmp")
-	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "job.json"))
-}
-
-// expire removes finished jobs older than the time to live, with their files.
-func (ex *exports) expire(now time.Time) {
-	entries, err := os.ReadDir(ex.dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		job, err := ex.load(e.Name())
-		if err != nil || job.Status == jobRunning || job.Finished.IsZero() || now.Sub(job.Finished) < ex.ttl {
-			continue
-		}
-		ex.files.Lock()
-		_ = os.RemoveAll(ex.jobDir(job.ID))
-		ex.files.Unlock()
-	}
-}
-
 // exportKickoff answers a kick-off: [base]/$export, Patient/$export or Group/[id]/$export.
 func (s *Server) exportKickoff(req *request, p pathParams) error {
 	c := req.c
 	req.op = "$export"
 	if s.exports == nil {
-		return fail(kindNotServed, "bulk export is not configured on this server (--export-dir)")
+		return fail(kindNotServed, "bulk export is not configured on this server")
 	}
 	caller := req.caller
 	if caller.Kind != auth.KindSystem {
@@ -322,18 +177,13 @@ func (s *Server) exportKickoff(req *request, p pathParams) error {
 	}
 	job.Caller = exportCaller{Issuer: caller.Issuer, Subject: caller.Subject, ClientID: caller.ClientID, JTI: caller.JTI,
 		ODS: caller.ODS, Scopes: scopeString(caller)}
-	if err := os.MkdirAll(s.exports.jobDir(job.ID), 0o700); err != nil {
-		return internal(err)
+	if err := s.exports.jobs.create(req.ctx(), job); err != nil {
+		if errors.Is(err, errQueueFull) {
+			return fail(kindUnavailable, "too many bulk exports are waiting; try again later").withHeader("Retry-After", "60")
+		}
+		return err
 	}
-	if err := s.exports.save(job); err != nil {
-		return internal(err)
-	}
-	select {
-	case s.exports.queue <- job.ID:
-	default:
-		_ = os.RemoveAll(s.exports.jobDir(job.ID))
-		return fail(kindUnavailable, "too many bulk exports are waiting; try again later").withHeader("Retry-After", "60")
-	}
+	s.exports.poke()
 	c.Header("Content-Location", s.cfg.BaseURL+"/$export-poll/"+job.ID)
 	c.Header("Content-Type", fhirJSON)
 	c.Status(http.StatusAccepted)
@@ -492,9 +342,16 @@ func (s *Server) groupMembers(req *request, id string) ([]string, error) {
 // ownJob loads the job of a status or file request, which only the client that started it may see.
 func (s *Server) ownJob(req *request, id string) (*exportJob, error) {
 	if s.exports == nil {
-		return nil, fail(kindNotServed, "bulk export is not configured on this server (--export-dir)")
+		return nil, fail(kindNotServed, "bulk export is not configured on this server")
 	}
-	job, err := s.exports.load(id)
+	var job *exportJob
+	err := errNoJob
+	if validID(id) {
+		job, err = s.exports.jobs.load(req.ctx(), id)
+	}
+	if err != nil && !errors.Is(err, errNoJob) {
+		return nil, err
+	}
 	if err != nil || req.caller.Kind != auth.KindSystem || job.Caller.ClientID != req.caller.ClientID {
 		// Another client's job is answered as no job at all.
 		return nil, fail(kindNotFound, "there is no bulk export %s (it may have expired or been cancelled)", id)
@@ -511,16 +368,15 @@ func (s *Server) exportStatus(req *request, p pathParams) error {
 		return err
 	}
 	if c.Request.Method == http.MethodDelete {
+		// A run here stops at once; a run on another process stops at its next save or lease renewal,
+		// which find the job gone.
 		s.exports.mu.Lock()
-		if cancel, ok := s.exports.running[job.ID]; ok {
-			cancel()
+		if r, ok := s.exports.running[job.ID]; ok {
+			r.cancel()
 		}
 		s.exports.mu.Unlock()
-		s.exports.files.Lock()
-		err := os.RemoveAll(s.exports.jobDir(job.ID))
-		s.exports.files.Unlock()
-		if err != nil {
-			return internal(err)
+		if err := s.exports.jobs.remove(req.ctx(), job.ID); err != nil {
+			return err
 		}
 		c.Status(http.StatusAccepted)
 		return nil
@@ -569,9 +425,12 @@ func (s *Server) exportFile(req *request, p pathParams) error {
 	}
 	for _, o := range job.Output {
 		if o.File == p.version {
-			f, err := os.Open(filepath.Join(s.exports.jobDir(job.ID), o.File))
-			if err != nil {
+			f, err := s.exports.jobs.openFile(req.ctx(), job.ID, o.File)
+			if errors.Is(err, errNoJob) {
 				return fail(kindNotFound, "the file %s has expired", o.File)
+			}
+			if err != nil {
+				return err
 			}
 			defer f.Close()
 			c.Header("Content-Type", "application/fhir+ndjson")
@@ -583,17 +442,14 @@ func (s *Server) exportFile(req *request, p pathParams) error {
 	return fail(kindNotFound, "bulk export %s has no file %s", job.ID, p.version)
 }
 
-// runExport runs one job to the end, as its caller.
-func (s *Server) runExport(parent context.Context, id string) {
+// runExport runs one claimed job to the end, as its caller.
+func (s *Server) runExport(parent context.Context, job *exportJob, run *jobRun) {
 	ex := s.exports
-	job, err := ex.load(id)
-	if err != nil {
-		return
-	}
+	id := job.ID
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	ex.mu.Lock()
-	ex.running[id] = cancel
+	ex.running[id] = &runningJob{cancel: cancel, run: run}
 	ex.mu.Unlock()
 	defer func() {
 		ex.mu.Lock()
@@ -601,19 +457,50 @@ func (s *Server) runExport(parent context.Context, id string) {
 		ex.mu.Unlock()
 	}()
 	req := &request{base: ctx, caller: job.Caller.caller(), id: "export-" + id, log: s.log.With("job", id), interaction: "operation", op: "$export"}
-	patients, err := s.exportAll(req, ex, job)
-	if errors.Is(err, context.Canceled) {
-		return // cancelled (its directory is gone) or shut down (run again at the next start)
+	if ex.jobs.shared() {
+		lctx, stopLease := context.WithCancel(ctx)
+		leaseDone := make(chan struct{})
+		go func() {
+			defer close(leaseDone)
+			ex.keepLease(lctx, id, run, cancel, req.log)
+		}()
+		defer func() { stopLease(); <-leaseDone }()
+	}
+	var patients []store.Resource
+	var err error
+	interrupted := run.claims > maxClaims
+	if !interrupted {
+		patients, err = s.exportAll(req, ex, job)
+	}
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		// Cancelled (the job is gone), lost to another runner, or shutting down. A shared job is
+		// released then, so that another process runs it now rather than once the lease has passed;
+		// a directory's job runs again at the next start.
+		if parent.Err() != nil && ex.jobs.shared() {
+			rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = ex.jobs.renew(rctx, id, run, time.Time{})
+			rcancel()
+		}
+		return
 	}
 	job.Finished = s.now()
-	if err != nil {
+	switch {
+	case interrupted:
+		req.log.Error("bulk export failed: its runs were interrupted", "claims", run.claims-1)
+		job.Status, job.Error = jobFailed, fmt.Sprintf("the export was interrupted %d times (the server running it stopped); start a new one", run.claims-1)
+	case err != nil:
 		req.log.Error("bulk export failed", "error", err)
 		job.Status, job.Error = jobFailed, "internal error (job "+id+")"
-	} else {
+	default:
 		job.Status = jobComplete
 	}
-	if err := ex.save(job); err != nil && !errors.Is(err, os.ErrNotExist) {
-		req.log.Error("bulk export state", "error", err)
+	if err := ex.jobs.save(ctx, job, run, time.Time{}); err != nil {
+		if errors.Is(err, errJobLost) {
+			return // the runner that holds it now finishes it, and audits it
+		}
+		if !errors.Is(err, errNoJob) {
+			req.log.Error("bulk export state", "error", err)
+		}
 	}
 	s.auditExport(req, job, patients)
 }
@@ -673,22 +560,33 @@ func (s *Server) exportAll(req *request, ex *exports, job *exportJob) ([]store.R
 	return patients, nil
 }
 
-// exportType streams one type's query into Type.ndjson, a page at a time.
-func (s *Server) exportType(req *request, ex *exports, job *exportJob, q store.Query) (int64, []store.Resource, error) {
+// exportType streams one type's query into the job's file Type.ndjson, a page at a time, saving the
+// job (and so renewing its claim) after every page. A save that finds the job removed (cancelled on any
+// process) or held by another runner ends the run as cancelled.
+func (s *Server) exportType(req *request, ex *exports, job *exportJob, q store.Query) (n int64, patients []store.Resource, err error) {
 	ctx := req.ctx()
-	path := filepath.Join(ex.jobDir(job.ID), q.Type+".ndjson")
-	f, err := os.Create(path)
+	run := ex.runOf(job.ID)
+	f, err := ex.jobs.createFile(ctx, job.ID, run, q.Type+".ndjson")
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return 0, nil, context.Canceled // the job's directory was removed: cancelled
+		if errors.Is(err, errNoJob) {
+			return 0, nil, context.Canceled
 		}
 		return 0, nil, err
 	}
-	defer f.Close()
+	closed := false
+	defer func() {
+		if !closed {
+			_ = f.Abort()
+		}
+	}()
+	stopped := func(err error) error {
+		if errors.Is(err, errNoJob) || errors.Is(err, errJobLost) {
+			return context.Canceled
+		}
+		return err
+	}
 	w := bufio.NewWriterSize(f, 1<<16)
-	var n int64
-	var patients []store.Resource
-	const page = 500
+	page := ex.page
 	for {
 		if err := ctx.Err(); err != nil {
 			return n, nil, err
@@ -715,21 +613,22 @@ func (s *Server) exportType(req *request, ex *exports, job *exportJob, q store.Q
 			break
 		}
 		q.After = hits[len(hits)-1].SortValues
-		if err := ex.save(job); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return n, nil, context.Canceled
-			}
-			return n, nil, err
+		if err := ex.jobs.save(ctx, job, run, time.Now().Add(ex.lease)); err != nil {
+			return n, nil, stopped(err)
+		}
+		if ex.afterPage != nil {
+			ex.afterPage(ctx, job.ID)
 		}
 	}
 	if err := w.Flush(); err != nil {
-		return n, nil, err
-	}
-	if err := f.Close(); err != nil {
-		return n, nil, err
+		return n, nil, stopped(err)
 	}
 	if n == 0 {
-		_ = os.Remove(path)
+		return 0, patients, nil // no file: the deferred Abort removes it
+	}
+	closed = true
+	if err := f.Close(); err != nil {
+		return n, nil, stopped(err)
 	}
 	return n, patients, nil
 }

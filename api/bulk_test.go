@@ -227,6 +227,9 @@ func TestBulkExport(t *testing.T) {
 // TestBulkExportContinuesAfterARestart leaves a job in progress as a stopped process would, and checks
 // that a new server on the same directory runs it to completion.
 func TestBulkExportContinuesAfterARestart(t *testing.T) {
+	if os.Getenv(backendEnv) == "mongo" {
+		t.Skip("on MongoDB jobs are in the database: TestBulkExportJobsAreSharedOnMongo has a stopped process's job finished by another")
+	}
 	exportDir := t.TempDir()
 	st := openTestStore(t)
 	ts := newTestServerOn(t, st, func(c *apiConfig) { c.ExportDir = exportDir })

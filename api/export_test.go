@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // RetentionEvery makes the audit retention loop run every d instead of hourly.
 func RetentionEvery(d time.Duration) func(*Config) {
@@ -26,4 +29,17 @@ func UptakeIdle() func(*Config) {
 // number by bound instead of 1,000 (the FerretDB stand-in is too slow for thousands of versions).
 func HistoryScanned(f func(n int), bound int) func(*Config) {
 	return func(c *Config) { c.historyScanned, c.historyScan = f, bound }
+}
+
+// ExportTimings replaces bulk export's claim lease, its idle poll for jobs, the period of its expiry
+// loop and its page size.
+func ExportTimings(lease, poll, expiry time.Duration, page int) func(*Config) {
+	return func(c *Config) {
+		c.exportLease, c.exportPoll, c.exportExpiry, c.exportPage = lease, poll, expiry, page
+	}
+}
+
+// ExportAfterPage has f called by an export runner after every page it saved, with the run's context.
+func ExportAfterPage(f func(ctx context.Context, id string)) func(*Config) {
+	return func(c *Config) { c.exportAfterPage = f }
 }

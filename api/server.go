@@ -57,12 +57,24 @@ type Config struct {
 	// allows every http://127.0.0.1:*, http://localhost:* and http://[::1]:* origin too.
 	CORSOrigins  []string
 	CORSLoopback bool
-	// ExportDir holds bulk export jobs and their ndjson files; empty turns $export off. ExportWorkers
-	// bounds the jobs run at once (default 2) and ExportTTL how long a finished job's files are kept
-	// (default 1h).
+	// Export turns $export on. Jobs and their files are kept by the store when it implements
+	// store.ExportJobs (MongoDB: every process on the database shares them, see bulkjobs.go), else in
+	// ExportDir, which a store without them needs; setting ExportDir turns $export on too.
+	// ExportWorkers bounds the jobs this process runs at once (default 2) and ExportTTL how long a
+	// finished job's files are kept (default 1h).
+	Export        bool
 	ExportDir     string
 	ExportWorkers int
 	ExportTTL     time.Duration
+	// exportLease, exportPoll, exportExpiry and exportPage replace the claim lease (30s), the idle
+	// poll for jobs (2s), the expiry loop's period (a quarter of ExportTTL plus 1s, at most 1m) and the
+	// page size (500) of bulk export, and exportAfterPage is called after each page a runner saved:
+	// for tests.
+	exportLease     time.Duration
+	exportPoll      time.Duration
+	exportExpiry    time.Duration
+	exportPage      int
+	exportAfterPage func(ctx context.Context, id string)
 	// MaxBundleEntries caps the entries of one batch or transaction Bundle; larger ones get 413.
 	// Default and most audit.MaxBundleEntries (1000).
 	MaxBundleEntries int
@@ -119,7 +131,7 @@ type Server struct {
 	audit *audit.Committer
 	// retention is the audit retention loop; nil unless Config.AuditRetention is set.
 	retention *audit.Retention
-	// exports runs bulk export jobs; nil when Config.ExportDir is empty.
+	// exports runs bulk export jobs; nil when $export is off (Config.Export).
 	exports *exports
 	// tally keeps the uptake figures from the audit trail; nil without an audit trail.
 	tally *tally.Tally
