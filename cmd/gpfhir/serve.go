@@ -86,8 +86,8 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&cfg.shutdownWait, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for requests in flight")
 	fs.StringVar(&cfg.instanceID, "instance-id", "", "name of this process in audit records (source Device/<id>; default: generated at start)")
-	fs.StringVar(&cfg.exportDir, "export-dir", "", "directory of bulk export ($export) jobs and files (default <data-dir>/export with sqlite, ./gpfhir-export with mongo)")
-	fs.IntVar(&cfg.exportWorkers, "export-workers", 2, "bulk export jobs run at once")
+	fs.StringVar(&cfg.exportDir, "export-dir", "", "directory of bulk export ($export) jobs and files with sqlite (default <data-dir>/export); with mongo they are kept in the database, shared by every process")
+	fs.IntVar(&cfg.exportWorkers, "export-workers", 2, "bulk export jobs this process runs at once")
 	fs.DurationVar(&cfg.exportTTL, "export-ttl", time.Hour, "how long a finished bulk export's files are kept")
 	fs.Var(&cfg.retention, "audit-retention", "remove audit records older than this, hourly (like 2190d or 8760h; at least 24h; default 0: keep everything)")
 	fs.Func("uptake-target", "the uptake dashboard's target, in percent of registered patients using online services (default 30)", func(v string) error {
@@ -258,11 +258,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		}
 		baseURL = scheme + ln.Addr().String()
 	}
-	if cfg.exportDir == "" {
-		cfg.exportDir = "gpfhir-export"
-		if cfg.store.kind == "sqlite" {
-			cfg.exportDir = filepath.Join(cfg.store.dataDir, "export")
-		}
+	// With MongoDB the store keeps export jobs and files, shared by every process on the database; the
+	// directory is for SQLite, whose data directory belongs to one process anyway.
+	switch {
+	case cfg.store.kind == "sqlite" && cfg.exportDir == "":
+		cfg.exportDir = filepath.Join(cfg.store.dataDir, "export")
+	case cfg.store.kind != "sqlite" && cfg.exportDir != "":
+		log.Warn("--export-dir is not used with this store: bulk export jobs and their files are kept in the database", "export_dir", cfg.exportDir)
+		cfg.exportDir = ""
 	}
 	apiCfg := api.Config{
 		Store:            st,
@@ -275,6 +278,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		Version:          version,
 		InstanceID:       cfg.instanceID,
 		AuditRetention:   time.Duration(cfg.retention),
+		Export:           true,
 		ExportDir:        cfg.exportDir,
 		ExportWorkers:    cfg.exportWorkers,
 		ExportTTL:        cfg.exportTTL,

@@ -26,6 +26,12 @@
 //	            last record the step removed): h (its hash), lu (its time, Unix ms), and while pending
 //	            (journal mode) pend: true and ids (the AuditEvents the step removes). The current anchor
 //	            is the largest _id; a finished step deletes the documents it supersedes.
+//	export_jobs  bulk export jobs (store.ExportJobs), _id = job id: st (the API's state, opaque), fin
+//	            (finished, Unix ms; 0 while to run), claim (the holder's token), lease (Unix ms; 0 when
+//	            never claimed or released), n (claims so far)
+//	export_claims one mark per claim of a job, _id = "job/n": the compare-and-swap of claim number n
+//	export.files, export.chunks  GridFS bucket "export": a job's ndjson files, file _id
+//	            "job/claim/name", chunks of 255 KiB
 //
 // AuditEvents themselves are ordinary documents of res_AuditEvent, history (version 1) and idx, so FHIR
 // search on AuditEvent runs on the same index encoding as every other type. Apply and SetIndex refuse
@@ -88,6 +94,7 @@
 //	History of one resource / one type / system     history t_r_v / t_lu / lu_t_r_v
 //	replacing a resource's date/number entries      idx t_r
 //	recovery                                        journal exp
+//	claimable export jobs (fin, lease)              export_jobs fin_lease; claim marks by job: job
 //	audit head (last batch), CAS on the first Seq   audit _id (unique)
 //	AuditRange                                      audit last, then history _id
 //	anchor (largest step), prune steps              audit_anchor _id (unique); pending steps: a scan of
@@ -125,6 +132,32 @@
 //     transactions mode does the same at Open, since its reads ignore journal marks. Groups are
 //     therefore all-or-nothing but not isolated: a reader can see part of a group while it is applied, and other writers get
 //     store.ErrVersionConflict on resources of an unfinished group.
+//
+// # Bulk export jobs
+//
+// The Store implements store.ExportJobs, so every gpfhir process on the database shares bulk export
+// jobs. A job is claimable when it is not finished and its lease has passed (0: never claimed, or
+// released by a process that stopped cleanly). Claiming job j at claim count n first inserts the mark
+// "j/n+1" into export_claims, then moves the job from n to n+1 with {_id, n} as the filter: the unique
+// _id of the mark makes the claim exclusive even on FerretDB, whose update matches and writes in two
+// steps (the update alone let two claimers both win in tests). A mark whose inserter died before its
+// update is removed by the next claimer once it is older than a lease, which is harmless: the update
+// only matches the count the mark was made for. A successful claim removes the files of earlier
+// claims: the job runs again from the start.
+//
+// Saves and renewals are conditional on the claim token; matching nothing they answer ErrNotFound (the
+// job was removed) or ErrVersionConflict (another claim holds it), and the runner stops. A save sets the
+// claim again with the state, so that should FerretDB's two-step update let a deposed runner's save land
+// after a new claim, the document still names the claim whose state it holds. Files are GridFS files
+// with _id "job/claim/name": OpenExportFile serves the job's current claim's file only, and removing a
+// job removes every file under "job/" (by an anchored regex on files._id and chunks.files_id), closed
+// or not, since chunks carry only their file id. Leases are compared with the callers' clocks; the
+// Store reads none. The owners' heartbeat of the journal is not used: it runs in journal mode only,
+// and it proves a Store alive, not a job's runner.
+//
+// GridFS works on FerretDB 1.24 for what is used here (upload with a chosen string id, download, the
+// unique files_id/n index the driver creates, regex deletes). The driver's upload stream holds up to
+// 16 MiB before it inserts chunks, so each file being written costs that much memory, whatever its size.
 //
 // # Audit chain
 //
@@ -232,6 +265,9 @@
 //	                              If it must be sharded, use {_id: "hashed"}: _id stays unique (the CAS),
 //	                              and the head and range reads become scatter-gather. Not a ranged time or
 //	                              Seq key: monotonic keys send every insert to the last chunk.
+//	export_jobs, export_claims  unsharded: a few small documents per export.
+//	export.chunks {files_id: 1, n: 1}  GridFS's own index as the key, so a file's chunks stay together;
+//	                              export.files unsharded (one small document per file).
 //	res_AuditEvent {_id: "hashed"} the bulk of the audit data; ids are random, so writes spread evenly,
 //	                              and the auditor's searches (date, patient, agent) are scatter-gather
 //	                              like every other type's.
