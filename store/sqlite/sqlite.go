@@ -157,7 +157,7 @@ func open(ctx context.Context, dir string, background bool, opts ...Option) (*St
 	}
 	// busy_timeout comes first (the driver orders it so) so that even the journal_mode switch waits for
 	// another process instead of failing.
-	common := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)" +
+	common := "file:" + path + fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=synchronous(FULL)", writerBusyTimeout) +
 		fmt.Sprintf("&_pragma=journal_size_limit(%d)", journalSizeLimit(o.walLimit))
 	// No checkpoint on commit: a commit that checkpoints copies hundreds of pages and fsyncs the file
 	// before it returns, and every request waiting on that commit waits with it. The checkpointer does
@@ -182,7 +182,8 @@ func open(ctx context.Context, dir string, background bool, opts ...Option) (*St
 	}
 	forgetSmallTableStats(w)
 
-	// Readers keep 16 MiB each (four or more of them): the indexes a search walks stay in memory.
+	// Readers keep 16 MiB each (four or more of them): the indexes a search walks stay in memory between
+	// writes (a reader's cache is dropped whenever another connection has committed).
 	r, err := sql.Open("sqlite", common+"&_pragma=query_only(1)&_pragma=cache_size(-16384)")
 	if err != nil {
 		w.Close()
