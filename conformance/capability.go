@@ -31,6 +31,8 @@ type capType struct {
 	updateCreate      bool
 	versioning        string
 	operations        []string
+	// opDefinitions are the operations' definitions (canonical URLs), by name.
+	opDefinitions map[string]string
 }
 
 type capParam struct {
@@ -119,8 +121,10 @@ func parseCapabilities(doc map[string]any) *capStmt {
 					t.revincludes = append(t.revincludes, s)
 				}
 			}
+			t.opDefinitions = map[string]string{}
 			for _, op := range list(res, "operation") {
 				t.operations = append(t.operations, str(op, "name"))
+				t.opDefinitions[str(op, "name")] = str(op, "definition")
 			}
 			cs.types[t.name] = t
 			cs.order = append(cs.order, t.name)
