@@ -434,16 +434,22 @@ var definitionsJSON = map[string]string{
 	"suggested_partners":   "For a practice below target: up to three practices at or above target whose list size is within a factor of two, closest first",
 }
 
-// TakeCensuses takes the census of the current month and of each of the months-1 before it that has
-// none, for a loader that has just filled an empty store (the --dev seed) and its history. It counts
-// that history first: otherwise the first dashboard view counted a year of audit records before it
-// could answer, which on FerretDB beside other work took longer than a browser waits.
-func (s *Server) TakeCensuses(ctx context.Context, months int) error {
+// CountUptake brings the uptake counts up to date with the audit trail now, for a loader that has just
+// written a history of activity and wants the first dashboard view not to count it while a browser
+// waits (on FerretDB beside other work that took longer than 30 s). serve does not call it: there the
+// background count does it without holding back readiness.
+func (s *Server) CountUptake(ctx context.Context) error {
 	if s.tally == nil {
 		return nil
 	}
-	if err := s.tally.CatchUp(ctx); err != nil {
-		return err
+	return s.tally.CatchUp(ctx)
+}
+
+// TakeCensuses takes the census of the current month and of each of the months-1 before it that has
+// none, for a loader that has just filled an empty store (the --dev seed) and its history.
+func (s *Server) TakeCensuses(ctx context.Context, months int) error {
+	if s.tally == nil {
+		return nil
 	}
 	now := uptake.PeriodOf(s.now())
 	for i := 0; i < months; i++ {

@@ -75,6 +75,9 @@ func TestDashboardPassesAxeInARealBrowser(t *testing.T) {
 	if err := srv.TakeCensuses(ctx, 12); err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.CountUptake(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	out := t.TempDir()
 	period := uptake.PeriodOf(now).Add(-1).String()
