@@ -107,7 +107,7 @@ func TestDashboardPassesAxeInARealBrowser(t *testing.T) {
 	if len(report.Failures) > 0 {
 		// The server's own account of what went wrong (its logs hold no secrets or patient data).
 		for _, line := range strings.Split(logs.String(), "\n") {
-			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
 				t.Log("server: " + line)
 			}
 		}
