@@ -77,34 +77,77 @@ type bufferedWriter struct {
 	status int
 	wrote  bool
 	body   bytes.Buffer
+	// handedOver: the request no longer counts as busy for the committer (see audit.Committer.Begin).
+	handedOver bool
+	// direct: the record is durable already (streamAudited), so the answer goes straight through.
+	direct bool
 }
 
 func (w *bufferedWriter) WriteHeader(code int) {
+	if w.direct {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
 	if code > 0 && !w.wrote {
 		w.status = code
 	}
 }
-func (w *bufferedWriter) WriteHeaderNow()             { w.wrote = true }
-func (w *bufferedWriter) Write(b []byte) (int, error) { w.wrote = true; return w.body.Write(b) }
+func (w *bufferedWriter) WriteHeaderNow() {
+	if w.direct {
+		w.ResponseWriter.WriteHeaderNow()
+		return
+	}
+	w.wrote = true
+}
+func (w *bufferedWriter) Write(b []byte) (int, error) {
+	if w.direct {
+		return w.ResponseWriter.Write(b)
+	}
+	w.wrote = true
+	return w.body.Write(b)
+}
 func (w *bufferedWriter) WriteString(s string) (int, error) {
+	if w.direct {
+		return w.ResponseWriter.WriteString(s)
+	}
 	w.wrote = true
 	return w.body.WriteString(s)
 }
-func (w *bufferedWriter) Status() int   { return w.status }
-func (w *bufferedWriter) Written() bool { return w.wrote }
-func (w *bufferedWriter) Flush()        {}
+func (w *bufferedWriter) Status() int {
+	if w.direct {
+		return w.ResponseWriter.Status()
+	}
+	return w.status
+}
+func (w *bufferedWriter) Written() bool {
+	if w.direct {
+		return w.ResponseWriter.Written()
+	}
+	return w.wrote
+}
+func (w *bufferedWriter) Flush() {
+	if w.direct {
+		w.ResponseWriter.Flush()
+	}
+}
 func (w *bufferedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return nil, nil, errors.New("api: connections cannot be hijacked")
 }
 func (w *bufferedWriter) Size() int {
+	if w.direct {
+		return w.ResponseWriter.Size()
+	}
 	if !w.wrote {
 		return -1
 	}
 	return w.body.Len()
 }
 
-// release sends the held response.
+// release sends the held response; a streamed one has been sent already.
 func (w *bufferedWriter) release() {
+	if w.direct {
+		return
+	}
 	w.ResponseWriter.WriteHeader(w.status)
 	if w.body.Len() > 0 {
 		_, _ = w.ResponseWriter.Write(w.body.Bytes())
@@ -126,10 +169,10 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 	c.Writer = bw
 	defer func() { c.Writer = real }()
 	req := requestOf(c)
+	req.held = bw
 	s.audit.Begin()
-	handedOver := false
 	defer func() {
-		if !handedOver {
+		if !bw.handedOver {
 			s.audit.End()
 		}
 	}()
@@ -137,16 +180,14 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 	in := req.interaction
 	if in == "" || in == "capabilities" {
 		// Not an interaction (a path that is not FHIR REST), or the public CapabilityStatement.
-		handedOver = true
-		s.audit.End()
+		bw.hand(s.audit)
 		c.Writer = real
 		bw.release()
 		return
 	}
 	if req.audited {
-		// The record went into the store with the writes.
-		handedOver = true
-		s.audit.End()
+		// The record went into the store with the writes, or before a streamed answer.
+		bw.hand(s.audit)
 		c.Writer = real
 		if bw.status != req.auditedStatus {
 			req.log.Error("the answer differs from the one audited with the write", "interaction", in, "audited", req.auditedStatus, "status", bw.status)
@@ -167,8 +208,7 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 			recs = append(recs, r)
 		}
 	}
-	handedOver = true
-	s.audit.End() // before the hand-over, so the committer never waits for a request that is waiting for it
+	bw.hand(s.audit) // before the hand-over, so the committer never waits for a request that is waiting for it
 	if err == nil {
 		err = s.audit.AppendAll(recs)
 	}
@@ -195,6 +235,40 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 		return
 	}
 	bw.release()
+}
+
+// hand marks the request as no longer busy for the committer, once.
+func (w *bufferedWriter) hand(c *audit.Committer) {
+	if !w.handedOver {
+		w.handedOver = true
+		c.End()
+	}
+}
+
+// streamAudited makes the request's audit record durable now, for an answer of status, and from then on
+// lets the answer go straight to the client instead of being held: for a body too large to hold in
+// memory (a bulk export file, which can be gigabytes). The record says what the answer will be, so it is
+// written only once nothing is left to refuse; if the body then breaks off (the client went away, the
+// file could not be read), the record still stands, as it does for a held answer the client stops
+// reading. When the record cannot be written, nothing has been sent and the error says why.
+func (s *Server) streamAudited(req *request, status int) error {
+	bw := req.held
+	if s.audit == nil || bw == nil {
+		return nil // no audit trail, or not through the middleware: nothing holds the answer
+	}
+	rec, err := s.auditRecordOf(req, req.interaction, status, req.touched, req.path)
+	bw.hand(s.audit)
+	if err == nil {
+		err = s.audit.AppendAll([]audit.Record{rec})
+	}
+	if err != nil {
+		req.log.Error("no audit record, so the streamed answer is withheld", "interaction", req.interaction, "status", status, "error", err)
+		return fail(kindUnavailable, "the audit trail could not be written, so this answer cannot be sent; try again shortly (request id %s)", req.id)
+	}
+	req.audited, req.auditedStatus = true, status
+	bw.status = status
+	bw.direct = true
+	return nil
 }
 
 // entryAudit is what the audit record of one bundle entry needs.

@@ -433,10 +433,19 @@ func (s *Server) exportFile(req *request, p pathParams) error {
 				return err
 			}
 			defer f.Close()
+			// A file can be far larger than memory: its record is made durable first, and the file then
+			// streamed rather than held until the record is.
+			if err := s.streamAudited(req, http.StatusOK); err != nil {
+				return err
+			}
 			c.Header("Content-Type", "application/fhir+ndjson")
 			c.Status(http.StatusOK)
-			_, err = io.Copy(c.Writer, f)
-			return err
+			if _, err = io.Copy(c.Writer, f); err != nil {
+				// The status has gone out; all that is left is to cut the body short, which the client
+				// sees as a broken download, and to say so in the log.
+				req.log.Warn("an export file download broke off", "job", job.ID, "file", o.File, "error", err)
+			}
+			return nil
 		}
 	}
 	return fail(kindNotFound, "bulk export %s has no file %s", job.ID, p.version)

@@ -46,6 +46,8 @@ type request struct {
 	// decision is the policy's last word on the request, for the authorisation log line and the audit
 	// record; nil when none was made.
 	decision *auth.Decision
+	// held is the audit middleware's hold on the answer, which streamAudited lets go of.
+	held *bufferedWriter
 	// touched lists what the request read, listed or wrote, for its audit record's entities.
 	touched []store.Resource
 	// probes are queries restrict confined by the redaction clauses, each probing for what it withheld
