@@ -35,6 +35,7 @@ type benchConfig struct {
 	jsonOut     string
 	dataDir     string
 	profile     string
+	synthea     string
 }
 
 const nhsSystem = "https://fhir.nhs.uk/Id/nhs-number"
@@ -55,6 +56,7 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	fs.StringVar(&cfg.scenarios, "scenarios", "", "comma-separated scenario names to run (default all): "+strings.Join(scenarioNames, ","))
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&cfg.dataDir, "data-dir", "", "data directory of the server started by bench (default: a temporary directory, removed afterwards); must be empty")
+	fs.StringVar(&cfg.synthea, "synthea", "", "also import this Synthea sample (a directory, .tgz or file of FHIR JSON, e.g. ../shared/data/synthea-r4.tgz) through the API before the scenarios run, its patients registered at the first demo practice: the scenarios, which use a demo patient, then run against a store of that size")
 	fs.StringVar(&cfg.profile, "profile", "", "with the server started by bench: write pprof profiles of the whole run to PREFIX.cpu, PREFIX.alloc, PREFIX.block and PREFIX.mutex (read them with go tool pprof)")
 	fs.SetOutput(stderr)
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -135,6 +137,14 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	server["base_url"] = base
 	server["patients"] = strconv.Itoa(cfg.scale)
+	if cfg.synthea != "" {
+		summary, err := benchSynthea(ctx, base, cfg, stderr)
+		if err != nil {
+			return err
+		}
+		server["synthea"] = cfg.synthea
+		server["synthea_import"] = summary
+	}
 	server["duration_per_run"] = cfg.duration.String()
 
 	fx, err := benchFixtures(ctx, base, cfg)
@@ -185,6 +195,31 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 		}
 	}
 	return nil
+}
+
+// benchSynthea imports the sample at cfg.synthea into the server at base over HTTP, as `gpfhir import
+// --base-url` would with a GP-system token, and returns the import's summary. Its progress goes to
+// progress (stderr), keeping stdout for the table.
+func benchSynthea(ctx context.Context, base string, cfg benchConfig, progress io.Writer) (string, error) {
+	if _, err := os.Stat(cfg.synthea); err != nil {
+		return "", fmt.Errorf("--synthea: %w", err)
+	}
+	tok, err := devidp.SystemToken(ctx, &http.Client{Timeout: 30 * time.Second}, base+"/dev-idp", cfg.seed,
+		devidp.AllPracticesClientID, []string{"system/*.cruds"})
+	if err != nil {
+		return "", fmt.Errorf("bench: a GP-system token for the Synthea import: %w", err)
+	}
+	ods := seed.People(seed.Options{Seed: cfg.seed, Patients: cfg.scale}).Practices[0].ODS
+	fmt.Fprintf(progress, "importing %s, its patients registered at %s\n", cfg.synthea, ods)
+	var summary strings.Builder
+	err = importCommand(ctx, []string{"--base-url", base, "--token", tok.AccessToken, "--practice", ods, "--progress", "lines", cfg.synthea},
+		func(string) string { return "" }, strings.NewReader(""), &summary, progress)
+	fmt.Fprint(progress, summary.String())
+	if err != nil {
+		return "", fmt.Errorf("bench: the Synthea import: %w", err)
+	}
+	first, _, _ := strings.Cut(summary.String(), "\n")
+	return first, nil
 }
 
 var scenarioNames = []string{"metadata", "smart-configuration", "read", "compartment", "identifier", "chained",

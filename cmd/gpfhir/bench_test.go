@@ -58,6 +58,39 @@ func TestBenchRunsScenariosAgainstTheRealServerAndReportsThem(t *testing.T) {
 	}
 }
 
+// TestBenchImportsASyntheaSampleFirst runs bench with --synthea on a small Synthea-shaped directory: the
+// sample is imported through the API (its patient registered at a demo practice) before the scenarios,
+// which still succeed, and the report says what the import stored.
+func TestBenchImportsASyntheaSampleFirst(t *testing.T) {
+	in := importFixtures(t)
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--duration", "20s", "--max-requests", "10", "--connections", "1",
+		"--scale", "10", "--scenarios", "read", "--synthea", in, "--json", out},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench --synthea: %v\n%s", err, stderr.String())
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	// The fixtures hold a practice, a Patient with no practice, an Observation and three Practitioners
+	// of served types; a CarePlan and a Claim are not served.
+	if got := rep.Server["synthea_import"]; !strings.Contains(got, " 6 stored, 0 unchanged") {
+		t.Errorf("the report's import summary %q, want 6 stored\n%s", got, stderr.String())
+	}
+	for _, r := range rep.Results {
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("%s as %s after the import: %d requests, %d errors (%s)", r.Scenario, r.As, r.Requests, r.Errors, r.FirstError)
+		}
+	}
+}
+
 // TestBenchRefusesANonLoopbackTarget keeps the load generator on this machine.
 func TestBenchRefusesANonLoopbackTarget(t *testing.T) {
 	var stdout, stderr bytes.Buffer
