@@ -170,6 +170,12 @@ type Query struct {
 	After []SortValue
 	// Limit caps the number of results; 0 means no limit.
 	Limit int
+	// Scan is a hint for reading a whole type page after page (a bulk export): walk the type's resources
+	// in id order from After and test every clause on each, instead of selecting the candidates with one
+	// clause. A broad clause (the practice a GP system is confined to) would otherwise be selected whole
+	// again for every page, which makes reading N resources cost N²/page. The results are the same
+	// either way, and a backend may ignore it; it has no effect with Sort.
+	Scan bool
 }
 
 // SortValue is one key of a result's position in a sorted search: a string or an int64. The last

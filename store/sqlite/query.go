@@ -119,7 +119,17 @@ func buildSearch(q store.Query) (string, []any, error) {
 		b.w(` AS k`, strconv.Itoa(i))
 	}
 	b.w(` FROM `, t.current, ` r WHERE `)
-	if err := b.where(q, "r"); err != nil {
+	if q.Scan && !sorted {
+		// Walk the primary key in id order from the page's start, every clause tested per row: the
+		// page then costs what it reads up to its limit, however much the clauses select in all.
+		if err := b.pinned(q, "r"); err != nil {
+			return "", nil, err
+		}
+		if len(q.After) > 0 {
+			b.w(` AND r.id > `)
+			b.arg(q.After[len(q.After)-1].Str)
+		}
+	} else if err := b.where(q, "r"); err != nil {
 		return "", nil, err
 	}
 	if sorted {

@@ -130,6 +130,17 @@ func planCases() []struct {
 		}()},
 		{"practice: alone", practice("Immunization")},
 		{"practice: patients alone", practice("Patient")},
+		// A bulk export's page (Scan): the primary key walked from the cursor, the practice tested per row.
+		{"practice: export page", func() store.Query {
+			q := practice("Immunization")
+			q.Scan, q.After, q.Limit = true, []store.SortValue{{Str: "i1"}}, 1001
+			return q
+		}()},
+		{"practice: export's first page of patients", func() store.Query {
+			q := practice("Patient")
+			q.Scan, q.Limit = true, 1001
+			return q
+		}()},
 		// AuditEvents, kept in their own tables: the auditor's questions (who saw this patient, newest
 		// first; what happened in a period; what this agent did, refused), the patient's own trail (the
 		// restriction api/audit.go appends), a chain from AuditEvent, and a _has into AuditEvents.
