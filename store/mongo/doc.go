@@ -57,7 +57,8 @@
 //
 // That two-step evaluation is used whole only for the clause that drives a query (the first one without
 // negations: the caller's criterion, since access restrictions are appended last) and in queries with no
-// such clause. A later clause made of chains, _has and ranges is postponed: the find (driving clause and
+// such clause; a store.Query.Scan (a bulk export's pages) has no driving clause at all, every clause
+// being postponed. A later clause made of chains, _has and ranges is postponed: the find (driving clause and
 // field predicates) is read in sort order in batches, and the postponed clause is evaluated on each batch
 // restricted to the ids the batch references (chain), the documents referencing the batch (_has) or the
 // batch's own rg entries (range), recursively into the sub-query, until Limit documents pass. Whether a

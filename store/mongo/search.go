@@ -24,7 +24,11 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 	defer s.wg.Done()
 	ctx, cancel := s.opCtx(ctx)
 	defer cancel()
-	p, err := s.plan(ctx, q, nil, false)
+	// Scan (a bulk export's pages): nothing drives; the type is read in _id order from the cursor and
+	// every chain, _has and range is tested on each batch, so a page costs its batches rather than the
+	// practice's whole list of patients again (which, past about 500,000 ids, would not even fit in a
+	// command).
+	p, err := s.plan(ctx, q, nil, q.Scan && len(q.Sort) == 0)
 	if err != nil {
 		return nil, err
 	}
