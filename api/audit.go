@@ -148,6 +148,10 @@ func (w *bufferedWriter) release() {
 	if w.direct {
 		return
 	}
+	if n := w.body.Len(); n > 0 && w.Header().Get("Content-Length") == "" {
+		// The length is known: without it net/http would send any answer past 2 KiB chunked.
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+	}
 	w.ResponseWriter.WriteHeader(w.status)
 	if w.body.Len() > 0 {
 		_, _ = w.ResponseWriter.Write(w.body.Bytes())
@@ -242,6 +246,16 @@ func (w *bufferedWriter) hand(c *audit.Committer) {
 	if !w.handedOver {
 		w.handedOver = true
 		c.End()
+	}
+}
+
+// unaudited lets an answer that gets no audit record (the public CapabilityStatement) go straight to
+// the client: holding it would only copy it, and 118 KB copied is most of what /metadata costs beyond
+// the bytes themselves.
+func (s *Server) unaudited(req *request) {
+	if bw := req.held; bw != nil && s.audit != nil {
+		bw.hand(s.audit)
+		bw.direct = true
 	}
 }
 

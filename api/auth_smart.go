@@ -22,6 +22,14 @@ func (s *Server) smartConfiguration(c *gin.Context) {
 		return
 	}
 	m := metas[0]
+	// The document is fixed while the issuer's discovery document is: built once per version of the
+	// fields it is made from, as the CapabilityStatement is.
+	key := strings.Join([]string{m.Issuer, m.JWKSURI, m.AuthorizationEndpoint, m.TokenEndpoint, m.RevocationEndpoint,
+		m.IntrospectionEndpoint, strings.Join(m.GrantTypesSupported, " "), strings.Join(m.TokenAuthMethods, " ")}, "\n")
+	if sb := s.smartCache.Load(); sb != nil && sb.endpoints == key {
+		c.Data(http.StatusOK, "application/json", sb.body)
+		return
+	}
 	methods := m.TokenAuthMethods
 	if len(methods) == 0 {
 		methods = []string{"private_key_jwt"}
@@ -51,6 +59,7 @@ func (s *Server) smartConfiguration(c *gin.Context) {
 		doc["introspection_endpoint"] = m.IntrospectionEndpoint
 	}
 	body, _ := json.Marshal(doc)
+	s.smartCache.Store(&capabilityBody{endpoints: key, body: body})
 	c.Data(http.StatusOK, "application/json", body)
 }
 

@@ -129,5 +129,6 @@ func writeFHIR(c *gin.Context, status int, body []byte) {
 	if pretty(c) {
 		body = indent(body)
 	}
+	c.Header("Content-Length", strconv.Itoa(len(body)))
 	_, _ = c.Writer.Write(body)
 }

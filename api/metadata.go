@@ -179,6 +179,7 @@ func (s *Server) capabilities(req *request, _ pathParams) error {
 	if metas := s.cfg.Auth.Metadata(c.Request.Context()); len(metas) > 0 {
 		endpoints = metas[0].AuthorizationEndpoint + " " + metas[0].TokenEndpoint
 	}
+	s.unaudited(req)
 	if cb := s.capCache.Load(); cb != nil && cb.endpoints == endpoints {
 		writeFHIR(c, http.StatusOK, cb.body)
 		return nil

@@ -119,6 +119,8 @@ type Server struct {
 	store store.Store
 	// capCache is the served CapabilityStatement (metadata.go).
 	capCache atomic.Pointer[capabilityBody]
+	// smartCache is the served SMART configuration (auth_smart.go), keyed by the issuer fields it states.
+	smartCache atomic.Pointer[capabilityBody]
 	// trail is where audit records are appended: the same backend as store, through its audit
 	// interface.
 	trail   audit.Store

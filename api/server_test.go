@@ -3,7 +3,9 @@ package api_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -163,5 +165,23 @@ func TestInternalErrorsShowOnlyTheRequestID(t *testing.T) {
 	r = ts.mustStatus(ts.do("PUT", "/Patient/x", withID(patient("C", ""), "x"), nil), http.StatusConflict)
 	if r.issue(t)["code"] != "conflict" {
 		t.Errorf("409 issue: %s", r.Body)
+	}
+}
+
+// An answer whose whole body is known says its length: sent chunked instead (net/http's choice for
+// anything past 2 KiB written without one), the 118 KB CapabilityStatement cost twice its bytes to serve.
+func TestAnswersSayTheirLength(t *testing.T) {
+	ts := newTestServer(t)
+	for i := 0; i < 12; i++ {
+		ts.create("Patient", patient(fmt.Sprintf("Length%02d", i), ""))
+	}
+	for _, path := range []string{"/metadata", "/metadata?_pretty=true", "/Patient?family:contains=Length&_count=12"} {
+		r := ts.mustStatus(ts.get(path, nil), 200)
+		if len(r.Body) < 4096 {
+			t.Fatalf("%s: a %d-byte answer does not show the length of a large one", path, len(r.Body))
+		}
+		if got := r.Header.Get("Content-Length"); got != strconv.Itoa(len(r.Body)) {
+			t.Errorf("%s: Content-Length %q for a body of %d bytes", path, got, len(r.Body))
+		}
 	}
 }
