@@ -189,6 +189,9 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 	if err := bench.WriteTable(stdout, results); err != nil {
 		return err
 	}
+	if err := fx.checkUnchanged(ctx); err != nil {
+		return err
+	}
 	if cfg.jsonOut != "" {
 		if err := bench.WriteJSON(cfg.jsonOut, bench.Report{Server: server, Results: results}); err != nil {
 			return err
@@ -229,7 +232,12 @@ var scenarioNames = []string{"metadata", "smart-configuration", "read", "compart
 type fixtures struct {
 	patientID, nhs          string
 	patientBody             []byte
-	immunization            map[string]any
+	// hits is the size of the read patient's Immunization compartment, which no scenario may change.
+	hits int
+	// immunization is what the write scenarios store: one of the read patient's, moved to another seeded
+	// patient, so that their thousands of writes do not turn the read patient's "about 6 hits" into
+	// hundreds (the figures of the later read scenarios would then measure a different request).
+	immunization map[string]any
 	patientTok, gpTok, audT string
 	since                   string
 	// updateIDs are one Immunization per connection, so that concurrent updates do not race each other.
@@ -255,6 +263,7 @@ func benchFixtures(ctx context.Context, base string, cfg benchConfig) (*fixtures
 	// The P9 patient is the seeded patient in the default online-access state with the most immunisations
 	// among the first few: the compartment search then returns a handful of hits, as in the issue.
 	best := -1
+	var others []string
 	for i, p := range seed.People(seed.Options{Seed: cfg.seed, Patients: cfg.scale}).Patients {
 		if i >= 40 || p.State != "" {
 			continue
@@ -265,6 +274,7 @@ func benchFixtures(ctx context.Context, base string, cfg benchConfig) (*fixtures
 		if err := benchGetJSON(ctx, hc, base+"/Immunization?patient="+p.PatientID, fx.gpTok, &b); err != nil {
 			return nil, err
 		}
+		others = append(others, p.PatientID)
 		if len(b.Entry) > best {
 			best, fx.patientID, fx.nhs = len(b.Entry), p.PatientID, p.NHSNumber
 			if len(b.Entry) > 0 {
@@ -275,6 +285,18 @@ func benchFixtures(ctx context.Context, base string, cfg benchConfig) (*fixtures
 	if best < 1 {
 		return nil, errors.New("bench: no seeded patient in the default access state has immunisations; try another --seed")
 	}
+	fx.hits = best
+	writeTo := ""
+	for _, id := range others {
+		if id != fx.patientID {
+			writeTo = id
+			break
+		}
+	}
+	if writeTo == "" {
+		return nil, errors.New("bench: the demo data has one patient; the write scenarios need another to write to (--scale 2 or more)")
+	}
+	fx.immunization["patient"] = map[string]any{"reference": "Patient/" + writeTo}
 	pt, err := devidp.PatientToken(ctx, hc, issuer, fx.nhs, "P9", "", []string{"patient/*.rs"})
 	if err != nil {
 		return nil, fmt.Errorf("bench: a P9 patient token: %w", err)
@@ -341,6 +363,19 @@ func (fx *fixtures) scenarios(maxConns int) []bench.Scenario {
 		return bench.Request{Method: "GET", Path: mixed[i%int64(len(mixed))], Token: fx.patientTok}
 	}})
 	return out
+}
+
+// checkUnchanged says whether the read patient's compartment is still the size the read scenarios were
+// described with: if a write scenario had added to it, the figures would be of another request.
+func (fx *fixtures) checkUnchanged(ctx context.Context) error {
+	var b struct{ Entry []json.RawMessage }
+	if err := benchGetJSON(ctx, fx.hc, fx.base+"/Immunization?_count=1000&patient="+fx.patientID, fx.gpTok, &b); err != nil {
+		return err
+	}
+	if len(b.Entry) != fx.hits {
+		return fmt.Errorf("bench: the read patient's compartment held %d Immunizations before the run and %d after: a write scenario wrote to it, so the read figures are not of the request they name", fx.hits, len(b.Entry))
+	}
+	return nil
 }
 
 // updateBodies creates one Immunization per connection and returns their bodies with ids.
