@@ -230,14 +230,14 @@ var scenarioNames = []string{"metadata", "smart-configuration", "read", "compart
 
 // fixtures are what the scenarios need from the data: a P9 patient with immunisations, and tokens.
 type fixtures struct {
-	patientID, nhs          string
-	patientBody             []byte
+	patientID, nhs string
+	patientBody    []byte
 	// hits is the size of the read patient's Immunization compartment, which no scenario may change.
 	hits int
 	// immunization is what the write scenarios store: one of the read patient's, moved to another seeded
 	// patient, so that their thousands of writes do not turn the read patient's "about 6 hits" into
 	// hundreds (the figures of the later read scenarios would then measure a different request).
-	immunization map[string]any
+	immunization            map[string]any
 	patientTok, gpTok, audT string
 	since                   string
 	// updateIDs are one Immunization per connection, so that concurrent updates do not race each other.
