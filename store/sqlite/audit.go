@@ -21,6 +21,7 @@ import (
 //     and history tables, so that the search compiler reads it with the same SQL.
 //   - audit_ref: the entries of the reference parameters (auditRefParams), keyed by value first, which
 //     is how searches find records: who acted (agent), on whose record (patient), on what (entity).
+//     Each carries its record's time (t), so a value's records can be read newest first.
 //     They are copied there from the rows after the append (refs.go).
 //
 // Every other parameter is a code with a handful of values (action, outcome, type, subtype,
@@ -130,8 +131,9 @@ func auditRows(records []audit.Record) ([]any, error) {
 }
 
 const (
-	auditCols = 6
-	refCols   = 4
+	auditCols  = 6
+	refCols    = 5
+	refKeyCols = 4
 )
 
 // appendAudit appends records in one transaction. For AppendAudit (chain false) the caller chained them,
@@ -221,7 +223,7 @@ func appendAuditSQL(n int) string {
 // above, and because two entries of one record may share a key (the patient as entity twice): one is
 // all a search needs.
 func appendAuditRefSQL(n int) string {
-	return `INSERT OR IGNORE INTO audit_ref (value, param, id, system) VALUES ` + rowsOf(n, `(?, ?, ?, ?)`)
+	return `INSERT OR IGNORE INTO audit_ref (value, param, id, system, t) VALUES ` + rowsOf(n, `(?, ?, ?, ?, ?)`)
 }
 
 // rowsOf repeats one row of a multi-row VALUES list n times.
@@ -444,7 +446,7 @@ func deleteRefs(ctx context.Context, tx *sql.Tx, seq int64) error {
 			rows.Close()
 			return err
 		}
-		keys = appendRefs(keys, id, blob)
+		keys = appendRefs(keys, id, 0, blob, true)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -455,8 +457,8 @@ func deleteRefs(ctx context.Context, tx *sql.Tx, seq int64) error {
 		return err
 	}
 	defer st.Close()
-	for ; len(keys) > 0; keys = keys[refCols:] {
-		if _, err := st.ExecContext(ctx, keys[:refCols]...); err != nil {
+	for ; len(keys) > 0; keys = keys[refKeyCols:] {
+		if _, err := st.ExecContext(ctx, keys[:refKeyCols]...); err != nil {
 			return err
 		}
 	}

@@ -269,3 +269,44 @@ func TestOpenUpgradesASchemaVersion3File(t *testing.T) {
 	editFile(t, dir, stmts...)
 	upgraded(t, dir, 3)
 }
+
+// TestOpenUpgradesASchemaVersion4File: audit_ref without the records' times. The upgrade gives every
+// entry its record's time, so that the newest-first walk (audit_ref_time) finds old records in order.
+func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	var recs []audit.Record
+	for i := range 6 {
+		at := trailStart.Add(time.Duration(i) * time.Minute)
+		recs = append(recs, audit.Record{ID: fmt.Sprintf("v4-%d", 5-i), Recorded: at, Body: []byte(`{"resourceType":"AuditEvent"}`),
+			Index: []store.IndexEntry{{Param: "patient", Value: "Patient/p1"}, {Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli()}}})
+	}
+	if err := audit.AppendChained(t.Context(), s, recs, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.auditReady(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	editFile(t, dir, `DROP INDEX audit_ref_time`,
+		`CREATE TABLE audit_ref_v4 (value TEXT NOT NULL, param TEXT NOT NULL, id TEXT NOT NULL, system TEXT NOT NULL,
+			type TEXT GENERATED ALWAYS AS ('AuditEvent') VIRTUAL, text TEXT GENERATED ALWAYS AS ('') VIRTUAL,
+			lo INTEGER GENERATED ALWAYS AS (0) VIRTUAL, hi INTEGER GENERATED ALWAYS AS (0) VIRTUAL,
+			PRIMARY KEY (value, param, id, system)) WITHOUT ROWID`,
+		`INSERT INTO audit_ref_v4 (value, param, id, system) SELECT value, param, id, system FROM audit_ref`,
+		`DROP TABLE audit_ref`, `ALTER TABLE audit_ref_v4 RENAME TO audit_ref`, `PRAGMA user_version = 4`)
+
+	s = openDir(t, dir)
+	var v, untimed int
+	if err := s.r.QueryRowContext(t.Context(), `PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
+		t.Fatalf("user_version = %d %v, want %d", v, err, schemaVersion)
+	}
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_ref r JOIN audit a ON a.id = r.id WHERE r.t <> a.last_updated`).Scan(&untimed); err != nil || untimed != 0 {
+		t.Errorf("%d entries without their record's time (%v)", untimed, err)
+	}
+	got := auditIDs(t, s, store.Query{Clauses: []store.Clause{{{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}}},
+		Sort: []store.SortKey{{Param: auditDate, Desc: true}}, Limit: 4})
+	if want := []string{"v4-0", "v4-1", "v4-2", "v4-3"}; !slices.Equal(got, want) {
+		t.Errorf("newest first after the upgrade = %v, want %v", got, want)
+	}
+}

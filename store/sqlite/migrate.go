@@ -52,10 +52,11 @@ func upgradeIndex(ctx context.Context, tx *sql.Tx) error {
 	defer fromIdx.Close()
 	type upgrade struct {
 		id      string
+		at      int64
 		entries []store.IndexEntry
 	}
 	for after := int64(0); ; {
-		rows, err := tx.QueryContext(ctx, `SELECT seq, id, idx FROM audit WHERE seq > ? ORDER BY seq LIMIT 10000`, after)
+		rows, err := tx.QueryContext(ctx, `SELECT seq, id, last_updated, idx FROM audit WHERE seq > ? ORDER BY seq LIMIT 10000`, after)
 		if err != nil {
 			return err
 		}
@@ -63,7 +64,7 @@ func upgradeIndex(ctx context.Context, tx *sql.Tx) error {
 		for rows.Next() {
 			var u upgrade
 			var blob []byte
-			if err := rows.Scan(&after, &u.id, &blob); err != nil {
+			if err := rows.Scan(&after, &u.id, &u.at, &blob); err != nil {
 				rows.Close()
 				return err
 			}
@@ -90,7 +91,7 @@ func upgradeIndex(ctx context.Context, tx *sql.Tx) error {
 					kept = append(kept, e)
 				}
 			}
-			for refs := refArgs(nil, u.id, kept); len(refs) > 0; refs = refs[refCols:] {
+			for refs := refArgs(nil, u.id, u.at, kept, false); len(refs) > 0; refs = refs[refCols:] {
 				if _, err := tx.ExecContext(ctx, appendAuditRefSQL(1), refs[:refCols]...); err != nil {
 					return err
 				}

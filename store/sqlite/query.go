@@ -100,6 +100,40 @@ func buildSearch(q store.Query) (string, []any, error) {
 		cols += `, q.k` + strconv.Itoa(i)
 	}
 	sorted := len(q.Sort) > 0
+	if d, ok := timeOrdered(q); ok {
+		// The auditor's question, newest first ("who saw this patient"): audit_ref_time holds the
+		// entries of one value in time order, so walking it from the page's start and testing the
+		// other clauses on each record costs the page, not every record that names the value (found,
+		// looked up and sorted, as the general form below would).
+		x := b.alias("i")
+		b.w(`WITH q AS NOT MATERIALIZED (SELECT `, x, `.id AS id, r.version AS version, `, x, `.t AS k0 FROM `,
+			t.idx, ` `, x, ` INDEXED BY audit_ref_time CROSS JOIN `, t.current, ` r ON r.id = `, x, `.id WHERE `, x, `.param = `)
+		c := q.Clauses[d]
+		b.arg(c[0].Param)
+		if err := b.match(c[0], x, false); err != nil {
+			return "", nil, err
+		}
+		b.w(` AND `)
+		if err := b.self(q, "r"); err != nil {
+			return "", nil, err
+		}
+		for i, c := range q.Clauses {
+			if i == d {
+				continue
+			}
+			b.w(` AND `)
+			if err := b.perRow(c, q.Type, "r"); err != nil {
+				return "", nil, err
+			}
+		}
+		b.w(`), p AS (SELECT * FROM q`)
+		b.pageOf(q)
+		b.w(`) `, cols, ` FROM p AS q JOIN `, t.history, ` h ON h.type = `)
+		b.arg(q.Type)
+		b.w(` AND h.id = q.id AND h.version = q.version`)
+		b.orderBy(q.Sort)
+		return b.sb.String(), b.args, nil
+	}
 	if sorted && columnsOnly(q) {
 		// Sorted by columns only (an AuditEvent's date, _lastUpdated, _id): there is no per-row subquery
 		// to run once, and left unmaterialised SQLite can walk an index in the sort's order and stop at
@@ -146,6 +180,22 @@ func buildSearch(q store.Query) (string, []any, error) {
 	b.w(` AND h.id = q.id AND h.version = q.version`)
 	b.pageOf(q)
 	return b.sb.String(), b.args, nil
+}
+
+// timeOrdered reports whether q is an AuditEvent search, newest first, driven by one reference (a
+// patient, an agent, an entity or a source): the shape audit_ref_time answers in order. It returns the
+// driving clause. A reference entry has no system, so a record has one entry per value and the walk
+// meets each record once.
+func timeOrdered(q store.Query) (int, bool) {
+	if !tablesOf(q.Type).entries || q.Scan || len(q.Sort) != 1 || q.Sort[0].Param != auditDate || !q.Sort[0].Desc {
+		return -1, false
+	}
+	d := drivingClause(q.Type, q.Clauses)
+	if d < 0 || len(q.Clauses[d]) != 1 {
+		return -1, false
+	}
+	p := q.Clauses[d][0]
+	return d, p.Match == store.MatchExact && !p.Not && auditRefParams[p.Param] && p.Param != "altid"
 }
 
 // columnsOnly reports whether every sort key of q is a column of the current table.

@@ -102,7 +102,7 @@ func (s *Store) copyRefsChunk(ctx context.Context) (n int, err error) {
 	if err := tx.QueryRowContext(ctx, `SELECT seq FROM audit_ref_mark`).Scan(&mark); err != nil {
 		return 0, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT seq, id, idx FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, mark, refChunk)
+	rows, err := tx.QueryContext(ctx, `SELECT seq, id, last_updated, idx FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, mark, refChunk)
 	if err != nil {
 		return 0, err
 	}
@@ -110,13 +110,14 @@ func (s *Store) copyRefsChunk(ctx context.Context) (n int, err error) {
 	last := mark
 	for rows.Next() {
 		var id string
+		var at int64
 		var blob []byte
-		if err := rows.Scan(&last, &id, &blob); err != nil {
+		if err := rows.Scan(&last, &id, &at, &blob); err != nil {
 			rows.Close()
 			return 0, err
 		}
 		n++
-		args = appendRefs(args, id, blob)
+		args = appendRefs(args, id, at, blob, false)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -134,19 +135,24 @@ func (s *Store) copyRefsChunk(ctx context.Context) (n int, err error) {
 	return n, tx.Commit()
 }
 
-// appendRefs appends the audit_ref rows (value, param, id, system) of the record id with entries blob.
-// Entries that do not decode (an edit of the file) give none: derived data outside the hash must not
-// stop later records from being indexed.
-func appendRefs(args []any, id string, blob []byte) []any {
+// appendRefs appends the audit_ref rows (value, param, id, system, t) of the record id of time t (its
+// last_updated) with entries blob, or with keys only the keys (value, param, id, system). Entries that
+// do not decode (an edit of the file) give none: derived data outside the hash must not stop later
+// records from being indexed.
+func appendRefs(args []any, id string, t int64, blob []byte, keys bool) []any {
 	entries, _ := unpackIndex(blob)
-	return refArgs(args, id, entries)
+	return refArgs(args, id, t, entries, keys)
 }
 
-// refArgs appends the audit_ref key (value, param, id, system) of each of entries that audit_ref keeps.
-func refArgs(args []any, id string, entries []store.IndexEntry) []any {
+// refArgs appends the audit_ref row (value, param, id, system, t), or with keys only its key, of each
+// of entries that audit_ref keeps.
+func refArgs(args []any, id string, t int64, entries []store.IndexEntry, keys bool) []any {
 	for _, e := range entries {
 		if auditRefParams[e.Param] {
 			args = append(args, e.Value, e.Param, id, e.System)
+			if !keys {
+				args = append(args, t)
+			}
 		}
 	}
 	return args

@@ -23,8 +23,10 @@ import (
 // not open the file. Version 3 moved each record's body, time and index into its chain row, served
 // through a materialised copy in the resource tables. Version 4 serves the chain rows themselves,
 // compressed, with their references in audit_ref (see audit.go): a version-3 binary would find no
-// AuditEvents. migrate upgrades files of versions 2 and 3 in place.
-const schemaVersion = 4
+// AuditEvents. Version 5 keeps each audit_ref entry's record time, for newest-first pages; a version-4
+// process still running on the file would write entries without it, so it must not open the file
+// either. migrate upgrades files of versions 2, 3 and 4 in place.
+const schemaVersion = 5
 
 // The body lives only in history: the current table points at a version, so an update writes the body once.
 // idx rows have one column per IndexEntry field; which indexes serve which Match is listed in query.go.
@@ -78,8 +80,12 @@ var schema = []string{
 		text TEXT GENERATED ALWAYS AS ('') VIRTUAL,
 		lo INTEGER GENERATED ALWAYS AS (0) VIRTUAL,
 		hi INTEGER GENERATED ALWAYS AS (0) VIRTUAL,
+		t INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (value, param, id, system)
 	) WITHOUT ROWID`,
+	// A value's entries newest first, with the record's time (t, its last_updated): "who saw this
+	// patient" reads a page of it and stops (query.go, timeOrdered).
+	`CREATE INDEX IF NOT EXISTS audit_ref_time ON audit_ref (value, param, t DESC, id)`,
 	// How far the audit_ref copy has got (refs.go).
 	`CREATE TABLE IF NOT EXISTS audit_ref_mark (
 		one INTEGER PRIMARY KEY CHECK (one = 1),
@@ -231,6 +237,15 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	if v > schemaVersion {
 		return fmt.Errorf("sqlite: database schema version %d is newer than this gpfhir (%d)", v, schemaVersion)
+	}
+	if v == 4 {
+		// Version 5 keeps each audit_ref entry's record time (audit_ref_time, for newest-first pages).
+		for _, q := range []string{`ALTER TABLE audit_ref ADD COLUMN t INTEGER NOT NULL DEFAULT 0`,
+			`UPDATE audit_ref SET t = (SELECT a.last_updated FROM audit a WHERE a.id = audit_ref.id)`} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return translate(err)
+			}
+		}
 	}
 	if v == 2 || v == 3 {
 		// The old chain table makes way for the new one and is copied into it below.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -275,4 +276,78 @@ func testAuditConcurrent(t *testing.T, s audit.Backend) {
 		t.Errorf("%d records with %d distinct ids, want %d of each", len(got), len(seen), writers*batches*perBatch)
 	}
 	wantIntact(t, s, writers*batches*perBatch)
+}
+
+// testAuditNewestFirst pages through the auditor's question, "who saw this patient, newest first", with
+// and without a further clause: records of the patient among others', several at one instant (ordered by
+// id), the patient named twice in one record, and pages that end inside a run of equal times.
+func testAuditNewestFirst(t *testing.T, s audit.Backend) {
+	ctx := t.Context()
+	var recs []audit.Record
+	var want, wantReads []string
+	for i := range 40 {
+		id := fmt.Sprintf("r%02d", i*17%40) // ids in no relation to time, nor ties in append order
+		patient, action := "p2", "R"
+		if i%3 != 0 {
+			patient = "p1"
+		}
+		if i%4 == 0 {
+			action = "U"
+		}
+		r := auditRecord(id, i/3, action, patient) // three records per millisecond
+		if i%5 == 0 {
+			r.Index = append(r.Index, ref("entity", "Patient/"+patient), ref("patient", "Patient/"+patient))
+		}
+		recs = append(recs, r)
+	}
+	appendNew(t, s, recs...)
+	// Expected: newest first, and by id among records of one instant.
+	sorted := slices.Clone(recs)
+	slices.SortStableFunc(sorted, func(a, b audit.Record) int {
+		if c := b.Recorded.Compare(a.Recorded); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	for _, r := range sorted {
+		if slices.ContainsFunc(r.Index, func(e store.IndexEntry) bool { return e.Param == "patient" && e.Value == "Patient/p1" }) {
+			want = append(want, r.ID)
+			if strings.Contains(string(r.Body), `"action":"R"`) {
+				wantReads = append(wantReads, r.ID)
+			}
+		}
+	}
+	byPatient := store.Clause{{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}}
+	reads := store.Clause{{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "R"}}
+	for _, tc := range []struct {
+		name    string
+		clauses []store.Clause
+		want    []string
+	}{
+		{"by patient", []store.Clause{byPatient}, want},
+		{"by patient, reads only", []store.Clause{reads, byPatient}, wantReads},
+	} {
+		for _, size := range []int{1, 2, 4, 100} {
+			t.Run(fmt.Sprintf("%s, pages of %d", tc.name, size), func(t *testing.T) {
+				q := store.Query{Type: store.AuditEventType, Clauses: tc.clauses, Sort: []store.SortKey{{Param: "date", Desc: true}}, Limit: size}
+				var got []string
+				for range 100 {
+					hits, err := s.Search(ctx, q)
+					if err != nil {
+						t.Fatalf("Search: %v", err)
+					}
+					for _, h := range hits {
+						got = append(got, h.Resource.ID)
+					}
+					if len(hits) < size {
+						break
+					}
+					q.After = hits[len(hits)-1].SortValues
+				}
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("pages give %v, want %v", got, tc.want)
+				}
+			})
+		}
+	}
 }
