@@ -100,7 +100,23 @@ func buildSearch(q store.Query) (string, []any, error) {
 		cols += `, q.k` + strconv.Itoa(i)
 	}
 	sorted := len(q.Sort) > 0
-	if d, ok := timeOrdered(q); ok {
+	if d, ok := refOrdered(q); ok && !sorted {
+		// The same question in id order (no _sort): the value's entries in audit_ref's primary key are
+		// in id order already, so the page is read from its cursor there and stops, where the general
+		// form below would first list every record that names the value.
+		x := b.alias("i")
+		b.w(cols, ` FROM (SELECT `, x, `.id AS id, r.version AS version FROM `, t.idx, ` `, x, ` CROSS JOIN `, t.current,
+			` r ON r.id = `, x, `.id WHERE `, x, `.param = `)
+		if err := b.refWalk(q, d, x); err != nil {
+			return "", nil, err
+		}
+		b.w(`) AS q JOIN `, t.history, ` h ON h.type = `)
+		b.arg(q.Type)
+		b.w(` AND h.id = q.id AND h.version = q.version`)
+		b.pageOf(q)
+		return b.sb.String(), b.args, nil
+	}
+	if d, ok := refOrdered(q); ok {
 		// The auditor's question, newest first ("who saw this patient"): audit_ref_time holds the
 		// entries of one value in time order, so walking it from the page's start and testing the
 		// other clauses on each record costs the page, not every record that names the value (found,
@@ -108,23 +124,8 @@ func buildSearch(q store.Query) (string, []any, error) {
 		x := b.alias("i")
 		b.w(`WITH q AS NOT MATERIALIZED (SELECT `, x, `.id AS id, r.version AS version, `, x, `.t AS k0 FROM `,
 			t.idx, ` `, x, ` INDEXED BY audit_ref_time CROSS JOIN `, t.current, ` r ON r.id = `, x, `.id WHERE `, x, `.param = `)
-		c := q.Clauses[d]
-		b.arg(c[0].Param)
-		if err := b.match(c[0], x, false); err != nil {
+		if err := b.refWalk(q, d, x); err != nil {
 			return "", nil, err
-		}
-		b.w(` AND `)
-		if err := b.self(q, "r"); err != nil {
-			return "", nil, err
-		}
-		for i, c := range q.Clauses {
-			if i == d {
-				continue
-			}
-			b.w(` AND `)
-			if err := b.perRow(c, q.Type, "r"); err != nil {
-				return "", nil, err
-			}
 		}
 		b.w(`), p AS (SELECT * FROM q`)
 		b.pageOf(q)
@@ -182,12 +183,12 @@ func buildSearch(q store.Query) (string, []any, error) {
 	return b.sb.String(), b.args, nil
 }
 
-// timeOrdered reports whether q is an AuditEvent search, newest first, driven by one reference (a
-// patient, an agent, an entity or a source): the shape audit_ref_time answers in order. It returns the
-// driving clause. A reference entry has no system, so a record has one entry per value and the walk
-// meets each record once.
-func timeOrdered(q store.Query) (int, bool) {
-	if !tablesOf(q.Type).entries || q.Scan || len(q.Sort) != 1 || q.Sort[0].Param != auditDate || !q.Sort[0].Desc {
+// refOrdered reports whether q is an AuditEvent search driven by one reference (a patient, an agent, an
+// entity or a source) in id order or newest first: the orders in which audit_ref's primary key and
+// audit_ref_time hold a value's entries. It returns the driving clause. A reference entry has no system,
+// so a record has one entry per value and a walk meets each record once.
+func refOrdered(q store.Query) (int, bool) {
+	if !tablesOf(q.Type).entries || q.Scan || len(q.Sort) > 1 || len(q.Sort) == 1 && (q.Sort[0].Param != auditDate || !q.Sort[0].Desc) {
 		return -1, false
 	}
 	d := drivingClause(q.Type, q.Clauses)
@@ -196,6 +197,30 @@ func timeOrdered(q store.Query) (int, bool) {
 	}
 	p := q.Clauses[d][0]
 	return d, p.Match == store.MatchExact && !p.Not && auditRefParams[p.Param] && p.Param != "altid"
+}
+
+// refWalk writes the conditions of a refOrdered query on the audit_ref entry x (its parameter's name
+// already written) and the record r: x names the value, and every other clause is tested on r.
+func (b *builder) refWalk(q store.Query, d int, x string) error {
+	p := q.Clauses[d][0]
+	b.arg(p.Param)
+	if err := b.match(p, x, false); err != nil {
+		return err
+	}
+	b.w(` AND `)
+	if err := b.self(q, "r"); err != nil {
+		return err
+	}
+	for i, c := range q.Clauses {
+		if i == d {
+			continue
+		}
+		b.w(` AND `)
+		if err := b.perRow(c, q.Type, "r"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // columnsOnly reports whether every sort key of q is a column of the current table.

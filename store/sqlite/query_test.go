@@ -370,3 +370,35 @@ func TestAuditPagesByReferenceAreReadInTimeOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditPagesByReferenceInIDOrderStopAtThePage: the same question without a sort (id order) reads
+// the value's entries in audit_ref's primary key from the cursor, and neither lists nor sorts them all.
+func TestAuditPagesByReferenceInIDOrderStopAtThePage(t *testing.T) {
+	s, err := Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	byPatient := store.Clause{{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}}
+	reads := store.Clause{{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "R"}}
+	for name, q := range map[string]store.Query{
+		"first page":             {Type: store.AuditEventType, Clauses: []store.Clause{byPatient}, Limit: 11},
+		"later page":             {Type: store.AuditEventType, Clauses: []store.Clause{byPatient}, Limit: 11, After: []store.SortValue{{Str: "a1"}}},
+		"with a per-record test": {Type: store.AuditEventType, Clauses: []store.Clause{reads, byPatient}, Limit: 11},
+	} {
+		query, args, err := buildSearch(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for _, r := range explainRows(t, s, query, args) {
+			plan = append(plan, r.detail)
+		}
+		joined := strings.Join(plan, "\n  ")
+		if !strings.Contains(joined, "SEARCH i1 USING PRIMARY KEY") || strings.Contains(joined, "TEMP B-TREE") || strings.Contains(joined, "LIST SUBQUERY") {
+			t.Errorf("%s: the page is not read in id order from audit_ref's key:\n  %s\nquery: %s", name, joined, query)
+		} else if testing.Verbose() {
+			t.Logf("%s: %s\n  %s", name, query, joined)
+		}
+	}
+}

@@ -278,8 +278,8 @@ func testAuditConcurrent(t *testing.T, s audit.Backend) {
 	wantIntact(t, s, writers*batches*perBatch)
 }
 
-// testAuditNewestFirst pages through the auditor's question, "who saw this patient, newest first", with
-// and without a further clause: records of the patient among others', several at one instant (ordered by
+// testAuditNewestFirst pages through the auditor's question, "who saw this patient", newest first and
+// in id order, with and without a further clause: records of the patient among others', several at one instant (ordered by
 // id), the patient named twice in one record, and pages that end inside a run of equal times.
 func testAuditNewestFirst(t *testing.T, s audit.Backend) {
 	ctx := t.Context()
@@ -319,17 +319,21 @@ func testAuditNewestFirst(t *testing.T, s audit.Backend) {
 	}
 	byPatient := store.Clause{{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}}
 	reads := store.Clause{{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "R"}}
+	newest := []store.SortKey{{Param: "date", Desc: true}}
 	for _, tc := range []struct {
 		name    string
 		clauses []store.Clause
+		sort    []store.SortKey
 		want    []string
 	}{
-		{"by patient", []store.Clause{byPatient}, want},
-		{"by patient, reads only", []store.Clause{reads, byPatient}, wantReads},
+		{"by patient, newest first", []store.Clause{byPatient}, newest, want},
+		{"by patient, reads only, newest first", []store.Clause{reads, byPatient}, newest, wantReads},
+		{"by patient, in id order", []store.Clause{byPatient}, nil, slices.Sorted(slices.Values(want))},
+		{"by patient, reads only, in id order", []store.Clause{reads, byPatient}, nil, slices.Sorted(slices.Values(wantReads))},
 	} {
 		for _, size := range []int{1, 2, 4, 100} {
 			t.Run(fmt.Sprintf("%s, pages of %d", tc.name, size), func(t *testing.T) {
-				q := store.Query{Type: store.AuditEventType, Clauses: tc.clauses, Sort: []store.SortKey{{Param: "date", Desc: true}}, Limit: size}
+				q := store.Query{Type: store.AuditEventType, Clauses: tc.clauses, Sort: tc.sort, Limit: size}
 				var got []string
 				for range 100 {
 					hits, err := s.Search(ctx, q)
