@@ -100,71 +100,35 @@ func buildSearch(q store.Query) (string, []any, error) {
 		cols += `, q.k` + strconv.Itoa(i)
 	}
 	sorted := len(q.Sort) > 0
-	if d, ok := refOrdered(q); ok && !sorted {
-		// The same question in id order (no _sort): the value's entries in audit_ref's primary key are
-		// in id order already, so the page is read from its cursor there and stops, where the general
-		// form below would first list every record that names the value.
-		x := b.alias("i")
-		b.w(cols, ` FROM (SELECT `, x, `.id AS id, r.version AS version FROM `, t.idx, ` `, x, ` CROSS JOIN `, t.current,
-			` r ON r.id = `, x, `.id WHERE `, x, `.param = `)
-		if err := b.refWalk(q, d, x); err != nil {
-			return "", nil, err
-		}
-		b.w(`) AS q JOIN `, t.history, ` h ON h.type = `)
-		b.arg(q.Type)
-		b.w(` AND h.id = q.id AND h.version = q.version`)
-		b.pageOf(q)
-		return b.sb.String(), b.args, nil
-	}
-	if d, ok := refOrdered(q); ok {
-		// The auditor's question, newest first ("who saw this patient"): audit_ref_time holds the
-		// entries of one value in time order, so walking it from the page's start and testing the
-		// other clauses on each record costs the page, not every record that names the value (found,
-		// looked up and sorted, as the general form below would).
-		x := b.alias("i")
-		b.w(`WITH q AS NOT MATERIALIZED (SELECT `, x, `.id AS id, r.version AS version, `, x, `.t AS k0 FROM `,
-			t.idx, ` `, x, ` INDEXED BY audit_ref_time CROSS JOIN `, t.current, ` r ON r.id = `, x, `.id WHERE `, x, `.param = `)
-		if err := b.refWalk(q, d, x); err != nil {
-			return "", nil, err
-		}
-		b.w(`), p AS (SELECT * FROM q`)
-		b.pageOf(q)
-		b.w(`) `, cols, ` FROM p AS q JOIN `, t.history, ` h ON h.type = `)
-		b.arg(q.Type)
-		b.w(` AND h.id = q.id AND h.version = q.version`)
-		b.orderBy(q.Sort)
-		return b.sb.String(), b.args, nil
-	}
-	if sorted && columnsOnly(q) {
+	d, walk := refOrdered(q)
+	switch {
+	case sorted && (walk || columnsOnly(q)):
 		// Sorted by columns only (an AuditEvent's date, _lastUpdated, _id): there is no per-row subquery
 		// to run once, and left unmaterialised SQLite can walk an index in the sort's order and stop at
 		// the page, instead of sorting every match (AuditEvent?_sort=-date on the whole trail).
 		b.w(`WITH q AS NOT MATERIALIZED (`)
-	} else if sorted {
+	case sorted:
 		b.w(`WITH q AS MATERIALIZED (`)
-	} else {
+	default:
 		b.w(cols, ` FROM (`)
 	}
-	b.w(`SELECT r.id AS id, r.version AS version`)
-	for i, k := range q.Sort {
-		b.w(`, `)
-		if err := b.sortExpr(q.Type, k.Param); err != nil {
+	if walk {
+		// The auditor's question ("who saw this patient"): audit_ref holds one value's entries in id
+		// order (its primary key) and newest first (audit_ref_time), so the page is read from its cursor
+		// there, the other clauses tested on each record, and stops; the general form below would first
+		// list every record that names the value (and, newest first, look up and sort them all).
+		x := b.alias("i")
+		b.w(`SELECT `, x, `.id AS id, r.version AS version`)
+		if sorted {
+			b.w(`, `, x, `.t AS k0 FROM `, t.idx, ` `, x, ` INDEXED BY audit_ref_time`)
+		} else {
+			b.w(` FROM `, t.idx, ` `, x)
+		}
+		b.w(` CROSS JOIN `, t.current, ` r ON r.id = `, x, `.id WHERE `, x, `.param = `)
+		if err := b.refWalk(q, d, x); err != nil {
 			return "", nil, err
 		}
-		b.w(` AS k`, strconv.Itoa(i))
-	}
-	b.w(` FROM `, t.current, ` r WHERE `)
-	if q.Scan && !sorted {
-		// Walk the primary key in id order from the page's start, every clause tested per row: the
-		// page then costs what it reads up to its limit, however much the clauses select in all.
-		if err := b.pinned(q, "r"); err != nil {
-			return "", nil, err
-		}
-		if len(q.After) > 0 {
-			b.w(` AND r.id > `)
-			b.arg(q.After[len(q.After)-1].Str)
-		}
-	} else if err := b.where(q, "r"); err != nil {
+	} else if err := b.rows(q, t, sorted); err != nil {
 		return "", nil, err
 	}
 	if sorted {
@@ -181,6 +145,34 @@ func buildSearch(q store.Query) (string, []any, error) {
 	b.w(` AND h.id = q.id AND h.version = q.version`)
 	b.pageOf(q)
 	return b.sb.String(), b.args, nil
+}
+
+// rows writes the general form of a page's candidates: the rows of q's type with their sort keys, the
+// clauses driving from an index or, for a Scan, tested on each row walked in id order.
+func (b *builder) rows(q store.Query, t tables, sorted bool) error {
+	b.w(`SELECT r.id AS id, r.version AS version`)
+	for i, k := range q.Sort {
+		b.w(`, `)
+		if err := b.sortExpr(q.Type, k.Param); err != nil {
+			return err
+		}
+		b.w(` AS k`, strconv.Itoa(i))
+	}
+	b.w(` FROM `, t.current, ` r WHERE `)
+	if q.Scan && !sorted {
+		// Walk the primary key in id order from the page's start, every clause tested per row: the
+		// page then costs what it reads up to its limit, however much the clauses select in all.
+		if err := b.pinned(q, "r"); err != nil {
+			return err
+		}
+		if len(q.After) > 0 {
+			b.w(` AND r.id > `)
+			b.arg(q.After[len(q.After)-1].Str)
+		}
+	} else if err := b.where(q, "r"); err != nil {
+		return err
+	}
+	return nil
 }
 
 // refOrdered reports whether q is an AuditEvent search driven by one reference (a patient, an agent, an
