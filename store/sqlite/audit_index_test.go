@@ -294,6 +294,8 @@ func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
 			lo INTEGER GENERATED ALWAYS AS (0) VIRTUAL, hi INTEGER GENERATED ALWAYS AS (0) VIRTUAL,
 			PRIMARY KEY (value, param, id, system)) WITHOUT ROWID`,
 		`INSERT INTO audit_ref_v4 (value, param, id, system) SELECT value, param, id, system FROM audit_ref`,
+		// An entry left by a pruned record whose entries could not be read: it names no record.
+		`INSERT INTO audit_ref_v4 (value, param, id, system) VALUES ('Patient/p1', 'patient', 'pruned', '')`,
 		`DROP TABLE audit_ref`, `ALTER TABLE audit_ref_v4 RENAME TO audit_ref`, `PRAGMA user_version = 4`)
 
 	s = openDir(t, dir)

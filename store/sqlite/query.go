@@ -103,9 +103,10 @@ func buildSearch(q store.Query) (string, []any, error) {
 	d, walk := refOrdered(q)
 	switch {
 	case sorted && (walk || columnsOnly(q)):
-		// Sorted by columns only (an AuditEvent's date, _lastUpdated, _id): there is no per-row subquery
-		// to run once, and left unmaterialised SQLite can walk an index in the sort's order and stop at
-		// the page, instead of sorting every match (AuditEvent?_sort=-date on the whole trail).
+		// Sorted by columns only (an AuditEvent's date, _lastUpdated, _id), or walked from audit_ref
+		// (below): there is no per-row subquery to run once, and left unmaterialised SQLite can walk an
+		// index in the sort's order and stop at the page, instead of sorting every match
+		// (AuditEvent?_sort=-date on the whole trail).
 		b.w(`WITH q AS NOT MATERIALIZED (`)
 	case sorted:
 		b.w(`WITH q AS MATERIALIZED (`)

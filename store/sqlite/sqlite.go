@@ -84,7 +84,7 @@ var schema = []string{
 		PRIMARY KEY (value, param, id, system)
 	) WITHOUT ROWID`,
 	// A value's entries newest first, with the record's time (t, its last_updated): "who saw this
-	// patient" reads a page of it and stops (query.go, timeOrdered).
+	// patient" reads a page of it and stops (query.go, refOrdered).
 	`CREATE INDEX IF NOT EXISTS audit_ref_time ON audit_ref (value, param, t DESC, id)`,
 	// How far the audit_ref copy has got (refs.go).
 	`CREATE TABLE IF NOT EXISTS audit_ref_mark (
@@ -241,7 +241,8 @@ func (s *Store) migrate(ctx context.Context) error {
 	if v == 4 {
 		// Version 5 keeps each audit_ref entry's record time (audit_ref_time, for newest-first pages).
 		for _, q := range []string{`ALTER TABLE audit_ref ADD COLUMN t INTEGER NOT NULL DEFAULT 0`,
-			`UPDATE audit_ref SET t = (SELECT a.last_updated FROM audit a WHERE a.id = audit_ref.id)`} {
+			// An entry of a pruned record whose entries could not be read (see deleteRefs) names no record.
+			`UPDATE audit_ref SET t = COALESCE((SELECT a.last_updated FROM audit a WHERE a.id = audit_ref.id), 0)`} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return translate(err)
 			}
