@@ -446,7 +446,7 @@ func deleteRefs(ctx context.Context, tx *sql.Tx, seq int64) error {
 			rows.Close()
 			return err
 		}
-		keys = appendRefs(keys, id, 0, blob, true)
+		keys = appendRefs(keys, id, 0, blob)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -457,7 +457,7 @@ func deleteRefs(ctx context.Context, tx *sql.Tx, seq int64) error {
 		return err
 	}
 	defer st.Close()
-	for ; len(keys) > 0; keys = keys[refKeyCols:] {
+	for ; len(keys) > 0; keys = keys[refCols:] {
 		if _, err := st.ExecContext(ctx, keys[:refKeyCols]...); err != nil {
 			return err
 		}

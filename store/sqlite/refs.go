@@ -117,7 +117,7 @@ func (s *Store) copyRefsChunk(ctx context.Context) (n int, err error) {
 			return 0, err
 		}
 		n++
-		args = appendRefs(args, id, at, blob, false)
+		args = appendRefs(args, id, at, blob)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -136,23 +136,19 @@ func (s *Store) copyRefsChunk(ctx context.Context) (n int, err error) {
 }
 
 // appendRefs appends the audit_ref rows (value, param, id, system, t) of the record id of time t (its
-// last_updated) with entries blob, or with keys only the keys (value, param, id, system). Entries that
-// do not decode (an edit of the file) give none: derived data outside the hash must not stop later
-// records from being indexed.
-func appendRefs(args []any, id string, t int64, blob []byte, keys bool) []any {
+// last_updated) with entries blob. Entries that do not decode (an edit of the file) give none: derived
+// data outside the hash must not stop later records from being indexed.
+func appendRefs(args []any, id string, t int64, blob []byte) []any {
 	entries, _ := unpackIndex(blob)
-	return refArgs(args, id, t, entries, keys)
+	return refArgs(args, id, t, entries)
 }
 
-// refArgs appends the audit_ref row (value, param, id, system, t), or with keys only its key, of each
-// of entries that audit_ref keeps.
-func refArgs(args []any, id string, t int64, entries []store.IndexEntry, keys bool) []any {
+// refArgs appends the audit_ref row (value, param, id, system, t) of each of entries that audit_ref
+// keeps; the first refKeyCols of a row are its key.
+func refArgs(args []any, id string, t int64, entries []store.IndexEntry) []any {
 	for _, e := range entries {
 		if auditRefParams[e.Param] {
-			args = append(args, e.Value, e.Param, id, e.System)
-			if !keys {
-				args = append(args, t)
-			}
+			args = append(args, e.Value, e.Param, id, e.System, t)
 		}
 	}
 	return args
