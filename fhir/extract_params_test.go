@@ -35,3 +35,28 @@ func TestExtractBodyParamsAgreesWithFullExtraction(t *testing.T) {
 		}
 	}
 }
+
+// The body is walked at its top level without being copied; resourceType need not come first, and a
+// malformed body is an error that says so, never entries made up from part of it.
+func TestExtractBodyParamsWalksTheTopLevelOnly(t *testing.T) {
+	const base = "https://gpfhir.example/fhir"
+	last := []byte(`{"id":"p1","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],` +
+		`"name":[{"family":"O\"Brien","given":["A}"]}],"extension":[{"url":"x","valueString":"{[\""}],"resourceType":"Patient"}`)
+	got, err := fhir.ExtractBodyParams(last, base, "identifier", "family")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []fhir.IndexEntry{{Param: "identifier", System: "https://fhir.nhs.uk/Id/nhs-number", Value: "9434765919"}}
+	if len(got) != 2 || got[0] != want[0] || got[1].Param != "family" || got[1].Value != `O"Brien` {
+		t.Errorf("resourceType last: got %+v", got)
+	}
+	for _, bad := range []string{
+		``, `[]`, `"Patient"`, `{"resourceType":"Patient","identifier":[{"value":"1"}`,
+		`{"identifier":[]}`, `{"resourceType":7,"identifier":[]}`, `{"resourceType":"","identifier":[]}`,
+		`{"resourceType":"Patient","identifier":[{"value":}]}`,
+	} {
+		if got, err := fhir.ExtractBodyParams([]byte(bad), base, "identifier"); err == nil {
+			t.Errorf("%q: no error, entries %v", bad, got)
+		}
+	}
+}
