@@ -78,9 +78,11 @@ func (s *Server) identify(req *request) error {
 	if caller.Kind == auth.KindPatient && caller.Level == "P9" && caller.NHSNumber != "" {
 		// The Patient records of the person the caller acts for (themselves, or through a proxy
 		// grant) and the online access levels that apply (api/online.go).
-		if err := s.resolveOnline(ctx, caller); err != nil {
+		own, err := s.resolveOnline(ctx, caller)
+		if err != nil {
 			return err
 		}
+		req.own = own
 	}
 	return nil
 }

@@ -504,13 +504,16 @@ func (s *Server) conditionalDelete(req *request, p pathParams) error {
 
 func (s *Server) read(req *request, p pathParams) error {
 	c := req.c
-	r, err := s.currentOrGone(c.Request.Context(), p.typ.Name, p.id)
-	if err != nil {
-		return err
+	r, ok := req.ownPatient(p.typ.Name, p.id)
+	if !ok {
+		var err error
+		if r, err = s.currentOrGone(c.Request.Context(), p.typ.Name, p.id); err != nil {
+			return err
+		}
 	}
 	// Only for this decision: a later entry of a batch may read after the resource has changed.
 	req.readCurrent = versionKey{r.Type, r.ID, r.VersionID}
-	err = s.canRead(req, r)
+	err := s.canRead(req, r)
 	req.readCurrent = versionKey{}
 	if err != nil {
 		return err

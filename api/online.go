@@ -162,7 +162,7 @@ func (s *Server) proxyGrants(ctx context.Context, proxyNHS string, patients []st
 
 // resolveOnline fills in a P9 patient's caller: the Patient resources of the person acted for, the
 // levels their practice set, and for a proxy the grant in force (or why there is none).
-func (s *Server) resolveOnline(ctx context.Context, caller *auth.Caller) error {
+func (s *Server) resolveOnline(ctx context.Context, caller *auth.Caller) ([]store.Resource, error) {
 	caller.Resolved = true
 	target := caller.NHSNumber
 	if caller.ProxyFor != "" {
@@ -170,25 +170,25 @@ func (s *Server) resolveOnline(ctx context.Context, caller *auth.Caller) error {
 	}
 	pts, err := s.patientsByNHS(ctx, target)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if caller.ProxyFor != "" {
 		if len(pts) == 0 {
 			caller.ProxyRefusal = "the person you act for has no GP record at this service, so there is nothing to act on"
-			return nil
+			return nil, nil
 		}
 		grants, err := s.proxyGrants(ctx, caller.NHSNumber, pts)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		switch {
 		case len(grants) == 0:
 			caller.ProxyRefusal = "you have no proxy access for this patient: acting for someone else needs a proxy grant " +
 				"that their GP practice sets up. Sign in as yourself to see your own record"
-			return nil
+			return nil, nil
 		case !grants[0].inForce:
 			caller.ProxyRefusal = grants[0].why
-			return nil
+			return nil, nil
 		}
 		g := grants[0]
 		caller.ProxyGrant = g.grant.ID
@@ -203,7 +203,7 @@ func (s *Server) resolveOnline(ctx context.Context, caller *auth.Caller) error {
 		a := practiceAccess(pts[0])
 		caller.PracticeAccess = &a
 	}
-	return nil
+	return pts, nil
 }
 
 // cancellationCutoff reads the cut-off of the practice that manages a patient.

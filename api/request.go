@@ -61,6 +61,10 @@ type request struct {
 	// withheld: a searchset left out redacted items and said so (confidential-items), for the audit
 	// record, which the uptake figures count barriers from.
 	withheld bool
+	// own are the Patient resources identify found for a P9 patient's caller (the person acted for), as
+	// current as a read of them in the same request would be: a patient app reads its own Patient on
+	// every launch, and reading it again would be a second look-up of what identify just read.
+	own []store.Resource
 	// staged holds the versions a transaction has prepared but not applied, so that a later entry's
 	// reference check and access facts see the Patient an earlier entry creates.
 	staged map[string]store.Resource
@@ -116,3 +120,16 @@ func (r *request) decide(d auth.Decision) { r.decision = &d }
 // touch marks res as touched by the request, for its audit record. Handlers call it for every resource
 // they return or write.
 func (r *request) touch(res ...store.Resource) { r.touched = append(r.touched, res...) }
+
+// ownPatient is the caller's own Patient typ/id as identify read it, if it is one (see request.own).
+func (req *request) ownPatient(typ, id string) (store.Resource, bool) {
+	if typ != "Patient" {
+		return store.Resource{}, false
+	}
+	for _, r := range req.own {
+		if r.ID == id && !r.Deleted {
+			return r, true
+		}
+	}
+	return store.Resource{}, false
+}
