@@ -88,16 +88,15 @@ func (s *Server) patientsByNHS(ctx context.Context, nhs string) ([]store.Resourc
 // Only the extensions are decoded: this runs on every patient request, and the rest of the Patient
 // (names, addresses, identifiers) would be built into maps only to be dropped.
 func practiceAccess(r store.Resource) online.Access {
-	var pt struct {
-		Extension []any `json:"extension"`
-	}
-	if json.Unmarshal(r.Body, &pt) != nil {
+	raw, err := fhir.TopLevelElement(r.Body, "extension")
+	if err != nil || raw == nil {
 		return online.DefaultAccess
 	}
-	if len(pt.Extension) == 0 {
+	var ext []any
+	if json.Unmarshal(raw, &ext) != nil || len(ext) == 0 {
 		return online.DefaultAccess
 	}
-	return online.PracticeAccess(map[string]any{"extension": pt.Extension})
+	return online.PracticeAccess(map[string]any{"extension": ext})
 }
 
 // grantView is one proxy grant as the proxy sees it.

@@ -123,6 +123,30 @@ func ExtractBodyParams(body []byte, base string, params ...string) ([]IndexEntry
 	return extract(&Resource{typ: typ, tree: tree}, base, params), nil
 }
 
+// TopLevelElement returns the JSON of one top-level element of a body (nil when it has none), walking
+// past the others without decoding or copying them: the policy reads a Patient's extensions on every
+// patient request, and decoding the whole Patient for them cost more than the rest of the look-up.
+func TopLevelElement(body []byte, name string) (json.RawMessage, error) {
+	var raw json.RawMessage
+	it := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowIterator(body)
+	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnIterator(it)
+	if it.WhatIsNext() != jsoniter.ObjectValue {
+		return nil, &Error{Kind: Malformed, Issues: []Issue{NewIssue(IssueStructure, "the body is not a JSON object")}}
+	}
+	it.ReadObjectCB(func(it *jsoniter.Iterator, key string) bool {
+		if key != name {
+			it.Skip()
+			return it.Error == nil
+		}
+		raw = it.SkipAndReturnBytes()
+		return false
+	})
+	if it.Error != nil && it.Error != io.EOF {
+		return nil, &Error{Kind: Malformed, Issues: []Issue{NewIssue(IssueStructure, "the body is not valid JSON: "+it.Error.Error())}}
+	}
+	return raw, nil
+}
+
 // topLevelType reads a body's resourceType, walking the top level only as far as it: the server writes
 // it first.
 func topLevelType(body []byte) (string, error) {

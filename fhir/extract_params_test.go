@@ -60,3 +60,19 @@ func TestExtractBodyParamsWalksTheTopLevelOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestTopLevelElement(t *testing.T) {
+	body := []byte(`{"resourceType":"Patient","name":[{"family":"extension"}],"extension":[{"url":"u","valueString":"}"}],"id":"x"}`)
+	raw, err := fhir.TopLevelElement(body, "extension")
+	if err != nil || string(raw) != `[{"url":"u","valueString":"}"}]` {
+		t.Errorf("extension: %s, %v", raw, err)
+	}
+	if raw, err := fhir.TopLevelElement(body, "gender"); err != nil || raw != nil {
+		t.Errorf("absent element: %s, %v", raw, err)
+	}
+	for _, bad := range []string{``, `[1]`, `{"extension":[}`, `{"id":"x",`} {
+		if raw, err := fhir.TopLevelElement([]byte(bad), "extension"); err == nil {
+			t.Errorf("%q: no error (%s)", bad, raw)
+		}
+	}
+}
