@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"errors"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/gpfhir/gpfhir/auth"
@@ -43,7 +45,13 @@ func restrictFor(caller *auth.Caller, q *store.Query) {
 			}
 		}
 	}
-	q.Clauses = append(q.Clauses, restrictionClauses(caller.Restrict(q.Type), q.Type)...)
+	for _, c := range restrictionClauses(caller.Restrict(q.Type), q.Type) {
+		// A patient's compartment search names the very clause the restriction adds
+		// (Immunization?patient=theirs); a second copy would be tested again on every candidate.
+		if !slices.ContainsFunc(q.Clauses, func(o store.Clause) bool { return reflect.DeepEqual(o, c) }) {
+			q.Clauses = append(q.Clauses, c)
+		}
+	}
 }
 
 // nothing matches no resource: ids are never empty.
