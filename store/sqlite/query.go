@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -391,18 +392,96 @@ func (b *builder) where(q store.Query, a string) error {
 		return err
 	}
 	d := drivingClause(q.Type, q.Clauses)
-	for i, c := range q.Clauses {
+	for i := 0; i < len(q.Clauses); i++ {
+		c := q.Clauses[i]
 		b.w(` AND `)
 		var err error
-		if i == d {
+		switch {
+		case i == d:
 			err = b.driving(c, q.Type, a)
-		} else {
-			err = b.perRow(c, q.Type, a)
+		case d > i:
+			n := withoutTokensRun(q.Clauses[i:d], q.Type)
+			err = b.perRowRun(q.Clauses[i:i+n], q.Type, a)
+			i += n - 1
+		default:
+			n := withoutTokensRun(q.Clauses[i:], q.Type)
+			err = b.perRowRun(q.Clauses[i:i+n], q.Type, a)
+			i += n - 1
 		}
 		if err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// perRowRun writes clauses tested on each candidate: one clause as perRow does, or a run that
+// withoutTokensRun found as one test.
+func (b *builder) perRowRun(cs []store.Clause, typ, a string) error {
+	if len(cs) == 1 {
+		return b.perRow(cs[0], typ, a)
+	}
+	ps := make([]store.Predicate, len(cs))
+	for i, c := range cs {
+		ps[i] = c[0]
+	}
+	return b.tokenSet(ps, typ, a, true)
+}
+
+// withoutTokensRun is how many clauses at the start of cs can be tested as one: each a single negated
+// token with a system and a code, all of one parameter (the labels a patient may not see:
+// _security:not=R, :not=V, ...). 1 when only the first can.
+func withoutTokensRun(cs []store.Clause, typ string) int {
+	n := 1
+	if len(cs[0]) != 1 || !setToken(cs[0][0], typ, true) {
+		return n
+	}
+	for n < len(cs) && len(cs[n]) == 1 && cs[n][0].Param == cs[0][0].Param && setToken(cs[n][0], typ, true) {
+		n++
+	}
+	return n
+}
+
+// setToken reports whether p can be one of the codes tokenSet tests: a token with a system and a code,
+// negated or not as not says, on a type with an entry table.
+func setToken(p store.Predicate, typ string, not bool) bool {
+	return p.Match == store.MatchToken && !p.AnySystem && p.Value != "" && p.Not == not &&
+		!tablesOf(typ).entries && !isColumn(typ, p.Param)
+}
+
+// tokenSet writes "the candidate a has (not: has none of) these codes of one parameter" as one look-up of
+// the candidate's entries for the parameter, instead of one per code: a patient's search tests three
+// withheld labels on every candidate, each a probe of idx_value, where idx_resource finds the few
+// entries the candidate has for the parameter at once.
+func (b *builder) tokenSet(ps []store.Predicate, typ, a string, not bool) error {
+	for _, p := range ps {
+		if err := indexParam(typ, p); err != nil {
+			return err
+		}
+	}
+	x := b.alias("i")
+	t := tablesOf(typ)
+	b.w(`(`)
+	if not {
+		b.w(`NOT `)
+	}
+	b.w(`EXISTS (SELECT 1 FROM `, t.idx, ` `, x, t.indexedBy("idx_resource"), ` WHERE `, x, `.type = `)
+	b.arg(typ)
+	b.w(` AND `, x, `.id = `, a, `.id AND `, x, `.param = `)
+	b.arg(ps[0].Param)
+	b.w(` AND (`)
+	for i, p := range ps {
+		if i > 0 {
+			b.w(` OR `)
+		}
+		b.w(`(1`)
+		p.Not = false
+		if err := b.match(p, x, true); err != nil {
+			return err
+		}
+		b.w(`)`)
+	}
+	b.w(`)))`)
 	return nil
 }
 
@@ -448,11 +527,13 @@ func (b *builder) pinned(q store.Query, a string) error {
 	if err := b.self(q, a); err != nil {
 		return err
 	}
-	for _, c := range q.Clauses {
+	for i := 0; i < len(q.Clauses); i++ {
 		b.w(` AND `)
-		if err := b.perRow(c, q.Type, a); err != nil {
+		n := withoutTokensRun(q.Clauses[i:], q.Type)
+		if err := b.perRowRun(q.Clauses[i:i+n], q.Type, a); err != nil {
 			return err
 		}
+		i += n - 1
 	}
 	return nil
 }
@@ -494,6 +575,9 @@ func (b *builder) driving(c store.Clause, typ, a string) error {
 		b.w(`)`)
 		return nil
 	}
+	if len(c) > 1 && !slices.ContainsFunc(c, func(p store.Predicate) bool { return p.Param != c[0].Param || !setToken(p, typ, false) }) {
+		return b.tokenSet(c, typ, a, false)
+	}
 	b.w(`(`)
 	for i, p := range c {
 		if i > 0 {
@@ -524,6 +608,9 @@ func (b *builder) driving(c store.Clause, typ, a string) error {
 func (b *builder) perRow(c store.Clause, typ, a string) error {
 	if len(c) == 0 {
 		return fmt.Errorf("%w: empty clause", store.ErrInvalidQuery)
+	}
+	if len(c) > 1 && !slices.ContainsFunc(c, func(p store.Predicate) bool { return p.Param != c[0].Param || !setToken(p, typ, false) }) {
+		return b.tokenSet(c, typ, a, false)
 	}
 	b.w(`(`)
 	for i, p := range c {

@@ -56,6 +56,15 @@ func planCases() []struct {
 			{{Param: "name", Match: store.MatchPrefix, Value: "ali"}},
 		}}},
 		{"everything", store.Query{Type: "Patient"}},
+		// A patient's search: withheld labels as one NOT EXISTS per candidate, and the probe for them as one
+		// EXISTS over an OR (tokenSet), each found under the candidate's id.
+		{"token nots of one parameter", store.Query{Type: "Patient", Clauses: []store.Clause{
+			{{Param: "name", Match: store.MatchExact, Value: "Alice"}},
+			{{Param: "identifier", Match: store.MatchToken, System: "urn:a", Value: "R", Not: true}},
+			{{Param: "identifier", Match: store.MatchToken, System: "urn:a", Value: "V", Not: true}}}}},
+		{"an OR of tokens of one parameter", store.Query{Type: "Patient", Clauses: []store.Clause{
+			{{Param: "name", Match: store.MatchExact, Value: "Alice"}},
+			{{Param: "identifier", Match: store.MatchToken, System: "urn:a", Value: "R"}, {Param: "identifier", Match: store.MatchToken, System: "urn:a", Value: "V"}}}}},
 		// The shapes the API builds for _include (a _has over the page's ids), _revinclude (an OR of
 		// references), :of-type, a date ge (an OR of two ranges) and a chain inside a _has.
 		{"include: has over an id list", store.Query{Type: "Patient", Clauses: []store.Clause{{{Param: "_has", Match: store.MatchHas, HasParam: "patient",

@@ -148,6 +148,12 @@ func testSearch(t *testing.T, s audit.Backend) {
 		{"token with a system and no code matches an entry of the system without a code", q("Patient", or(tok("identifier", "urn:legacy", ""))), []string{"p3"}},
 		{"token not matches resources without that token, including those without the parameter", q("Patient", or(not(tok("identifier", nhs, "111")))), []string{"p2", "p3", "p4"}},
 		{"token on the second of several entries matches", q("Patient", or(tok("identifier", mrn, "A1"))), []string{"p2"}},
+		// Withheld labels: several negated tokens of one parameter, ANDed (the SQLite store tests them as one).
+		{"several token nots of one parameter after a driving clause", q("Patient", or(tok("gender", gender, "female")), or(not(tok("identifier", nhs, "111"))), or(not(tok("identifier", mrn, "A1")))), []string{"p3"}},
+		{"several token nots of one parameter alone", q("Patient", or(not(tok("identifier", nhs, "111"))), or(not(tok("identifier", mrn, "A1")))), []string{"p3", "p4"}},
+		{"token nots of two parameters", q("Patient", or(not(tok("identifier", nhs, "111"))), or(not(tok("gender", gender, "female")))), []string{"p2", "p4"}},
+		{"an OR of tokens of one parameter after a driving clause", q("Patient", or(tok("gender", gender, "female")), or(tok("identifier", nhs, "111"), tok("identifier", mrn, "111"))), []string{"p1", "p3"}},
+		{"an OR of tokens of one parameter, none held", q("Patient", or(tok("gender", gender, "male")), or(tok("identifier", nhs, "111"), tok("identifier", mrn, "111"))), nil},
 		{"token is scoped to the query's type", q("Practitioner", or(tok("identifier", nhs, "111"))), []string{"dr1"}},
 
 		{"token text matches the start of the display", q("Patient", or(val("language", store.MatchTokenText, "english"))), []string{"p1", "p3"}},
