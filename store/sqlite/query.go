@@ -396,15 +396,15 @@ func (b *builder) where(q store.Query, a string) error {
 		c := q.Clauses[i]
 		b.w(` AND `)
 		var err error
-		switch {
-		case i == d:
+		if i == d {
 			err = b.driving(c, q.Type, a)
-		case d > i:
-			n := withoutTokensRun(q.Clauses[i:d], q.Type)
-			err = b.perRowRun(q.Clauses[i:i+n], q.Type, a)
-			i += n - 1
-		default:
-			n := withoutTokensRun(q.Clauses[i:], q.Type)
+		} else {
+			// A run of per-row clauses stops at the driving one.
+			end := len(q.Clauses)
+			if d > i {
+				end = d
+			}
+			n := withoutTokensRun(q.Clauses[i:end], q.Type)
 			err = b.perRowRun(q.Clauses[i:i+n], q.Type, a)
 			i += n - 1
 		}
