@@ -147,33 +147,14 @@ func TopLevelElement(body []byte, name string) (json.RawMessage, error) {
 	return raw, nil
 }
 
-// topLevelType reads a body's resourceType, walking the top level only as far as it: the server writes
-// it first.
+// topLevelType reads a body's resourceType; the walk stops there, and the server writes it first.
 func topLevelType(body []byte) (string, error) {
+	raw, err := TopLevelElement(body, "resourceType")
+	if err != nil {
+		return "", err
+	}
 	var typ string
-	found := false
-	it := jsoniter.ConfigCompatibleWithStandardLibrary.BorrowIterator(body)
-	defer jsoniter.ConfigCompatibleWithStandardLibrary.ReturnIterator(it)
-	if it.WhatIsNext() != jsoniter.ObjectValue {
-		return "", &Error{Kind: Malformed, Issues: []Issue{NewIssue(IssueStructure, "the body is not a JSON object")}}
-	}
-	it.ReadObjectCB(func(it *jsoniter.Iterator, key string) bool {
-		if key != "resourceType" {
-			it.Skip()
-			return it.Error == nil
-		}
-		found = true
-		if it.WhatIsNext() == jsoniter.StringValue {
-			typ = it.ReadString()
-		} else {
-			it.Skip()
-		}
-		return false
-	})
-	if it.Error != nil && it.Error != io.EOF {
-		return "", &Error{Kind: Malformed, Issues: []Issue{NewIssue(IssueStructure, "the body is not a JSON object: "+it.Error.Error())}}
-	}
-	if !found || typ == "" {
+	if json.Unmarshal(raw, &typ) != nil || typ == "" {
 		return "", &Error{Kind: Malformed, Issues: []Issue{NewIssue(IssueStructure, "resourceType must be a non-empty string", "resourceType")}}
 	}
 	return typ, nil

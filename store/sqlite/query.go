@@ -392,25 +392,29 @@ func (b *builder) where(q store.Query, a string) error {
 		return err
 	}
 	d := drivingClause(q.Type, q.Clauses)
-	for i := 0; i < len(q.Clauses); i++ {
-		c := q.Clauses[i]
+	if d < 0 {
+		return b.perRowAll(q.Clauses, q.Type, a)
+	}
+	if err := b.perRowAll(q.Clauses[:d], q.Type, a); err != nil {
+		return err
+	}
+	b.w(` AND `)
+	if err := b.driving(q.Clauses[d], q.Type, a); err != nil {
+		return err
+	}
+	return b.perRowAll(q.Clauses[d+1:], q.Type, a)
+}
+
+// perRowAll writes clauses tested on each candidate, each after AND: one by one, except that a run
+// withoutTokensRun finds is one test.
+func (b *builder) perRowAll(cs []store.Clause, typ, a string) error {
+	for i := 0; i < len(cs); {
+		n := withoutTokensRun(cs[i:], typ)
 		b.w(` AND `)
-		var err error
-		if i == d {
-			err = b.driving(c, q.Type, a)
-		} else {
-			// A run of per-row clauses stops at the driving one.
-			end := len(q.Clauses)
-			if d > i {
-				end = d
-			}
-			n := withoutTokensRun(q.Clauses[i:end], q.Type)
-			err = b.perRowRun(q.Clauses[i:i+n], q.Type, a)
-			i += n - 1
-		}
-		if err != nil {
+		if err := b.perRowRun(cs[i:i+n], typ, a); err != nil {
 			return err
 		}
+		i += n
 	}
 	return nil
 }
@@ -527,15 +531,7 @@ func (b *builder) pinned(q store.Query, a string) error {
 	if err := b.self(q, a); err != nil {
 		return err
 	}
-	for i := 0; i < len(q.Clauses); i++ {
-		b.w(` AND `)
-		n := withoutTokensRun(q.Clauses[i:], q.Type)
-		if err := b.perRowRun(q.Clauses[i:i+n], q.Type, a); err != nil {
-			return err
-		}
-		i += n - 1
-	}
-	return nil
+	return b.perRowAll(q.Clauses, q.Type, a)
 }
 
 // self writes the conditions every match of q meets: its type, and not deleted.
