@@ -312,3 +312,48 @@ func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
 		t.Errorf("newest first after the upgrade = %v, want %v", got, want)
 	}
 }
+
+// TestOpenUpgradesASchemaVersion5File: full idx_system, idx_text and idx_range. The upgrade makes them
+// partial, and searches on a stored resource's system, text and date still find it.
+func TestOpenUpgradesASchemaVersion5File(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	w := store.Write{
+		Resource: store.Resource{Type: "Patient", ID: "v5", VersionID: 1, LastUpdated: trailStart, Body: []byte(`{"resourceType":"Patient"}`)},
+		Index: []store.IndexEntry{{Param: "identifier", System: "urn:nhs", Value: "1"}, {Param: "name", Value: "Alice", Text: "alice"},
+			{Param: "birthdate", Low: 10, High: 20}},
+	}
+	if err := s.Apply(t.Context(), []store.Write{w}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	editFile(t, dir, `DROP INDEX idx_system`, `DROP INDEX idx_text`, `DROP INDEX idx_range`,
+		`CREATE INDEX idx_system ON idx (type, param, system, value, id)`,
+		`CREATE INDEX idx_text ON idx (type, param, text, id)`,
+		`CREATE INDEX idx_range ON idx (type, param, lo, hi, id)`, `PRAGMA user_version = 5`)
+
+	s = openDir(t, dir)
+	var v int
+	if err := s.r.QueryRowContext(t.Context(), `PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
+		t.Fatalf("user_version = %d %v, want %d", v, err, schemaVersion)
+	}
+	for _, name := range []string{"idx_system", "idx_text", "idx_range"} {
+		var sqlText string
+		if err := s.r.QueryRowContext(t.Context(), `SELECT sql FROM sqlite_schema WHERE name = ?`, name).Scan(&sqlText); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !strings.Contains(sqlText, " WHERE ") {
+			t.Errorf("%s is still a full index after the upgrade: %s", name, sqlText)
+		}
+	}
+	for _, p := range []store.Predicate{
+		{Param: "identifier", Match: store.MatchToken, System: "urn:nhs"},
+		{Param: "name", Match: store.MatchPrefix, Value: "ali"},
+		{Param: "birthdate", Match: store.MatchRange, Bounds: []store.Bound{{Field: store.Low, Cmp: store.GE, Value: 5}}},
+	} {
+		hits, err := s.Search(t.Context(), store.Query{Type: "Patient", Clauses: []store.Clause{{p}}})
+		if err != nil || len(hits) != 1 {
+			t.Errorf("%s after the upgrade: %d found, %v; want the patient", p.Param, len(hits), err)
+		}
+	}
+}

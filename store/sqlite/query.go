@@ -16,12 +16,16 @@ import (
 //
 //	MatchPresent                      any idx_* index, on (type, param)
 //	MatchToken, MatchExact            idx_value  (type, param, value, system, id)
-//	MatchToken with only a System     idx_system (type, param, system, value, id)
-//	MatchTokenText, MatchPrefix       idx_text   (type, param, text, id), as a range
+//	MatchToken with only a System     idx_system (type, param, system, value, id) WHERE system <> ''
+//	MatchTokenText, MatchPrefix       idx_text   (type, param, text, id) WHERE text <> '', as a range
 //	MatchContains                     idx_text, on (type, param), with instr over the covering index
-//	MatchRange                        idx_range  (type, param, lo, hi, id)
+//	MatchRange                        idx_range  (type, param, lo, hi, id) WHERE value = ''
 //	MatchHas                          idx_value, as a range of "Type/" references
 //	sort keys, deletes                idx_resource (type, id, param, value, text, lo)
+//
+// idx_system, idx_text and idx_range are partial: each holds only the entries its matches can select, and
+// a predicate that uses one names the index's condition as well, since SQLite takes a partial index only
+// for a query whose WHERE states its condition.
 //
 // Every value reaches SQLite as a bound parameter; only aliases and operators are written into the text.
 
@@ -805,12 +809,18 @@ func (b *builder) match(p store.Predicate, x string, perRow bool) error {
 		if !p.AnySystem {
 			b.w(` AND `, x, `.system = `)
 			b.arg(p.System)
+			if p.Value == "" && p.System != "" {
+				// Implied by the equality, but SQLite uses the partial idx_system only for a query that
+				// names its condition.
+				b.w(` AND `, x, `.system <> ''`)
+			}
 		}
 	case store.MatchExact:
 		b.w(` AND `, x, `.value = `)
 		b.arg(p.Value)
 	case store.MatchTokenText, store.MatchPrefix:
-		b.w(` AND `, x, `.text >= `)
+		// text <> '' is idx_text's condition (see the schema); an entry without text matches no text.
+		b.w(` AND `, x, `.text <> '' AND `, x, `.text >= `)
 		b.arg(p.Value)
 		if end, ok := prefixEnd(p.Value); ok {
 			b.w(` AND `, x, `.text < `)
@@ -822,10 +832,12 @@ func (b *builder) match(p store.Predicate, x string, perRow bool) error {
 			b.arg(p.Value)
 		}
 	case store.MatchContains:
-		b.w(` AND instr(`, x, `.text, `)
+		b.w(` AND `, x, `.text <> '' AND instr(`, x, `.text, `)
 		b.arg(p.Value)
 		b.w(`) > 0`)
 	case store.MatchRange:
+		// A date's entry has only lo and hi (fhir.Extract); value = '' is idx_range's condition.
+		b.w(` AND `, x, `.value = ''`)
 		for _, bd := range p.Bounds {
 			col := ".lo"
 			switch bd.Field {

@@ -25,8 +25,11 @@ import (
 // compressed, with their references in audit_ref (see audit.go): a version-3 binary would find no
 // AuditEvents. Version 5 keeps each audit_ref entry's record time, for newest-first pages; a version-4
 // process still running on the file would write entries without it, so it must not open the file
-// either. migrate upgrades files of versions 2, 3 and 4 in place.
-const schemaVersion = 5
+// either. Version 6 makes idx_system, idx_text and idx_range partial; a version-5 process still running
+// on the file answers correctly but cannot use them (its text, date and system-only searches scan the
+// parameter's entries). migrate upgrades files of versions 2 to 5 in place; rebuilding the three indexes
+// reads idx once.
+const schemaVersion = 6
 
 // The body lives only in history: the current table points at a version, so an update writes the body once.
 // idx rows have one column per IndexEntry field; which indexes serve which Match is listed in query.go.
@@ -62,9 +65,13 @@ var schema = []string{
 		hi INTEGER NOT NULL
 	)`,
 	`CREATE INDEX IF NOT EXISTS idx_value ON idx (type, param, value, system, id)`,
-	`CREATE INDEX IF NOT EXISTS idx_system ON idx (type, param, system, value, id)`,
-	`CREATE INDEX IF NOT EXISTS idx_text ON idx (type, param, text, id)`,
-	`CREATE INDEX IF NOT EXISTS idx_range ON idx (type, param, lo, hi, id)`,
+	// Partial: an entry is in the indexes its matches can use, not in all of them (query.go names which).
+	// A Synthea import writes 11 entries per resource, fewer than half with a system or a text and one in
+	// ten with a date: full indexes made each entry six b-tree inserts, and each import commit wrote their
+	// pages twice over (WAL and checkpoint).
+	`CREATE INDEX IF NOT EXISTS idx_system ON idx (type, param, system, value, id) WHERE system <> ''`,
+	`CREATE INDEX IF NOT EXISTS idx_text ON idx (type, param, text, id) WHERE text <> ''`,
+	`CREATE INDEX IF NOT EXISTS idx_range ON idx (type, param, lo, hi, id) WHERE value = ''`,
 	`CREATE INDEX IF NOT EXISTS idx_resource ON idx (type, id, param, value, text, lo)`,
 	auditTable,
 	// last_updated, id: date searches and sorts, and the audit arm of system history, in its order.
@@ -237,6 +244,15 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	if v > schemaVersion {
 		return fmt.Errorf("sqlite: database schema version %d is newer than this gpfhir (%d)", v, schemaVersion)
+	}
+	if v < 6 {
+		// Version 6 makes idx_system, idx_text and idx_range partial; CREATE INDEX IF NOT EXISTS below
+		// would keep the full ones.
+		for _, q := range []string{`DROP INDEX IF EXISTS idx_system`, `DROP INDEX IF EXISTS idx_text`, `DROP INDEX IF EXISTS idx_range`} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return translate(err)
+			}
+		}
 	}
 	if v == 4 {
 		// Version 5 keeps each audit_ref entry's record time (audit_ref_time, for newest-first pages).
