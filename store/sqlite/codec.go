@@ -123,25 +123,29 @@ func decodeIndex(b []byte) ([]store.IndexEntry, error) {
 		return nil, errBadIndex
 	}
 	b = b[1:]
+	// One string holds every string of the blob, and the entries' strings are slices of it: a record's
+	// entries cost one allocation instead of four each (the copier and the audit SQL functions decode
+	// one blob per record).
+	whole, pos := string(b), 0
 	str := func() (string, bool) {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
+		n, k := binary.Uvarint(b[pos:])
+		if k <= 0 || n > uint64(len(b)-pos-k) {
 			return "", false
 		}
-		s := string(b[k : k+int(n)])
-		b = b[k+int(n):]
+		s := whole[pos+k : pos+k+int(n)]
+		pos += k + int(n)
 		return s, true
 	}
 	num := func() (int64, bool) {
-		v, k := binary.Varint(b)
+		v, k := binary.Varint(b[pos:])
 		if k <= 0 {
 			return 0, false
 		}
-		b = b[k:]
+		pos += k
 		return v, true
 	}
-	var out []store.IndexEntry
-	for len(b) > 0 {
+	out := make([]store.IndexEntry, 0, 16) // most AuditEvents have 12 to 16 (audit.EventIndex)
+	for pos < len(b) {
 		var e store.IndexEntry
 		var ok [6]bool
 		e.Param, ok[0] = str()
