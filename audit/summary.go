@@ -1,11 +1,12 @@
 package audit
 
 import (
-	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
 	"time"
+
+	jsoniter "github.com/json-iterator/go"
 
 	"github.com/gpfhir/gpfhir/fhir"
 )
@@ -52,14 +53,14 @@ const (
 // Summarize reads the Summary of an AuditEvent body that Event wrote.
 func Summarize(body []byte) (Summary, error) {
 	var ev struct {
-		ID       string     `json:"id"`
-		Recorded string     `json:"recorded"`
-		Subtype  []aeCoding `json:"subtype"`
-		Desc     string     `json:"outcomeDesc"`
-		Agent    []aeAgent  `json:"agent"`
-		Entity   []aeEntity `json:"entity"`
+		ID       string      `json:"id"`
+		Recorded string      `json:"recorded"`
+		Subtype  []sumCoding `json:"subtype"`
+		Desc     string      `json:"outcomeDesc"`
+		Agent    []sumAgent  `json:"agent"`
+		Entity   []sumEntity `json:"entity"`
 	}
-	if err := json.Unmarshal(body, &ev); err != nil {
+	if err := jsoniter.ConfigCompatibleWithStandardLibrary.Unmarshal(body, &ev); err != nil {
 		return Summary{}, err
 	}
 	s := Summary{ID: ev.ID}
@@ -120,6 +121,36 @@ func Summarize(body []byte) (Summary, error) {
 	}
 	return s, nil
 }
+
+// The sum types are the parts of Event's types that Summarize reads. A field left out is skipped by the
+// decoder without allocating its string (displays, network addresses, the source), and the tally reads
+// every record of the trail.
+type (
+	sumCoding struct {
+		System string `json:"system"`
+		Code   string `json:"code"`
+	}
+	sumConcept struct {
+		Coding []sumCoding `json:"coding"`
+	}
+	sumReference struct {
+		Reference  string        `json:"reference"`
+		Identifier *aeIdentifier `json:"identifier"`
+	}
+	sumAgent struct {
+		Type      *sumConcept   `json:"type"`
+		Role      []sumConcept  `json:"role"`
+		Who       *sumReference `json:"who"`
+		Requestor bool          `json:"requestor"`
+	}
+	sumEntity struct {
+		What   *sumReference `json:"what"`
+		Type   *sumCoding    `json:"type"`
+		Role   *sumCoding    `json:"role"`
+		Query  string        `json:"query"`
+		Detail []aeDetail    `json:"detail"`
+	}
+)
 
 // readOutcome reads outcomeDesc as outcomeDesc writes it: "[operation: ]status text[ (tag)]".
 func (s *Summary) readOutcome(desc string) error {
