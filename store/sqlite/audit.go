@@ -311,7 +311,7 @@ func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]audit
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, last_updated, hash, body FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, last_updated, hash, body FROM audit WHERE seq > ? ORDER BY seq`+limitParam, after, limit)
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -388,7 +388,7 @@ func (s *Store) pruneAuditChunk(ctx context.Context, before time.Time) (audit.An
 	if err != nil {
 		return audit.Anchor{}, 0, false, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT seq, id, last_updated, hash, body FROM audit ORDER BY seq LIMIT ?`, pruneChunk)
+	rows, err := tx.QueryContext(ctx, `SELECT seq, id, last_updated, hash, body FROM audit ORDER BY seq`+limitParam, pruneChunk)
 	if err != nil {
 		return audit.Anchor{}, 0, false, err
 	}

@@ -239,7 +239,7 @@ func (b *builder) pageOf(q store.Query) {
 	}
 	b.orderBy(q.Sort)
 	if q.Limit > 0 {
-		b.w(` LIMIT `)
+		b.w(` LIMIT +`) // +?: see limitParam
 		b.arg(q.Limit)
 	}
 }
@@ -795,6 +795,24 @@ func perRowIndex(p store.Predicate) string {
 	return "idx_resource"
 }
 
+// valueEq is how an equality on value is written: "value = +?", not "value = ?". idx_range's condition
+// is value = '', and when SQLite weighs a partial index it compares the query's terms with the condition;
+// a term "value = ?" has the condition's shape, so the planner reads the bound value to decide and marks
+// the statement to be prepared again whenever that binding changes. Every search by token or reference
+// then re-parsed and re-planned its statement on every run (a sixth of the server's CPU in a gpfhir bench
+// run of patient reads and compartment searches, in sqlite3Reprepare). The unary plus is a no-op on the
+// value and its affinity, and the term still drives idx_value. TestNoQueryIsPreparedAgainOnEveryRun
+// keeps the queries off these shapes.
+const valueEq = `.value = +`
+
+// limitParam is how a LIMIT takes a parameter: "LIMIT +?", not "LIMIT ?". The SQLite of modernc.org/sqlite
+// v1.62 reads a bound LIMIT's value while planning, and so marks the statement to be prepared again
+// whenever that parameter is bound, which database/sql does on every run: every page of every search
+// re-parsed and re-planned its statement (a GP system's compartment search took 150 µs a run on an empty
+// store, 32 µs with the plus; the rest of the CPU profile's sqlite3Reprepare after valueEq). The unary
+// plus hides the value from the planner and changes nothing else.
+const limitParam = ` LIMIT +?`
+
 // match writes the conditions on the entry aliased x for p's Match. perRow says whether x is one
 // candidate's entry (entry) rather than every entry of the parameter (ids), which decides how a chain is
 // followed.
@@ -803,7 +821,7 @@ func (b *builder) match(p store.Predicate, x string, perRow bool) error {
 	case store.MatchPresent:
 	case store.MatchToken:
 		if p.Value != "" || p.AnySystem {
-			b.w(` AND `, x, `.value = `)
+			b.w(` AND `, x, valueEq)
 			b.arg(p.Value)
 		}
 		if !p.AnySystem {
@@ -816,7 +834,7 @@ func (b *builder) match(p store.Predicate, x string, perRow bool) error {
 			}
 		}
 	case store.MatchExact:
-		b.w(` AND `, x, `.value = `)
+		b.w(` AND `, x, valueEq)
 		b.arg(p.Value)
 	case store.MatchTokenText, store.MatchPrefix:
 		// text <> '' is idx_text's condition (see the schema); an entry without text matches no text.

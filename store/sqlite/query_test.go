@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -402,6 +403,41 @@ func TestAuditPagesByReferenceStopAtThePage(t *testing.T) {
 			t.Errorf("%s: the page is not read in order from audit_ref (%s):\n  %s\nquery: %s", tc.name, tc.walk, joined, query)
 		} else if testing.Verbose() {
 			t.Logf("%s: %s\n  %s", tc.name, query, joined)
+		}
+	}
+}
+
+// TestNoQueryIsPreparedAgainOnEveryRun: SQLite prepares a statement again whenever a parameter that its
+// plan read is bound, which database/sql does on every run. Two shapes make the plan read one (query.go):
+// a term that compares a partial index's column to a parameter with the operator of the index's condition
+// ("value = ?" against idx_range's value = ''; valueEq), and "LIMIT ?" (limitParam). No query of the plan
+// cases may have either.
+func TestNoQueryIsPreparedAgainOnEveryRun(t *testing.T) {
+	cond := regexp.MustCompile(`WHERE (\w+) (=|<>) ''$`)
+	var shapes []*regexp.Regexp
+	for _, stmt := range schema {
+		if !strings.Contains(stmt, "CREATE INDEX") {
+			continue
+		}
+		if m := cond.FindStringSubmatch(stmt); m != nil {
+			shapes = append(shapes, regexp.MustCompile(`\.`+m[1]+` `+m[2]+` \?\s*(?:$|\)|\bAND\b|\bOR\b|\bORDER\b|\bLIMIT\b)`))
+		}
+	}
+	if len(shapes) < 3 {
+		t.Fatalf("found %d partial index conditions in the schema, want idx_system's, idx_text's and idx_range's", len(shapes))
+	}
+	shapes = append(shapes, regexp.MustCompile(`\bLIMIT \?`))
+	for _, tc := range planCases() {
+		for _, build := range []func(store.Query) (string, []any, error){buildSearch, buildCount} {
+			query, _, err := build(tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, re := range shapes {
+				if loc := re.FindStringIndex(query); loc != nil {
+					t.Errorf("%s: the query has %q, a shape that has SQLite prepare it again on every run:\n%s", tc.name, query[loc[0]:loc[1]], query)
+				}
+			}
 		}
 	}
 }

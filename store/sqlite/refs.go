@@ -105,7 +105,7 @@ func (s *Store) copyRefsChunk(ctx context.Context) (n int, err error) {
 	if err := tx.QueryRowContext(ctx, `SELECT seq FROM audit_ref_mark`).Scan(&mark); err != nil {
 		return 0, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT seq, id, last_updated, idx FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`, mark, refChunk)
+	rows, err := tx.QueryContext(ctx, `SELECT seq, id, last_updated, idx FROM audit WHERE seq > ? ORDER BY seq`+limitParam, mark, refChunk)
 	if err != nil {
 		return 0, err
 	}

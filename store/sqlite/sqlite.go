@@ -595,7 +595,7 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]store.Reso
 	}
 	b.WriteString(` ORDER BY last_updated DESC, type, id, version DESC`)
 	if q.Limit > 0 {
-		b.WriteString(` LIMIT ?`)
+		b.WriteString(limitParam)
 		args = append(args, q.Limit)
 	}
 	rows, err := s.r.QueryContext(ctx, b.String(), args...)
