@@ -796,7 +796,7 @@ func perRowIndex(p store.Predicate) string {
 }
 
 // valueEq is how an equality on value is written: "value = +?", not "value = ?". idx_range's condition
-// is value = '', and when SQLite weighs a partial index it compares the query's terms with the condition;
+// is value = ”, and when SQLite weighs a partial index it compares the query's terms with the condition;
 // a term "value = ?" has the condition's shape, so the planner reads the bound value to decide and marks
 // the statement to be prepared again whenever that binding changes. Every search by token or reference
 // then re-parsed and re-planned its statement on every run (a sixth of the server's CPU in a gpfhir bench
