@@ -796,13 +796,13 @@ func perRowIndex(p store.Predicate) string {
 }
 
 // valueEq is how an equality on value is written: "value = +?", not "value = ?". idx_range's condition
-// is value = ”, and when SQLite weighs a partial index it compares the query's terms with the condition;
-// a term "value = ?" has the condition's shape, so the planner reads the bound value to decide and marks
-// the statement to be prepared again whenever that binding changes. Every search by token or reference
-// then re-parsed and re-planned its statement on every run (a sixth of the server's CPU in a gpfhir bench
-// run of patient reads and compartment searches, in sqlite3Reprepare). The unary plus is a no-op on the
-// value and its affinity, and the term still drives idx_value. TestNoQueryIsPreparedAgainOnEveryRun
-// keeps the queries off these shapes.
+// is that value is empty, and when SQLite weighs a partial index it compares the query's terms with the
+// condition; a term "value = ?" has the condition's shape, so the planner reads the bound value to decide
+// and marks the statement to be prepared again whenever that binding changes. Every search by token or
+// reference then re-parsed and re-planned its statement on every run (a sixth of the server's CPU in a
+// gpfhir bench run of patient reads and compartment searches, in sqlite3Reprepare). The unary plus is a
+// no-op on the value and its affinity, and the term still drives idx_value.
+// TestNoQueryIsPreparedAgainOnEveryRun keeps the queries off these shapes.
 const valueEq = `.value = +`
 
 // limitParam is how a LIMIT takes a parameter: "LIMIT +?", not "LIMIT ?". The SQLite of modernc.org/sqlite

@@ -410,8 +410,8 @@ func TestAuditPagesByReferenceStopAtThePage(t *testing.T) {
 // TestNoQueryIsPreparedAgainOnEveryRun: SQLite prepares a statement again whenever a parameter that its
 // plan read is bound, which database/sql does on every run. Two shapes make the plan read one (query.go):
 // a term that compares a partial index's column to a parameter with the operator of the index's condition
-// ("value = ?" against idx_range's value = ”; valueEq), and "LIMIT ?" (limitParam). No query of the plan
-// cases may have either.
+// ("value = ?" against idx_range's condition, an empty value; valueEq), and "LIMIT ?" (limitParam). No
+// query of the plan cases may have either.
 func TestNoQueryIsPreparedAgainOnEveryRun(t *testing.T) {
 	cond := regexp.MustCompile(`WHERE (\w+) (=|<>) ''$`)
 	var shapes []*regexp.Regexp
