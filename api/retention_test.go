@@ -112,15 +112,11 @@ func TestAuditRetentionRemovesOldRecordsAndTheChainStillVerifies(t *testing.T) {
 
 	// One line per run, with counts and positions only. The line is written after the prune commits, so
 	// the anchor can be seen before it: wait for it as for the anchor.
-	var pruned bool
-	for !pruned && time.Now().Before(deadline) {
-		pruned = strings.Contains(logs.String(), `"removed":3,"anchor_seq":3`)
-		if !pruned {
-			time.Sleep(20 * time.Millisecond)
-		}
+	for !strings.Contains(logs.String(), `"removed":3,"anchor_seq":3`) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
+	var pruned bool
 	sc := bufio.NewScanner(strings.NewReader(logs.String()))
-	pruned = false
 	for sc.Scan() {
 		var line map[string]any
 		if json.Unmarshal(sc.Bytes(), &line) != nil || !strings.HasPrefix(line["msg"].(string), "audit retention") {
