@@ -108,7 +108,10 @@ func (s *Store) readAnchor(ctx context.Context) (anchorDoc, error) {
 // The anchor documents' _id is the anchor's Seq, so two processes pruning the same step insert the
 // same document (one gets a duplicate key and goes on from the anchor now stored), and two pruning
 // different steps both leave a prefix removed and the anchor at the largest: concurrent prunes need no
-// coordination. removed counts the AuditEvents this call deleted.
+// coordination. removed counts the records of this call's own steps, whoever deleted their documents (a
+// reader of the anchor may finish a step before the step does), and the AuditEvents it deleted in
+// finishing a step that another process left pending. Two processes pruning the same step at the same
+// moment may both count it.
 func (s *Store) PruneAudit(ctx context.Context, before time.Time) (audit.Anchor, int64, error) {
 	if err := s.begin(); err != nil {
 		return audit.Anchor{}, 0, err
@@ -199,13 +202,20 @@ func (s *Store) pruneStep(ctx context.Context, before time.Time) (anchorDoc, int
 		if _, err = s.db.Collection(collAuditAnchor).InsertOne(ctx, d); err != nil {
 			err = translate("audit prune anchor", err)
 		} else if s.afterPruneAnchor != nil {
-			err = s.afterPruneAnchor() // simulated crash
+			err = s.afterPruneAnchor() // a simulated crash, or a reader finishing the step
 			if err != nil {
 				return d, finished, false, err
 			}
 		}
 		if err == nil {
 			deleted, err = s.finishPrune(ctx, d)
+		}
+		if err == nil {
+			// The step's records count as this call's even when a reader of the anchor (the uptake
+			// tally's AuditRange, say) finished the step between its anchor and its deletions and
+			// deleted them itself: this call removed them from the chain, and the retention's log line
+			// says so. (It said "removed 0" while the anchor moved past them.)
+			deleted = int64(n)
 		}
 	}
 	if err != nil {

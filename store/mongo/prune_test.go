@@ -236,3 +236,22 @@ func TestPruneAuditStopsAtABrokenLink(t *testing.T) {
 	wantAuditEvents(t, s, []int{1, 2}, []int{3, 4, 5})
 	wantVerify(t, s, false, 0, 3, "AuditEvent/e3 does not chain on the anchor")
 }
+
+// TestPruneAuditCountsAStepThatAReaderFinished: in journal mode a reader of the anchor (the uptake tally's
+// AuditRange) may finish a prune step, deleting its records, between the step's anchor and the step's own
+// deletions. The prune removed those records from the chain all the same, and must say so.
+func TestPruneAuditCountsAStepThatAReaderFinished(t *testing.T) {
+	uri := mongotest.Start(t)
+	s := open(t, uri, Options{Txn: TxnJournal})
+	s.pruneChunk = 2
+	appendTrail(t, s, 6)
+	s.afterPruneAnchor = func() error {
+		_, err := s.AuditRange(t.Context(), 0, 0)
+		return err
+	}
+	anchor, removed, err := s.PruneAudit(t.Context(), trailT0.Add(time.Hour))
+	if err != nil || removed != 6 || anchor.Seq != 6 {
+		t.Fatalf("PruneAudit = %+v, %d, %v; want all 6 records removed, each step finished by a reader first", anchor, removed, err)
+	}
+	wantAuditEvents(t, s, []int{1, 2, 3, 4, 5, 6}, nil)
+}
