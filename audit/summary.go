@@ -122,9 +122,10 @@ func Summarize(body []byte) (Summary, error) {
 	return s, nil
 }
 
-// The sum types are the parts of Event's types that Summarize reads. A field left out is skipped by the
-// decoder without allocating its string (displays, network addresses, the source), and the tally reads
-// every record of the trail.
+// The sum types are the parts of Event's types that Summarize reads, so that the decoder skips the rest
+// (displays, network addresses, the source) instead of building it. The tally reads every record of the
+// trail, so the decoding's CPU matters more than its allocations: json-iterator with these types takes
+// 14 µs and 124 allocations for auditFixture's record, encoding/json 35 µs and 99 (BenchmarkSummarize).
 type (
 	sumCoding struct {
 		System string `json:"system"`
