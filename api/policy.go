@@ -315,12 +315,14 @@ func (s *Server) live(req *request, typ, id string) (r store.Resource, ok bool, 
 var practiceParams = []string{"organization", "general-practitioner"}
 
 // entriesOf computes a stored body's index entries for params, as the store holds them for its current
-// version.
+// version. The slice is shared (entrycache.go): callers must not change it.
 func (s *Server) entriesOf(body []byte, params ...string) ([]fhir.IndexEntry, error) {
 	if len(body) == 0 {
 		return nil, nil
 	}
-	entries, err := fhir.ExtractBodyParams(body, s.cfg.BaseURL, params...)
+	entries, err := s.entryCache.entries(body, params, func() ([]fhir.IndexEntry, error) {
+		return fhir.ExtractBodyParams(body, s.cfg.BaseURL, params...)
+	})
 	if err != nil {
 		return nil, internal(err)
 	}

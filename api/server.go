@@ -141,6 +141,8 @@ type Server struct {
 	sealer *sealer
 	// corsPolicy says which browser origins may call.
 	corsPolicy *corsPolicy
+	// entryCache keeps the policy's index entries of bodies it has decoded (entrycache.go).
+	entryCache *entryCache
 }
 
 // New builds the API. It does not listen; Handler gives the http.Handler to serve.
@@ -202,6 +204,8 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		metrics: newMetrics(cfg.Store),
 		limits:  newLimiter(cfg.Limits),
+
+		entryCache: newEntryCache(),
 	}
 	var err error
 	if s.cursors, err = newCursorSigner(cfg.CursorKey); err != nil {
