@@ -149,7 +149,15 @@ func (s *Store) appendAudit(ctx context.Context, writes []store.Write, chain boo
 	if err != nil {
 		return err
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	// The wait for the writer connection ends with ctx; once it is ours the transaction runs to its end
+	// (uncancelled says why), its waits for the write lock bounded by busy_timeout.
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx = uncancelled(ctx)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
