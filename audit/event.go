@@ -228,75 +228,141 @@ var (
 	entityXReqID = &aeCoding{System: BALPEntityTypeSystem, Code: "XrequestId", Display: "X-Request-Id"}
 )
 
+// The parts of an AuditEvent that never change are shared by every event (the encoder only reads
+// them).
+var (
+	sourceTypeServer = []aeCoding{{System: SourceTypeSystem, Code: "4", Display: "Application Server"}}
+	agentTypeClient  = &aeConcept{Coding: []aeCoding{{System: DICOMSystem, Code: "110153", Display: "Source Role ID"}}}
+	agentTypeServer  = &aeConcept{Coding: []aeCoding{{System: DICOMSystem, Code: "110152", Display: "Destination Role ID"}}}
+	agentTypeUser    = &aeConcept{Coding: []aeCoding{{System: ParticipationSystem, Code: "IRCP", Display: "information recipient"}}}
+	agentRoleProxy   = []aeConcept{{Coding: []aeCoding{{System: RoleClassSystem, Code: "AGNT", Display: "agent"}}}}
+	agentRolePatient = []aeConcept{{Coding: []aeCoding{{System: RoleClassSystem, Code: "PAT", Display: "patient"}}}}
+)
+
+// eventParts holds the pieces of one event that would otherwise each be allocated on their own: the
+// event is built from it in one allocation.
+type eventParts struct {
+	agents  [3]aeAgent
+	refs    [4]aeReference
+	ids     [4]aeIdentifier
+	nets    [2]aeNetwork
+	subtype [1]aeCoding
+	policy  [1]string
+	n       struct{ refs, ids, nets int }
+}
+
+func (p *eventParts) ref(r aeReference) *aeReference {
+	if p.n.refs == len(p.refs) {
+		return &r
+	}
+	p.refs[p.n.refs] = r
+	p.n.refs++
+	return &p.refs[p.n.refs-1]
+}
+
+func (p *eventParts) id(id aeIdentifier) *aeIdentifier {
+	if p.n.ids == len(p.ids) {
+		return &id
+	}
+	p.ids[p.n.ids] = id
+	p.n.ids++
+	return &p.ids[p.n.ids-1]
+}
+
+func (p *eventParts) net(n aeNetwork) *aeNetwork {
+	if p.n.nets == len(p.nets) {
+		return &n
+	}
+	p.nets[p.n.nets] = n
+	p.n.nets++
+	return &p.nets[p.n.nets-1]
+}
+
 // Event renders one AuditEvent, version 1 with lastUpdated = recorded, exactly as it is stored and
 // served. It holds references, codes and identifiers only.
 func Event(in Input) []byte {
+	ev := eventOf(in)
+	return ev.appendJSON(make([]byte, 0, 2048+512*(len(in.Entities)+len(in.Patients))))
+}
+
+// eventOf builds the event Event renders.
+func eventOf(in Input) *auditEvent {
+	parts := &eventParts{}
 	recorded := in.Recorded.UTC().Format(instantLayout)
-	ev := auditEvent{
+	server := "Device/" + in.Instance
+	parts.subtype[0] = aeCoding{System: RestfulInteraction, Code: in.Interaction}
+	ev := &auditEvent{
 		ResourceType: "AuditEvent",
 		ID:           in.ID,
 		Meta:         aeMeta{VersionID: "1", LastUpdated: recorded},
 		Type:         aeCoding{System: AuditEventTypeSystem, Code: "rest", Display: "Restful Operation"},
-		Subtype:      []aeCoding{{System: RestfulInteraction, Code: in.Interaction}},
+		Subtype:      parts.subtype[:],
 		Action:       Action(in.Interaction),
 		Recorded:     recorded,
 		Outcome:      Outcome(in.Status),
 		OutcomeDesc:  outcomeDesc(in.Status, in.Decision, in.Operation, in.Withheld),
 		Source: aeSource{
 			Site:     in.Site,
-			Observer: aeReference{Reference: "Device/" + in.Instance, Display: serverDisplay},
-			Type:     []aeCoding{{System: SourceTypeSystem, Code: "4", Display: "Application Server"}},
+			Observer: aeReference{Reference: server, Display: serverDisplay},
+			Type:     sourceTypeServer,
 		},
+		Agent: parts.agents[:0],
 	}
 	if u := in.User; u != nil {
-		ev.Agent = append(ev.Agent, userAgent(u))
+		ev.Agent = append(ev.Agent, userAgent(u, parts))
 	}
-	client := aeAgent{
-		Type:      &aeConcept{Coding: []aeCoding{{System: DICOMSystem, Code: "110153", Display: "Source Role ID"}}},
-		Requestor: in.User == nil,
-	}
+	client := aeAgent{Type: agentTypeClient, Requestor: in.User == nil}
 	if in.User != nil && in.User.ClientID != "" {
-		client.Who = &aeReference{Identifier: &aeIdentifier{System: OAuthClientSystem, Value: in.User.ClientID}}
+		client.Who = parts.ref(aeReference{Identifier: parts.id(aeIdentifier{System: OAuthClientSystem, Value: in.User.ClientID})})
 		client.Name = in.User.ClientName
 		if client.Name == "" {
 			client.Name = in.User.ClientID
 		}
 	}
 	if in.ClientAddress != "" {
-		client.Network = &aeNetwork{Address: in.ClientAddress, Type: "2"} // 2: IP address
+		client.Network = parts.net(aeNetwork{Address: in.ClientAddress, Type: "2"}) // 2: IP address
 	}
 	ev.Agent = append(ev.Agent, client, aeAgent{
-		Type:      &aeConcept{Coding: []aeCoding{{System: DICOMSystem, Code: "110152", Display: "Destination Role ID"}}},
-		Who:       &aeReference{Reference: "Device/" + in.Instance, Display: serverDisplay},
+		Type:      agentTypeServer,
+		Who:       parts.ref(aeReference{Reference: server, Display: serverDisplay}),
 		Requestor: false,
-		Network:   &aeNetwork{Address: in.Site, Type: "5"}, // 5: URI
+		Network:   parts.net(aeNetwork{Address: in.Site, Type: "5"}), // 5: URI
 	})
-	if in.RequestID != "" {
-		ev.Entity = append(ev.Entity, aeEntity{
-			What: &aeReference{Identifier: &aeIdentifier{Value: in.RequestID}},
-			Type: entityXReqID,
-		})
-	}
 	patients := in.Patients
 	if in.User != nil && in.User.ProxyFor != "" && in.User.PatientID != "" {
 		// The patient a proxy acts for is always an entity, even when the request touched none of their
 		// resources (an empty search, a refusal): it is how the patient's own trail finds the event.
 		patients = append(patients[:len(patients):len(patients)], in.User.PatientID)
 	}
-	for _, p := range uniqueSorted(patients) {
-		ev.Entity = append(ev.Entity, aeEntity{What: &aeReference{Reference: "Patient/" + p}, Type: entityPerson, Role: rolePatient})
+	patients = uniqueSorted(patients)
+	ev.Entity = make([]aeEntity, 0, 3+len(patients)+len(in.Entities))
+	if in.RequestID != "" {
+		ev.Entity = append(ev.Entity, aeEntity{
+			What: parts.ref(aeReference{Identifier: parts.id(aeIdentifier{Value: in.RequestID})}),
+			Type: entityXReqID,
+		})
+	}
+	whats := make([]aeReference, len(patients)+len(in.Entities))
+	for i, p := range patients {
+		whats[i] = aeReference{Reference: "Patient/" + p}
+		ev.Entity = append(ev.Entity, aeEntity{What: &whats[i], Type: entityPerson, Role: rolePatient})
 	}
 	if in.User != nil && in.User.ProxyFor != "" && in.User.PatientID == "" {
 		// A proxy's patient is named by NHS number until proxy grants resolve it to a Patient.
 		ev.Entity = append(ev.Entity, aeEntity{
-			What: &aeReference{Identifier: &aeIdentifier{System: fhir.NHSNumberSystem, Value: in.User.ProxyFor}},
+			What: parts.ref(aeReference{Identifier: parts.id(aeIdentifier{System: fhir.NHSNumberSystem, Value: in.User.ProxyFor})}),
 			Type: entityPerson, Role: rolePatient,
 		})
 	}
-	for _, e := range in.Entities {
-		ent := aeEntity{What: &aeReference{Reference: e.Ref()}, Type: entityObject, Role: roleResource}
-		for _, p := range uniqueSorted(e.PatientIDs) {
-			ent.Detail = append(ent.Detail, aeDetail{Type: AuditPatientDetail, ValueString: "Patient/" + p})
+	for i, e := range in.Entities {
+		what := &whats[len(patients)+i]
+		*what = aeReference{Reference: e.Ref()}
+		ent := aeEntity{What: what, Type: entityObject, Role: roleResource}
+		if ids := uniqueSorted(e.PatientIDs); len(ids) > 0 {
+			ent.Detail = make([]aeDetail, len(ids))
+			for k, p := range ids {
+				ent.Detail[k] = aeDetail{Type: AuditPatientDetail, ValueString: "Patient/" + p}
+			}
 		}
 		ev.Entity = append(ev.Entity, ent)
 	}
@@ -306,38 +372,35 @@ func Event(in Input) []byte {
 			Query: base64.StdEncoding.EncodeToString([]byte(in.Query)),
 		})
 	}
-	return fhir.MarshalNoEscape(ev)
+	return ev
 }
 
 // userAgent is the requesting person or system. A proxy is the acting agent (role AGNT) and the patient
 // they act for is an entity.
-func userAgent(u *User) aeAgent {
-	a := aeAgent{
-		Type:      &aeConcept{Coding: []aeCoding{{System: ParticipationSystem, Code: "IRCP", Display: "information recipient"}}},
-		Requestor: true,
-		AltID:     u.Subject,
-	}
-	who := &aeReference{}
+func userAgent(u *User, parts *eventParts) aeAgent {
+	a := aeAgent{Type: agentTypeUser, Requestor: true, AltID: u.Subject}
+	var who aeReference
 	switch {
 	case u.NHSNumber != "":
-		who.Identifier = &aeIdentifier{System: fhir.NHSNumberSystem, Value: u.NHSNumber}
+		who.Identifier = parts.id(aeIdentifier{System: fhir.NHSNumberSystem, Value: u.NHSNumber})
 	case u.Subject != "":
-		who.Identifier = &aeIdentifier{System: u.Issuer, Value: u.Subject}
+		who.Identifier = parts.id(aeIdentifier{System: u.Issuer, Value: u.Subject})
 	}
 	if u.PatientID != "" && u.ProxyFor == "" {
 		who.Reference = "Patient/" + u.PatientID
 	}
 	if who.Identifier != nil || who.Reference != "" {
-		a.Who = who
+		a.Who = parts.ref(who)
 	}
 	switch {
 	case u.ProxyFor != "":
-		a.Role = []aeConcept{{Coding: []aeCoding{{System: RoleClassSystem, Code: "AGNT", Display: "agent"}}}}
+		a.Role = agentRoleProxy
 	case u.Kind == "patient":
-		a.Role = []aeConcept{{Coding: []aeCoding{{System: RoleClassSystem, Code: "PAT", Display: "patient"}}}}
+		a.Role = agentRolePatient
 	}
 	if u.JTI != "" {
-		a.Policy = []string{JTIPrefix + u.JTI}
+		parts.policy[0] = JTIPrefix + u.JTI
+		a.Policy = parts.policy[:]
 	}
 	return a
 }

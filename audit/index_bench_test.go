@@ -34,3 +34,14 @@ func BenchmarkAuditEventExtractBody(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAuditEvent renders the body of the same record.
+func BenchmarkAuditEvent(b *testing.B) {
+	in := auditFixture()
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(Event(in)) == 0 {
+			b.Fatal("no body")
+		}
+	}
+}
