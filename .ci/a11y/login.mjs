@@ -72,8 +72,15 @@ try {
     fail("no sign-in button reached by keyboard");
   } else {
     // The app's redirect URI has nothing listening: what counts is that the browser was sent there with a code.
+    // Both the redirect's Location and the request that follows it are looked at: when the redirect target
+    // refuses the connection at once, Chromium sometimes shows its error page without a request event for it
+    // (a run here saw only the sign-in POST and the error page's icons).
     const asked = [];
     page.on("request", (r) => asked.push(r.url()));
+    page.on("response", (r) => {
+      const to = r.status() >= 300 && r.status() < 400 ? r.headers()["location"] : "";
+      if (to) asked.push(new URL(to, r.url()).href);
+    });
     await Promise.all([page.waitForNavigation({ waitUntil: "load" }).catch(() => null), page.keyboard.press("Enter")]);
     const back = asked.find((u) => /[?&]code=/.test(u));
     notes.push(`pressed "${label}"; the browser was sent to ${back ? back.split("?")[0] + "?code=…" : asked.join(", ")}`);
