@@ -243,7 +243,7 @@ var (
 // event is built from it in one allocation.
 type eventParts struct {
 	agents  [3]aeAgent
-	refs    [4]aeReference
+	refs    [5]aeReference
 	ids     [4]aeIdentifier
 	nets    [2]aeNetwork
 	subtype [1]aeCoding
@@ -251,31 +251,19 @@ type eventParts struct {
 	n       struct{ refs, ids, nets int }
 }
 
-func (p *eventParts) ref(r aeReference) *aeReference {
-	if p.n.refs == len(p.refs) {
-		return &r
-	}
-	p.refs[p.n.refs] = r
-	p.n.refs++
-	return &p.refs[p.n.refs-1]
-}
+func (p *eventParts) ref(r aeReference) *aeReference   { return take(p.refs[:], &p.n.refs, r) }
+func (p *eventParts) id(id aeIdentifier) *aeIdentifier { return take(p.ids[:], &p.n.ids, id) }
+func (p *eventParts) net(n aeNetwork) *aeNetwork       { return take(p.nets[:], &p.n.nets, n) }
 
-func (p *eventParts) id(id aeIdentifier) *aeIdentifier {
-	if p.n.ids == len(p.ids) {
-		return &id
+// take puts v in the next free slot of arr (*used of them are taken) and returns its address; when
+// none is left, v is allocated on its own.
+func take[T any](arr []T, used *int, v T) *T {
+	if *used == len(arr) {
+		return &v
 	}
-	p.ids[p.n.ids] = id
-	p.n.ids++
-	return &p.ids[p.n.ids-1]
-}
-
-func (p *eventParts) net(n aeNetwork) *aeNetwork {
-	if p.n.nets == len(p.nets) {
-		return &n
-	}
-	p.nets[p.n.nets] = n
-	p.n.nets++
-	return &p.nets[p.n.nets-1]
+	arr[*used] = v
+	*used++
+	return &arr[*used-1]
 }
 
 // Event renders one AuditEvent, version 1 with lastUpdated = recorded, exactly as it is stored and
