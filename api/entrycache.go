@@ -25,7 +25,7 @@ import (
 //
 // hashicorp/golang-lru bounds it by count; bodies over entryCacheMaxBody are not kept, so that a few
 // very large resources do not hold the memory of thousands of ordinary ones. At worst it holds 4,096
-// bodies of 8 KiB (32 MiB with their entries' strings); ordinary resources of 1-3 KB take 4-12 MiB.
+// bodies of 8 KiB (32 MiB, and their entries); ordinary resources of 1-3 KB take 4-12 MiB.
 const (
 	entryCacheSize    = 4096
 	entryCacheMaxBody = 8 << 10
