@@ -1,10 +1,10 @@
 package audit
 
 import (
-	"bytes"
-	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/gpfhir/gpfhir/fhir"
 )
 
 // Every request renders an AuditEvent, and encoding/json took 19 µs and 48 allocations for one
@@ -260,20 +260,10 @@ func (e *aeEntity) appendJSON(b []byte) []byte {
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			return appendStringSlow(b, s)
+			return append(b, fhir.MarshalNoEscape(s)...)
 		}
 	}
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
-}
-
-func appendStringSlow(b []byte, s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
-		panic("audit: encoding a string: " + err.Error()) // a string always encodes
-	}
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
