@@ -132,7 +132,10 @@ func (s *Store) applyOne(ctx context.Context, w store.Write, old *curDoc, jr bso
 			return unclaim(fmt.Errorf("%w: %s/%s is not at version %d", store.ErrVersionConflict, r.Type, r.ID, w.ExpectVersion))
 		}
 	}
-	return s.syncIdx(ctx, r.Type, r.ID, d.Range, jr)
+	// In journal mode old is the document as read before the write (nil: there was none), and its idx
+	// documents are those of its date and number entries; a transaction did not read it.
+	stale := jr.IsZero() || old != nil && len(old.Range) > 0
+	return s.syncIdx(ctx, r.Type, r.ID, d.Range, jr, stale)
 }
 
 // journalDoc records an unfinished group in journal mode. Deleting it (while still pending) is the
@@ -273,7 +276,7 @@ func (s *Store) rollback(ctx context.Context, j journalDoc) error {
 		case err != nil:
 			return translate("rollback read", err)
 		}
-		if err := s.syncIdx(ctx, w.Type, w.ID, cur.Range, bson.ObjectID{}); err != nil {
+		if err := s.syncIdx(ctx, w.Type, w.ID, cur.Range, bson.ObjectID{}, true); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gpfhir/gpfhir/store"
 	"github.com/gpfhir/gpfhir/store/mongo/mongotest"
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 var errCrash = errors.New("simulated crash")
@@ -362,5 +363,52 @@ func TestOpenWithTransactionsSettlesTheJournal(t *testing.T) {
 	}
 	if _, err := withTxn.Get(ctx, "Patient", "b"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Get b after Open with transactions: %v, want not found", err)
+	}
+}
+
+// TestJournalWritesKeepIdxInStepWithDates follows one resource through the ways its date entries can
+// change in journal mode, where a write that had none and gets none skips the idx delete: after each
+// write the idx collection holds exactly the current version's entries.
+func TestJournalWritesKeepIdxInStepWithDates(t *testing.T) {
+	s := open(t, mongotest.Start(t), Options{Txn: TxnJournal})
+	ctx := t.Context()
+	steps := []struct {
+		name  string
+		index []store.IndexEntry
+	}{
+		{"created without dates", []store.IndexEntry{tokenEntry("gender", "f")}},
+		{"given two dates", []store.IndexEntry{dateEntry("birthdate", 1000), dateEntry("death-date", 9000)}},
+		{"down to one date", []store.IndexEntry{dateEntry("birthdate", 2000)}},
+		{"no dates again", []store.IndexEntry{tokenEntry("gender", "m")}},
+		{"still none", nil},
+		{"a date once more", []store.IndexEntry{dateEntry("birthdate", 3000)}},
+	}
+	for i, st := range steps {
+		v := int64(i + 1)
+		if err := s.Apply(ctx, []store.Write{{Resource: res("Patient", "p", v, i), Index: st.index, ExpectVersion: v - 1}}); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		var want []int64
+		for _, e := range st.index {
+			if isRange(e) {
+				want = append(want, e.Low)
+			}
+		}
+		cur, err := s.db.Collection(collIdx).Find(ctx, bson.D{{Key: "t", Value: "Patient"}, {Key: "r", Value: "p"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var docs []idxDoc
+		if err := cur.All(ctx, &docs); err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, d := range docs {
+			got = append(got, d.Low)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: idx holds lows %v, want %v", st.name, got, want)
+		}
 	}
 }

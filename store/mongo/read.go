@@ -177,7 +177,7 @@ func (s *Store) SetIndex(ctx context.Context, typ, id string, version int64, ind
 		if res.MatchedCount == 0 {
 			return store.ErrVersionConflict
 		}
-		return s.syncIdx(ctx, typ, id, d.Range, bson.ObjectID{})
+		return s.syncIdx(ctx, typ, id, d.Range, bson.ObjectID{}, true)
 	}
 	if s.txn {
 		return s.inTxn(ctx, run)
@@ -185,11 +185,14 @@ func (s *Store) SetIndex(ctx context.Context, typ, id string, version int64, ind
 	return run(ctx)
 }
 
-// syncIdx replaces the idx documents of one resource.
-func (s *Store) syncIdx(ctx context.Context, typ, id string, rg []rangeEntry, jr bson.ObjectID) error {
+// syncIdx replaces the idx documents of one resource. stale says whether there may be some to delete
+// first; a writer that knows there are none saves the delete, which on FerretDB scans the collection.
+func (s *Store) syncIdx(ctx context.Context, typ, id string, rg []rangeEntry, jr bson.ObjectID, stale bool) error {
 	c := s.db.Collection(collIdx)
-	if _, err := c.DeleteMany(ctx, bson.D{{Key: "t", Value: typ}, {Key: "r", Value: id}}); err != nil {
-		return translate("idx delete", err)
+	if stale {
+		if _, err := c.DeleteMany(ctx, bson.D{{Key: "t", Value: typ}, {Key: "r", Value: id}}); err != nil {
+			return translate("idx delete", err)
+		}
 	}
 	if docs := idxDocs(typ, id, rg, jr); len(docs) > 0 {
 		if _, err := c.InsertMany(ctx, docs); err != nil {
