@@ -236,9 +236,10 @@ func (s *Store) applyJournal(ctx context.Context, writes []store.Write, beforeCo
 }
 
 // abort compensates a failed group and returns cause. If compensation itself fails, the journal stays
-// and recovery finishes the job later.
+// and recovery finishes the job later. It has the time recovery would have: one timeout was too little
+// for a large group on FerretDB, whose rollback then failed on every later attempt too.
 func (s *Store) abort(ctx context.Context, j journalDoc, cause error) error {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.rollbackBudget(j))
 	defer cancel()
 	if err := s.rollback(cctx, j); err != nil {
 		return fmt.Errorf("%w (rollback deferred to recovery: %v)", cause, err)
@@ -342,10 +343,15 @@ func (s *Store) recoverJournal(ctx context.Context, force bool) error {
 func (s *Store) recoverBounded(ctx context.Context, j journalDoc, force bool) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.timeout*time.Duration(2+4*len(j.Writes)))
+		ctx, cancel = context.WithTimeout(ctx, s.rollbackBudget(j))
 		defer cancel()
 	}
 	return s.recoverGroup(ctx, j, force)
+}
+
+// rollbackBudget is the store timeout for each operation of a group's rollback.
+func (s *Store) rollbackBudget(j journalDoc) time.Duration {
+	return s.timeout * time.Duration(2+4*len(j.Writes))
 }
 
 // recoverGroup claims an expired group (any group when force is set) and rolls it back. If another
