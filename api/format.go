@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -120,6 +121,70 @@ func indent(body []byte) []byte {
 }
 
 // writeFHIR writes a FHIR JSON body, honouring _pretty and HEAD.
+// writeFixed answers 200 with a fixed document, gzipped when the client accepts that and asks for the
+// document as it is stored (not _pretty, which re-indents it). The gzipped bytes are made once with the
+// document, so the answer costs no compression; Vary tells caches that the two forms differ.
+func writeFixed(c *gin.Context, body, gz []byte) {
+	c.Writer.Header().Add("Vary", "Accept-Encoding")
+	if gz == nil || c.Request.Method != http.MethodGet || pretty(c) || !acceptsGzip(c.Request.Header.Values("Accept-Encoding")) {
+		writeFHIR(c, http.StatusOK, body)
+		return
+	}
+	c.Header("Content-Type", fhirJSON)
+	c.Header("Content-Encoding", "gzip")
+	c.Header("Content-Length", strconv.Itoa(len(gz)))
+	c.Status(http.StatusOK)
+	_, _ = c.Writer.Write(gz)
+}
+
+// gzipped compresses a fixed document, once, as hard as gzip can.
+func gzipped(body []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(body); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// acceptsGzip reads Accept-Encoding as RFC 9110 §12.5.3 does: gzip (or x-gzip) is acceptable when it
+// is listed, or covered by *, with a weight above zero; an explicit entry outweighs *.
+func acceptsGzip(headers []string) bool {
+	named, star := -1.0, -1.0
+	for _, h := range headers {
+		for _, item := range strings.Split(h, ",") {
+			coding, params, _ := strings.Cut(item, ";")
+			q := 1.0
+			for _, p := range strings.Split(params, ";") {
+				k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+				if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+					if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+						q = f
+					} else {
+						q = 0 // a weight that cannot be read is not consent
+					}
+				}
+			}
+			switch coding = strings.ToLower(strings.TrimSpace(coding)); coding {
+			case "gzip", "x-gzip":
+				named = max(named, q)
+			case "*":
+				star = max(star, q)
+			}
+		}
+	}
+	if named >= 0 {
+		return named > 0
+	}
+	return star > 0
+}
+
 func writeFHIR(c *gin.Context, status int, body []byte) {
 	c.Header("Content-Type", fhirJSON)
 	c.Status(status)

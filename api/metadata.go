@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"net/http"
 
 	"github.com/gpfhir/gpfhir/fhir"
 )
@@ -167,6 +166,7 @@ func (s *Server) capabilityStatement() capabilityStatement {
 type capabilityBody struct {
 	endpoints string
 	body      []byte
+	gz        []byte // body gzipped, for clients that accept it: a tenth of the bytes
 }
 
 // capabilities serves the CapabilityStatement. It is a fixed document once the issuers' discovery
@@ -180,18 +180,22 @@ func (s *Server) capabilities(req *request, _ pathParams) error {
 		endpoints = metas[0].AuthorizationEndpoint + " " + metas[0].TokenEndpoint
 	}
 	s.unaudited(req)
-	if cb := s.capCache.Load(); cb != nil && cb.endpoints == endpoints {
-		writeFHIR(c, http.StatusOK, cb.body)
-		return nil
+	cb := s.capCache.Load()
+	if cb == nil || cb.endpoints != endpoints {
+		cs := s.capabilityStatement()
+		cs.Rest[0].Security = s.securitySection(c.Request.Context())
+		body, err := json.Marshal(cs)
+		if err != nil {
+			return internal(err)
+		}
+		gz, err := gzipped(body)
+		if err != nil {
+			return internal(err)
+		}
+		cb = &capabilityBody{endpoints: endpoints, body: body, gz: gz}
+		s.capCache.Store(cb)
 	}
-	cs := s.capabilityStatement()
-	cs.Rest[0].Security = s.securitySection(c.Request.Context())
-	body, err := json.Marshal(cs)
-	if err != nil {
-		return internal(err)
-	}
-	s.capCache.Store(&capabilityBody{endpoints: endpoints, body: body})
-	writeFHIR(c, http.StatusOK, body)
+	writeFixed(c, cb.body, cb.gz)
 	return nil
 }
 
