@@ -42,6 +42,14 @@ const auditDate = "date"
 // them (or from the date).
 var auditRefParams = map[string]bool{"patient": true, "agent": true, "entity": true, "source": true, "altid": true}
 
+// refKept reports whether audit_ref keeps a reference entry of value v: every one but a Device's. Every
+// record names this server's Device twice (as agent and as source), a third of a read's entries and most
+// of what copying them cost; a search by a Device tests each record's own entries instead (drives), and
+// the server's Device selects every record it wrote anyway.
+func refKept(v string) bool {
+	return !strings.HasPrefix(v, "Device/") && !strings.Contains(v, "/Device/")
+}
+
 // appendRows is how many records one INSERT writes, and refRows how many audit_ref entries (refs.go).
 // Bigger batches are several statements; smaller ones are written as a sum of powers of two, so each
 // table has a handful of statement shapes, all prepared once on the writer connection. Both stay far
@@ -454,7 +462,8 @@ func deleteRefs(ctx context.Context, tx *sql.Tx, seq int64) error {
 			rows.Close()
 			return err
 		}
-		keys = appendRefs(keys, id, 0, blob)
+		entries, _ := unpackIndex(blob)
+		keys = refArgs(keys, id, 0, entries, true)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

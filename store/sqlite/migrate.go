@@ -91,7 +91,7 @@ func upgradeIndex(ctx context.Context, tx *sql.Tx) error {
 					kept = append(kept, e)
 				}
 			}
-			for refs := refArgs(nil, u.id, u.at, kept); len(refs) > 0; refs = refs[refCols:] {
+			for refs := refArgs(nil, u.id, u.at, kept, false); len(refs) > 0; refs = refs[refCols:] {
 				if _, err := tx.ExecContext(ctx, appendAuditRefSQL(1), refs[:refCols]...); err != nil {
 					return err
 				}

@@ -521,10 +521,12 @@ func drives(typ string, p store.Predicate) bool {
 		return false
 	case isColumn(typ, p.Param), p.Match == store.MatchHas:
 		return true
-	case p.Match == store.MatchExact, p.Match == store.MatchRefIn:
-		return auditRefParams[p.Param]
+	case p.Match == store.MatchExact:
+		return auditRefParams[p.Param] && refKept(p.Value)
+	case p.Match == store.MatchRefIn:
+		return auditRefParams[p.Param] && p.Sub != nil && p.Sub.Type != "Device"
 	case p.Match == store.MatchToken:
-		return auditRefParams[p.Param] && p.Value != ""
+		return auditRefParams[p.Param] && p.Value != "" && refKept(p.Value)
 	}
 	return false
 }

@@ -180,11 +180,11 @@ func planCases() []struct {
 			{{Param: "subtype", Match: store.MatchToken, AnySystem: true, Value: "read"}},
 		}}},
 		{"audit: has", p(store.Predicate{Param: "_has", Match: store.MatchHas, HasParam: "patient",
-			Sub: &store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "agent", Match: store.MatchExact, Value: "Device/x"}}}}})},
+			Sub: &store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "agent", Match: store.MatchExact, Value: "Practitioner/x"}}}}})},
 		{"audit: per row has", store.Query{Type: "Patient", Clauses: []store.Clause{
 			{{Param: "name", Match: store.MatchPrefix, Value: "ali"}},
 			{{Param: "_has", Match: store.MatchHas, HasParam: "patient",
-				Sub: &store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "agent", Match: store.MatchExact, Value: "Device/x"}}}}}},
+				Sub: &store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "agent", Match: store.MatchExact, Value: "Practitioner/x"}}}}}},
 		}}},
 	}
 }

@@ -143,14 +143,15 @@ func (s *Store) copyRefsChunk(ctx context.Context) (n int, err error) {
 // data outside the hash must not stop later records from being indexed.
 func appendRefs(args []any, id string, t int64, blob []byte) []any {
 	entries, _ := unpackIndex(blob)
-	return refArgs(args, id, t, entries)
+	return refArgs(args, id, t, entries, false)
 }
 
 // refArgs appends the audit_ref row (value, param, id, system, t) of each of entries that audit_ref
-// keeps; the first refKeyCols of a row are its key.
-func refArgs(args []any, id string, t int64, entries []store.IndexEntry) []any {
+// keeps (refKept), or with devices set of each it may hold: a file written before Devices were left
+// out holds theirs, which pruning deletes too. The first refKeyCols of a row are its key.
+func refArgs(args []any, id string, t int64, entries []store.IndexEntry, devices bool) []any {
 	for _, e := range entries {
-		if auditRefParams[e.Param] {
+		if auditRefParams[e.Param] && (devices || refKept(e.Value)) {
 			args = append(args, e.Value, e.Param, id, e.System, t)
 		}
 	}

@@ -300,3 +300,91 @@ func BenchmarkUnpackIndex(b *testing.B) {
 		}
 	}
 }
+
+// TestDeviceReferencesStayOutOfAuditRefAndAreStillSearchable: audit_ref keeps no Device's entries (this
+// server's Device is in every record, twice), a search by a Device tests each record's own entries and
+// finds what it found before, and pruning still deletes the Device entries a file written before holds.
+func TestDeviceReferencesStayOutOfAuditRefAndAreStillSearchable(t *testing.T) {
+	s, err := open(t.Context(), t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var recs []audit.Record
+	for i := 1; i <= 4; i++ {
+		at := trailStart.Add(time.Duration(i) * time.Second)
+		recs = append(recs, audit.Record{ID: fmt.Sprintf("e%d", i), Recorded: at, Body: []byte(`{"resourceType":"AuditEvent"}`),
+			Index: []store.IndexEntry{
+				{Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli()},
+				{Param: "agent", Value: fmt.Sprintf("Practitioner/dr%d", i%2)},
+				{Param: "agent", Value: "Device/srv"},
+				{Param: "source", Value: "Device/srv"},
+				{Param: "entity", Value: fmt.Sprintf("Patient/p%d", i%2)},
+			}})
+	}
+	if err := audit.AppendChained(t.Context(), s, recs, 1); err != nil {
+		t.Fatal(err)
+	}
+	// What an older binary copied for e1.
+	if _, err := s.w.ExecContext(t.Context(), `INSERT INTO audit_ref (value, param, id, system, t) VALUES ('Device/srv', 'source', 'e1', '', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	q := func(sort bool, limit int, cs ...store.Clause) store.Query {
+		q := store.Query{Type: store.AuditEventType, Clauses: cs, Limit: limit}
+		if sort {
+			q.Sort = []store.SortKey{{Param: auditDate, Desc: true}}
+		}
+		return q
+	}
+	ids := func(q store.Query) []string {
+		t.Helper()
+		hits, err := s.Search(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, h := range hits {
+			out = append(out, h.Resource.ID)
+		}
+		return out
+	}
+	byServer := store.Clause{{Param: "source", Match: store.MatchExact, Value: "Device/srv"}}
+	asAgent := store.Clause{{Param: "agent", Match: store.MatchExact, Value: "Device/srv"}}
+	onP1 := store.Clause{{Param: "entity", Match: store.MatchExact, Value: "Patient/p1"}}
+	for _, c := range []struct {
+		name string
+		q    store.Query
+		want []string
+	}{
+		{"the server as source", q(false, 0, byServer), []string{"e1", "e2", "e3", "e4"}},
+		{"the server as agent, newest first, a page", q(true, 2, asAgent), []string{"e4", "e3"}},
+		{"the server and a patient", q(false, 0, asAgent, onP1), []string{"e1", "e3"}},
+		{"the server or a practitioner", q(false, 0, store.Clause{asAgent[0], {Param: "agent", Match: store.MatchExact, Value: "Practitioner/dr0"}}),
+			[]string{"e1", "e2", "e3", "e4"}},
+		{"a practitioner", q(false, 0, store.Clause{{Param: "agent", Match: store.MatchExact, Value: "Practitioner/dr0"}}), []string{"e2", "e4"}},
+	} {
+		if got := ids(c.q); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	if n, err := s.Count(t.Context(), q(false, 0, byServer, onP1)); err != nil || n != 2 {
+		t.Errorf("count of the server and a patient = %d, %v; want 2", n, err)
+	}
+	devices := func() int {
+		t.Helper()
+		var n int
+		if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_ref WHERE value LIKE 'Device/%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := devices(); n != 1 {
+		t.Errorf("audit_ref holds %d Device entries after the copy, want only the older binary's one", n)
+	}
+	if _, _, err := s.PruneAudit(t.Context(), trailStart.Add(1500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if n := devices(); n != 0 {
+		t.Errorf("audit_ref holds %d Device entries after e1 was pruned, want 0", n)
+	}
+}
