@@ -120,7 +120,6 @@ func indent(body []byte) []byte {
 	return buf.Bytes()
 }
 
-// writeFHIR writes a FHIR JSON body, honouring _pretty and HEAD.
 // writeFixed answers 200 with a fixed document, gzipped when the client accepts that and asks for the
 // document as it is stored (not _pretty, which re-indents it). The gzipped bytes are made once with the
 // document, so the answer costs no compression; Vary tells caches that the two forms differ.
@@ -185,6 +184,7 @@ func acceptsGzip(headers []string) bool {
 	return star > 0
 }
 
+// writeFHIR writes a FHIR JSON body, honouring _pretty and HEAD.
 func writeFHIR(c *gin.Context, status int, body []byte) {
 	c.Header("Content-Type", fhirJSON)
 	c.Status(status)

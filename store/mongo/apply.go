@@ -349,7 +349,8 @@ func (s *Store) recoverBounded(ctx context.Context, j journalDoc, force bool) er
 	return s.recoverGroup(ctx, j, force)
 }
 
-// rollbackBudget is the store timeout for each operation of a group's rollback.
+// rollbackBudget is the time a group's rollback gets: about the store timeout for each of its operations
+// (two on the journal, four or five a write).
 func (s *Store) rollbackBudget(j journalDoc) time.Duration {
 	return s.timeout * time.Duration(2+4*len(j.Writes))
 }
