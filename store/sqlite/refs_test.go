@@ -336,18 +336,6 @@ func TestDeviceReferencesStayOutOfAuditRefAndAreStillSearchable(t *testing.T) {
 		}
 		return q
 	}
-	ids := func(q store.Query) []string {
-		t.Helper()
-		hits, err := s.Search(t.Context(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, h := range hits {
-			out = append(out, h.Resource.ID)
-		}
-		return out
-	}
 	byServer := store.Clause{{Param: "source", Match: store.MatchExact, Value: "Device/srv"}}
 	asAgent := store.Clause{{Param: "agent", Match: store.MatchExact, Value: "Device/srv"}}
 	onP1 := store.Clause{{Param: "entity", Match: store.MatchExact, Value: "Patient/p1"}}
@@ -363,7 +351,7 @@ func TestDeviceReferencesStayOutOfAuditRefAndAreStillSearchable(t *testing.T) {
 			[]string{"e1", "e2", "e3", "e4"}},
 		{"a practitioner", q(false, 0, store.Clause{{Param: "agent", Match: store.MatchExact, Value: "Practitioner/dr0"}}), []string{"e2", "e4"}},
 	} {
-		if got := ids(c.q); !slices.Equal(got, c.want) {
+		if got := auditIDs(t, s, c.q); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
