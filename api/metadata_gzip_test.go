@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -70,6 +71,9 @@ func TestMetadataIsGzippedForClientsThatAcceptIt(t *testing.T) {
 		if enc != "gzip" {
 			t.Errorf("Accept-Encoding %q: Content-Encoding %q, want gzip", c.acceptEncoding, enc)
 			continue
+		}
+		if got := resp.Header.Get("Content-Length"); got != strconv.Itoa(len(body)) {
+			t.Errorf("Accept-Encoding %q: Content-Length %q for %d gzipped bytes", c.acceptEncoding, got, len(body))
 		}
 		zr, err := gzip.NewReader(bytes.NewReader(body))
 		if err != nil {

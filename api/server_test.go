@@ -176,7 +176,9 @@ func TestAnswersSayTheirLength(t *testing.T) {
 		ts.create("Patient", patient(fmt.Sprintf("Length%02d", i), ""))
 	}
 	for _, path := range []string{"/metadata", "/metadata?_pretty=true", "/Patient?family:contains=Length&_count=12"} {
-		r := ts.mustStatus(ts.get(path, nil), 200)
+		// Asked for as it is: the Go transport would ask for gzip, unpack /metadata, and drop the length
+		// it came with (TestMetadataIsGzippedForClientsThatAcceptIt checks that one).
+		r := ts.mustStatus(ts.get(path, header{"Accept-Encoding": "identity"}), 200)
 		if len(r.Body) < 4096 {
 			t.Fatalf("%s: a %d-byte answer does not show the length of a large one", path, len(r.Body))
 		}
