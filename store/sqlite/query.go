@@ -514,7 +514,8 @@ func drivingClause(typ string, cs []store.Clause) int {
 }
 
 // drives reports whether p, on a type whose rows carry their entries, can be looked up in an index:
-// a column, a reference parameter by value or by chain, or a _has.
+// a column, a reference parameter by value or by chain (but not to a Device, which audit_ref leaves out:
+// refKept), or a _has.
 func drives(typ string, p store.Predicate) bool {
 	switch {
 	case p.Not:
