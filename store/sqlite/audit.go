@@ -43,9 +43,9 @@ const auditDate = "date"
 var auditRefParams = map[string]bool{"patient": true, "agent": true, "entity": true, "source": true, "altid": true}
 
 // refKept reports whether audit_ref keeps a reference entry of value v: every one but a Device's. Every
-// record names this server's Device twice (as agent and as source), a third of a read's entries and most
-// of what copying them cost; a search by a Device tests each record's own entries instead (drives), and
-// the server's Device selects every record it wrote anyway.
+// record names this server's Device twice (as agent and as source), a third of a read's entries and about
+// a third of what copying them cost; a search by a Device tests each record's own entries instead
+// (drives), and the server's Device selects every record it wrote anyway.
 func refKept(v string) bool {
 	return !strings.HasPrefix(v, "Device/") && !strings.Contains(v, "/Device/")
 }
