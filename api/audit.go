@@ -48,7 +48,7 @@ func (s *Server) served(req *request, r store.Resource) store.Resource {
 	view, err := audit.PatientView(r.Body, caller.PatientIDs, s.cfg.ClientNames)
 	if err != nil {
 		// Never fall back to the full record: an empty body fails the request instead.
-		req.log.Error("patient view of an AuditEvent", "id", r.ID, "error", err)
+		req.logger().Error("patient view of an AuditEvent", "id", r.ID, "error", err)
 		view = nil
 	}
 	r.Body = view
@@ -194,7 +194,7 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 		bw.hand(s.audit)
 		c.Writer = real
 		if bw.status != req.auditedStatus {
-			req.log.Error("the answer differs from the one audited with the write", "interaction", in, "audited", req.auditedStatus, "status", bw.status)
+			req.logger().Error("the answer differs from the one audited with the write", "interaction", in, "audited", req.auditedStatus, "status", bw.status)
 		}
 		bw.release()
 		return
@@ -218,7 +218,7 @@ func (s *Server) auditMiddleware(c *gin.Context) {
 	}
 	c.Writer = real
 	if err != nil {
-		req.log.Error("no audit record, so the answer is withheld", "interaction", in, "status", bw.status, "error", err)
+		req.logger().Error("no audit record, so the answer is withheld", "interaction", in, "status", bw.status, "error", err)
 		h := real.Header()
 		for k := range h {
 			if k != "X-Request-Id" && k != "X-Correlation-Id" {
@@ -276,7 +276,7 @@ func (s *Server) streamAudited(req *request, status int) error {
 		err = s.audit.AppendAll([]audit.Record{rec})
 	}
 	if err != nil {
-		req.log.Error("no audit record, so the streamed answer is withheld", "interaction", req.interaction, "status", status, "error", err)
+		req.logger().Error("no audit record, so the streamed answer is withheld", "interaction", req.interaction, "status", status, "error", err)
 		return fail(kindUnavailable, "the audit trail could not be written, so this answer cannot be sent; try again shortly (request id %s)", req.id)
 	}
 	req.audited, req.auditedStatus = true, status

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -126,12 +127,14 @@ func (s *Server) authLog(c *gin.Context) {
 	if req.decision == nil {
 		return
 	}
-	attrs := []any{"interaction", req.interaction, "outcome", string(req.decision.Outcome), "status", c.Writer.Status()}
+	attrs := []slog.Attr{slog.String("request_id", req.id), slog.String("interaction", req.interaction),
+		slog.String("outcome", string(req.decision.Outcome)), slog.Int("status", c.Writer.Status())}
 	if caller := req.caller; caller != nil {
 		kind, sub, client := caller.Describe()
-		attrs = append(attrs, "caller", kind, "subject", sub, "client_id", client, "jti", caller.JTI)
+		attrs = append(attrs, slog.String("caller", kind), slog.String("subject", sub), slog.String("client_id", client),
+			slog.String("jti", caller.JTI))
 	}
-	s.logger(c).Info("authorization", attrs...)
+	s.logRequestLine("authorization", attrs...)
 }
 
 // localCallerKey carries the caller of an in-process request from LocalHandler to identify.

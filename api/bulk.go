@@ -443,7 +443,7 @@ func (s *Server) exportFile(req *request, p pathParams) error {
 			if _, err = io.Copy(c.Writer, f); err != nil {
 				// The status has gone out; all that is left is to cut the body short, which the client
 				// sees as a broken download, and to say so in the log.
-				req.log.Warn("an export file download broke off", "job", job.ID, "file", o.File, "error", err)
+				req.logger().Warn("an export file download broke off", "job", job.ID, "file", o.File, "error", err)
 			}
 			return nil
 		}
@@ -471,7 +471,7 @@ func (s *Server) runExport(parent context.Context, job *exportJob, run *jobRun) 
 		leaseDone := make(chan struct{})
 		go func() {
 			defer close(leaseDone)
-			ex.keepLease(lctx, id, run, cancel, req.log)
+			ex.keepLease(lctx, id, run, cancel, req.logger())
 		}()
 		defer func() { stopLease(); <-leaseDone }()
 	}
@@ -495,10 +495,10 @@ func (s *Server) runExport(parent context.Context, job *exportJob, run *jobRun) 
 	job.Finished = s.now()
 	switch {
 	case interrupted:
-		req.log.Error("bulk export failed: its runs were interrupted", "claims", run.claims-1)
+		req.logger().Error("bulk export failed: its runs were interrupted", "claims", run.claims-1)
 		job.Status, job.Error = jobFailed, fmt.Sprintf("the export was interrupted %d times (the server running it stopped); start a new one", run.claims-1)
 	case err != nil:
-		req.log.Error("bulk export failed", "error", err)
+		req.logger().Error("bulk export failed", "error", err)
 		job.Status, job.Error = jobFailed, "internal error (job "+id+")"
 	default:
 		job.Status = jobComplete
@@ -508,7 +508,7 @@ func (s *Server) runExport(parent context.Context, job *exportJob, run *jobRun) 
 			return // the runner that holds it now finishes it, and audits it
 		}
 		if !errors.Is(err, errNoJob) {
-			req.log.Error("bulk export state", "error", err)
+			req.logger().Error("bulk export state", "error", err)
 		}
 	}
 	s.auditExport(req, job, patients)
@@ -684,6 +684,6 @@ func (s *Server) auditExport(req *request, job *exportJob, patients []store.Reso
 		err = s.audit.Append(rec)
 	}
 	if err != nil {
-		req.log.Error("bulk export audit record", "error", err)
+		req.logger().Error("bulk export audit record", "error", err)
 	}
 }

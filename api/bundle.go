@@ -552,7 +552,7 @@ func (s *Server) batch(req *request, reqs []fhir.BundleEntry, entries []*txEntry
 		if err != nil {
 			ae := entryError(i, err)
 			if ae.kind == kindInternal {
-				req.log.Error("batch entry failed", "entry", i, "error", ae.cause)
+				req.logger().Error("batch entry failed", "entry", i, "error", ae.cause)
 				ae = fail(kindInternal, "internal error (request id %s)", req.id)
 			}
 			outcomes[i] = ae

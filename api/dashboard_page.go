@@ -665,7 +665,7 @@ func (s *Server) dashboardError(req *request, err error) {
 	c := req.c
 	ae := answerOf(err)
 	if ae.cause != nil || ae.status() >= 500 {
-		req.log.Error("dashboard request failed", "status", ae.status(), "error", ae.cause)
+		req.logger().Error("dashboard request failed", "status", ae.status(), "error", ae.cause)
 	}
 	msg := "internal error (request id " + req.id + ")"
 	if ae.kind != kindInternal && len(ae.issues) > 0 {
@@ -700,7 +700,7 @@ func (s *Server) dashboardError(req *request, err error) {
 	}
 	var b bytes.Buffer
 	if err := dashboardTemplate.Execute(&b, p); err != nil {
-		req.log.Error("dashboard error page", "error", err)
+		req.logger().Error("dashboard error page", "error", err)
 		c.Data(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("internal error\n"))
 		return
 	}

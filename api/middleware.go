@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -24,7 +25,7 @@ func (s *Server) requestID(c *gin.Context) {
 	}
 	req := requestOf(c)
 	req.id = id
-	req.log = s.log.With("request_id", id)
+	req.serverLog = s.log
 	c.Header("X-Request-ID", id)
 	if corr := c.GetHeader("X-Correlation-ID"); corr != "" && validRequestID(corr) {
 		c.Header("X-Correlation-ID", corr)
@@ -34,10 +35,16 @@ func (s *Server) requestID(c *gin.Context) {
 
 // logger returns the request-scoped logger, which carries request_id on every line.
 func (s *Server) logger(c *gin.Context) *slog.Logger {
-	if l := requestOf(c).log; l != nil {
-		return l
+	if req := requestOf(c); req.serverLog != nil || req.log != nil {
+		return req.logger()
 	}
 	return s.log
+}
+
+// logRequestLine writes one of the lines every request logs, its attributes led by request_id as the
+// request's logger would write it, without making that logger. LogAttrs takes the attributes unboxed.
+func (s *Server) logRequestLine(msg string, attrs ...slog.Attr) {
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)
 }
 
 func requestIDOf(c *gin.Context) string {
@@ -67,12 +74,14 @@ func (s *Server) recoverer(c *gin.Context) {
 func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	s.logger(c).Info("request",
-		"method", c.Request.Method,
-		"path", c.Request.URL.Path,
-		"status", c.Writer.Status(),
-		"bytes", c.Writer.Size(),
-		"duration_ms", float64(time.Since(start).Microseconds())/1000,
-		"interaction", requestOf(c).interaction,
+	req := requestOf(c)
+	s.logRequestLine("request",
+		slog.String("request_id", req.id),
+		slog.String("method", c.Request.Method),
+		slog.String("path", c.Request.URL.Path),
+		slog.Int("status", c.Writer.Status()),
+		slog.Int("bytes", c.Writer.Size()),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.String("interaction", req.interaction),
 	)
 }

@@ -20,7 +20,10 @@ type request struct {
 	c    *gin.Context
 	base context.Context
 	id   string
-	log  *slog.Logger
+	// log is the logger that names the request on every line, made from serverLog on first use; set
+	// beforehand by a request that is named otherwise (a bulk export's job).
+	log       *slog.Logger
+	serverLog *slog.Logger
 
 	// caller is nil until identify has verified the token, and stays nil on the public paths.
 	caller *auth.Caller
@@ -101,6 +104,19 @@ func requestOf(c *gin.Context) *request {
 	req := &request{c: c}
 	c.Set(requestKey, req)
 	return req
+}
+
+// logger returns the request's logger. It is made only when wanted: most requests write just the
+// access and authorisation lines, which name the request themselves, and a logger With the id costs
+// eight allocations of every request.
+func (r *request) logger() *slog.Logger {
+	if r.log == nil {
+		if r.serverLog == nil {
+			return slog.Default()
+		}
+		r.log = r.serverLog.With("request_id", r.id)
+	}
+	return r.log
 }
 
 // ctx is the request's context: cancelled when the client goes away.

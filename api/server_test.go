@@ -32,8 +32,10 @@ func TestRequestAndCorrelationIDsAreEchoed(t *testing.T) {
 	// One log line per request, each with its request id, and no query strings (they carry patient data).
 	ts.do("GET", "/Patient?family=Secretname", nil, header{"X-Request-ID": "log-check-1"})
 	logs := ts.logs.String()
-	if !strings.Contains(logs, `"request_id":"log-check-1"`) {
-		t.Errorf("log line without request_id: %s", logs)
+	for _, msg := range []string{"request", "authorization"} {
+		if !strings.Contains(logs, `"msg":"`+msg+`","request_id":"log-check-1"`) {
+			t.Errorf("no %s line led by the request_id: %s", msg, logs)
+		}
 	}
 	if strings.Contains(logs, "Secretname") {
 		t.Errorf("patient data reached the log: %s", logs)
