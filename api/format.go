@@ -184,9 +184,18 @@ func acceptsGzip(headers []string) bool {
 	return star > 0
 }
 
+// Header values that are the same on every answer, set as these slices so that setting them allocates
+// nothing. net/http only reads an answer's header values, and an Add to the same name copies before it
+// appends, since each slice's capacity is its length.
+var (
+	hdrFHIRJSON = []string{fhirJSON}
+	hdrNoStore  = []string{"no-store"}
+	hdrNosniff  = []string{"nosniff"}
+)
+
 // writeFHIR writes a FHIR JSON body, honouring _pretty and HEAD.
 func writeFHIR(c *gin.Context, status int, body []byte) {
-	c.Header("Content-Type", fhirJSON)
+	c.Writer.Header()["Content-Type"] = hdrFHIRJSON
 	c.Status(status)
 	if c.Request.Method == http.MethodHead || body == nil {
 		return

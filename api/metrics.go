@@ -116,7 +116,7 @@ func (s *Server) protectedMetrics(c *gin.Context) {
 // patient data, and tokens decide what each caller sees), and browsers must not guess content types.
 func (s *Server) hygiene(c *gin.Context) {
 	h := c.Writer.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["Cache-Control"] = hdrNoStore
+	h["X-Content-Type-Options"] = hdrNosniff
 	c.Next()
 }

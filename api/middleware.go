@@ -18,17 +18,19 @@ func validRequestID(id string) bool {
 	return len(id) >= 1 && len(id) <= 128 && onlyBytes(id, "._:-")
 }
 
+// The header names are written in net/http's canonical form, which it would otherwise make anew on every
+// Get and Set; on the wire they are the same headers.
 func (s *Server) requestID(c *gin.Context) {
-	id := c.GetHeader("X-Request-ID")
+	id := c.GetHeader("X-Request-Id")
 	if !validRequestID(id) {
 		id = uuid.NewString()
 	}
 	req := requestOf(c)
 	req.id = id
 	req.serverLog = s.log
-	c.Header("X-Request-ID", id)
-	if corr := c.GetHeader("X-Correlation-ID"); corr != "" && validRequestID(corr) {
-		c.Header("X-Correlation-ID", corr)
+	c.Header("X-Request-Id", id)
+	if corr := c.GetHeader("X-Correlation-Id"); corr != "" && validRequestID(corr) {
+		c.Header("X-Correlation-Id", corr)
 	}
 	c.Next()
 }
