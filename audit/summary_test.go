@@ -83,3 +83,27 @@ func TestOutcomeDescNamesWithheldItemsOnSuccessOnly(t *testing.T) {
 		t.Errorf("plain success: %q", d)
 	}
 }
+
+// The tally logs and passes over a record it cannot read; a body of another shape must not give it facts
+// that the body does not state.
+func TestSummarizeRefusesWhatIsNotAnAuditEventOfEvents(t *testing.T) {
+	for name, body := range map[string]string{
+		"not JSON":            `{"id":"a1","recorded":`,
+		"no recorded time":    `{"id":"a1","outcomeDesc":"200 OK"}`,
+		"no status":           `{"id":"a1","recorded":"2025-03-04T10:11:12Z","outcomeDesc":"OK"}`,
+		"a status not a text": `{"id":"a1","recorded":"2025-03-04T10:11:12Z","outcomeDesc":200}`,
+	} {
+		if s, err := Summarize([]byte(body)); err == nil {
+			t.Errorf("%s: read as %+v", name, s)
+		}
+	}
+	odd := `{"id":"a1","recorded":"2025-03-04T10:11:12Z","outcomeDesc":"200 OK","agent":5,` +
+		`"entity":[{"what":"Patient/p1","role":{"code":"1"}},{"what":{"reference":"Observation/o1"},"detail":{"type":"x"}},7]}`
+	s, err := Summarize([]byte(odd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Role != "" || len(s.Patients) != 0 || len(s.Entities) != 1 || s.Entities[0].ID != "o1" || len(s.Entities[0].PatientIDs) != 0 {
+		t.Errorf("facts the body does not state: %+v", s)
+	}
+}
