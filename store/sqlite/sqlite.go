@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -129,10 +130,9 @@ type Store struct {
 	w *sql.DB // exactly one connection: writers queue here, in process, before SQLite's lock
 	r *sql.DB // query_only connections, so a read can never take the write lock
 
-	getStmt        *sql.Stmt
-	getVersionStmt *sql.Stmt
-
-	getAuditStmt *sql.Stmt
+	getStmt        *keyStmt
+	getVersionStmt *keyStmt
+	getAuditStmt   *keyStmt
 
 	path string // the database file, for Backup
 
@@ -207,18 +207,18 @@ func open(ctx context.Context, dir string, background bool, opts ...Option) (*St
 	r.SetMaxIdleConns(n)
 	s.r = r
 
-	if s.getStmt, err = r.PrepareContext(ctx, `SELECT h.version, h.last_updated, h.deleted, h.body
+	if s.getStmt, err = newKeyStmt(ctx, r, `SELECT h.version, h.last_updated, h.deleted, h.body
 		FROM current c JOIN history h ON h.type = c.type AND h.id = c.id AND h.version = c.version
 		WHERE c.type = ? AND c.id = ?`); err != nil {
 		s.Close()
 		return nil, translate(err)
 	}
-	if s.getVersionStmt, err = r.PrepareContext(ctx, `SELECT version, last_updated, deleted, body
+	if s.getVersionStmt, err = newKeyStmt(ctx, r, `SELECT version, last_updated, deleted, body
 		FROM history WHERE type = ? AND id = ? AND version = ?`); err != nil {
 		s.Close()
 		return nil, translate(err)
 	}
-	if s.getAuditStmt, err = r.PrepareContext(ctx, `SELECT last_updated, body FROM audit WHERE id = ?`); err != nil {
+	if s.getAuditStmt, err = newKeyStmt(ctx, r, `SELECT last_updated, body FROM audit WHERE id = ?`); err != nil {
 		s.Close()
 		return nil, translate(err)
 	}
@@ -320,9 +320,9 @@ func (s *Store) Close() error {
 	// copied yet stays in the rows, for the next search or copier.
 	s.copier.stop()
 	errs := []error{s.checkpointer.stop(), s.stmts.close(), s.reads.close()}
-	for _, st := range []*sql.Stmt{s.getStmt, s.getVersionStmt, s.getAuditStmt} {
+	for _, st := range []*keyStmt{s.getStmt, s.getVersionStmt, s.getAuditStmt} {
 		if st != nil {
-			errs = append(errs, st.Close())
+			errs = append(errs, st.close())
 		}
 	}
 	if s.r != nil {
@@ -340,17 +340,11 @@ func (s *Store) Get(ctx context.Context, typ, id string) (store.Resource, error)
 	if typ == store.AuditEventType {
 		return s.getAudit(ctx, id)
 	}
-	res := store.Resource{Type: typ, ID: id}
-	var lu int64
-	err := s.getStmt.QueryRowContext(uncancelled(ctx), typ, id).Scan(&res.VersionID, &lu, &res.Deleted, &res.Body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Resource{}, fmt.Errorf("%w: %s/%s", store.ErrNotFound, typ, id)
+	res, found, err := versionRow(ctx, s.getStmt, typ, id, typ, id)
+	if err == nil && !found {
+		err = fmt.Errorf("%w: %s/%s", store.ErrNotFound, typ, id)
 	}
-	if err != nil {
-		return store.Resource{}, translate(err)
-	}
-	res.LastUpdated = fromMillis(lu)
-	return res, nil
+	return res, err
 }
 
 // GetVersion returns one version, which may be a tombstone. ErrNotFound if there is no such version.
@@ -361,33 +355,56 @@ func (s *Store) GetVersion(ctx context.Context, typ, id string, version int64) (
 		}
 		return s.getAudit(ctx, id)
 	}
-	res := store.Resource{Type: typ, ID: id}
-	var lu int64
-	err := s.getVersionStmt.QueryRowContext(uncancelled(ctx), typ, id, version).Scan(&res.VersionID, &lu, &res.Deleted, &res.Body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Resource{}, fmt.Errorf("%w: %s/%s/_history/%d", store.ErrNotFound, typ, id, version)
+	res, found, err := versionRow(ctx, s.getVersionStmt, typ, id, typ, id, version)
+	if err == nil && !found {
+		err = fmt.Errorf("%w: %s/%s/_history/%d", store.ErrNotFound, typ, id, version)
 	}
-	if err != nil {
-		return store.Resource{}, translate(err)
-	}
-	res.LastUpdated = fromMillis(lu)
-	return res, nil
+	return res, err
 }
 
 // getAudit reads an AuditEvent from its chain row: version 1, never deleted.
 func (s *Store) getAudit(ctx context.Context, id string) (store.Resource, error) {
-	res := store.Resource{Type: store.AuditEventType, ID: id, VersionID: 1}
-	var lu int64
-	err := s.getAuditStmt.QueryRowContext(uncancelled(ctx), id).Scan(&lu, &res.Body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Resource{}, fmt.Errorf("%w: %s/%s", store.ErrNotFound, store.AuditEventType, id)
-	}
+	var cols [2]driver.Value
+	found, err := s.getAuditStmt.row(uncancelled(ctx), cols[:], id)
 	if err != nil {
 		return store.Resource{}, translate(err)
 	}
-	res.LastUpdated = fromMillis(lu)
-	res.Body = unpack(res.Body)
-	return res, nil
+	if !found {
+		return store.Resource{}, fmt.Errorf("%w: %s/%s", store.ErrNotFound, store.AuditEventType, id)
+	}
+	lu, err := intValue(cols[0])
+	if err != nil {
+		return store.Resource{}, err
+	}
+	body, err := bytesValue(cols[1])
+	if err != nil {
+		return store.Resource{}, err
+	}
+	return store.Resource{Type: store.AuditEventType, ID: id, VersionID: 1, LastUpdated: fromMillis(lu), Body: unpack(body)}, nil
+}
+
+// versionRow runs a look-up of one version of typ/id with args: its columns are the version,
+// last_updated, deleted and the body.
+func versionRow(ctx context.Context, k *keyStmt, typ, id string, args ...any) (store.Resource, bool, error) {
+	var cols [4]driver.Value
+	found, err := k.row(uncancelled(ctx), cols[:], args...)
+	if err != nil || !found {
+		return store.Resource{}, false, translate(err)
+	}
+	res := store.Resource{Type: typ, ID: id}
+	var lu, deleted int64
+	if res.VersionID, err = intValue(cols[0]); err == nil {
+		if lu, err = intValue(cols[1]); err == nil {
+			if deleted, err = intValue(cols[2]); err == nil {
+				res.Body, err = bytesValue(cols[3])
+			}
+		}
+	}
+	if err != nil {
+		return store.Resource{}, false, err
+	}
+	res.LastUpdated, res.Deleted = fromMillis(lu), deleted != 0
+	return res, true, nil
 }
 
 // uncancelled is ctx without its cancellation, once it is known not to have ended, for statements there
