@@ -149,14 +149,29 @@ func appendRefs(args []any, id string, t int64, blob []byte) []any {
 // refArgs appends the audit_ref row (value, param, id, system, t) of each of entries that audit_ref
 // keeps (refKept), or with devices set of each it may hold: a file written before Devices were left
 // out holds theirs, which pruning deletes too. The first refKeyCols of a row are its key.
+// The record's id and time are boxed once for all its rows, and the parameters' names once for all
+// records: each boxing of a string or a large integer allocates, and a record has several rows.
 func refArgs(args []any, id string, t int64, entries []store.IndexEntry, devices bool) []any {
+	var idv, tv any
 	for _, e := range entries {
-		if auditRefParams[e.Param] && (devices || refKept(e.Value)) {
-			args = append(args, e.Value, e.Param, id, e.System, t)
+		if param, ok := refParamArgs[e.Param]; ok && (devices || refKept(e.Value)) {
+			if idv == nil {
+				idv, tv = id, t
+			}
+			args = append(args, e.Value, param, idv, e.System, tv)
 		}
 	}
 	return args
 }
+
+// refParamArgs holds each of auditRefParams boxed as a statement's argument.
+var refParamArgs = func() map[string]any {
+	m := make(map[string]any, len(auditRefParams))
+	for p := range auditRefParams {
+		m[p] = p
+	}
+	return m
+}()
 
 // execPowers writes len(args)/cols rows with statements of 1<<k rows (shapes[k]), largest first.
 func execPowers(ctx context.Context, tx *sql.Tx, shapes []shapedStmt, args []any, cols int) error {
