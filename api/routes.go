@@ -107,7 +107,18 @@ func parsePath(path string) (sh shape, typ, id, vid string, ok bool) {
 	if path == "" {
 		return shapeRoot, "", "", "", true
 	}
-	seg := strings.Split(path, "/")
+	// Split into a buffer on the stack: no FHIR REST path has more than four segments, and a longer one
+	// only grows the slice.
+	var buf [5]string
+	seg := buf[:0]
+	for rest := path; ; {
+		s, more, found := strings.Cut(rest, "/")
+		seg = append(seg, s)
+		if !found {
+			break
+		}
+		rest = more
+	}
 	if seg[0] == "$export-poll" {
 		switch len(seg) {
 		case 2:

@@ -443,17 +443,23 @@ func LocalRef(ref, base string) (typ, id string, ok bool) {
 	} else if strings.Contains(ref, ":") || strings.HasPrefix(ref, "#") {
 		return "", "", false
 	}
-	parts := strings.Split(ref, "/")
-	switch {
-	case len(parts) == 2:
-	case len(parts) == 4 && parts[2] == "_history" && parts[3] != "":
-	default:
+	// Type/id or Type/id/_history/version, cut rather than split: the policy and the audit read references
+	// on every request.
+	typ, rest, ok := strings.Cut(ref, "/")
+	if !ok {
 		return "", "", false
 	}
-	if !ValidTypeName(parts[0]) || !ValidID(parts[1]) {
+	id, hist, versioned := strings.Cut(rest, "/")
+	if versioned {
+		h, v, ok := strings.Cut(hist, "/")
+		if !ok || h != "_history" || v == "" || strings.Contains(v, "/") {
+			return "", "", false
+		}
+	}
+	if !ValidTypeName(typ) || !ValidID(id) {
 		return "", "", false
 	}
-	return parts[0], parts[1], true
+	return typ, id, true
 }
 
 // ValidTypeName reports whether s has the form of a FHIR resource type name (an upper-case ASCII letter,

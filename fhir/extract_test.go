@@ -374,3 +374,32 @@ func TestExtractBodyMatchesExtractOfTheParsedResource(t *testing.T) {
 		t.Error("a body without resourceType must fail")
 	}
 }
+
+func TestLocalRefReadsTypeAndIDOfLocalReferencesOnly(t *testing.T) {
+	for _, tc := range []struct {
+		ref, base, typ, id string
+	}{
+		{"Patient/p1", "", "Patient", "p1"},
+		{"Patient/p1/_history/2", "", "Patient", "p1"},
+		{"https://fhir.example/Patient/p1", "https://fhir.example", "Patient", "p1"},
+		{"https://fhir.example/Patient/p1/_history/3", "https://fhir.example", "Patient", "p1"},
+		{"https://other.example/Patient/p1", "https://fhir.example", "", ""},
+		{"Patient", "", "", ""},
+		{"Patient/", "", "", ""},
+		{"Patient/p1/", "", "", ""},
+		{"Patient/p1/_history", "", "", ""},
+		{"Patient/p1/_history/", "", "", ""},
+		{"Patient/p1/_history/2/x", "", "", ""},
+		{"Patient/p1/history/2", "", "", ""},
+		{"Patient/p1/x", "", "", ""},
+		{"patient/p1", "", "", ""},
+		{"Patient/p 1", "", "", ""},
+		{"#contained", "", "", ""},
+		{"urn:uuid:0d7b2c1a-1111-4c2b-9a55-2f0b1c7b9e10", "", "", ""},
+	} {
+		typ, id, ok := LocalRef(tc.ref, tc.base)
+		if typ != tc.typ || id != tc.id || ok != (tc.typ != "") {
+			t.Errorf("LocalRef(%q, %q) = %q, %q, %v; want %q, %q", tc.ref, tc.base, typ, id, ok, tc.typ, tc.id)
+		}
+	}
+}
