@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"sync"
 	"time"
@@ -148,6 +150,9 @@ const (
 // on a head that must still be the head. For ApplyAudited (chain true) the writes are made first and the
 // records are chained here, on the head found under the write lock.
 func (s *Store) appendAudit(ctx context.Context, writes []store.Write, chain bool, records []audit.Record, rows []any) error {
+	if len(writes) == 0 {
+		return s.appendRecords(ctx, chain, records, rows)
+	}
 	// Prepared before the transaction, which holds the writer pool's only connection.
 	recStmts, err := s.shapes(ctx, "audit", len(records), appendRows, appendAuditSQL)
 	if err != nil {
@@ -173,7 +178,57 @@ func (s *Store) appendAudit(ctx context.Context, writes []store.Write, chain boo
 	if err := applyIn(ctx, tx, writes); err != nil {
 		return err
 	}
-	head, hash, err := scanHead(tx.StmtContext(ctx, headStmt).QueryRowContext(ctx))
+	if err := appendChain(ctx, sqlChainTx{tx, headStmt, recStmts}, chain, records, rows); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// appendRecords is appendAudit without writes, which is every commit of the audit committer: a
+// transaction of the driver's own on the writer connection, its statements prepared there through the
+// driver. database/sql's transaction and its statements on it cost about 30 allocations of a commit,
+// which a sequential read makes for each request.
+func (s *Store) appendRecords(ctx context.Context, chain bool, records []audit.Record, rows []any) error {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx = uncancelled(ctx)
+	return conn.Raw(func(dc any) error {
+		b, ok := dc.(driver.ConnBeginTx)
+		if !ok {
+			return fmt.Errorf("sqlite: the driver's connection %T cannot begin with a context", dc)
+		}
+		tx, err := b.BeginTx(ctx, driver.TxOptions{}) // BEGIN IMMEDIATE: the writer pool's _txlock
+		if err != nil {
+			return err
+		}
+		if err := appendChain(ctx, driverChainTx{&s.drv, dc}, chain, records, rows); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			// A COMMIT that failed can leave the transaction open, and the connection goes back to the
+			// pool.
+			_ = tx.Rollback()
+			return err
+		}
+		return nil
+	})
+}
+
+// chainTx is the transaction an append runs in.
+type chainTx interface {
+	head(ctx context.Context) (int64, []byte, error)
+	// insert writes the chain rows in args, auditCols values each.
+	insert(ctx context.Context, args []any) error
+}
+
+// appendChain reads the head inside the transaction, chains records on it when chain is set, checks
+// that they link to it, and inserts their rows.
+func appendChain(ctx context.Context, t chainTx, chain bool, records []audit.Record, rows []any) error {
+	head, hash, err := t.head(ctx)
 	if err != nil {
 		return err
 	}
@@ -186,11 +241,74 @@ func (s *Store) appendAudit(ctx context.Context, writes []store.Write, chain boo
 	if err := audit.CheckLink(head, hash, records[0]); err != nil {
 		return err
 	}
-	if err := execShapes(ctx, tx, recStmts, rows, auditCols); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return t.insert(ctx, rows)
 }
+
+// sqlChainTx is database/sql's transaction, its statements prepared beforehand on the writer pool.
+type sqlChainTx struct {
+	tx       *sql.Tx
+	headStmt *sql.Stmt
+	inserts  []shapedStmt
+}
+
+func (t sqlChainTx) head(ctx context.Context) (int64, []byte, error) {
+	return scanHead(t.tx.StmtContext(ctx, t.headStmt).QueryRowContext(ctx))
+}
+
+func (t sqlChainTx) insert(ctx context.Context, args []any) error {
+	return execShapes(ctx, t.tx, t.inserts, args, auditCols)
+}
+
+// driverChainTx is the driver's transaction on the connection dc, inside its Raw.
+type driverChainTx struct {
+	stmts *connStmts
+	dc    any
+}
+
+func (t driverChainTx) head(ctx context.Context) (int64, []byte, error) {
+	st, err := t.stmts.get(ctx, t.dc, auditHeadSQL)
+	if err != nil {
+		return 0, nil, err
+	}
+	var cols [2]driver.Value
+	found, err := firstRow(ctx, st, cols[:], nil)
+	if err != nil || !found {
+		return 0, nil, err
+	}
+	seq, err := intValue(cols[0])
+	if err != nil {
+		return 0, nil, err
+	}
+	hash, err := bytesValue(cols[1])
+	return seq, hash, err
+}
+
+func (t driverChainTx) insert(ctx context.Context, args []any) error {
+	for n := len(args) / auditCols; n > 0; {
+		k := appendRows
+		for k > n {
+			k /= 2
+		}
+		st, err := t.stmts.get(ctx, t.dc, appendAuditTexts[bits.TrailingZeros(uint(k))])
+		if err != nil {
+			return err
+		}
+		if _, err := st.(driver.StmtExecContext).ExecContext(ctx, namedArgs(args[:k*auditCols])); err != nil {
+			return err
+		}
+		args, n = args[k*auditCols:], n-k
+	}
+	return nil
+}
+
+// appendAuditTexts are appendAuditSQL's texts for 1, 2, 4, ... appendRows rows, made once.
+var appendAuditTexts = func() []string {
+	var texts []string
+	for k := 1; k <= appendRows; k *= 2 {
+		texts = append(texts, appendAuditSQL(k))
+	}
+	return texts
+}()
 
 // shapedStmt is a multi-row statement and the number of rows it writes.
 type shapedStmt struct {

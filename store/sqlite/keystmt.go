@@ -18,23 +18,79 @@ import (
 type keyStmt struct {
 	db    *sql.DB
 	query string
-	// on holds the statement prepared on each driver connection. A connection is used by one goroutine
-	// at a time, inside (*sql.Conn).Raw, and so is its statement. The pool keeps its connections for the
-	// store's life, so the map holds as many as the pool has; Close closes them.
-	on sync.Map
+	stmts *connStmts
+}
+
+// connStmts holds the statements prepared through the driver on each connection, by their text. A
+// connection is used by one goroutine at a time, inside (*sql.Conn).Raw, and so are its statements. The
+// pools keep their connections for the store's life, so this holds as many sets as the pools have
+// connections; the store closes them all in Close, once nothing uses them.
+type connStmts struct {
+	on sync.Map // driver connection -> map[string]driver.Stmt
+}
+
+// get returns text's statement on the driver connection dc, prepared there on first use. The caller is
+// inside dc's Raw.
+func (c *connStmts) get(ctx context.Context, dc any, text string) (driver.Stmt, error) {
+	v, ok := c.on.Load(dc)
+	if !ok {
+		v, _ = c.on.LoadOrStore(dc, map[string]driver.Stmt{})
+	}
+	m := v.(map[string]driver.Stmt)
+	if st := m[text]; st != nil {
+		return st, nil
+	}
+	p, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, fmt.Errorf("sqlite: the driver's connection %T cannot prepare with a context", dc)
+	}
+	st, err := p.PrepareContext(ctx, text)
+	if err != nil {
+		return nil, err
+	}
+	_, q := st.(driver.StmtQueryContext)
+	_, e := st.(driver.StmtExecContext)
+	if !q || !e {
+		st.Close()
+		return nil, fmt.Errorf("sqlite: the driver's statement %T cannot run with a context", st)
+	}
+	m[text] = st
+	return st, nil
+}
+
+// close closes every statement on every connection.
+func (c *connStmts) close() error {
+	var errs []error
+	c.on.Range(func(dc, v any) bool {
+		for _, st := range v.(map[string]driver.Stmt) {
+			errs = append(errs, st.Close())
+		}
+		c.on.Delete(dc)
+		return true
+	})
+	return errors.Join(errs...)
+}
+
+// namedArgs gives args the driver's ordinals.
+func namedArgs(args []any) []driver.NamedValue {
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	return named
 }
 
 // newKeyStmt prepares query on one connection of db, so that a statement that cannot be prepared fails
 // when the store opens rather than on the first request.
-func newKeyStmt(ctx context.Context, db *sql.DB, query string) (*keyStmt, error) {
-	k := &keyStmt{db: db, query: query}
+func newKeyStmt(ctx context.Context, db *sql.DB, stmts *connStmts, query string) (*keyStmt, error) {
+	k := &keyStmt{db: db, query: query, stmts: stmts}
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
 	if err := conn.Raw(func(dc any) error {
-		_, err := k.stmtOn(ctx, dc)
+		_, err := stmts.get(ctx, dc, query)
 		return err
 	}); err != nil {
 		return nil, err
@@ -54,60 +110,30 @@ func (k *keyStmt) row(ctx context.Context, dest []driver.Value, args ...any) (bo
 	defer conn.Close()
 	found := false
 	err = conn.Raw(func(dc any) error {
-		st, err := k.stmtOn(ctx, dc)
+		st, err := k.stmts.get(ctx, dc, k.query)
 		if err != nil {
 			return err
 		}
-		named := make([]driver.NamedValue, len(args))
-		for i, a := range args {
-			named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
-		}
-		rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, named)
-		if err != nil {
-			return err
-		}
-		switch err := rows.Next(dest); {
-		case err == nil:
-			found = true
-		case err != io.EOF:
-			rows.Close()
-			return err
-		}
-		return rows.Close()
+		found, err = firstRow(ctx, st, dest, args)
+		return err
 	})
 	return found, err
 }
 
-func (k *keyStmt) stmtOn(ctx context.Context, dc any) (driver.Stmt, error) {
-	if st, ok := k.on.Load(dc); ok {
-		return st.(driver.Stmt), nil
-	}
-	p, ok := dc.(driver.ConnPrepareContext)
-	if !ok {
-		return nil, fmt.Errorf("sqlite: the driver's connection %T cannot prepare with a context", dc)
-	}
-	st, err := p.PrepareContext(ctx, k.query)
+// firstRow runs the query st with args and reads its first row into dest; false when there is none.
+func firstRow(ctx context.Context, st driver.Stmt, dest []driver.Value, args []any) (bool, error) {
+	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, namedArgs(args))
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	if _, ok := st.(driver.StmtQueryContext); !ok {
-		st.Close()
-		return nil, fmt.Errorf("sqlite: the driver's statement %T cannot query with a context", st)
+	switch err := rows.Next(dest); {
+	case err == io.EOF:
+		return false, rows.Close()
+	case err != nil:
+		rows.Close()
+		return false, err
 	}
-	k.on.Store(dc, st)
-	return st, nil
-}
-
-// close closes the statement on every connection. The store calls it in Close, before the pool closes
-// and once nothing uses the statements any more.
-func (k *keyStmt) close() error {
-	var errs []error
-	k.on.Range(func(dc, st any) bool {
-		errs = append(errs, st.(driver.Stmt).Close())
-		k.on.Delete(dc)
-		return true
-	})
-	return errors.Join(errs...)
+	return true, rows.Close()
 }
 
 // Conversions of the driver's values to the columns' Go types, as database/sql's Scan made them.

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sync"
@@ -70,14 +71,19 @@ func TestKeyLookupsServeEveryReadConnection(t *testing.T) {
 		t.Errorf("a missing version: %v", err)
 	}
 	prepared := 0
-	s.getStmt.on.Range(func(_, _ any) bool { prepared++; return true })
+	s.drv.on.Range(func(_, m any) bool {
+		if m.(map[string]driver.Stmt)[s.getStmt.query] != nil {
+			prepared++
+		}
+		return true
+	})
 	if prepared < 1 || prepared > s.r.Stats().MaxOpenConnections {
 		t.Errorf("the look-up is prepared on %d connections of a pool of %d", prepared, s.r.Stats().MaxOpenConnections)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s.getStmt.on.Range(func(dc, _ any) bool {
+	s.drv.on.Range(func(dc, _ any) bool {
 		t.Errorf("a statement left open on %v", dc)
 		return true
 	})

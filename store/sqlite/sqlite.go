@@ -133,6 +133,7 @@ type Store struct {
 	getStmt        *keyStmt
 	getVersionStmt *keyStmt
 	getAuditStmt   *keyStmt
+	drv            connStmts // statements prepared through the driver, on both pools
 
 	path string // the database file, for Backup
 
@@ -207,18 +208,18 @@ func open(ctx context.Context, dir string, background bool, opts ...Option) (*St
 	r.SetMaxIdleConns(n)
 	s.r = r
 
-	if s.getStmt, err = newKeyStmt(ctx, r, `SELECT h.version, h.last_updated, h.deleted, h.body
+	if s.getStmt, err = newKeyStmt(ctx, r, &s.drv, `SELECT h.version, h.last_updated, h.deleted, h.body
 		FROM current c JOIN history h ON h.type = c.type AND h.id = c.id AND h.version = c.version
 		WHERE c.type = ? AND c.id = ?`); err != nil {
 		s.Close()
 		return nil, translate(err)
 	}
-	if s.getVersionStmt, err = newKeyStmt(ctx, r, `SELECT version, last_updated, deleted, body
+	if s.getVersionStmt, err = newKeyStmt(ctx, r, &s.drv, `SELECT version, last_updated, deleted, body
 		FROM history WHERE type = ? AND id = ? AND version = ?`); err != nil {
 		s.Close()
 		return nil, translate(err)
 	}
-	if s.getAuditStmt, err = newKeyStmt(ctx, r, `SELECT last_updated, body FROM audit WHERE id = ?`); err != nil {
+	if s.getAuditStmt, err = newKeyStmt(ctx, r, &s.drv, `SELECT last_updated, body FROM audit WHERE id = ?`); err != nil {
 		s.Close()
 		return nil, translate(err)
 	}
@@ -320,11 +321,7 @@ func (s *Store) Close() error {
 	// copied yet stays in the rows, for the next search or copier.
 	s.copier.stop()
 	errs := []error{s.checkpointer.stop(), s.stmts.close(), s.reads.close()}
-	for _, st := range []*keyStmt{s.getStmt, s.getVersionStmt, s.getAuditStmt} {
-		if st != nil {
-			errs = append(errs, st.close())
-		}
-	}
+	errs = append(errs, s.drv.close())
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

@@ -278,6 +278,42 @@ func testAuditConcurrent(t *testing.T, s audit.Backend) {
 	wantIntact(t, s, writers*batches*perBatch)
 }
 
+// testAuditLargeBatches appends batches of sizes that no single statement of a store need write (a store
+// may write a batch in parts), each whole and in order, by both ways in: records alone, and records with
+// writes.
+func testAuditLargeBatches(t *testing.T, s audit.Backend) {
+	ctx := t.Context()
+	var all []audit.Record
+	n := 0
+	batch := func(size int) []audit.Record {
+		var recs []audit.Record
+		for range size {
+			recs = append(recs, auditRecord(fmt.Sprintf("big-%03d", n), n, "R", "p1"))
+			n++
+		}
+		return recs
+	}
+	for _, size := range []int{101, 1, 64, 63} {
+		recs := batch(size)
+		if err := audit.AppendChained(ctx, s, recs, 1000); err != nil {
+			t.Fatalf("a batch of %d: %v", size, err)
+		}
+		all = append(all, recs...)
+	}
+	recs := batch(70)
+	w := store.Write{Resource: store.Resource{Type: "Patient", ID: "big", VersionID: 1, LastUpdated: at(n), Body: []byte(`{"resourceType":"Patient","id":"big"}`)}}
+	if err := s.ApplyAudited(ctx, []store.Write{w}, recs); err != nil {
+		t.Fatalf("a batch of 70 with a write: %v", err)
+	}
+	all = append(all, recs...)
+	got, err := s.AuditRange(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, "AuditRange", got, all)
+	wantIntact(t, s, int64(len(all)))
+}
+
 // testAuditNewestFirst pages through the auditor's question, "who saw this patient", newest first and
 // in id order, with and without a further clause: records of the patient among others', several at one instant (ordered by
 // id), the patient named twice in one record, and pages that end inside a run of equal times.

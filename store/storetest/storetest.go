@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) audit.Backend) {
 	t.Run("SetIndex", func(t *testing.T) { testSetIndex(t, newStore(t)) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore(t)) })
 	t.Run("AuditConcurrentAppenders", func(t *testing.T) { testAuditConcurrent(t, newStore(t)) })
+	t.Run("AuditLargeBatches", func(t *testing.T) { testAuditLargeBatches(t, newStore(t)) })
 	t.Run("AuditNewestFirstByReference", func(t *testing.T) { testAuditNewestFirst(t, newStore(t)) })
 	t.Run("ApplyAudited", func(t *testing.T) { testApplyAudited(t, newStore(t)) })
 	t.Run("AuditPrune", func(t *testing.T) { testPrune(t, newStore(t)) })
