@@ -395,10 +395,11 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 	{
 		for _, r := range list {
 			e := audit.Entity{Type: r.Type, ID: r.ID, Version: r.VersionID, PatientIDs: s.patientsOf(req, r)}
-			if seen[e.Ref()] {
+			ref := e.Ref()
+			if seen[ref] {
 				continue
 			}
-			seen[e.Ref()], seen[e.Type+"/"+e.ID] = true, true
+			seen[ref], seen[e.Type+"/"+e.ID] = true, true
 			for _, p := range e.PatientIDs {
 				patients[p] = true
 			}

@@ -256,10 +256,13 @@ func (p *eventParts) id(id aeIdentifier) *aeIdentifier { return take(p.ids[:], &
 func (p *eventParts) net(n aeNetwork) *aeNetwork       { return take(p.nets[:], &p.n.nets, n) }
 
 // take puts v in the next free slot of arr (*used of them are taken) and returns its address; when
-// none is left, v is allocated on its own.
+// none is left, v is allocated on its own. That copy is made with new: returning &v would move v to the
+// heap on every call, the slots' included.
 func take[T any](arr []T, used *int, v T) *T {
 	if *used == len(arr) {
-		return &v
+		p := new(T)
+		*p = v
+		return p
 	}
 	arr[*used] = v
 	*used++
