@@ -242,13 +242,18 @@ var (
 // eventParts holds the pieces of one event that would otherwise each be allocated on their own: the
 // event is built from it in one allocation.
 type eventParts struct {
-	agents  [3]aeAgent
-	refs    [5]aeReference
-	ids     [4]aeIdentifier
-	nets    [2]aeNetwork
-	subtype [1]aeCoding
-	policy  [1]string
-	n       struct{ refs, ids, nets int }
+	ev     auditEvent
+	agents [3]aeAgent
+	// entities and whats hold a small event's entities and their references: a read names the request,
+	// one patient and one resource.
+	entities [6]aeEntity
+	whats    [4]aeReference
+	refs     [5]aeReference
+	ids      [4]aeIdentifier
+	nets     [2]aeNetwork
+	subtype  [1]aeCoding
+	policy   [1]string
+	n        struct{ refs, ids, nets int }
 }
 
 func (p *eventParts) ref(r aeReference) *aeReference   { return take(p.refs[:], &p.n.refs, r) }
@@ -282,7 +287,8 @@ func eventOf(in Input) *auditEvent {
 	recorded := in.Recorded.UTC().Format(instantLayout)
 	server := "Device/" + in.Instance
 	parts.subtype[0] = aeCoding{System: RestfulInteraction, Code: in.Interaction}
-	ev := &auditEvent{
+	ev := &parts.ev
+	*ev = auditEvent{
 		ResourceType: "AuditEvent",
 		ID:           in.ID,
 		Meta:         aeMeta{VersionID: "1", LastUpdated: recorded},
@@ -326,14 +332,22 @@ func eventOf(in Input) *auditEvent {
 		patients = append(patients[:len(patients):len(patients)], in.User.PatientID)
 	}
 	patients = uniqueSorted(patients)
-	ev.Entity = make([]aeEntity, 0, 3+len(patients)+len(in.Entities))
+	ev.Entity = parts.entities[:0]
+	if n := 3 + len(patients) + len(in.Entities); n > len(parts.entities) {
+		ev.Entity = make([]aeEntity, 0, n)
+	}
 	if in.RequestID != "" {
 		ev.Entity = append(ev.Entity, aeEntity{
 			What: parts.ref(aeReference{Identifier: parts.id(aeIdentifier{Value: in.RequestID})}),
 			Type: entityXReqID,
 		})
 	}
-	whats := make([]aeReference, len(patients)+len(in.Entities))
+	whats := parts.whats[:]
+	if n := len(patients) + len(in.Entities); n <= len(whats) {
+		whats = whats[:n]
+	} else {
+		whats = make([]aeReference, n)
+	}
 	for i, p := range patients {
 		whats[i] = aeReference{Reference: "Patient/" + p}
 		ev.Entity = append(ev.Entity, aeEntity{What: &whats[i], Type: entityPerson, Role: rolePatient})
