@@ -599,14 +599,17 @@ func preferReturn(c *gin.Context) string {
 // respondResource answers with one stored version: headers always, the body as Prefer asks. created
 // adds Location (the versioned URL), as create and update-as-create must.
 func (s *Server) respondResource(c *gin.Context, status int, r store.Resource, created bool) {
-	versioned := s.cfg.BaseURL + "/" + r.Type + "/" + r.ID + "/_history/" + strconv.FormatInt(r.VersionID, 10)
 	c.Header("ETag", etag(r.VersionID))
 	c.Header("Last-Modified", r.LastUpdated.UTC().Format(http.TimeFormat))
+	// The versioned URL is made for writes only: a read, the most common answer, names none.
+	versioned := func() string {
+		return s.cfg.BaseURL + "/" + r.Type + "/" + r.ID + "/_history/" + strconv.FormatInt(r.VersionID, 10)
+	}
 	if created {
-		c.Header("Location", versioned)
+		c.Header("Location", versioned())
 	}
 	if m := c.Request.Method; m == http.MethodPost || m == http.MethodPut || m == http.MethodPatch {
-		c.Header("Content-Location", versioned)
+		c.Header("Content-Location", versioned())
 		switch preferReturn(c) {
 		case "minimal":
 			c.Status(status)
