@@ -102,21 +102,35 @@ func AppendChained(ctx context.Context, s Store, records []Record, attempts int)
 // contiguity within the batch and the links between the batch's own hashes. Backends call it first and
 // then check records[0] against their head. It returns store.ErrInvalidQuery.
 func CheckBatch(records []Record) error {
+	return checkBatch(records, true)
+}
+
+// CheckUnchained is CheckBatch for a batch that the store chains itself (ApplyAudited), whose Seq and
+// Hash are not yet given: size, ids and bodies. Records are named by their place in the batch.
+func CheckUnchained(records []Record) error {
+	return checkBatch(records, false)
+}
+
+func checkBatch(records []Record, chained bool) error {
 	if len(records) > MaxBatch {
 		return fmt.Errorf("%w: %d audit records in one batch, at most %d", store.ErrInvalidQuery, len(records), MaxBatch)
 	}
 	seen := make(map[string]bool, len(records))
 	for i, r := range records {
+		n := r.Seq
+		if !chained {
+			n = int64(i + 1)
+		}
 		switch {
 		case r.ID == "":
-			return fmt.Errorf("%w: audit record %d has no id", store.ErrInvalidQuery, r.Seq)
+			return fmt.Errorf("%w: audit record %d has no id", store.ErrInvalidQuery, n)
 		case seen[r.ID]:
 			return fmt.Errorf("%w: AuditEvent/%s appears twice in one batch", store.ErrInvalidQuery, r.ID)
-		case r.Seq < 1 || (i > 0 && r.Seq != records[i-1].Seq+1):
+		case chained && (r.Seq < 1 || (i > 0 && r.Seq != records[i-1].Seq+1)):
 			return fmt.Errorf("%w: audit record %d does not follow %d", store.ErrInvalidQuery, r.Seq, records[max(i-1, 0)].Seq)
 		case len(r.Body) == 0:
-			return fmt.Errorf("%w: audit record %d has no body", store.ErrInvalidQuery, r.Seq)
-		case i > 0 && !bytes.Equal(r.Hash, ChainHash(records[i-1].Hash, r)):
+			return fmt.Errorf("%w: audit record %d has no body", store.ErrInvalidQuery, n)
+		case chained && i > 0 && !bytes.Equal(r.Hash, ChainHash(records[i-1].Hash, r)):
 			return fmt.Errorf("%w: audit record %d does not chain on record %d", store.ErrInvalidQuery, r.Seq, records[i-1].Seq)
 		}
 		seen[r.ID] = true

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -159,4 +160,26 @@ func TestPrunablePrefixRefusesABrokenLink(t *testing.T) {
 func chainFrom(anchor audit.Anchor, recs ...audit.Record) []audit.Record {
 	audit.Chain(anchor.Hash, anchor.Seq, recs)
 	return recs
+}
+
+// A batch the store chains itself is checked for what it carries, not for the Seq and Hash it has not
+// been given yet.
+func TestCheckUnchainedChecksWhatTheBatchCarries(t *testing.T) {
+	rec := func(id, body string) audit.Record { return audit.Record{ID: id, Body: []byte(body)} }
+	if err := audit.CheckUnchained([]audit.Record{rec("a", "{}"), rec("b", "{}")}); err != nil {
+		t.Errorf("a batch without Seq and Hash: %v", err)
+	}
+	for name, batch := range map[string][]audit.Record{
+		"no id":       {rec("a", "{}"), rec("", "{}")},
+		"an id twice": {rec("a", "{}"), rec("a", "{}")},
+		"no body":     {rec("a", "{}"), rec("b", "")},
+		"too many":    make([]audit.Record, audit.MaxBatch+1),
+	} {
+		if err := audit.CheckUnchained(batch); !errors.Is(err, store.ErrInvalidQuery) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := audit.CheckBatch([]audit.Record{rec("a", "{}"), rec("b", "{}")}); !errors.Is(err, store.ErrInvalidQuery) {
+		t.Errorf("CheckBatch let an unchained batch through: %v", err)
+	}
 }

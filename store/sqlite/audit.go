@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -87,10 +88,9 @@ func (s *Store) ApplyAudited(ctx context.Context, writes []store.Write, records 
 	if err := store.CheckWrites(writes); err != nil {
 		return err
 	}
-	// Chained on an empty chain for now, so that CheckAuditBatch can check the rest of the batch before
-	// the transaction; appendAudit chains them again on the real head.
-	audit.Chain(nil, 0, records)
-	if err := audit.CheckBatch(records); err != nil {
+	// appendAudit chains them on the head it reads under the write lock; what can be checked before
+	// is checked here.
+	if err := audit.CheckUnchained(records); err != nil {
 		return err
 	}
 	return s.appendRetrying(ctx, writes, true, records)
@@ -233,12 +233,12 @@ func appendChain(ctx context.Context, t chainTx, chain bool, records []audit.Rec
 		return err
 	}
 	if chain {
+		// Chained here on the head, so they link to it by construction.
 		audit.Chain(hash, head, records)
 		for i, r := range records {
 			rows[i*auditCols], rows[i*auditCols+3] = r.Seq, r.Hash
 		}
-	}
-	if err := audit.CheckLink(head, hash, records[0]); err != nil {
+	} else if err := audit.CheckLink(head, hash, records[0]); err != nil {
 		return err
 	}
 	return t.insert(ctx, rows)
@@ -454,11 +454,16 @@ func (s *Store) AuditRange(ctx context.Context, after int64, limit int) ([]audit
 	for rows.Next() {
 		var r audit.Record
 		var recorded int64
-		if err := rows.Scan(&r.Seq, &r.ID, &recorded, &r.Hash, &r.Body); err != nil {
+		// The body is read in place and unpacked into a slice of its own, rather than copied first: the
+		// uptake tally reads every record of the trail through here.
+		var body sql.RawBytes
+		if err := rows.Scan(&r.Seq, &r.ID, &recorded, &r.Hash, &body); err != nil {
 			return nil, translate(err)
 		}
 		r.Recorded = fromMillis(recorded)
-		r.Body = unpack(r.Body)
+		if r.Body = unpack(body); len(body) > 0 && &r.Body[0] == &body[0] {
+			r.Body = bytes.Clone(body) // stored uncompressed
+		}
 		out = append(out, r)
 	}
 	return out, translate(rows.Err())

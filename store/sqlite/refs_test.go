@@ -376,3 +376,25 @@ func TestDeviceReferencesStayOutOfAuditRefAndAreStillSearchable(t *testing.T) {
 		t.Errorf("audit_ref holds %d Device entries after e1 was pruned, want 0", n)
 	}
 }
+
+// AuditRange reads bodies in place and unpacks them; a body stored plain (an older file, an edit) comes
+// back as stored, each record with bytes of its own.
+func TestAuditRangeReadsPackedAndPlainBodies(t *testing.T) {
+	dir := auditTrail(t, 4)
+	editFile(t, dir, `UPDATE audit SET body = CAST('{"plain":"e2"}' AS BLOB) WHERE id = 'e2'`,
+		`UPDATE audit SET body = CAST('{"plain":"e4"}' AS BLOB) WHERE id = 'e4'`)
+	s := openDir(t, dir)
+	recs, err := s.AuditRange(t.Context(), 0, 0)
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("AuditRange = %d records, %v", len(recs), err)
+	}
+	for _, r := range recs {
+		want := fmt.Sprintf(`{"resourceType":"AuditEvent","id":%q,"action":"R","outcome":"0"}`, r.ID)
+		if r.ID == "e2" || r.ID == "e4" {
+			want = fmt.Sprintf(`{"plain":%q}`, r.ID)
+		}
+		if string(r.Body) != want {
+			t.Errorf("%s: body %s, want %s", r.ID, r.Body, want)
+		}
+	}
+}
