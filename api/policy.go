@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
@@ -184,7 +185,7 @@ func (s *Server) facts(req *request, caller *auth.Caller, r store.Resource) (aut
 	system := caller.Kind == auth.KindSystem && auth.ClassOf(r.Type) == auth.ClassPatient
 	if system && r.Type == "Patient" {
 		// Where the patient is registered is in the same body: one decoding serves both.
-		params = append(params, practiceParams...)
+		params = patientSystemParams()
 	}
 	entries, err := s.entriesOf(body, params...)
 	if err != nil {
@@ -239,6 +240,12 @@ func (s *Server) facts(req *request, caller *auth.Caller, r store.Resource) (aut
 	}
 	return f, nil
 }
+
+// patientSystemParams are a Patient's fact parameters and its practice parameters, which a GP system's
+// access to it needs; made once.
+var patientSystemParams = sync.OnceValue(func() []string {
+	return slices.Concat(auth.FactParams("Patient"), practiceParams)
+})
 
 // practicesOf returns the ODS codes of the practices where patient pid is registered, reading the
 // Patient's entries (pt, or its current version's when pt is nil) and its Organizations. Outside a

@@ -1,7 +1,9 @@
 package auth
 
 import (
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gpfhir/gpfhir/fhir"
@@ -116,8 +118,20 @@ func (c *Caller) restriction(typ string) Restriction {
 }
 
 // FactParams are the search parameters of typ whose index entries FactsOf reads, so that a caller can
-// extract only those.
+// extract only those. The slice is shared, made once for each type: the policy asks on every request.
+// Its capacity is its length, so an append copies it.
 func FactParams(typ string) []string {
+	if p, ok := factParams.Load(typ); ok {
+		return p.([]string)
+	}
+	p, _ := factParams.LoadOrStore(typ, slices.Clip(factParamsOf(typ)))
+	return p.([]string)
+}
+
+// factParams holds FactParams by type; there are as many as the registry has types.
+var factParams sync.Map
+
+func factParamsOf(typ string) []string {
 	params := []string{"_security", OnlineBookableParam}
 	switch ClassOf(typ) {
 	case ClassPatient:
