@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gpfhir/gpfhir/fhir"
@@ -274,6 +275,19 @@ func take[T any](arr []T, used *int, v T) *T {
 	return &arr[*used-1]
 }
 
+// deviceRef is the reference to the server's Device, instance. A server is one instance and every record
+// names it twice (Event and EventIndex), so the last one made is kept rather than made again.
+func deviceRef(instance string) string {
+	if p := lastDevice.Load(); p != nil && p[0] == instance {
+		return p[1]
+	}
+	ref := "Device/" + instance
+	lastDevice.Store(&[2]string{instance, ref})
+	return ref
+}
+
+var lastDevice atomic.Pointer[[2]string]
+
 // Event renders one AuditEvent, version 1 with lastUpdated = recorded, exactly as it is stored and
 // served. It holds references, codes and identifiers only.
 func Event(in Input) []byte {
@@ -285,7 +299,7 @@ func Event(in Input) []byte {
 func eventOf(in Input) *auditEvent {
 	parts := &eventParts{}
 	recorded := in.Recorded.UTC().Format(instantLayout)
-	server := "Device/" + in.Instance
+	server := deviceRef(in.Instance)
 	parts.subtype[0] = aeCoding{System: RestfulInteraction, Code: in.Interaction}
 	ev := &parts.ev
 	*ev = auditEvent{

@@ -31,7 +31,7 @@ func EventIndex(in Input, base string) []fhir.IndexEntry {
 	if u := in.User; u != nil && u.PatientID != "" && u.ProxyFor == "" {
 		user = x.resolve("Patient/" + u.PatientID)
 	}
-	server := x.resolve("Device/" + in.Instance)
+	server := x.resolve(deviceRef(in.Instance))
 	whats := make([]auditRef, 0, len(patients)+len(in.Entities))
 	for _, p := range patients {
 		whats = append(whats, x.resolve("Patient/"+p))
