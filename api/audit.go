@@ -391,15 +391,20 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 		in.User = u
 	}
 	patients := map[string]bool{}
-	seen := map[string]bool{}
+	// seen holds each entity by its version, and by the resource (version 0), so that the path's resource
+	// is not named again. Keys of parts, not of the joined reference, which would be made for each.
+	type entityKey struct {
+		typ, id string
+		version int64
+	}
+	seen := map[entityKey]bool{}
 	{
 		for _, r := range list {
 			e := audit.Entity{Type: r.Type, ID: r.ID, Version: r.VersionID, PatientIDs: s.patientsOf(req, r)}
-			ref := e.Ref()
-			if seen[ref] {
+			if seen[entityKey{e.Type, e.ID, e.Version}] {
 				continue
 			}
-			seen[ref], seen[e.Type+"/"+e.ID] = true, true
+			seen[entityKey{e.Type, e.ID, e.Version}], seen[entityKey{e.Type, e.ID, 0}] = true, true
 			for _, p := range e.PatientIDs {
 				patients[p] = true
 			}
@@ -410,7 +415,7 @@ func (s *Server) auditRecordOf(req *request, interaction string, status int, lis
 	// that auditors see what was attempted.
 	if path != nil {
 		p := *path
-		if p.typ != nil && p.id != "" && !seen[p.typ.Name+"/"+p.id] {
+		if p.typ != nil && p.id != "" && !seen[entityKey{p.typ.Name, p.id, 0}] {
 			e := audit.Entity{Type: p.typ.Name, ID: p.id}
 			e.Version, _ = strconv.ParseInt(p.version, 10, 64)
 			if p.typ.Name == "Patient" {
