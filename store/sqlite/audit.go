@@ -204,7 +204,7 @@ func (s *Store) appendRecords(ctx context.Context, chain bool, records []audit.R
 		if err != nil {
 			return err
 		}
-		if err := appendChain(ctx, driverChainTx{&s.drv, dc}, chain, records, rows); err != nil {
+		if err := appendChain(ctx, driverChainTx{dc}, chain, records, rows); err != nil {
 			_ = tx.Rollback()
 			return err
 		}
@@ -261,12 +261,11 @@ func (t sqlChainTx) insert(ctx context.Context, args []any) error {
 
 // driverChainTx is the driver's transaction on the connection dc, inside its Raw.
 type driverChainTx struct {
-	stmts *connStmts
-	dc    any
+	dc any
 }
 
 func (t driverChainTx) head(ctx context.Context) (int64, []byte, error) {
-	st, err := t.stmts.get(ctx, t.dc, auditHeadSQL)
+	st, err := stmtOn(ctx, t.dc, auditHeadSQL)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -289,7 +288,7 @@ func (t driverChainTx) insert(ctx context.Context, args []any) error {
 		for k > n {
 			k /= 2
 		}
-		st, err := t.stmts.get(ctx, t.dc, appendAuditTexts[bits.TrailingZeros(uint(k))])
+		st, err := stmtOn(ctx, t.dc, appendAuditTexts[bits.TrailingZeros(uint(k))])
 		if err != nil {
 			return err
 		}

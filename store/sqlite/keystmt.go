@@ -7,7 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
+
+	msqlite "modernc.org/sqlite"
 )
 
 // keyStmt is a look-up by key on the read pool, run through the driver rather than database/sql: prepared
@@ -18,33 +19,61 @@ import (
 type keyStmt struct {
 	db    *sql.DB
 	query string
-	stmts *connStmts
 }
 
-// connStmts holds the statements prepared through the driver on each connection, by their text. A
-// connection is used by one goroutine at a time, inside (*sql.Conn).Raw, and so are its statements. The
-// pools keep their connections for the store's life, so this holds as many sets as the pools have
-// connections; the store closes them all in Close, once nothing uses them.
-type connStmts struct {
-	on sync.Map // driver connection -> map[string]driver.Stmt
-}
-
-// get returns text's statement on the driver connection dc, prepared there on first use. The caller is
-// inside dc's Raw.
-func (c *connStmts) get(ctx context.Context, dc any, text string) (driver.Stmt, error) {
-	v, ok := c.on.Load(dc)
-	if !ok {
-		v, _ = c.on.LoadOrStore(dc, map[string]driver.Stmt{})
+// openPool opens a pool of the store's connections (stmtConn) on dsn.
+func openPool(dsn string) (*sql.DB, error) {
+	c, err := msqlite.NewConnector(dsn)
+	if err != nil {
+		return nil, err
 	}
-	m := v.(map[string]driver.Stmt)
-	if st := m[text]; st != nil {
+	return sql.OpenDB(stmtConnector{c}), nil
+}
+
+// stmtConnector makes the driver's connections into stmtConns.
+type stmtConnector struct{ driver.Connector }
+
+func (c stmtConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dc, ok := conn.(driverConn)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite: the driver's connection %T lacks a method database/sql uses", conn)
+	}
+	return &stmtConn{driverConn: dc}, nil
+}
+
+// driverConn is what database/sql uses of the driver's connection; stmtConn passes it all on.
+type driverConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+}
+
+// stmtConn is one of the pools' connections, with the statements the store prepares on it through the
+// driver, by their text. It is used by one goroutine at a time (database/sql hands a connection to one
+// user, and the store reaches stmts only inside (*sql.Conn).Raw), and its statements close with it,
+// whenever database/sql closes it: with the pool, or when it discards a connection (one whose statement
+// was interrupted, or that the store discards itself).
+type stmtConn struct {
+	driverConn
+	stmts map[string]driver.Stmt
+}
+
+// stmt returns text's statement on this connection, prepared on first use.
+func (c *stmtConn) stmt(ctx context.Context, text string) (driver.Stmt, error) {
+	if st := c.stmts[text]; st != nil {
 		return st, nil
 	}
-	p, ok := dc.(driver.ConnPrepareContext)
-	if !ok {
-		return nil, fmt.Errorf("sqlite: the driver's connection %T cannot prepare with a context", dc)
-	}
-	st, err := p.PrepareContext(ctx, text)
+	st, err := c.PrepareContext(ctx, text)
 	if err != nil {
 		return nil, err
 	}
@@ -54,21 +83,29 @@ func (c *connStmts) get(ctx context.Context, dc any, text string) (driver.Stmt, 
 		st.Close()
 		return nil, fmt.Errorf("sqlite: the driver's statement %T cannot run with a context", st)
 	}
-	m[text] = st
+	if c.stmts == nil {
+		c.stmts = map[string]driver.Stmt{}
+	}
+	c.stmts[text] = st
 	return st, nil
 }
 
-// close closes every statement on every connection.
-func (c *connStmts) close() error {
+func (c *stmtConn) Close() error {
 	var errs []error
-	c.on.Range(func(dc, v any) bool {
-		for _, st := range v.(map[string]driver.Stmt) {
-			errs = append(errs, st.Close())
-		}
-		c.on.Delete(dc)
-		return true
-	})
-	return errors.Join(errs...)
+	for _, st := range c.stmts {
+		errs = append(errs, st.Close())
+	}
+	c.stmts = nil
+	return errors.Join(append(errs, c.driverConn.Close())...)
+}
+
+// stmtOn returns text's statement on the driver connection dc, which the caller is inside the Raw of.
+func stmtOn(ctx context.Context, dc any, text string) (driver.Stmt, error) {
+	c, ok := dc.(*stmtConn)
+	if !ok {
+		return nil, fmt.Errorf("sqlite: a connection %T not opened by openPool", dc)
+	}
+	return c.stmt(ctx, text)
 }
 
 // namedArgs gives args the driver's ordinals.
@@ -82,15 +119,15 @@ func namedArgs(args []any) []driver.NamedValue {
 
 // newKeyStmt prepares query on one connection of db, so that a statement that cannot be prepared fails
 // when the store opens rather than on the first request.
-func newKeyStmt(ctx context.Context, db *sql.DB, stmts *connStmts, query string) (*keyStmt, error) {
-	k := &keyStmt{db: db, query: query, stmts: stmts}
+func newKeyStmt(ctx context.Context, db *sql.DB, query string) (*keyStmt, error) {
+	k := &keyStmt{db: db, query: query}
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
 	if err := conn.Raw(func(dc any) error {
-		_, err := stmts.get(ctx, dc, query)
+		_, err := stmtOn(ctx, dc, query)
 		return err
 	}); err != nil {
 		return nil, err
@@ -110,7 +147,7 @@ func (k *keyStmt) row(ctx context.Context, dest []driver.Value, args ...any) (bo
 	defer conn.Close()
 	found := false
 	err = conn.Raw(func(dc any) error {
-		st, err := k.stmts.get(ctx, dc, k.query)
+		st, err := stmtOn(ctx, dc, k.query)
 		if err != nil {
 			return err
 		}

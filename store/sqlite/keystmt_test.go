@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -70,21 +72,55 @@ func TestKeyLookupsServeEveryReadConnection(t *testing.T) {
 	if _, err := s.GetVersion(t.Context(), "Patient", "p1", 2); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a missing version: %v", err)
 	}
-	prepared := 0
-	s.drv.on.Range(func(_, m any) bool {
-		if m.(map[string]driver.Stmt)[s.getStmt.query] != nil {
-			prepared++
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Connections that database/sql discards (an interrupted statement, or the store discarding one itself)
+// take their statements with them: reads and appends go on, on new connections, and the store closes
+// cleanly. Statements kept apart from their connection once outlived it, and closing them then crashed.
+func TestDiscardedConnectionsTakeTheirStatements(t *testing.T) {
+	s, err := Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.UnixMilli(1_700_000_000_123).UTC()
+	w := store.Write{Resource: store.Resource{Type: "Patient", ID: "p1", VersionID: 1, LastUpdated: at, Body: []byte(`{"n":1}`)}}
+	if err := s.Apply(t.Context(), []store.Write{w}); err != nil {
+		t.Fatal(err)
+	}
+	discard := func(db *sql.DB) {
+		t.Helper()
+		conn, err := db.Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
 		}
-		return true
-	})
-	if prepared < 1 || prepared > s.r.Stats().MaxOpenConnections {
-		t.Errorf("the look-up is prepared on %d connections of a pool of %d", prepared, s.r.Stats().MaxOpenConnections)
+		if err := conn.Raw(func(any) error { return driver.ErrBadConn }); !errors.Is(err, driver.ErrBadConn) {
+			t.Fatalf("discard: %v", err)
+		}
+		conn.Close()
+	}
+	var prev []byte
+	for i := range 6 {
+		if _, err := s.Get(t.Context(), "Patient", "p1"); err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		r := audit.Record{ID: fmt.Sprint("a", i), Recorded: at, Body: []byte(`{"resourceType":"AuditEvent"}`),
+			Index: []store.IndexEntry{{Param: "date", Low: at.UnixMilli(), High: at.UnixMilli()}}}
+		recs := []audit.Record{r}
+		audit.Chain(prev, int64(i), recs)
+		if err := s.AppendAudit(t.Context(), recs); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		prev = recs[0].Hash
+		discard(s.r)
+		discard(s.w)
+	}
+	if head, _, err := s.AuditHead(t.Context()); err != nil || head != 6 {
+		t.Errorf("head %d, %v; want 6", head, err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s.drv.on.Range(func(dc, _ any) bool {
-		t.Errorf("a statement left open on %v", dc)
-		return true
-	})
 }

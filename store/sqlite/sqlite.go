@@ -133,7 +133,6 @@ type Store struct {
 	getStmt        *keyStmt
 	getVersionStmt *keyStmt
 	getAuditStmt   *keyStmt
-	drv            connStmts // statements prepared through the driver, on both pools
 
 	path string // the database file, for Backup
 
@@ -180,7 +179,7 @@ func open(ctx context.Context, dir string, background bool, opts ...Option) (*St
 	// pages than the cache holds spills them to the WAL before its commit and reads them back (pprof of
 	// the Synthea import: 70 of 97 s of WAL writing was spill, and most of the reads were pages evicted
 	// moments before). Pages are allocated as touched, so a small store uses little.
-	w, err := sql.Open("sqlite", common+"&_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-65536)&_txlock=immediate")
+	w, err := openPool(common + "&_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-65536)&_txlock=immediate")
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -198,7 +197,7 @@ func open(ctx context.Context, dir string, background bool, opts ...Option) (*St
 
 	// Readers keep 16 MiB each (four or more of them): the indexes a search walks stay in memory between
 	// writes (a reader's cache is dropped whenever another connection has committed).
-	r, err := sql.Open("sqlite", common+"&_pragma=query_only(1)&_pragma=cache_size(-16384)")
+	r, err := openPool(common + "&_pragma=query_only(1)&_pragma=cache_size(-16384)")
 	if err != nil {
 		w.Close()
 		return nil, translate(err)
@@ -208,18 +207,18 @@ func open(ctx context.Context, dir string, background bool, opts ...Option) (*St
 	r.SetMaxIdleConns(n)
 	s.r = r
 
-	if s.getStmt, err = newKeyStmt(ctx, r, &s.drv, `SELECT h.version, h.last_updated, h.deleted, h.body
+	if s.getStmt, err = newKeyStmt(ctx, r, `SELECT h.version, h.last_updated, h.deleted, h.body
 		FROM current c JOIN history h ON h.type = c.type AND h.id = c.id AND h.version = c.version
 		WHERE c.type = ? AND c.id = ?`); err != nil {
 		s.Close()
 		return nil, translate(err)
 	}
-	if s.getVersionStmt, err = newKeyStmt(ctx, r, &s.drv, `SELECT version, last_updated, deleted, body
+	if s.getVersionStmt, err = newKeyStmt(ctx, r, `SELECT version, last_updated, deleted, body
 		FROM history WHERE type = ? AND id = ? AND version = ?`); err != nil {
 		s.Close()
 		return nil, translate(err)
 	}
-	if s.getAuditStmt, err = newKeyStmt(ctx, r, &s.drv, `SELECT last_updated, body FROM audit WHERE id = ?`); err != nil {
+	if s.getAuditStmt, err = newKeyStmt(ctx, r, `SELECT last_updated, body FROM audit WHERE id = ?`); err != nil {
 		s.Close()
 		return nil, translate(err)
 	}
@@ -321,7 +320,6 @@ func (s *Store) Close() error {
 	// copied yet stays in the rows, for the next search or copier.
 	s.copier.stop()
 	errs := []error{s.checkpointer.stop(), s.stmts.close(), s.reads.close()}
-	errs = append(errs, s.drv.close())
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
