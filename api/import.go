@@ -26,7 +26,7 @@ func (s *Server) Import(ctx context.Context, typ, id string, body []byte) error 
 	}
 	// A loader is trusted in-process code, not a caller: the write guard lets it through, and it
 	// writes no audit record.
-	req := &request{base: ctx, internal: true, interaction: "create"}
+	req := &request{base: ctx, internal: true, interaction: "create", serverLog: s.log}
 	if err := s.checkReferences(req, res, typ+"/"+id); err != nil {
 		return err
 	}

@@ -25,6 +25,12 @@ func TestRequestLoggerNamesTheRequestOnEveryLine(t *testing.T) {
 			t.Errorf("line without the request id: %s", l)
 		}
 	}
+	buf.Reset()
+	unnamed := &request{serverLog: slog.New(slog.NewJSONHandler(&buf, nil))}
+	unnamed.logger().Info("import")
+	if !strings.Contains(buf.String(), `"msg":"import"`) || strings.Contains(buf.String(), "request_id") {
+		t.Errorf("a request without an id: %s", buf.String())
+	}
 	named := &request{id: "rq-8", log: slog.New(slog.NewJSONHandler(&buf, nil)).With("job", "j1")}
 	buf.Reset()
 	named.logger().Info("three")
