@@ -292,7 +292,11 @@ func (t driverChainTx) insert(ctx context.Context, args []any) error {
 		if err != nil {
 			return err
 		}
-		if _, err := st.(driver.StmtExecContext).ExecContext(ctx, namedArgs(args[:k*auditCols])); err != nil {
+		named, err := namedArgs(args[:k*auditCols])
+		if err != nil {
+			return err
+		}
+		if _, err := st.(driver.StmtExecContext).ExecContext(ctx, named); err != nil {
 			return err
 		}
 		args, n = args[k*auditCols:], n-k

@@ -90,6 +90,29 @@ func (c *stmtConn) stmt(ctx context.Context, text string) (driver.Stmt, error) {
 	return st, nil
 }
 
+// maxConnStmts bounds the statements kept on one connection. Searches are built from a small set of
+// shapes (the values are parameters), so a few hundred cover every shape a deployment sends; beyond the
+// bound a statement is prepared for its one run.
+const maxConnStmts = 512
+
+// boundedStmt is stmt for statements of many shapes (searches): kept is false for one prepared only
+// for this run, which the caller closes.
+func (c *stmtConn) boundedStmt(ctx context.Context, text string) (st driver.Stmt, kept bool, err error) {
+	if c.stmts[text] != nil || len(c.stmts) < maxConnStmts {
+		st, err := c.stmt(ctx, text)
+		return st, err == nil, err
+	}
+	st, err = c.PrepareContext(ctx, text)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, ok := st.(driver.StmtQueryContext); !ok {
+		st.Close()
+		return nil, false, fmt.Errorf("sqlite: the driver's statement %T cannot query with a context", st)
+	}
+	return st, false, nil
+}
+
 func (c *stmtConn) Close() error {
 	var errs []error
 	for _, st := range c.stmts {
@@ -108,13 +131,18 @@ func stmtOn(ctx context.Context, dc any, text string) (driver.Stmt, error) {
 	return c.stmt(ctx, text)
 }
 
-// namedArgs gives args the driver's ordinals.
-func namedArgs(args []any) []driver.NamedValue {
+// namedArgs gives args the driver's ordinals, converted as database/sql converts them for a driver
+// without converters of its own (an int becomes an int64).
+func namedArgs(args []any) ([]driver.NamedValue, error) {
 	named := make([]driver.NamedValue, len(args))
 	for i, a := range args {
-		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+		v, err := driver.DefaultParameterConverter.ConvertValue(a)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: argument %d: %w", i+1, err)
+		}
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
 	}
-	return named
+	return named, nil
 }
 
 // newKeyStmt prepares query on one connection of db, so that a statement that cannot be prepared fails
@@ -159,7 +187,11 @@ func (k *keyStmt) row(ctx context.Context, dest []driver.Value, args ...any) (bo
 
 // firstRow runs the query st with args and reads its first row into dest; false when there is none.
 func firstRow(ctx context.Context, st driver.Stmt, dest []driver.Value, args []any) (bool, error) {
-	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, namedArgs(args))
+	named, err := namedArgs(args)
+	if err != nil {
+		return false, err
+	}
+	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, named)
 	if err != nil {
 		return false, err
 	}
@@ -180,6 +212,16 @@ func intValue(v driver.Value) (int64, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("sqlite: an integer column holds %T", v)
+}
+
+func stringValue(v driver.Value) (string, error) {
+	switch t := v.(type) {
+	case string:
+		return t, nil
+	case []byte:
+		return string(t), nil
+	}
+	return "", fmt.Errorf("sqlite: a text column holds %T", v)
 }
 
 func bytesValue(v driver.Value) ([]byte, error) {

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -122,5 +123,57 @@ func TestDiscardedConnectionsTakeTheirStatements(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Unsorted searches run through the driver; they find exactly what database/sql's path finds, in the
+// same order and with the same cursor, for every kind of page.
+func TestSearchesInIDOrderMatchDatabaseSQLs(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	ctx := t.Context()
+	at := time.UnixMilli(1_700_000_000_123).UTC()
+	var ws []store.Write
+	for i := range 20 {
+		nhs := fmt.Sprint("900000000", i%4)
+		ws = append(ws, store.Write{Resource: store.Resource{Type: "Patient", ID: fmt.Sprintf("p%02d", (i*7)%20), VersionID: 1,
+			LastUpdated: at.Add(time.Duration(i) * time.Second), Body: fmt.Appendf(nil, `{"n":%d}`, i)},
+			Index: []store.IndexEntry{{Param: "identifier", System: "https://fhir.nhs.uk/Id/nhs-number", Value: nhs},
+				{Param: "gender", Value: []string{"male", "female"}[i%2]}}})
+	}
+	if err := s.Apply(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	del := store.Write{Resource: store.Resource{Type: "Patient", ID: "p07", VersionID: 2, LastUpdated: at, Deleted: true}, ExpectVersion: 1}
+	if err := s.Apply(ctx, []store.Write{del}); err != nil {
+		t.Fatal(err)
+	}
+	nhs := func(v string) store.Clause {
+		return store.Clause{{Param: "identifier", Match: store.MatchToken, System: "https://fhir.nhs.uk/Id/nhs-number", Value: v}}
+	}
+	for name, q := range map[string]store.Query{
+		"by NHS number":            {Type: "Patient", Limit: 10, Clauses: []store.Clause{nhs("9000000001")}},
+		"by NHS number, a deleted": {Type: "Patient", Limit: 10, Clauses: []store.Clause{nhs("9000000003")}},
+		"a page after a cursor":    {Type: "Patient", Limit: 3, After: []store.SortValue{{Str: "p05"}}, Clauses: []store.Clause{{{Param: "gender", Match: store.MatchToken, Value: "male"}}}},
+		"none":                     {Type: "Patient", Limit: 10, Clauses: []store.Clause{nhs("9999999999")}},
+		"every one":                {Type: "Patient"},
+	} {
+		query, args, err := buildSearch(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := s.searchSorted(ctx, q, query, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) == 0 && name != "none" {
+			t.Errorf("%s: database/sql's path found nothing: the case tests nothing", name)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\ngot  %+v\nwant %+v", name, got, want)
+		}
 	}
 }
