@@ -29,8 +29,8 @@
 // thousand pages before returning, with every request waiting on it. A checkpointer connection runs
 // PASSIVE checkpoints in the background instead (checkpoint.go).
 //
-// The hottest statements, reads by key and the committer's appends, skip database/sql's statement
-// wrappers: they run inside (*sql.Conn).Raw on statements prepared through the driver on each connection
+// The hottest statements, reads by key, unsorted searches and the committer's appends, skip
+// database/sql's statement wrappers: they run inside (*sql.Conn).Raw on statements prepared through the driver on each connection
 // (keystmt.go). The pools' connections are the driver's wrapped in stmtConn, which holds those
 // statements and closes them with the connection, whenever database/sql closes it.
 //
