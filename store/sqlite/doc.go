@@ -29,10 +29,10 @@
 // thousand pages before returning, with every request waiting on it. A checkpointer connection runs
 // PASSIVE checkpoints in the background instead (checkpoint.go).
 //
-// The hottest statements, reads by key, unsorted searches and the committer's appends, skip
-// database/sql's statement wrappers: they run inside (*sql.Conn).Raw on statements prepared through the driver on each connection
-// (keystmt.go). The pools' connections are the driver's wrapped in stmtConn, which holds those
-// statements and closes them with the connection, whenever database/sql closes it.
+// The hottest statements, reads by key, searches and the committer's appends, skip database/sql's
+// statement wrappers: they run inside (*sql.Conn).Raw on statements prepared through the driver on
+// each connection (keystmt.go). The pools' connections are the driver's wrapped in stmtConn, which
+// holds those statements and closes them with the connection, whenever database/sql closes it.
 //
 // Searches compile to one SQL statement. One clause, the caller's criterion, drives it as an IN subquery
 // on the idx table; every other clause, the access restrictions above all, is a correlated EXISTS tested

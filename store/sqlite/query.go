@@ -1017,17 +1017,15 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 	if err != nil {
 		return nil, err
 	}
-	if len(q.Sort) == 0 {
-		return s.searchInIDOrder(ctx, q.Type, query, args)
-	}
-	return s.searchSorted(ctx, q, query, args)
+	return s.search(ctx, q, query, args)
 }
 
-// searchInIDOrder runs an unsorted search (id order: a patient's look-up by NHS number on every request,
-// compartment pages, chained and _has criteria) through the driver, as keyStmt runs reads by key: on a
-// statement prepared on the connection, its rows read as the driver's values. database/sql's Rows and
-// Scan were most of the difference between a patient's look-up by NHS number and a read by id.
-func (s *Store) searchInIDOrder(ctx context.Context, typ, query string, args []any) ([]store.Hit, error) {
+// search runs a search's statement through the driver, as keyStmt runs reads by key: on a statement
+// kept on the connection (at most maxConnStmts of them), its rows read as the driver's values.
+// database/sql's Rows and Scan on top of the statement were most of the difference between a patient's
+// look-up by NHS number, on every patient request, and a read by id. Each row is the resource's id,
+// version, last_updated, deleted and body, then its sort keys.
+func (s *Store) search(ctx context.Context, q store.Query, query string, args []any) ([]store.Hit, error) {
 	conn, err := s.r.Conn(ctx)
 	if err != nil {
 		return nil, translate(err)
@@ -1055,15 +1053,15 @@ func (s *Store) searchInIDOrder(ctx context.Context, typ, query string, args []a
 			return err
 		}
 		defer rows.Close()
-		var cols [5]driver.Value // id, version, last_updated, deleted, body
+		cols := make([]driver.Value, hitCols+len(q.Sort))
 		for {
-			switch err := rows.Next(cols[:]); {
+			switch err := rows.Next(cols); {
 			case err == io.EOF:
 				return nil
 			case err != nil:
 				return err
 			}
-			h, err := hitInIDOrder(typ, cols)
+			h, err := hitOf(q.Type, cols)
 			if err != nil {
 				return err
 			}
@@ -1073,8 +1071,11 @@ func (s *Store) searchInIDOrder(ctx context.Context, typ, query string, args []a
 	return hits, translate(err)
 }
 
-// hitInIDOrder makes a Hit of an unsorted search's row.
-func hitInIDOrder(typ string, cols [5]driver.Value) (store.Hit, error) {
+// hitCols are the columns of a search's row before its sort keys.
+const hitCols = 5
+
+// hitOf makes a Hit of a search's row: the resource, and its sort keys with the id last.
+func hitOf(typ string, cols []driver.Value) (store.Hit, error) {
 	r := store.Resource{Type: typ}
 	var err error
 	var lu, deleted int64
@@ -1094,40 +1095,13 @@ func hitInIDOrder(typ string, cols [5]driver.Value) (store.Hit, error) {
 	if typ == store.AuditEventType {
 		r.Body = unpack(r.Body)
 	}
-	return store.Hit{Resource: r, SortValues: []store.SortValue{{Str: r.ID}}}, nil
-}
-
-// searchSorted runs a search with sort keys through database/sql: its rows carry the keys too.
-func (s *Store) searchSorted(ctx context.Context, q store.Query, query string, args []any) ([]store.Hit, error) {
-	rows, err := s.reads.query(ctx, s.r, query, args...)
-	if err != nil {
-		return nil, translate(err)
+	keys := cols[hitCols:]
+	h := store.Hit{Resource: r, SortValues: make([]store.SortValue, 0, len(keys)+1)}
+	for _, k := range keys {
+		h.SortValues = append(h.SortValues, sortValue(k))
 	}
-	defer rows.Close()
-	var hits []store.Hit
-	keys := make([]any, len(q.Sort))
-	for rows.Next() {
-		h := store.Hit{Resource: store.Resource{Type: q.Type}}
-		var lu int64
-		dest := []any{&h.Resource.ID, &h.Resource.VersionID, &lu, &h.Resource.Deleted, &h.Resource.Body}
-		for i := range keys {
-			dest = append(dest, &keys[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, translate(err)
-		}
-		h.Resource.LastUpdated = fromMillis(lu)
-		if q.Type == store.AuditEventType {
-			h.Resource.Body = unpack(h.Resource.Body)
-		}
-		h.SortValues = make([]store.SortValue, 0, len(keys)+1)
-		for _, k := range keys {
-			h.SortValues = append(h.SortValues, sortValue(k))
-		}
-		h.SortValues = append(h.SortValues, store.SortValue{Str: h.Resource.ID})
-		hits = append(hits, h)
-	}
-	return hits, translate(rows.Err())
+	h.SortValues = append(h.SortValues, store.SortValue{Str: r.ID})
+	return h, nil
 }
 
 // Count returns how many current, non-deleted resources match q. ErrInvalidQuery as for Search.

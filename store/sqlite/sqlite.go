@@ -137,7 +137,6 @@ type Store struct {
 	path string // the database file, for Backup
 
 	stmts        stmtCache     // audit statements on w (audit.go)
-	reads        readStmts     // search statements on r (readstmts.go)
 	copier       *copier       // background copy of audit references (refs.go)
 	checkpointer *checkpointer // background WAL checkpoints (checkpoint.go)
 }
@@ -319,7 +318,7 @@ func (s *Store) Close() error {
 	// First, so that the copier does not start a transaction on pools being closed. What it had not
 	// copied yet stays in the rows, for the next search or copier.
 	s.copier.stop()
-	errs := []error{s.checkpointer.stop(), s.stmts.close(), s.reads.close()}
+	errs := []error{s.checkpointer.stop(), s.stmts.close()}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
