@@ -124,11 +124,21 @@ func (c *stmtConn) Close() error {
 
 // stmtOn returns text's statement on the driver connection dc, which the caller is inside the Raw of.
 func stmtOn(ctx context.Context, dc any, text string) (driver.Stmt, error) {
+	c, err := connOf(dc)
+	if err != nil {
+		return nil, err
+	}
+	return c.stmt(ctx, text)
+}
+
+// connOf is the store's connection under a (*sql.Conn).Raw callback's driver connection; every pool
+// the store opens is openPool's, so another kind is a bug, reported rather than panicked on.
+func connOf(dc any) (*stmtConn, error) {
 	c, ok := dc.(*stmtConn)
 	if !ok {
 		return nil, fmt.Errorf("sqlite: a connection %T not opened by openPool", dc)
 	}
-	return c.stmt(ctx, text)
+	return c, nil
 }
 
 // namedArgs gives args the driver's ordinals, converted as database/sql converts them for a driver

@@ -1033,9 +1033,9 @@ func (s *Store) search(ctx context.Context, q store.Query, query string, args []
 	defer conn.Close()
 	var hits []store.Hit
 	err = conn.Raw(func(dc any) error {
-		c, ok := dc.(*stmtConn)
-		if !ok {
-			return fmt.Errorf("sqlite: a connection %T not opened by openPool", dc)
+		c, err := connOf(dc)
+		if err != nil {
+			return err
 		}
 		st, kept, err := c.boundedStmt(ctx, query)
 		if err != nil {
@@ -1076,22 +1076,14 @@ const hitCols = 5
 
 // hitOf makes a Hit of a search's row: the resource, and its sort keys with the id last.
 func hitOf(typ string, cols []driver.Value) (store.Hit, error) {
-	r := store.Resource{Type: typ}
-	var err error
-	var lu, deleted int64
-	if r.ID, err = stringValue(cols[0]); err == nil {
-		if r.VersionID, err = intValue(cols[1]); err == nil {
-			if lu, err = intValue(cols[2]); err == nil {
-				if deleted, err = intValue(cols[3]); err == nil {
-					r.Body, err = bytesValue(cols[4])
-				}
-			}
-		}
-	}
+	id, err := stringValue(cols[0])
 	if err != nil {
 		return store.Hit{}, err
 	}
-	r.LastUpdated, r.Deleted = fromMillis(lu), deleted != 0
+	r, err := resourceOf(typ, id, cols[1:hitCols])
+	if err != nil {
+		return store.Hit{}, err
+	}
 	if typ == store.AuditEventType {
 		r.Body = unpack(r.Body)
 	}

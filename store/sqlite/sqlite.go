@@ -385,8 +385,16 @@ func versionRow(ctx context.Context, k *keyStmt, typ, id string, args ...any) (s
 	if err != nil || !found {
 		return store.Resource{}, false, translate(err)
 	}
+	res, err := resourceOf(typ, id, cols[:])
+	return res, err == nil, err
+}
+
+// resourceOf makes a Resource of a row's version, last_updated, deleted and body columns, as reads by
+// key and searches select them. The body is as stored (AuditEvents' packed).
+func resourceOf(typ, id string, cols []driver.Value) (store.Resource, error) {
 	res := store.Resource{Type: typ, ID: id}
 	var lu, deleted int64
+	var err error
 	if res.VersionID, err = intValue(cols[0]); err == nil {
 		if lu, err = intValue(cols[1]); err == nil {
 			if deleted, err = intValue(cols[2]); err == nil {
@@ -395,10 +403,10 @@ func versionRow(ctx context.Context, k *keyStmt, typ, id string, args ...any) (s
 		}
 	}
 	if err != nil {
-		return store.Resource{}, false, err
+		return store.Resource{}, err
 	}
 	res.LastUpdated, res.Deleted = fromMillis(lu), deleted != 0
-	return res, true, nil
+	return res, nil
 }
 
 // uncancelled is ctx without its cancellation, once it is known not to have ended, for statements there
