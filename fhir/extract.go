@@ -259,15 +259,19 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 			return
 		}
 		text := str(m, "text")
-		codings := Walk(m, "coding")
-		for _, c := range codings {
+		norm := NormalizeString(text)
+		carried := false
+		for _, c := range Walk(m, "coding") {
 			if cm, ok := c.(map[string]any); ok {
-				x.coding(p.Code, cm, text)
+				carried = x.coding(p.Code, cm, text) == norm || carried
 			}
 		}
-		if text != "" {
-			// A text-only entry lets :text find the concept by its text when codings carry other displays.
-			x.add(IndexEntry{Param: p.Code, Text: NormalizeString(text)})
+		if text != "" && !carried {
+			// A text-only entry lets :text find the concept by its text when its codings carry other
+			// displays. Where a coding's entry already has that text (a Synthea code's text is its
+			// display) it would find nothing more, sort no differently (sortExpr takes the lowest text),
+			// and cost a random insert into three b-trees of a large store on every import.
+			x.add(IndexEntry{Param: p.Code, Text: norm})
 		}
 	case TypeIdentifier:
 		if m == nil {
@@ -364,16 +368,19 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 	}
 }
 
-func (x *extractor) coding(param string, c map[string]any, ccText string) {
+// coding adds a Coding's entry, and returns its normalised text ("" when it adds none).
+func (x *extractor) coding(param string, c map[string]any, ccText string) string {
 	code := str(c, "code")
 	if code == "" {
-		return
+		return ""
 	}
 	text := str(c, "display")
 	if text == "" {
 		text = ccText
 	}
-	x.add(IndexEntry{Param: param, System: str(c, "system"), Value: code, Text: NormalizeString(text)})
+	e := IndexEntry{Param: param, System: str(c, "system"), Value: code, Text: NormalizeString(text)}
+	x.add(e)
+	return e.Text
 }
 
 func (x *extractor) str(param, s string) {
