@@ -175,7 +175,7 @@ func (s *Store) appendAudit(ctx context.Context, writes []store.Write, chain boo
 		return err
 	}
 	defer tx.Rollback()
-	if err := applyIn(ctx, tx, writes); err != nil {
+	if err := s.applyIn(ctx, tx, writes); err != nil {
 		return err
 	}
 	if err := appendChain(ctx, sqlChainTx{tx, headStmt, recStmts}, chain, records, rows); err != nil {
