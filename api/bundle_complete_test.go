@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -100,6 +102,22 @@ func TestConditionalReferencesResolve(t *testing.T) {
 	t.Run("to a stored resource", func(t *testing.T) {
 		r := ts.mustStatus(ts.do("POST", "/", txBundle("transaction",
 			txPost("", txImmunization("Patient?identifier="+nhsSystem+"|"+nhs))), nil), 200)
+		res := responseEntries(t, r, "transaction-response")[0]["resource"].(map[string]any)
+		if got := res["patient"].(map[string]any)["reference"]; got != "Patient/"+pid {
+			t.Errorf("reference %v, want Patient/%s", got, pid)
+		}
+	})
+	t.Run("written with an escaped question mark", func(t *testing.T) {
+		// JSON may spell "?" as \u003f; an entry is not skipped for showing no "?" byte.
+		raw, err := json.Marshal(txBundle("transaction", txPost("", txImmunization("Patient?identifier="+nhsSystem+"|"+nhs))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		escaped := bytes.Replace(raw, []byte("Patient?identifier"), []byte(`Patient\u003fidentifier`), 1)
+		if bytes.Equal(escaped, raw) || bytes.IndexByte(escaped, '?') >= 0 {
+			t.Fatalf("the bundle still has a \"?\": %s", escaped)
+		}
+		r := ts.mustStatus(ts.do("POST", "/", escaped, nil), 200)
 		res := responseEntries(t, r, "transaction-response")[0]["resource"].(map[string]any)
 		if got := res["patient"].(map[string]any)["reference"]; got != "Patient/"+pid {
 			t.Errorf("reference %v, want Patient/%s", got, pid)
