@@ -269,8 +269,8 @@ func (x *extractor) value(p *SearchParam, path Path, v any) {
 		if text != "" && !carried {
 			// A text-only entry lets :text find the concept by its text when its codings carry other
 			// displays. Where a coding's entry already has that text (a Synthea code's text is its
-			// display) it would find nothing more, sort no differently (sortExpr takes the lowest text),
-			// and cost a random insert into three b-trees of a large store on every import.
+			// display) it would find nothing more and sort no differently (a sort takes the lowest
+			// text, store.SortValueOf), and cost random inserts into three SQLite b-trees on every write.
 			x.add(IndexEntry{Param: p.Code, Text: norm})
 		}
 	case TypeIdentifier:

@@ -479,7 +479,7 @@ func (s *Store) applyIn(ctx context.Context, tx *sql.Tx, writes []store.Write) e
 	for i, prepared := range s.applyStmt {
 		st[i] = tx.StmtContext(ctx, prepared)
 	}
-	selectVersion, insertHistory, upsertCurrent, deleteIdx, insertIdx := st[0], st[1], st[2], st[3], st[4]
+	selectVersion, insertHistory, upsertCurrent, deleteEntries, insertEntry := st[0], st[1], st[2], st[3], st[4]
 	for _, w := range writes {
 		r := w.Resource
 		var cur int64
@@ -502,11 +502,11 @@ func (s *Store) applyIn(ctx context.Context, tx *sql.Tx, writes []store.Write) e
 			return err
 		}
 		if w.ExpectVersion != 0 {
-			if _, err := deleteIdx.ExecContext(ctx, r.Type, r.ID); err != nil {
+			if _, err := deleteEntries.ExecContext(ctx, r.Type, r.ID); err != nil {
 				return err
 			}
 		}
-		if err := insertEntries(ctx, insertIdx, r.Type, r.ID, w.Index); err != nil {
+		if err := insertEntries(ctx, insertEntry, r.Type, r.ID, w.Index); err != nil {
 			return err
 		}
 	}
