@@ -73,15 +73,9 @@ func (c *stmtConn) stmt(ctx context.Context, text string) (driver.Stmt, error) {
 	if st := c.stmts[text]; st != nil {
 		return st, nil
 	}
-	st, err := c.PrepareContext(ctx, text)
+	st, err := c.prepare(ctx, text)
 	if err != nil {
 		return nil, err
-	}
-	_, q := st.(driver.StmtQueryContext)
-	_, e := st.(driver.StmtExecContext)
-	if !q || !e {
-		st.Close()
-		return nil, fmt.Errorf("sqlite: the driver's statement %T cannot run with a context", st)
 	}
 	if c.stmts == nil {
 		c.stmts = map[string]driver.Stmt{}
@@ -102,15 +96,24 @@ func (c *stmtConn) boundedStmt(ctx context.Context, text string) (st driver.Stmt
 		st, err := c.stmt(ctx, text)
 		return st, err == nil, err
 	}
-	st, err = c.PrepareContext(ctx, text)
+	st, err = c.prepare(ctx, text)
+	return st, false, err
+}
+
+// prepare prepares text through the driver, refusing a statement the store could not run with a
+// context (modernc's always can).
+func (c *stmtConn) prepare(ctx context.Context, text string) (driver.Stmt, error) {
+	st, err := c.PrepareContext(ctx, text)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	if _, ok := st.(driver.StmtQueryContext); !ok {
+	_, q := st.(driver.StmtQueryContext)
+	_, e := st.(driver.StmtExecContext)
+	if !q || !e {
 		st.Close()
-		return nil, false, fmt.Errorf("sqlite: the driver's statement %T cannot query with a context", st)
+		return nil, fmt.Errorf("sqlite: the driver's statement %T cannot run with a context", st)
 	}
-	return st, false, nil
+	return st, nil
 }
 
 func (c *stmtConn) Close() error {
