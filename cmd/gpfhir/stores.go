@@ -30,6 +30,9 @@ type storeConfig struct {
 	mongoTxn     string
 	mongoLease   time.Duration
 	mongoOwner   time.Duration
+	// walLimit, when not 0, is the SQLite store's WAL limit (sqlite.WithWALLimit) for the command's own
+	// kind of work (import); it has no flag.
+	walLimit int64
 }
 
 // addStoreFlags defines the backend flags. prefix lets store copy define a --from and a --to set.
@@ -112,7 +115,7 @@ func (c *storeConfig) txnMode() (mongo.TxnMode, error) {
 func (c *storeConfig) open(ctx context.Context) (audit.Backend, string, error) {
 	switch c.kind {
 	case "sqlite":
-		st, err := sqlite.Open(ctx, c.dataDir)
+		st, err := sqlite.Open(ctx, c.dataDir, sqlite.WithWALLimit(c.walLimit))
 		if err != nil {
 			return nil, "", fmt.Errorf("open the SQLite store in %s: %w", c.dataDir, err)
 		}
