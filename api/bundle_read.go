@@ -130,53 +130,20 @@ func (te *txEntry) patchEntry(cur store.Resource) error {
 	return nil
 }
 
-// walkRefs calls fn with every Reference.reference string in raw and replaces it with what fn answers.
-// raw is returned unchanged when nothing changed or it is not JSON (fhir.Parse reports that later).
+// walkRefs calls fn with every Reference.reference string in raw that want accepts and replaces it with
+// what fn answers, keeping the rest of raw byte for byte (fhir.RewriteReferences: a decimal keeps its
+// precision). Where raw is not JSON, fhir.Parse reports it later.
 func walkRefs(raw json.RawMessage, want func(string) bool, fn func(string) (string, error)) (json.RawMessage, error) {
-	if len(raw) == 0 {
-		return raw, nil
-	}
-	var tree any
-	if err := json.Unmarshal(raw, &tree); err != nil {
-		return raw, nil
-	}
-	changed := false
-	var ferr error
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, child := range x {
-				if str, ok := child.(string); ok && k == "reference" {
-					if want(str) && ferr == nil {
-						to, err := fn(str)
-						if err != nil {
-							ferr = err
-							return
-						}
-						if to != str {
-							x[k] = to
-							changed = true
-						}
-					}
-					continue
-				}
-				walk(child)
-			}
-		case []any:
-			for _, child := range x {
-				walk(child)
-			}
+	out, _, err := fhir.RewriteReferences(raw, func(ref string) (string, error) {
+		if !want(ref) {
+			return ref, nil
 		}
+		return fn(ref)
+	})
+	if err != nil {
+		return nil, err
 	}
-	walk(tree)
-	if ferr != nil {
-		return nil, ferr
-	}
-	if !changed {
-		return raw, nil
-	}
-	return json.Marshal(tree)
+	return out, nil
 }
 
 // conditionalRef reports whether a reference is a conditional one, Type?criteria.

@@ -98,6 +98,28 @@ func TestTransactionCreatesPatientAndImmunizationsWithRewrittenReferences(t *tes
 	}
 }
 
+// Rewriting a urn:uuid reference leaves the rest of the entry as it was sent: a decimal keeps its
+// precision (FHIR: 0.50 is not 0.5), a number past float64's digits keeps them all.
+func TestTransactionReferenceRewritesKeepDecimalsAsSent(t *testing.T) {
+	ts := newTestServer(t)
+	pu := "urn:uuid:6f1b2a3c-0000-4000-8000-000000000011"
+	imm := txImmunization(pu)
+	imm["doseQuantity"] = obj{"value": json.Number("0.50"), "unit": "mL"}
+	imm["lotNumber"] = "A1"
+	imm["extension"] = arr{obj{"url": "https://example.org/dose-volume", "valueDecimal": json.Number("1.250000000000000001")}}
+	r := ts.mustStatus(ts.do("POST", "/", txBundle("transaction",
+		txPost("urn:uuid:6f1b2a3c-0000-4000-8000-000000000012", imm),
+		txPost(pu, patient("Decimal", "")),
+	), nil), 200)
+	loc := responseEntries(t, r, "transaction-response")[0]["response"].(map[string]any)["location"].(string)
+	stored := ts.mustStatus(ts.do("GET", "/"+strings.Split(loc, "/_history")[0], nil, nil), 200)
+	for _, want := range []string{`"value":0.50`, `"valueDecimal":1.250000000000000001`, `"reference":"Patient/`} {
+		if !strings.Contains(string(stored.Body), want) {
+			t.Errorf("the stored Immunization lacks %s: %s", want, stored.Body)
+		}
+	}
+}
+
 func TestTransactionFailuresStoreNothingAndNameTheEntry(t *testing.T) {
 	ts := newTestServer(t)
 	existing := ts.create("Patient", patient("Existing", ""))

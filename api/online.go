@@ -129,8 +129,8 @@ func (s *Server) proxyGrants(ctx context.Context, proxyNHS string, patients []st
 	now := s.cfg.Now()
 	var out []grantView
 	for _, h := range hits {
-		var tree map[string]any
-		if err := json.Unmarshal(h.Resource.Body, &tree); err != nil {
+		tree, err := fhir.DecodeObject(h.Resource.Body)
+		if err != nil {
 			return nil, internal(err)
 		}
 		g, rerr := online.ParseProxyGrant(h.Resource.ID, tree)
@@ -230,8 +230,8 @@ func (s *Server) cancellationCutoff(ctx context.Context, patientID string) (time
 		if err != nil {
 			return 0, err
 		}
-		var ot map[string]any
-		if err := json.Unmarshal(org.Body, &ot); err != nil {
+		ot, err := fhir.DecodeObject(org.Body)
+		if err != nil {
 			return 0, internal(err)
 		}
 		return online.CancellationCutoff(ot), nil

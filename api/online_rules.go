@@ -260,8 +260,8 @@ func (s *Server) previous(ctx context.Context, typ, id string, cur int64) (map[s
 	if r.Deleted {
 		return nil, nil
 	}
-	var tree map[string]any
-	if err := json.Unmarshal(r.Body, &tree); err != nil {
+	tree, err := fhir.DecodeObject(r.Body)
+	if err != nil {
 		return nil, internal(err)
 	}
 	return tree, nil
@@ -301,8 +301,8 @@ func (s *Server) bookedSlot(req *request, id string) (store.Resource, map[string
 		if r.Deleted {
 			return r, nil, fail(kindUnprocessable, "Slot/%s is deleted by this transaction", id).at("Appointment.slot")
 		}
-		var tree map[string]any
-		if err := json.Unmarshal(r.Body, &tree); err != nil {
+		tree, err := fhir.DecodeObject(r.Body)
+		if err != nil {
 			return r, nil, internal(err)
 		}
 		r.VersionID = base
@@ -321,8 +321,8 @@ func (s *Server) currentTree(ctx context.Context, typ, id, expr string) (store.R
 	if err != nil {
 		return r, nil, err
 	}
-	var tree map[string]any
-	if err := json.Unmarshal(r.Body, &tree); err != nil {
+	tree, err := fhir.DecodeObject(r.Body)
+	if err != nil {
 		return r, nil, internal(err)
 	}
 	return r, tree, nil
@@ -537,8 +537,8 @@ func (s *Server) unmarkPlan(ctx context.Context, planID, taskID string, now time
 	if err != nil {
 		return store.Write{}, false, err
 	}
-	var pt map[string]any
-	if err := json.Unmarshal(r.Body, &pt); err != nil {
+	pt, err := fhir.DecodeObject(r.Body)
+	if err != nil {
 		return store.Write{}, false, internal(err)
 	}
 	cleared, changed := online.ClearOutstanding(pt, taskID)

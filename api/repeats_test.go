@@ -243,3 +243,32 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// The rules rewrite a plan (the outstanding-request marker, the count of issues) and copy it into the
+// issue: the decimals in it keep their precision (28.0 and 0.50 are not 28 and 0.5 in FHIR).
+func TestRepeatRequestKeepsThePlansDecimalsAsWritten(t *testing.T) {
+	ts := newTestServer(t)
+	w := newServicesWorld(t, ts)
+	me := bearer(ts.patientToken(w.meNHS, "P9", "", "patient/*.cruds"))
+	p := plan(w.me, "active", 0, 5, time.Now().AddDate(1, 0, 0))
+	p["dispenseRequest"].(obj)["quantity"] = obj{"value": json.Number("28.0"), "unit": "tablet"}
+	p["dosageInstruction"] = arr{obj{"text": "Half a tablet at night",
+		"doseAndRate": arr{obj{"doseQuantity": obj{"value": json.Number("0.50"), "unit": "tablet"}}}}}
+	planID := ts.create("MedicationRequest", p)
+	decimalsKept := func(what string, body []byte) {
+		t.Helper()
+		for _, want := range []string{`"value":28.0`, `"value":0.50`} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("%s lost %s: %s", what, want, body)
+			}
+		}
+	}
+	task := ts.mustStatus(ts.do("POST", "/Task", repeatTask(w.me, planID), me), 201).JSON(t)
+	decimalsKept("the plan marked as requested", ts.mustStatus(ts.do("GET", "/MedicationRequest/"+planID, nil, nil), 200).Body)
+	task["status"] = "completed"
+	delete(task, "meta")
+	done := ts.mustStatus(ts.do("PUT", "/Task/"+task["id"].(string), task, nil), 200).JSON(t)
+	decimalsKept("the plan counting the issue", ts.mustStatus(ts.do("GET", "/MedicationRequest/"+planID, nil, nil), 200).Body)
+	issueRef := done["output"].([]any)[0].(map[string]any)["valueReference"].(map[string]any)["reference"].(string)
+	decimalsKept("the issue", ts.mustStatus(ts.do("GET", "/"+issueRef, nil, nil), 200).Body)
+}

@@ -444,9 +444,7 @@ func postParts(ctx context.Context, p Poster, sum *Summary, name string, entries
 	}
 	first, rest := []*entry{}, []*entry{}
 	for _, e := range entries {
-		if r, changed := walkRefs(e.Resource, func(ref string) (string, bool) { return to[ref], false }); changed {
-			e.Resource = r
-		}
+		e.Resource = replaceRefs(e.Resource, to)
 		typ, _, _ := strings.Cut(e.Request.URL, "/")
 		typ, _, _ = strings.Cut(typ, "?")
 		if _, inCompartment := auth.PatientCompartment(typ); typ == "Patient" || !inCompartment {
@@ -535,9 +533,7 @@ func skipPresent(ctx context.Context, p Poster, sum *Summary, entries []*entry) 
 		if !mayMention(e.Resource, to) {
 			continue
 		}
-		if r, changed := walkRefs(e.Resource, func(ref string) (string, bool) { return to[ref], false }); changed {
-			e.Resource = r
-		}
+		e.Resource = replaceRefs(e.Resource, to)
 	}
 	return out, nil
 }
@@ -640,8 +636,8 @@ func prepare(entries []*entry, opt Options, sum *Summary, name string) []*entry 
 }
 
 func setField(raw json.RawMessage, key string, v any) json.RawMessage {
-	var m map[string]any
-	if json.Unmarshal(raw, &m) != nil {
+	m, err := fhir.DecodeObject(raw)
+	if err != nil {
 		return raw
 	}
 	m[key] = v
@@ -652,52 +648,46 @@ func setField(raw json.RawMessage, key string, v any) json.RawMessage {
 	return b
 }
 
+// replaceRefs points every reference that is a key of to at its value, the rest of raw kept as it was.
+func replaceRefs(raw json.RawMessage, to map[string]string) json.RawMessage {
+	out, _, _ := fhir.RewriteReferences(raw, func(ref string) (string, error) {
+		if r, ok := to[ref]; ok && r != "" {
+			return r, nil
+		}
+		return ref, nil
+	})
+	return out
+}
+
 // refersTo reports whether a resource has a reference to one of refs.
 func refersTo(raw json.RawMessage, refs map[string]bool) bool {
 	found := false
-	walkRefs(raw, func(ref string) (string, bool) {
-		if refs[ref] {
-			found = true
-		}
-		return "", false
+	fhir.EachReference(raw, func(ref string) bool {
+		found = refs[ref]
+		return !found
 	})
 	return found
 }
 
-// stripRefs removes references to dropped entries (an Immunization's Encounter), keeping their display.
+// stripRefs removes references to dropped entries (an Immunization's Encounter), keeping their display,
+// and a Reference left empty. Most entries name none of them, which one pass over the bytes finds out;
+// the others are decoded, with their numbers as written (fhir.DecodeObject), and encoded again.
 func stripRefs(raw json.RawMessage, dropped map[string]bool) json.RawMessage {
-	out, changed := walkRefs(raw, func(ref string) (string, bool) { return "", dropped[ref] })
-	if !changed {
+	if !refersTo(raw, dropped) {
 		return raw
 	}
-	return out
-}
-
-// walkRefs calls fn for every Reference.reference; when fn answers drop, the reference is removed (and
-// a Reference left empty is removed from its parent), and when it answers another reference, that
-// replaces it.
-func walkRefs(raw json.RawMessage, fn func(ref string) (string, bool)) (json.RawMessage, bool) {
-	var tree any
-	if json.Unmarshal(raw, &tree) != nil {
-		return raw, false
+	tree, err := fhir.DecodeObject(raw)
+	if err != nil {
+		return raw
 	}
-	changed := false
 	var walk func(v any) any
 	walk = func(v any) any {
 		switch x := v.(type) {
 		case map[string]any:
-			if ref, ok := x["reference"].(string); ok {
-				to, drop := fn(ref)
-				switch {
-				case drop:
-					delete(x, "reference")
-					changed = true
-					if len(x) == 0 {
-						return nil
-					}
-				case to != "" && to != ref:
-					x["reference"] = to
-					changed = true
+			if ref, ok := x["reference"].(string); ok && dropped[ref] {
+				delete(x, "reference")
+				if len(x) == 0 {
+					return nil
 				}
 			}
 			for k, child := range x {
@@ -723,14 +713,11 @@ func walkRefs(raw json.RawMessage, fn func(ref string) (string, bool)) (json.Raw
 		return v
 	}
 	walk(tree)
-	if !changed {
-		return raw, false
-	}
 	b, err := json.Marshal(tree)
 	if err != nil {
-		return raw, false
+		return raw
 	}
-	return b, true
+	return b
 }
 
 var entryIndex = regexp.MustCompile(`Bundle\.entry\[(\d+)\]`)

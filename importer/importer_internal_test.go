@@ -21,10 +21,36 @@ func TestMayMentionMissesNoReference(t *testing.T) {
 			t.Errorf("%s: mayMention(%s) = %v, want %v", c.name, c.raw, got, c.want)
 		}
 	}
-	// What mayMention lets through, walkRefs rewrites: the escaped key is the same reference.
+	// What mayMention lets through, replaceRefs rewrites: the escaped value is the same reference.
 	raw := json.RawMessage(`{"serviceProvider":{"reference":"urn\u003auuid:org-1"}}`)
-	out, changed := walkRefs(raw, func(ref string) (string, bool) { return refs[ref], false })
-	if !changed || string(out) != `{"serviceProvider":{"reference":"Organization/org-1"}}` {
-		t.Errorf("walkRefs of the escaped key: %s (changed %v)", out, changed)
+	if out := replaceRefs(raw, refs); string(out) != `{"serviceProvider":{"reference":"Organization/org-1"}}` {
+		t.Errorf("replaceRefs of the escaped value: %s", out)
+	}
+}
+
+// Rewriting references and dropping them keeps the rest of a resource as it was written: a decimal's
+// precision is part of its value.
+func TestReferenceRewritesKeepNumbersAsWritten(t *testing.T) {
+	raw := json.RawMessage(`{"resourceType":"Immunization","doseQuantity":{"value":0.50},"patient":{"reference":"urn:uuid:p"},` +
+		`"encounter":{"reference":"urn:uuid:e","display":"GP visit"},"reasonReference":[{"reference":"urn:uuid:e"}]}`)
+	got := replaceRefs(raw, map[string]string{"urn:uuid:p": "Patient/p"})
+	if want := `{"resourceType":"Immunization","doseQuantity":{"value":0.50},"patient":{"reference":"Patient/p"},` +
+		`"encounter":{"reference":"urn:uuid:e","display":"GP visit"},"reasonReference":[{"reference":"urn:uuid:e"}]}`; string(got) != want {
+		t.Errorf("replaceRefs:\n%s\nwant\n%s", got, want)
+	}
+	dropped := map[string]bool{"urn:uuid:e": true}
+	if !refersTo(got, dropped) || refersTo(got, map[string]bool{"urn:uuid:x": true}) {
+		t.Error("refersTo does not tell a dropped reference from an absent one")
+	}
+	stripped := stripRefs(got, dropped)
+	if want := `{"doseQuantity":{"value":0.50},"encounter":{"display":"GP visit"},"patient":{"reference":"Patient/p"},"resourceType":"Immunization"}`; string(stripped) != want {
+		t.Errorf("stripRefs:\n%s\nwant\n%s (the emptied Reference and array gone, the display kept)", stripped, want)
+	}
+	if out := stripRefs(got, map[string]bool{"urn:uuid:x": true}); &out[0] != &got[0] {
+		t.Error("stripRefs with nothing to drop did not hand back the same bytes")
+	}
+	patient := setField(json.RawMessage(`{"resourceType":"Patient","extension":[{"url":"u","valueDecimal":1.10}]}`), "id", "p")
+	if want := `{"extension":[{"url":"u","valueDecimal":1.10}],"id":"p","resourceType":"Patient"}`; string(patient) != want {
+		t.Errorf("setField: %s, want %s", patient, want)
 	}
 }

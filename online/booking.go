@@ -127,7 +127,7 @@ func CheckBooking(appt map[string]any, slots []SlotInfo, byPatient bool, now tim
 // it sets none.
 func CancellationCutoff(org map[string]any) time.Duration {
 	if v, ok := fhir.ExtensionValue(org, CancellationCutoffExtension, "valueUnsignedInt"); ok {
-		if n, ok := v.(float64); ok && n >= 0 {
+		if n, ok := number(v); ok && n >= 0 {
 			return time.Duration(n) * time.Hour
 		}
 	}

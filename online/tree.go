@@ -40,9 +40,17 @@ func sameExcept(a, b map[string]any, skip ...string) bool {
 
 func pick(m map[string]any, k string) map[string]any { return map[string]any{k: m[k]} }
 
-// number reads a JSON number, decoded (float64) or built in Go (int).
+// number reads a JSON number: as the API decodes stored bodies (json.Number, fhir.DecodeObject), as
+// encoding/json decodes by default (float64), or built in Go (int).
 func number(v any) (int, bool) {
 	switch n := v.(type) {
+	case json.Number:
+		if i, err := n.Int64(); err == nil {
+			return int(i), true
+		}
+		if f, err := n.Float64(); err == nil {
+			return int(f), true
+		}
 	case float64:
 		return int(n), true
 	case int:
