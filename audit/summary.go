@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 	"strings"
@@ -97,6 +98,22 @@ func Summarize(body []byte) (Summary, error) {
 		return true
 	})
 	return s, nil
+}
+
+// MayNameUser reports whether Summarize could find a patient or a proxy as the requesting user of body,
+// an AuditEvent that Event wrote: it sets Role only from the role codes PAT and AGNT, so a body that
+// spells neither, and escapes no character (JSON may spell any as \uXXXX), cannot. The uptake tally
+// reads every record of the trail, and most are GP systems' reads and searches, which it passes over
+// without parsing them whole.
+func MayNameUser(body []byte) bool {
+	return bytes.Contains(body, []byte(`"PAT"`)) || bytes.Contains(body, []byte(`"AGNT"`)) ||
+		bytes.Contains(body, []byte(`\u`))
+}
+
+// InteractionOf reads body's restful-interaction code as Summarize does (Summary.Interaction), without
+// parsing the rest of it.
+func InteractionOf(body []byte) string {
+	return gjson.GetBytes(body, "subtype.0.code").Str
 }
 
 // readAgent reads the requesting user's role and identity from an agent, when it is the requestor.

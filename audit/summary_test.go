@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"slices"
 	"testing"
 	"time"
@@ -45,14 +46,34 @@ func TestSummarizeReadsBackWhatEventWrote(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Summarize(Event(tc.in))
+			body := Event(tc.in)
+			got, err := Summarize(body)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !summaryEqual(got, tc.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
+			// The tally's shortcuts read what Summarize reads.
+			if i := InteractionOf(body); i != got.Interaction {
+				t.Errorf("InteractionOf = %q, Summarize read %q", i, got.Interaction)
+			}
+			if may := MayNameUser(body); may != (got.Role != "") {
+				t.Errorf("MayNameUser = %v for a record whose role is %q", may, got.Role)
+			}
 		})
+	}
+}
+
+// A character written escaped could spell a role code, so MayNameUser cannot rule the user out.
+func TestMayNameUserAllowsForEscapes(t *testing.T) {
+	in := Input{ID: "a6", Recorded: time.Now(), Interaction: "read", Status: 200, RequestID: "bell\x07",
+		User: &User{Kind: "system", Issuer: "https://idp", Subject: "gp", ClientID: "gp"}}
+	if body := Event(in); !bytes.Contains(body, []byte(`\u`)) || !MayNameUser(body) {
+		t.Errorf("a body with an escape: MayNameUser %v: %s", MayNameUser(body), body)
+	}
+	if MayNameUser([]byte(`{"agent":[{"role":[{"coding":[{"code":"P\u0041T"}]}]}]}`)) == false {
+		t.Error("an escaped PAT was ruled out")
 	}
 }
 

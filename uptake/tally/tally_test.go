@@ -133,6 +133,8 @@ func TestProjectorCountsEachRecordOnceAndKeepsItsCheckpoint(t *testing.T) {
 		User: &audit.User{Kind: "patient", Subject: "s", NHSNumber: nhsOf("p2")}}) // P5: attributed by NHS number
 	w.audit(audit.Input{Interaction: "read", Status: 403, Decision: "deny-no-record",
 		User: &audit.User{Kind: "patient", Subject: "s", NHSNumber: "9000000041"}}) // no record: no practice
+	w.audit(audit.Input{Interaction: "read", Status: 200, User: &audit.User{Kind: "system", Subject: "gp", ClientID: "gp"},
+		Entities: []audit.Entity{{Type: "Patient", ID: "p1", Version: 1, PatientIDs: []string{"p1"}}}}) // passed over unparsed, last
 	ta := w.tally()
 	m := w.month(ta, march)
 	a := m.Counts["A00001"]
