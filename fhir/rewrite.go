@@ -10,8 +10,9 @@ import (
 // the key reference, at any depth) and puts what fn answers in its place. Everything else is kept byte
 // for byte. Decoding the body into Go values and encoding it again, as this used to, turned every
 // number into a float64: a decimal's precision is part of its value in FHIR (0.50 is not 0.5), and a
-// transaction that rewrote urn:uuid references stored 0.5. It is also one pass over the bytes where
-// decoding and encoding cost two of a transaction's most expensive steps on import.
+// transaction that rewrote urn:uuid references stored 0.5. One pass over the bytes also costs less than
+// decoding and encoding: on import, where most entries have a reference rewritten, those were 5% of the
+// CPU.
 //
 // body should be JSON; where it is not, the result is whatever the rewrite makes of it, for the parser
 // to refuse. changed reports whether any value was replaced; the first error from fn stops the walk and
