@@ -196,8 +196,8 @@ func (s *Server) resolveConditionalRefs(req *request, te *txEntry, inBundle func
 }
 
 // mayHoldConditionalRef is false when raw cannot hold a conditional reference: it has no "?", written
-// or escaped. Most entries have none, and walkRefs decodes the whole resource to find out (1% of a
-// Synthea import's CPU).
+// or escaped. Most entries have none, and a search for that one byte passes them over before walkRefs
+// reads every string in them.
 func mayHoldConditionalRef(raw json.RawMessage) bool {
 	return bytes.IndexByte(raw, '?') >= 0 || bytes.Contains(raw, []byte(`\u`))
 }

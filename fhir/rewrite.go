@@ -55,7 +55,7 @@ func RewriteReferences(body []byte, fn func(ref string) (string, error)) (out []
 			continue
 		}
 		out = append(out, body[last:v]...)
-		out = appendString(out, to)
+		out = append(out, MarshalNoEscape(to)...)
 		last = vend + 1
 		changed = true
 	}
@@ -123,14 +123,6 @@ func stringValue(q []byte, esc bool) (string, bool) {
 		return "", false
 	}
 	return s, true
-}
-
-func appendString(out []byte, s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return append(out, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
 
 // DecodeObject decodes a JSON object with its numbers as json.Number, so that a tree changed in Go and

@@ -540,7 +540,8 @@ func skipPresent(ctx context.Context, p Poster, sum *Summary, entries []*entry) 
 
 // mayMention is false when raw cannot refer to any key of refs: no key is in it, and it escapes no
 // character (JSON may spell any one as \uXXXX). A Synthea bundle's two or three shared resources are
-// named by few of its entries, and walkRefs decodes each whole to find out (1% of an import's CPU).
+// named by few of its entries, and a search for their keys passes the others over before replaceRefs
+// reads every string in them.
 func mayMention(raw json.RawMessage, refs map[string]string) bool {
 	if bytes.Contains(raw, []byte(`\u`)) {
 		return true
