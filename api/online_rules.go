@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -427,6 +428,8 @@ func (s *Server) repeatRequest(ctx context.Context, res *fhir.Resource, taskID s
 	tree := res.Tree()
 	if f := online.TaskFor(tree); f != "" {
 		if _, id, ok := fhir.LocalRef(f, s.cfg.BaseURL); ok {
+			// The rules compare local references; the Task itself is stored as the client wrote it.
+			tree = maps.Clone(tree)
 			tree["for"] = map[string]any{"reference": "Patient/" + id}
 		}
 	}

@@ -37,6 +37,9 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Finalize of an accepted resource failed: %v", err)
 		}
+		if _, err := Parse(out); err != nil {
+			t.Fatalf("what Finalize stored of an accepted resource does not parse again: %v\n%s", err, out)
+		}
 		_ = Extract(r, "http://example.org/fhir")
 		for _, mode := range []SubsetMode{SummaryTrue, SummaryText, SummaryData} {
 			if _, err := Subset(out, mode, nil); err != nil {

@@ -176,6 +176,32 @@ func TestFinalizeAddsMetaWhenAbsentAndReplacesVersion(t *testing.T) {
 	}
 }
 
+// A time's precision is part of its value: the library's typed form rounds to microseconds and pads to
+// milliseconds, and the stored resource must not.
+func TestFinalizeKeepsTimesAndDecimalsAsWritten(t *testing.T) {
+	r := mustParse(t, `{"resourceType":"Observation","status":"final","code":{"text":"t"},
+		"effectiveDateTime":"2026-01-02T10:00:00.123456789Z","issued":"2026-01-02T10:00:00.1+01:00",
+		"valueQuantity":{"value":1.50,"unit":"mL"},
+		"extension":[{"url":"https://example.org/x","valueTime":"10:00:00.5"}]}`)
+	out, err := r.Finalize("o1", 1, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"effectiveDateTime":"2026-01-02T10:00:00.123456789Z"`,
+		`"issued":"2026-01-02T10:00:00.1+01:00"`,
+		`"valueQuantity":{"unit":"mL","value":1.50}`,
+		`"valueTime":"10:00:00.5"`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("Finalize output lacks %s:\n%s", want, out)
+		}
+	}
+	if _, err := Parse(out); err != nil {
+		t.Errorf("Finalize output does not parse again: %v", err)
+	}
+}
+
 func TestParseExposesTypeIDAndTree(t *testing.T) {
 	r := mustParse(t, `{"resourceType":"Patient","id":"p9","multipleBirthInteger":2}`)
 	if r.Type() != "Patient" || r.ID() != "p9" {
