@@ -147,6 +147,29 @@ type Summary struct {
 	Split   []string
 	Elapsed time.Duration
 	mu      sync.Mutex
+	// stored holds the shared resources (Type/id) this run has created or found stored, so that
+	// skipPresent asks the server only about the others. Every lookup is an audited search whose record
+	// waits for the writer behind the other workers' commits; the same few practices and practitioners
+	// come in every Synthea bundle.
+	stored map[string]bool
+}
+
+// knownStored reports whether this run has seen url (Type/id) stored.
+func (s *Summary) knownStored(url string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stored[url]
+}
+
+func (s *Summary) markStored(urls ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stored == nil {
+		s.stored = map[string]bool{}
+	}
+	for _, u := range urls {
+		s.stored[u] = true
+	}
 }
 
 // Done is every entry accounted for.
@@ -479,7 +502,15 @@ func skipPresent(ctx context.Context, p Poster, sum *Summary, entries []*entry) 
 		}
 	}
 	present := map[*entry]bool{}
-	for typ, list := range byType {
+	for typ, all := range byType {
+		var list []*entry
+		for _, e := range all {
+			if sum.knownStored(e.Request.URL) {
+				present[e] = true
+			} else {
+				list = append(list, e)
+			}
+		}
 		for start := 0; start < len(list); start += 100 {
 			chunk := list[start:min(start+100, len(list))]
 			ids := make([]string, len(chunk))
@@ -510,6 +541,7 @@ func skipPresent(ctx context.Context, p Poster, sum *Summary, entries []*entry) 
 			for _, f := range b.Entry {
 				if e, ok := byID[f.Resource.ID]; ok {
 					present[e] = true
+					sum.markStored(e.Request.URL)
 				}
 			}
 		}
@@ -796,8 +828,15 @@ func countResponse(sum *Summary, name string, entries []*entry, resp []byte) {
 	}
 	var stored, unchanged int64
 	byType := map[string]int64{}
+	var shared []string
 	for i, e := range b.Entry {
 		code, _ := strconv.Atoi(strings.Fields(e.Response.Status + " 0")[0])
+		if code >= 200 && code < 300 && i < len(entries) && entries[i].createOnly {
+			typ, _, _ := strings.Cut(entries[i].Request.URL, "/")
+			if _, inCompartment := auth.PatientCompartment(typ); !inCompartment {
+				shared = append(shared, entries[i].Request.URL)
+			}
+		}
 		switch {
 		case code >= 200 && code < 300 && bytes.Contains(e.Response.Outcome, []byte(`"code":"unchanged"`)):
 			unchanged++
@@ -813,6 +852,7 @@ func countResponse(sum *Summary, name string, entries []*entry, resp []byte) {
 		}
 	}
 	sum.add(stored, unchanged, byType)
+	sum.markStored(shared...)
 }
 
 // outcomeText is the diagnostics of an OperationOutcome, for the summary's examples.

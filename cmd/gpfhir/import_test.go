@@ -300,3 +300,74 @@ func TestImportPostsAnOversizedTransactionInParts(t *testing.T) {
 		t.Errorf("the second import stored something:\n%s", out)
 	}
 }
+
+// A practitioner that comes in every patient's bundle is looked up once: after a bundle has stored it,
+// the import knows it is there, and each lookup is an audited search whose record waits for the writer.
+func TestImportLooksUpASharedResourceOnlyUntilItIsStored(t *testing.T) {
+	data := t.TempDir()
+	in := t.TempDir()
+	practitioner := `{"fullUrl":"urn:uuid:7c0e0000-0000-4000-8000-0000000000aa","resource":{"resourceType":"Practitioner","id":"7c0e0000-0000-4000-8000-0000000000aa","name":[{"family":"Shared"}]},"request":{"method":"POST","url":"Practitioner"}}`
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("7c0e0000-0000-4000-8000-00000000000%d", i)
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[` + practitioner + `,
+		 {"fullUrl":"urn:uuid:` + id + `","resource":{"resourceType":"Patient","id":"` + id + `","gender":"male"},"request":{"method":"POST","url":"Patient"}},
+		 {"fullUrl":"urn:uuid:` + id + `-i","resource":{"resourceType":"Immunization","id":"` + id + `-i","status":"completed",` +
+			`"vaccineCode":{"text":"flu"},"patient":{"reference":"urn:uuid:` + id + `"},"occurrenceDateTime":"2020-01-01",` +
+			`"performer":[{"actor":{"reference":"urn:uuid:7c0e0000-0000-4000-8000-0000000000aa"}}]},"request":{"method":"POST","url":"Immunization"}}]}`
+		if err := os.WriteFile(filepath.Join(in, fmt.Sprintf("p%d.json", i)), []byte(tx), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	practice := filepath.Join(t.TempDir(), "practice.json")
+	if err := os.WriteFile(practice, []byte(importPractice), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runImport(t, "--data-dir", data, practice); err != nil {
+		t.Fatalf("import the practice: %v\n%s", err, out)
+	}
+	out, err := runImport(t, "--data-dir", data, "--practice", "Y00001", "--workers", "1", "--progress", "none", in)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "7 stored, 2 unchanged") {
+		t.Errorf("want the practitioner stored once, and the three patients and their immunisations:\n%s", out)
+	}
+	st, err := sqlite.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pr, err := st.Get(context.Background(), "Practitioner", "7c0e0000-0000-4000-8000-0000000000aa")
+	if err != nil || pr.VersionID != 1 {
+		t.Fatalf("the shared practitioner: version %d, %v; want version 1", pr.VersionID, err)
+	}
+	for i := 1; i <= 3; i++ {
+		im, err := st.Get(context.Background(), "Immunization", fmt.Sprintf("7c0e0000-0000-4000-8000-00000000000%d-i", i))
+		if err != nil || !strings.Contains(string(im.Body), `"Practitioner/7c0e0000-0000-4000-8000-0000000000aa"`) {
+			t.Errorf("immunisation %d does not name the stored practitioner: %v %s", i, err, im.Body)
+		}
+	}
+	audited, err := st.Search(context.Background(), store.Query{Type: store.AuditEventType, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	searches := 0
+	for _, a := range audited {
+		var ev struct {
+			Entity []struct {
+				Query []byte `json:"query"` // base64, which encoding/json decodes
+			} `json:"entity"`
+		}
+		if err := json.Unmarshal(a.Resource.Body, &ev); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ev.Entity {
+			if strings.Contains(string(e.Query), "_id=7c0e0000-0000-4000-8000-0000000000aa") {
+				searches++
+			}
+		}
+	}
+	if searches != 1 {
+		t.Errorf("the import searched %d times for the shared practitioner, want once (before the first bundle stored it)", searches)
+	}
+}
