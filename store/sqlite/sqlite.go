@@ -143,6 +143,8 @@ type Store struct {
 	// applyIn's statements, prepared on w when the store opens: prepared inside a transaction, which
 	// holds w's only connection, they would wait for that connection for ever.
 	applyStmt [len(applyStmts)]*sql.Stmt
+	// idxStmt[k] inserts 1<<k index entries, prepared likewise.
+	idxStmt [idxShapes]*sql.Stmt
 }
 
 // The backend implements both the resource store and the audit trail's storage.
@@ -228,6 +230,12 @@ func open(ctx context.Context, dir string, background bool, opts ...Option) (*St
 	for i, text := range applyStmts {
 		// In s.stmts, which Close closes.
 		if s.applyStmt[i], err = s.stmts.get(ctx, w, text, 0, func(int) string { return text }); err != nil {
+			s.Close()
+			return nil, translate(err)
+		}
+	}
+	for k := range s.idxStmt {
+		if s.idxStmt[k], err = s.stmts.get(ctx, w, "idx", 1<<k, insertIdxSQL); err != nil {
 			s.Close()
 			return nil, translate(err)
 		}
@@ -479,7 +487,8 @@ func (s *Store) applyIn(ctx context.Context, tx *sql.Tx, writes []store.Write) e
 	for i, prepared := range s.applyStmt {
 		st[i] = tx.StmtContext(ctx, prepared)
 	}
-	selectVersion, insertHistory, upsertCurrent, deleteEntries, insertEntry := st[0], st[1], st[2], st[3], st[4]
+	selectVersion, insertHistory, upsertCurrent, deleteEntries := st[0], st[1], st[2], st[3]
+	entries := idxInserter{tx: tx, prepared: &s.idxStmt}
 	for _, w := range writes {
 		r := w.Resource
 		var cur int64
@@ -506,7 +515,7 @@ func (s *Store) applyIn(ctx context.Context, tx *sql.Tx, writes []store.Write) e
 				return err
 			}
 		}
-		if err := insertEntries(ctx, insertEntry, r.Type, r.ID, w.Index); err != nil {
+		if err := entries.insert(ctx, r.Type, r.ID, w.Index); err != nil {
 			return err
 		}
 	}
@@ -520,19 +529,56 @@ var applyStmts = [...]string{
 	`INSERT INTO current (type, id, version, last_updated, deleted) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated, deleted = excluded.deleted`,
 	`DELETE FROM idx WHERE type = ? AND id = ?`,
-	insertIdx,
 }
 
-const insertIdx = `INSERT INTO idx (type, id, param, system, value, text, lo, hi) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+// idxShapes is the number of index-insert statements: of 1, 2, 4, ... 1<<(idxShapes-1) entries.
+const idxShapes = 5
 
-func insertEntries(ctx context.Context, st *sql.Stmt, typ, id string, index []store.IndexEntry) error {
+const idxCols = 8
+
+// insertIdxSQL inserts n index entries. A resource has about a dozen, and one statement for them all
+// rather than one for each saves a statement's binding, run and reset per entry: importing 100 Synthea
+// patients, the writer's CPU inserting entries fell from 3.0 to 2.4 s (the b-tree inserts are most of
+// the rest). OR ROLLBACK, as appendAuditSQL says, so that a multi-row statement needs no statement
+// journal; any failure ends the whole write anyway.
+func insertIdxSQL(n int) string {
+	return `INSERT OR ROLLBACK INTO idx (type, id, param, system, value, text, lo, hi) VALUES ` +
+		rowsOf(n, `(?, ?, ?, ?, ?, ?, ?, ?)`)
+}
+
+// idxInserter inserts index entries in tx with the store's prepared statements, bound to tx as they are
+// first needed.
+type idxInserter struct {
+	tx       *sql.Tx
+	prepared *[idxShapes]*sql.Stmt
+	bound    [idxShapes]*sql.Stmt
+	args     []any
+}
+
+func (x *idxInserter) insert(ctx context.Context, typ, id string, index []store.IndexEntry) error {
+	args := x.args[:0]
 	for _, e := range index {
 		if e.Param == "" {
 			return fmt.Errorf("%w: index entry of %s/%s without a parameter", store.ErrInvalidQuery, typ, id)
 		}
-		if _, err := st.ExecContext(ctx, typ, id, e.Param, e.System, e.Value, e.Text, e.Low, e.High); err != nil {
+		args = append(args, typ, id, e.Param, e.System, e.Value, e.Text, e.Low, e.High)
+	}
+	x.args = args
+	for len(args) > 0 {
+		k := idxShapes - 1
+		for 1<<k > len(args)/idxCols {
+			k--
+		}
+		st := x.bound[k]
+		if st == nil {
+			st = x.tx.StmtContext(ctx, x.prepared[k])
+			x.bound[k] = st
+		}
+		n := idxCols << k
+		if _, err := st.ExecContext(ctx, args[:n]...); err != nil {
 			return err
 		}
+		args = args[n:]
 	}
 	return nil
 }
@@ -566,14 +612,9 @@ func (s *Store) SetIndex(ctx context.Context, typ, id string, version int64, ind
 	if _, err := tx.ExecContext(ctx, `DELETE FROM idx WHERE type = ? AND id = ?`, typ, id); err != nil {
 		return translate(err)
 	}
-	if len(index) > 0 {
-		st, err := tx.PrepareContext(ctx, insertIdx)
-		if err != nil {
-			return translate(err)
-		}
-		if err := insertEntries(ctx, st, typ, id, index); err != nil {
-			return translate(err)
-		}
+	entries := idxInserter{tx: tx, prepared: &s.idxStmt}
+	if err := entries.insert(ctx, typ, id, index); err != nil {
+		return translate(err)
 	}
 	return translate(tx.Commit())
 }
