@@ -152,13 +152,59 @@ type Summary struct {
 	// waits for the writer behind the other workers' commits; the same few practices and practitioners
 	// come in every Synthea bundle.
 	stored map[string]bool
+	// creating holds the shared resources a worker is looking up or creating, each with a channel
+	// closed when that worker is done (claimShared).
+	creating map[string]chan struct{}
 }
 
-// knownStored reports whether this run has seen url (Type/id) stored.
-func (s *Summary) knownStored(url string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stored[url]
+// claimShared sorts the shared resources urls (Type/id) of one bundle into those this run has seen
+// stored and those the caller is now the only worker to look up and create, until it calls release.
+// Without the claim, two workers that both found a practitioner absent would both create it, and the
+// second write would overwrite the first with its own bundle's content; a create keeps the first. A
+// claim held by another worker is waited for before any is taken, so no worker holds one while it
+// waits for another's.
+func (s *Summary) claimShared(ctx context.Context, urls []string) (known map[string]bool, release func(), err error) {
+	for {
+		s.mu.Lock()
+		known = map[string]bool{}
+		var wait chan struct{}
+		for _, u := range urls {
+			if s.stored[u] {
+				known[u] = true
+			} else if ch := s.creating[u]; ch != nil {
+				wait = ch
+				break
+			}
+		}
+		if wait == nil {
+			mine := make(chan struct{})
+			var claimed []string
+			for _, u := range urls {
+				if !known[u] && s.creating[u] == nil {
+					if s.creating == nil {
+						s.creating = map[string]chan struct{}{}
+					}
+					s.creating[u] = mine
+					claimed = append(claimed, u)
+				}
+			}
+			s.mu.Unlock()
+			return known, func() {
+				s.mu.Lock()
+				for _, u := range claimed {
+					delete(s.creating, u)
+				}
+				s.mu.Unlock()
+				close(mine)
+			}, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
 }
 
 func (s *Summary) markStored(urls ...string) {
@@ -438,10 +484,11 @@ func postTransaction(ctx context.Context, p Poster, opt Options, sum *Summary, n
 		return nil
 	}
 	kept := prepare(b.Entry, opt, sum, name)
-	kept, err := skipPresent(ctx, p, sum, kept)
+	kept, release, err := skipPresent(ctx, p, sum, kept)
 	if err != nil {
 		return err
 	}
+	defer release()
 	if len(kept) == 0 {
 		return nil
 	}
@@ -490,22 +537,39 @@ func postParts(ctx context.Context, p Poster, sum *Summary, name string, entries
 
 // skipPresent leaves out the creates of shared resources that are already stored (counted unchanged),
 // pointing the references to them at the stored resource. The same Organization comes in many Synthea bundles, with
-// different content in some: a create keeps the first, so that a second import stores nothing.
-func skipPresent(ctx context.Context, p Poster, sum *Summary, entries []*entry) ([]*entry, error) {
+// different content in some: a create keeps the first, so that a second import stores nothing. The
+// caller posts the rest and then calls release, which lets other workers' bundles with the same shared
+// resources go on (Summary.claimShared).
+func skipPresent(ctx context.Context, p Poster, sum *Summary, entries []*entry) (kept []*entry, release func(), err error) {
 	byType := map[string][]*entry{}
+	var urls []string
 	for _, e := range entries {
 		typ, _, _ := strings.Cut(e.Request.URL, "/")
 		// A patient's own resources come once each and are left to the server's no-op update; the
 		// shared ones (practices, practitioners) come in many bundles, and are looked up in bulk.
 		if _, inCompartment := auth.PatientCompartment(typ); e.createOnly && !inCompartment {
 			byType[typ] = append(byType[typ], e)
+			urls = append(urls, e.Request.URL)
 		}
 	}
+	known, release, err := sum.claimShared(ctx, urls)
+	if err != nil {
+		return nil, nil, err
+	}
+	kept, err = skipKnown(ctx, p, sum, entries, byType, known)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return kept, release, nil
+}
+
+func skipKnown(ctx context.Context, p Poster, sum *Summary, entries []*entry, byType map[string][]*entry, known map[string]bool) ([]*entry, error) {
 	present := map[*entry]bool{}
 	for typ, all := range byType {
 		var list []*entry
 		for _, e := range all {
-			if sum.knownStored(e.Request.URL) {
+			if known[e.Request.URL] {
 				present[e] = true
 			} else {
 				list = append(list, e)

@@ -371,3 +371,47 @@ func TestImportLooksUpASharedResourceOnlyUntilItIsStored(t *testing.T) {
 		t.Errorf("the import searched %d times for the shared practitioner, want once (before the first bundle stored it)", searches)
 	}
 }
+
+// Bundles that carry the same practitioner with different content, posted by several workers at once:
+// the first to arrive is created and the others leave it as it is, as they would one after another.
+func TestImportCreatesASharedResourceOnceUnderConcurrentWorkers(t *testing.T) {
+	data := t.TempDir()
+	in := t.TempDir()
+	const prID = "7c0e0000-0000-4000-8000-0000000000bb"
+	const n = 24
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("7c0e0000-0000-4000-8000-%012d", 100+i)
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+		 {"fullUrl":"urn:uuid:` + prID + `","resource":{"resourceType":"Practitioner","id":"` + prID + `","name":[{"family":"Shared` + fmt.Sprint(i) + `"}]},"request":{"method":"POST","url":"Practitioner"}},
+		 {"fullUrl":"urn:uuid:` + id + `","resource":{"resourceType":"Patient","id":"` + id + `","gender":"female"},"request":{"method":"POST","url":"Patient"}},
+		 {"fullUrl":"urn:uuid:` + id + `-i","resource":{"resourceType":"Immunization","id":"` + id + `-i","status":"completed",` +
+			`"vaccineCode":{"text":"flu"},"patient":{"reference":"urn:uuid:` + id + `"},"occurrenceDateTime":"2020-01-01",` +
+			`"performer":[{"actor":{"reference":"urn:uuid:` + prID + `"}}]},"request":{"method":"POST","url":"Immunization"}}]}`
+		if err := os.WriteFile(filepath.Join(in, fmt.Sprintf("p%02d.json", i)), []byte(tx), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	practice := filepath.Join(t.TempDir(), "practice.json")
+	if err := os.WriteFile(practice, []byte(importPractice), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runImport(t, "--data-dir", data, practice); err != nil {
+		t.Fatalf("import the practice: %v\n%s", err, out)
+	}
+	out, err := runImport(t, "--data-dir", data, "--practice", "Y00001", "--workers", "8", "--progress", "none", in)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	if want := fmt.Sprintf("%d stored, %d unchanged", 2*n+1, n-1); !strings.Contains(out, want) {
+		t.Errorf("want %q: the practitioner stored once, the patients and immunisations all:\n%s", want, out)
+	}
+	st, err := sqlite.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	pr, err := st.Get(context.Background(), "Practitioner", prID)
+	if err != nil || pr.VersionID != 1 {
+		t.Errorf("the shared practitioner is at version %d (%v): a later bundle overwrote the one created first", pr.VersionID, err)
+	}
+}
