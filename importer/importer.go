@@ -19,6 +19,7 @@ import (
 
 	"github.com/gpfhir/gpfhir/auth"
 	"github.com/gpfhir/gpfhir/fhir"
+	"github.com/tidwall/gjson"
 )
 
 // Poster sends one Bundle to the server (Post), or a search (Get, a path with its query), and returns
@@ -394,10 +395,14 @@ func importDoc(ctx context.Context, p Poster, opt Options, sum *Summary, d doc) 
 		}
 		return nil
 	}
+	// A transaction or batch Bundle (every Synthea file) is decoded once, by postTransaction, which
+	// reports a body that is not JSON; reading the two names first does not decode the whole of it.
+	if h := gjson.GetManyBytes(d.body, "resourceType", "type"); h[0].Str == "Bundle" && (h[1].Str == "transaction" || h[1].Str == "batch") {
+		return postTransaction(ctx, p, opt, sum, d.name, h[1].Str, d.body)
+	}
 	var head struct {
-		ResourceType string            `json:"resourceType"`
-		Type         string            `json:"type"`
-		Entry        []json.RawMessage `json:"entry"`
+		ResourceType string `json:"resourceType"`
+		Type         string `json:"type"`
 	}
 	if err := json.Unmarshal(d.body, &head); err != nil || head.ResourceType == "" {
 		sum.skip(ReasonUnreadable, d.name+" is not a FHIR JSON resource")
@@ -650,12 +655,26 @@ func mayMention(raw json.RawMessage, refs map[string]string) bool {
 	return false
 }
 
-// typed reads an entry's resource type, id and practice.
+// typed is what prepare reads of an entry: its resource type, its id, and whether it names a practice.
 type typed struct {
-	ResourceType         string          `json:"resourceType"`
-	ID                   string          `json:"id"`
-	ManagingOrganization json.RawMessage `json:"managingOrganization"`
-	GeneralPractitioner  json.RawMessage `json:"generalPractitioner"`
+	ResourceType         string
+	ID                   string
+	ManagingOrganization bool
+	GeneralPractitioner  bool
+}
+
+// typedOf reads raw's typed, which is false when raw is not an object with a string resourceType (and a
+// string id, if any). raw comes from a Bundle already decoded, so it is JSON; looking up four members
+// rather than decoding it spares a validating pass over each entry (4% of an import's CPU).
+func typedOf(raw json.RawMessage) (typed, bool) {
+	if v := bytes.TrimLeft(raw, " \t\r\n"); len(v) == 0 || v[0] != '{' {
+		return typed{}, false
+	}
+	r := gjson.GetManyBytes(raw, "resourceType", "id", "managingOrganization", "generalPractitioner")
+	if r[0].Type != gjson.String || r[0].Str == "" || r[1].Exists() && r[1].Type != gjson.String {
+		return typed{}, false
+	}
+	return typed{ResourceType: r[0].Str, ID: r[1].Str, ManagingOrganization: r[2].Exists(), GeneralPractitioner: r[3].Exists()}, true
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
@@ -676,8 +695,8 @@ func prepare(entries []*entry, opt Options, sum *Summary, name string) []*entry 
 			kept = append(kept, e)
 			continue
 		}
-		var t typed
-		if err := json.Unmarshal(e.Resource, &t); err != nil || t.ResourceType == "" {
+		t, ok := typedOf(e.Resource)
+		if !ok {
 			sum.skip(ReasonUnreadable, name+": an entry is not a FHIR resource")
 			continue
 		}
@@ -686,7 +705,7 @@ func prepare(entries []*entry, opt Options, sum *Summary, name string) []*entry 
 			dropped[e.FullURL] = true
 			continue
 		}
-		if t.ResourceType == "Patient" && len(t.ManagingOrganization) == 0 && len(t.GeneralPractitioner) == 0 {
+		if t.ResourceType == "Patient" && !t.ManagingOrganization && !t.GeneralPractitioner {
 			if opt.PracticeRef == "" {
 				sum.skip(ReasonNoPractice, name)
 				dropped[e.FullURL] = true

@@ -54,3 +54,42 @@ func TestReferenceRewritesKeepNumbersAsWritten(t *testing.T) {
 		t.Errorf("setField: %s, want %s", patient, want)
 	}
 }
+
+// typedOf reads what a full decoding would: the same type, id and practice members, and the same refusals.
+func TestTypedOfReadsWhatDecodingWould(t *testing.T) {
+	type decoded struct {
+		ResourceType         string          `json:"resourceType"`
+		ID                   string          `json:"id"`
+		ManagingOrganization json.RawMessage `json:"managingOrganization"`
+		GeneralPractitioner  json.RawMessage `json:"generalPractitioner"`
+	}
+	for _, raw := range []string{
+		`{"resourceType":"Patient","id":"p1","managingOrganization":{"reference":"Organization/o1"}}`,
+		`{"resourceType":"Patient","id":"p1","generalPractitioner":[{"reference":"Practitioner/d1"}]}`,
+		`{"resourceType":"Patient","id":"p1","managingOrganization":null}`,
+		`{"id":"p1","name":[{"text":"\"resourceType\":\"Patient\""}],"resourceType":"Patient"}`,
+		`{"resourceType":"Immuni\u007aation","id":"i\u00311"}`,
+		` {"resourceType":"Observation"}`,
+		`{"contained":[{"resourceType":"Organization","id":"o"}],"resourceType":"Patient"}`,
+		`{"resourceType":"Patient","id":7}`,
+		`{"resourceType":7}`,
+		`{"resourceType":""}`,
+		`{"id":"p1"}`,
+		`["resourceType","Patient"]`,
+		`"Patient"`,
+		`null`,
+	} {
+		var d decoded
+		err := json.Unmarshal([]byte(raw), &d)
+		wantOK := err == nil && d.ResourceType != ""
+		got, ok := typedOf(json.RawMessage(raw))
+		if ok != wantOK {
+			t.Errorf("typedOf(%s) ok = %v, decoding says %v", raw, ok, wantOK)
+			continue
+		}
+		want := typed{d.ResourceType, d.ID, len(d.ManagingOrganization) > 0, len(d.GeneralPractitioner) > 0}
+		if ok && got != want {
+			t.Errorf("typedOf(%s) = %+v, decoding gives %+v", raw, got, want)
+		}
+	}
+}
