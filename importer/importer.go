@@ -569,6 +569,8 @@ func skipPresent(ctx context.Context, p Poster, sum *Summary, entries []*entry) 
 	return kept, release, nil
 }
 
+// skipKnown is skipPresent once the claims are taken: the shared resources in known are present without
+// asking the server, and the others are looked up.
 func skipKnown(ctx context.Context, p Poster, sum *Summary, entries []*entry, byType map[string][]*entry, known map[string]bool) ([]*entry, error) {
 	present := map[*entry]bool{}
 	for typ, all := range byType {
