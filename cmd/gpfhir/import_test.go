@@ -305,30 +305,8 @@ func TestImportPostsAnOversizedTransactionInParts(t *testing.T) {
 // the import knows it is there, and each lookup is an audited search whose record waits for the writer.
 func TestImportLooksUpASharedResourceOnlyUntilItIsStored(t *testing.T) {
 	data := t.TempDir()
-	in := t.TempDir()
-	practitioner := `{"fullUrl":"urn:uuid:7c0e0000-0000-4000-8000-0000000000aa","resource":{"resourceType":"Practitioner","id":"7c0e0000-0000-4000-8000-0000000000aa","name":[{"family":"Shared"}]},"request":{"method":"POST","url":"Practitioner"}}`
-	for i := 1; i <= 3; i++ {
-		id := fmt.Sprintf("7c0e0000-0000-4000-8000-00000000000%d", i)
-		tx := `{"resourceType":"Bundle","type":"transaction","entry":[` + practitioner + `,
-		 {"fullUrl":"urn:uuid:` + id + `","resource":{"resourceType":"Patient","id":"` + id + `","gender":"male"},"request":{"method":"POST","url":"Patient"}},
-		 {"fullUrl":"urn:uuid:` + id + `-i","resource":{"resourceType":"Immunization","id":"` + id + `-i","status":"completed",` +
-			`"vaccineCode":{"text":"flu"},"patient":{"reference":"urn:uuid:` + id + `"},"occurrenceDateTime":"2020-01-01",` +
-			`"performer":[{"actor":{"reference":"urn:uuid:7c0e0000-0000-4000-8000-0000000000aa"}}]},"request":{"method":"POST","url":"Immunization"}}]}`
-		if err := os.WriteFile(filepath.Join(in, fmt.Sprintf("p%d.json", i)), []byte(tx), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	practice := filepath.Join(t.TempDir(), "practice.json")
-	if err := os.WriteFile(practice, []byte(importPractice), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runImport(t, "--data-dir", data, practice); err != nil {
-		t.Fatalf("import the practice: %v\n%s", err, out)
-	}
-	out, err := runImport(t, "--data-dir", data, "--practice", "Y00001", "--workers", "1", "--progress", "none", in)
-	if err != nil {
-		t.Fatalf("import: %v\n%s", err, out)
-	}
+	in := sharedPractitionerBundles(t, "7c0e0000-0000-4000-8000-0000000000aa", 3, 0, false)
+	out := importAtPractice(t, data, "--workers", "1", in)
 	if !strings.Contains(out, "7 stored, 2 unchanged") {
 		t.Errorf("want the practitioner stored once, and the three patients and their immunisations:\n%s", out)
 	}
@@ -376,32 +354,10 @@ func TestImportLooksUpASharedResourceOnlyUntilItIsStored(t *testing.T) {
 // the first to arrive is created and the others leave it as it is, as they would one after another.
 func TestImportCreatesASharedResourceOnceUnderConcurrentWorkers(t *testing.T) {
 	data := t.TempDir()
-	in := t.TempDir()
 	const prID = "7c0e0000-0000-4000-8000-0000000000bb"
 	const n = 24
-	for i := 1; i <= n; i++ {
-		id := fmt.Sprintf("7c0e0000-0000-4000-8000-%012d", 100+i)
-		tx := `{"resourceType":"Bundle","type":"transaction","entry":[
-		 {"fullUrl":"urn:uuid:` + prID + `","resource":{"resourceType":"Practitioner","id":"` + prID + `","name":[{"family":"Shared` + fmt.Sprint(i) + `"}]},"request":{"method":"POST","url":"Practitioner"}},
-		 {"fullUrl":"urn:uuid:` + id + `","resource":{"resourceType":"Patient","id":"` + id + `","gender":"female"},"request":{"method":"POST","url":"Patient"}},
-		 {"fullUrl":"urn:uuid:` + id + `-i","resource":{"resourceType":"Immunization","id":"` + id + `-i","status":"completed",` +
-			`"vaccineCode":{"text":"flu"},"patient":{"reference":"urn:uuid:` + id + `"},"occurrenceDateTime":"2020-01-01",` +
-			`"performer":[{"actor":{"reference":"urn:uuid:` + prID + `"}}]},"request":{"method":"POST","url":"Immunization"}}]}`
-		if err := os.WriteFile(filepath.Join(in, fmt.Sprintf("p%02d.json", i)), []byte(tx), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	practice := filepath.Join(t.TempDir(), "practice.json")
-	if err := os.WriteFile(practice, []byte(importPractice), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := runImport(t, "--data-dir", data, practice); err != nil {
-		t.Fatalf("import the practice: %v\n%s", err, out)
-	}
-	out, err := runImport(t, "--data-dir", data, "--practice", "Y00001", "--workers", "8", "--progress", "none", in)
-	if err != nil {
-		t.Fatalf("import: %v\n%s", err, out)
-	}
+	in := sharedPractitionerBundles(t, prID, n, 100, true)
+	out := importAtPractice(t, data, "--workers", "8", in)
 	if want := fmt.Sprintf("%d stored, %d unchanged", 2*n+1, n-1); !strings.Contains(out, want) {
 		t.Errorf("want %q: the practitioner stored once, the patients and immunisations all:\n%s", want, out)
 	}
@@ -414,4 +370,47 @@ func TestImportCreatesASharedResourceOnceUnderConcurrentWorkers(t *testing.T) {
 	if err != nil || pr.VersionID != 1 {
 		t.Errorf("the shared practitioner is at version %d (%v): a later bundle overwrote the one created first", pr.VersionID, err)
 	}
+}
+
+// sharedPractitionerBundles writes n patient bundles, each with a Patient, an Immunization and the
+// same Practitioner prID that performed it (with a name of its own in each bundle when vary is set),
+// and returns their directory. Patient i's id ends in base+i.
+func sharedPractitionerBundles(t *testing.T, prID string, n, base int, vary bool) string {
+	t.Helper()
+	in := t.TempDir()
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("7c0e0000-0000-4000-8000-%012d", base+i)
+		family := "Shared"
+		if vary {
+			family += fmt.Sprint(i)
+		}
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+		 {"fullUrl":"urn:uuid:` + prID + `","resource":{"resourceType":"Practitioner","id":"` + prID + `","name":[{"family":"` + family + `"}]},"request":{"method":"POST","url":"Practitioner"}},
+		 {"fullUrl":"urn:uuid:` + id + `","resource":{"resourceType":"Patient","id":"` + id + `","gender":"female"},"request":{"method":"POST","url":"Patient"}},
+		 {"fullUrl":"urn:uuid:` + id + `-i","resource":{"resourceType":"Immunization","id":"` + id + `-i","status":"completed",` +
+			`"vaccineCode":{"text":"flu"},"patient":{"reference":"urn:uuid:` + id + `"},"occurrenceDateTime":"2020-01-01",` +
+			`"performer":[{"actor":{"reference":"urn:uuid:` + prID + `"}}]},"request":{"method":"POST","url":"Immunization"}}]}`
+		if err := os.WriteFile(filepath.Join(in, fmt.Sprintf("p%02d.json", i)), []byte(tx), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return in
+}
+
+// importAtPractice imports the practice Y00001 into data and then args, registering patients there,
+// and returns the summary.
+func importAtPractice(t *testing.T, data string, args ...string) string {
+	t.Helper()
+	practice := filepath.Join(t.TempDir(), "practice.json")
+	if err := os.WriteFile(practice, []byte(importPractice), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runImport(t, "--data-dir", data, practice); err != nil {
+		t.Fatalf("import the practice: %v\n%s", err, out)
+	}
+	out, err := runImport(t, append([]string{"--data-dir", data, "--practice", "Y00001", "--progress", "none"}, args...)...)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	return out
 }
