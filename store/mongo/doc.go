@@ -231,7 +231,9 @@
 //     when no chain document is left, and every reader of the anchor (AuditAnchor, and so audit.Verify
 //     before it counts what Search serves; AuditRange; PruneAudit; Open, in any process) first finishes
 //     a pending step by deleting its ids again (deletions are idempotent). Until that happens the step's
-//     AuditEvents may still be served by Get and Search, as a pending append's may not yet be.
+//     AuditEvents may still be served by Get and Search, as a pending append's may not yet be. A reader
+//     reads the anchor before it looks for pending steps, so that the anchor it returns never has records
+//     still stored, even when another process inserts a step in between.
 //
 // Concurrent prunes (the retention loops of several processes on one database) need no lock. A step's
 // anchor document has the anchor's Seq as _id, so two processes that prune the same step insert the same

@@ -58,7 +58,16 @@ func (s *Store) AuditAnchor(ctx context.Context) (audit.Anchor, error) {
 
 // auditAnchor finishes pending prune steps and returns the current anchor (Seq 0: never pruned) and how
 // many AuditEvents finishing them deleted.
+//
+// The anchor is read before the pending steps are looked for: a step that another process inserts in
+// between is then newer than the anchor returned, and the anchor returned, if it was pending, is among
+// those finished (or was finished by its own process meanwhile). Read after them, such a step came back
+// with its records still stored.
 func (s *Store) auditAnchor(ctx context.Context) (anchorDoc, int64, error) {
+	d, err := s.readAnchor(ctx)
+	if err != nil {
+		return anchorDoc{}, 0, err
+	}
 	cur, err := s.db.Collection(collAuditAnchor).Find(ctx, bson.D{{Key: "pend", Value: true}}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return anchorDoc{}, 0, translate("audit anchor", err)
@@ -68,15 +77,15 @@ func (s *Store) auditAnchor(ctx context.Context) (anchorDoc, int64, error) {
 		return anchorDoc{}, 0, translate("audit anchor", err)
 	}
 	var deleted int64
-	for _, d := range pending {
-		n, err := s.finishPrune(ctx, d)
+	for _, p := range pending {
+		n, err := s.finishPrune(ctx, p)
 		deleted += n
 		if err != nil {
 			return anchorDoc{}, deleted, err
 		}
 	}
-	d, err := s.readAnchor(ctx)
-	return d, deleted, err
+	d.Pending, d.IDs = false, nil
+	return d, deleted, nil
 }
 
 // readAnchor returns the current anchor as stored, pending or not. Its Seq and Hash are right either

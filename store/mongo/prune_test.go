@@ -255,3 +255,48 @@ func TestPruneAuditCountsAStepThatAReaderFinished(t *testing.T) {
 	}
 	wantAuditEvents(t, s, []int{1, 2, 3, 4, 5, 6}, nil)
 }
+
+// TestAuditAnchorIsReturnedOnlyOnceItsRecordsAreGone reads the anchor while another call prunes one
+// record per step (journal mode, so each step inserts its anchor before it deletes): an anchor that
+// AuditAnchor returns has its records deleted, whichever call deleted them. It read the newest anchor
+// document after finishing the pending ones, so a step inserted in between came back with its records
+// still stored, and an auditor's search found AuditEvents that retention had already removed from the
+// chain.
+func TestAuditAnchorIsReturnedOnlyOnceItsRecordsAreGone(t *testing.T) {
+	uri := mongotest.Start(t)
+	s := open(t, uri, Options{Txn: TxnJournal})
+	s.pruneChunk = 1
+	const n = 30
+	appendTrail(t, s, n)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.PruneAudit(t.Context(), trailT0.Add(time.Hour))
+		done <- err
+	}()
+	var last int64
+	for reads := 0; ; reads++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("PruneAudit: %v", err)
+			}
+			if a, err := s.AuditAnchor(t.Context()); err != nil || a.Seq != n {
+				t.Fatalf("AuditAnchor after the prune: %+v %v, want record %d", a, err, n)
+			}
+			t.Logf("%d anchor reads during the prune, the last at record %d", reads, last)
+			return
+		default:
+		}
+		a, err := s.AuditAnchor(t.Context())
+		if err != nil {
+			t.Fatalf("AuditAnchor: %v", err)
+		}
+		if a.Seq == 0 {
+			continue
+		}
+		last = a.Seq
+		if _, err := s.Get(t.Context(), store.AuditEventType, fmt.Sprintf("e%d", a.Seq)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("AuditAnchor returned record %d while its AuditEvent was still stored (Get: %v)", a.Seq, err)
+		}
+	}
+}
