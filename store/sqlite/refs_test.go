@@ -398,3 +398,70 @@ func TestAuditRangeReadsPackedAndPlainBodies(t *testing.T) {
 		}
 	}
 }
+
+// TestACopiedChunkSkipsRecordsTakenOrPrunedSinceItWasRead: the copier reads a chunk before it takes the
+// writer, so another copier may have copied those records, or a prune removed them, by the time it
+// inserts. It then copies only what is still past the mark and the anchor, and never moves the mark back.
+func TestACopiedChunkSkipsRecordsTakenOrPrunedSinceItWasRead(t *testing.T) {
+	refsOf := func(t *testing.T, s *Store, id string) int {
+		t.Helper()
+		var n int
+		if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_ref WHERE id = ?`, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	open := func(t *testing.T) *Store {
+		s, err := open(t.Context(), t.TempDir(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		appendTo(t, s, 1, 6)
+		return s
+	}
+
+	t.Run("taken by another copier", func(t *testing.T) {
+		s := open(t)
+		chunk, err := s.readRefChunk(t.Context())
+		if err != nil || len(chunk) != 6 {
+			t.Fatalf("readRefChunk: %d records, %v; want 6", len(chunk), err)
+		}
+		appendTo(t, s, 7, 8)
+		if err := s.copyRefs(t.Context()); err != nil { // a search's copy, say
+			t.Fatal(err)
+		}
+		if n, err := s.copyChunk(t.Context(), chunk); err != nil || n != 6 {
+			t.Fatalf("copyChunk = %d, %v; want the 6 records read, none copied", n, err)
+		}
+		if got := refMark(t, s); got != 8 {
+			t.Errorf("mark = %d, want 8: a chunk read before must not move it back", got)
+		}
+	})
+
+	t.Run("pruned meanwhile", func(t *testing.T) {
+		s := open(t)
+		chunk, err := s.readRefChunk(t.Context())
+		if err != nil || len(chunk) != 6 {
+			t.Fatalf("readRefChunk: %d records, %v; want 6", len(chunk), err)
+		}
+		if a, n, err := s.PruneAudit(t.Context(), trailStart.Add(3500*time.Millisecond)); err != nil || n != 3 || a.Seq != 3 {
+			t.Fatalf("PruneAudit = %+v, %d, %v; want records 1-3 removed", a, n, err)
+		}
+		if n, err := s.copyChunk(t.Context(), chunk); err != nil || n != 6 {
+			t.Fatalf("copyChunk = %d, %v", n, err)
+		}
+		for i := 1; i <= 6; i++ {
+			want := 0
+			if i > 3 {
+				want = 1
+			}
+			if got := refsOf(t, s, fmt.Sprintf("e%d", i)); got != want {
+				t.Errorf("e%d has %d audit_ref entries, want %d", i, got, want)
+			}
+		}
+		if got := refMark(t, s); got != 6 {
+			t.Errorf("mark = %d, want 6", got)
+		}
+	})
+}
