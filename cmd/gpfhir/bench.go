@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -133,7 +134,7 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 		}()
 		server = map[string]string{"started_by_bench": "true", "store": "sqlite (embedded, temporary directory)",
 			"flags": strings.Join(serveArgs, " "), "rate_limits": "off (--rate-limit 0 --anonymous-rate-limit 0 --max-in-flight 0)",
-			"audit": "on, durable before each answer"}
+			"audit": "on, durable before each answer", "gc_percent": strconv.FormatUint(gogcNow(), 10) + " (the process's, load generator included)"}
 	}
 	server["base_url"] = base
 	server["patients"] = strconv.Itoa(cfg.scale)
@@ -489,4 +490,11 @@ func startProfiles(prefix string) (func() error, error) {
 		runtime.SetMutexProfileFraction(0)
 		return errors.Join(errs...)
 	}, nil
+}
+
+// gogcNow is the garbage collector's target in force (serve sets it: --gc-percent).
+func gogcNow() uint64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
