@@ -29,6 +29,8 @@ type importConfig struct {
 	workers  int
 	batch    int
 	progress string
+	// gcPercent is --gc-percent (gc.go).
+	gcPercent int
 }
 
 // importClientID names the in-process importer in audit records, as a client id names an app.
@@ -76,6 +78,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	fs.IntVar(&cfg.workers, "workers", 2, "Bundles posted at once")
 	fs.IntVar(&cfg.batch, "batch", 200, "entries per batch Bundle for ndjson and collections")
 	fs.StringVar(&cfg.progress, "progress", "auto", "progress display: auto (a bar on a terminal, a line every 5s otherwise), bar, lines or none")
+	addGCFlag(fs, &cfg.gcPercent)
 	paths, err := parseWithPaths(fs, args, getenv)
 	if err != nil {
 		return err
@@ -101,9 +104,11 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	default:
 		errs.addf("--progress must be auto, bar, lines or none")
 	}
+	checkGCFlag(&errs, cfg.gcPercent)
 	if err := errs.err(); err != nil {
 		return err
 	}
+	defer setGCPercent(gcTarget(cfg.gcPercent, getenv))()
 
 	var poster importer.Poster
 	if cfg.baseURL != "" {

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,7 +106,7 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.Float64Var(&cfg.clientRate, "rate-limit", api.DefaultLimits.ClientRate, "requests per second one patient or client may make, with bursts of twice that (0: no limit); over it, 429")
 	fs.Float64Var(&cfg.anonymousRate, "anonymous-rate-limit", api.DefaultLimits.AnonymousRate, "requests per second one address may make without a valid token, with bursts of four times that (0: no limit); over it, 429 before any audit write")
 	fs.IntVar(&cfg.maxInFlight, "max-in-flight", api.DefaultLimits.MaxInFlight, "most requests served at once; more wait up to 100ms, then 503 (0: no bound)")
-	fs.IntVar(&cfg.gcPercent, "gc-percent", 0, fmt.Sprintf("the Go garbage collector's target (GOGC) while serving: higher spends memory to save CPU (default %d, unless GOGC is set in the environment)", defaultGCPercent))
+	addGCFlag(fs, &cfg.gcPercent)
 	fs.DurationVar(&cfg.requestTimeout, "request-timeout", api.DefaultLimits.RequestTimeout, "longest a request may take before it is stopped and answered 503 (0: no limit)")
 	fs.DurationVar(&cfg.readTimeout, "read-timeout", 30*time.Second, "longest a client may take to send a whole request, body included")
 	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 5*time.Second, "longest a client may take to send a request's headers")
@@ -119,35 +118,6 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.Var(&cfg.devRedirects, "dev-redirect-uri", "with --dev: a redirect URI of a browser SMART app, registered for the dev identity provider's public client "+devidp.AppClientID+" (repeatable; loopback URIs match on any port)")
 	fs.Var(&cfg.clientNames, "client-name", "the name patients see for an app in who accessed their record: CLIENT=NAME (repeatable; in the environment, separate entries with ;)")
 	return fs
-}
-
-// defaultGCPercent is the server's GOGC unless the operator sets one. Go's default of 100 collects each
-// time the heap doubles; a server's live heap is small (tens of MB) and every audited request allocates,
-// so at 100 marking alone took 7% of all CPU under reads (pprof of gpfhir bench). At 400, in gpfhir bench (read and
-// compartment search, 16 and 64 connections, alternated with 100 twice): CPU per request 10-15% lower,
-// the P9 read's p99 at 16 connections 9.7-10.3 ms against 12.1-13.5, resident memory about 320 MiB
-// against 235. 800 saved a few percent more for another 100-170 MiB.
-const defaultGCPercent = 400
-
-// gcTarget is the GOGC serve sets, or 0 to leave the runtime's: --gc-percent if given, else nothing when
-// GOGC is in the environment (the runtime has read it), else defaultGCPercent.
-func (cfg *serveConfig) gcTarget(getenv func(string) string) int {
-	switch {
-	case cfg.gcPercent > 0:
-		return cfg.gcPercent
-	case getenv("GOGC") != "":
-		return 0
-	default:
-		return defaultGCPercent
-	}
-}
-
-// gcPercentDesc says in the start-up line which garbage-collector target is in force and why.
-func gcPercentDesc(set int, getenv func(string) string) string {
-	if set > 0 {
-		return strconv.Itoa(set)
-	}
-	return getenv("GOGC") + " (GOGC)"
 }
 
 // limits are the request limits the flags ask for.
@@ -220,9 +190,7 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 	if cfg.clientRate < 0 || cfg.anonymousRate < 0 || cfg.maxInFlight < 0 || cfg.requestTimeout < 0 {
 		errs.addf("--rate-limit, --anonymous-rate-limit, --max-in-flight and --request-timeout must not be negative (0 turns each off)")
 	}
-	if cfg.gcPercent < 0 {
-		errs.addf("--gc-percent must not be negative (0: the default)")
-	}
+	checkGCFlag(&errs, cfg.gcPercent)
 	if cfg.readTimeout <= 0 || cfg.readHeaderTimeout <= 0 {
 		errs.addf("--read-timeout and --read-header-timeout must be positive: without them a slow client holds a connection for ever")
 	}
@@ -270,11 +238,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
-	gcPercent := cfg.gcTarget(getenv)
-	if gcPercent > 0 {
-		// Process-wide; put back on return, for the commands (bench) and tests that serve in process.
-		defer debug.SetGCPercent(debug.SetGCPercent(gcPercent))
-	}
+	gcPercent := gcTarget(cfg.gcPercent, getenv)
+	defer setGCPercent(gcPercent)()
 
 	st, storeDesc, err := cfg.store.open(ctx)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime/metrics"
 	"strings"
 	"sync"
 	"testing"
@@ -343,58 +342,5 @@ func TestClientNameFlagFromFlagsAndEnvironment(t *testing.T) {
 		if err := parseFlags(fs, []string{"--client-name", bad}, envFrom(nil)); err == nil || !strings.Contains(err.Error(), "CLIENT=NAME") {
 			t.Errorf("--client-name %q: %v", bad, err)
 		}
-	}
-}
-
-// TestServeSetsTheGarbageCollectorTarget: serve runs with GOGC 400 unless the operator chose: with
-// --gc-percent, or with GOGC in the environment, which the runtime has already applied. It puts the
-// process's target back when it returns.
-func TestServeSetsTheGarbageCollectorTarget(t *testing.T) {
-	gogc := func() int {
-		s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-		metrics.Read(s)
-		return int(s[0].Value.Uint64())
-	}
-	before := gogc()
-	cases := []struct {
-		name string
-		args []string
-		env  map[string]string
-		want int
-	}{
-		{"by default", nil, nil, defaultGCPercent},
-		{"with --gc-percent", []string{"--gc-percent", "250"}, nil, 250},
-		{"from GPFHIR_GC_PERCENT", nil, map[string]string{"GPFHIR_GC_PERCENT": "300"}, 300},
-		{"with GOGC in the environment", nil, map[string]string{"GOGC": "150"}, before},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(t.Context())
-			listening := make(chan string, 1)
-			done := make(chan error, 1)
-			args := append([]string{"--dev", "--dev-patients", "2", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...)
-			go func() { done <- serve(ctx, args, envFrom(tc.env), io.Discard, listening) }()
-			select {
-			case <-listening:
-			case err := <-done:
-				t.Fatalf("serve exited: %v", err)
-			case <-time.After(2 * time.Minute):
-				t.Fatal("server did not start")
-			}
-			got := gogc()
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatalf("serve: %v", err)
-			}
-			if got != tc.want {
-				t.Errorf("GOGC while serving = %d, want %d", got, tc.want)
-			}
-			if after := gogc(); after != before {
-				t.Errorf("GOGC after serve returned = %d, want %d as before", after, before)
-			}
-		})
-	}
-	if err := serve(t.Context(), []string{"--dev", "--gc-percent", "-5"}, envFrom(nil), io.Discard, nil); err == nil || !strings.Contains(err.Error(), "--gc-percent") {
-		t.Errorf("--gc-percent -5: %v, want a configuration error naming it", err)
 	}
 }
