@@ -70,9 +70,9 @@ func (s *Store) copyRefs(ctx context.Context) error {
 
 // copyRefsChunk copies the entries of the next refChunk records past the mark and returns how many
 // records it read. The records are read, and their entries decoded, on the reader pool before the writer
-// connection is taken: chain rows never change once appended, and under audited reads the writer is the
-// server's bottleneck (the audit commits and the copier shared it about half and half, gpfhir bench at 64
-// connections), so the copier holds it only for the inserts. Inside the transaction the mark is read
+// connection is taken, since chain rows never change once appended: the copier then holds the writer only
+// for the inserts, and the audit commits wait less for it (under P9 reads at 64 connections it held the
+// writer 500 ms of each second before, about 360 after; docs/operations.md). Inside the transaction the mark is read
 // again: records that another copier (a search's, or another process's) took meanwhile are skipped. So
 // are records pruned meanwhile, since PruneAudit copies up to what it removes before removing it.
 func (s *Store) copyRefsChunk(ctx context.Context) (int, error) {
