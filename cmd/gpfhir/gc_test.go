@@ -4,18 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
 )
 
-// gogc is the process's garbage-collector target in force.
-func gogc() int {
-	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-	metrics.Read(s)
-	return int(s[0].Value.Uint64())
-}
+// gogc is the process's garbage-collector target in force, as bench reports it.
+func gogc() int { return int(gogcNow()) }
 
 // TestServeSetsTheGarbageCollectorTarget: serve runs with GOGC 400 unless the operator chose: with
 // --gc-percent, or with GOGC in the environment, which the runtime has already applied. It puts the
