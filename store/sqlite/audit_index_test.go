@@ -296,7 +296,8 @@ func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
 		`INSERT INTO audit_ref_v4 (value, param, id, system) SELECT value, param, id, system FROM audit_ref`,
 		// An entry left by a pruned record whose entries could not be read: it names no record.
 		`INSERT INTO audit_ref_v4 (value, param, id, system) VALUES ('Patient/p1', 'patient', 'pruned', '')`,
-		`DROP TABLE audit_ref`, `ALTER TABLE audit_ref_v4 RENAME TO audit_ref`, `PRAGMA user_version = 4`)
+		`DROP TABLE audit_ref`, `ALTER TABLE audit_ref_v4 RENAME TO audit_ref`)
+	editFile(t, dir, append(version6Idx, `PRAGMA user_version = 4`)...)
 
 	s = openDir(t, dir)
 	var v, untimed int
@@ -310,6 +311,88 @@ func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
 		Sort: []store.SortKey{{Param: auditDate, Desc: true}}, Limit: 4})
 	if want := []string{"v4-0", "v4-1", "v4-2", "v4-3"}; !slices.Equal(got, want) {
 		t.Errorf("newest first after the upgrade = %v, want %v", got, want)
+	}
+}
+
+// version6Idx turns a new file's idx into what versions 4 to 6 left: no n, and the id after the value.
+var version6Idx = []string{
+	`DROP INDEX idx_value`, `DROP INDEX idx_system`, `DROP INDEX idx_text`, `ALTER TABLE idx DROP COLUMN n`,
+	`CREATE INDEX idx_value ON idx (type, param, value, system, id)`,
+	`CREATE INDEX idx_system ON idx (type, param, system, value, id) WHERE system <> ''`,
+	`CREATE INDEX idx_text ON idx (type, param, text, id) WHERE text <> ''`,
+}
+
+// TestOpenUpgradesASchemaVersion6File: idx without n. The upgrade adds it and orders the indexes by it;
+// the entries already stored, with n = 0, and those written after are found together, in id order, and
+// paged through without a gap, though the newer ones are written in the opposite order.
+func TestOpenUpgradesASchemaVersion6File(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	obs := func(id string, version int64) store.Write {
+		return store.Write{
+			Resource: store.Resource{Type: "Observation", ID: id, VersionID: version, LastUpdated: trailStart, Body: []byte(`{"resourceType":"Observation"}`)},
+			Index: []store.IndexEntry{{Param: "code", System: "http://loinc.org", Value: "8302-2", Text: "body height"},
+				{Param: "status", System: "http://hl7.org/fhir/observation-status", Value: "final"}},
+			ExpectVersion: version - 1,
+		}
+	}
+	for _, id := range []string{"b", "d"} {
+		if err := s.Apply(t.Context(), []store.Write{obs(id, 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	editFile(t, dir, append(version6Idx, `PRAGMA user_version = 6`)...)
+
+	s = openDir(t, dir)
+	var v int
+	if err := s.r.QueryRowContext(t.Context(), `PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
+		t.Fatalf("user_version = %d %v, want %d", v, err, schemaVersion)
+	}
+	for _, name := range []string{"idx_value", "idx_system", "idx_text"} {
+		var sqlText string
+		if err := s.r.QueryRowContext(t.Context(), `SELECT sql FROM sqlite_schema WHERE name = ?`, name).Scan(&sqlText); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !strings.Contains(sqlText, " n, id)") {
+			t.Errorf("%s is not ordered by n after the upgrade: %s", name, sqlText)
+		}
+	}
+	for _, w := range []store.Write{obs("e", 1), obs("c", 1), obs("a", 1), obs("b", 2)} {
+		if err := s.Apply(t.Context(), []store.Write{w}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"a", "b", "c", "d", "e"}
+	for _, c := range []store.Clause{
+		{{Param: "code", Match: store.MatchToken, System: "http://loinc.org", Value: "8302-2"}},
+		{{Param: "code", Match: store.MatchToken, System: "http://loinc.org"}},
+		{{Param: "code", Match: store.MatchPrefix, Value: "body"}},
+	} {
+		var got []string
+		q := store.Query{Type: "Observation", Clauses: []store.Clause{c,
+			// Tested on each candidate, through idx_resource.
+			{{Param: "status", Match: store.MatchToken, System: "http://hl7.org/fhir/observation-status", Value: "final"}}}, Limit: 2}
+		for {
+			hits, err := s.Search(t.Context(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range hits {
+				got = append(got, h.Resource.ID)
+			}
+			if len(hits) < q.Limit {
+				break
+			}
+			q.After = []store.SortValue{{Str: hits[len(hits)-1].Resource.ID}}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s pages = %v, want %v", c[0].Param, got, want)
+		}
+	}
+	var oldEntries int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM idx WHERE n = 0`).Scan(&oldEntries); err != nil || oldEntries != 2 {
+		t.Errorf("%d entries with n = 0 (%v), want d's two: b's were replaced by its second version", oldEntries, err)
 	}
 }
 
@@ -327,6 +410,7 @@ func TestOpenUpgradesASchemaVersion5File(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+	editFile(t, dir, version6Idx...)
 	editFile(t, dir, `DROP INDEX idx_system`, `DROP INDEX idx_text`, `DROP INDEX idx_range`,
 		`CREATE INDEX idx_system ON idx (type, param, system, value, id)`,
 		`CREATE INDEX idx_text ON idx (type, param, text, id)`,

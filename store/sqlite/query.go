@@ -14,12 +14,12 @@ import (
 )
 
 // Which index serves which predicate in a driving clause (all lead with type, param so a search never
-// leaves one parameter); clauses tested per row use idx_resource or idx_value, see perRowIndex:
+// leaves one parameter); clauses tested per row use idx_resource, see perRowIndex:
 //
 //	MatchPresent                      any idx_* index, on (type, param)
-//	MatchToken, MatchExact            idx_value  (type, param, value, system, id)
-//	MatchToken with only a System     idx_system (type, param, system, value, id) WHERE system <> ''
-//	MatchTokenText, MatchPrefix       idx_text   (type, param, text, id) WHERE text <> '', as a range
+//	MatchToken, MatchExact            idx_value  (type, param, value, system, n, id)
+//	MatchToken with only a System     idx_system (type, param, system, value, n, id) WHERE system <> ''
+//	MatchTokenText, MatchPrefix       idx_text   (type, param, text, n, id) WHERE text <> '', as a range
 //	MatchContains                     idx_text, on (type, param), with instr over the covering index
 //	MatchRange                        idx_range  (type, param, lo, hi, id) WHERE value = ''
 //	MatchHas                          idx_value, as a range of "Type/" references
@@ -380,8 +380,8 @@ func sortValue(v any) store.SortValue {
 //     last. It compiles to an IN list read from the index that serves it (the table at the top of this
 //     file);
 //   - every other clause is tested per candidate row, as a correlated EXISTS on the candidate's own index
-//     entries: the key (type, param, value, system, id) of idx_value, or (type, id, param) of
-//     idx_resource, so it costs a few index probes per candidate whatever it would select on its own;
+//     entries under (type, id, param) in idx_resource, so it costs a few index probes per candidate
+//     whatever it would select on its own;
 //   - a chain tested per candidate row pins the referenced resource by the id in the reference and tests
 //     every clause of the sub-query on that one row in the same way, at any depth; a _has tested per
 //     candidate row finds the references to the candidate through idx_value.
@@ -461,8 +461,8 @@ func setToken(p store.Predicate, typ string, not bool) bool {
 
 // tokenSet writes "the candidate a has (not: has none of) these codes of one parameter" as one look-up of
 // the candidate's entries for the parameter, instead of one per code: a patient's search tests three
-// withheld labels on every candidate, each a probe of idx_value, where idx_resource finds the few
-// entries the candidate has for the parameter at once.
+// withheld labels on every candidate, each a probe of the candidate's entries, where one look-up finds
+// the few entries the candidate has for the parameter at once.
 func (b *builder) tokenSet(ps []store.Predicate, typ, a string, not bool) error {
 	for _, p := range ps {
 		if err := indexParam(typ, p); err != nil {
@@ -780,25 +780,21 @@ func (b *builder) entry(p store.Predicate, typ, a string) error {
 		b.w(`)) `, x, ` WHERE 1`)
 		return b.match(p, x, true)
 	}
-	b.w(`SELECT 1 FROM `, t.idx, ` `, x, t.indexedBy(perRowIndex(p)), ` WHERE `, x, `.type = `)
+	b.w(`SELECT 1 FROM `, t.idx, ` `, x, t.indexedBy(perRowIndex), ` WHERE `, x, `.type = `)
 	b.arg(typ)
 	b.w(` AND `, x, `.id = `, a, `.id AND `, x, `.param = `)
 	b.arg(p.Param)
 	return b.match(p, x, true)
 }
 
-// perRowIndex names the index that finds one resource's entries satisfying p by the resource's id. The
-// planner, without statistics, would rather take a range of idx_text or idx_range over every resource
-// (two equalities and a range look cheaper to it than three equalities), which costs what the predicate
-// selects across the store: the very cost testing per row is meant to avoid. A token with a system and a
-// code is one key of idx_value, id included, and read without touching the table; every other entry is
-// found under (type, id, param) in idx_resource, where one resource has only a few.
-func perRowIndex(p store.Predicate) string {
-	if p.Match == store.MatchToken && !p.AnySystem && p.Value != "" {
-		return "idx_value"
-	}
-	return "idx_resource"
-}
+// perRowIndex is the index that finds one resource's entries satisfying a predicate by the resource's
+// id: idx_resource, keyed (type, id, param), where one resource has only a few. The planner, without
+// statistics, would rather take a range of idx_text or idx_range over every resource (two equalities and
+// a range look cheaper to it than three equalities), which costs what the predicate selects across the
+// store: the very cost testing per row is meant to avoid. idx_value cannot find it either: within a key
+// its entries are in the order they were written, not by id (the schema says why), so it would read
+// every entry of the code. A token's system is read from the table row, for the few entries matched.
+const perRowIndex = "idx_resource"
 
 // valueEq is how an equality on value is written: "value = +?", not "value = ?". idx_range's condition
 // is that value is empty, and when SQLite weighs a partial index it compares the query's terms with the
