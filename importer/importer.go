@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,7 +108,7 @@ type Options struct {
 	// PracticeRef ("Organization/<id>") registers Patients that arrive with no practice there; empty
 	// skips them.
 	PracticeRef string
-	// Workers is the number of Bundles in flight at once (default 2).
+	// Workers is the number of Bundles in flight at once (default DefaultWorkers).
 	Workers int
 	// BatchSize is the number of entries per batch Bundle for ndjson and collections (default 200).
 	BatchSize int
@@ -305,10 +306,15 @@ func (s *Summary) Write(w io.Writer) {
 	}
 }
 
+// DefaultWorkers is one more than the cores Go uses: while one worker's Bundle is in the store's single
+// writer, the others parse and check theirs on every core. The Synthea sample on two cores, alternated:
+// 2,061 and 2,205 resources/s with two workers, 2,395 and 2,446 with three; four gave no more than three.
+func DefaultWorkers() int { return runtime.GOMAXPROCS(0) + 1 }
+
 // Run imports every document under paths ("-" is stdin) through p.
 func Run(ctx context.Context, paths []string, stdin io.Reader, p Poster, opt Options) (*Summary, error) {
 	if opt.Workers <= 0 {
-		opt.Workers = 2
+		opt.Workers = DefaultWorkers()
 	}
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 200

@@ -75,7 +75,7 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	fs.StringVar(&cfg.token, "token", "", "bearer token for --base-url (a GP system token with system/*.cu, e.g. from gpfhir dev-token)")
 	fs.StringVar(&cfg.practice, "practice", "", "ODS code of the practice at which Patients that arrive with no practice are registered (otherwise they are skipped)")
 	fs.Var(&cfg.ods, "ods", "in-process import: further ODS codes of practices whose patients it may write (repeatable; --practice is always included)")
-	fs.IntVar(&cfg.workers, "workers", 2, "Bundles posted at once")
+	fs.IntVar(&cfg.workers, "workers", importer.DefaultWorkers(), "Bundles posted at once (one more than the cores Go uses)")
 	fs.IntVar(&cfg.batch, "batch", 200, "entries per batch Bundle for ndjson and collections")
 	fs.StringVar(&cfg.progress, "progress", "auto", "progress display: auto (a bar on a terminal, a line every 5s otherwise), bar, lines or none")
 	addGCFlag(fs, &cfg.gcPercent)

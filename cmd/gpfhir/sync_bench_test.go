@@ -75,7 +75,7 @@ func importSynthea(b *testing.B, dir string) string {
 	if _, err := runImportB(dir, practice); err != nil {
 		b.Fatal(err)
 	}
-	out, err := runImportB(dir, "--practice", "Y00001", "--workers", "2", "--progress", "none", syntheaArchive)
+	out, err := runImportB(dir, "--practice", "Y00001", "--progress", "none", syntheaArchive)
 	if err != nil {
 		b.Fatalf("%v\n%s", err, out)
 	}
