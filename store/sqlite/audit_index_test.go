@@ -38,6 +38,27 @@ func openDir(t *testing.T, dir string) *Store {
 	return s
 }
 
+// openUpgraded opens dir and checks that its schema is now this version's.
+func openUpgraded(t *testing.T, dir string) *Store {
+	t.Helper()
+	s := openDir(t, dir)
+	var v int
+	if err := s.r.QueryRowContext(t.Context(), `PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
+		t.Fatalf("user_version = %d %v, want %d", v, err, schemaVersion)
+	}
+	return s
+}
+
+// schemaSQL is the CREATE statement of the table or index name.
+func schemaSQL(t *testing.T, s *Store, name string) string {
+	t.Helper()
+	var text string
+	if err := s.r.QueryRowContext(t.Context(), `SELECT sql FROM sqlite_schema WHERE name = ?`, name).Scan(&text); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return text
+}
+
 func auditIDs(t *testing.T, s *Store, q store.Query) []string {
 	t.Helper()
 	q.Type = store.AuditEventType
@@ -206,11 +227,7 @@ func servedCopy(r audit.Record) []string {
 // searchable by its index, verifies, and that no AuditEvent is left in the resource tables.
 func upgraded(t *testing.T, dir string, records int) {
 	t.Helper()
-	s := openDir(t, dir)
-	var v int
-	if err := s.r.QueryRowContext(t.Context(), `PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
-		t.Fatalf("user_version = %d %v, want %d", v, err, schemaVersion)
-	}
+	s := openUpgraded(t, dir)
 	if err := audit.AppendChained(t.Context(), s, []audit.Record{{ID: "new1", Recorded: trailStart.Add(time.Hour),
 		Body: []byte(`{"resourceType":"AuditEvent","id":"new1"}`), Index: []store.IndexEntry{{Param: "action", Value: "R"}}}}, 1); err != nil {
 		t.Fatal(err)
@@ -299,11 +316,8 @@ func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
 		`DROP TABLE audit_ref`, `ALTER TABLE audit_ref_v4 RENAME TO audit_ref`)
 	editFile(t, dir, append(version6Idx, `PRAGMA user_version = 4`)...)
 
-	s = openDir(t, dir)
-	var v, untimed int
-	if err := s.r.QueryRowContext(t.Context(), `PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
-		t.Fatalf("user_version = %d %v, want %d", v, err, schemaVersion)
-	}
+	s = openUpgraded(t, dir)
+	var untimed int
 	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_ref r JOIN audit a ON a.id = r.id WHERE r.t <> a.last_updated`).Scan(&untimed); err != nil || untimed != 0 {
 		t.Errorf("%d entries without their record's time (%v)", untimed, err)
 	}
@@ -344,17 +358,9 @@ func TestOpenUpgradesASchemaVersion6File(t *testing.T) {
 	s.Close()
 	editFile(t, dir, append(version6Idx, `PRAGMA user_version = 6`)...)
 
-	s = openDir(t, dir)
-	var v int
-	if err := s.r.QueryRowContext(t.Context(), `PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
-		t.Fatalf("user_version = %d %v, want %d", v, err, schemaVersion)
-	}
+	s = openUpgraded(t, dir)
 	for _, name := range []string{"idx_value", "idx_system", "idx_text"} {
-		var sqlText string
-		if err := s.r.QueryRowContext(t.Context(), `SELECT sql FROM sqlite_schema WHERE name = ?`, name).Scan(&sqlText); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if !strings.Contains(sqlText, " n, id)") {
+		if sqlText := schemaSQL(t, s, name); !strings.Contains(sqlText, " n, id)") {
 			t.Errorf("%s is not ordered by n after the upgrade: %s", name, sqlText)
 		}
 	}
@@ -416,17 +422,9 @@ func TestOpenUpgradesASchemaVersion5File(t *testing.T) {
 		`CREATE INDEX idx_text ON idx (type, param, text, id)`,
 		`CREATE INDEX idx_range ON idx (type, param, lo, hi, id)`, `PRAGMA user_version = 5`)
 
-	s = openDir(t, dir)
-	var v int
-	if err := s.r.QueryRowContext(t.Context(), `PRAGMA user_version`).Scan(&v); err != nil || v != schemaVersion {
-		t.Fatalf("user_version = %d %v, want %d", v, err, schemaVersion)
-	}
+	s = openUpgraded(t, dir)
 	for _, name := range []string{"idx_system", "idx_text", "idx_range"} {
-		var sqlText string
-		if err := s.r.QueryRowContext(t.Context(), `SELECT sql FROM sqlite_schema WHERE name = ?`, name).Scan(&sqlText); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if !strings.Contains(sqlText, " WHERE ") {
+		if sqlText := schemaSQL(t, s, name); !strings.Contains(sqlText, " WHERE ") {
 			t.Errorf("%s is still a full index after the upgrade: %s", name, sqlText)
 		}
 	}
