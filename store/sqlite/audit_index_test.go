@@ -328,7 +328,7 @@ func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
 	}
 }
 
-// version6Idx turns a new file's idx into what versions 4 to 6 left: no n, and the id after the value.
+// version6Idx turns a new file's idx into what versions before 7 left: no n, and the id after the value.
 var version6Idx = []string{
 	`DROP INDEX idx_value`, `DROP INDEX idx_system`, `DROP INDEX idx_text`, `ALTER TABLE idx DROP COLUMN n`,
 	`CREATE INDEX idx_value ON idx (type, param, value, system, id)`,
