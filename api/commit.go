@@ -45,13 +45,8 @@ type check struct {
 // atomically together with their audit records, so that a change never stands without its record; and
 // the answer. Single interactions and bundle entries alike go through it.
 func (s *Server) commit(req *request, ch change) error {
-	for _, ck := range ch.checks {
-		if err := s.checkWrites(req, ck.in, []store.Write{ck.write}); err != nil {
-			if ck.txEntry > 0 {
-				return entryError(ck.txEntry-1, err)
-			}
-			return err
-		}
+	if err := s.checkChange(req, ch); err != nil {
+		return err
 	}
 	err := s.apply(req, ch)
 	if errors.Is(err, store.ErrVersionConflict) && ch.conflict != nil {
@@ -63,6 +58,25 @@ func (s *Server) commit(req *request, ch change) error {
 	req.touch(ch.touched...)
 	if ch.respond != nil {
 		ch.respond()
+	}
+	return nil
+}
+
+// checkChange runs the write guard on each of ch's checks. Within a transaction, where each patient is
+// registered is looked up once for all its entries rather than once for each (a Synthea patient's
+// bundle has hundreds, each naming the patient).
+func (s *Server) checkChange(req *request, ch change) error {
+	if req.staged != nil {
+		req.checkedPractices = map[string][]string{}
+		defer func() { req.checkedPractices = nil }()
+	}
+	for _, ck := range ch.checks {
+		if err := s.checkWrites(req, ck.in, []store.Write{ck.write}); err != nil {
+			if ck.txEntry > 0 {
+				return entryError(ck.txEntry-1, err)
+			}
+			return err
+		}
 	}
 	return nil
 }

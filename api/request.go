@@ -76,6 +76,9 @@ type request struct {
 	// practices memoises, for this request only, the ODS codes of the practices each patient is
 	// registered at (practicesOf).
 	practices map[string][]string
+	// checkedPractices is practices for a transaction's writes while commit checks them: everything
+	// they read is staged by then, and stays as it is until they are applied.
+	checkedPractices map[string][]string
 	// patientsOfVersion keeps, for this request only, the patients the policy found each version it
 	// decided on belongs to, so that the audit record names them without decoding the body again.
 	patientsOfVersion map[versionKey][]string
