@@ -8,15 +8,22 @@ import (
 	"github.com/gpfhir/gpfhir/fhir"
 )
 
+// farPractice gives the test practice's GP-system token and creates another practice's Organization,
+// returning its ODS code and id.
+func farPractice(ts *testServer) (home header, farODS, farOrg string) {
+	home = bearer(ts.systemToken(devidp.PracticeClientID(testPracticeODS), "system/*.cruds"))
+	farODS = testPeople.Practices[1].ODS
+	farOrg = ts.create("Organization", obj{"resourceType": "Organization", "name": "Far",
+		"identifier": arr{obj{"system": fhir.ODSOrganizationSystem, "value": farODS}}})
+	return home, farODS, farOrg
+}
+
 // Whichever field places a patient, a GP system may store a Patient only registered at its own
 // practices: handing the patient to another practice's view by changing managingOrganization alone is
 // refused exactly as moving both references is.
 func TestGPSystemCannotRegisterAPatientElsewhere(t *testing.T) {
 	ts := newTestServer(t)
-	home := bearer(ts.systemToken(devidp.PracticeClientID(testPracticeODS), "system/*.cruds"))
-	farODS := testPeople.Practices[1].ODS
-	farOrg := ts.create("Organization", obj{"resourceType": "Organization", "name": "Far",
-		"identifier": arr{obj{"system": fhir.ODSOrganizationSystem, "value": farODS}}})
+	home, farODS, farOrg := farPractice(ts)
 	// Registered at the test practice by both fields, as the seeded patients are.
 	kept := patient("Kept", "")
 	kept["generalPractitioner"] = arr{ref("Organization", testPracticeID)}
@@ -88,10 +95,7 @@ func TestGPSystemCannotRegisterAPatientElsewhere(t *testing.T) {
 // entries about the caller's own patients came before it.
 func TestGPSystemTransactionIsDecidedOnEachEntrysPatient(t *testing.T) {
 	ts := newTestServer(t)
-	home := bearer(ts.systemToken(devidp.PracticeClientID(testPracticeODS), "system/*.cruds"))
-	farODS := testPeople.Practices[1].ODS
-	farOrg := ts.create("Organization", obj{"resourceType": "Organization", "name": "Far",
-		"identifier": arr{obj{"system": fhir.ODSOrganizationSystem, "value": farODS}}})
+	home, _, farOrg := farPractice(ts)
 	ownID := ts.create("Patient", patient("Own", ""))
 	elsewhere := patient("Elsewhere", "")
 	elsewhere["managingOrganization"] = ref("Organization", farOrg)
