@@ -84,21 +84,32 @@ func runBrowserScript(t *testing.T, chromium, node string, args ...string) brows
 
 // TestDevLoginPagePassesAxeInARealBrowser opens the dev identity provider's sign-in page, as an app's
 // authorization request reaches it, in Chromium with JavaScript off: each test user's NHS number is
-// visible, axe-core finds no violation, the page reflows at 400% zoom, and a keyboard alone signs in.
+// visible, axe-core finds no violation, the page reflows at 400% zoom, and a keyboard alone signs in and
+// comes back to the app's redirect URI, served here, with a code.
 func TestDevLoginPagePassesAxeInARealBrowser(t *testing.T) {
 	chromium, node := browserTools(t, "puppeteer-core", "axe-core")
 	var handler http.Handler
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(hs.Close)
+	callback := hs.URL + "/callback"
 	idp, err := devidp.New(devidp.Config{Dev: true, Issuer: hs.URL + "/dev-idp", Audience: hs.URL, Seed: 1,
-		People: seed.People(seed.Options{Seed: 1})})
+		People: seed.People(seed.Options{Seed: 1}), AppRedirectURIs: []string{callback}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	codes := make(chan string, 1)
 	mux := http.NewServeMux()
 	mux.Handle("/dev-idp/", idp.Handler())
+	mux.HandleFunc("GET /callback", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case codes <- r.URL.Query().Get("code"):
+		default:
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(`<!doctype html><html lang="en"><title>App</title><main><h1>Signed in</h1></main></html>`))
+	})
 	handler = mux
-	q := url.Values{"client_id": {devidp.AppClientID}, "redirect_uri": {devidp.AppRedirectURI}, "response_type": {"code"},
+	q := url.Values{"client_id": {devidp.AppClientID}, "redirect_uri": {callback}, "response_type": {"code"},
 		"scope": {"openid patient/*.rs"}, "state": {"s"}, "nonce": {"n"},
 		"code_challenge": {"abcdefghijabcdefghijabcdefghijabcdefghij123"}, "code_challenge_method": {"S256"}}
 	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -116,5 +127,13 @@ func TestDevLoginPagePassesAxeInARealBrowser(t *testing.T) {
 		if err := copyFile(rep.Screenshots[0], dst); err != nil {
 			t.Errorf("copy the screenshot to %s: %v", dst, err)
 		}
+	}
+	select {
+	case code := <-codes:
+		if code == "" {
+			t.Error("the sign-in came back to the app without a code")
+		}
+	default:
+		t.Error("the sign-in never came back to the app's redirect URI")
 	}
 }
