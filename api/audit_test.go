@@ -624,3 +624,58 @@ func TestPatientsSeeAppsByTheirClientNames(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditEventSearchesAreNewestFirstByDefault: without _sort an AuditEvent search lists the newest
+// record first, across pages, as _sort=-date does; _sort=_id still lists them in id order.
+func TestAuditEventSearchesAreNewestFirstByDefault(t *testing.T) {
+	ts := newTestServer(t)
+	id := ts.create("Patient", patient("Newest", validNHS))
+	for range 4 {
+		ts.mustStatus(ts.do("GET", "/Patient/"+id, nil, nil), 200)
+	}
+	aud := bearer(ts.auditorToken())
+	type event struct {
+		ID, Recorded string
+	}
+	pages := func(query string) []event {
+		t.Helper()
+		var all []event
+		for next := "/AuditEvent?" + query; next != ""; {
+			r := ts.mustStatus(ts.do("GET", next, nil, aud), 200)
+			var b struct {
+				Entry []struct{ Resource event }
+				Link  []struct{ Relation, URL string }
+			}
+			if err := json.Unmarshal(r.Body, &b); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range b.Entry {
+				all = append(all, e.Resource)
+			}
+			next = ""
+			for _, l := range b.Link {
+				if l.Relation == "next" {
+					next = strings.TrimPrefix(l.URL, ts.URL)
+				}
+			}
+		}
+		return all
+	}
+	byDefault := pages("patient=Patient/" + id + "&_count=2")
+	if len(byDefault) != 5 {
+		t.Fatalf("found %d events about the patient, want its create and 4 reads", len(byDefault))
+	}
+	newest := pages("patient=Patient/" + id + "&_count=2&_sort=-date")
+	if !slices.Equal(byDefault, newest) {
+		t.Errorf("without _sort: %v\nwith _sort=-date: %v", byDefault, newest)
+	}
+	for i := 1; i < len(byDefault); i++ {
+		if byDefault[i].Recorded > byDefault[i-1].Recorded {
+			t.Errorf("event %d (%s) is newer than the one before it (%s)", i, byDefault[i].Recorded, byDefault[i-1].Recorded)
+		}
+	}
+	byID := pages("patient=Patient/" + id + "&_count=2&_sort=_id")
+	if len(byID) != 5 || !slices.IsSortedFunc(byID, func(a, b event) int { return strings.Compare(a.ID, b.ID) }) {
+		t.Errorf("_sort=_id: %v, want the 5 events in id order", byID)
+	}
+}

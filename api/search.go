@@ -134,8 +134,18 @@ func (s *Server) parseSearch(typ *fhir.TypeInfo, values url.Values, strict bool)
 	if q.summary != "" && q.summary != "false" && len(q.elements) > 0 {
 		return nil, fail(kindInvalid, "_summary=%s and _elements cannot be used together; use one of them", q.summary).at("_elements")
 	}
+	if typ.Name == store.AuditEventType && len(q.store.Sort) == 0 {
+		// An audit trail is read newest first unless asked otherwise: what an auditor or a patient
+		// asking who saw their record wants first, and the order the embedded store keeps each
+		// patient's, agent's and resource's records in (docs/audit.md).
+		q.store.Sort = auditDefaultSort
+	}
 	return q, nil
 }
+
+// auditDefaultSort is the order of an AuditEvent search without _sort: _sort=-date. Shared, never
+// appended to: a search's own _sort builds a slice of its own.
+var auditDefaultSort = []store.SortKey{{Param: "date", Desc: true}}
 
 func searchParam(typ *fhir.TypeInfo, name string) (*fhir.SearchParam, bool) {
 	return typ.Param(name)
