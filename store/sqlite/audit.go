@@ -141,9 +141,8 @@ func auditRows(records []audit.Record) ([]any, error) {
 }
 
 const (
-	auditCols  = 6
-	refCols    = 5
-	refKeyCols = 4
+	auditCols = 6
+	refCols   = 5
 )
 
 // appendAudit appends records in one transaction. For AppendAudit (chain false) the caller chained them,
@@ -576,32 +575,34 @@ func (s *Store) pruneAuditChunk(ctx context.Context, before time.Time) (audit.An
 // entries. A record whose entries do not decode (an edit of the file) keeps whatever entries it has:
 // they name a record that is gone, so no search finds it through them.
 func deleteRefs(ctx context.Context, tx *sql.Tx, seq int64) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, idx FROM audit WHERE seq <= ?`, seq)
+	rows, err := tx.QueryContext(ctx, `SELECT id, last_updated, idx FROM audit WHERE seq <= ?`, seq)
 	if err != nil {
 		return err
 	}
 	var keys []any
 	for rows.Next() {
 		var id string
+		var at int64
 		var blob []byte
-		if err := rows.Scan(&id, &blob); err != nil {
+		if err := rows.Scan(&id, &at, &blob); err != nil {
 			rows.Close()
 			return err
 		}
 		entries, _ := unpackIndex(blob)
-		keys = refArgs(keys, id, 0, entries, true)
+		keys = refArgs(keys, id, at, entries, true)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	st, err := tx.PrepareContext(ctx, `DELETE FROM audit_ref WHERE value = ? AND param = ? AND id = ? AND system = ?`)
+	// The whole key, time included: a record's entries carry its time (refArgs).
+	st, err := tx.PrepareContext(ctx, `DELETE FROM audit_ref WHERE value = ? AND param = ? AND id = ? AND system = ? AND t = ?`)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	for ; len(keys) > 0; keys = keys[refCols:] {
-		if _, err := st.ExecContext(ctx, keys[:refKeyCols]...); err != nil {
+		if _, err := st.ExecContext(ctx, keys[:refCols]...); err != nil {
 			return err
 		}
 	}

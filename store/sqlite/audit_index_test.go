@@ -288,7 +288,7 @@ func TestOpenUpgradesASchemaVersion3File(t *testing.T) {
 }
 
 // TestOpenUpgradesASchemaVersion4File: audit_ref without the records' times. The upgrade gives every
-// entry its record's time, so that the newest-first walk (audit_ref_time) finds old records in order.
+// entry its record's time, so that the newest-first walk (audit_ref's key) finds old records in order.
 func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
 	dir := t.TempDir()
 	s := openDir(t, dir)
@@ -305,8 +305,7 @@ func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	editFile(t, dir, `DROP INDEX audit_ref_time`,
-		`CREATE TABLE audit_ref_v4 (value TEXT NOT NULL, param TEXT NOT NULL, id TEXT NOT NULL, system TEXT NOT NULL,
+	editFile(t, dir, `CREATE TABLE audit_ref_v4 (value TEXT NOT NULL, param TEXT NOT NULL, id TEXT NOT NULL, system TEXT NOT NULL,
 			type TEXT GENERATED ALWAYS AS ('AuditEvent') VIRTUAL, text TEXT GENERATED ALWAYS AS ('') VIRTUAL,
 			lo INTEGER GENERATED ALWAYS AS (0) VIRTUAL, hi INTEGER GENERATED ALWAYS AS (0) VIRTUAL,
 			PRIMARY KEY (value, param, id, system)) WITHOUT ROWID`,
@@ -325,6 +324,79 @@ func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
 		Sort: []store.SortKey{{Param: auditDate, Desc: true}}, Limit: 4})
 	if want := []string{"v4-0", "v4-1", "v4-2", "v4-3"}; !slices.Equal(got, want) {
 		t.Errorf("newest first after the upgrade = %v, want %v", got, want)
+	}
+}
+
+// version7AuditRef turns a new file's audit_ref into what versions 5 to 7 left: keyed by value and
+// record id, with an index in time order beside it.
+var version7AuditRef = []string{
+	`CREATE TABLE audit_ref_v7 (value TEXT NOT NULL, param TEXT NOT NULL, id TEXT NOT NULL, system TEXT NOT NULL,
+		type TEXT GENERATED ALWAYS AS ('AuditEvent') VIRTUAL, text TEXT GENERATED ALWAYS AS ('') VIRTUAL,
+		lo INTEGER GENERATED ALWAYS AS (0) VIRTUAL, hi INTEGER GENERATED ALWAYS AS (0) VIRTUAL,
+		t INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (value, param, id, system)) WITHOUT ROWID`,
+	`INSERT INTO audit_ref_v7 (value, param, id, system, t) SELECT value, param, id, system, t FROM audit_ref`,
+	`DROP TABLE audit_ref`, `ALTER TABLE audit_ref_v7 RENAME TO audit_ref`,
+	`CREATE INDEX audit_ref_time ON audit_ref (value, param, t DESC, id)`,
+}
+
+// TestOpenUpgradesASchemaVersion7File: audit_ref keyed by value and record id, with audit_ref_time
+// beside it. The upgrade keys it by time within a value, drops the index, and keeps every entry: the
+// records are found newest first, paged without a gap, and pruning still deletes their entries.
+func TestOpenUpgradesASchemaVersion7File(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	var recs []audit.Record
+	for i := range 5 {
+		// Ids in the opposite order to time, and two records in the same millisecond, across the
+		// first page's end.
+		at := trailStart.Add(time.Duration([]int{0, 1, 2, 2, 3}[i]) * time.Minute)
+		recs = append(recs, audit.Record{ID: fmt.Sprintf("v7-%d", 9-i), Recorded: at, Body: []byte(`{"resourceType":"AuditEvent"}`),
+			Index: []store.IndexEntry{{Param: "patient", Value: "Patient/p1"}, {Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli()}}})
+	}
+	if err := audit.AppendChained(t.Context(), s, recs, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.auditReady(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	editFile(t, dir, append(slices.Clone(version7AuditRef), `PRAGMA user_version = 7`)...)
+
+	s = openUpgraded(t, dir)
+	if sqlText := schemaSQL(t, s, "audit_ref"); !strings.Contains(sqlText, "PRIMARY KEY (value, param, t DESC, id, system)") {
+		t.Errorf("audit_ref is not keyed by time after the upgrade: %s", sqlText)
+	}
+	var left int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM sqlite_schema WHERE name IN ('audit_ref_time', 'audit_ref_old')`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d of audit_ref_time and audit_ref_old left after the upgrade (%v)", left, err)
+	}
+	var got []string
+	q := store.Query{Clauses: []store.Clause{{{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}}},
+		Sort: []store.SortKey{{Param: auditDate, Desc: true}}, Limit: 2}
+	for {
+		q.Type = store.AuditEventType
+		hits, err := s.Search(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hits {
+			got = append(got, h.Resource.ID)
+		}
+		if len(hits) < q.Limit {
+			break
+		}
+		last := hits[len(hits)-1]
+		q.After = []store.SortValue{last.SortValues[0], {Str: last.Resource.ID}}
+	}
+	if want := []string{"v7-5", "v7-6", "v7-7", "v7-8", "v7-9"}; !slices.Equal(got, want) {
+		t.Errorf("newest first after the upgrade, in pages of 2 = %v, want %v", got, want)
+	}
+	if _, _, err := s.PruneAudit(t.Context(), trailStart.Add(90*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var entries int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_ref`).Scan(&entries); err != nil || entries != 3 {
+		t.Errorf("audit_ref holds %d entries after pruning the first two records, want 3 (%v)", entries, err)
 	}
 }
 
@@ -356,7 +428,7 @@ func TestOpenUpgradesASchemaVersion6File(t *testing.T) {
 		}
 	}
 	s.Close()
-	editFile(t, dir, append(version6Idx, `PRAGMA user_version = 6`)...)
+	editFile(t, dir, slices.Concat(version6Idx, version7AuditRef, []string{`PRAGMA user_version = 6`})...)
 
 	s = openUpgraded(t, dir)
 	for _, name := range []string{"idx_value", "idx_system", "idx_text"} {
@@ -416,7 +488,7 @@ func TestOpenUpgradesASchemaVersion5File(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	editFile(t, dir, version6Idx...)
+	editFile(t, dir, slices.Concat(version6Idx, version7AuditRef)...)
 	editFile(t, dir, `DROP INDEX idx_system`, `DROP INDEX idx_text`, `DROP INDEX idx_range`,
 		`CREATE INDEX idx_system ON idx (type, param, system, value, id)`,
 		`CREATE INDEX idx_text ON idx (type, param, text, id)`,

@@ -19,7 +19,7 @@
 // index at all, and a search tests them on each candidate record from its entries (auditfuncs.go); the
 // references (patient, agent, entity, source; a Device's excepted, see refKept) are copied into
 // audit_ref, keyed by value, with the record's time so that "who saw this patient, newest first" reads
-// a page in order and stops (audit_ref_time), after the append, by a background copier and first by any
+// a page in order and stops (audit_ref's key), after the append, by a background copier and first by any
 // search that can read them (refs.go), with synchronous=NORMAL since they are derived from durable rows.
 // The date is the row's time, with an index of its own. Virtual columns give the audit tables the column names of current, history and idx, so the
 // search compiler serves AuditEvents with the same SQL (query.go, tables). PruneAudit removes a prefix

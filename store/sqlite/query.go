@@ -121,18 +121,12 @@ func buildSearch(q store.Query) (string, []any, error) {
 		b.w(cols, ` FROM (`)
 	}
 	if walk {
-		// The auditor's question ("who saw this patient"): audit_ref holds one value's entries in id
-		// order (its primary key) and newest first (audit_ref_time), so the page is read from its cursor
-		// there, the other clauses tested on each record, and stops; the general form below would first
-		// list every record that names the value (and, newest first, look up and sort them all).
+		// The auditor's question ("who saw this patient"): audit_ref's key holds one value's entries
+		// newest first, so the page is read from its cursor there, the other clauses tested on each
+		// record, and stops; the general form below would first list every record that names the value,
+		// then look up and sort them all.
 		x := b.alias("i")
-		b.w(`SELECT `, x, `.id AS id, r.version AS version`)
-		if sorted {
-			b.w(`, `, x, `.t AS k0 FROM `, t.idx, ` `, x, ` INDEXED BY audit_ref_time`)
-		} else {
-			b.w(` FROM `, t.idx, ` `, x)
-		}
-		b.w(` CROSS JOIN `, t.current, ` r ON r.id = `, x, `.id WHERE `, x, `.param = `)
+		b.w(`SELECT `, x, `.id AS id, r.version AS version, `, x, `.t AS k0 FROM `, t.idx, ` `, x, ` CROSS JOIN `, t.current, ` r ON r.id = `, x, `.id WHERE `, x, `.param = `)
 		if err := b.refWalk(q, d, x); err != nil {
 			return "", nil, err
 		}
@@ -184,11 +178,12 @@ func (b *builder) rows(q store.Query, t tables, sorted bool) error {
 }
 
 // refOrdered reports whether q is an AuditEvent search driven by one reference (a patient, an agent, an
-// entity or a source) in id order or newest first: the orders in which audit_ref's primary key and
-// audit_ref_time hold a value's entries. It returns the driving clause. A reference entry has no system,
-// so a record has one entry per value and a walk meets each record once.
+// entity or a source) newest first: the order in which audit_ref's primary key holds a value's entries.
+// It returns the driving clause. A reference entry has no system, so a record has one entry per value
+// and a walk meets each record once. In id order (no sort) the general form lists the value's records
+// and sorts them: the API sorts AuditEvent searches newest first unless asked otherwise.
 func refOrdered(q store.Query) (int, bool) {
-	if !tablesOf(q.Type).entries || q.Scan || len(q.Sort) > 1 || len(q.Sort) == 1 && (q.Sort[0].Param != auditDate || !q.Sort[0].Desc) {
+	if !tablesOf(q.Type).entries || q.Scan || len(q.Sort) != 1 || q.Sort[0].Param != auditDate || !q.Sort[0].Desc {
 		return -1, false
 	}
 	d := drivingClause(q.Type, q.Clauses)

@@ -365,9 +365,9 @@ func explainRows(t *testing.T, s *Store, query string, args []any) []planRow {
 }
 
 // TestAuditPagesByReferenceStopAtThePage: the auditor's "who saw this patient" reads the page from its
-// cursor, newest first from audit_ref_time or in id order (no sort) from audit_ref's key, and stops.
-// Listed, looked up and sorted whole instead, a page cost every record about the patient: 51 pages a
-// second at tens of thousands of records in gpfhir bench.
+// cursor, newest first, from audit_ref's key, and stops. Listed, looked up and sorted whole instead, a
+// page cost every record about the patient: 51 pages a second at tens of thousands of records in gpfhir
+// bench. (In id order, which the API asks for only with _sort=_id, the page is sorted whole.)
 func TestAuditPagesByReferenceStopAtThePage(t *testing.T) {
 	s, err := Open(t.Context(), t.TempDir())
 	if err != nil {
@@ -377,7 +377,7 @@ func TestAuditPagesByReferenceStopAtThePage(t *testing.T) {
 	byPatient := store.Clause{{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}}
 	reads := store.Clause{{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "R"}}
 	newest := []store.SortKey{{Param: "date", Desc: true}}
-	const inTime, inID = "USING COVERING INDEX audit_ref_time", "SEARCH i1 USING PRIMARY KEY"
+	const inTime = "SEARCH i1 USING PRIMARY KEY (value=? AND param=?"
 	for _, tc := range []struct {
 		name, walk string
 		q          store.Query
@@ -385,9 +385,6 @@ func TestAuditPagesByReferenceStopAtThePage(t *testing.T) {
 		{"newest first, first page", inTime, store.Query{Clauses: []store.Clause{byPatient}, Sort: newest}},
 		{"newest first, later page", inTime, store.Query{Clauses: []store.Clause{byPatient}, Sort: newest, After: []store.SortValue{{Int: 5, IsInt: true}, {Str: "a1"}}}},
 		{"newest first, with a per-record test", inTime, store.Query{Clauses: []store.Clause{reads, byPatient}, Sort: newest}},
-		{"id order, first page", inID, store.Query{Clauses: []store.Clause{byPatient}}},
-		{"id order, later page", inID, store.Query{Clauses: []store.Clause{byPatient}, After: []store.SortValue{{Str: "a1"}}}},
-		{"id order, with a per-record test", inID, store.Query{Clauses: []store.Clause{reads, byPatient}}},
 	} {
 		tc.q.Type, tc.q.Limit = store.AuditEventType, 11
 		query, args, err := buildSearch(tc.q)

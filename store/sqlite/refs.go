@@ -179,7 +179,7 @@ func appendRefs(args []any, id string, t int64, blob []byte) []any {
 
 // refArgs appends the audit_ref row (value, param, id, system, t) of each of entries that audit_ref
 // keeps (refKept), or with devices set of each it may hold: a file written before Devices were left
-// out holds theirs, which pruning deletes too. The first refKeyCols of a row are its key.
+// out holds theirs, which pruning deletes too. All five columns of a row are its key.
 // The record's id and time are boxed once for all its rows, and the parameters' names once for all
 // records: each boxing of a string or a large integer allocates, and a record has several rows.
 func refArgs(args []any, id string, t int64, entries []store.IndexEntry, devices bool) []any {

@@ -325,8 +325,9 @@ func TestDeviceReferencesStayOutOfAuditRefAndAreStillSearchable(t *testing.T) {
 	if err := audit.AppendChained(t.Context(), s, recs, 1); err != nil {
 		t.Fatal(err)
 	}
-	// What an older binary copied for e1.
-	if _, err := s.w.ExecContext(t.Context(), `INSERT INTO audit_ref (value, param, id, system, t) VALUES ('Device/srv', 'source', 'e1', '', 0)`); err != nil {
+	// What an older binary copied for e1, with e1's time as every binary since schema 5 has.
+	if _, err := s.w.ExecContext(t.Context(), `INSERT INTO audit_ref (value, param, id, system, t)
+		SELECT 'Device/srv', 'source', id, '', last_updated FROM audit WHERE id = 'e1'`); err != nil {
 		t.Fatal(err)
 	}
 	q := func(sort bool, limit int, cs ...store.Clause) store.Query {

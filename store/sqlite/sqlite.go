@@ -30,9 +30,11 @@ import (
 // on the file answers correctly but cannot use them (its text, date and system-only searches scan the
 // parameter's entries). Version 7 gives each idx row n, the history row of the version it indexes, and
 // orders idx_value, idx_system and idx_text by it before the id; a version-6 process would write rows
-// with n = 0, which sort before every newer entry and are still found. migrate upgrades files of
-// versions 2 to 6 in place; rebuilding the indexes reads idx once.
-const schemaVersion = 7
+// with n = 0, which sort before every newer entry and are still found. Version 8 keys audit_ref by
+// time within a value and drops its index audit_ref_time; a version-7 process would name that index in
+// its newest-first searches and fail. migrate upgrades files of versions 2 to 7 in place; rebuilding
+// the indexes reads idx once, and rebuilding audit_ref reads it once.
+const schemaVersion = 8
 
 // The body lives only in history: the current table points at a version, so an update writes the body once.
 // idx rows have one column per IndexEntry field; which indexes serve which Match is listed in query.go.
@@ -87,8 +89,12 @@ var schema = []string{
 	auditTable,
 	// last_updated, id: date searches and sorts, and the audit arm of system history, in its order.
 	`CREATE INDEX IF NOT EXISTS audit_last_updated ON audit (last_updated DESC, id)`,
-	// The entries of an AuditEvent's reference parameters, by value (audit.go says why only those);
-	// the virtual columns give it the columns of idx that the compiler names.
+	// The entries of an AuditEvent's reference parameters, by value (audit.go says why only those),
+	// each value's newest first by its record's time (t, the record's last_updated): "who saw this
+	// patient" reads a page of them and stops (query.go, refOrdered). One b-tree, not the key and an
+	// index in time order beside it: the copier (refs.go) wrote each entry twice, and under P9 reads at
+	// 64 connections that second insert cost about a tenth of the reads a second (docs/operations.md).
+	// The virtual columns give it the columns of idx that the compiler names.
 	`CREATE TABLE IF NOT EXISTS audit_ref (
 		value TEXT NOT NULL,
 		param TEXT NOT NULL,
@@ -99,11 +105,8 @@ var schema = []string{
 		lo INTEGER GENERATED ALWAYS AS (0) VIRTUAL,
 		hi INTEGER GENERATED ALWAYS AS (0) VIRTUAL,
 		t INTEGER NOT NULL DEFAULT 0,
-		PRIMARY KEY (value, param, id, system)
+		PRIMARY KEY (value, param, t DESC, id, system)
 	) WITHOUT ROWID`,
-	// A value's entries newest first, with the record's time (t, its last_updated): "who saw this
-	// patient" reads a page of it and stops (query.go, refOrdered).
-	`CREATE INDEX IF NOT EXISTS audit_ref_time ON audit_ref (value, param, t DESC, id)`,
 	// How far the audit_ref copy has got (refs.go).
 	`CREATE TABLE IF NOT EXISTS audit_ref_mark (
 		one INTEGER PRIMARY KEY CHECK (one = 1),
@@ -293,7 +296,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	if v == 4 {
-		// Version 5 keeps each audit_ref entry's record time (audit_ref_time, for newest-first pages).
+		// Version 5 keeps each audit_ref entry's record time, for newest-first pages.
 		for _, q := range []string{`ALTER TABLE audit_ref ADD COLUMN t INTEGER NOT NULL DEFAULT 0`,
 			// An entry of a pruned record whose entries could not be read (see deleteRefs) names no record.
 			`UPDATE audit_ref SET t = COALESCE((SELECT a.last_updated FROM audit a WHERE a.id = audit_ref.id), 0)`} {
@@ -308,9 +311,24 @@ func (s *Store) migrate(ctx context.Context) error {
 			return translate(err)
 		}
 	}
+	if v >= 4 && v < 8 {
+		// Version 8 keys audit_ref by time within a value: the old table, with its index audit_ref_time,
+		// makes way for the new one and is copied into it below.
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE audit_ref RENAME TO audit_ref_old`); err != nil {
+			return translate(err)
+		}
+	}
 	for _, stmt := range schema {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return translate(err)
+		}
+	}
+	if v >= 4 && v < 8 {
+		for _, q := range []string{`INSERT INTO audit_ref (value, param, id, system, t) SELECT value, param, id, system, t FROM audit_ref_old`,
+			`DROP TABLE audit_ref_old`} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return translate(err)
+			}
 		}
 	}
 	if v == 2 || v == 3 {
