@@ -360,7 +360,7 @@ func TestOpenUpgradesASchemaVersion7File(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	editFile(t, dir, append(slices.Clone(version7AuditRef), `PRAGMA user_version = 7`)...)
+	editFile(t, dir, slices.Concat(version8Resource, version7AuditRef, []string{`PRAGMA user_version = 7`})...)
 
 	s = openUpgraded(t, dir)
 	if sqlText := schemaSQL(t, s, "audit_ref"); !strings.Contains(sqlText, "PRIMARY KEY (value, param, t DESC, id, system)") {
@@ -400,13 +400,89 @@ func TestOpenUpgradesASchemaVersion7File(t *testing.T) {
 	}
 }
 
-// version6Idx turns a new file's idx into what versions before 7 left: no n, and the id after the value.
-var version6Idx = []string{
+// version8Resource turns a new file's idx_resource and current into what versions before 9 left:
+// idx_resource keyed by type and id, and no n in current.
+var version8Resource = []string{
+	`DROP INDEX idx_resource`, `ALTER TABLE current DROP COLUMN n`,
+	`CREATE INDEX idx_resource ON idx (type, id, param, value, text, lo)`,
+}
+
+// TestOpenUpgradesASchemaVersion8File: idx_resource keyed by type and id, current without n. The upgrade
+// gives each current row its entries' n and keys idx_resource by it: a clause tested on each candidate
+// still finds the resource's entries, a sort by a parameter still reads them, and an update replaces
+// them rather than leaving the old ones beside the new.
+func TestOpenUpgradesASchemaVersion8File(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	obs := func(id, status string, version int64) store.Write {
+		return store.Write{
+			Resource: store.Resource{Type: "Observation", ID: id, VersionID: version, LastUpdated: trailStart, Body: []byte(`{"resourceType":"Observation"}`)},
+			Index: []store.IndexEntry{{Param: "code", System: "http://loinc.org", Value: "8302-2"},
+				{Param: "status", System: "http://hl7.org/fhir/observation-status", Value: status}},
+			ExpectVersion: version - 1,
+		}
+	}
+	for _, w := range []store.Write{obs("a", "final", 1), obs("b", "final", 1), obs("c", "amended", 1)} {
+		if err := s.Apply(t.Context(), []store.Write{w}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	editFile(t, dir, append(slices.Clone(version8Resource), `PRAGMA user_version = 8`)...)
+
+	s = openUpgraded(t, dir)
+	if sqlText := schemaSQL(t, s, "idx_resource"); !strings.Contains(sqlText, "(n, type, id,") {
+		t.Errorf("idx_resource is not keyed by n after the upgrade: %s", sqlText)
+	}
+	var unset int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM current c WHERE c.n <> (SELECT max(i.n) FROM idx i WHERE i.type = c.type AND i.id = c.id)`).Scan(&unset); err != nil || unset != 0 {
+		t.Errorf("%d current rows without their entries' n after the upgrade (%v)", unset, err)
+	}
+	if err := s.Apply(t.Context(), []store.Write{obs("b", "cancelled", 2)}); err != nil {
+		t.Fatal(err)
+	}
+	final := func() []string {
+		var got []string
+		hits, err := s.Search(t.Context(), store.Query{Type: "Observation", Clauses: []store.Clause{
+			{{Param: "code", Match: store.MatchToken, System: "http://loinc.org", Value: "8302-2"}},
+			// Tested on each candidate, through idx_resource.
+			{{Param: "status", Match: store.MatchToken, System: "http://hl7.org/fhir/observation-status", Value: "final"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hits {
+			got = append(got, h.Resource.ID)
+		}
+		return got
+	}
+	if got := final(); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("final after the upgrade and b's update = %v, want [a]", got)
+	}
+	hits, err := s.Search(t.Context(), store.Query{Type: "Observation", Sort: []store.SortKey{{Param: "status"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bySort []string
+	for _, h := range hits {
+		bySort = append(bySort, h.Resource.ID)
+	}
+	if want := []string{"c", "b", "a"}; !slices.Equal(bySort, want) {
+		t.Errorf("sorted by status (amended, cancelled, final) = %v, want %v", bySort, want)
+	}
+	var entries int
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM idx WHERE type = 'Observation' AND id = 'b'`).Scan(&entries); err != nil || entries != 2 {
+		t.Errorf("b has %d entries after its update, want its second version's 2 (%v)", entries, err)
+	}
+}
+
+// version6Idx turns a new file's idx into what versions before 7 left: no n, and the id after the value
+// (and what versions before 9 left, version8Resource).
+var version6Idx = slices.Concat(version8Resource, []string{
 	`DROP INDEX idx_value`, `DROP INDEX idx_system`, `DROP INDEX idx_text`, `ALTER TABLE idx DROP COLUMN n`,
 	`CREATE INDEX idx_value ON idx (type, param, value, system, id)`,
 	`CREATE INDEX idx_system ON idx (type, param, system, value, id) WHERE system <> ''`,
 	`CREATE INDEX idx_text ON idx (type, param, text, id) WHERE text <> ''`,
-}
+})
 
 // TestOpenUpgradesASchemaVersion6File: idx without n. The upgrade adds it and orders the indexes by it;
 // the entries already stored, with n = 0, and those written after are found together, in id order, and

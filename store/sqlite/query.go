@@ -23,7 +23,7 @@ import (
 //	MatchContains                     idx_text, on (type, param), with instr over the covering index
 //	MatchRange                        idx_range  (type, param, lo, hi, id) WHERE value = ''
 //	MatchHas                          idx_value, as a range of "Type/" references
-//	sort keys, deletes                idx_resource (type, id, param, value, text, lo)
+//	sort keys, deletes                idx_resource (n, type, id, param, value, text, lo), n from current
 //
 // idx_system, idx_text and idx_range are partial: each holds only the entries its matches can select, and
 // a predicate that uses one names the index's condition as well, since SQLite takes a partial index only
@@ -289,7 +289,7 @@ func (b *builder) sortExpr(typ, param string) error {
 			return nil
 		}
 		b.w(`coalesce((SELECT min(CASE WHEN s.text <> '' THEN s.text WHEN s.value <> '' THEN s.value WHEN s.lo <> 0 THEN s.lo WHEN s.system = '' THEN 0 END)`,
-			` FROM `, t.idx, ` s WHERE s.type = r.type AND s.id = r.id AND s.param = `)
+			` FROM `, t.idx, ` s WHERE s.n = r.n AND s.type = r.type AND s.id = r.id AND s.param = `)
 		b.arg(param)
 		b.w(`), `)
 		b.arg(missing)
@@ -470,7 +470,7 @@ func (b *builder) tokenSet(ps []store.Predicate, typ, a string, not bool) error 
 	if not {
 		b.w(`NOT `)
 	}
-	b.w(`EXISTS (SELECT 1 FROM `, t.idx, ` `, x, t.indexedBy("idx_resource"), ` WHERE `, x, `.type = `)
+	b.w(`EXISTS (SELECT 1 FROM `, t.idx, ` `, x, t.indexedBy(perRowIndex), ` WHERE `, x, `.n = `, a, `.n AND `, x, `.type = `)
 	b.arg(typ)
 	b.w(` AND `, x, `.id = `, a, `.id AND `, x, `.param = `)
 	b.arg(ps[0].Param)
@@ -775,15 +775,15 @@ func (b *builder) entry(p store.Predicate, typ, a string) error {
 		b.w(`)) `, x, ` WHERE 1`)
 		return b.match(p, x, true)
 	}
-	b.w(`SELECT 1 FROM `, t.idx, ` `, x, t.indexedBy(perRowIndex), ` WHERE `, x, `.type = `)
+	b.w(`SELECT 1 FROM `, t.idx, ` `, x, t.indexedBy(perRowIndex), ` WHERE `, x, `.n = `, a, `.n AND `, x, `.type = `)
 	b.arg(typ)
 	b.w(` AND `, x, `.id = `, a, `.id AND `, x, `.param = `)
 	b.arg(p.Param)
 	return b.match(p, x, true)
 }
 
-// perRowIndex is the index that finds one resource's entries satisfying a predicate by the resource's
-// id: idx_resource, keyed (type, id, param), where one resource has only a few. The planner, without
+// perRowIndex is the index that finds one resource's entries satisfying a predicate by the n of its
+// current row and its id: idx_resource, keyed (n, type, id, param), where one resource has only a few. The planner, without
 // statistics, would rather take a range of idx_text or idx_range over every resource (two equalities and
 // a range look cheaper to it than three equalities), which costs what the predicate selects across the
 // store: the very cost testing per row is meant to avoid. idx_value cannot find it either: within a key

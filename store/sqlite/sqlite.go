@@ -33,18 +33,22 @@ import (
 // with n = 0, which sort before every newer entry and are still found. Version 8 keys audit_ref by
 // time within a value and drops its index audit_ref_time; a version-7 process would name that index in
 // its newest-first searches and fail. migrate upgrades files of versions 2 to 7 in place; rebuilding
-// the indexes reads idx once, and rebuilding audit_ref reads it once.
-const schemaVersion = 8
+// the indexes reads idx once, and rebuilding audit_ref reads it once. Version 9 keys idx_resource by
+// n first and keeps each resource's n in current; a version-8 process would write current rows without
+// it, whose entries per-row tests would then not find. Files of versions 1 to 8 are upgraded in place.
+const schemaVersion = 9
 
 // The body lives only in history: the current table points at a version, so an update writes the body once.
 // idx rows have one column per IndexEntry field; which indexes serve which Match is listed in query.go.
 var schema = []string{
+	// n is the n of the current version's idx rows (below): how idx_resource finds them.
 	`CREATE TABLE IF NOT EXISTS current (
 		type TEXT NOT NULL,
 		id TEXT NOT NULL,
 		version INTEGER NOT NULL,
 		last_updated INTEGER NOT NULL,
 		deleted INTEGER NOT NULL,
+		n INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (type, id)
 	) WITHOUT ROWID`,
 	`CREATE INDEX IF NOT EXISTS current_last_updated ON current (type, last_updated, id)`,
@@ -76,7 +80,7 @@ var schema = []string{
 	// the first import of the Synthea sample wrote 40% fewer bytes and ran a third faster (docs/sync.md).
 	// n is the history row's rowid (applyIn), which grows with every version written. Searches
 	// read these indexes for the ids they list, which the key still holds; a test of one resource's
-	// entries goes through idx_resource (query.go, perRowIndex), which is keyed by the id.
+	// entries goes through idx_resource (query.go, perRowIndex).
 	`CREATE INDEX IF NOT EXISTS idx_value ON idx (type, param, value, system, n, id)`,
 	// Partial: an entry is in the indexes its matches can use, not in all of them (query.go names which).
 	// A Synthea import writes 11 entries per resource, fewer than half with a system or a text and one in
@@ -85,7 +89,12 @@ var schema = []string{
 	`CREATE INDEX IF NOT EXISTS idx_system ON idx (type, param, system, value, n, id) WHERE system <> ''`,
 	`CREATE INDEX IF NOT EXISTS idx_text ON idx (type, param, text, n, id) WHERE text <> ''`,
 	`CREATE INDEX IF NOT EXISTS idx_range ON idx (type, param, lo, hi, id) WHERE value = ''`,
-	`CREATE INDEX IF NOT EXISTS idx_resource ON idx (type, id, param, value, text, lo)`,
+	// One resource's entries, by the n its current row holds: n first, so that a version's entries go at
+	// the end of the index together instead of a page per resource (ids are UUIDs). Keyed by type and
+	// id first, it was about a quarter of the first Synthea import's writing (docs/sync.md). The type and
+	// id after n keep a look-up to the one resource whatever n's history: rows written before schema 7
+	// all have n = 0.
+	`CREATE INDEX IF NOT EXISTS idx_resource ON idx (n, type, id, param, value, text, lo)`,
 	auditTable,
 	// last_updated, id: date searches and sorts, and the audit arm of system history, in its order.
 	`CREATE INDEX IF NOT EXISTS audit_last_updated ON audit (last_updated DESC, id)`,
@@ -290,6 +299,18 @@ func (s *Store) migrate(ctx context.Context) error {
 		// the file keep n = 0, before any entry written since.
 		for _, q := range []string{`DROP INDEX IF EXISTS idx_value`, `DROP INDEX IF EXISTS idx_system`,
 			`DROP INDEX IF EXISTS idx_text`, `ALTER TABLE idx ADD COLUMN n INTEGER NOT NULL DEFAULT 0`} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return translate(err)
+			}
+		}
+	}
+	if v > 0 && v < 9 {
+		// Version 9 finds a resource's entries by the n its current row holds: the n its entries have
+		// (0 for those written before version 7), read while idx_resource is still keyed by the id.
+		for _, q := range []string{`ALTER TABLE current ADD COLUMN n INTEGER NOT NULL DEFAULT 0`,
+			`UPDATE current SET n = (SELECT max(i.n) FROM idx i WHERE i.type = current.type AND i.id = current.id)
+				WHERE EXISTS (SELECT 1 FROM idx i WHERE i.type = current.type AND i.id = current.id AND i.n <> 0)`,
+			`DROP INDEX IF EXISTS idx_resource`} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return translate(err)
 			}
@@ -529,8 +550,8 @@ func (s *Store) applyIn(ctx context.Context, tx *sql.Tx, writes []store.Write) e
 	entries := idxInserter{tx: tx, prepared: &s.idxStmt}
 	for _, w := range writes {
 		r := w.Resource
-		var cur int64
-		err := selectVersion.QueryRowContext(ctx, r.Type, r.ID).Scan(&cur)
+		var cur, curN int64
+		err := selectVersion.QueryRowContext(ctx, r.Type, r.ID).Scan(&cur, &curN)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -550,11 +571,11 @@ func (s *Store) applyIn(ctx context.Context, tx *sql.Tx, writes []store.Write) e
 		if err != nil {
 			return err
 		}
-		if _, err := upsertCurrent.ExecContext(ctx, r.Type, r.ID, r.VersionID, lu, r.Deleted); err != nil {
+		if _, err := upsertCurrent.ExecContext(ctx, r.Type, r.ID, r.VersionID, lu, r.Deleted, n); err != nil {
 			return err
 		}
 		if w.ExpectVersion != 0 {
-			if _, err := deleteEntries.ExecContext(ctx, r.Type, r.ID); err != nil {
+			if _, err := deleteEntries.ExecContext(ctx, curN, r.Type, r.ID); err != nil {
 				return err
 			}
 		}
@@ -567,11 +588,11 @@ func (s *Store) applyIn(ctx context.Context, tx *sql.Tx, writes []store.Write) e
 
 // applyStmts are applyIn's statements, in the order it names them.
 var applyStmts = [...]string{
-	`SELECT version FROM current WHERE type = ? AND id = ?`,
+	`SELECT version, n FROM current WHERE type = ? AND id = ?`,
 	`INSERT INTO history (type, id, version, last_updated, deleted, body) VALUES (?, ?, ?, ?, ?, ?)`,
-	`INSERT INTO current (type, id, version, last_updated, deleted) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated, deleted = excluded.deleted`,
-	`DELETE FROM idx WHERE type = ? AND id = ?`,
+	`INSERT INTO current (type, id, version, last_updated, deleted, n) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated, deleted = excluded.deleted, n = excluded.n`,
+	`DELETE FROM idx WHERE n = ? AND type = ? AND id = ?`,
 }
 
 // idxShapes is the number of index-insert statements: of 1, 2, 4, ... 1<<(idxShapes-1) entries.
@@ -640,9 +661,8 @@ func (s *Store) SetIndex(ctx context.Context, typ, id string, version int64, ind
 	defer tx.Rollback()
 	var cur, n int64
 	var deleted bool
-	err = tx.QueryRowContext(ctx, `SELECT c.version, c.deleted, h.rowid FROM current c
-		JOIN history h ON h.type = c.type AND h.id = c.id AND h.version = c.version
-		WHERE c.type = ? AND c.id = ?`, typ, id).Scan(&cur, &deleted, &n)
+	// The entries keep the n of the ones they replace, which the current row holds.
+	err = tx.QueryRowContext(ctx, `SELECT version, deleted, n FROM current WHERE type = ? AND id = ?`, typ, id).Scan(&cur, &deleted, &n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%w: %s/%s", store.ErrNotFound, typ, id)
 	}
@@ -655,7 +675,7 @@ func (s *Store) SetIndex(ctx context.Context, typ, id string, version int64, ind
 	if deleted {
 		return fmt.Errorf("%w: %s/%s is deleted", store.ErrNotFound, typ, id)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM idx WHERE type = ? AND id = ?`, typ, id); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM idx WHERE n = ? AND type = ? AND id = ?`, n, typ, id); err != nil {
 		return translate(err)
 	}
 	entries := idxInserter{tx: tx, prepared: &s.idxStmt}
