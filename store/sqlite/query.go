@@ -783,12 +783,13 @@ func (b *builder) entry(p store.Predicate, typ, a string) error {
 }
 
 // perRowIndex is the index that finds one resource's entries satisfying a predicate by the n of its
-// current row and its id: idx_resource, keyed (n, type, id, param), where one resource has only a few. The planner, without
-// statistics, would rather take a range of idx_text or idx_range over every resource (two equalities and
-// a range look cheaper to it than three equalities), which costs what the predicate selects across the
-// store: the very cost testing per row is meant to avoid. idx_value cannot find it either: within a key
-// its entries are in the order they were written, not by id (the schema says why), so it would read
-// every entry of the code. A token's system is read from the table row, for the few entries matched.
+// current row and its id: idx_resource, keyed (n, type, id, param), where one resource has only a few.
+// The planner, without statistics, would rather take a range of idx_text or idx_range over every
+// resource (two equalities and a range look cheaper to it than three equalities), which costs what the
+// predicate selects across the store: the very cost testing per row is meant to avoid. idx_value cannot
+// find it either: within a key its entries are in the order they were written, not by id (the schema
+// says why), so it would read every entry of the code. A token's system is read from the table row, for
+// the few entries matched.
 const perRowIndex = "idx_resource"
 
 // valueEq is how an equality on value is written: "value = +?", not "value = ?". idx_range's condition

@@ -32,10 +32,10 @@ import (
 // orders idx_value, idx_system and idx_text by it before the id; a version-6 process would write rows
 // with n = 0, which sort before every newer entry and are still found. Version 8 keys audit_ref by
 // time within a value and drops its index audit_ref_time; a version-7 process would name that index in
-// its newest-first searches and fail. migrate upgrades files of versions 2 to 7 in place; rebuilding
-// the indexes reads idx once, and rebuilding audit_ref reads it once. Version 9 keys idx_resource by
-// n first and keeps each resource's n in current; a version-8 process would write current rows without
-// it, whose entries per-row tests would then not find. Files of versions 1 to 8 are upgraded in place.
+// its newest-first searches and fail. Version 9 keys idx_resource by n first and keeps each resource's
+// n in current; a version-8 process would write current rows without it, whose entries the per-row
+// tests would then not find. migrate upgrades files of versions 2 to 8 in place; rebuilding the
+// indexes reads idx once, and rebuilding audit_ref reads it once.
 const schemaVersion = 9
 
 // The body lives only in history: the current table points at a version, so an update writes the body once.
