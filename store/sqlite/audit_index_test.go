@@ -287,15 +287,36 @@ func TestOpenUpgradesASchemaVersion3File(t *testing.T) {
 	upgraded(t, dir, 3)
 }
 
-// TestOpenUpgradesASchemaVersion4File: audit_ref without the records' times. The upgrade gives every
-// entry its record's time, so that the newest-first walk (audit_ref's key) finds old records in order.
-func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
-	dir := t.TempDir()
+// pagedIDs runs q page after page, each from the last hit's position, and returns the ids found.
+func pagedIDs(t *testing.T, s *Store, q store.Query) []string {
+	t.Helper()
+	var ids []string
+	for {
+		hits, err := s.Search(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hits {
+			ids = append(ids, h.Resource.ID)
+		}
+		if len(hits) < q.Limit {
+			return ids
+		}
+		q.After = hits[len(hits)-1].SortValues
+	}
+}
+
+// patientTrail appends to the store in dir records about Patient/p1, one at each of minutes after
+// trailStart, with ids prefix-last, prefix-(last-1), ... (ids in the opposite order to time), copies
+// their references into audit_ref, and closes the store.
+func patientTrail(t *testing.T, dir, prefix string, last int, minutes ...int) {
+	t.Helper()
 	s := openDir(t, dir)
+	defer s.Close()
 	var recs []audit.Record
-	for i := range 6 {
-		at := trailStart.Add(time.Duration(i) * time.Minute)
-		recs = append(recs, audit.Record{ID: fmt.Sprintf("v4-%d", 5-i), Recorded: at, Body: []byte(`{"resourceType":"AuditEvent"}`),
+	for i, m := range minutes {
+		at := trailStart.Add(time.Duration(m) * time.Minute)
+		recs = append(recs, audit.Record{ID: fmt.Sprintf("%s-%d", prefix, last-i), Recorded: at, Body: []byte(`{"resourceType":"AuditEvent"}`),
 			Index: []store.IndexEntry{{Param: "patient", Value: "Patient/p1"}, {Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli()}}})
 	}
 	if err := audit.AppendChained(t.Context(), s, recs, 1); err != nil {
@@ -304,7 +325,13 @@ func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
 	if err := s.auditReady(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+}
+
+// TestOpenUpgradesASchemaVersion4File: audit_ref without the records' times. The upgrade gives every
+// entry its record's time, so that the newest-first walk (audit_ref's key) finds old records in order.
+func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
+	dir := t.TempDir()
+	patientTrail(t, dir, "v4", 5, 0, 1, 2, 3, 4, 5)
 	editFile(t, dir, `CREATE TABLE audit_ref_v4 (value TEXT NOT NULL, param TEXT NOT NULL, id TEXT NOT NULL, system TEXT NOT NULL,
 			type TEXT GENERATED ALWAYS AS ('AuditEvent') VIRTUAL, text TEXT GENERATED ALWAYS AS ('') VIRTUAL,
 			lo INTEGER GENERATED ALWAYS AS (0) VIRTUAL, hi INTEGER GENERATED ALWAYS AS (0) VIRTUAL,
@@ -315,7 +342,7 @@ func TestOpenUpgradesASchemaVersion4File(t *testing.T) {
 		`DROP TABLE audit_ref`, `ALTER TABLE audit_ref_v4 RENAME TO audit_ref`)
 	editFile(t, dir, append(version6Idx, `PRAGMA user_version = 4`)...)
 
-	s = openUpgraded(t, dir)
+	s := openUpgraded(t, dir)
 	var untimed int
 	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_ref r JOIN audit a ON a.id = r.id WHERE r.t <> a.last_updated`).Scan(&untimed); err != nil || untimed != 0 {
 		t.Errorf("%d entries without their record's time (%v)", untimed, err)
@@ -344,25 +371,12 @@ var version7AuditRef = []string{
 // records are found newest first, paged without a gap, and pruning still deletes their entries.
 func TestOpenUpgradesASchemaVersion7File(t *testing.T) {
 	dir := t.TempDir()
-	s := openDir(t, dir)
-	var recs []audit.Record
-	for i := range 5 {
-		// Ids in the opposite order to time, and two records in the same millisecond, across the
-		// first page's end.
-		at := trailStart.Add(time.Duration([]int{0, 1, 2, 2, 3}[i]) * time.Minute)
-		recs = append(recs, audit.Record{ID: fmt.Sprintf("v7-%d", 9-i), Recorded: at, Body: []byte(`{"resourceType":"AuditEvent"}`),
-			Index: []store.IndexEntry{{Param: "patient", Value: "Patient/p1"}, {Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli()}}})
-	}
-	if err := audit.AppendChained(t.Context(), s, recs, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.auditReady(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	// Ids in the opposite order to time, and two records in the same millisecond, across the first
+	// page's end.
+	patientTrail(t, dir, "v7", 9, 0, 1, 2, 2, 3)
 	editFile(t, dir, slices.Concat(version8Resource, version7AuditRef, []string{`PRAGMA user_version = 7`})...)
 
-	s = openUpgraded(t, dir)
+	s := openUpgraded(t, dir)
 	if sqlText := schemaSQL(t, s, "audit_ref"); !strings.Contains(sqlText, "PRIMARY KEY (value, param, t DESC, id, system)") {
 		t.Errorf("audit_ref is not keyed by time after the upgrade: %s", sqlText)
 	}
@@ -370,24 +384,8 @@ func TestOpenUpgradesASchemaVersion7File(t *testing.T) {
 	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM sqlite_schema WHERE name IN ('audit_ref_time', 'audit_ref_old')`).Scan(&left); err != nil || left != 0 {
 		t.Errorf("%d of audit_ref_time and audit_ref_old left after the upgrade (%v)", left, err)
 	}
-	var got []string
-	q := store.Query{Clauses: []store.Clause{{{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}}},
-		Sort: []store.SortKey{{Param: auditDate, Desc: true}}, Limit: 2}
-	for {
-		q.Type = store.AuditEventType
-		hits, err := s.Search(t.Context(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, h := range hits {
-			got = append(got, h.Resource.ID)
-		}
-		if len(hits) < q.Limit {
-			break
-		}
-		last := hits[len(hits)-1]
-		q.After = []store.SortValue{last.SortValues[0], {Str: last.Resource.ID}}
-	}
+	got := pagedIDs(t, s, store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "patient", Match: store.MatchExact, Value: "Patient/p1"}}},
+		Sort: []store.SortKey{{Param: auditDate, Desc: true}}, Limit: 2})
 	if want := []string{"v7-5", "v7-6", "v7-7", "v7-8", "v7-9"}; !slices.Equal(got, want) {
 		t.Errorf("newest first after the upgrade, in pages of 2 = %v, want %v", got, want)
 	}
@@ -523,23 +521,9 @@ func TestOpenUpgradesASchemaVersion6File(t *testing.T) {
 		{{Param: "code", Match: store.MatchToken, System: "http://loinc.org"}},
 		{{Param: "code", Match: store.MatchPrefix, Value: "body"}},
 	} {
-		var got []string
-		q := store.Query{Type: "Observation", Clauses: []store.Clause{c,
+		got := pagedIDs(t, s, store.Query{Type: "Observation", Clauses: []store.Clause{c,
 			// Tested on each candidate, through idx_resource.
-			{{Param: "status", Match: store.MatchToken, System: "http://hl7.org/fhir/observation-status", Value: "final"}}}, Limit: 2}
-		for {
-			hits, err := s.Search(t.Context(), q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, h := range hits {
-				got = append(got, h.Resource.ID)
-			}
-			if len(hits) < q.Limit {
-				break
-			}
-			q.After = []store.SortValue{{Str: hits[len(hits)-1].Resource.ID}}
-		}
+			{{Param: "status", Match: store.MatchToken, System: "http://hl7.org/fhir/observation-status", Value: "final"}}}, Limit: 2})
 		if !slices.Equal(got, want) {
 			t.Errorf("%s pages = %v, want %v", c[0].Param, got, want)
 		}
