@@ -31,8 +31,10 @@ type Committer struct {
 	done    chan struct{}
 
 	// busy counts the requests being handled that will hand over a record: run waits for them (up to
-	// gatherWait) before committing, so that one commit carries them all.
+	// gather) before committing, so that one commit carries them all.
 	busy atomic.Int64
+	// gather is gatherWait; a test lengthens it so that what it checks does not hang on the scheduler.
+	gather time.Duration
 }
 
 // Begin says that a request which will hand over a record is being handled; End that it no longer is
@@ -55,7 +57,8 @@ func NewCommitter(st Store, log *slog.Logger, observe func(records int, failed b
 	if observe == nil {
 		observe = func(int, bool) {}
 	}
-	a := &Committer{st: st, log: log, observe: observe, in: make(chan *auditPending, 4*MaxBatch), done: make(chan struct{})}
+	a := &Committer{st: st, log: log, observe: observe, in: make(chan *auditPending, 4*MaxBatch), done: make(chan struct{}),
+		gather: gatherWait}
 	go a.run()
 	return a
 }
@@ -107,11 +110,24 @@ func (a *Committer) AppendAll(recs []Record) error {
 // lone request is committed at once; and it is bounded, so a slow search does not hold up the others.
 const gatherWait = time.Millisecond
 
+// A commit also waits (up to gatherWait) until it carries followBatch of the last commit's records.
+// Requests in progress are counted only once they reach the audit middleware; under load, the clients
+// of the commit just made are still reading their answers and sending their next requests, and none
+// is counted yet. The first to arrive was then committed alone, and the next commit was small too: at
+// 64 connections of P9 reads a fifth of the commits carried one record and half of them four or fewer
+// (19 records on average). Waiting for most of the last commit's number keeps the batches as large as
+// the load is; after a lone request the wait is nothing. Measured with gpfhir bench, alternating
+// builds: P9 reads rose from 0.143 to 0.153-0.158 of the limit at 64 connections and from 0.105 to
+// 0.118-0.121 at 16, and p99 at 16 fell from 9.1-9.3 to 8.5 ms; waiting for half measured between the
+// two, and a 2 ms bound no better than 1 ms.
+func followBatch(last int) int { return last * 3 / 4 }
+
 func (a *Committer) run() {
 	defer close(a.done)
 	batch := make([]*auditPending, 0, MaxBatch)
 	timer := time.NewTimer(0)
 	<-timer.C
+	last := 0
 	for {
 		p, ok := <-a.in
 		if !ok {
@@ -132,10 +148,11 @@ func (a *Committer) run() {
 				break fill
 			}
 		}
-		if open && a.busy.Load() > 0 && len(batch) < MaxBatch {
-			timer.Reset(gatherWait)
+		want := followBatch(last)
+		if open && (a.busy.Load() > 0 || len(batch) < want) && len(batch) < MaxBatch {
+			timer.Reset(a.gather)
 		gather:
-			for len(batch) < MaxBatch && a.busy.Load() > 0 {
+			for len(batch) < MaxBatch && (a.busy.Load() > 0 || len(batch) < want) {
 				select {
 				case p, ok := <-a.in:
 					if !ok {
@@ -153,6 +170,7 @@ func (a *Committer) run() {
 				}
 			}
 		}
+		last = len(batch)
 		a.commit(batch)
 	}
 }
