@@ -1005,11 +1005,74 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 			return nil, err
 		}
 	}
+	if query, args, ok := buildKeyed(q); ok {
+		// At most a page of rows, each found by key: as quick as a read by id, so as little worth
+		// interrupting.
+		hits, err := s.search(uncancelled(ctx), q, query, args)
+		if err != nil {
+			return nil, err
+		}
+		if page, ok := keyedPage(hits, q.Limit); ok {
+			return page, nil
+		}
+	}
 	query, args, err := buildSearch(q)
 	if err != nil {
 		return nil, err
 	}
 	return s.search(ctx, q, query, args)
+}
+
+// keyedLimit is the largest page buildKeyed serves: past it, a value with more matches than the page
+// would cost a page's worth of rows read for nothing before the general form runs.
+const keyedLimit = 100
+
+// buildKeyed compiles q in the keyed form, when q is one equality on one index parameter, unsorted, and
+// its first page (a patient's look-up by NHS number on every patient request, a compartment search
+// by patient, a GP system's search by identifier): the entries, their current rows and versions
+// joined in the index's order, at most Limit+1 of them. The general form lists the matching ids
+// first and then walks current in id order; for a handful of matches that cost twice a read by id
+// (BenchmarkStore/SearchIdentifier 12.6 µs, Get 5.2), this about 1.5 times. The index's order is not
+// id order, so keyedPage sorts the rows, and leaves a value with more than a page of matches to the
+// general form, which finds which come first.
+func buildKeyed(q store.Query) (string, []any, bool) {
+	t := tablesOf(q.Type)
+	if t.entries || q.Scan || len(q.Sort) > 0 || len(q.After) > 0 || q.Limit <= 0 || q.Limit > keyedLimit ||
+		len(q.Clauses) != 1 || len(q.Clauses[0]) != 1 {
+		return "", nil, false
+	}
+	p := q.Clauses[0][0]
+	if p.Not || indexParam(q.Type, p) != nil || !(p.Match == store.MatchExact || p.Match == store.MatchToken && p.Value != "") {
+		return "", nil, false
+	}
+	b := &builder{}
+	// CROSS JOIN keeps SQLite from starting anywhere but the index.
+	b.w(`SELECT r.id, r.version, h.last_updated, h.deleted, h.body FROM `, t.idx, ` i1 CROSS JOIN `, t.current,
+		` r CROSS JOIN `, t.history, ` h WHERE i1.type = `)
+	b.arg(q.Type)
+	b.w(` AND i1.param = `)
+	b.arg(p.Param)
+	if err := b.match(p, "i1", false); err != nil {
+		return "", nil, false
+	}
+	b.w(` AND r.type = `)
+	b.arg(q.Type)
+	b.w(` AND r.id = i1.id AND r.deleted = 0 AND h.type = `)
+	b.arg(q.Type)
+	b.w(` AND h.id = r.id AND h.version = r.version`, limitParam)
+	b.args = append(b.args, q.Limit+1)
+	return b.sb.String(), b.args, true
+}
+
+// keyedPage makes the page of a keyed search's rows: in id order, each resource once (a resource has
+// one entry per value, but the contract does not promise it); false when there were more rows than
+// the page, and so perhaps matches the rows left out that come before some of them.
+func keyedPage(hits []store.Hit, limit int) ([]store.Hit, bool) {
+	if len(hits) > limit {
+		return nil, false
+	}
+	slices.SortFunc(hits, func(a, b store.Hit) int { return strings.Compare(a.Resource.ID, b.Resource.ID) })
+	return slices.CompactFunc(hits, func(a, b store.Hit) bool { return a.Resource.ID == b.Resource.ID }), true
 }
 
 // search runs a search's statement through the driver, as keyStmt runs reads by key: on a statement

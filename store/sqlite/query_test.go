@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -236,13 +238,16 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 
 	for _, tc := range planCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			builds := []func(store.Query) (string, []any, error){buildSearch, buildCount}
+			builds := []func(store.Query) (string, []any, error){buildSearch, buildCount, buildKeyedPage}
 			if len(tc.q.Clauses) == 0 && tc.q.Type == store.AuditEventType {
 				// Counting the whole trail reads it all; only the page has to be found by index.
-				builds = builds[:1]
+				builds = []func(store.Query) (string, []any, error){buildSearch}
 			}
 			for _, build := range builds {
 				query, args, err := build(tc.q)
+				if err == errNotKeyed {
+					continue
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -268,6 +273,21 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// errNotKeyed: buildKeyedPage's query has no keyed form.
+var errNotKeyed = errors.New("no keyed form")
+
+// buildKeyedPage is buildKeyed of q's first page of 20, as the API asks for it.
+func buildKeyedPage(q store.Query) (string, []any, error) {
+	if q.Limit == 0 {
+		q.Limit = 20
+	}
+	query, args, ok := buildKeyed(q)
+	if !ok {
+		return "", nil, errNotKeyed
+	}
+	return query, args, nil
 }
 
 // partialIndexOf names the partial index a plan case must drive from: SQLite passes one over unless the
@@ -425,8 +445,11 @@ func TestNoQueryIsPreparedAgainOnEveryRun(t *testing.T) {
 	}
 	shapes = append(shapes, regexp.MustCompile(`\bLIMIT \?`))
 	for _, tc := range planCases() {
-		for _, build := range []func(store.Query) (string, []any, error){buildSearch, buildCount} {
+		for _, build := range []func(store.Query) (string, []any, error){buildSearch, buildCount, buildKeyedPage} {
 			query, _, err := build(tc.q)
+			if err == errNotKeyed {
+				continue
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -436,5 +459,87 @@ func TestNoQueryIsPreparedAgainOnEveryRun(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestKeyedSearchesMatchTheGeneralForm: a search of one equality takes the keyed form (buildKeyed),
+// which reads the index in its own order. Its pages must be the general form's: in id order, without
+// deleted resources, and, for a value with more matches than the page, the first by id, not the first
+// the index holds.
+func TestKeyedSearchesMatchTheGeneralForm(t *testing.T) {
+	s, err := Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Written in descending id order, so that the index's order (the order written) is not id order.
+	var ws []store.Write
+	for i := 29; i >= 0; i-- {
+		id := fmt.Sprintf("p%02d", i)
+		ws = append(ws, store.Write{
+			Resource: store.Resource{Type: "Patient", ID: id, VersionID: 1, LastUpdated: time.UnixMilli(int64(i)), Body: []byte(`{"resourceType":"Patient","id":"` + id + `"}`)},
+			Index: []store.IndexEntry{
+				{Param: "identifier", System: "urn:nhs", Value: fmt.Sprint(i % 3)},
+				{Param: "general-practitioner", Value: "Practitioner/one"},
+			},
+		})
+	}
+	if err := s.Apply(t.Context(), ws); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(t.Context(), []store.Write{{Resource: store.Resource{Type: "Patient", ID: "p03", VersionID: 2, LastUpdated: time.UnixMilli(99), Deleted: true}, ExpectVersion: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(hits []store.Hit) []string {
+		var out []string
+		for _, h := range hits {
+			out = append(out, h.Resource.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		p     store.Predicate
+		limit int
+		keyed bool // whether the keyed form answers, rather than handing over to the general form
+	}{
+		{"a token's few matches", store.Predicate{Param: "identifier", Match: store.MatchToken, System: "urn:nhs", Value: "0"}, 20, true},
+		{"a token's matches, one deleted", store.Predicate{Param: "identifier", Match: store.MatchToken, AnySystem: true, Value: "0"}, 10, true},
+		{"a reference's matches, more than the page", store.Predicate{Param: "general-practitioner", Match: store.MatchExact, Value: "Practitioner/one"}, 7, false},
+		{"a reference's matches, all on the page", store.Predicate{Param: "general-practitioner", Match: store.MatchExact, Value: "Practitioner/one"}, 29, true},
+		{"no match", store.Predicate{Param: "identifier", Match: store.MatchToken, System: "urn:nhs", Value: "9"}, 20, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := store.Query{Type: "Patient", Clauses: []store.Clause{{tc.p}}, Limit: tc.limit}
+			query, args, ok := buildKeyed(q)
+			if !ok {
+				t.Fatal("the query has no keyed form")
+			}
+			rows, err := s.search(t.Context(), q, query, args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, answered := keyedPage(rows, q.Limit); answered != tc.keyed {
+				t.Errorf("keyed form answered: %v, want %v (%d rows for a page of %d)", answered, tc.keyed, len(rows), q.Limit)
+			}
+			got, err := s.Search(t.Context(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			general, gargs, err := buildSearch(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := s.search(t.Context(), q, general, gargs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ids(got), ids(want)) {
+				t.Errorf("Search gave %v, the general form %v", ids(got), ids(want))
+			}
+			if slices.Contains(ids(got), "p03") {
+				t.Errorf("Search gave the deleted p03: %v", ids(got))
+			}
+		})
 	}
 }
