@@ -41,9 +41,14 @@ const refDelay = time.Second
 // auditReady copies every pending record's entries before a read that can use audit_ref. It costs one
 // indexed lookup when there is nothing to do.
 func (s *Store) auditReady(ctx context.Context) error {
-	var pending bool
-	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit WHERE seq > (SELECT seq FROM audit_ref_mark))`).Scan(&pending)
+	st, err := s.stmts.get(ctx, s.r, "refs pending", 1, func(int) string {
+		return `SELECT EXISTS (SELECT 1 FROM audit WHERE seq > (SELECT seq FROM audit_ref_mark))`
+	})
 	if err != nil {
+		return translate(err)
+	}
+	var pending bool
+	if err := st.QueryRowContext(ctx).Scan(&pending); err != nil {
 		return translate(err)
 	}
 	if !pending {
@@ -95,6 +100,14 @@ func (s *Store) copyChunk(ctx context.Context, chunk []refRecord) (n int, err er
 		}
 		shapes = append(shapes, shapedStmt{k, st})
 	}
+	markSt, err := s.stmts.get(ctx, s.w, "ref mark", 1, func(int) string { return `SELECT seq FROM audit_ref_mark` })
+	if err != nil {
+		return 0, err
+	}
+	moveSt, err := s.stmts.get(ctx, s.w, "ref mark move", 1, func(int) string { return `UPDATE audit_ref_mark SET seq = ?` })
+	if err != nil {
+		return 0, err
+	}
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return 0, err
@@ -118,7 +131,7 @@ func (s *Store) copyChunk(ctx context.Context, chunk []refRecord) (n int, err er
 	}
 	defer tx.Rollback()
 	var mark int64
-	if err := tx.QueryRowContext(ctx, `SELECT seq FROM audit_ref_mark`).Scan(&mark); err != nil {
+	if err := tx.StmtContext(ctx, markSt).QueryRowContext(ctx).Scan(&mark); err != nil {
 		return 0, err
 	}
 	var args []any
@@ -135,7 +148,7 @@ func (s *Store) copyChunk(ctx context.Context, chunk []refRecord) (n int, err er
 	if err := execPowers(ctx, tx, shapes, args, refCols); err != nil {
 		return 0, err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE audit_ref_mark SET seq = ?`, last); err != nil {
+	if _, err := tx.StmtContext(ctx, moveSt).ExecContext(ctx, last); err != nil {
 		return 0, err
 	}
 	return len(chunk), tx.Commit()
@@ -149,7 +162,13 @@ type refRecord struct {
 
 // readRefChunk reads the next refChunk records past the mark from a snapshot of the reader pool.
 func (s *Store) readRefChunk(ctx context.Context) ([]refRecord, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, last_updated, idx FROM audit WHERE seq > (SELECT seq FROM audit_ref_mark) ORDER BY seq`+limitParam, refChunk)
+	st, err := s.stmts.get(ctx, s.r, "ref chunk", 1, func(int) string {
+		return `SELECT seq, id, last_updated, idx FROM audit WHERE seq > (SELECT seq FROM audit_ref_mark) ORDER BY seq` + limitParam
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, refChunk)
 	if err != nil {
 		return nil, err
 	}
