@@ -1032,9 +1032,9 @@ const keyedLimit = 100
 // by patient, a GP system's search by identifier): the entries, their current rows and versions
 // joined in the index's order, at most Limit+1 of them. The general form lists the matching ids
 // first and then walks current in id order; for a handful of matches that cost twice a read by id
-// (BenchmarkStore/SearchIdentifier 12.6 µs, Get 5.2), this about 1.5 times. The index's order is not
-// id order, so keyedPage sorts the rows, and leaves a value with more than a page of matches to the
-// general form, which finds which come first.
+// (BenchmarkStore/SearchIdentifierPage10 12.6-13.6 µs, Get 6.3), this about 1.5 times (9.7-10.1 µs).
+// The index's order is not id order, so keyedPage sorts the rows, and leaves a value with more than a
+// page of matches to the general form, which finds which come first.
 func buildKeyed(q store.Query) (string, []any, bool) {
 	t := tablesOf(q.Type)
 	if t.entries || q.Scan || len(q.Sort) > 0 || len(q.After) > 0 || q.Limit <= 0 || q.Limit > keyedLimit ||

@@ -46,6 +46,9 @@ func Benchmark(b *testing.B, size int, newStore func(b *testing.B) audit.Backend
 	}{
 		{"SearchIdentifier", store.Query{Type: "Patient", Clauses: []store.Clause{{{
 			Param: "identifier", Match: store.MatchToken, System: "https://fhir.nhs.uk/Id/nhs-number", Value: fmt.Sprintf("%010d", size/2)}}}}, 1},
+		// As the API asks: a page (a patient's look-up by NHS number takes 10).
+		{"SearchIdentifierPage10", store.Query{Type: "Patient", Limit: 10, Clauses: []store.Clause{{{
+			Param: "identifier", Match: store.MatchToken, System: "https://fhir.nhs.uk/Id/nhs-number", Value: fmt.Sprintf("%010d", size/2)}}}}, 1},
 		{"SearchGenderPage20", store.Query{Type: "Patient", Limit: 20, Clauses: []store.Clause{gender("female")}}, 20},
 		{"SearchGenderSortedByBirthdatePage20", store.Query{Type: "Patient", Limit: 20,
 			Sort: []store.SortKey{{Param: "birthdate", Desc: true}}, Clauses: []store.Clause{gender("female")}}, 20},
