@@ -1005,6 +1005,10 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 			return nil, err
 		}
 	}
+	q, err := s.dropImpliedChains(ctx, q)
+	if err != nil {
+		return nil, err
+	}
 	if query, args, ok := buildKeyed(q); ok {
 		// At most a page of rows, each found by key: as quick as a read by id, so as little worth
 		// interrupting.
@@ -1021,6 +1025,74 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Hit, error) 
 		return nil, err
 	}
 	return s.search(ctx, q, query, args)
+}
+
+// dropImpliedChains returns q without each chain that another of its clauses already implies: a
+// clause "P is in Sub" (MatchRefIn) beside "P is Type/id" (MatchExact), where Type/id is itself matched
+// by Sub. Every resource that the second selects then has an entry of P, Type/id, that satisfies the
+// first. It is how a GP system's search of one patient's compartment comes: its practices are a chain
+// through the patient to the practice's Organization, which the general form tests on every
+// candidate (Immunization?patient= with six hits: 54 µs alone on a demo store), though the patient is
+// the same for all of them; the patient is tested once instead (17 µs), and what is left is one
+// equality, which buildKeyed serves (19 µs). When Type/id is not matched by Sub the chain stays: another
+// entry of P may satisfy it.
+func (s *Store) dropImpliedChains(ctx context.Context, q store.Query) (store.Query, error) {
+	if tablesOf(q.Type).entries || len(q.Clauses) < 2 {
+		return q, nil
+	}
+	var kept []store.Clause
+	for i, c := range q.Clauses {
+		id, ok := impliedChain(q.Clauses, i)
+		if ok {
+			sub := *c[0].Sub
+			// The id first: the general form drives from the first clause it can, and Sub's own
+			// clauses (a practice's registered patients) would list every resource they match.
+			sub.Clauses = append([]store.Clause{{{Param: store.ParamID, Match: store.MatchExact, Value: id}}}, sub.Clauses...)
+			sub.Sort, sub.After, sub.Limit, sub.Scan = nil, nil, 1, false
+			hits, err := s.Search(ctx, sub)
+			if err != nil {
+				return q, err
+			}
+			if len(hits) > 0 {
+				if kept == nil {
+					kept = append(make([]store.Clause, 0, len(q.Clauses)), q.Clauses[:i]...)
+				}
+				continue
+			}
+		}
+		if kept != nil {
+			kept = append(kept, c)
+		}
+	}
+	if kept != nil {
+		q.Clauses = kept
+	}
+	return q, nil
+}
+
+// impliedChain reports whether clause i of cs is one chain, "P is in Sub", beside a clause "P is
+// Sub.Type/id", and returns the id.
+func impliedChain(cs []store.Clause, i int) (string, bool) {
+	if len(cs[i]) != 1 {
+		return "", false
+	}
+	chain := cs[i][0]
+	if chain.Match != store.MatchRefIn || chain.Not || chain.Sub == nil || tablesOf(chain.Sub.Type).entries {
+		return "", false
+	}
+	for j, c := range cs {
+		if j == i || len(c) != 1 {
+			continue
+		}
+		p := c[0]
+		if p.Param != chain.Param || p.Match != store.MatchExact || p.Not {
+			continue
+		}
+		if id, ok := strings.CutPrefix(p.Value, chain.Sub.Type+"/"); ok && id != "" && !strings.Contains(id, "/") {
+			return id, true
+		}
+	}
+	return "", false
 }
 
 // keyedLimit is the largest page buildKeyed serves: past it, a value with more matches than the page
@@ -1157,6 +1229,10 @@ func (s *Store) Count(ctx context.Context, q store.Query) (int, error) {
 		if err := s.auditReady(ctx); err != nil {
 			return 0, err
 		}
+	}
+	q, err := s.dropImpliedChains(ctx, q)
+	if err != nil {
+		return 0, err
 	}
 	query, args, err := buildCount(q)
 	if err != nil {
