@@ -3,6 +3,7 @@ package fhir
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -47,17 +48,7 @@ func TestBundleMarshalWritesWhatEncodingJSONWould(t *testing.T) {
 			}},
 	}
 	for i, b := range fixed {
-		got, err := b.Marshal()
-		if err != nil {
-			t.Fatalf("bundle %d: %v", i, err)
-		}
-		want, err := encodingJSON(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("bundle %d:\ngot  %s\nwant %s", i, got, want)
-		}
+		sameAsEncodingJSON(t, fmt.Sprintf("bundle %d", i), b)
 	}
 	// Every string field with every awkward string, and awkward strings inside the resources' JSON.
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -78,18 +69,28 @@ func TestBundleMarshalWritesWhatEncodingJSONWould(t *testing.T) {
 					Outcome: json.RawMessage(`{"resourceType":"OperationOutcome","issue":[{"diagnostics":` + string(name) + `}]}`)}}
 			b.Entry = append(b.Entry, e)
 		}
-		got, err := b.Marshal()
-		if err != nil {
-			t.Fatalf("case %d: %v", i, err)
-		}
-		want, err := encodingJSON(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("case %d:\ngot  %s\nwant %s", i, got, want)
+		if !sameAsEncodingJSON(t, fmt.Sprintf("case %d", i), b) {
+			return
 		}
 	}
+}
+
+// sameAsEncodingJSON reports whether Marshal writes b as encodingJSON does, failing the test if not.
+func sameAsEncodingJSON(t *testing.T, label string, b *Bundle) bool {
+	t.Helper()
+	got, err := b.Marshal()
+	if err != nil {
+		t.Fatalf("%s: %v", label, err)
+	}
+	want, err := encodingJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s:\ngot  %s\nwant %s", label, got, want)
+		return false
+	}
+	return true
 }
 
 func TestBundleMarshalRefusesAResourceThatIsNotAnObject(t *testing.T) {
