@@ -133,6 +133,9 @@ func checkBatch(records []Record, chained bool) error {
 		case chained && i > 0 && !bytes.Equal(r.Hash, ChainHash(records[i-1].Hash, r)):
 			return fmt.Errorf("%w: audit record %d does not chain on record %d", store.ErrInvalidQuery, r.Seq, records[i-1].Seq)
 		}
+		if err := checkPatientEntries(r.Index); err != nil {
+			return fmt.Errorf("%w: audit record %d: %w", store.ErrInvalidQuery, n, err)
+		}
 		seen[r.ID] = true
 	}
 	return nil

@@ -169,11 +169,25 @@ func TestCheckUnchainedChecksWhatTheBatchCarries(t *testing.T) {
 	if err := audit.CheckUnchained([]audit.Record{rec("a", "{}"), rec("b", "{}")}); err != nil {
 		t.Errorf("a batch without Seq and Hash: %v", err)
 	}
+	// What EventIndex writes for a patient reading their own record, and references that are no local
+	// Patient: an absolute URL elsewhere, another type, a Patient's history.
+	named := withIndex(rec("a", "{}"), store.IndexEntry{Param: "patient", Value: "Patient/p1"},
+		store.IndexEntry{Param: "agent", Value: "Patient/p1"}, store.IndexEntry{Param: "entity", Value: "Patient/p1"},
+		store.IndexEntry{Param: "entity", Value: "https://elsewhere.example/Patient/p9"},
+		store.IndexEntry{Param: "entity", Value: "Practitioner/p1"}, store.IndexEntry{Param: "entity", Value: "Patient/p1/_history/2"})
+	if err := audit.CheckUnchained([]audit.Record{named}); err != nil {
+		t.Errorf("a record naming its patient as agent and entity: %v", err)
+	}
 	for name, batch := range map[string][]audit.Record{
 		"no id":       {rec("a", "{}"), rec("", "{}")},
 		"an id twice": {rec("a", "{}"), rec("a", "{}")},
 		"no body":     {rec("a", "{}"), rec("b", "")},
 		"too many":    make([]audit.Record, audit.MaxBatch+1),
+		"a Patient as entity without its patient entry": {rec("a", "{}"), withIndex(rec("b", "{}"),
+			store.IndexEntry{Param: "patient", Value: "Patient/p2"}, store.IndexEntry{Param: "entity", Value: "Patient/p1"})},
+		"a Patient as agent without its patient entry": {withIndex(rec("a", "{}"), store.IndexEntry{Param: "agent", Value: "Patient/p1"})},
+		"a Patient as entity with a system": {withIndex(rec("a", "{}"),
+			store.IndexEntry{Param: "patient", Value: "Patient/p1"}, store.IndexEntry{Param: "entity", System: "urn:s", Value: "Patient/p1"})},
 	} {
 		if err := audit.CheckUnchained(batch); !errors.Is(err, store.ErrInvalidQuery) {
 			t.Errorf("%s: %v", name, err)
@@ -182,4 +196,9 @@ func TestCheckUnchainedChecksWhatTheBatchCarries(t *testing.T) {
 	if err := audit.CheckBatch([]audit.Record{rec("a", "{}"), rec("b", "{}")}); !errors.Is(err, store.ErrInvalidQuery) {
 		t.Errorf("CheckBatch let an unchained batch through: %v", err)
 	}
+}
+
+func withIndex(r audit.Record, entries ...store.IndexEntry) audit.Record {
+	r.Index = entries
+	return r
 }

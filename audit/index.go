@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -217,4 +219,55 @@ func jsonString(s string) string {
 		i += n
 	}
 	return b.String()
+}
+
+// PatientImplied reports whether e is an agent or entity entry that names a local Patient ("Patient/id",
+// no system): the patient search parameter (agent.who and entity.what, where resolve() is Patient)
+// names the same Patient in the same record, as EventIndex writes it and as AppendAudit checks
+// (CheckBatch). A store may therefore find the records of such an entry through their patient entry of
+// the same value, and keep no index entry of its own for it: store/sqlite does, since for most records
+// these entries repeat the patient's (a patient reading their own record names themselves three times).
+func PatientImplied(e fhir.IndexEntry) bool {
+	return (e.Param == "agent" || e.Param == "entity") && e.System == "" && IsPatientRef(e.Value)
+}
+
+// IsPatientRef reports whether v is a local Patient reference as EventIndex writes one: "Patient/" and an
+// id, nothing after it.
+func IsPatientRef(v string) bool {
+	id, ok := strings.CutPrefix(v, "Patient/")
+	return ok && id != "" && !strings.Contains(id, "/")
+}
+
+// checkPatientEntries checks that a record's agent and entity entries naming a local Patient carry no
+// system and come with the patient entry of the same value (PatientImplied): a store that relies on
+// that would otherwise not find the record by its agent or entity.
+func checkPatientEntries(entries []fhir.IndexEntry) error {
+	// Every request's record is checked: a few entries are scanned, a search's hundreds are mapped.
+	var patients map[string]bool
+	for _, e := range entries {
+		if (e.Param != "agent" && e.Param != "entity") || !IsPatientRef(e.Value) {
+			continue
+		}
+		if e.System != "" {
+			return fmt.Errorf("its %s entry %s has a system (%s): a reference has none", e.Param, e.Value, e.System)
+		}
+		if patients == nil && len(entries) > auditScanLimit {
+			patients = map[string]bool{}
+			for _, p := range entries {
+				if p.Param == "patient" && p.System == "" {
+					patients[p.Value] = true
+				}
+			}
+		}
+		found := patients[e.Value]
+		if patients == nil {
+			found = slices.ContainsFunc(entries, func(p fhir.IndexEntry) bool {
+				return p.Param == "patient" && p.System == "" && p.Value == e.Value
+			})
+		}
+		if !found {
+			return fmt.Errorf("its %s entry %s has no patient entry of the same value: the patient parameter names every agent and entity that is a Patient", e.Param, e.Value)
+		}
+	}
+	return nil
 }

@@ -129,6 +129,10 @@ func TestAuditEventIndexMatchesExtractBodyForRandomInputs(t *testing.T) {
 		if !assertAuditIndex(t, in, base) {
 			t.Fatalf("input %d: %+v (user %+v)", i, in, in.User)
 		}
+		// What AppendAudit asks of a record's entries, and stores rely on (PatientImplied).
+		if err := checkPatientEntries(EventIndex(in, base)); err != nil {
+			t.Fatalf("input %d: %v: %+v (user %+v)", i, err, in, in.User)
+		}
 	}
 }
 

@@ -40,6 +40,7 @@ func appendTrail(t *testing.T, dir string, from, to int) {
 		recs = append(recs, audit.Record{ID: id, Recorded: at,
 			Body: fmt.Appendf(nil, `{"resourceType":"AuditEvent","id":%q,"action":"R","outcome":"0"}`, id),
 			Index: []store.IndexEntry{{Param: "action", Value: "R"}, {Param: "entity", Value: "Patient/p" + strconv.Itoa(i%2)},
+				{Param: "patient", Value: "Patient/p" + strconv.Itoa(i%2)},
 				{Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli()}}})
 	}
 	if err := audit.AppendChained(t.Context(), st, recs, 1); err != nil {

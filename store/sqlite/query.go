@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -198,7 +199,7 @@ func refOrdered(q store.Query) (int, bool) {
 // already written) and the record r: x names the value, and every other clause is tested on r.
 func (b *builder) refWalk(q store.Query, d int, x string) error {
 	p := q.Clauses[d][0]
-	b.arg(p.Param)
+	b.arg(refParam(tablesOf(q.Type), p))
 	if err := b.match(p, x, false); err != nil {
 		return err
 	}
@@ -207,7 +208,7 @@ func (b *builder) refWalk(q store.Query, d int, x string) error {
 		return err
 	}
 	for i, c := range q.Clauses {
-		if i == d {
+		if i == d && !patientFound(p) {
 			continue
 		}
 		b.w(` AND `)
@@ -402,6 +403,10 @@ func (b *builder) where(q store.Query, a string) error {
 	b.w(` AND `)
 	if err := b.driving(q.Clauses[d], q.Type, a); err != nil {
 		return err
+	}
+	if tablesOf(q.Type).entries && slices.ContainsFunc(q.Clauses[d], patientFound) {
+		// Its index entries selected a superset (patientFound).
+		return b.perRowAll(q.Clauses[d:], q.Type, a)
 	}
 	return b.perRowAll(q.Clauses[d+1:], q.Type, a)
 }
@@ -750,11 +755,42 @@ func (b *builder) ids(p store.Predicate, typ string) error {
 	if err := indexParam(typ, p); err != nil {
 		return err
 	}
-	b.w(`SELECT `, x, `.id FROM `, tablesOf(typ).idx, ` `, x, ` WHERE `, x, `.type = `)
+	t := tablesOf(typ)
+	b.w(`SELECT `, x, `.id FROM `, t.idx, ` `, x, ` WHERE `, x, `.type = `)
 	b.arg(typ)
 	b.w(` AND `, x, `.param = `)
-	b.arg(p.Param)
+	b.arg(refParam(t, p))
 	return b.match(p, x, false)
+}
+
+// patientFound reports whether the AuditEvents matching p are found through their patient entries: p
+// names a local Patient as agent or entity, and audit_ref keeps no entries of those (refs.go), since
+// each has a patient entry of the same value (audit.PatientImplied). The patient's entries select a
+// superset, the records that name the Patient in any of the three roles, so p is then tested on each.
+func patientFound(p store.Predicate) bool {
+	if p.Not || (p.Param != "agent" && p.Param != "entity") {
+		return false
+	}
+	switch p.Match {
+	case store.MatchExact:
+		return audit.IsPatientRef(p.Value)
+	case store.MatchToken:
+		// A Patient's agent or entity entry has no system (audit.CheckBatch), so a token with a system
+		// matches none, which the kept entries show as well as any.
+		return (p.AnySystem || p.System == "") && audit.IsPatientRef(p.Value)
+	case store.MatchRefIn:
+		return p.Sub != nil && p.Sub.Type == "Patient"
+	}
+	return false
+}
+
+// refParam is the parameter of the index entries that find p's matches in t: audit_ref's patient
+// entries for a predicate they stand for (patientFound), p's own otherwise.
+func refParam(t tables, p store.Predicate) string {
+	if t.entries && patientFound(p) {
+		return "patient"
+	}
+	return p.Param
 }
 
 // entry writes a SELECT that has a row when the resource of type typ aliased a has an entry satisfying p
@@ -971,15 +1007,24 @@ func (b *builder) hasEntry(p store.Predicate, typ, a, x string) error {
 	}
 	s := b.alias("c")
 	t := tablesOf(p.Sub.Type)
+	ref := store.Predicate{Param: p.HasParam, Match: store.MatchRefIn, Sub: &store.Query{Type: typ}}
 	b.w(`SELECT 1 FROM `, t.idx, ` `, x, t.indexedBy("idx_value"), ` WHERE `, x, `.type = `)
 	b.arg(p.Sub.Type)
 	b.w(` AND `, x, `.param = `)
-	b.arg(p.HasParam)
+	b.arg(refParam(t, ref))
 	b.w(` AND `, x, `.value = `)
 	b.arg(typ + "/")
 	b.w(` || `, a, `.id AND EXISTS (SELECT 1 FROM `, t.current, ` `, s, ` WHERE `, s, `.id = `, x, `.id AND `)
 	if err := b.pinned(*p.Sub, s); err != nil {
 		return err
+	}
+	if refParam(t, ref) != p.HasParam {
+		// Found through the patient entry (patientFound): the record must name it as HasParam.
+		b.w(` AND audit_match(`, s, `.idx, `)
+		b.arg(p.HasParam)
+		b.w(`, `)
+		b.arg(int64(store.MatchExact))
+		b.w(`, '', `, x, `.value, 0)`)
 	}
 	b.w(`)`)
 	return nil

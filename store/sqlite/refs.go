@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"time"
 
+	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -204,6 +205,9 @@ func appendRefs(args []any, id string, t int64, blob []byte) []any {
 func refArgs(args []any, id string, t int64, entries []store.IndexEntry, devices bool) []any {
 	var idv, tv any
 	for _, e := range entries {
+		if !devices && audit.PatientImplied(e) {
+			continue // found through the patient entry of the same value (query.go, patientFound)
+		}
 		if param, ok := refParamArgs[e.Param]; ok && (devices || refKept(e.Value)) {
 			if idv == nil {
 				idv, tv = id, t

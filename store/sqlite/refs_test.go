@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gpfhir/gpfhir/audit"
 	"github.com/gpfhir/gpfhir/store"
+	"github.com/gpfhir/gpfhir/store/memory"
 )
 
 // TestSearchesCatchUpWithReferencesNotCopiedYet: with no background copier, every search that can read
@@ -138,6 +140,7 @@ func TestAuditMatchAgreesWithTheIndexTable(t *testing.T) {
 	entries := func(i int) []store.IndexEntry {
 		e := []store.IndexEntry{
 			{Param: "entity", Value: fmt.Sprintf("Patient/p%d", i%3)},
+			{Param: "patient", Value: fmt.Sprintf("Patient/p%d", i%3)},
 			{Param: "action", System: "urn:act", Value: []string{"R", "C", "U"}[i%3], Text: []string{"read", "create", "update"}[i%3]},
 			{Param: "outcome", System: "urn:out", Value: fmt.Sprint(i % 2 * 4)},
 			{Param: "num", Low: int64(i), High: int64(i + 2)},
@@ -262,7 +265,8 @@ func appendTo(t *testing.T, s *Store, from, to int) {
 		id := fmt.Sprintf("e%d", i)
 		at := trailStart.Add(time.Duration(i) * time.Second)
 		recs = append(recs, audit.Record{ID: id, Recorded: at, Body: []byte(`{"resourceType":"AuditEvent","id":"` + id + `"}`),
-			Index: []store.IndexEntry{{Param: "entity", Value: fmt.Sprintf("Patient/p%d", i%2)}, {Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli()}}})
+			Index: []store.IndexEntry{{Param: "entity", Value: fmt.Sprintf("Patient/p%d", i%2)},
+				{Param: "patient", Value: fmt.Sprintf("Patient/p%d", i%2)}, {Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli()}}})
 	}
 	for len(recs) > 0 {
 		n := min(len(recs), audit.MaxBatch)
@@ -320,6 +324,7 @@ func TestDeviceReferencesStayOutOfAuditRefAndAreStillSearchable(t *testing.T) {
 				{Param: "agent", Value: "Device/srv"},
 				{Param: "source", Value: "Device/srv"},
 				{Param: "entity", Value: fmt.Sprintf("Patient/p%d", i%2)},
+				{Param: "patient", Value: fmt.Sprintf("Patient/p%d", i%2)},
 			}})
 	}
 	if err := audit.AppendChained(t.Context(), s, recs, 1); err != nil {
@@ -465,4 +470,128 @@ func TestACopiedChunkSkipsRecordsTakenOrPrunedSinceItWasRead(t *testing.T) {
 			t.Errorf("mark = %d, want 6", got)
 		}
 	})
+}
+
+// TestPatientsAsAgentOrEntityAreFoundThroughTheirPatientEntries: audit_ref keeps no agent or entity
+// entry that names a Patient (the record's patient entry of the same value stands for it), and every
+// kind of search by agent or entity still answers as the memory store, which tests each record's own
+// entries: a Patient named as patient only, as entity, as agent, as both, beside other references.
+func TestPatientsAsAgentOrEntityAreFoundThroughTheirPatientEntries(t *testing.T) {
+	ctx := t.Context()
+	s := openDir(t, t.TempDir())
+	mem := memory.New()
+	patients := []store.Write{
+		{Resource: store.Resource{Type: "Patient", ID: "p1", VersionID: 1, LastUpdated: trailStart, Body: []byte(`{"resourceType":"Patient","id":"p1"}`)},
+			Index: []store.IndexEntry{{Param: "name", Value: "ann", Text: "ann"}}},
+		{Resource: store.Resource{Type: "Patient", ID: "p2", VersionID: 1, LastUpdated: trailStart, Body: []byte(`{"resourceType":"Patient","id":"p2"}`)},
+			Index: []store.IndexEntry{{Param: "name", Value: "bob", Text: "bob"}}},
+	}
+	ref := func(param, v string) store.IndexEntry { return store.IndexEntry{Param: param, Value: v} }
+	roles := [][]store.IndexEntry{
+		{ref("patient", "Patient/p1"), ref("entity", "Immunization/i1"), ref("agent", "Practitioner/dr1")},
+		{ref("patient", "Patient/p1"), ref("entity", "Patient/p1"), ref("agent", "Practitioner/dr1")},
+		{ref("patient", "Patient/p1"), ref("agent", "Patient/p1"), ref("entity", "Patient/p1")},
+		{ref("patient", "Patient/p1"), ref("agent", "Patient/p1"), ref("entity", "Immunization/i2")},
+		{ref("patient", "Patient/p1"), ref("patient", "Patient/p2"), ref("agent", "Patient/p1"), ref("entity", "Patient/p2")},
+		{ref("agent", "Practitioner/dr1"), ref("entity", "Observation/o1")},
+		{ref("patient", "Patient/p2"), ref("entity", "Patient/p2"), ref("entity", "Observation/o1"), ref("agent", "Practitioner/dr1")},
+	}
+	var recs []audit.Record
+	for i := range 3 * len(roles) {
+		at := trailStart.Add(time.Duration(i) * time.Second)
+		action := []string{"R", "C"}[i%2]
+		idx := append([]store.IndexEntry{{Param: auditDate, Low: at.UnixMilli(), High: at.UnixMilli()},
+			{Param: "action", System: "urn:act", Value: action}}, roles[i%len(roles)]...)
+		id := fmt.Sprintf("a%02d", i)
+		recs = append(recs, audit.Record{ID: id, Recorded: at, Body: []byte(`{"resourceType":"AuditEvent","id":"` + id + `"}`), Index: idx})
+	}
+	for _, st := range []interface {
+		Apply(context.Context, []store.Write) error
+		audit.Store
+	}{s, mem} {
+		if err := st.Apply(ctx, patients); err != nil {
+			t.Fatal(err)
+		}
+		if err := audit.AppendChained(ctx, st, slices.Clone(recs), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	exact := func(param, v string) store.Predicate {
+		return store.Predicate{Param: param, Match: store.MatchExact, Value: v}
+	}
+	named := func(name string) *store.Query {
+		return &store.Query{Type: "Patient", Clauses: []store.Clause{{{Param: "name", Match: store.MatchPrefix, Value: name}}}}
+	}
+	newest := []store.SortKey{{Param: auditDate, Desc: true}}
+	reads := func() *store.Query {
+		return &store.Query{Type: store.AuditEventType, Clauses: []store.Clause{{{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "R"}}}}
+	}
+	queries := map[string]store.Query{
+		"entity":                     {Clauses: []store.Clause{{exact("entity", "Patient/p1")}}},
+		"agent":                      {Clauses: []store.Clause{{exact("agent", "Patient/p1")}}},
+		"entity of the other":        {Clauses: []store.Clause{{exact("entity", "Patient/p2")}}},
+		"entity or an Observation":   {Clauses: []store.Clause{{exact("entity", "Patient/p1"), exact("entity", "Observation/o1")}}},
+		"entity and an action":       {Clauses: []store.Clause{{exact("entity", "Patient/p1")}, {{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "R"}}}},
+		"agent and entity":           {Clauses: []store.Clause{{exact("agent", "Patient/p1")}, {exact("entity", "Patient/p2")}}},
+		"entity, newest first":       {Clauses: []store.Clause{{exact("entity", "Patient/p1")}}, Sort: newest},
+		"agent, a page newest first": {Clauses: []store.Clause{{exact("agent", "Patient/p1")}}, Sort: newest, Limit: 2},
+		"agent and an action, newest first": {Clauses: []store.Clause{{exact("agent", "Patient/p1")},
+			{{Param: "action", Match: store.MatchToken, AnySystem: true, Value: "C"}}}, Sort: newest},
+		"entity as a token in any system":  {Clauses: []store.Clause{{{Param: "entity", Match: store.MatchToken, AnySystem: true, Value: "Patient/p1"}}}},
+		"entity as a token without system": {Clauses: []store.Clause{{{Param: "entity", Match: store.MatchToken, Value: "Patient/p1"}}}},
+		"entity as a token with a system":  {Clauses: []store.Clause{{{Param: "entity", Match: store.MatchToken, System: "urn:x", Value: "Patient/p1"}}}},
+		"entity not":                       {Clauses: []store.Clause{{{Param: "entity", Match: store.MatchExact, Value: "Patient/p1", Not: true}}}},
+		"entity chained":                   {Clauses: []store.Clause{{{Param: "entity", Match: store.MatchRefIn, Sub: named("ann")}}}},
+		"agent chained, newest first":      {Clauses: []store.Clause{{{Param: "agent", Match: store.MatchRefIn, Sub: named("ann")}}}, Sort: newest},
+		"patient, for comparison":          {Clauses: []store.Clause{{exact("patient", "Patient/p2")}}},
+	}
+	for name, q := range queries {
+		q.Type = store.AuditEventType
+		want := hitIDs(t, mem, q)
+		if got := hitIDs(t, s, q); !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+		n, err := s.Count(ctx, store.Query{Type: q.Type, Clauses: q.Clauses})
+		if wantN, merr := mem.Count(ctx, store.Query{Type: q.Type, Clauses: q.Clauses}); err != nil || merr != nil || n != wantN {
+			t.Errorf("%s: count %d %v, want %d %v", name, n, err, wantN, merr)
+		}
+	}
+	// Into AuditEvents: the Patients that some read names as agent or entity; one driven by _has, one
+	// tested on each Patient that another clause selects.
+	for name, q := range map[string]store.Query{
+		"_has agent":             {Clauses: []store.Clause{{{Param: "_has", Match: store.MatchHas, HasParam: "agent", Sub: reads()}}}},
+		"_has entity":            {Clauses: []store.Clause{{{Param: "_has", Match: store.MatchHas, HasParam: "entity", Sub: reads()}}}},
+		"a name and _has agent":  {Clauses: []store.Clause{{{Param: "name", Match: store.MatchPrefix, Value: "ann"}}, {{Param: "_has", Match: store.MatchHas, HasParam: "agent", Sub: reads()}}}},
+		"never an agent":         {Clauses: []store.Clause{{{Param: "name", Match: store.MatchPrefix, Value: "bob"}}, {{Param: "_has", Match: store.MatchHas, HasParam: "agent", Sub: reads()}}}},
+		"a name and _has entity": {Clauses: []store.Clause{{{Param: "name", Match: store.MatchPrefix, Value: "bob"}}, {{Param: "_has", Match: store.MatchHas, HasParam: "entity", Sub: reads()}}}},
+	} {
+		q.Type = "Patient"
+		want := hitIDs(t, mem, q)
+		if got := hitIDs(t, s, q); !slices.Equal(got, want) || (len(want) == 0) != (name == "never an agent") {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+	}
+
+	var kept, patientRows int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM audit_ref WHERE param IN ('agent', 'entity') AND value LIKE 'Patient/%'`).Scan(&kept); err != nil || kept != 0 {
+		t.Errorf("%d agent or entity entries of Patients in audit_ref (%v), want none", kept, err)
+	}
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM audit_ref WHERE param = 'entity' AND value = 'Observation/o1'`).Scan(&patientRows); err != nil || patientRows != 6 {
+		t.Errorf("%d entity entries of Observation/o1 in audit_ref (%v), want 6", patientRows, err)
+	}
+}
+
+// hitIDs is the ids of q's matches in st, in its order.
+func hitIDs(t *testing.T, st store.Store, q store.Query) []string {
+	t.Helper()
+	hits, err := st.Search(t.Context(), q)
+	if err != nil {
+		t.Fatalf("%+v: %v", q, err)
+	}
+	ids := make([]string, 0, len(hits))
+	for _, h := range hits {
+		ids = append(ids, h.Resource.ID)
+	}
+	return ids
 }
