@@ -104,6 +104,9 @@ func (s *Server) apply(req *request, ch change) error {
 	if err := s.trail.ApplyAudited(req.ctx(), ch.writes, recs); err != nil {
 		return err
 	}
+	if s.tally != nil {
+		s.tally.Offer(recs)
+	}
 	if !ch.entry {
 		req.audited, req.auditedStatus = true, ch.status
 	}

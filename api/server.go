@@ -221,6 +221,7 @@ func New(cfg Config) (*Server, error) {
 		s.audit = audit.NewCommitter(s.trail, cfg.Logger, s.metrics.observeAudit)
 		if !cfg.Tool {
 			s.tally = tally.New(cfg.Store, cfg.BaseURL, cfg.Logger, cfg.Now)
+			s.audit.Notify(s.tally.Offer)
 			s.tally.Start(cfg.uptakeLoop)
 		}
 	}

@@ -35,7 +35,14 @@ type Committer struct {
 	busy atomic.Int64
 	// gather is gatherWait; a test lengthens it so that what it checks does not hang on the scheduler.
 	gather time.Duration
+	// notify is told of each durable batch (Notify).
+	notify atomic.Pointer[func([]Record)]
 }
+
+// Notify has f told of each batch once it is durable, with Seq filled, on the committer's goroutine:
+// f must not block or keep the slice. The uptake tally takes the records' Summaries from it, so that it
+// need not read back and parse what this process has just written.
+func (a *Committer) Notify(f func([]Record)) { a.notify.Store(&f) }
 
 // Begin says that a request which will hand over a record is being handled; End that it no longer is
 // (it has handed its record over, or will not). The committer waits briefly for such requests before a
@@ -189,6 +196,8 @@ func (a *Committer) commit(batch []*auditPending) {
 	if err != nil {
 		// Ids only: the records themselves name patients.
 		a.log.Error("audit records could not be written; their requests fail", "records", len(batch), "error", err)
+	} else if f := a.notify.Load(); f != nil {
+		(*f)(records)
 	}
 	for _, p := range batch {
 		p.err <- err

@@ -115,3 +115,57 @@ func TestALoneRecordAfterABusySpellIsStillCommitted(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// seqStore numbers the records of each batch it commits, as a store chains them, and fails the batches
+// that hold a record whose id is fail.
+type seqStore struct {
+	Store // only ApplyAudited is called
+	mu    sync.Mutex
+	head  int64
+	fail  string
+}
+
+func (s *seqStore) ApplyAudited(_ context.Context, _ []store.Write, records []Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range records {
+		if r.ID == s.fail {
+			return fmt.Errorf("%w: refused", store.ErrUnavailable)
+		}
+	}
+	for i := range records {
+		s.head++
+		records[i].Seq = s.head
+	}
+	return nil
+}
+
+// TestNotifyIsToldOfDurableBatchesOnly: the records Notify hands on are the committed ones, numbered,
+// with the Summary NewRecord gave them; a batch that failed is not handed on.
+func TestNotifyIsToldOfDurableBatchesOnly(t *testing.T) {
+	st := &seqStore{fail: "bad"}
+	a := NewCommitter(st, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	var mu sync.Mutex
+	var told []Record
+	a.Notify(func(recs []Record) {
+		mu.Lock()
+		told = append(told, recs...)
+		mu.Unlock()
+	})
+	at := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	for _, id := range []string{"r1", "bad", "r2"} {
+		err := a.Append(NewRecord(Input{ID: id, Recorded: at, Interaction: "read", Status: 200, User: &User{Kind: "patient", NHSNumber: "9000000009"}}, ""))
+		if (err != nil) != (id == "bad") {
+			t.Errorf("%s: %v", id, err)
+		}
+	}
+	a.Close()
+	if len(told) != 2 || told[0].ID != "r1" || told[1].ID != "r2" || told[0].Seq != 1 || told[1].Seq != 2 {
+		t.Fatalf("told of %+v, want r1 and r2 numbered 1 and 2", told)
+	}
+	for _, r := range told {
+		if r.Summary == nil || r.Summary.ID != r.ID || r.Summary.Role != RolePatient || r.Summary.UserNHS != "9000000009" {
+			t.Errorf("%s: Summary %+v", r.ID, r.Summary)
+		}
+	}
+}

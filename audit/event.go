@@ -291,9 +291,11 @@ var lastDevice atomic.Pointer[[2]string]
 // Event renders one AuditEvent, version 1 with lastUpdated = recorded, exactly as it is stored and
 // served. It holds references, codes and identifiers only.
 func Event(in Input) []byte {
-	ev := eventOf(in)
-	return ev.appendJSON(make([]byte, 0, 2048+512*(len(in.Entities)+len(in.Patients))))
+	return eventOf(in).appendJSON(make([]byte, 0, eventCap(in)))
 }
+
+// eventCap is room for Event(in) in one allocation.
+func eventCap(in Input) int { return 2048 + 512*(len(in.Entities)+len(in.Patients)) }
 
 // eventOf builds the event Event renders.
 func eventOf(in Input) *auditEvent {
@@ -447,7 +449,12 @@ func outcomeDesc(status int, decision, operation string, withheld bool) string {
 
 // NewRecord is the audit record of in, ready to append: its AuditEvent and that event's search index.
 func NewRecord(in Input, base string) Record {
-	return Record{ID: in.ID, Recorded: in.Recorded, Body: Event(in), Index: EventIndex(in, base)}
+	ev := eventOf(in)
+	rec := Record{ID: in.ID, Recorded: in.Recorded, Body: ev.appendJSON(make([]byte, 0, eventCap(in))), Index: EventIndex(in, base)}
+	if s, err := summaryOf(ev); err == nil {
+		rec.Summary = &s
+	}
+	return rec
 }
 
 func uniqueSorted(ids []string) []string {

@@ -30,6 +30,10 @@ type Record struct {
 	Index []store.IndexEntry
 	// Hash is ChainHash(previous record's Hash, this record).
 	Hash []byte
+	// Summary is what Summarize reads from Body, when the record's writer knew it (NewRecord); nil
+	// otherwise. Stores do not keep it: it is for this process's uptake tally (Committer.Notify), which
+	// would otherwise read the record back and parse it.
+	Summary *Summary
 }
 
 // Anchor is where a pruned audit chain starts: the last record PruneAudit removed. Its zero value is

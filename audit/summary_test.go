@@ -2,6 +2,8 @@ package audit
 
 import (
 	"bytes"
+	"math/rand"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -126,5 +128,40 @@ func TestSummarizeRefusesWhatIsNotAnAuditEventOfEvents(t *testing.T) {
 	}
 	if s.Role != "" || len(s.Patients) != 0 || len(s.Entities) != 1 || s.Entities[0].ID != "o1" || len(s.Entities[0].PatientIDs) != 0 {
 		t.Errorf("facts the body does not state: %+v", s)
+	}
+}
+
+// TestSummaryOfMatchesSummarize: the Summary a record carries from NewRecord is the one Summarize reads
+// from its body, for generated inputs whose strings JSON changes (invalid UTF-8) or that look like the
+// parts outcomeDesc is read back by (": ", " (", a tag).
+func TestSummaryOfMatchesSummarize(t *testing.T) {
+	rng := rand.New(rand.NewSource(20261207))
+	odd := []string{"", "x\xffy", "op: 200 OK", "deny-level) (", "withheld-confidential", "é"}
+	for i := range 2000 {
+		in := randomAuditInput(rng)
+		if rng.Intn(3) == 0 {
+			in.Decision = odd[rng.Intn(len(odd))]
+			in.Operation = odd[rng.Intn(len(odd))]
+			in.ID = odd[rng.Intn(len(odd))]
+			in.Withheld = rng.Intn(2) == 0
+			if in.User != nil {
+				in.User.PatientID = odd[rng.Intn(len(odd))]
+			}
+			if len(in.Entities) > 0 {
+				in.Entities[0].ID = odd[rng.Intn(len(odd))]
+			}
+		}
+		if rng.Intn(10) == 0 {
+			in.Recorded = time.Date(10000+rng.Intn(5), 1, 1, 0, 0, 0, 0, time.UTC) // no four-digit year
+		}
+		want, werr := Summarize(Event(in))
+		got, gerr := summaryOf(eventOf(in))
+		if (werr == nil) != (gerr == nil) || (werr == nil && !reflect.DeepEqual(got, want)) {
+			t.Fatalf("input %d: %+v (user %+v)\n summaryOf %+v (%v)\n Summarize %+v (%v)", i, in, in.User, got, gerr, want, werr)
+		}
+		rec := NewRecord(in, "")
+		if (rec.Summary == nil) != (werr != nil) || (rec.Summary != nil && !reflect.DeepEqual(*rec.Summary, want)) {
+			t.Fatalf("input %d: NewRecord's Summary %+v, Summarize %+v (%v)", i, rec.Summary, want, werr)
+		}
 	}
 }

@@ -24,7 +24,9 @@ import (
 //     and history tables, so that the search compiler reads it with the same SQL.
 //   - audit_ref: the entries of the reference parameters (auditRefParams), keyed by value first, which
 //     is how searches find records: who acted (agent), on whose record (patient), on what (entity).
-//     Each carries its record's time (t), so a value's records can be read newest first.
+//     Each carries its record's time (t), so a value's records can be read newest first. An agent or
+//     entity that is a local Patient has no entry of its own (audit.PatientImplied): the patient entry
+//     of the same value finds its records, and each is tested on its own entries (patientFound).
 //     They are copied there from the rows after the append (refs.go).
 //
 // Every other parameter is a code with a handful of values (action, outcome, type, subtype,

@@ -17,7 +17,8 @@
 // much as the fsync, an append costs what it dirties: rows appended in order share pages, but index
 // entries keyed by patient land on a page each. So: the codes (action, outcome, subtype, ...) have no
 // index at all, and a search tests them on each candidate record from its entries (auditfuncs.go); the
-// references (patient, agent, entity, source; a Device's excepted, see refKept) are copied into
+// references (patient, agent, entity, source; a Device's excepted, see refKept, and an agent or entity
+// that is a Patient, which the record's patient entry stands for: query.go, patientFound) are copied into
 // audit_ref, keyed by value, with the record's time so that "who saw this patient, newest first" reads
 // a page in order and stops (audit_ref's key), after the append, by a background copier and first by any
 // search that can read them (refs.go), with synchronous=NORMAL since they are derived from durable rows.

@@ -55,9 +55,11 @@ func (t *Tally) step(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	recs, err := t.st.AuditRange(ctx, cp.Seq, stepRecords)
-	if err != nil {
-		return 0, err
+	recs := t.offeredRun(cp.Seq, stepRecords)
+	if len(recs) == 0 {
+		if recs, err = t.st.AuditRange(ctx, cp.Seq, stepRecords); err != nil {
+			return 0, err
+		}
 	}
 	now := t.now()
 	st := &step{t: t, months: map[string]*month{}, markers: map[string]bool{}}
@@ -81,23 +83,27 @@ func (t *Tally) step(ctx context.Context) (int, error) {
 		if len(st.months)+len(st.newMark)+2 > stepWrites {
 			break // the rest waits for the next step
 		}
-		if rec.Body == nil {
+		var s audit.Summary
+		switch {
+		case rec.Summary != nil:
+			s = *rec.Summary // offered by this process (Offer)
+		case rec.Body == nil:
 			last = rec.Seq // a missing copy: audit verify reports it; nothing here to count
 			continue
-		}
-		if !audit.MayNameUser(rec.Body) && !censusInteraction(audit.InteractionOf(rec.Body)) {
+		case !audit.MayNameUser(rec.Body) && !censusInteraction(audit.InteractionOf(rec.Body)):
 			// No patient or proxy user, so nothing to count, and no write, so no change to the census:
 			// most of the trail (GP systems' reads and searches), passed over without parsing it whole.
 			// Parsing every record was 3.5% of a server's CPU under reads and searches (gpfhir bench,
 			// pprof); half the records of that run were these.
 			last = rec.Seq
 			continue
-		}
-		s, err := audit.Summarize(rec.Body)
-		if err != nil {
-			t.log.Warn("uptake: an audit record could not be read", "seq", rec.Seq, "error", err)
-			last = rec.Seq
-			continue
+		default:
+			var err error
+			if s, err = audit.Summarize(rec.Body); err != nil {
+				t.log.Warn("uptake: an audit record could not be read", "seq", rec.Seq, "error", err)
+				last = rec.Seq
+				continue
+			}
 		}
 		if changesCensus(s) {
 			t.dirty.Store(true)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,8 @@ type world struct {
 	st  audit.Backend
 	now time.Time
 	seq int
+	// appended holds the records appended by audit, with their Seq.
+	appended []audit.Record
 }
 
 func newWorld(t *testing.T) *world {
@@ -87,9 +90,11 @@ func (w *world) audit(in audit.Input) {
 	w.t.Helper()
 	w.seq++
 	in.ID, in.Recorded, in.Site, in.Instance = fmt.Sprintf("ae-%06d", w.seq), w.now.UTC().Truncate(time.Millisecond), base, "test"
-	if err := w.st.ApplyAudited(context.Background(), nil, []audit.Record{audit.NewRecord(in, base)}); err != nil {
+	recs := []audit.Record{audit.NewRecord(in, base)}
+	if err := w.st.ApplyAudited(context.Background(), nil, recs); err != nil {
 		w.t.Fatal(err)
 	}
+	w.appended = append(w.appended, recs...)
 }
 
 func patientUser(id string) *audit.User {
@@ -276,5 +281,81 @@ func TestIndexRebuildsWhatTheTallyWroteItsDocumentsWith(t *testing.T) {
 	}
 	if _, ok := Index("Patient", nil); ok {
 		t.Error("Index claims a FHIR type")
+	}
+}
+
+// ranges counts the records a tally reads back from the store.
+type ranges struct {
+	audit.Backend
+	read int
+}
+
+func (r *ranges) AuditRange(ctx context.Context, after int64, limit int) ([]audit.Record, error) {
+	recs, err := r.Backend.AuditRange(ctx, after, limit)
+	r.read += len(recs)
+	return recs, err
+}
+
+// TestOfferedSummariesCountAsTheRecordsWould: a tally offered the Summaries of the records its process
+// wrote counts exactly what one reading the records back counts, census changes included, and reads
+// back only the records it was not offered.
+func TestOfferedSummariesCountAsTheRecordsWould(t *testing.T) {
+	gp := &audit.User{Kind: "system", Subject: "gp", ClientID: "gp"}
+	requests := func(w *world) {
+		w.patient("p1", "org-a")
+		w.patient("p2", "org-b")
+		w.book("p1")
+		w.view("p1")
+		w.audit(audit.Input{Interaction: "read", Status: 200, User: gp,
+			Entities: []audit.Entity{{Type: "Patient", ID: "p1", Version: 1, PatientIDs: []string{"p1"}}}})
+		w.audit(audit.Input{Interaction: "search-type", Status: 403, Decision: "deny-level",
+			User: &audit.User{Kind: "patient", Subject: "s", NHSNumber: nhsOf("p2")}})
+		w.audit(audit.Input{Interaction: "read", Status: 403, Decision: "deny-no-record",
+			User: &audit.User{Kind: "patient", Subject: "s", NHSNumber: "9000000041"}})
+		w.audit(audit.Input{Interaction: "search-type", Status: 200, Withheld: true, User: patientUser("p2"), Patients: []string{"p2"}, HasQuery: true})
+		w.audit(audit.Input{Interaction: "read", Status: 200, Patients: []string{"p2"},
+			User:     &audit.User{Kind: "patient", Subject: "s3", NHSNumber: nhsOf("p3"), ProxyFor: nhsOf("p2"), PatientID: "p2"},
+			Entities: []audit.Entity{{Type: "Patient", ID: "p2", Version: 1, PatientIDs: []string{"p2"}}}})
+		w.audit(audit.Input{Interaction: "update", Status: 200, User: gp, // changes the census
+			Entities: []audit.Entity{{Type: "Patient", ID: "p2", Version: 2, PatientIDs: []string{"p2"}}}})
+		for range 5 {
+			w.view("p2")
+		}
+	}
+	type result struct {
+		month Month
+		dirty bool
+		read  int
+	}
+	count := func(offered func(i int) bool) result {
+		w := newWorld(t)
+		requests(w)
+		r := &ranges{Backend: w.st}
+		ta := New(r, base, nil, func() time.Time { return w.now })
+		for i, rec := range w.appended {
+			if offered(i) {
+				ta.Offer([]audit.Record{rec})
+			}
+		}
+		m := w.month(ta, march)
+		return result{m, ta.dirty.Load(), r.read}
+	}
+	readBack := count(func(int) bool { return false })
+	all := count(func(int) bool { return true })
+	some := count(func(i int) bool { return i%3 != 1 })
+	n := 13
+	if readBack.read != n || all.read != 0 || some.read == 0 || some.read == n {
+		t.Errorf("records read back: %d without offers, %d with all offered, %d with some (want %d, 0, between)", readBack.read, all.read, some.read, n)
+	}
+	if !readBack.dirty {
+		t.Error("the GP system's update of a Patient did not mark the census for a new count")
+	}
+	for name, got := range map[string]result{"all offered": all, "some offered": some} {
+		if !reflect.DeepEqual(got.month, readBack.month) || got.dirty != readBack.dirty {
+			t.Errorf("%s: %+v (census due %v), read back: %+v (%v)", name, got.month, got.dirty, readBack.month, readBack.dirty)
+		}
+	}
+	if a := readBack.month.Counts["A00001"]; a.Users != 1 || a.ApptsUse != 1 {
+		t.Errorf("A00001 read back: %+v", a)
 	}
 }
