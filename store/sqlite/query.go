@@ -263,6 +263,18 @@ func buildCount(q store.Query) (string, []any, error) {
 	return b.sb.String(), b.args, nil
 }
 
+// buildExists is the statement that selects 1 when q has a match, 0 when not: what a search of one
+// would find, without reading the match's version and body.
+func buildExists(q store.Query) (string, []any, error) {
+	b := &builder{}
+	b.w(`SELECT EXISTS (SELECT 1 FROM `, tablesOf(q.Type).current, ` r WHERE `)
+	if err := b.where(q, "r"); err != nil {
+		return "", nil, err
+	}
+	b.w(`)`)
+	return b.sb.String(), b.args, nil
+}
+
 // sortExpr writes the sort value of the resource aliased r: a column for the special parameters, else
 // the lowest of the parameter's entries as store.SortValueOf values them: its Text, else its Value, else
 // (for dates and numbers, which have no System either) its Low; an entry with only a System is NULL,
@@ -1093,12 +1105,15 @@ func (s *Store) dropImpliedChains(ctx context.Context, q store.Query) (store.Que
 			// The id first: the general form drives from the first clause it can, and Sub's own
 			// clauses (a practice's registered patients) would list every resource they match.
 			sub.Clauses = append([]store.Clause{{{Param: store.ParamID, Match: store.MatchExact, Value: id}}}, sub.Clauses...)
-			sub.Sort, sub.After, sub.Limit, sub.Scan = nil, nil, 1, false
-			hits, err := s.Search(ctx, sub)
+			query, args, err := buildExists(sub)
 			if err != nil {
 				return q, err
 			}
-			if len(hits) > 0 {
+			holds, err := s.intRow(ctx, query, args)
+			if err != nil {
+				return q, err
+			}
+			if holds == 1 {
 				if kept == nil {
 					kept = append(make([]store.Clause, 0, len(q.Clauses)), q.Clauses[:i]...)
 				}
@@ -1198,12 +1213,25 @@ func keyedPage(hits []store.Hit, limit int) ([]store.Hit, bool) {
 // look-up by NHS number, on every patient request, and a read by id. Each row is the resource's id,
 // version, last_updated, deleted and body, then its sort keys.
 func (s *Store) search(ctx context.Context, q store.Query, query string, args []any) ([]store.Hit, error) {
+	var hits []store.Hit
+	err := s.eachRow(ctx, query, args, hitCols+len(q.Sort), func(cols []driver.Value) error {
+		h, err := hitOf(q.Type, cols)
+		if err == nil {
+			hits = append(hits, h)
+		}
+		return err
+	})
+	return hits, err
+}
+
+// eachRow runs query on a read connection, its statement prepared once per shape (boundedStmt), and
+// hands each row's n columns to each.
+func (s *Store) eachRow(ctx context.Context, query string, args []any, n int, each func([]driver.Value) error) error {
 	conn, err := s.r.Conn(ctx)
 	if err != nil {
-		return nil, translate(err)
+		return translate(err)
 	}
 	defer conn.Close()
-	var hits []store.Hit
 	err = conn.Raw(func(dc any) error {
 		c, err := connOf(dc)
 		if err != nil {
@@ -1225,7 +1253,7 @@ func (s *Store) search(ctx context.Context, q store.Query, query string, args []
 			return err
 		}
 		defer rows.Close()
-		cols := make([]driver.Value, hitCols+len(q.Sort))
+		cols := make([]driver.Value, n)
 		for {
 			switch err := rows.Next(cols); {
 			case err == io.EOF:
@@ -1233,14 +1261,26 @@ func (s *Store) search(ctx context.Context, q store.Query, query string, args []
 			case err != nil:
 				return err
 			}
-			h, err := hitOf(q.Type, cols)
-			if err != nil {
+			if err := each(cols); err != nil {
 				return err
 			}
-			hits = append(hits, h)
 		}
 	})
-	return hits, translate(err)
+	return translate(err)
+}
+
+// intRow runs query, which selects one integer, as eachRow does.
+func (s *Store) intRow(ctx context.Context, query string, args []any) (int64, error) {
+	var n int64
+	err := s.eachRow(ctx, query, args, 1, func(cols []driver.Value) error {
+		v, ok := cols[0].(int64)
+		if !ok {
+			return fmt.Errorf("sqlite: %T where an integer was selected", cols[0])
+		}
+		n = v
+		return nil
+	})
+	return n, err
 }
 
 // hitCols are the columns of a search's row before its sort keys.
@@ -1283,11 +1323,8 @@ func (s *Store) Count(ctx context.Context, q store.Query) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var n int
-	if err := s.r.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
-		return 0, translate(err)
-	}
-	return n, nil
+	n, err := s.intRow(ctx, query, args)
+	return int(n), err
 }
 
 // auditMatch writes p as a test of the record aliased a on its own entries (auditfuncs.go): the

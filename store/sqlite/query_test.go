@@ -16,7 +16,7 @@ import (
 )
 
 // planCases is one query per Match kind, plus sorts, paging, chains and _has: together they touch every
-// SQL shape buildSearch and buildCount produce.
+// SQL shape buildSearch, buildCount and buildExists produce.
 func planCases() []struct {
 	name string
 	q    store.Query
@@ -239,7 +239,7 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 
 	for _, tc := range planCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			builds := []func(store.Query) (string, []any, error){buildSearch, buildCount, buildKeyedPage}
+			builds := []func(store.Query) (string, []any, error){buildSearch, buildCount, buildExists, buildKeyedPage}
 			if len(tc.q.Clauses) == 0 && tc.q.Type == store.AuditEventType {
 				// Counting the whole trail reads it all; only the page has to be found by index.
 				builds = []func(store.Query) (string, []any, error){buildSearch}
@@ -446,7 +446,7 @@ func TestNoQueryIsPreparedAgainOnEveryRun(t *testing.T) {
 	}
 	shapes = append(shapes, regexp.MustCompile(`\bLIMIT \?`))
 	for _, tc := range planCases() {
-		for _, build := range []func(store.Query) (string, []any, error){buildSearch, buildCount, buildKeyedPage} {
+		for _, build := range []func(store.Query) (string, []any, error){buildSearch, buildCount, buildExists, buildKeyedPage} {
 			query, _, err := build(tc.q)
 			if err == errNotKeyed {
 				continue
