@@ -111,6 +111,7 @@ func (s *Store) appendRetrying(ctx context.Context, writes []store.Write, chain 
 		}
 	}
 	if err == nil {
+		s.appended.add(records)
 		s.copier.kick()
 	}
 	return translate(err)

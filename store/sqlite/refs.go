@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/gpfhir/gpfhir/audit"
@@ -59,38 +62,99 @@ func (s *Store) auditReady(ctx context.Context) error {
 }
 
 // copyRefs copies the entries of every record past the mark, a chunk per transaction.
+//
+// A chunk is taken first from what this process appended (refQueue), which needs no reading back, as
+// long as it follows the mark; then from the rows. Only a chunk read from the rows that comes short
+// says that everything is copied.
 func (s *Store) copyRefs(ctx context.Context) error {
 	busy := 0
+	fromRows := false
 	for {
-		n, err := s.copyRefsChunk(ctx)
-		if isBusy(err) && busy < 2 && ctx.Err() == nil {
+		var chunk []refRecord
+		if !fromRows {
+			chunk = s.appended.take(refChunk)
+		}
+		queued := len(chunk) > 0
+		if !queued {
+			var err error
+			if chunk, err = s.readRefChunk(ctx); err != nil || len(chunk) == 0 {
+				return translate(err)
+			}
+		}
+		n, err := s.copyChunk(ctx, chunk, queued)
+		switch {
+		case errors.Is(err, errRefGap):
+			fromRows = true // records another process appended come first
+			continue
+		case isBusy(err) && busy < 2 && ctx.Err() == nil:
 			busy++ // busy_timeout has waited already; worth another try, as in Apply
 			continue
-		}
-		if err != nil || n < refChunk {
+		case err != nil:
 			return translate(err)
+		case !queued && n < refChunk:
+			return nil
 		}
-		busy = 0
+		fromRows, busy = false, 0
 	}
 }
 
-// copyRefsChunk copies the entries of the next refChunk records past the mark and returns how many
-// records it read. The records are read, and their entries decoded, on the reader pool before the writer
-// connection is taken, since chain rows never change once appended: the copier then holds the writer only
-// for the inserts, and the audit commits wait less for it (under P9 reads at 64 connections it held the
-// writer 500 ms of each second before, about 360 after; docs/operations.md). Inside the transaction the mark is read
-// again: records that another copier (a search's, or another process's) took meanwhile are skipped. So
-// are records pruned meanwhile, since PruneAudit copies up to what it removes before removing it.
-func (s *Store) copyRefsChunk(ctx context.Context) (int, error) {
-	chunk, err := s.readRefChunk(ctx)
-	if err != nil || len(chunk) == 0 {
-		return 0, err
-	}
-	return s.copyChunk(ctx, chunk)
+// errRefGap: a chunk from the queue does not follow the mark.
+var errRefGap = errors.New("sqlite: queued audit references do not follow the copy mark")
+
+// refQueue holds the audit_ref rows of the records this process appended, in Seq order, until they
+// are copied: the copier then need not read the records back and decode their entries, which was a
+// third of its work under P9 reads. Another process's records leave a gap, which the copier reads from
+// the rows.
+type refQueue struct {
+	mu      sync.Mutex
+	pending []refRecord
 }
 
-// copyChunk inserts the entries of chunk's records that are still past the mark.
-func (s *Store) copyChunk(ctx context.Context, chunk []refRecord) (n int, err error) {
+// refQueueLimit bounds the queue; past it, records are read back from the rows.
+const refQueueLimit = 1 << 15
+
+// add queues the rows of records, just appended with their Seq, unless that would leave a gap behind
+// the queued ones.
+func (q *refQueue) add(records []audit.Record) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, r := range records {
+		if n := len(q.pending); n >= refQueueLimit || (n > 0 && q.pending[n-1].seq != r.Seq-1) {
+			// Out of order (appends of two goroutines crossed) or too many: the rest is read back.
+			q.pending = q.pending[:0]
+			return
+		}
+		q.pending = append(q.pending, refRecord{seq: r.Seq, args: refArgs(nil, r.ID, r.Recorded.UnixMilli(), r.Index, false)})
+	}
+}
+
+// take returns up to n queued records from the first, without removing them (done does).
+func (q *refQueue) take(n int) []refRecord {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.pending[:min(n, len(q.pending))])
+}
+
+// done forgets the queued records up to seq, copied by this process or another.
+func (q *refQueue) done(seq int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := 0
+	for i < len(q.pending) && q.pending[i].seq <= seq {
+		i++
+	}
+	q.pending = slices.Delete(q.pending, 0, i)
+}
+
+// copyChunk inserts the entries of chunk's records that are still past the mark. The records were read,
+// and their entries decoded, before the writer connection is taken (readRefChunk, or the queue), since
+// chain rows never change once appended: the copier then holds the writer only for the inserts, and the
+// audit commits wait less for it (under P9 reads at 64 connections it held the writer 500 ms of each
+// second before, about 360 after; docs/operations.md). Inside the transaction the mark is read again:
+// records that another copier (a search's, or another process's) took meanwhile are skipped. So are
+// records pruned meanwhile, since PruneAudit copies up to what it removes before removing it. A chunk
+// from the queue (queued) must follow the mark without a gap: errRefGap if not.
+func (s *Store) copyChunk(ctx context.Context, chunk []refRecord, queued bool) (n int, err error) {
 	// Prepared before the connection is taken: preparing on the pool would wait for this very
 	// connection.
 	shapes := make([]shapedStmt, 0, 9)
@@ -134,6 +198,16 @@ func (s *Store) copyChunk(ctx context.Context, chunk []refRecord) (n int, err er
 	var mark int64
 	if err := tx.StmtContext(ctx, markSt).QueryRowContext(ctx).Scan(&mark); err != nil {
 		return 0, err
+	}
+	if queued {
+		if chunk[0].seq > mark+1 {
+			return 0, errRefGap
+		}
+		defer func() {
+			if err == nil {
+				s.appended.done(max(mark, chunk[len(chunk)-1].seq))
+			}
+		}()
 	}
 	var args []any
 	last := mark

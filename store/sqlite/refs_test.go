@@ -125,7 +125,7 @@ func TestStoresSharingAFileCopyEachRecordOnce(t *testing.T) {
 	}
 	var refs int
 	if err := stores[1].r.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_ref`).Scan(&refs); err != nil || refs != 250 {
-		t.Errorf("audit_ref rows = %d %v, want 250 (one entity each)", refs, err)
+		t.Errorf("audit_ref rows = %d %v, want 250 (one patient entry each)", refs, err)
 	}
 	if got := refMark(t, stores[1]); got != 250 {
 		t.Errorf("mark = %d, want 250", got)
@@ -437,7 +437,7 @@ func TestACopiedChunkSkipsRecordsTakenOrPrunedSinceItWasRead(t *testing.T) {
 		if err := s.copyRefs(t.Context()); err != nil { // a search's copy, say
 			t.Fatal(err)
 		}
-		if n, err := s.copyChunk(t.Context(), chunk); err != nil || n != 6 {
+		if n, err := s.copyChunk(t.Context(), chunk, false); err != nil || n != 6 {
 			t.Fatalf("copyChunk = %d, %v; want the 6 records read, none copied", n, err)
 		}
 		if got := refMark(t, s); got != 8 {
@@ -454,7 +454,7 @@ func TestACopiedChunkSkipsRecordsTakenOrPrunedSinceItWasRead(t *testing.T) {
 		if a, n, err := s.PruneAudit(t.Context(), trailStart.Add(3500*time.Millisecond)); err != nil || n != 3 || a.Seq != 3 {
 			t.Fatalf("PruneAudit = %+v, %d, %v; want records 1-3 removed", a, n, err)
 		}
-		if n, err := s.copyChunk(t.Context(), chunk); err != nil || n != 6 {
+		if n, err := s.copyChunk(t.Context(), chunk, false); err != nil || n != 6 {
 			t.Fatalf("copyChunk = %d, %v", n, err)
 		}
 		for i := 1; i <= 6; i++ {
@@ -594,4 +594,79 @@ func hitIDs(t *testing.T, st store.Store, q store.Query) []string {
 		ids = append(ids, h.Resource.ID)
 	}
 	return ids
+}
+
+// TestQueuedReferencesAreCopiedAsTheRowsWouldBe: the references of a store's own appends are copied
+// from its queue, the same rows as read back from the records; with another process's records in
+// between, the queue does not follow the mark and the copy reads the rows instead, so no record is
+// missed and none is copied twice.
+func TestQueuedReferencesAreCopiedAsTheRowsWouldBe(t *testing.T) {
+	refRows := func(s *Store) []string {
+		t.Helper()
+		rows, err := s.r.QueryContext(t.Context(), `SELECT value, param, id, system, t FROM audit_ref ORDER BY id, param, value`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var v, p, id, sys string
+			var at int64
+			if err := rows.Scan(&v, &p, &id, &sys, &at); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprint(v, p, id, sys, at))
+		}
+		return out
+	}
+	copied := func(s *Store) []string {
+		t.Helper()
+		if err := s.copyRefs(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if got := refMark(t, s); got != 150 {
+			t.Errorf("mark = %d, want 150", got)
+		}
+		return refRows(s)
+	}
+
+	queued := openDirNoCopier(t, t.TempDir())
+	appendTo(t, queued, 1, 150)
+	if n := len(queued.appended.take(1000)); n != 150 {
+		t.Fatalf("%d records queued, want 150", n)
+	}
+	readBack := openDirNoCopier(t, t.TempDir())
+	appendTo(t, readBack, 1, 150)
+	readBack.appended.done(150) // as if another process had appended them
+	want := copied(readBack)
+	if got := copied(queued); !slices.Equal(got, want) || len(want) != 150 {
+		t.Errorf("copied from the queue: %d rows, from the records: %d; they differ: %v", len(got), len(want), !slices.Equal(got, want))
+	}
+	if n := len(queued.appended.take(1000)); n != 0 {
+		t.Errorf("%d records still queued after the copy", n)
+	}
+
+	// Two processes on one file: the second appends between the first's records.
+	dir := t.TempDir()
+	a, b := openDirNoCopier(t, dir), openDirNoCopier(t, dir)
+	appendTo(t, a, 1, 50)
+	appendTo(t, b, 51, 100)
+	appendTo(t, a, 101, 150)
+	if got := copied(b); !slices.Equal(got, want) { // b's queue starts at 51, past the mark
+		t.Errorf("b copied %d rows, want %d", len(got), len(want))
+	}
+	if got := copied(a); !slices.Equal(got, want) {
+		t.Errorf("a copied %d rows after b, want %d", len(got), len(want))
+	}
+}
+
+// openDirNoCopier opens dir without the background copier, so that the test decides when to copy.
+func openDirNoCopier(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := open(t.Context(), dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }

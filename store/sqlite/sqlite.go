@@ -160,6 +160,7 @@ type Store struct {
 
 	stmts        stmtCache     // audit statements on w (audit.go)
 	copier       *copier       // background copy of audit references (refs.go)
+	appended     refQueue      // the references of this process's appends, not copied yet (refs.go)
 	checkpointer *checkpointer // background WAL checkpoints (checkpoint.go)
 
 	// applyIn's statements, prepared on w when the store opens: prepared inside a transaction, which
