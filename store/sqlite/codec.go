@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/binary"
 	"errors"
+	"sync"
 
 	"github.com/klauspost/compress/s2"
 
@@ -43,17 +44,23 @@ var (
 // packBody is the stored form of an AuditEvent body.
 func packBody(body []byte) []byte { return pack(bodyMarker, bodyDict, body) }
 
-// pack is marker followed by b compressed with d. Encode writes into the buffer after the marker when it
-// fits, which MaxEncodedLen makes sure of.
+// pack is marker followed by b compressed with d. Encode needs room for the worst case
+// (MaxEncodedLen), several times what a body compresses to: that room is a pooled scratch buffer, and
+// only the compressed bytes are kept, since every audit record is packed (its body and its entries).
 func pack(marker byte, d *s2.Dict, b []byte) []byte {
-	buf := make([]byte, 1+s2.MaxEncodedLen(len(b)))
-	buf[0] = marker
-	enc := d.Encode(buf[1:], b)
-	if len(enc) > 0 && &enc[0] != &buf[1] {
-		return append(buf[:1], enc...)
+	scratch := packScratch.Get().(*[]byte)
+	defer packScratch.Put(scratch)
+	if need := s2.MaxEncodedLen(len(b)); cap(*scratch) < need {
+		*scratch = make([]byte, need)
 	}
-	return buf[:1+len(enc)]
+	enc := d.Encode((*scratch)[:cap(*scratch)], b)
+	out := make([]byte, 1+len(enc))
+	out[0] = marker
+	copy(out[1:], enc)
+	return out
 }
+
+var packScratch = sync.Pool{New: func() any { return new([]byte) }}
 
 // unpack is the inverse of packBody and packIndex. A value that starts with no marker is returned as it
 // is; one that does but does not decompress (an edit of the file) is returned as stored, so that
