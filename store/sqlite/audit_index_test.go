@@ -62,15 +62,7 @@ func schemaSQL(t *testing.T, s *Store, name string) string {
 func auditIDs(t *testing.T, s *Store, q store.Query) []string {
 	t.Helper()
 	q.Type = store.AuditEventType
-	hits, err := s.Search(t.Context(), q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, h := range hits {
-		ids = append(ids, h.Resource.ID)
-	}
-	return ids
+	return hitIDs(t, s, q)
 }
 
 func byAction(v string) store.Clause {
