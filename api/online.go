@@ -25,32 +25,55 @@ import (
 // resource, and if so carries the confidential-items note. It says that something was withheld, never
 // what or how much.
 
+// screened is a query restrict confined with the redaction clauses, its last screen clauses; answered
+// once a search has said whether they withheld something (found).
+type screened struct {
+	q               store.Query
+	screen          int
+	answered, found bool
+}
+
 func (s *Server) noteRestricted(req *request, r auth.Restriction, q *store.Query) {
-	if len(r.Withheld) == 0 {
+	if len(r.Withheld) == 0 || len(q.Clauses) < len(r.Withheld) {
 		return
 	}
-	n := len(q.Clauses) - len(r.Withheld)
-	if n < 0 {
-		return
+	req.screens = append(req.screens, screened{q: *q, screen: len(r.Withheld)})
+}
+
+// searchScreened is the search of q, which restrict confined when the request had noted screens.
+// When restrict noted q then, and the store is a store.Screener, the one search also answers whether
+// q withheld something, and withheldNotes does not ask again.
+func (s *Server) searchScreened(req *request, q store.Query, noted int) ([]store.Hit, error) {
+	sc, ok := s.store.(store.Screener)
+	if !ok || len(req.screens) != noted+1 {
+		return s.store.Search(req.ctx(), q)
 	}
-	var withheld store.Clause
-	for _, l := range r.Withheld {
-		system, code, _ := strings.Cut(l, "|")
-		withheld = append(withheld, store.Predicate{Param: "_security", Match: store.MatchToken, System: system, Value: code})
+	sq := &req.screens[noted]
+	hits, found, err := sc.SearchScreened(req.ctx(), q, sq.screen)
+	if err != nil {
+		return nil, err
 	}
-	probe := store.Query{Type: q.Type, Clauses: append(append([]store.Clause(nil), q.Clauses[:n]...), withheld), Limit: 1}
-	req.probes = append(req.probes, probe)
+	sq.answered, sq.found = true, found
+	return hits, nil
 }
 
 // withheldNotes returns the confidential-items issue when a query of this request left out a redacted
 // resource.
 func (s *Server) withheldNotes(req *request) ([]fhir.Issue, error) {
-	for _, q := range req.probes {
-		hits, err := s.store.Search(req.ctx(), q)
-		if err != nil {
-			return nil, err
+	for _, sq := range req.screens {
+		found := sq.found
+		if !sq.answered {
+			probe, err := store.ScreenProbe(sq.q, sq.screen)
+			if err != nil {
+				return nil, internal(err)
+			}
+			hits, err := s.store.Search(req.ctx(), probe)
+			if err != nil {
+				return nil, err
+			}
+			found = len(hits) > 0
 		}
-		if len(hits) > 0 {
+		if found {
 			return []fhir.Issue{confidentialItems()}, nil
 		}
 	}

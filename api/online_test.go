@@ -182,6 +182,7 @@ func TestRedactedItemsAreHiddenFromPatientsOnEveryPath(t *testing.T) {
 	}
 	// The searchset says something was withheld, not what: no note when nothing was.
 	withheldNote(t, ts.mustStatus(ts.do("GET", "/Immunization?_id="+shown, nil, tok), 200), false)
+	withheldNote(t, ts.mustStatus(ts.do("GET", "/AllergyIntolerance", nil, tok), 200), false)
 	// The practice sees everything.
 	gp := ts.mustStatus(ts.do("GET", "/Immunization?patient=Patient/"+w.me, nil, nil), 200)
 	if n := len(bundleIDs(t, gp)); n != 5 {

@@ -53,9 +53,9 @@ type request struct {
 	held *bufferedWriter
 	// touched lists what the request read, listed or wrote, for its audit record's entities.
 	touched []store.Resource
-	// probes are queries restrict confined by the redaction clauses, each probing for what it withheld
-	// (see withheldNotes).
-	probes []store.Query
+	// screens are the queries restrict confined by the redaction clauses, each to be asked what it
+	// withheld (see withheldNotes).
+	screens []screened
 	// query, when set, is the query an operation's audit record names (a bulk export's types and
 	// counts).
 	query string

@@ -680,6 +680,7 @@ func (s *Server) search(req *request, p pathParams) error {
 		q.store.After = after
 	}
 	// Restrict before counting and paging, so that neither counts nor skips what the caller may not see.
+	noted := len(req.screens)
 	if err := s.restrict(req, &q.store); err != nil {
 		return err
 	}
@@ -696,7 +697,7 @@ func (s *Server) search(req *request, p pathParams) error {
 	if q.count > 0 && q.summary != "count" {
 		q.store.Limit = q.count + 1
 		var err error
-		if hits, err = s.store.Search(ctx, q.store); err != nil {
+		if hits, err = s.searchScreened(req, q.store, noted); err != nil {
 			return err
 		}
 	}

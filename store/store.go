@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gpfhir/gpfhir/fhir"
@@ -217,6 +219,38 @@ type HistoryPosition struct {
 	Type        string
 	ID          string
 	VersionID   int64
+}
+
+// Screener is a Store that can say, with a search's own rows, whether the search withheld something:
+// SearchScreened(ctx, q, screen) returns what Search(ctx, q) returns, and whether
+// Search(ctx, ScreenProbe(q, screen)) would find anything. A patient's compartment search is screened
+// by the labels the patient may not see, and the answer must say when it left something out; the
+// probe for it was a second statement on every such search, a third of the search's own cost. api
+// runs the probe itself when the store is not a Screener.
+type Screener interface {
+	SearchScreened(ctx context.Context, q Query, screen int) ([]Hit, bool, error)
+}
+
+// ScreenProbe returns the query of the resources that q's last screen clauses withhold: those that
+// match q's other clauses and not the screen. Each screen clause must be one negated predicate
+// (ErrInvalidQuery otherwise); the probe has q's other clauses, then one clause of the screen's
+// predicates un-negated, and no sort, cursor or page beyond one result, since whether there is any is
+// all it asks.
+func ScreenProbe(q Query, screen int) (Query, error) {
+	n := len(q.Clauses) - screen
+	if screen <= 0 || n < 0 {
+		return Query{}, fmt.Errorf("%w: a screen of %d of %d clauses", ErrInvalidQuery, screen, len(q.Clauses))
+	}
+	var withheld Clause
+	for _, c := range q.Clauses[n:] {
+		if len(c) != 1 || !c[0].Not {
+			return Query{}, fmt.Errorf("%w: a screen clause is one negated predicate", ErrInvalidQuery)
+		}
+		p := c[0]
+		p.Not = false
+		withheld = append(withheld, p)
+	}
+	return Query{Type: q.Type, Clauses: append(slices.Clip(q.Clauses[:n]), withheld), Limit: 1}, nil
 }
 
 // Store holds FHIR resources, their versions and their search index. Implementations are safe for

@@ -1168,6 +1168,12 @@ const keyedLimit = 100
 // The index's order is not id order, so keyedPage sorts the rows, and leaves a value with more than a
 // page of matches to the general form, which finds which come first.
 func buildKeyed(q store.Query) (string, []any, bool) {
+	return buildKeyedFlagged(q, nil)
+}
+
+// buildKeyedFlagged is buildKeyed with one more column when flag is not empty: whether the row fails
+// one of flag's clauses (SearchScreened's withheld).
+func buildKeyedFlagged(q store.Query, flag []store.Clause) (string, []any, bool) {
 	t := tablesOf(q.Type)
 	if t.entries || q.Scan || len(q.Sort) > 0 || len(q.After) > 0 || q.Limit <= 0 || q.Limit > keyedLimit ||
 		len(q.Clauses) != 1 || len(q.Clauses[0]) != 1 {
@@ -1179,7 +1185,15 @@ func buildKeyed(q store.Query) (string, []any, bool) {
 	}
 	b := &builder{}
 	// CROSS JOIN keeps SQLite from starting anywhere but the index.
-	b.w(`SELECT r.id, r.version, h.last_updated, h.deleted, h.body FROM `, t.idx, ` i1 CROSS JOIN `, t.current,
+	b.w(`SELECT r.id, r.version, h.last_updated, h.deleted, h.body`)
+	if len(flag) > 0 {
+		b.w(`, NOT (1`)
+		if b.perRowAll(flag, q.Type, "r") != nil {
+			return "", nil, false
+		}
+		b.w(`)`)
+	}
+	b.w(` FROM `, t.idx, ` i1 CROSS JOIN `, t.current,
 		` r CROSS JOIN `, t.history, ` h WHERE i1.type = `)
 	b.arg(q.Type)
 	b.w(` AND i1.param = `)
@@ -1194,6 +1208,64 @@ func buildKeyed(q store.Query) (string, []any, bool) {
 	b.w(` AND h.id = r.id AND h.version = r.version`, limitParam)
 	b.args = append(b.args, q.Limit+1)
 	return b.sb.String(), b.args, true
+}
+
+// SearchScreened answers store.Screener: with screenedKeyed's one statement when it can, else with
+// Search and the probe.
+func (s *Store) SearchScreened(ctx context.Context, q store.Query, screen int) ([]store.Hit, bool, error) {
+	probe, err := store.ScreenProbe(q, screen)
+	if err != nil {
+		return nil, false, err
+	}
+	if hits, withheld, ok, err := s.screenedKeyed(ctx, q, screen); ok || err != nil {
+		return hits, withheld, err
+	}
+	hits, err := s.Search(ctx, q)
+	if err != nil {
+		return nil, false, err
+	}
+	found, err := s.Search(ctx, probe)
+	return hits, len(found) > 0, err
+}
+
+// screenedKeyed serves SearchScreened when q without its screen is a keyed search (buildKeyed) with no
+// more matches than q's page: one statement reads them all, each with whether the screen withholds
+// it, which is both the page and the probe's answer. ok is false when it cannot: q has no keyed form,
+// or a cursor, or more matches than the page, whose first are the general form's to find.
+func (s *Store) screenedKeyed(ctx context.Context, q store.Query, screen int) (hits []store.Hit, withheld, ok bool, err error) {
+	if len(q.After) > 0 {
+		return nil, false, false, nil
+	}
+	open := q
+	open.Clauses = q.Clauses[:len(q.Clauses)-screen]
+	if open, err = s.dropImpliedChains(ctx, open); err != nil {
+		return nil, false, false, err
+	}
+	query, args, ok := buildKeyedFlagged(open, q.Clauses[len(q.Clauses)-screen:])
+	if !ok {
+		return nil, false, false, nil
+	}
+	rows := 0
+	// As quick as the keyed search, and as little worth interrupting.
+	err = s.eachRow(uncancelled(ctx), query, args, hitCols+1, func(cols []driver.Value) error {
+		if rows++; rows > q.Limit {
+			return nil
+		}
+		if cols[hitCols] == int64(1) {
+			withheld = true
+			return nil
+		}
+		h, err := hitOf(q.Type, cols[:hitCols])
+		if err == nil {
+			hits = append(hits, h)
+		}
+		return err
+	})
+	if err != nil || rows > q.Limit {
+		return nil, false, false, err
+	}
+	page, _ := keyedPage(hits, q.Limit)
+	return page, withheld, true, nil
 }
 
 // keyedPage makes the page of a keyed search's rows: in id order, each resource once (a resource has

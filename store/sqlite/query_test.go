@@ -239,7 +239,7 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 
 	for _, tc := range planCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			builds := []func(store.Query) (string, []any, error){buildSearch, buildCount, buildExists, buildKeyedPage}
+			builds := []func(store.Query) (string, []any, error){buildSearch, buildCount, buildExists, buildKeyedPage, buildKeyedScreened}
 			if len(tc.q.Clauses) == 0 && tc.q.Type == store.AuditEventType {
 				// Counting the whole trail reads it all; only the page has to be found by index.
 				builds = []func(store.Query) (string, []any, error){buildSearch}
@@ -285,6 +285,20 @@ func buildKeyedPage(q store.Query) (string, []any, error) {
 		q.Limit = 20
 	}
 	query, args, ok := buildKeyed(q)
+	if !ok {
+		return "", nil, errNotKeyed
+	}
+	return query, args, nil
+}
+
+// buildKeyedScreened is buildKeyedPage with SearchScreened's flag of the labels a patient may not see.
+func buildKeyedScreened(q store.Query) (string, []any, error) {
+	if q.Limit == 0 {
+		q.Limit = 20
+	}
+	query, args, ok := buildKeyedFlagged(q, []store.Clause{
+		{{Param: "_security", Match: store.MatchToken, Not: true, System: "urn:sec", Value: "R"}},
+		{{Param: "_security", Match: store.MatchToken, Not: true, System: "urn:sec", Value: "V"}}})
 	if !ok {
 		return "", nil, errNotKeyed
 	}

@@ -589,11 +589,7 @@ func hitIDs(t *testing.T, st store.Store, q store.Query) []string {
 	if err != nil {
 		t.Fatalf("%+v: %v", q, err)
 	}
-	ids := make([]string, 0, len(hits))
-	for _, h := range hits {
-		ids = append(ids, h.Resource.ID)
-	}
-	return ids
+	return idsOf(hits)
 }
 
 // TestQueuedReferencesAreCopiedAsTheRowsWouldBe: the references of a store's own appends are copied

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"testing"
@@ -72,6 +73,25 @@ func RestrictedSearchBenchmark(b *testing.B, s audit.Backend, sizes []int, batch
 				})
 			}
 		}
+		// A patient's own compartment, screened by the labels a patient may not see, with whether the
+		// screen withheld anything: one statement where the store is a store.Screener, else the search
+		// and the probe, as api does.
+		screened := paged(store.Query{Type: "Immunization", Clauses: []store.Clause{compartment,
+			{{Param: "_security", Match: store.MatchToken, Not: true, System: "urn:sec", Value: "R"}},
+			{{Param: "_security", Match: store.MatchToken, Not: true, System: "urn:sec", Value: "V"}}}})
+		screened.Limit = 51
+		b.Run(fmt.Sprintf("practice=%d/compartment-screened", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				hits, withheld, err := searchScreened(b.Context(), s, screened, 2)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(hits) != 33 || withheld {
+					b.Fatalf("%d hits, withheld %v; want 33, none withheld", len(hits), withheld)
+				}
+			}
+		})
 		for _, v := range []struct {
 			name string
 			q    store.Query
@@ -94,6 +114,23 @@ func RestrictedSearchBenchmark(b *testing.B, s audit.Backend, sizes []int, batch
 			})
 		}
 	}
+}
+
+// searchScreened is SearchScreened where s is a store.Screener, and otherwise the search and the probe.
+func searchScreened(ctx context.Context, s store.Store, q store.Query, screen int) ([]store.Hit, bool, error) {
+	if sc, ok := s.(store.Screener); ok {
+		return sc.SearchScreened(ctx, q, screen)
+	}
+	hits, err := s.Search(ctx, q)
+	if err != nil {
+		return nil, false, err
+	}
+	probe, err := store.ScreenProbe(q, screen)
+	if err != nil {
+		return nil, false, err
+	}
+	found, err := s.Search(ctx, probe)
+	return hits, len(found) > 0, err
 }
 
 // PracticeQuery is q over typ restricted as api/policy.go restricts a GP system's queries: the resource is,
