@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -92,6 +93,10 @@ func confidentialItems() fhir.Issue {
 
 // patientsByNHS returns the current Patient resources that carry an NHS number.
 func (s *Server) patientsByNHS(ctx context.Context, nhs string) ([]store.Resource, error) {
+	kept, found, keep, err := s.byNHS.lookup(ctx, nhs)
+	if err != nil || found {
+		return kept, err
+	}
 	hits, err := s.store.Search(ctx, store.Query{
 		Type:    "Patient",
 		Clauses: []store.Clause{{{Param: "identifier", Match: store.MatchToken, System: fhir.NHSNumberSystem, Value: nhs}}},
@@ -104,7 +109,8 @@ func (s *Server) patientsByNHS(ctx context.Context, nhs string) ([]store.Resourc
 	for i, h := range hits {
 		out[i] = h.Resource
 	}
-	return out, nil
+	keep(out)
+	return slices.Clip(out), nil
 }
 
 // practiceAccess reads the levels a practice set on a Patient; the defaults when it set none.

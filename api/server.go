@@ -143,6 +143,8 @@ type Server struct {
 	corsPolicy *corsPolicy
 	// entryCache keeps the policy's index entries of bodies it has decoded (entrycache.go).
 	entryCache *entryCache
+	// byNHS keeps patientsByNHS's answers while the store's Patient count stands still (nhscache.go).
+	byNHS *nhsCache
 }
 
 // New builds the API. It does not listen; Handler gives the http.Handler to serve.
@@ -206,6 +208,7 @@ func New(cfg Config) (*Server, error) {
 		limits:  newLimiter(cfg.Limits),
 
 		entryCache: newEntryCache(),
+		byNHS:      newNHSCache(cfg.Store),
 	}
 	var err error
 	if s.cursors, err = newCursorSigner(cfg.CursorKey); err != nil {

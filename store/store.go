@@ -231,6 +231,16 @@ type Screener interface {
 	SearchScreened(ctx context.Context, q Query, screen int) ([]Hit, bool, error)
 }
 
+// Generations is a Store that counts the writes of some types: Generation(ctx, typ) moves whenever a
+// resource of typ is written, by this process or any other writing the same store, and in the write's
+// own transaction, so that whoever sees the write sees the count moved. A caller may keep what it read
+// of typ while the count stands still: api keeps the Patient resources found by NHS number, looked up on
+// every patient request, and a second gpfhir process's write of a Patient moves the count they are
+// checked against. ok is false for a type the store does not count.
+type Generations interface {
+	Generation(ctx context.Context, typ string) (n int64, ok bool, err error)
+}
+
 // ScreenProbe returns the query of the resources that q's last screen clauses withhold: those that
 // match q's other clauses and not the screen. Each screen clause must be one negated predicate
 // (ErrInvalidQuery otherwise); the probe has q's other clauses, then one clause of the screen's

@@ -155,6 +155,7 @@ type Store struct {
 	getStmt        *keyStmt
 	getVersionStmt *keyStmt
 	getAuditStmt   *keyStmt
+	generationStmt *keyStmt
 
 	path string // the database file, for Backup
 
@@ -172,8 +173,10 @@ type Store struct {
 
 // The backend implements both the resource store and the audit trail's storage.
 var (
-	_ store.Store = (*Store)(nil)
-	_ audit.Store = (*Store)(nil)
+	_ store.Store       = (*Store)(nil)
+	_ audit.Store       = (*Store)(nil)
+	_ store.Screener    = (*Store)(nil)
+	_ store.Generations = (*Store)(nil)
 )
 
 // Open opens (creating if needed) the database dir/gpfhir.db, creating dir with mode 0700 because the
@@ -247,6 +250,10 @@ func open(ctx context.Context, dir string, background bool, opts ...Option) (*St
 		return nil, translate(err)
 	}
 	if s.getAuditStmt, err = newKeyStmt(ctx, r, `SELECT last_updated, body FROM audit WHERE id = ?`); err != nil {
+		s.Close()
+		return nil, translate(err)
+	}
+	if s.generationStmt, err = newKeyStmt(ctx, r, `SELECT n FROM generation WHERE type = ?`); err != nil {
 		s.Close()
 		return nil, translate(err)
 	}
@@ -340,7 +347,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			return translate(err)
 		}
 	}
-	for _, stmt := range schema {
+	for _, stmt := range append(slices.Clip(schema), generationSchema()...) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return translate(err)
 		}
