@@ -72,7 +72,7 @@ func (s *Server) me(req *request) error {
 			{Name: "reason", ValueString: reason}}})
 		return s.writeParameters(c, out)
 	}
-	self, err := s.patientsByNHS(ctx, caller.NHSNumber)
+	self, _, err := s.patientsByNHS(ctx, caller.NHSNumber)
 	if err != nil {
 		return err
 	}

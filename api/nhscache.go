@@ -6,6 +6,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/gpfhir/gpfhir/online"
 	"github.com/gpfhir/gpfhir/store"
 )
 
@@ -26,9 +27,12 @@ import (
 // evicting the least used; a Patient body is 1-3 KB, so about 4-12 MiB.
 const nhsCacheSize = 4096
 
+// nhsAnswer is one answer: the Patient resources, and the levels their practice set on the first,
+// which every request of the patient reads (practiceAccess decodes them from the body).
 type nhsAnswer struct {
 	generation int64
 	patients   []store.Resource
+	access     online.Access
 }
 
 type nhsCache struct {
@@ -50,16 +54,20 @@ func newNHSCache(st store.Store) *nhsCache {
 
 // lookup returns the answer kept for nhs if the Patient count has not moved since; otherwise keep,
 // which the caller calls with the answer of its own search, made after lookup returned.
-func (c *nhsCache) lookup(ctx context.Context, nhs string) (patients []store.Resource, found bool, keep func([]store.Resource), err error) {
+func (c *nhsCache) lookup(ctx context.Context, nhs string) (a nhsAnswer, found bool, keep func(nhsAnswer), err error) {
 	if c.counts == nil {
-		return nil, false, func([]store.Resource) {}, nil
+		return a, false, func(nhsAnswer) {}, nil
 	}
 	n, counted, err := c.counts.Generation(ctx, "Patient")
 	if err != nil || !counted {
-		return nil, false, func([]store.Resource) {}, err
+		return a, false, func(nhsAnswer) {}, err
 	}
 	if a, ok := c.cache.Get(nhs); ok && a.generation == n {
-		return slices.Clip(a.patients), true, nil, nil
+		a.patients = slices.Clip(a.patients)
+		return a, true, nil, nil
 	}
-	return nil, false, func(pts []store.Resource) { c.cache.Add(nhs, nhsAnswer{generation: n, patients: slices.Clip(pts)}) }, nil
+	return a, false, func(a nhsAnswer) {
+		a.generation, a.patients = n, slices.Clip(a.patients)
+		c.cache.Add(nhs, a)
+	}, nil
 }

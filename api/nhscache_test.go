@@ -8,7 +8,7 @@ import (
 
 // TestPatientsFindTheirRecordsAsAnotherServerLeftThem: a patient's requests to one server find their
 // Patient records as they are now, after another server on the same store (a second gpfhir process)
-// has changed them: renamed, a second record with the NHS number, the NHS number moved to someone
+// has changed them: renamed, record access switched off, a second record with the NHS number, the NHS number moved to someone
 // else. The answers nhscache.go keeps must never outlive such a write. And the bodies it keeps, shared
 // between requests, are served unchanged after requests of many kinds have used them.
 func TestPatientsFindTheirRecordsAsAnotherServerLeftThem(t *testing.T) {
@@ -35,6 +35,15 @@ func TestPatientsFindTheirRecordsAsAnotherServerLeftThem(t *testing.T) {
 	if got := family(id); got != "After" {
 		t.Errorf("after another server's update the patient read %q, want After", got)
 	}
+
+	// The practice switches record access off, from the other server: the patient's next search of
+	// their record is refused, by the levels of the Patient as it is now.
+	reader.mustStatus(reader.do("GET", "/AllergyIntolerance", nil, tok), http.StatusOK)
+	off := patient("After", nhs)
+	off["extension"] = arr{onlineAccess("none", "", "", "")}
+	put(off)
+	reader.mustStatus(reader.do("GET", "/AllergyIntolerance", nil, tok), http.StatusForbidden)
+	put(patient("After", nhs))
 
 	second := writer.create("Patient", patient("Second", nhs))
 	if got := family(second); got != "Second" {

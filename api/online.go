@@ -91,11 +91,12 @@ func confidentialItems() fhir.Issue {
 
 // Resolving a patient's or proxy's caller.
 
-// patientsByNHS returns the current Patient resources that carry an NHS number.
-func (s *Server) patientsByNHS(ctx context.Context, nhs string) ([]store.Resource, error) {
+// patientsByNHS returns the current Patient resources that carry an NHS number, and the levels the
+// practice set on the first of them (the defaults when there is none).
+func (s *Server) patientsByNHS(ctx context.Context, nhs string) ([]store.Resource, online.Access, error) {
 	kept, found, keep, err := s.byNHS.lookup(ctx, nhs)
 	if err != nil || found {
-		return kept, err
+		return kept.patients, kept.access, err
 	}
 	hits, err := s.store.Search(ctx, store.Query{
 		Type:    "Patient",
@@ -103,14 +104,17 @@ func (s *Server) patientsByNHS(ctx context.Context, nhs string) ([]store.Resourc
 		Limit:   10,
 	})
 	if err != nil {
-		return nil, err
+		return nil, online.Access{}, err
 	}
-	out := make([]store.Resource, len(hits))
+	a := nhsAnswer{patients: make([]store.Resource, len(hits)), access: online.DefaultAccess}
 	for i, h := range hits {
-		out[i] = h.Resource
+		a.patients[i] = h.Resource
 	}
-	keep(out)
-	return slices.Clip(out), nil
+	if len(a.patients) > 0 {
+		a.access = practiceAccess(a.patients[0])
+	}
+	keep(a)
+	return slices.Clip(a.patients), a.access, nil
 }
 
 // practiceAccess reads the levels a practice set on a Patient; the defaults when it set none.
@@ -196,7 +200,7 @@ func (s *Server) resolveOnline(ctx context.Context, caller *auth.Caller) ([]stor
 	if caller.ProxyFor != "" {
 		target = caller.ProxyFor
 	}
-	pts, err := s.patientsByNHS(ctx, target)
+	pts, access, err := s.patientsByNHS(ctx, target)
 	if err != nil {
 		return nil, err
 	}
@@ -222,14 +226,13 @@ func (s *Server) resolveOnline(ctx context.Context, caller *auth.Caller) ([]stor
 		caller.ProxyGrant = g.grant.ID
 		services := g.grant.Services
 		caller.GrantAccess = &services
-		pts = []store.Resource{g.patient}
+		pts, access = []store.Resource{g.patient}, practiceAccess(g.patient)
 	}
 	for _, p := range pts {
 		caller.PatientIDs = append(caller.PatientIDs, p.ID)
 	}
 	if len(pts) > 0 {
-		a := practiceAccess(pts[0])
-		caller.PracticeAccess = &a
+		caller.PracticeAccess = &access
 	}
 	return pts, nil
 }
