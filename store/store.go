@@ -263,6 +263,21 @@ func ScreenProbe(q Query, screen int) (Query, error) {
 	return Query{Type: q.Type, Clauses: append(slices.Clip(q.Clauses[:n]), withheld), Limit: 1}, nil
 }
 
+// SearchThenProbe answers as a Screener must, with two searches of s: q, then ScreenProbe(q, screen).
+// It is how a Screener answers what its one statement cannot, and what a caller does without one.
+func SearchThenProbe(ctx context.Context, s Store, q Query, screen int) ([]Hit, bool, error) {
+	probe, err := ScreenProbe(q, screen)
+	if err != nil {
+		return nil, false, err
+	}
+	hits, err := s.Search(ctx, q)
+	if err != nil {
+		return nil, false, err
+	}
+	found, err := s.Search(ctx, probe)
+	return hits, len(found) > 0, err
+}
+
 // Store holds FHIR resources, their versions and their search index. Implementations are safe for
 // concurrent use by many goroutines and by several processes sharing one database.
 type Store interface {

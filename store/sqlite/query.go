@@ -1211,21 +1211,15 @@ func buildKeyedFlagged(q store.Query, flag []store.Clause) (string, []any, bool)
 }
 
 // SearchScreened answers store.Screener: with screenedKeyed's one statement when it can, else with
-// Search and the probe.
+// store.SearchThenProbe.
 func (s *Store) SearchScreened(ctx context.Context, q store.Query, screen int) ([]store.Hit, bool, error) {
-	probe, err := store.ScreenProbe(q, screen)
-	if err != nil {
+	if _, err := store.ScreenProbe(q, screen); err != nil {
 		return nil, false, err
 	}
 	if hits, withheld, ok, err := s.screenedKeyed(ctx, q, screen); ok || err != nil {
 		return hits, withheld, err
 	}
-	hits, err := s.Search(ctx, q)
-	if err != nil {
-		return nil, false, err
-	}
-	found, err := s.Search(ctx, probe)
-	return hits, len(found) > 0, err
+	return store.SearchThenProbe(ctx, s, q, screen)
 }
 
 // screenedKeyed serves SearchScreened when q without its screen is a keyed search (buildKeyed) with no

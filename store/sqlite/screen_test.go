@@ -133,19 +133,11 @@ func TestSearchScreenedAnswersAsSearchAndTheProbe(t *testing.T) {
 // searchAndProbe is what SearchScreened must answer, from the reference store.
 func searchAndProbe(t *testing.T, s store.Store, q store.Query, screen int) ([]store.Hit, bool) {
 	t.Helper()
-	hits, err := s.Search(t.Context(), q)
+	hits, found, err := store.SearchThenProbe(t.Context(), s, q, screen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe, err := store.ScreenProbe(q, screen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	found, err := s.Search(t.Context(), probe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hits, len(found) > 0
+	return hits, found
 }
 
 // idsOf lists the hits' ids in order.

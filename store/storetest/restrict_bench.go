@@ -121,16 +121,7 @@ func searchScreened(ctx context.Context, s store.Store, q store.Query, screen in
 	if sc, ok := s.(store.Screener); ok {
 		return sc.SearchScreened(ctx, q, screen)
 	}
-	hits, err := s.Search(ctx, q)
-	if err != nil {
-		return nil, false, err
-	}
-	probe, err := store.ScreenProbe(q, screen)
-	if err != nil {
-		return nil, false, err
-	}
-	found, err := s.Search(ctx, probe)
-	return hits, len(found) > 0, err
+	return store.SearchThenProbe(ctx, s, q, screen)
 }
 
 // PracticeQuery is q over typ restricted as api/policy.go restricts a GP system's queries: the resource is,
