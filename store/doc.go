@@ -30,4 +30,11 @@
 // hand-written cases it loads one dataset into store/memory and into the backend under test and requires
 // both to answer a generated set of queries alike, so that a backend disagreeing with the reference on any
 // match, sort or page fails, whoever thought of the query.
+//
+// # Optional capabilities
+//
+// A backend may also be a Screener (a search that says in the same statement whether its last clauses
+// withheld something) or Generations (a count of a type's writes, which any process's write moves). Callers
+// check with a type assertion and do without: SearchThenProbe answers as a Screener must, and a caller
+// without a count keeps nothing. SQLite has both; MongoDB and the memory store have neither.
 package store

@@ -39,5 +39,11 @@
 // on the idx table; every other clause, the access restrictions above all, is a correlated EXISTS tested
 // on each candidate through its own index entries, so that a search costs what it finds, not what the
 // caller may see (query.go says how). query_test.go holds that promise with EXPLAIN QUERY PLAN: every
-// table is read through an index, and every per-row test is keyed by the row.
+// table is read through an index, and every per-row test is keyed by the row. A patient's screened
+// search reads a compartment that fits on its page once, each row flagged when the screen withholds it
+// (SearchScreened).
+//
+// The table generation counts Patient writes, moved by triggers on current and idx in the write's own
+// transaction, so that any process's write moves it (generation.go): the API keeps what it looked up by
+// NHS number while the count stands still.
 package sqlite
