@@ -225,8 +225,8 @@ type HistoryPosition struct {
 // SearchScreened(ctx, q, screen) returns what Search(ctx, q) returns, and whether
 // Search(ctx, ScreenProbe(q, screen)) would find anything. A patient's compartment search is screened
 // by the labels the patient may not see, and the answer must say when it left something out; the
-// probe for it was a second statement on every such search, a third of the search's own cost. api
-// runs the probe itself when the store is not a Screener.
+// probe for it was a second statement on every such search (34 µs under load, beside the search's
+// 59). api runs the probe itself when the store is not a Screener.
 type Screener interface {
 	SearchScreened(ctx context.Context, q Query, screen int) ([]Hit, bool, error)
 }

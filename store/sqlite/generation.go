@@ -11,9 +11,9 @@ import (
 // write of it changes, current and idx, not by Apply: triggers live in the file, so a write by any
 // process fires them, an older gpfhir still running on the file included (SQLite reloads a schema that
 // another connection changed before its next statement), and so does every way of writing: Apply,
-// SetIndex, retention's deletes. They fire inside the write's own transaction, so a reader sees a
-// write and its count move together. The file needs no new schema version: an older gpfhir that opens
-// it leaves the table alone and fires the triggers all the same.
+// SetIndex, a statement of any other connection. They fire inside the write's own transaction, so a
+// reader sees a write and its count move together. The file needs no new schema version: an older
+// gpfhir that opens it leaves the table alone and fires the triggers all the same.
 //
 // Only the types in countedTypes are counted, each trigger naming its type so that the writes of
 // every other type pay one comparison per row. A Patient write fires once for its current row and
