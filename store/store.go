@@ -247,20 +247,32 @@ type Generations interface {
 // predicates un-negated, and no sort, cursor or page beyond one result, since whether there is any is
 // all it asks.
 func ScreenProbe(q Query, screen int) (Query, error) {
-	n := len(q.Clauses) - screen
-	if screen <= 0 || n < 0 {
-		return Query{}, fmt.Errorf("%w: a screen of %d of %d clauses", ErrInvalidQuery, screen, len(q.Clauses))
+	if err := CheckScreen(q, screen); err != nil {
+		return Query{}, err
 	}
+	n := len(q.Clauses) - screen
 	var withheld Clause
 	for _, c := range q.Clauses[n:] {
-		if len(c) != 1 || !c[0].Not {
-			return Query{}, fmt.Errorf("%w: a screen clause is one negated predicate", ErrInvalidQuery)
-		}
 		p := c[0]
 		p.Not = false
 		withheld = append(withheld, p)
 	}
 	return Query{Type: q.Type, Clauses: append(slices.Clip(q.Clauses[:n]), withheld), Limit: 1}, nil
+}
+
+// CheckScreen returns ErrInvalidQuery unless q's last screen clauses, at least one, are each one
+// negated predicate.
+func CheckScreen(q Query, screen int) error {
+	n := len(q.Clauses) - screen
+	if screen <= 0 || n < 0 {
+		return fmt.Errorf("%w: a screen of %d of %d clauses", ErrInvalidQuery, screen, len(q.Clauses))
+	}
+	for _, c := range q.Clauses[n:] {
+		if len(c) != 1 || !c[0].Not {
+			return fmt.Errorf("%w: a screen clause is one negated predicate", ErrInvalidQuery)
+		}
+	}
+	return nil
 }
 
 // SearchThenProbe answers as a Screener must, with two searches of s: q, then ScreenProbe(q, screen).

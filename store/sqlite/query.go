@@ -1213,7 +1213,7 @@ func buildKeyedFlagged(q store.Query, flag []store.Clause) (string, []any, bool)
 // SearchScreened answers store.Screener: with screenedKeyed's one statement when it can, else with
 // store.SearchThenProbe.
 func (s *Store) SearchScreened(ctx context.Context, q store.Query, screen int) ([]store.Hit, bool, error) {
-	if _, err := store.ScreenProbe(q, screen); err != nil {
+	if err := store.CheckScreen(q, screen); err != nil {
 		return nil, false, err
 	}
 	if hits, withheld, ok, err := s.screenedKeyed(ctx, q, screen); ok || err != nil {
