@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/gpfhir/gpfhir/fhir"
 )
@@ -92,6 +93,20 @@ type capSearchParam struct {
 	Documentation string `json:"documentation,omitempty"`
 }
 
+// specSearchParamBase begins the canonical URL of every search parameter the R4 specification defines.
+const specSearchParamBase = "http://hl7.org/fhir/SearchParameter/"
+
+// paramDocumentation describes only the parameters gpfhir defines itself. R4 keeps searchParam.documentation
+// for "distinct behaviors about how the search parameter is used"; for the specification's own parameters
+// the definition URL already leads to the description, and repeating 500 of them was a quarter of the
+// document's bytes and of the time every client spends fetching it (docs/operations.md, "gpfhir bench").
+func paramDocumentation(sp *fhir.SearchParam) string {
+	if strings.HasPrefix(sp.Definition, specSearchParamBase) {
+		return ""
+	}
+	return sp.Description
+}
+
 // capabilityStatement is derived from routeTable and the fhir type registry, the same tables that route
 // requests and index resources, so it cannot advertise what the server does not do.
 func (s *Server) capabilityStatement() capabilityStatement {
@@ -140,14 +155,14 @@ func (s *Server) capabilityStatement() capabilityStatement {
 		if have["search-type"] {
 			for _, sp := range t.Params {
 				res.SearchParam = append(res.SearchParam, capSearchParam{
-					Name: sp.Code, Type: string(sp.Type), Definition: sp.Definition, Documentation: sp.Description,
+					Name: sp.Code, Type: string(sp.Type), Definition: sp.Definition, Documentation: paramDocumentation(sp),
 				})
 			}
 			res.SearchInclude, res.SearchRevInclude = includeValues(t)
 			for _, u := range t.Unsupported {
 				res.Extension = append(res.Extension, capExtension{URL: UnsupportedSearchParamExtension, Extension: []capExtension{
 					{URL: "name", ValueString: u.Code},
-					{URL: "definition", ValueCanonical: "http://hl7.org/fhir/SearchParameter/" + t.Name + "-" + u.Code},
+					{URL: "definition", ValueCanonical: specSearchParamBase + t.Name + "-" + u.Code},
 					{URL: "reason", ValueString: u.Reason},
 				}})
 			}

@@ -374,14 +374,23 @@ func TestCapabilityStatementListsSearchParametersAndIncludes(t *testing.T) {
 		}
 		return false
 	}
-	paramType := func(typ, name string) string {
+	param := func(typ, name string) map[string]any {
 		for _, sp := range byType[typ]["searchParam"].([]any) {
 			spm := sp.(map[string]any)
 			if spm["name"] == name {
-				return spm["type"].(string)
+				return spm
 			}
 		}
-		return ""
+		return map[string]any{}
+	}
+	paramType := func(typ, name string) string {
+		s, _ := param(typ, name)["type"].(string)
+		return s
+	}
+	// The specification's parameters are described at their definition URL; gpfhir's own need it here.
+	described := func(typ, name string) bool {
+		_, ok := param(typ, name)["documentation"]
+		return ok
 	}
 	tests := []struct {
 		name string
@@ -397,10 +406,13 @@ func TestCapabilityStatementListsSearchParametersAndIncludes(t *testing.T) {
 		{"every type has _tag", paramType("Slot", "_tag") == "token"},
 		{"every type has _profile", paramType("Schedule", "_profile") == "uri"},
 		{"every type has _security", paramType("Organization", "_security") == "token"},
+		{"Patient name leads to its R4 definition", param("Patient", "name")["definition"] == "http://hl7.org/fhir/SearchParameter/Patient-name"},
+		{"an R4 parameter is not described again", paramType("Patient", "birthdate") != "" && !described("Patient", "birthdate") && !described("Slot", "_id")},
+		{"gpfhir's own Slot parameter is described", paramType("Slot", "online-bookable") == "token" && described("Slot", "online-bookable")},
 	}
 	for _, tt := range tests {
 		if !tt.ok {
-			t.Errorf("%s: not in the CapabilityStatement", tt.name)
+			t.Errorf("%s: the CapabilityStatement says otherwise", tt.name)
 		}
 	}
 }
