@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,10 @@ type Scenario struct {
 	Next func(worker int, i int64) Request
 	// BaseURL overrides Config.BaseURL (the static-bytes baseline runs on a server of its own).
 	BaseURL string
+	// Procs, when above zero, is the process's GOMAXPROCS while the scenario runs, put back after it.
+	// The static-bytes baseline runs at the runtime's own: gpfhir serve, in the same process, runs
+	// with one P more, which its audited requests gain from and a plain server loses by.
+	Procs int
 }
 
 // Config bounds a run. Every scenario runs at each of Connections (closed loop) and, when Rate is above
@@ -78,6 +83,8 @@ type Result struct {
 	RSSMiB float64 `json:"rss_mib"`
 	// Ratio is ReqPerSec divided by the static-bytes baseline's at the same connections (0 when none ran).
 	Ratio float64 `json:"ratio_to_baseline"`
+	// Procs is the process's GOMAXPROCS during the run.
+	Procs int `json:"gomaxprocs"`
 }
 
 // Run runs every scenario at every configuration in order and returns the results. A scenario named
@@ -185,6 +192,9 @@ func (r *recorder) add(d time.Duration, err error) {
 }
 
 func runOne(ctx context.Context, cfg Config, s Scenario, conns int, rate float64) Result {
+	if s.Procs > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(s.Procs))
+	}
 	base := cfg.BaseURL
 	if s.BaseURL != "" {
 		base = s.BaseURL
@@ -267,7 +277,8 @@ func runOne(ctx context.Context, cfg Config, s Scenario, conns int, rate float64
 	cpu := cpuTime() - cpu0
 
 	res := Result{Scenario: s.Name, As: s.As, Mode: "closed", Connections: conns, Seconds: elapsed.Seconds(),
-		Requests: int64(len(rec.lat)), Errors: rec.errors, FirstError: rec.firstErr, RSSMiB: rssMiB()}
+		Requests: int64(len(rec.lat)), Errors: rec.errors, FirstError: rec.firstErr, RSSMiB: rssMiB(),
+		Procs: runtime.GOMAXPROCS(0)}
 	if rate > 0 {
 		res.Mode, res.Rate = "open", rate
 	}

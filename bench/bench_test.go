@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,7 +28,8 @@ func TestRunCountsRequestsErrorsAndRatio(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer base.Close()
-	scenarios := []Scenario{base.Scenario(), {Name: "flaky", As: "patient",
+	procs := runtime.GOMAXPROCS(0)
+	scenarios := []Scenario{base.Scenario(), {Name: "flaky", As: "patient", Procs: procs + 1,
 		Next: func(int, int64) Request { return Request{Method: "GET", Path: "/Patient/1"} }}}
 	results, err := Run(context.Background(), Config{BaseURL: srv.URL, Connections: []int{2}, Rate: 200,
 		Duration: 300 * time.Millisecond, MaxRequests: 50}, scenarios)
@@ -51,6 +53,15 @@ func TestRunCountsRequestsErrorsAndRatio(t *testing.T) {
 	}
 	if results[3].Mode != "open" || results[3].Rate != 200 {
 		t.Errorf("the last run is not the open loop at 200/s: %+v", results[3])
+	}
+	// A scenario's GOMAXPROCS holds for its runs only, and each result says what it ran at.
+	for i, want := range []int{procs, procs, procs + 1, procs + 1} {
+		if results[i].Procs != want {
+			t.Errorf("%s %s ran at GOMAXPROCS %d, want %d", results[i].Scenario, results[i].Mode, results[i].Procs, want)
+		}
+	}
+	if now := runtime.GOMAXPROCS(0); now != procs {
+		t.Errorf("GOMAXPROCS after the run = %d, want %d as before", now, procs)
 	}
 }
 

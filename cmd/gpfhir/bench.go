@@ -134,7 +134,8 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 		}()
 		server = map[string]string{"started_by_bench": "true", "store": "sqlite (embedded, temporary directory)",
 			"flags": strings.Join(serveArgs, " "), "rate_limits": "off (--rate-limit 0 --anonymous-rate-limit 0 --max-in-flight 0)",
-			"audit": "on, durable before each answer", "gc_percent": strconv.FormatUint(gogcNow(), 10) + " (the process's, load generator included)"}
+			"audit": "on, durable before each answer", "gc_percent": strconv.FormatUint(gogcNow(), 10) + " (the process's, load generator included)",
+			"gomaxprocs": fmt.Sprintf("%d while serving (the load generator's too); the static-bytes baseline ran at the runtime's own, %d", runtime.GOMAXPROCS(0), runtimeProcs)}
 	}
 	server["base_url"] = base
 	server["patients"] = strconv.Itoa(cfg.scale)
@@ -157,7 +158,11 @@ func benchCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer baseline.Close()
-	scenarios := []bench.Scenario{baseline.Scenario()}
+	// The baseline runs at the runtime's own GOMAXPROCS, a plain server's best; serve's extra P is
+	// for waiting on fsync, which the baseline never does (procs.go).
+	limit := baseline.Scenario()
+	limit.Procs = runtimeProcs
+	scenarios := []bench.Scenario{limit}
 	for _, s := range fx.scenarios(slices.Max(conns)) {
 		if len(want) == 0 || want[strings.SplitN(s.Name, " ", 2)[0]] {
 			scenarios = append(scenarios, s)

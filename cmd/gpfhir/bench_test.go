@@ -40,6 +40,10 @@ func TestBenchRunsScenariosAgainstTheRealServerAndReportsThem(t *testing.T) {
 	seen := map[string]bool{}
 	for _, r := range rep.Results {
 		seen[r.Scenario+"/"+r.As+"/"+r.Mode] = true
+		// The baseline runs at the runtime's own GOMAXPROCS, gpfhir's scenarios at serve's.
+		if want := runtimeProcs + extraProcs; r.As == "baseline" && r.Procs != runtimeProcs || r.As != "baseline" && r.Procs != want {
+			t.Errorf("%s as %s (%s) ran at GOMAXPROCS %d; want %d for the baseline, %d for the rest", r.Scenario, r.As, r.Mode, r.Procs, runtimeProcs, want)
+		}
 		if r.Requests == 0 || r.Errors != 0 {
 			t.Errorf("%s as %s (%s): %d requests, %d errors (%s)", r.Scenario, r.As, r.Mode, r.Requests, r.Errors, r.FirstError)
 		}

@@ -53,6 +53,7 @@ type serveConfig struct {
 	anonymousRate     float64
 	maxInFlight       int
 	gcPercent         int
+	procs             int
 	requestTimeout    time.Duration
 	readTimeout       time.Duration
 	readHeaderTimeout time.Duration
@@ -107,6 +108,7 @@ func serveFlags(cfg *serveConfig) *flag.FlagSet {
 	fs.Float64Var(&cfg.anonymousRate, "anonymous-rate-limit", api.DefaultLimits.AnonymousRate, "requests per second one address may make without a valid token, with bursts of four times that (0: no limit); over it, 429 before any audit write")
 	fs.IntVar(&cfg.maxInFlight, "max-in-flight", api.DefaultLimits.MaxInFlight, "most requests served at once; more wait up to 100ms, then 503 (0: no bound)")
 	addGCFlag(fs, &cfg.gcPercent)
+	addProcsFlag(fs, &cfg.procs)
 	fs.DurationVar(&cfg.requestTimeout, "request-timeout", api.DefaultLimits.RequestTimeout, "longest a request may take before it is stopped and answered 503 (0: no limit)")
 	fs.DurationVar(&cfg.readTimeout, "read-timeout", 30*time.Second, "longest a client may take to send a whole request, body included")
 	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 5*time.Second, "longest a client may take to send a request's headers")
@@ -191,6 +193,7 @@ func (cfg *serveConfig) validate() (cursorKey []byte, level slog.Level, err erro
 		errs.addf("--rate-limit, --anonymous-rate-limit, --max-in-flight and --request-timeout must not be negative (0 turns each off)")
 	}
 	checkGCFlag(&errs, cfg.gcPercent)
+	checkProcsFlag(&errs, cfg.procs)
 	if cfg.readTimeout <= 0 || cfg.readHeaderTimeout <= 0 {
 		errs.addf("--read-timeout and --read-header-timeout must be positive: without them a slow client holds a connection for ever")
 	}
@@ -240,6 +243,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
 	gcPercent := gcTarget(cfg.gcPercent, getenv)
 	defer setGCPercent(gcPercent)()
+	procs := procsTarget(cfg.procs, getenv)
+	defer setProcs(procs)()
 
 	st, storeDesc, err := cfg.store.open(ctx)
 	if err != nil {
@@ -346,7 +351,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, logOu
 	}
 	log.Info("gpfhir listening", "base_url", baseURL, "store", storeDesc, "dev", cfg.dev,
 		"oidc_issuers", apiCfg.Auth.Issuers(), "oidc_audience", apiCfg.Auth.Audience(), "audit_retention", retention,
-		"gc_percent", gcPercentDesc(gcPercent, getenv))
+		"gc_percent", gcPercentDesc(gcPercent, getenv), "gomaxprocs", procsDesc(procs, getenv))
 	if listening != nil {
 		listening <- baseURL
 	}
