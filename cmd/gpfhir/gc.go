@@ -30,13 +30,19 @@ func checkGCFlag(errs *configErrors, pct int) {
 // gcTarget is the GOGC to set, or 0 to leave the runtime's: --gc-percent if given, else nothing when
 // GOGC is in the environment (the runtime has read it), else defaultGCPercent.
 func gcTarget(flagged int, getenv func(string) string) int {
+	return runtimeSetting(flagged, "GOGC", defaultGCPercent, getenv)
+}
+
+// runtimeSetting is what serve sets a runtime knob to, or 0 to leave it: the flag if given, else
+// nothing when the runtime's own environment variable env is set (the runtime has read it), else def.
+func runtimeSetting(flagged int, env string, def int, getenv func(string) string) int {
 	switch {
 	case flagged > 0:
 		return flagged
-	case getenv("GOGC") != "":
+	case getenv(env) != "":
 		return 0
 	default:
-		return defaultGCPercent
+		return def
 	}
 }
 

@@ -30,24 +30,7 @@ func TestServeSetsTheGarbageCollectorTarget(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(t.Context())
-			listening := make(chan string, 1)
-			done := make(chan error, 1)
-			args := append([]string{"--dev", "--dev-patients", "2", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...)
-			go func() { done <- serve(ctx, args, envFrom(tc.env), io.Discard, listening) }()
-			select {
-			case <-listening:
-			case err := <-done:
-				t.Fatalf("serve exited: %v", err)
-			case <-time.After(2 * time.Minute):
-				t.Fatal("server did not start")
-			}
-			got := gogc()
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatalf("serve: %v", err)
-			}
-			if got != tc.want {
+			if got := whileServing(t, tc.args, tc.env, gogc); got != tc.want {
 				t.Errorf("GOGC while serving = %d, want %d", got, tc.want)
 			}
 			if after := gogc(); after != before {
@@ -58,6 +41,31 @@ func TestServeSetsTheGarbageCollectorTarget(t *testing.T) {
 	if err := serve(t.Context(), []string{"--dev", "--gc-percent", "-5"}, envFrom(nil), io.Discard, nil); err == nil || !strings.Contains(err.Error(), "--gc-percent") {
 		t.Errorf("--gc-percent -5: %v, want a configuration error naming it", err)
 	}
+}
+
+// whileServing runs serve (demo data, loopback, a fresh data directory, then args) with env, and returns
+// what sample says once it listens; serve has returned when whileServing does.
+func whileServing(t *testing.T, args []string, env map[string]string, sample func() int) int {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	listening := make(chan string, 1)
+	done := make(chan error, 1)
+	args = append([]string{"--dev", "--dev-patients", "2", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, args...)
+	go func() { done <- serve(ctx, args, envFrom(env), io.Discard, listening) }()
+	select {
+	case <-listening:
+	case err := <-done:
+		t.Fatalf("serve exited: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("server did not start")
+	}
+	got := sample()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	return got
 }
 
 // gcSampler is standard input that notes the garbage-collector target when import first reads it.

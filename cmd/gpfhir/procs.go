@@ -35,14 +35,7 @@ func checkProcsFlag(errs *configErrors, n int) {
 // procsTarget is the GOMAXPROCS to set, or 0 to leave the runtime's: --gomaxprocs if given, else
 // nothing when GOMAXPROCS is in the environment (the runtime has read it), else runtimeProcs+extraProcs.
 func procsTarget(flagged int, getenv func(string) string) int {
-	switch {
-	case flagged > 0:
-		return flagged
-	case getenv("GOMAXPROCS") != "":
-		return 0
-	default:
-		return runtimeProcs + extraProcs
-	}
+	return runtimeSetting(flagged, "GOMAXPROCS", runtimeProcs+extraProcs, getenv)
 }
 
 // setProcs sets the process's GOMAXPROCS to n (unless 0) and returns what puts it back: the setting is

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"io"
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestServeRunsWithOneMorePUnlessTold: serve runs at the runtime's GOMAXPROCS plus one unless the
@@ -27,24 +25,7 @@ func TestServeRunsWithOneMorePUnlessTold(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(t.Context())
-			listening := make(chan string, 1)
-			done := make(chan error, 1)
-			args := append([]string{"--dev", "--dev-patients", "2", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...)
-			go func() { done <- serve(ctx, args, envFrom(tc.env), io.Discard, listening) }()
-			select {
-			case <-listening:
-			case err := <-done:
-				t.Fatalf("serve exited: %v", err)
-			case <-time.After(2 * time.Minute):
-				t.Fatal("server did not start")
-			}
-			got := runtime.GOMAXPROCS(0)
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatalf("serve: %v", err)
-			}
-			if got != tc.want {
+			if got := whileServing(t, tc.args, tc.env, func() int { return runtime.GOMAXPROCS(0) }); got != tc.want {
 				t.Errorf("GOMAXPROCS while serving = %d, want %d", got, tc.want)
 			}
 			if after := runtime.GOMAXPROCS(0); after != before {
