@@ -46,20 +46,30 @@ func runtimeSetting(flagged int, env string, def int, getenv func(string) string
 	}
 }
 
-// setGCPercent sets the process's GOGC to pct (unless 0) and returns what puts it back: the setting is
-// process-wide, and bench and the tests run serve and import in process.
-func setGCPercent(pct int) (restore func()) {
-	if pct <= 0 {
+// setGCPercent sets the process's GOGC to pct (unless 0) and returns what puts it back.
+func setGCPercent(pct int) (restore func()) { return applySetting(pct, debug.SetGCPercent) }
+
+// applySetting sets a runtime knob to n with set, which returns the old value, unless n is 0, and
+// returns what puts it back: the knobs are process-wide, and bench and the tests run serve and import
+// in process.
+func applySetting(n int, set func(int) int) (restore func()) {
+	if n <= 0 {
 		return func() {}
 	}
-	old := debug.SetGCPercent(pct)
-	return func() { debug.SetGCPercent(old) }
+	old := set(n)
+	return func() { set(old) }
 }
 
 // gcPercentDesc says in a start-up line which garbage-collector target is in force and why.
 func gcPercentDesc(set int, getenv func(string) string) string {
+	return settingDesc(set, "GOGC", getenv)
+}
+
+// settingDesc says in a start-up line what a runtime knob is: set, or what its environment variable
+// env said to the runtime.
+func settingDesc(set int, env string, getenv func(string) string) string {
 	if set > 0 {
 		return strconv.Itoa(set)
 	}
-	return getenv("GOGC") + " (GOGC)"
+	return getenv(env) + " (" + env + ")"
 }

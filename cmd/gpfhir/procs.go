@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
-	"strconv"
 )
 
 // runtimeProcs is GOMAXPROCS as the runtime chose it at start (the CPUs this process may use, or the
@@ -38,20 +37,10 @@ func procsTarget(flagged int, getenv func(string) string) int {
 	return runtimeSetting(flagged, "GOMAXPROCS", runtimeProcs+extraProcs, getenv)
 }
 
-// setProcs sets the process's GOMAXPROCS to n (unless 0) and returns what puts it back: the setting is
-// process-wide, and bench and the tests run serve in process.
-func setProcs(n int) (restore func()) {
-	if n <= 0 {
-		return func() {}
-	}
-	old := runtime.GOMAXPROCS(n)
-	return func() { runtime.GOMAXPROCS(old) }
-}
+// setProcs sets the process's GOMAXPROCS to n (unless 0) and returns what puts it back.
+func setProcs(n int) (restore func()) { return applySetting(n, runtime.GOMAXPROCS) }
 
 // procsDesc says in a start-up line how many Ps serve runs and why.
 func procsDesc(set int, getenv func(string) string) string {
-	if set > 0 {
-		return strconv.Itoa(set)
-	}
-	return getenv("GOMAXPROCS") + " (GOMAXPROCS)"
+	return settingDesc(set, "GOMAXPROCS", getenv)
 }
