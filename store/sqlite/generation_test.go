@@ -15,16 +15,7 @@ import (
 // that fails and for other types' writes, which would otherwise empty the API's cache on every write.
 func TestGenerationMovesWithEveryPatientWrite(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	other, err := Open(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	s, other := openDir(t, dir), openDir(t, dir)
 
 	gen := func() int64 {
 		t.Helper()

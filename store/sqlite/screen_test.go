@@ -17,11 +17,7 @@ import (
 // deletions and relabelling updates, pages smaller and larger than the compartment, and cursors. The
 // one-statement form must answer the cases it is for (a compartment that fits the page).
 func TestSearchScreenedAnswersAsSearchAndTheProbe(t *testing.T) {
-	s, err := Open(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openDir(t, t.TempDir())
 	ref := memory.New()
 	apply := func(ws []store.Write) {
 		t.Helper()
